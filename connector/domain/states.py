@@ -1,0 +1,72 @@
+"""The case state machine as a (state, event) -> state table, as pynetdicom's fsm.py does.
+
+OPEN -> IMAGES_PENDING -> READY -> IN_REVIEW -> ANSWERED -> CLOSED, plus CANCELLED, REJECTED
+and AMENDED. An event the table does not list for the current state is a StateConflict.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from .errors import StateConflict
+
+
+class CaseStatus(str, enum.Enum):
+    OPEN = "OPEN"
+    IMAGES_PENDING = "IMAGES_PENDING"
+    READY = "READY"
+    IN_REVIEW = "IN_REVIEW"
+    ANSWERED = "ANSWERED"
+    CLOSED = "CLOSED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+    AMENDED = "AMENDED"
+
+
+class CaseEvent(str, enum.Enum):
+    IMAGE_RECEIVED = "image_received"      # an image was accepted and queued for the archive
+    IMAGES_STABLE = "images_stable"        # the archive reports the study stable
+    REVIEW_STARTED = "review_started"
+    REPORT_FINAL = "report_final"
+    REPORT_CORRECTED = "report_corrected"
+    CLOSE = "close"
+    CANCEL = "cancel"
+    REFUSE = "refuse"
+
+
+S, E = CaseStatus, CaseEvent
+
+TRANSITIONS: dict[tuple[CaseStatus, CaseEvent], CaseStatus] = {
+    (S.OPEN, E.IMAGE_RECEIVED): S.IMAGES_PENDING,
+    (S.IMAGES_PENDING, E.IMAGE_RECEIVED): S.IMAGES_PENDING,
+    (S.IMAGES_PENDING, E.IMAGES_STABLE): S.READY,
+    (S.READY, E.IMAGE_RECEIVED): S.IMAGES_PENDING,
+    (S.READY, E.IMAGES_STABLE): S.READY,
+    (S.READY, E.REVIEW_STARTED): S.IN_REVIEW,
+    (S.IN_REVIEW, E.IMAGE_RECEIVED): S.IN_REVIEW,
+    (S.IN_REVIEW, E.IMAGES_STABLE): S.IN_REVIEW,
+    # A dermatologist may answer as soon as images exist, without an explicit review step.
+    (S.IMAGES_PENDING, E.REPORT_FINAL): S.ANSWERED,
+    (S.READY, E.REPORT_FINAL): S.ANSWERED,
+    (S.IN_REVIEW, E.REPORT_FINAL): S.ANSWERED,
+    (S.ANSWERED, E.IMAGES_STABLE): S.ANSWERED,
+    (S.ANSWERED, E.REPORT_CORRECTED): S.AMENDED,
+    (S.AMENDED, E.REPORT_CORRECTED): S.AMENDED,
+    (S.AMENDED, E.IMAGES_STABLE): S.AMENDED,
+    (S.ANSWERED, E.CLOSE): S.CLOSED,
+    (S.AMENDED, E.CLOSE): S.CLOSED,
+}
+for _s in (S.OPEN, S.IMAGES_PENDING, S.READY, S.IN_REVIEW):
+    TRANSITIONS[(_s, E.CANCEL)] = S.CANCELLED
+    TRANSITIONS[(_s, E.REFUSE)] = S.REJECTED
+
+
+def next_status(current: CaseStatus, event: CaseEvent) -> CaseStatus:
+    try:
+        return TRANSITIONS[(current, event)]
+    except KeyError:
+        raise StateConflict(
+            f"a case in state {current.value} does not accept '{event.value}'",
+            where="case.status",
+            hint="check the case status with GET /api/cases/{accession}",
+        ) from None
