@@ -1,0 +1,97 @@
+"""Outbox: effects to perform (store in the archive, send HL7 to a peer), written in the same
+transaction as the state change that causes them, then performed by workers.
+
+Order is kept per destination: only the oldest pending item of a destination is ever claimed,
+so a later message never overtakes an earlier one. A claim takes a lease; a worker that dies
+loses its lease and the item is claimed again. Failures back off exponentially with jitter and
+become `dead` (with the reason) after the configured attempts, which unblocks the destination.
+Each item has a unique idempotency key: enqueuing the same effect twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from .clock import iso
+from .schema import outbox
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    kind: str
+    destination: str
+    key: str
+    accession: str | None
+    payload: bytes
+    attempts: int
+
+
+def enqueue(conn: Connection, *, kind: str, destination: str, key: str, payload: bytes,
+            accession: str | None, now: str) -> bool:
+    """Add an effect; False when an effect with this key already exists (nothing added)."""
+    if conn.execute(select(outbox.c.id).where(outbox.c.key == key)).first():
+        return False
+    try:
+        with conn.begin_nested():
+            conn.execute(outbox.insert().values(
+                kind=kind, destination=destination, key=key, payload=payload, accession=accession,
+                status="pending", attempts=0, next_attempt_at=now, created_at=now, last_error=""))
+    except IntegrityError:
+        return False
+    return True
+
+
+def claim(engine: Engine, now: dt.datetime, lease_seconds: float = 60, limit: int = 10) -> list[Item]:
+    """Lease the head item of each destination that is due."""
+    now_s = iso(now)
+    lease = iso(now + dt.timedelta(seconds=lease_seconds))
+    with engine.begin() as conn:
+        heads = select(func.min(outbox.c.id)).where(outbox.c.status == "pending").group_by(
+            outbox.c.destination)
+        rows = conn.execute(select(outbox).where(
+            outbox.c.id.in_(heads),
+            outbox.c.next_attempt_at <= now_s,
+            or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now_s),
+        ).order_by(outbox.c.id).limit(limit)).all()
+        items = []
+        for row in rows:
+            got = conn.execute(update(outbox).where(and_(
+                outbox.c.id == row.id,
+                or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now_s),
+            )).values(lease_until=lease))
+            if got.rowcount == 1:
+                items.append(Item(row.id, row.kind, row.destination, row.key, row.accession,
+                                  row.payload, row.attempts))
+    return items
+
+
+def complete(conn: Connection, item_id: int, now: dt.datetime) -> None:
+    conn.execute(update(outbox).where(outbox.c.id == item_id).values(
+        status="done", done_at=iso(now), lease_until=None, attempts=outbox.c.attempts + 1))
+
+
+def fail(conn: Connection, item: Item, now: dt.datetime, error: str, *, max_attempts: int,
+         retryable: bool = True, base_seconds: float = 1.0, cap_seconds: float = 300.0) -> str:
+    """Record a failure; schedule a retry or move to dead letters. Returns the new status."""
+    attempts = item.attempts + 1
+    if not retryable or attempts >= max_attempts:
+        conn.execute(update(outbox).where(outbox.c.id == item.id).values(
+            status="dead", attempts=attempts, lease_until=None, last_error=error[:2000]))
+        return "dead"
+    delay = min(cap_seconds, base_seconds * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
+    conn.execute(update(outbox).where(outbox.c.id == item.id).values(
+        attempts=attempts, lease_until=None, last_error=error[:2000],
+        next_attempt_at=iso(now + dt.timedelta(seconds=delay))))
+    return "pending"
+
+
+def depth(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status)).all()
+    return {status: count for status, count in rows}

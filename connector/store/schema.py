@@ -1,0 +1,150 @@
+"""SQLAlchemy Core tables: the current shape of the database.
+
+Migrations in `migrations/` bring an existing database to this shape; `db.migrate()` runs them.
+"""
+
+from sqlalchemy import (Column, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table,
+                        Text, UniqueConstraint)
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version", metadata,
+    Column("version", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("applied_at", String(32), nullable=False),
+)
+
+counters = Table(
+    "counters", metadata,
+    Column("name", String(50), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+patients = Table(
+    "patients", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("issuer", String(64), nullable=False, default=""),
+    Column("family", String(100), nullable=False),
+    Column("given", String(100), nullable=False, default=""),
+    Column("birth_date", String(8), nullable=False, default=""),
+    Column("sex", String(1), nullable=False, default=""),
+    UniqueConstraint("patient_id", "issuer"),
+)
+
+cases = Table(
+    "cases", metadata,
+    Column("accession", String(16), primary_key=True),
+    Column("sender", String(200), nullable=False),
+    Column("placer_order_number", String(22), nullable=False),
+    Column("study_uid", String(64), nullable=False, unique=True),
+    Column("status", String(20), nullable=False),
+    Column("priority", String(10), nullable=False),
+    Column("patient_pk", Integer, ForeignKey("patients.id"), nullable=False),
+    Column("requester_id", String(64), nullable=False),
+    Column("requester_family", String(100), nullable=False),
+    Column("requester_given", String(100), nullable=False, default=""),
+    Column("requester_authority", String(64), nullable=False, default=""),
+    Column("question", Text, nullable=False, default=""),
+    Column("ordered_at", String(26), nullable=False, default=""),
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    UniqueConstraint("sender", "placer_order_number"),
+)
+Index("ix_cases_status", cases.c.status)
+
+images = Table(
+    "images", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("accession", String(16), ForeignKey("cases.accession"), nullable=False),
+    Column("sop_uid", String(64), nullable=False, unique=True),
+    Column("series_uid", String(64), nullable=False),
+    Column("sop_class_uid", String(64), nullable=False),
+    Column("kind", String(12), nullable=False),
+    Column("source_sha256", String(64), nullable=False),
+    Column("path", Text, nullable=False),  # the DICOM file in the data folder, until archived
+    Column("site_code", String(32), nullable=False, default=""),
+    Column("laterality", String(1), nullable=False, default=""),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", String(32), nullable=False),
+    Column("archived_at", String(32)),
+)
+
+reports = Table(
+    "reports", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("accession", String(16), ForeignKey("cases.accession"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(1), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("conduct", String(40), nullable=False),
+    Column("specialist_id", String(64), nullable=False),
+    Column("specialist_family", String(100), nullable=False),
+    Column("specialist_given", String(100), nullable=False, default=""),
+    Column("signed_at", String(14), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("sop_uid", String(64), nullable=False),
+    Column("pdf", LargeBinary, nullable=False),
+    UniqueConstraint("accession", "version"),
+)
+
+charges = Table(
+    "charges", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("accession", String(16), ForeignKey("cases.accession"), nullable=False),
+    Column("transaction_id", String(64), nullable=False, unique=True),
+    Column("code", String(10), nullable=False),
+    Column("role", String(10), nullable=False),
+    Column("type", String(2), nullable=False),
+    Column("amount_cents", Integer, nullable=False),
+    Column("act_date", String(8), nullable=False),
+    Column("performed_by", String(64), nullable=False),
+    Column("ordered_by", String(64), nullable=False, default=""),
+    Column("message_control_id", String(40), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+inbox = Table(
+    "inbox", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sender", String(200), nullable=False),
+    Column("control_id", String(64), nullable=False),
+    Column("message_type", String(20), nullable=False, default=""),
+    Column("received_at", String(32), nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Column("ack", LargeBinary, nullable=False),
+    Column("ack_code", String(2), nullable=False),
+    Column("accession", String(16)),
+    UniqueConstraint("sender", "control_id"),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(30), nullable=False),          # archive.store | hl7.send
+    Column("destination", String(50), nullable=False),   # 'archive' or a destination name
+    Column("key", String(120), nullable=False, unique=True),  # idempotency key
+    Column("accession", String(16)),
+    Column("payload", LargeBinary, nullable=False),
+    Column("status", String(10), nullable=False),         # pending | done | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", String(32), nullable=False),
+    Column("lease_until", String(32)),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("created_at", String(32), nullable=False),
+    Column("done_at", String(32)),
+)
+Index("ix_outbox_due", outbox.c.status, outbox.c.next_attempt_at)
+
+audit = Table(
+    "audit", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", String(32), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(50), nullable=False),
+    Column("accession", String(16)),
+    Column("detail", Text, nullable=False, default="{}"),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)

@@ -1,0 +1,2 @@
+import orthanc
+orthanc.LogWarning("hello")
