@@ -12,9 +12,11 @@ CLI reaches us, not Orthanc, and we decide how to stop it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sysconfig
 import time
@@ -34,13 +36,12 @@ PID_NAME = "orthanc.pid"
 LOG_NAME = "orthanc.log"
 POLL_INTERVAL = 0.1
 
-# Log fragments of Orthanc 1.10 start-up failures, mapped to what the user should do.
+# Fragments of Orthanc 1.10 error lines at start-up, mapped to what the user should do.
 _LOG_HINTS = (
-    ("address already in use", "a port is taken: choose free http/dicom ports or stop the other server"),
-    ("cannot bind", "a port is taken: choose free http/dicom ports or stop the other server"),
+    ("already in use", "a port is taken: choose free http/dicom ports or stop the other server"),
     ("python", "the TeleDerm Python plugin failed: see the traceback in the log"),
     ("plugin", "an Orthanc plugin failed to load: check the orthanc-python/orthanc-dicomweb packages"),
-    ("database", "the Orthanc database in the folder is unusable: check permissions or move it away"),
+    ("sqlite", "the Orthanc database in the folder is unusable: check permissions or move it away"),
 )
 
 
@@ -120,12 +121,12 @@ class ManagedOrthanc:
             "DicomPort": self.dicom_port,
             "DicomAet": self.aet,
             # Capture devices and the connector send images in; nobody queries or pulls by
-            # DICOM (viewers use HTTP/DICOMweb). Worklist C-FIND must be allowed explicitly
-            # since Orthanc 1.10, ready for when a worklist plugin is added.
+            # DICOM (viewers use HTTP/DICOMweb). Worklist C-FIND (off by default since Orthanc
+            # 1.10) stays off until a worklist plugin is configured: it would only log a warning.
             "DicomAlwaysAllowEcho": True,
             "DicomAlwaysAllowStore": True,
             "DicomAlwaysAllowFind": False,
-            "DicomAlwaysAllowFindWorklist": True,
+            "DicomAlwaysAllowFindWorklist": False,
             "DicomAlwaysAllowGet": False,
             "DicomAlwaysAllowMove": False,
             "StableAge": self.stable_age,
@@ -150,7 +151,11 @@ class ManagedOrthanc:
         return self.config_path
 
     def start(self, timeout: float = 30) -> None:
-        """Start Orthanc and return once its REST API answers with our credentials."""
+        """Start Orthanc and return once *our* process answers on its REST API.
+
+        Readiness is `GET /telederm/status` reporting our child's pid, so another server that
+        already holds the port cannot pass for ours, and a plugin that failed to load is caught.
+        """
         pid = self._running_pid()
         if pid is not None:
             raise ArchiveError(
@@ -159,6 +164,13 @@ class ManagedOrthanc:
                 hint="use it, or run `telederm orthanc stop` first",
             )
         self.pid_path.unlink(missing_ok=True)
+        for port, key in ((self.http_port, "orthanc.url"), (self.dicom_port, "orthanc.dicom_port")):
+            if _port_taken(port):
+                raise ArchiveError(
+                    f"port {port} is already in use",
+                    where=key,
+                    hint="choose a free port or stop the server that holds it",
+                )
         if not ORTHANC_BINARY.exists():
             raise ArchiveError(
                 "Orthanc is not installed", where=str(ORTHANC_BINARY), hint="install the Debian package orthanc"
@@ -182,7 +194,8 @@ class ManagedOrthanc:
             if self._process.poll() is not None:
                 self.pid_path.unlink(missing_ok=True)
                 raise self._start_failure(f"Orthanc exited with code {self._process.returncode}", log_offset)
-            if self._system() is not None:
+            plugin = self._get("/telederm/status")
+            if plugin is not None and plugin.get("pid") == self._process.pid:
                 return
             time.sleep(POLL_INTERVAL)
         self.stop()
@@ -194,17 +207,18 @@ class ManagedOrthanc:
         if pid is None:
             self.pid_path.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
-        if not self._wait_exit(pid, timeout):
-            os.kill(pid, signal.SIGKILL)
-            self._wait_exit(pid, 5)
+        with contextlib.suppress(ProcessLookupError):  # it may exit between the check and the signal
+            os.kill(pid, signal.SIGTERM)
+            if not self._wait_exit(pid, timeout):
+                os.kill(pid, signal.SIGKILL)
+                self._wait_exit(pid, 5)
         self.pid_path.unlink(missing_ok=True)
         return True
 
     def status(self) -> dict:
         """Running state from the pid file, and the Orthanc version when its REST API answers."""
         pid = self._running_pid()
-        system = self._system() if pid is not None else None
+        system = self._get("/system") if pid is not None else None
         return {
             "running": pid is not None,
             "pid": pid,
@@ -213,12 +227,13 @@ class ManagedOrthanc:
             "folder": str(self.folder),
         }
 
-    def _system(self) -> dict | None:
+    def _get(self, path: str) -> dict | None:
+        """JSON from our Orthanc's REST API, or None if it does not answer (yet) with 200 and JSON."""
         try:
-            response = httpx.get(f"{self.url}/system", auth=(self.username, self.password), timeout=1)
-        except httpx.HTTPError:
+            response = httpx.get(self.url + path, auth=(self.username, self.password), timeout=1)
+            return response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
             return None
-        return response.json() if response.status_code == 200 else None
 
     def _running_pid(self) -> int | None:
         """The pid from the pid file if that process is alive and is an Orthanc (not a reused pid)."""
@@ -226,48 +241,53 @@ class ManagedOrthanc:
             pid = int(self.pid_path.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        self._reap(pid)
+        if not self._alive(pid):
+            return None
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError, IndexError):
+            program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
             return None
-        if state == "Z" or not cmdline[0].endswith(b"Orthanc"):
-            return None
-        return pid
+        return pid if program.endswith(b"Orthanc") else None
 
-    def _reap(self, pid: int) -> None:
-        """Collect our own child's exit status so it does not linger as a zombie."""
+    def _alive(self, pid: int) -> bool:
+        """True unless the process is gone or a zombie (exited, waiting for its parent to reap it)."""
         if self._process is not None and self._process.pid == pid:
-            self._process.poll()
+            self._process.poll()  # reap our own child so it does not linger as a zombie
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
     def _wait_exit(self, pid: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self._reap(pid)
-            if not Path(f"/proc/{pid}").exists():
-                return True
-            try:
-                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            except (FileNotFoundError, ProcessLookupError):
-                return True
-            if state == "Z":  # exited; its parent (another CLI process, or init) will reap it
+            if not self._alive(pid):
                 return True
             time.sleep(POLL_INTERVAL)
         return False
 
     def _start_failure(self, what: str, log_offset: int) -> ArchiveError:
-        lines = self._log_since(log_offset)
-        gist = " | ".join(line.strip() for line in lines[-3:])
-        text = lines and " ".join(lines).lower() or ""
-        hint = next((h for fragment, h in _LOG_HINTS if fragment in text), "see the log for details")
-        return ArchiveError(f"{what}: {gist}" if gist else what, where=str(self.log_path), hint=hint)
-
-    def _log_since(self, offset: int) -> list[str]:
+        """An error carrying the gist of Orthanc's log since this start, and a hint from it."""
         try:
             with open(self.log_path, "rb") as f:
-                f.seek(offset)
-                data = f.read().decode("utf-8", "replace")
+                f.seek(log_offset)
+                lines = f.read().decode("utf-8", "replace").splitlines()
         except FileNotFoundError:
-            return []
-        return [line for line in data.splitlines() if line.strip()]
+            lines = []
+        errors = [line.strip() for line in lines if line.startswith("E")]
+        gist = " | ".join(errors[-2:]) or (lines[-1].strip() if lines else "")
+        text = " ".join(errors).lower()
+        hint = next((h for fragment, h in _LOG_HINTS if fragment in text), "see the Orthanc log")
+        return ArchiveError(f"{what}: {gist}" if gist else what, where=str(self.log_path), hint=hint)
+
+
+def _port_taken(port: int) -> bool:
+    """True if something listens on `port` (Orthanc 1.10 binds all interfaces, so test those)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return True
+    return False

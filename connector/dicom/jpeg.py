@@ -38,7 +38,7 @@ class JpegInfo:
     sof_marker: int  # 0xC0 baseline, 0xC1 extended, 0xC2 progressive, ...
     baseline: bool  # SOF0, 8-bit, Huffman: what transfer syntax 1.2.840.10008.1.2.4.50 allows
     component_ids: tuple[int, ...]
-    adobe_transform: int | None  # APP14 'Adobe' colour transform: 0 none (RGB/CMYK), 1 YCbCr, 2 YCCK
+    adobe_transform: int | None  # APP14 'Adobe' transform: 0 none (RGB/CMYK), 1 YCbCr, 2 YCCK
     exif_orientation: int | None  # EXIF IFD0 0x0112, 1..8
     make: str | None  # EXIF IFD0 0x010F
     model: str | None  # EXIF IFD0 0x0110
@@ -160,7 +160,10 @@ def _walk(data: bytes) -> list[_Piece]:
         if i + 2 > n:
             raise _truncated()
         (length,) = struct.unpack(">H", data[i : i + 2])
-        if length < 2 or i + length > n:
+        if length < 2:
+            raise ImageError(f"the JPEG stream is corrupt: bad segment length at byte {start}",
+                             where="image", hint=_HINT_NOT_JPEG)
+        if i + length > n:
             raise _truncated()
         i += length
         pieces.append(_Piece(marker, i - length - 2, i))

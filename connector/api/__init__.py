@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI): translates requests into workflow calls and errors into problem+json."""

@@ -1,0 +1,1 @@
+"""Orthanc archive adapter: a REST client (`client`) and a locally managed Orthanc (`managed`)."""

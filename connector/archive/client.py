@@ -1,0 +1,132 @@
+"""The connector's view of an Orthanc archive: store instances, find studies, link to a viewer.
+
+Built on orthanc-api-client's HTTP layer (auth, connection retries, error translation), calling
+the REST routes that exist in Orthanc 1.10 directly: several of the library's helpers use
+`/tools/find` options that only newer Orthanc versions understand, and none take a timeout.
+Every failure is turned into an `ArchiveError` subclass that tells the outbox whether a retry
+can help (`ArchiveUnavailable`) or not (`ArchiveRejected`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import requests
+from orthanc_api_client import OrthancApiClient
+from orthanc_api_client import exceptions as api_errors
+
+from connector.archive.errors import ArchiveRejected, ArchiveUnavailable
+from connector.domain.errors import NotFound
+
+# Read per instance by `study_instances`; TransferSyntaxUID comes from Orthanc's metadata.
+INSTANCE_TAGS = ("SOPClassUID", "SOPInstanceUID", "AccessionNumber", "Modality")
+
+
+class ArchiveClient:
+    """Talks to one Orthanc over its REST API with basic authentication."""
+
+    def __init__(self, url: str, username: str, password: str, timeout: float = 30):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._api = OrthancApiClient(self.url, user=username, pwd=password)
+
+    def is_alive(self) -> bool:
+        """True if Orthanc answers `/system` with our credentials."""
+        try:
+            self._request("get", "system")
+        except (ArchiveUnavailable, ArchiveRejected):
+            return False
+        return True
+
+    def store(self, dicom_bytes: bytes) -> str:
+        """Store one DICOM Part-10 file; return its Orthanc instance id.
+
+        Idempotent: Orthanc keys instances on their UIDs, so storing the same SOP Instance
+        again answers `AlreadyStored` with the same id and keeps one copy.
+        """
+        response = self._request(
+            "post", "instances", data=dicom_bytes, headers={"Content-Type": "application/dicom"}
+        )
+        return response.json()["ID"]
+
+    def find_study(self, study_uid: str) -> str | None:
+        """Orthanc id of the study with this StudyInstanceUID, or None if the archive lacks it."""
+        matches = self._request("post", "tools/lookup", data=study_uid).json()
+        return next((m["ID"] for m in matches if m["Type"] == "Study"), None)
+
+    def study_uid(self, orthanc_study_id: str) -> str:
+        """StudyInstanceUID of a study known by its Orthanc id (as sent by the plugin)."""
+        study = self._request("get", f"studies/{orthanc_study_id}").json()
+        return study["MainDicomTags"]["StudyInstanceUID"]
+
+    def study_instances(self, study_uid: str) -> list[dict]:
+        """Each stored instance of a study: its UIDs, transfer syntax, accession and modality."""
+        study_id = self._require_study(study_uid)
+        instances = []
+        for instance in self._request("get", f"studies/{study_id}/instances").json():
+            tags = self._request("get", f"instances/{instance['ID']}/tags", params={"simplify": ""}).json()
+            syntax = self._request("get", f"instances/{instance['ID']}/metadata/TransferSyntax").text
+            entry = {name: tags.get(name) for name in INSTANCE_TAGS}
+            entry["TransferSyntaxUID"] = syntax.strip()
+            entry["orthanc_id"] = instance["ID"]
+            instances.append(entry)
+        return sorted(instances, key=lambda entry: entry["SOPInstanceUID"] or "")
+
+    def instance_file(self, orthanc_id: str) -> bytes:
+        """The stored Part-10 file, byte for byte."""
+        return self._request("get", f"instances/{orthanc_id}/file").content
+
+    def explorer_url(self, study_uid: str) -> str:
+        """Link that opens the study in Orthanc Explorer."""
+        return f"{self.url}/app/explorer.html#study?uuid={self._require_study(study_uid)}"
+
+    def _require_study(self, study_uid: str) -> str:
+        study_id = self.find_study(study_uid)
+        if study_id is None:
+            raise NotFound(f"study {study_uid} is not in the archive", where=self.url)
+        return study_id
+
+    def _request(self, method: str, endpoint: str, **kwargs) -> requests.Response:
+        """One REST call, with every failure mapped to retryable or not."""
+        where = f"{self.url}/{endpoint}"
+        try:
+            response = getattr(self._api, method)(endpoint, timeout=self.timeout, **kwargs)
+        except (api_errors.ConnectionError, api_errors.TimeoutError) as error:
+            raise ArchiveUnavailable(
+                "Orthanc is unreachable", where=where, hint="start Orthanc or check orthanc.url"
+            ) from error
+        except api_errors.NotAuthorized as error:
+            raise ArchiveUnavailable(
+                "Orthanc refused our credentials",
+                where=where,
+                hint="check orthanc.username and orthanc.password",
+            ) from error
+        except api_errors.ResourceNotFound as error:
+            raise NotFound("not found in the archive", where=where) from error
+        except api_errors.HttpError as error:
+            status = error.http_status_code
+            if status == 409 or status >= 500:  # concurrent store of the same file, disk full, busy
+                raise ArchiveUnavailable(
+                    f"Orthanc failed with HTTP {status}: {error.msg or 'no details'}", where=where, hint="retry later"
+                ) from error
+            raise ArchiveRejected(
+                f"Orthanc refused the request with HTTP {status}: {error.msg or 'no details'}",
+                where=where,
+                hint="the content is not acceptable DICOM; fix it before sending again",
+            ) from error
+        # orthanc-api-client swallows request errors it does not translate and returns None.
+        if response is None:
+            raise ArchiveUnavailable("Orthanc connection failed", where=where, hint="retry later")
+        return response
+
+
+def orthanc_study_id(patient_id: str, study_uid: str) -> str:
+    """Orthanc's identifier of a study, computed as Orthanc does (SHA-1 of "PatientID|StudyUID"
+    in five groups of eight hex digits), so a link can be made before the study is stored."""
+    digest = hashlib.sha1(f"{patient_id}|{study_uid}".encode("utf-8")).hexdigest()
+    return "-".join(digest[i:i + 8] for i in range(0, 40, 8))
+
+
+def viewer_url(base_url: str, patient_id: str, study_uid: str) -> str:
+    """Orthanc Explorer link to a study, whether or not it is stored yet."""
+    return f"{base_url.rstrip('/')}/app/explorer.html#study?uuid={orthanc_study_id(patient_id, study_uid)}"

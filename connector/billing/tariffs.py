@@ -1,0 +1,172 @@
+"""Dated national tariffs (mappings/billing/ngap.toml).
+
+Amounts change by date (2019, 2022, 2026...) and an act is billed at the tariff of the day it
+was performed, so re-billing an old act must find the old row. The file is checked whole at
+load time, and an error names the file, the `[[tariff]]` row and the reason, so a site fixing
+it knows where to look; a missing row for an act date is a DomainError at billing time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from connector.domain.errors import ConfigError, DomainError
+from connector.domain.model import valid_date
+
+ROLES = ("requis", "requerant", "doctor")
+KINDS = ("teleexpertise", "teleconsultation")
+STATUSES = ("in_force", "scheduled")
+BILLINGS = ("per_act", "yearly_lump")
+_REQUIRED = ("code", "label_fr", "role", "kind", "amount", "valid_from", "status", "source")
+_OPTIONAL = ("valid_to", "billing", "note")
+_AMOUNT = re.compile(r"^\d{1,6}(\.\d{1,2})?$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_HEADER = re.compile(r"^\s*\[\[\s*tariff\s*\]\]")
+
+
+@dataclass(frozen=True)
+class Tariff:
+    code: str
+    label_fr: str
+    role: str
+    kind: str
+    amount_cents: int
+    valid_from: dt.date
+    valid_to: dt.date | None  # inclusive; None = still applies
+    status: str
+    billing: str
+    source: str
+    note: str = ""
+
+    def covers(self, day: dt.date) -> bool:
+        return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
+
+
+@dataclass(frozen=True)
+class TariffTable:
+    rows: tuple[Tariff, ...]
+    source: str  # the file it came from, for hints
+
+    def find(self, code: str, role: str, act_date: str) -> Tariff:
+        """The row for `code` billed by `role` on `act_date` (YYYYMMDD)."""
+        if not valid_date(act_date):
+            raise DomainError("act date is not a valid YYYYMMDD date", where="act_date")
+        day = dt.date(int(act_date[:4]), int(act_date[4:6]), int(act_date[6:]))
+        for row in self.rows:
+            if row.code == code and row.role == role and row.covers(day):
+                return row
+        raise DomainError(f"no {code} tariff for role {role} on {act_date}", where="act_date",
+                          hint=f"add a row covering this date to {self.source}")
+
+    def amount_cents(self, code: str, role: str, act_date: str) -> int:
+        """The per-act amount; a yearly lump is paid by the insurer, so asking is an error."""
+        row = self.find(code, role, act_date)
+        if row.billing != "per_act":
+            raise DomainError(f"{code} for role {role} on {act_date} is a yearly lump paid by "
+                              "the insurer, not a per-act charge", where="act_date")
+        return row.amount_cents
+
+
+def load_tariffs(path: str | Path) -> TariffTable:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read tariffs: {exc}", where=str(path),
+                          hint="fix the file") from exc
+    extra = sorted(set(data) - {"tariff"})
+    if extra:
+        raise ConfigError(f"unknown key {', '.join(extra)}", where=str(path),
+                          hint="the file holds only [[tariff]] rows")
+    entries = data.get("tariff")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("no [[tariff]] rows", where=str(path), hint="add dated [[tariff]] rows")
+    lines = [n for n, line in enumerate(text.splitlines(), 1) if _HEADER.match(line)]
+
+    def where(index: int) -> str:
+        line = f", line {lines[index]}" if len(lines) == len(entries) else ""
+        return f"{path}: [[tariff]] #{index + 1}{line}"
+
+    rows = []
+    for index, entry in enumerate(entries):
+        try:
+            rows.append(_row(entry))
+        except ValueError as exc:
+            raise ConfigError(str(exc), where=where(index),
+                              hint="see the key list at the top of the file") from None
+    _check_overlaps(rows, where)
+    return TariffTable(tuple(rows), str(path))
+
+
+def _row(entry) -> Tariff:
+    """One row, or ValueError with the reason (the caller adds file and row)."""
+    if not isinstance(entry, dict):
+        raise ValueError("row is not a table")
+    unknown = sorted(set(entry) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise ValueError(f"unknown key {', '.join(unknown)}")
+    missing = [k for k in _REQUIRED if k not in entry]
+    if missing:
+        raise ValueError(f"missing key {', '.join(missing)}")
+    for key in ("code", "label_fr", "source", "note"):
+        if key in entry and (not isinstance(entry[key], str) or not entry[key].strip()):
+            raise ValueError(f"{key} must be a non-empty string")
+    role = _choice(entry, "role", ROLES)
+    kind = _choice(entry, "kind", KINDS)
+    status = _choice(entry, "status", STATUSES)
+    billing = _choice(entry, "billing", BILLINGS, default="per_act")
+    valid_from = _date(entry, "valid_from")
+    valid_to = _date(entry, "valid_to") if "valid_to" in entry else None
+    if valid_to is not None and valid_to < valid_from:
+        raise ValueError(f"valid_to {valid_to} is before valid_from {valid_from}")
+    return Tariff(entry["code"].strip(), entry["label_fr"].strip(), role, kind,
+                  _cents(entry["amount"]), valid_from, valid_to, status, billing,
+                  entry["source"].strip(), entry.get("note", "").strip())
+
+
+def _choice(entry: dict, key: str, allowed: tuple[str, ...], default: str | None = None) -> str:
+    value = entry.get(key, default)
+    if value not in allowed:
+        raise ValueError(f"{key} {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _date(entry: dict, key: str) -> dt.date:
+    """A TOML date (2022-04-01) or the same as a quoted string; a datetime is refused."""
+    value = entry[key]
+    if type(value) is dt.date:
+        return value
+    if isinstance(value, str) and _ISO_DATE.match(value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{key} {value!r} is not a date written YYYY-MM-DD")
+
+
+def _cents(value) -> int:
+    """Euros from a decimal string; floats are refused because they round."""
+    if not isinstance(value, str) or not _AMOUNT.match(value):
+        raise ValueError(f"amount {value!r} is not a quoted decimal string of euros like \"20.00\"")
+    return int(Decimal(value) * 100)
+
+
+def _check_overlaps(rows: list[Tariff], where) -> None:
+    """Two periods of one (code, role) may not share a day: the act date would be ambiguous."""
+    seen: dict[tuple[str, str], list[tuple[int, Tariff]]] = {}
+    for index, row in enumerate(rows):
+        for other_index, other in seen.get((row.code, row.role), []):
+            ends_before = other.valid_to is not None and other.valid_to < row.valid_from
+            starts_after = row.valid_to is not None and row.valid_to < other.valid_from
+            if not (ends_before or starts_after):
+                raise ConfigError(
+                    f"{row.code} for role {row.role} overlaps row #{other_index + 1} "
+                    f"(both apply on {max(row.valid_from, other.valid_from)})",
+                    where=where(index), hint="end one period the day before the next starts")
+        seen.setdefault((row.code, row.role), []).append((index, row))

@@ -1,0 +1,252 @@
+"""`telederm` command line. Each command turns its arguments into a workflow call.
+
+Errors are one line on stderr, `telederm: <what failed> (<where>): <what to do>`, exit 2 for
+bad input and 1 for runtime failures; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from .domain.errors import ConfigError, ConnectorError, DomainError, ImageError, NotFound
+
+BAD_INPUT = (DomainError, ImageError, NotFound, ConfigError)
+
+
+def _config(args):
+    from .config import load_config
+    return load_config(getattr(args, "config", None))
+
+
+def cmd_serve(args) -> int:
+    from .server import RunningConnector
+    config = _config(args)
+    running = RunningConnector(config).start()
+    print(f"telederm: serving HL7 on {config.hl7_listen}, HTTP on {config.http_listen}, "
+          f"Orthanc at {config.orthanc_url}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: running.stop())
+    try:
+        running.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.stop()
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    return run_demo(keep=args.keep)
+
+
+def cmd_wrap(args) -> int:
+    from .dicom.sites import load_sites, lookup
+    from .dicom.uids import uid_from
+    from .dicom.wrap import to_bytes, wrap_photo
+    from .config import default_mappings_dir
+    from .domain.model import Patient, PersonName
+    from .workflow.common import dicom_dt
+    import datetime as dt
+
+    if args.kind == "dermoscopy":
+        raise ImageError("dermoscopy objects are not supported yet", where="--kind",
+                         hint="use --kind photo for now")
+    patient = Patient(id=args.patient_id, name=PersonName.parse(args.patient_name),
+                      birth_date=args.birth_date or "", sex=args.sex or "")
+    site = lookup(load_sites(default_mappings_dir() / "body_sites.csv"), args.site) if args.site else None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    now = dicom_dt(dt.datetime.now(dt.timezone.utc))
+    study_uid = uid_from("wrap-study", args.accession or patient.id)
+    for number, name in enumerate(args.files, start=1):
+        path = Path(name)
+        if not path.is_file():
+            raise ImageError(f"{name} is not a readable file", where=name, hint="check the path")
+        data = path.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        sop_uid = uid_from("image", study_uid, sha)
+        ds = wrap_photo(data, patient=patient, study_uid=study_uid, accession=args.accession or "",
+                        series_uid=uid_from("series", study_uid, args.kind), sop_uid=sop_uid,
+                        instance_number=number, study_datetime=now, content_datetime=now,
+                        site=site, laterality=args.laterality or "", source_sha256=sha)
+        target = out / f"{path.stem}.dcm"
+        target.write_bytes(to_bytes(ds))
+        print(target)
+    return 0
+
+
+def cmd_import(args) -> int:
+    from .workflow import attach_image
+    from .workflow.bootstrap import build
+    services = build(_config(args))
+    files = sorted(p for p in Path(args.dir).iterdir() if p.is_file()) if Path(args.dir).is_dir() else None
+    if files is None:
+        raise ImageError(f"{args.dir} is not a folder", where=args.dir, hint="give a folder of images")
+    failed = 0
+    for i, path in enumerate(files, start=1):
+        try:
+            attach_image.handle(services, args.accession, path.read_bytes(), kind=args.kind,
+                                actor="cli:import")
+        except ImageError as err:
+            failed += 1
+            print(f"\ntelederm: {path.name} refused: {err.one_line()}", file=sys.stderr)
+        done = int(30 * i / len(files))
+        print(f"\r[{'#' * done}{'.' * (30 - done)}] {i}/{len(files)}", end="", flush=True)
+    print(f"\nimported {len(files) - failed} of {len(files)} file(s) into {args.accession}")
+    return 1 if failed else 0
+
+
+def cmd_hl7_send(args) -> int:
+    from .config import split_address
+    from .hl7.client import send_message
+    host, port = split_address(args.to, "--to")
+    for name in args.files:
+        text = Path(name).read_bytes().decode("utf-8").replace("\r\n", "\r").replace("\n", "\r")
+        ack = send_message(host, port, text.strip("\r") + "\r", timeout=args.timeout)
+        print(f"{name}: {ack.code} {ack.control_id_acked} {ack.text}".rstrip())
+        for err in ack.errors:
+            print(f"  ERR {err}")
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from .store import queries
+    from .workflow.bootstrap import build
+    services = build(_config(args))
+    with services.engine.connect() as conn:
+        print(json.dumps(queries.stats(conn), indent=2))
+    return 0
+
+
+def cmd_audit_verify(args) -> int:
+    from .store import audit
+    from .workflow.bootstrap import build
+    services = build(_config(args))
+    with services.engine.connect() as conn:
+        count, broken = audit.verify(conn)
+    if broken is not None:
+        print(f"telederm: audit chain broken at row {broken} (of {count} checked): "
+              "restore the database from a backup and investigate", file=sys.stderr)
+        return 1
+    print(f"audit chain intact: {count} rows")
+    return 0
+
+
+def cmd_config_check(args) -> int:
+    from .workflow.bootstrap import load_mappings
+    config = _config(args)
+    mappings = load_mappings(config)
+    print(f"config ok: data_dir={config.data_dir}, database={config.db_url.split('://')[0]}, "
+          f"destinations={[d.name for d in config.destinations] or 'none'}, "
+          f"body sites={len(mappings.sites)}, conducts={len(mappings.conducts)}")
+    return 0
+
+
+def cmd_orthanc(args) -> int:
+    from .server import managed_orthanc
+    from .workflow.bootstrap import internal_token
+    config = _config(args)
+    if not config.orthanc_managed:
+        raise ConfigError("this config uses an external Orthanc", where="orthanc.managed",
+                          hint="set orthanc.managed = true to let telederm start one")
+    orthanc = managed_orthanc(config)
+    if args.action == "start":
+        orthanc.connector_token = internal_token(config.data_dir)
+        orthanc.write_config()
+        orthanc.start()
+        print(f"Orthanc running at {orthanc.url} (DICOM port {config.orthanc_dicom_port})")
+    elif args.action == "stop":
+        orthanc.stop()
+        print("Orthanc stopped")
+    else:
+        print(json.dumps(orthanc.status(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="telederm", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p):
+        p.add_argument("--config", help="telederm.toml (default: built-in defaults)")
+        return p
+
+    p = sub.add_parser("demo", help="run one tele-expertise case end to end on a local Orthanc")
+    p.add_argument("--keep", action="store_true", help="keep running until Ctrl-C to browse the study")
+    p.set_defaults(func=cmd_demo)
+
+    p = with_config(sub.add_parser("serve", help="run the connector (listeners, API, workers)"))
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("wrap", help="offline: wrap images as DICOM Part-10 files")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--kind", choices=["photo", "dermoscopy"], default="photo")
+    p.add_argument("--patient-id", default="UNKNOWN")
+    p.add_argument("--patient-name", default="ANONYMOUS")
+    p.add_argument("--birth-date", metavar="YYYYMMDD")
+    p.add_argument("--sex", choices=["M", "F", "O"])
+    p.add_argument("--accession", default="")
+    p.add_argument("--site", metavar="CODE", help="CID 4029 code (mappings/body_sites.csv)")
+    p.add_argument("--laterality", choices=["R", "L", "B", "U"])
+    p.set_defaults(func=cmd_wrap)
+
+    p = with_config(sub.add_parser("import", help="attach a folder of images to a case"))
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--accession", required=True)
+    p.add_argument("--kind", choices=["photo", "dermoscopy"], default="photo")
+    p.set_defaults(func=cmd_import)
+
+    hl7 = sub.add_parser("hl7", help="HL7 tools").add_subparsers(dest="hl7_command", required=True)
+    p = hl7.add_parser("send", help="send HL7 files over MLLP and print the ACKs")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--to", required=True, metavar="HOST:PORT")
+    p.add_argument("--timeout", type=float, default=30)
+    p.set_defaults(func=cmd_hl7_send)
+
+    with_config(sub.add_parser("stats", help="case and queue statistics")).set_defaults(func=cmd_stats)
+    audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command", required=True)
+    with_config(audit.add_parser("verify", help="check the audit hash chain")).set_defaults(
+        func=cmd_audit_verify)
+    conf = sub.add_parser("config", help="configuration").add_subparsers(dest="config_command", required=True)
+    with_config(conf.add_parser("check", help="load and validate config and mappings")).set_defaults(
+        func=cmd_config_check)
+    p = with_config(sub.add_parser("orthanc", help="the managed Orthanc"))
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.set_defaults(func=cmd_orthanc)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except BAD_INPUT as err:
+        if args.debug:
+            raise
+        print(f"telederm: {err.one_line()}", file=sys.stderr)
+        return 2
+    except ConnectorError as err:
+        if args.debug:
+            raise
+        print(f"telederm: {err.one_line()}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if args.debug:
+            raise
+        print(f"telederm: {err.strerror or err} ({getattr(err, 'filename', '') or 'system'}): "
+              "check the path, permissions or port", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""`telederm demo`: one tele-expertise case end to end on the embedded default.
+
+It starts a local Orthanc and the connector on free loopback ports, two MLLP peers standing in
+for the requesting EHR and the accounting system (real sockets; they print what they get),
+sends an order, uploads two photos (one carrying an EXIF block with GPS and a serial number,
+which must not reach the archive), waits for the study to be stable, posts the report, waits
+for the ORU and the DFT to be acknowledged, prints what happened, and stops what it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import secrets
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import hl7 as pyhl7
+import httpx
+
+from .config import ApiToken, Destination, load_config
+from .hl7.ack import build_ack
+from .hl7.client import send_message
+from .hl7.listener import MllpListener
+from .hl7.parse import encode, parse
+from .server import RunningConnector
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RecordingPeer:
+    """A real MLLP server that records every message and answers AA (an EHR or accounting stand-in)."""
+
+    def __init__(self, name: str, *, echo: bool = False):
+        self.name = name
+        self.echo = echo
+        self.messages: list[str] = []
+        self.port = 0
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"peer-{name}", daemon=True)
+
+    def _handle(self, raw: bytes, peer: str) -> bytes:
+        msg = parse(raw)
+        text = raw.decode("utf-8")
+        self.messages.append(text)
+        if self.echo:
+            print(f"\n[{self.name}] received {msg.message_type}^{msg.trigger} {msg.control_id}:")
+            for seg in text.split("\r"):
+                if seg:
+                    print("   " + (seg[:150] + f"... ({len(seg)} chars)" if len(seg) > 150 else seg))
+        return encode(build_ack(msg, "AA", [], f"{self.name.upper()[:6]}{len(self.messages)}",
+                                time.strftime("%Y%m%d%H%M%S"), sending=(self.name.upper(), "")))
+
+    def _run(self) -> None:
+        async def main():
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            listener = MllpListener("127.0.0.1", 0, self._handle)
+            await listener.start()
+            self.port = listener.port
+            self._ready.set()
+            await self._stop.wait()
+            await listener.stop()
+        asyncio.run(main())
+
+    def start(self) -> "RecordingPeer":
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def parsed(self) -> list[pyhl7.Message]:
+        return [pyhl7.parse(m) for m in self.messages]
+
+
+def demo_order(control_id: str, placer: str) -> str:
+    segments = [
+        f"MSH|^~\\&|DPI_HOPITAL|CHU_DEMO|TELEDERM|CHU_DEMO|{time.strftime('%Y%m%d%H%M%S')}||ORM^O01^ORM_O01|{control_id}|P|2.5|||||FRA|UNICODE UTF-8",
+        "PID|1||IPP123456^^^CHU_DEMO&1.2.250.1.999.1&ISO^PI||DUPONT^Hélène^^^^^L||19580312|F",
+        "PV1|1|O",
+        f"ORC|NW|{placer}^DPI_HOPITAL||||||||||801234567897^MARTIN^Jean^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS",
+        f"OBR|1|{placer}^DPI_HOPITAL||TELEDERM^Télé-expertise dermatologie^L|R||||||||Lésion pigmentée du dos apparue il y a 6 mois, évolutive. Mélanome ?||||801234567897^MARTIN^Jean",
+        "NTE|1||Patiente phototype II, antécédent familial de mélanome.",
+    ]
+    return "\r".join(segments) + "\r"
+
+
+def demo_photo(with_exif: bool) -> bytes:
+    """A synthetic lesion photo; the second one carries the private EXIF a phone would add."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    img = Image.new("RGB", (640, 480), (224, 180, 150))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((260, 180, 390, 290), fill=(92, 58, 40))
+    draw.ellipse((300, 210, 350, 260), fill=(60, 35, 25))
+    img = img.filter(ImageFilter.GaussianBlur(2))
+    out = io.BytesIO()
+    if with_exif:
+        exif = Image.Exif()
+        exif[0x010F] = "DemoPhone"      # Make
+        exif[0x0110] = "DP-1"           # Model
+        exif[0xA431] = "SERIAL-0042"    # BodySerialNumber
+        exif[0x8825] = {1: "N", 2: (48.0, 51.0, 24.0), 3: "E", 4: (2.0, 21.0, 3.0)}  # GPS
+        img.save(out, "JPEG", quality=90, exif=exif)
+    else:
+        img.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def run_demo(*, keep: bool = False) -> int:
+    work = Path(tempfile.mkdtemp(prefix="telederm-demo-"))
+    token = secrets.token_urlsafe(16)
+    ehr = RecordingPeer("ehr", echo=True).start()
+    accounting = RecordingPeer("accounting", echo=True).start()
+    http_port, hl7_port = free_port(), free_port()
+    orthanc_port, dicom_port = free_port(), free_port()
+    base = load_config(None, environ={
+        "TELEDERM_DATA_DIR": str(work),
+        "TELEDERM_HTTP_LISTEN": f"127.0.0.1:{http_port}",
+        "TELEDERM_HL7_LISTEN": f"127.0.0.1:{hl7_port}",
+        "TELEDERM_ORTHANC_URL": f"http://127.0.0.1:{orthanc_port}",
+        "TELEDERM_ORTHANC_DICOM_PORT": str(dicom_port),
+        "TELEDERM_ORTHANC_PASSWORD": secrets.token_urlsafe(12),
+        "TELEDERM_ORTHANC_STABLE_AGE": "2",
+        "TELEDERM_FACILITY_NAME": "TELEDERM_DEMO",
+    })
+    from dataclasses import replace
+    config = replace(base, destinations=(
+        Destination("ehr", "requester", "mllp", f"127.0.0.1:{ehr.port}"),
+        Destination("accounting", "accounting", "mllp", f"127.0.0.1:{accounting.port}"),
+    ), tokens=(ApiToken("demo", "admin", token),))
+    print(f"TeleDerm demo — data folder {work}")
+    print("Starting Orthanc and the connector ...", flush=True)
+    running = RunningConnector(config).start()
+    try:
+        api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
+                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        print(f"  Orthanc {running.orthanc.url}  HL7 127.0.0.1:{running.hl7_port}  "
+              f"API http://127.0.0.1:{running.http_port}/docs")
+
+        print("\n1. The requesting EHR sends ORM^O01 (new order) over MLLP")
+        ack = send_message("127.0.0.1", running.hl7_port, demo_order("ORD0001", "CMD-2026-0001"))
+        print(f"   ACK {ack.code} for {ack.control_id_acked}")
+        case = api.get("/api/cases", params={"placer_order_number": "CMD-2026-0001"}).json()[0]
+        accession = case["accession"]
+        print(f"   case {accession} {case['status']}, Study Instance UID {case['study_instance_uid']}")
+
+        print("\n2. Two photos are uploaded (the second carries EXIF with GPS and a serial number)")
+        for name, with_exif, site in (("overview.jpg", False, "66643007"),
+                                      ("closeup.jpg", True, "66643007")):
+            r = api.post(f"/api/cases/{accession}/images",
+                         files={"file": (name, demo_photo(with_exif), "image/jpeg")},
+                         data={"kind": "photo", "site": site, "laterality": "U",
+                               "description": "Dos, lésion pigmentée"})
+            r.raise_for_status()
+            print(f"   {name}: SOP Instance UID {r.json()['images'][0]['sop_instance_uid']}")
+        status = _wait(lambda: (s := api.get(f"/api/cases/{accession}").json()["status"]) == "READY" and s,
+                       60, "the study to be stored and stable in Orthanc")
+        print(f"   archived in Orthanc; study stable -> case {status}")
+
+        print("\n3. The dermatologist answers")
+        r = api.post(f"/api/cases/{accession}/report", json={
+            "text": "Lésion pigmentée asymétrique de 12 mm, polychrome.\n"
+                    "Aspect suspect : exérèse à programmer rapidement.",
+            "conduct": "biopsy",
+            "specialist": {"id": "810001234567", "name": "LEROY^Claire"}})
+        r.raise_for_status()
+        print(f"   report v{r.json()['version']} signed, digest {r.json()['digest'][:16]}…")
+        _wait(lambda: ehr.messages and accounting.messages, 60, "the ORU and the DFT to be delivered")
+        _wait(lambda: api.get("/api/stats").json()["outbox"]["pending"] == 0, 60, "the outbox to drain")
+
+        detail = api.get(f"/api/cases/{accession}").json()
+        study = running.services.archive.find_study(detail["study_instance_uid"])
+        instances = running.services.archive.study_instances(detail["study_instance_uid"])
+        print("\n=== Result ===")
+        print(f"Case {accession}: {detail['status']}")
+        print(f"Orthanc holds {len(instances)} instance(s): "
+              + ", ".join(sorted({i['Modality'] for i in instances})))
+        print(f"Open the study: {running.services.archive.explorer_url(detail['study_instance_uid'])}"
+              f"  (user {config.orthanc_username}, password in {work}/orthanc/orthanc.json)"
+              if study else "Study not found in Orthanc")
+        print(f"ORU^R01 received by the EHR: {len(ehr.messages)}; "
+              f"DFT^P03 received by accounting: {len(accounting.messages)}")
+        for line in detail["charges"]:
+            print(f"   charge {line['transaction_id']}: {line['code']} ({line['role']}) "
+                  f"{line['amount']} EUR {line['type']}")
+        if keep:
+            print("\nRunning until Ctrl-C ...")
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+        return 0
+    finally:
+        running.stop()
+        ehr.stop()
+        accounting.stop()
+        print("\nStopped Orthanc, the connector and the peers.")

@@ -1,0 +1,139 @@
+"""The inbound MLLP server: frames in, handler, framed ACK out — in order, per connection.
+
+The listener owns transport only (pynetdicom/HAPI shape): each complete frame goes to one
+synchronous `handler(raw_bytes, peer) -> ack_bytes`, which does accept checks, the durable inbox
+write and builds the ACK. Handlers run in a single worker thread, so durable writes are
+serialised across all connections and the event loop never blocks. A handler that raises gets
+its error rendered (an `Hl7Error` as itself, anything else as AR/207) and the connection keeps
+serving the messages that follow. A message over `max_size` is dropped and answered AE/207.
+
+Logs carry the peer address and MSH-10 only, never message content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from .ack import ack_for_unparseable
+from .errors import Hl7Error
+from .mllp import FrameReader, FrameTooLarge, frame
+from .parse import encode, salvage_header
+
+log = logging.getLogger(__name__)
+# Tracebacks of handler failures may quote message values: a separate logger, off by default.
+trace_log = logging.getLogger(__name__ + ".traceback")
+
+Handler = Callable[[bytes, str], bytes]
+
+
+class MllpListener:
+    """`await start()` binds (port 0 picks a free one, see `.port`); `await stop()` closes.
+
+    On stop, a handler already running finishes (its write is durable) but its ACK may not be
+    sent; the peer resends and the duplicate is recognised by MSH-10 downstream.
+    """
+
+    def __init__(self, host: str, port: int, handler: Handler, *,
+                 max_size: int = 20 * 1024 * 1024, read_timeout: float | None = 300.0,
+                 sending: tuple[str, str] = ("TELEDERM", "TELEDERM")):
+        self.host, self.port = host, port
+        self.handler = handler
+        self.max_size = max_size
+        self.read_timeout = read_timeout  # idle seconds before a silent connection is closed
+        self.sending = sending  # our identity in ACKs the listener writes itself
+        self._server: asyncio.Server | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._connections: set[asyncio.Task] = set()
+
+    async def start(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hl7-handler")
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("HL7 listener on %s:%s", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        await self._server.wait_closed()
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
+        self._server = None
+        log.info("HL7 listener on %s:%s stopped", self.host, self.port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._connections.add(task)
+        host, port = writer.get_extra_info("peername")[:2]
+        peer = f"{host}:{port}"
+        frames = FrameReader(self.max_size)
+        try:
+            while True:
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), self.read_timeout)
+                except asyncio.TimeoutError:
+                    log.info("closing idle HL7 connection from %s", peer)
+                    break
+                if not data:
+                    break
+                for item in _complete(frames, data):
+                    writer.write(frame(await self._answer(item, peer)))
+                    await writer.drain()
+        except ConnectionError:
+            log.info("HL7 connection from %s lost", peer)
+        finally:
+            if frames.discarded:
+                log.warning("discarded %d bytes outside MLLP frames from %s",
+                            frames.discarded, peer)
+            self._connections.discard(task)
+            writer.close()
+
+    async def _answer(self, item: bytes | FrameTooLarge, peer: str) -> bytes:
+        if isinstance(item, FrameTooLarge):
+            log.warning("message %s from %s exceeds %d bytes; answered AE",
+                        salvage_header(item.head).control_id, peer, self.max_size)
+            return self._error_ack(item.head, Hl7Error(
+                f"message larger than {self.max_size} bytes", hl7_code=207, ack_code="AE",
+                hint="split the message or ask for a larger listener limit"))
+        control_id = salvage_header(item).control_id
+        log.info("message %s from %s", control_id or "(no MSH-10)", peer)
+        loop = asyncio.get_running_loop()
+        try:
+            ack = await loop.run_in_executor(self._executor, self.handler, item, peer)
+            if not isinstance(ack, bytes) or not ack:
+                raise TypeError("handler must return the ACK as non-empty bytes")
+            return ack
+        except Hl7Error as exc:
+            log.warning("message %s from %s: ERR %s at %s", control_id, peer, exc.hl7_code,
+                        exc.location)
+            return self._error_ack(item, exc)
+        except Exception as exc:
+            log.error("message %s from %s: handler failed with %s; answered AR",
+                      control_id, peer, type(exc).__name__)
+            trace_log.debug("handler failure for message %s", control_id, exc_info=True)
+            return self._error_ack(item, Hl7Error("internal error while accepting the message",
+                                                  hl7_code=207, hint="resend later"))
+
+    def _error_ack(self, raw: bytes, error: Hl7Error) -> bytes:
+        now = dt.datetime.now().strftime("%Y%m%d%H%M%S")
+        return encode(ack_for_unparseable(raw, error, uuid.uuid4().hex[:20], now, self.sending))
+
+
+def _complete(reader: FrameReader, data: bytes) -> list[bytes | FrameTooLarge]:
+    """Frames completed by `data`, with an oversized frame's error in its place in the order."""
+    items: list[bytes | FrameTooLarge] = []
+    while True:
+        try:
+            items += reader.feed(data)
+            return items
+        except FrameTooLarge as exc:
+            items += exc.frames
+            items.append(exc)
+            data = b""

@@ -1,0 +1,229 @@
+"""ORM^O01 / OMG^O19 -> (order control, domain `Order`).
+
+Which field holds what is data (`mappings/hl7/orm_o01.toml`), because senders disagree (ORC-12
+or OBR-16, TQ1-9 or ORC-7 or OBR-5 ...). Every problem becomes an `Hl7Error` located where the
+sender must look; domain validation errors are relocated onto the HL7 position they came from.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from connector.domain.errors import ConfigError, DomainError
+from connector.domain.model import Order, Patient, PersonName, Practitioner, Priority, valid_date
+
+from .errors import Hl7Error
+from .parse import Location, ParsedMessage
+
+MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "hl7" / "orm_o01.toml"
+
+_POSITIONS = ("order_control", "placer_order_number", "ordered_at", "question", "priority",
+              "requester", "patient_id", "patient_name", "birth_date", "sex")
+_WHOLE_FIELDS = ("requester", "patient_id", "patient_name")
+_TIMESTAMP = re.compile(r"^\d{4}(\d{2}){0,5}(\.\d{1,4})?([+-]\d{4})?$")
+
+
+@dataclass(frozen=True)
+class OrmMapping:
+    """The parsed mapping file: positions per order part, code tables, accepted ORC-1 values."""
+
+    positions: dict[str, tuple[Location, ...]]
+    question_notes: Location
+    order_controls: frozenset[str]
+    priority_codes: dict[str, Priority]
+    sex_codes: dict[str, str]
+
+
+@functools.lru_cache(maxsize=None)
+def load_mapping(path: Path = MAPPING_FILE) -> OrmMapping:
+    """Read and check the mapping file once; a malformed one raises `ConfigError` naming the
+    file and key."""
+    def fail(key: str, what: str) -> ConfigError:
+        return ConfigError(f"{what}", where=f"{path} [{key}]",
+                           hint="fix the mapping file; see the comments at its top")
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise fail("file", f"cannot read ORM mapping: {exc}") from None
+    positions = {}
+    for key in _POSITIONS:
+        raw = data.get("positions", {}).get(key)
+        if not isinstance(raw, list) or not raw or not all(isinstance(p, str) for p in raw):
+            raise fail(f"positions.{key}", "must be a non-empty list of positions like PID-3.1")
+        try:
+            locs = tuple(Location.parse(p) for p in raw)
+        except ValueError as exc:
+            raise fail(f"positions.{key}", str(exc)) from None
+        if key in _WHOLE_FIELDS and any(loc.component for loc in locs):
+            raise fail(f"positions.{key}", "must name whole fields (PID-3), not components")
+        positions[key] = locs
+    try:
+        notes = Location.parse(data["notes"]["question"])
+    except (KeyError, TypeError, ValueError):
+        raise fail("notes.question", "must be a position like NTE-3") from None
+    codes = data.get("codes", {})
+    controls = codes.get("order_control")
+    if not isinstance(controls, list) or not all(isinstance(c, str) and c for c in controls):
+        raise fail("codes.order_control", "must be a list of ORC-1 codes")
+    try:
+        priorities = {k: Priority(v) for k, v in codes["priority"].items()}
+    except (KeyError, AttributeError, ValueError):
+        raise fail("codes.priority", "must map codes to stat, urgent or routine") from None
+    sexes = codes.get("sex")
+    if not isinstance(sexes, dict) or not all(v in ("M", "F", "O", "") for v in sexes.values()):
+        raise fail("codes.sex", "must map PID-8 codes to M, F, O or \"\"")
+    return OrmMapping(positions, notes, frozenset(controls), priorities, dict(sexes))
+
+
+def order_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> tuple[str, Order]:
+    """Read the single order of an ORM^O01 / OMG^O19: (ORC-1 order control, Order).
+
+    Raises `Hl7Error` (AE): 101 for a missing required part (at the first position tried), 102
+    for a malformed value, 103 for a code not in the mapping's tables, 100 when the message
+    carries more than one order (we would otherwise silently drop the others).
+    """
+    m = mapping or load_mapping()
+    if msg.segment_ids().count("ORC") > 1:
+        raise Hl7Error("only one order (ORC) per message is supported", hl7_code=100,
+                       location="ORC^2", hint="send one order per message")
+    reader = _Reader(msg, m)
+    control_loc, control = reader.required("order_control", "order control")
+    if control.upper() not in m.order_controls:
+        raise Hl7Error(f"order control {control!r} is not supported", hl7_code=103,
+                       location=control_loc.erl(),
+                       hint="use one of " + ", ".join(sorted(m.order_controls)))
+    placer_loc, placer = reader.required("placer_order_number", "placer order number")
+    patient, requester = _patient(reader), _requester(reader)
+    question, priority, ordered_at = _question(reader), _priority(reader), _ordered_at(reader)
+    order = _relocate(lambda: Order(msg.sender, placer, patient, requester, question, priority,
+                                    ordered_at), {"placer_order_number": placer_loc})
+    return control.upper(), order
+
+
+class _Reader:
+    """Reads mapping keys from one message: first non-empty position wins."""
+
+    def __init__(self, msg: ParsedMessage, mapping: OrmMapping):
+        self.msg, self.mapping = msg, mapping
+
+    def first(self, key: str) -> tuple[Location, str]:
+        """(winning position, value), or (first position, "") when none has a value."""
+        locs = self.mapping.positions[key]
+        for loc in locs:
+            value = self.msg.value(loc).strip()
+            if value:
+                return loc, value
+        return locs[0], ""
+
+    def first_field(self, key: str) -> Location:
+        """The first whole-field position with any component valued (else the first one)."""
+        locs = self.mapping.positions[key]
+        return next((loc for loc in locs if self.msg.components(loc)), locs[0])
+
+    def required(self, key: str, what: str) -> tuple[Location, str]:
+        loc, value = self.first(key)
+        if not value:
+            raise _missing(what, loc)
+        return loc, value
+
+    def part(self, loc: Location, component: int, sub: int = 0) -> str:
+        return self.msg.value(replace(loc, component=component, subcomponent=sub)).strip()
+
+    def hd(self, loc: Location, component: int) -> str:
+        """An assigning authority (HD inside a composite): the universal id (OID) if given,
+        else the namespace id."""
+        return self.part(loc, component, 2) or self.part(loc, component, 1)
+
+
+def _patient(r: _Reader) -> Patient:
+    id_loc = r.first_field("patient_id")
+    patient_id = r.part(id_loc, 1)
+    if not patient_id:
+        raise _missing("patient identifier", id_loc)
+    name_loc = r.first_field("patient_name")
+    name = _name(r, name_loc, "patient name")
+    birth_loc, birth = r.first("birth_date")
+    birth = birth[:8]
+    if birth and not valid_date(birth):
+        raise Hl7Error("birth date is not a valid date (YYYYMMDD)", hl7_code=102,
+                       location=birth_loc.erl())
+    sex_loc, sex_code = r.first("sex")
+    sex = _code(r.mapping.sex_codes, sex_code.upper(), sex_loc, "sex", "")
+    return _relocate(lambda: Patient(patient_id, name, issuer=r.hd(id_loc, 4),
+                                     birth_date=birth, sex=sex),
+                     {"patient.id": id_loc, "patient.birth_date": birth_loc,
+                      "patient.sex": sex_loc, "name": name_loc})
+
+
+def _requester(r: _Reader) -> Practitioner:
+    loc = r.first_field("requester")
+    ident = r.part(loc, 1)
+    if not ident:
+        raise _missing("requester identifier", loc)
+    name = _name(r, loc, "requester name", offset=1)
+    return _relocate(lambda: Practitioner(ident, name, authority=r.hd(loc, 9)),
+                     {"practitioner.id": loc, "name": loc})
+
+
+def _name(r: _Reader, loc: Location, what: str, offset: int = 0) -> PersonName:
+    """XPN (family at .1) or the name part of XCN (family at .2, `offset` 1)."""
+    family = r.part(loc, 1 + offset, 1)
+    if not family:
+        raise _missing(what, loc)
+    return _relocate(lambda: PersonName(family, r.part(loc, 2 + offset)), {"name": loc})
+
+
+def _question(r: _Reader) -> str:
+    _, text = r.first("question")
+    lines = [text] if text else []
+    ids = r.msg.segment_ids()
+    if "OBR" in ids:
+        notes = r.mapping.question_notes
+        i = ids.index("OBR") + 1
+        while i < len(ids) and ids[i] == notes.segment:
+            occurrence = ids[:i].count(notes.segment) + 1
+            lines += r.msg.repetitions(replace(notes, occurrence=occurrence))
+            i += 1
+    return "\n".join(line.replace("\r", "\n").strip() for line in lines).strip()
+
+
+def _priority(r: _Reader) -> Priority:
+    loc, code = r.first("priority")
+    return _code(r.mapping.priority_codes, code.upper(), loc, "priority", Priority.ROUTINE)
+
+
+def _ordered_at(r: _Reader) -> str:
+    loc, value = r.first("ordered_at")
+    if value and not _TIMESTAMP.match(value):
+        raise Hl7Error("order date/time is not an HL7 timestamp", hl7_code=102,
+                       location=loc.erl())
+    return value
+
+
+def _code(table: dict, code: str, loc: Location, what: str, default):
+    if not code:
+        return default
+    if code not in table:
+        raise Hl7Error(f"{what} code {code!r} is not in the accepted table", hl7_code=103,
+                       location=loc.erl(), hint="use one of " + ", ".join(sorted(table)))
+    return table[code]
+
+
+def _missing(what: str, loc: Location) -> Hl7Error:
+    return Hl7Error(f"{what} is missing ({loc.segment}-{loc.field})", hl7_code=101,
+                    location=loc.erl())
+
+
+def _relocate(build, where_to_location: dict[str, Location]):
+    """Run a domain constructor; turn its DomainError into a 102 at the HL7 position the
+    faulty value came from (emptiness is checked before, so what is left is format/length)."""
+    try:
+        return build()
+    except DomainError as exc:
+        loc = where_to_location.get(exc.where)
+        raise Hl7Error(exc.text, hl7_code=102, location=loc.erl() if loc else "") from None

@@ -1,0 +1,59 @@
+"""The report going back to the requester: ORU^R01^ORU_R01, v2.5, UTF-8.
+
+One OBX TX per report line (receivers that show OBX-5 verbatim keep the layout), then the
+conduct (CE), the Study Instance UID, an optional viewer link (RP) and the signed PDF (ED,
+base64, never wrapped). OBR-25 and every OBX-11 carry the report status (F final, C corrected).
+"""
+
+from __future__ import annotations
+
+import base64
+
+from connector.domain.model import Order, Report
+
+from .segments import HD, cnn, escape, msh, pid, pv1_outpatient, segment, xcn
+
+SERVICE = "TELEDERM^Tele-expertise dermatologie^L"  # OBR-4, our local service code
+REPORT_TEXT = "REPORT^Compte rendu^L"
+CONDUCT = "CONDUCT^Conduite a tenir^L"
+STUDY_UID = "110180^Study Instance UID^DCM"
+VIEWER = "VIEWER^Visualiseur d'images^L"
+PDF = "PDF^Compte rendu PDF^L"
+
+
+def build_oru(*, control_id: str, now: str, case_accession: str, study_uid: str, order: Order,
+              report: Report, conduct_label: str, pdf: bytes, viewer_url: str = "",
+              sending: tuple[HD, HD] = ("TELEDERM", "TELEDERM"),
+              receiving: tuple[HD, HD] = ("", "")) -> str:
+    """The ORU text (segments separated by CR); encode it with `parse.encode`."""
+    status = report.status
+    placer, filler = escape(order.placer_order_number), escape(case_accession)
+    lines = [
+        msh(sending=sending, receiving=receiving, now=now, message_type="ORU^R01^ORU_R01",
+            control_id=control_id),
+        pid(order.patient),
+        pv1_outpatient(),
+        segment("ORC", "RE", placer, filler, "", "", "", "", "", now, "", "",
+                xcn(order.requester)),
+        segment("OBR", "1", placer, filler, SERVICE, "", "", report.signed_at, "", "", "", "",
+                "", "", "", "", xcn(order.requester), "", "", "", "", "", now, "", "", status,
+                "", "", "", "", "", "", cnn(report.specialist)),
+    ]
+    observations = [("TX", REPORT_TEXT, escape(line)) for line in _lines(report.text)]
+    observations.append(("CE", CONDUCT, f"{escape(report.conduct)}^{escape(conduct_label)}^L"))
+    if study_uid:
+        observations.append(("ST", STUDY_UID, escape(study_uid)))
+    if viewer_url:
+        observations.append(("RP", VIEWER, f"{escape(viewer_url)}^^TEXT^HTML"))
+    observations.append(("ED", PDF, "^AP^PDF^Base64^" + base64.b64encode(pdf).decode("ascii")))
+    lines += [segment("OBX", str(n), kind, code, "", value, "", "", "", "", "", status)
+              for n, (kind, code, value) in enumerate(observations, start=1)]
+    return "\r".join(lines) + "\r"
+
+
+def _lines(text: str) -> list[str]:
+    """Report lines, keeping inner blank lines (paragraphs) but not the trailing ones."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines

@@ -1,0 +1,265 @@
+"""Bytes to a parsed HL7 v2 message, with the checks every inbound message needs.
+
+Character set rule (MSH-18, first repetition):
+- `UNICODE UTF-8` -> UTF-8; `8859/1` ... `8859/9`, `8859/15` -> that ISO 8859 part; undecodable
+  bytes are a 102 error at MSH^1^18 (we never guess against a declared charset).
+- empty or `ASCII` -> strict UTF-8, and if that fails, ISO 8859-1. Senders that leave MSH-18
+  empty often send UTF-8 or Latin-1 anyway; a Latin-1 text is almost never valid UTF-8 by
+  accident, and Latin-1 decodes any byte, so this never loses a message.
+- anything else (UTF-16, JIS, ...) -> a 103 error at MSH^1^18.
+Delimiters are ASCII in every supported charset, so MSH-18 is read from the raw bytes first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import hl7
+
+from .errors import Hl7Error
+
+SUPPORTED_VERSIONS = ("2.3.1", "2.4", "2.5", "2.5.1")
+
+_CODECS = {"UNICODE UTF-8": "utf-8", "8859/15": "iso8859-15"}
+_CODECS.update({f"8859/{n}": f"iso8859-{n}" for n in range(1, 10)})
+
+_LOCATION = re.compile(
+    r"^(?P<seg>[A-Z][A-Z0-9]{2})(?:\[(?P<occ>\d+)\])?"
+    r"(?:-(?P<field>\d+)(?:\[(?P<rep>\d+)\])?(?:\.(?P<comp>\d+)(?:\.(?P<sub>\d+))?)?)?$")
+
+
+@dataclass(frozen=True)
+class Location:
+    """An HL7 position written `PID-3.1`, `OBR-16`, `PID-3[2].4.2` (2nd repetition) or
+    `NTE[2]-3` (2nd NTE segment). Omitted occurrence/repetition mean the first; `component` 0
+    means the whole field (read as its first component)."""
+
+    segment: str
+    occurrence: int = 1
+    field: int = 0
+    repetition: int = 1
+    component: int = 0
+    subcomponent: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> "Location":
+        m = _LOCATION.match(text)
+        if not m or "[0]" in text or "0" in (m["field"], m["comp"], m["sub"]):
+            raise ValueError(f"not an HL7 position like PID-3.1: {text!r}")
+        return cls(m["seg"], int(m["occ"] or 1), int(m["field"] or 0), int(m["rep"] or 1),
+                   int(m["comp"] or 0), int(m["sub"] or 0))
+
+    def erl(self) -> str:
+        """The ERR-2 form at field level, e.g. `PID^1^3`."""
+        base = f"{self.segment}^{self.occurrence}"
+        return f"{base}^{self.field}" if self.field else base
+
+    def __str__(self) -> str:
+        text = self.segment + (f"[{self.occurrence}]" if self.occurrence != 1 else "")
+        if self.field:
+            text += f"-{self.field}" + (f"[{self.repetition}]" if self.repetition != 1 else "")
+        for part in (self.component, self.subcomponent):
+            text += f".{part}" if part else ""
+        return text
+
+
+@dataclass(frozen=True)
+class Header:
+    """The MSH fields an ACK needs; also salvageable from a message that failed to parse.
+    Composite fields (HD) are kept as tuples of unescaped components."""
+
+    sending_application: tuple[str, ...] = ()
+    sending_facility: tuple[str, ...] = ()
+    receiving_application: tuple[str, ...] = ()
+    receiving_facility: tuple[str, ...] = ()
+    message_type: str = ""
+    trigger: str = ""
+    control_id: str = ""
+    processing_id: str = ""
+    version: str = ""
+    charset: str = ""
+
+
+class ParsedMessage:
+    """A decoded message (python-hl7 `hl7.Message`) with its MSH summary and a position reader."""
+
+    def __init__(self, message: hl7.Message, header: Header):
+        self.message = message
+        self.header = header
+
+    control_id = property(lambda self: self.header.control_id)
+    message_type = property(lambda self: self.header.message_type)
+    trigger = property(lambda self: self.header.trigger)
+    version = property(lambda self: self.header.version)
+    charset = property(lambda self: self.header.charset)
+
+    @property
+    def sender(self) -> str:
+        """`APP|FAC` from MSH-3.1 and MSH-4.1: the scope of the sender's control and order ids."""
+        h = self.header
+        return f"{_first(h.sending_application)}|{_first(h.sending_facility)}"
+
+    def segment_ids(self) -> list[str]:
+        return [str(seg[0][0]) for seg in self.message]
+
+    def value(self, location: str | Location) -> str:
+        """The unescaped text at a position (`PID-3.1`, `OBR-16`, ...); "" when absent.
+        A field-level position reads its first component and subcomponent."""
+        loc = location if isinstance(location, Location) else Location.parse(location)
+        return _read(self.message, loc)
+
+    def components(self, location: str | Location) -> tuple[str, ...]:
+        """All components of one repetition of a field, unescaped (first subcomponent each);
+        () when the field is empty."""
+        loc = location if isinstance(location, Location) else Location.parse(location)
+        return _components(self.message, loc)
+
+    def repetitions(self, location: str | Location) -> list[str]:
+        """Every repetition's value at a position, e.g. all lines of `NTE[2]-3`."""
+        loc = location if isinstance(location, Location) else Location.parse(location)
+        seg = _segment(self.message, loc)
+        if seg is None or loc.field >= len(seg):
+            return []
+        count = len(seg(loc.field))
+        return [_read(self.message, Location(loc.segment, loc.occurrence, loc.field, rep,
+                                             loc.component, loc.subcomponent))
+                for rep in range(1, count + 1)]
+
+
+def codec(charset: str) -> str | None:
+    """The Python codec for an MSH-18 value; UTF-8 for empty/ASCII; None when unsupported."""
+    charset = charset.strip().upper()
+    return "utf-8" if charset in ("", "ASCII") else _CODECS.get(charset)
+
+
+def decode(raw: bytes) -> str:
+    """Bytes to text following MSH-18 (see the module docstring for the rule)."""
+    charset = _raw_charset(raw)
+    if charset in ("", "ASCII"):
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+    name = codec(charset)
+    if name is None:
+        raise Hl7Error(f"character set {charset!r} is not supported", hl7_code=103,
+                       location="MSH^1^18", hint="send UNICODE UTF-8, 8859/1 or 8859/15")
+    try:
+        return raw.decode(name)
+    except UnicodeDecodeError:
+        raise Hl7Error(f"bytes are not valid {charset}", hl7_code=102, location="MSH^1^18",
+                       hint="make MSH-18 match the encoding actually used") from None
+
+
+def encode(text: str) -> bytes:
+    """Text of one message to bytes in the charset its own MSH-18 declares (UTF-8 otherwise)."""
+    start = text.find("MSH")
+    line = re.split(r"[\r\n]", text[start:], maxsplit=1)[0] if start >= 0 else ""
+    return text.encode(codec(_msh18(line)) or "utf-8")
+
+
+def parse(raw: bytes) -> ParsedMessage:
+    """Decode and parse one message; raise `Hl7Error` when it cannot be taken as a message:
+    no MSH (100), undecodable (102/103), MSH-9/MSH-10/MSH-12 missing (101), version not one of
+    `SUPPORTED_VERSIONS` (203, AR)."""
+    text = _normalise(decode(raw))
+    if not text.startswith("MSH") or len(text) < 8:
+        raise Hl7Error("message does not start with an MSH segment", hl7_code=100,
+                       location="MSH^1")
+    try:
+        message = hl7.parse(text)
+    except Exception:  # python-hl7 raises assorted errors on malformed delimiters
+        raise Hl7Error("MSH segment cannot be parsed", hl7_code=100, location="MSH^1") from None
+    header = _header(message)
+    for field, value in ((9, header.message_type), (10, header.control_id), (12, header.version)):
+        if not value:
+            raise Hl7Error(f"MSH-{field} is empty", hl7_code=101, location=f"MSH^1^{field}")
+    if header.version not in SUPPORTED_VERSIONS:
+        raise Hl7Error(f"HL7 version {header.version} is not supported", hl7_code=203,
+                       location="MSH^1^12", hint="send one of " + ", ".join(SUPPORTED_VERSIONS))
+    return ParsedMessage(message, header)
+
+
+def salvage_header(raw: bytes) -> Header:
+    """Best-effort MSH of bytes that may not parse at all; empty fields where nothing is found.
+    Never raises: it feeds ACKs for broken input and log lines."""
+    start = raw.find(b"MSH")
+    if start < 0:
+        return Header()
+    line = re.split(rb"[\r\n]", raw[start:], maxsplit=1)[0]
+    try:
+        return _header(hl7.parse(line.decode(codec(_raw_charset(line)) or "latin-1", "replace")))
+    except Exception:  # salvage must not fail; an empty header still yields an ACK
+        return Header()
+
+
+def _header(message: hl7.Message) -> Header:
+    def read(field: int, comp: int = 0) -> str:
+        return _read(message, Location("MSH", 1, field, 1, comp)).strip()
+
+    def parts(field: int) -> tuple[str, ...]:
+        return _components(message, Location("MSH", 1, field))
+
+    return Header(parts(3), parts(4), parts(5), parts(6), read(9), read(9, 2), read(10),
+                  read(11), read(12), read(18))
+
+
+def _normalise(text: str) -> str:
+    """Segments end with CR on the wire; accept LF and CRLF from files and sloppy senders."""
+    return text.lstrip("\ufeff").replace("\r\n", "\r").replace("\n", "\r").strip("\r \t")
+
+
+def _raw_charset(raw: bytes) -> str:
+    """MSH-18 read from the bytes before decoding (delimiters are ASCII in every charset)."""
+    start = raw.find(b"MSH")
+    if start < 0:
+        return ""
+    return _msh18(re.split(rb"[\r\n]", raw[start:], maxsplit=1)[0].decode("latin-1"))
+
+
+def _msh18(line: str) -> str:
+    """First repetition and component of MSH-18 in an MSH line, upper-cased."""
+    if len(line) < 8:
+        return ""
+    sep, comp, rep = line[3], line[4], line[5]
+    fields = line.split(sep)
+    if len(fields) <= 17:  # fields[0] is "MSH", fields[n] is MSH-(n+1)
+        return ""
+    return fields[17].split(rep)[0].split(comp)[0].strip().upper()
+
+
+def _segment(message: hl7.Message, loc: Location):
+    found = [seg for seg in message if seg[0][0] == loc.segment]
+    return found[loc.occurrence - 1] if loc.occurrence <= len(found) else None
+
+
+def _read(message: hl7.Message, loc: Location) -> str:
+    seg = _segment(message, loc)
+    if seg is None or not loc.field:
+        return ""
+    if loc.field >= len(seg) or loc.repetition > len(seg(loc.field)):
+        return ""
+    try:
+        return seg.extract_field(loc.occurrence, loc.field, loc.repetition, loc.component or 1,
+                                 loc.subcomponent or 1)
+    except IndexError:  # the tree ends before the position: the value is absent
+        return ""
+
+
+def _components(message: hl7.Message, loc: Location) -> tuple[str, ...]:
+    seg = _segment(message, loc)
+    if seg is None or not loc.field or loc.field >= len(seg):
+        return ()
+    field = seg(loc.field)
+    if loc.repetition > len(field):
+        return ()
+    rep = field(loc.repetition)
+    count = len(rep) if isinstance(rep, hl7.Repetition) else 1
+    parts = tuple(_read(message, Location(loc.segment, loc.occurrence, loc.field, loc.repetition,
+                                          c)) for c in range(1, count + 1))
+    return parts if any(parts) else ()
+
+
+def _first(parts: tuple[str, ...]) -> str:
+    return parts[0] if parts else ""

@@ -1,0 +1,1 @@
+"""Reports: conduct codes, labels and the read-only PDF of the dermatologist's answer."""

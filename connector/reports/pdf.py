@@ -1,0 +1,252 @@
+"""The dermatologist's answer as a read-only PDF, plus the digest that makes it checkable.
+
+French rules for tele-expertise ask for a non-modifiable document (PDF) that identifies the
+doctor. What this module does today:
+
+- the PDF is encrypted with an empty user password and a random owner password, allowing
+  print and copy but not modification or annotation. Those permission bits are advisory (a
+  viewer honours them, a determined tool ignores them): they state intent, they do not protect;
+- the integrity line prints `report_digest()`, a SHA-256 over the canonical report content,
+  so anyone holding the recorded report can recompute it and compare.
+
+That digest is not an electronic signature. A real PAdES signature with the site's certificate
+comes in a later issue; until then nothing here claims to sign.
+
+Text comes from `mappings/reports/labels.toml` (per site, per language); the font is a TrueType
+font so that accents and names from other European languages render: DejaVu Sans from Debian's
+`fonts-dejavu-core` when installed (wider coverage: Polish, Czech...), else Bitstream Vera,
+which reportlab ships (Latin-1 plus French ligatures). For given inputs on one machine the
+output is identical except for the encryption key, which is random per document.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import io
+import json
+import re
+import secrets
+import tomllib
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import reportlab
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.pdfencrypt import StandardEncryption
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from connector.domain.errors import ConfigError, DomainError
+from connector.domain.model import Order, PersonName, Report
+
+LANGS = ("fr", "en")
+LABEL_KEYS = (
+    "title", "corrected", "patient", "born", "patient_id", "requester", "request", "accession",
+    "images", "question", "answer", "conduct", "specialist", "signed_on", "integrity", "footer",
+    "generated", "page", "date_format", "datetime_format",
+)
+
+_DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
+_VERA = Path(reportlab.__file__).parent / "fonts"
+_FONT, _BOLD = "TeleDermSans", "TeleDermSans-Bold"
+_DT = re.compile(r"^(\d{12})(\d{2})?(?:\.\d{1,4})?([+-]\d{4})?$")
+
+
+def load_labels(path: str | Path) -> dict[str, dict[str, str]]:
+    """Read the label file; every language must have every key of LABEL_KEYS, nothing else."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read report labels: {exc}", where=str(path),
+                          hint="fix the file") from exc
+    labels = {}
+    for lang in LANGS:
+        table = data.get(lang)
+        where = f"{path} [{lang}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"no [{lang}] table of labels", where=str(path),
+                              hint=f"add a [{lang}] table with: {', '.join(LABEL_KEYS)}")
+        missing = [k for k in LABEL_KEYS
+                   if not isinstance(table.get(k), str) or not table[k].strip()]
+        if missing:
+            raise ConfigError(f"missing or empty label {', '.join(missing)}", where=where,
+                              hint="every language needs every label")
+        unknown = sorted(set(table) - set(LABEL_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown label {', '.join(unknown)}", where=where,
+                              hint=f"allowed labels: {', '.join(LABEL_KEYS)}")
+        labels[lang] = dict(table)
+    unknown_langs = sorted(set(data) - set(LANGS))
+    if unknown_langs:
+        raise ConfigError(f"unsupported language {', '.join(unknown_langs)}", where=str(path),
+                          hint=f"languages are: {', '.join(LANGS)}")
+    return labels
+
+
+def report_digest(*, report: Report, accession: str) -> str:
+    """SHA-256 (hex) of the canonical report content.
+
+    Canonical form, version 1: the UTF-8 JSON object {"accession", "conduct" (the code),
+    "signed_at", "specialist_id", "text" (exactly as recorded), "v": 1}, keys sorted, no
+    whitespace between tokens. Anyone with the recorded report recomputes it the same way.
+    """
+    content = {
+        "v": 1,
+        "accession": accession,
+        "conduct": report.conduct,
+        "signed_at": report.signed_at,
+        "specialist_id": report.specialist.id,
+        "text": report.text,
+    }
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_label: str,
+                      labels: dict, lang: str = "fr", images: int = 0, now_text: str) -> bytes:
+    """The report as A4 PDF bytes, encrypted read-only; `now_text` is printed as edition time."""
+    if lang not in labels:
+        raise DomainError(f"no report labels for language {lang!r}", where="lang",
+                          hint=f"use one of: {', '.join(sorted(labels))}")
+    if not accession.strip():
+        raise DomainError("accession is empty", where="accession")
+    if images < 0:
+        raise DomainError("image count is negative", where="images")
+    lab = labels[lang]
+    s = _styles()
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buf, pagesize=A4, leftMargin=20 * mm, rightMargin=20 * mm, topMargin=20 * mm,
+        bottomMargin=20 * mm, title=f"{lab['title']} {accession}",
+        author=_name(report.specialist.name), creator="TeleDerm Connector", lang=lang,
+        invariant=1,
+        encrypt=StandardEncryption(userPassword="", ownerPassword=secrets.token_urlsafe(24),
+                                   canPrint=1, canModify=0, canCopy=1, canAnnotate=0,
+                                   strength=128),
+    )
+    patient = order.patient
+    patient_id = f"{patient.id} ({patient.issuer})" if patient.issuer else patient.id
+    story = [Paragraph(_text(lab["title"]), s["title"])]
+    if report.status == "C":
+        story.append(Paragraph(_text(lab["corrected"]), s["strong"]))
+    story += [
+        Spacer(1, 4 * mm),
+        _fields(s, [
+            (lab["patient"], _name(patient.name)),
+            (lab["born"], _date(patient.birth_date, lab["date_format"])),
+            (lab["patient_id"], patient_id),
+            (lab["requester"], f"{_name(order.requester.name)} ({order.requester.id})"),
+            (lab["request"], order.placer_order_number),
+            (lab["accession"], accession),
+            (lab["images"], str(images)),
+        ]),
+        Paragraph(_text(lab["question"]), s["heading"]),
+        *_paragraphs(order.question, s["body"]),
+        Paragraph(_text(lab["answer"]), s["heading"]),
+        *_paragraphs(report.text, s["body"]),
+        Paragraph(_text(lab["conduct"]), s["heading"]),
+        Paragraph(_text(conduct_label), s["conduct"]),
+        Spacer(1, 4 * mm),
+        _fields(s, [
+            (lab["specialist"], f"{_name(report.specialist.name)} ({report.specialist.id})"),
+            (lab["signed_on"], _when(report.signed_at, lab["datetime_format"])),
+        ]),
+        _fields(s, [(lab["integrity"], report_digest(report=report, accession=accession))],
+                value_style="digest"),
+        Spacer(1, 3 * mm),
+        Paragraph(_text(lab["footer"]), s["small"]),
+    ]
+    footer = f"{accession} · {lab['generated']} {now_text} · {lab['page']}"
+
+    def on_page(canvas, doc_):
+        canvas.saveState()
+        canvas.setFont(_FONT, 8)
+        canvas.setFillColor(colors.grey)
+        canvas.drawString(doc_.leftMargin, 10 * mm, f"{footer} {doc_.page}")
+        canvas.restoreState()
+
+    doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
+    return buf.getvalue()
+
+
+@functools.cache
+def _styles() -> dict[str, ParagraphStyle]:
+    _register_fonts()
+    body = ParagraphStyle("body", fontName=_FONT, fontSize=10, leading=13.5, spaceAfter=4)
+    return {
+        "body": body,
+        "title": ParagraphStyle("title", body, fontName=_BOLD, fontSize=16, leading=20),
+        "heading": ParagraphStyle("heading", body, fontName=_BOLD, fontSize=11, spaceBefore=8,
+                                  keepWithNext=1),
+        "strong": ParagraphStyle("strong", body, fontName=_BOLD),
+        "label": ParagraphStyle("label", body, fontName=_BOLD, spaceAfter=0),
+        "value": ParagraphStyle("value", body, spaceAfter=0),
+        # 64 hex digits must stay on one line, so pdftotext and a reader see one string
+        "digest": ParagraphStyle("digest", body, fontSize=8, spaceAfter=0),
+        "conduct": ParagraphStyle("conduct", body, fontName=_BOLD, backColor=colors.whitesmoke,
+                                  borderColor=colors.grey, borderWidth=0.5, borderPadding=4),
+        "small": ParagraphStyle("small", body, fontSize=8, leading=10, textColor=colors.grey),
+    }
+
+
+def _register_fonts() -> None:
+    """DejaVu when Debian's fonts-dejavu-core is installed, else the Vera that reportlab ships."""
+    regular, bold = _DEJAVU / "DejaVuSans.ttf", _DEJAVU / "DejaVuSans-Bold.ttf"
+    if not (regular.is_file() and bold.is_file()):
+        regular, bold = _VERA / "Vera.ttf", _VERA / "VeraBd.ttf"
+    pdfmetrics.registerFont(TTFont(_FONT, str(regular)))
+    pdfmetrics.registerFont(TTFont(_BOLD, str(bold)))
+
+
+def _fields(s: dict, rows: list[tuple[str, str]], value_style: str = "value") -> Table:
+    """Label | value rows; the value column takes the frame's remaining width."""
+    table = Table([[Paragraph(_text(k), s["label"]), Paragraph(_text(v), s[value_style])]
+                   for k, v in rows], colWidths=[48 * mm, "*"])
+    table.setStyle(TableStyle([
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("LEFTPADDING", (0, 0), (-1, -1), 0),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+    ]))
+    return table
+
+
+def _paragraphs(text: str, style: ParagraphStyle) -> list[Paragraph]:
+    """Blank lines separate paragraphs; single line breaks are kept."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    return [Paragraph(_text(block.strip()), style) for block in re.split(r"\n\s*\n", text)]
+
+
+def _text(text: str) -> str:
+    """Plain text to reportlab paragraph markup: escape it, keep line breaks."""
+    return escape(text).replace("\n", "<br/>")
+
+
+def _name(name: PersonName) -> str:
+    return f"{name.family} {name.given}".strip()
+
+
+def _date(text: str, fmt: str) -> str:
+    """YYYYMMDD in the label file's format; anything else is shown as received."""
+    try:
+        return dt.datetime.strptime(text, "%Y%m%d").strftime(fmt)
+    except ValueError:
+        return text
+
+
+def _when(text: str, fmt: str) -> str:
+    """HL7/DICOM DT (to the minute at least) in the label file's format, offset kept."""
+    m = _DT.match(text)
+    if not m:
+        return text
+    try:
+        shown = dt.datetime.strptime(m.group(1), "%Y%m%d%H%M").strftime(fmt)
+    except ValueError:
+        return text
+    return f"{shown} ({m.group(3)})" if m.group(3) else shown

@@ -1,0 +1,127 @@
+"""`telederm serve`: the MLLP listener, the HTTP API, the outbox worker and (unless the config
+points at an existing Orthanc) a managed Orthanc, run together in one process.
+
+`RunningConnector` runs the same thing on a background thread for the demo and the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from urllib.parse import urlparse
+
+import uvicorn
+
+from .api.app import create_app
+from .archive.managed import ManagedOrthanc
+from .config import Config, split_address
+from .hl7.listener import MllpListener
+from .workflow import receive_hl7, worker
+from .workflow.bootstrap import Services, build
+
+log = logging.getLogger("connector.server")
+
+
+def managed_orthanc(config: Config, services: Services | None = None) -> ManagedOrthanc:
+    """The Orthanc this config manages, its plugin pointed back at our HTTP API."""
+    http_port = urlparse(config.orthanc_url).port or 8042
+    host, port = split_address(config.http_listen, "http.listen")
+    token = services.internal_token if services else ""
+    return ManagedOrthanc(
+        config.data_dir / "orthanc", http_port=http_port, dicom_port=config.orthanc_dicom_port,
+        username=config.orthanc_username, password=config.orthanc_password,
+        stable_age=config.orthanc_stable_age,
+        connector_url=f"http://{host}:{port}" if services else "", connector_token=token)
+
+
+class RunningConnector:
+    """Start everything, wait until it answers, stop it in reverse order."""
+
+    def __init__(self, config: Config, services: Services | None = None):
+        self.config = config
+        self.services = services or build(config)
+        self.orthanc: ManagedOrthanc | None = None
+        self._started_orthanc = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop_worker = threading.Event()
+        self._error: BaseException | None = None
+        self.hl7_port = 0
+        self.http_port = 0
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self, timeout: float = 60) -> "RunningConnector":
+        if self.config.orthanc_managed:
+            self.orthanc = managed_orthanc(self.config, self.services)
+            if not self.orthanc.status()["running"]:
+                self.orthanc.write_config()
+                self.orthanc.start()
+                self._started_orthanc = True
+        self._thread = threading.Thread(target=self._run_loop, name="connector-io", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._error:
+            self.stop()
+            raise RuntimeError(f"connector did not start: {self._error}")
+        self._worker = threading.Thread(target=worker.run_forever,
+                                        args=(self.services, self._stop_worker),
+                                        name="outbox-worker", daemon=True)
+        self._worker.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop_worker.set()
+        if getattr(self, "_worker", None):
+            self._worker.join(30)
+        if self._loop and self._thread and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._shutdown.set)
+            self._thread.join(30)
+        if self.orthanc and self._started_orthanc:
+            self.orthanc.stop()
+        self.services.engine.dispose()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def wait(self) -> None:
+        """Block until the I/O thread ends (Ctrl-C or SIGTERM handled by the caller)."""
+        while self._thread and self._thread.is_alive():
+            self._thread.join(0.5)
+
+    # --- the I/O thread --------------------------------------------------------------------
+    def _run_loop(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # noqa: BLE001 - reported to start()
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._shutdown = asyncio.Event()
+        hl7_host, hl7_port = split_address(self.config.hl7_listen, "hl7.listen")
+        http_host, http_port = split_address(self.config.http_listen, "http.listen")
+        listener = MllpListener(hl7_host, hl7_port,
+                                lambda raw, peer: receive_hl7.handle(self.services, raw, peer))
+        await listener.start()
+        self.hl7_port = listener.port
+        server = uvicorn.Server(uvicorn.Config(create_app(self.services), host=http_host,
+                                               port=http_port, log_level="warning",
+                                               lifespan="off"))
+        api = asyncio.create_task(server.serve())
+        while not server.started:
+            if api.done():
+                await api  # raises the bind error
+            await asyncio.sleep(0.05)
+        self.http_port = server.servers[0].sockets[0].getsockname()[1]
+        log.info("listening: HL7 %s:%s, HTTP %s:%s", hl7_host, self.hl7_port, http_host,
+                 self.http_port)
+        self._ready.set()
+        await self._shutdown.wait()
+        server.should_exit = True
+        await api
+        await listener.stop()

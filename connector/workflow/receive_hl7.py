@@ -1,0 +1,91 @@
+"""Inbound HL7, in HAPI's order: parse -> duplicate check -> route -> inbox + ACK commit -> ACK.
+
+The ACK is returned only after the transaction holding the case, the inbox row (raw message
+and the ACK itself) and the audit row has committed. A repeated MSH-10 from the same sender
+gets the stored ACK again. AR answers (cannot accept now) are not stored, so a resend is
+processed afresh; AA and AE are final and stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from sqlalchemy.engine import Connection
+
+from ..domain.errors import ConnectorError
+from ..hl7.ack import ack_for_unparseable, build_ack
+from ..hl7.errors import Hl7Error
+from ..hl7.orm import order_from_orm
+from ..hl7.parse import ParsedMessage, encode, parse
+from ..store import audit, inbox
+from ..store.clock import iso
+from . import open_case
+from .bootstrap import Services
+from .common import dicom_dt
+
+log = logging.getLogger("connector.hl7.inbound")
+
+ORDER_TYPES = {("ORM", "O01"), ("OMG", "O19")}
+
+# Domain error codes that have a precise HL7 rendering (table 0357 code, ERR-2 location).
+_DOMAIN_TO_HL7 = {
+    "duplicate-order": ("205", "ORC^1^2"),
+}
+
+
+def _control_id() -> str:
+    return "A" + secrets.token_hex(9)
+
+
+def handle(services: Services, raw: bytes, peer: str) -> bytes:
+    moment = services.now()
+    hl7_now = dicom_dt(moment)
+    try:
+        msg = parse(raw)
+    except Hl7Error as err:
+        log.warning("unparseable message from %s: %s", peer, err.text)
+        return encode(ack_for_unparseable(raw, err, _control_id(), hl7_now))
+    with services.engine.begin() as conn:
+        stored = inbox.stored_ack(conn, msg.sender, msg.control_id)
+        if stored is not None:
+            log.info("duplicate %s from %s: stored ACK re-sent", msg.control_id, peer)
+            return stored
+        accession, errors = None, []
+        try:
+            with conn.begin_nested():
+                accession = _route(conn, msg, now=iso(moment), actor=f"hl7:{msg.sender}")
+        except Hl7Error as err:
+            errors = [err]
+        except ConnectorError as err:
+            code, location = _DOMAIN_TO_HL7.get(err.code, ("207", ""))
+            errors = [Hl7Error(err.text, hl7_code=code, location=location or err.where)]
+        code = errors[0].ack_code if errors else "AA"
+        ack = encode(build_ack(msg, code, errors, _control_id(), hl7_now))
+        if code == "AR":
+            return ack
+        inbox.record(conn, sender=msg.sender, control_id=msg.control_id,
+                     message_type=f"{msg.message_type}^{msg.trigger}", received_at=iso(moment),
+                     raw=raw, ack=ack, ack_code=code, accession=accession)
+        audit.append(conn, at=iso(moment), actor=f"hl7:{msg.sender}", action="hl7.received",
+                     accession=accession, detail={"control_id": msg.control_id,
+                                                  "type": f"{msg.message_type}^{msg.trigger}",
+                                                  "ack": code,
+                                                  "errors": [e.hl7_code for e in errors]})
+    log.info("%s^%s %s from %s -> %s%s", msg.message_type, msg.trigger, msg.control_id, peer,
+             code, f" {accession}" if accession else "")
+    return ack
+
+
+def _route(conn: Connection, msg: ParsedMessage, *, now: str, actor: str) -> str | None:
+    if (msg.message_type, msg.trigger) in ORDER_TYPES:
+        control, order = order_from_orm(msg)
+        if control != "NW":
+            raise Hl7Error(f"order control {control} is not supported yet", hl7_code="103",
+                           location="ORC^1^1")
+        return open_case.handle(conn, order, now=now, actor=actor).accession
+    if msg.message_type not in {t for t, _ in ORDER_TYPES}:
+        raise Hl7Error(f"message type {msg.message_type} is not supported", hl7_code="200",
+                       location="MSH^1^9^1", ack_code="AR")
+    raise Hl7Error(f"event {msg.trigger} is not supported for {msg.message_type}",
+                   hl7_code="201", location="MSH^1^9^2", ack_code="AR")

@@ -1,0 +1,80 @@
+"""Outbox worker: performs archive stores and HL7 sends, with retries and dead letters.
+
+Each effect is idempotent on the other side (Orthanc keeps one instance per SOP Instance UID;
+HL7 peers see the same MSH-10 on a retry), so an effect performed twice after a crash between
+"done over there" and "marked done here" duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+from sqlalchemy import update
+
+from ..archive.errors import ArchiveRejected
+from ..domain.errors import ConnectorError
+from ..hl7.client import check_delivery, send_message
+from ..hl7.errors import DeliveryError
+from ..store import outbox
+from ..store.clock import iso
+from ..store.schema import images
+from .bootstrap import Services
+
+log = logging.getLogger("connector.worker")
+
+
+def _perform(services: Services, item: outbox.Item) -> None:
+    if item.kind == "archive.store":
+        path = item.payload.decode()
+        with open(path, "rb") as fh:
+            services.archive.store(fh.read())
+        return
+    if item.kind == "hl7.send":
+        body = json.loads(item.payload)
+        dest = next((d for d in services.config.destinations if d.name == item.destination), None)
+        if dest is None:
+            raise DeliveryError(f"destination '{item.destination}' is not configured",
+                                retryable=False)
+        host, port = dest.host_port
+        ack = send_message(host, port, body["message"], timeout=30)
+        check_delivery(ack, body["control_id"])
+        return
+    raise ConnectorError(f"unknown outbox kind {item.kind}")
+
+
+def run_once(services: Services) -> int:
+    """Claim and perform the due items; return how many were attempted."""
+    items = outbox.claim(services.engine, services.now())
+    for item in items:
+        try:
+            _perform(services, item)
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded on the item
+            retryable = not isinstance(exc, ArchiveRejected) and getattr(exc, "retryable", True)
+            with services.engine.begin() as conn:
+                status = outbox.fail(conn, item, services.now(), f"{type(exc).__name__}: {exc}",
+                                     max_attempts=services.config.outbox_max_attempts,
+                                     retryable=retryable)
+            log.warning("outbox %s %s (%s) failed, now %s: %s", item.id, item.kind,
+                        item.accession or "-", status, exc)
+            continue
+        with services.engine.begin() as conn:
+            outbox.complete(conn, item.id, services.now())
+            if item.kind == "archive.store":
+                conn.execute(update(images).where(images.c.path == item.payload.decode())
+                             .values(archived_at=iso(services.now())))
+        log.info("outbox %s %s (%s) done", item.id, item.kind, item.accession or "-")
+    return len(items)
+
+
+def run_forever(services: Services, stop: threading.Event) -> None:
+    """Drain until `stop` is set; finishes the item in hand before returning."""
+    while not stop.is_set():
+        try:
+            busy = run_once(services)
+        except Exception:  # noqa: BLE001 - e.g. database briefly locked: log and go on
+            log.exception("outbox pass failed")
+            busy = 0
+        if not busy:
+            stop.wait(services.config.worker_poll_seconds)

@@ -1,0 +1,101 @@
+"""Shared fixtures: real parts on free ports, never mocks where the real thing runs here.
+
+`orthanc` is one Debian Orthanc (with the TeleDerm plugin and DICOMweb) per test module;
+`orthanc_factory` starts extra instances with their own settings (e.g. a `connector_url`) and
+stops them when the test ends. Helpers are importable as `from conftest import free_port`.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from connector.archive.client import ArchiveClient
+from connector.archive.managed import ManagedOrthanc
+
+ORTHANC_USER = "telederm"
+ORTHANC_PASSWORD = "test-secret"
+
+
+def free_port(exclude: tuple[int, ...] = ()) -> int:
+    """A TCP port free on all interfaces (Orthanc 1.10 binds them all), not in `exclude`."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("", 0))
+            port = probe.getsockname()[1]
+        if port not in exclude:
+            return port
+
+
+def unused_url() -> str:
+    """A loopback URL where nothing listens (the port was free a moment ago)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@dataclass
+class RunningOrthanc:
+    """A started ManagedOrthanc and a client logged into it."""
+
+    managed: ManagedOrthanc
+    client: ArchiveClient
+
+    @property
+    def url(self) -> str:
+        return self.managed.url
+
+    @property
+    def dicom_port(self) -> int:
+        return self.managed.dicom_port
+
+    @property
+    def username(self) -> str:
+        return self.managed.username
+
+    @property
+    def password(self) -> str:
+        return self.managed.password
+
+
+def start_orthanc(folder: Path, **settings) -> RunningOrthanc:
+    """Start an Orthanc in `folder` on free ports; `settings` override ManagedOrthanc arguments."""
+    http_port = free_port()
+    options = {
+        "http_port": http_port,
+        "dicom_port": free_port(exclude=(http_port,)),
+        "username": ORTHANC_USER,
+        "password": ORTHANC_PASSWORD,
+        "stable_age": 1,
+        "connector_url": unused_url(),
+        "connector_token": "test-token",
+    }
+    options.update(settings)
+    managed = ManagedOrthanc(folder, **options)
+    managed.start()
+    return RunningOrthanc(managed, ArchiveClient(managed.url, managed.username, managed.password))
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory) -> RunningOrthanc:
+    """One Orthanc for the whole module; its plugin notifies a connector URL where nothing listens."""
+    running = start_orthanc(tmp_path_factory.mktemp("orthanc"))
+    yield running
+    running.managed.stop()
+
+
+@pytest.fixture
+def orthanc_factory(tmp_path_factory):
+    """Call with ManagedOrthanc keyword arguments (and optionally a folder) to start a dedicated
+    Orthanc for this test; it is stopped when the test ends."""
+    started: list[RunningOrthanc] = []
+
+    def start(folder: Path | None = None, **settings) -> RunningOrthanc:
+        running = start_orthanc(folder or tmp_path_factory.mktemp("orthanc"), **settings)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.managed.stop()

@@ -1,0 +1,19 @@
+"""The `sample` fixture: conformance example messages as wire bytes.
+
+Not a conftest.py on purpose (a second `conftest` module would shadow the root one for
+`from conftest import ...`); test modules import the fixture by name.
+"""
+
+from pathlib import Path
+
+import pytest
+
+SAMPLES = Path(__file__).resolve().parents[3] / "conformance" / "samples"
+
+
+@pytest.fixture
+def sample():
+    """Call with a file name in conformance/samples; segments come back ended by CR."""
+    def load(name: str) -> bytes:
+        return (SAMPLES / name).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r")
+    return load

@@ -1,0 +1,164 @@
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from connector.domain.errors import DomainError
+from connector.domain.model import Order, Patient, PersonName, Practitioner, Report
+from connector.reports.pdf import load_labels, render_report_pdf, report_digest
+
+LABELS = load_labels(Path(__file__).parents[3] / "mappings" / "reports" / "labels.toml")
+ANSWER = ("Lésion pigmentée d'aspect bénin : réseau régulier, pas de critère de mélanome.\n\n"
+          "À revoir dans un an ; photographier à nouveau si la lésion évolue (forme, couleur, "
+          "taille > 6 mm). Pas d'exérèse nécessaire à ce stade. Œdème péri-lésionnel absent.")
+
+
+def _poppler(pdf: bytes, tmp_path: Path, tool: str, *after: str) -> str:
+    """Run a poppler-utils tool on the PDF; `after` goes after the file name."""
+    if shutil.which(tool) is None:
+        pytest.fail(f"{tool} not found: install Debian's poppler-utils")
+    path = tmp_path / "report.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run([tool, str(path), *after], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def _text(pdf: bytes, tmp_path: Path) -> str:
+    """pdftotext output with whitespace collapsed, so wrapped lines compare as one string."""
+    return " ".join(_poppler(pdf, tmp_path, "pdftotext", "-").split())
+
+
+def _info(pdf: bytes, tmp_path: Path) -> dict[str, str]:
+    lines = _poppler(pdf, tmp_path, "pdfinfo").splitlines()
+    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+@pytest.fixture
+def order():
+    return Order(
+        sender="DPI^CHU-NANTES",
+        placer_order_number="DEM-2025-0042",
+        patient=Patient("1234567890123", PersonName("DUPRÉ", "Hélène"),
+                        issuer="1.2.250.1.213.1.4.8", birth_date="19560312", sex="F"),
+        requester=Practitioner("810001234567", PersonName("MARTIN", "Élise")),
+        question="Lésion du dos qui change depuis 3 mois : faut-il l'enlever ?",
+    )
+
+
+@pytest.fixture
+def report():
+    return Report(ANSWER, "routine_visit",
+                  Practitioner("810009876543", PersonName("LEFÈVRE", "François")),
+                  "20250314153000")
+
+
+def _render(order, report, **kw):
+    args = dict(order=order, accession="ACC00042", report=report,
+                conduct_label="Consultation de dermatologie à prévoir dans les semaines à venir",
+                labels=LABELS, images=3, now_text="14/03/2025 15:31")
+    return render_report_pdf(**{**args, **kw})
+
+
+def test_pdf_shows_answer_patient_and_digest_with_french_accents(order, report, tmp_path):
+    text = _text(_render(order, report), tmp_path)
+    assert "Avis de télé-expertise dermatologique" in text
+    assert " ".join(ANSWER.split()) in text
+    assert "DUPRÉ Hélène" in text
+    assert "12/03/1956" in text
+    assert "MARTIN Élise (810001234567)" in text
+    assert "Lésion du dos qui change depuis 3 mois : faut-il l'enlever ?" in text
+    assert "Consultation de dermatologie à prévoir dans les semaines à venir" in text
+    assert "LEFÈVRE François (810009876543)" in text
+    assert "14/03/2025 à 15:30" in text
+    assert "ACC00042" in text and "DEM-2025-0042" in text
+    assert report_digest(report=report, accession="ACC00042") in text
+
+
+def test_pdf_is_encrypted_read_only_a4(order, report, tmp_path):
+    info = _info(_render(order, report), tmp_path)
+    assert info["Encrypted"].startswith("yes")
+    assert "change:no" in info["Encrypted"] and "addNotes:no" in info["Encrypted"]
+    assert "print:yes" in info["Encrypted"] and "copy:yes" in info["Encrypted"]
+    assert info["Page size"].endswith("(A4)")
+
+
+def test_pdf_when_answer_is_long_wraps_onto_more_pages_and_loses_nothing(order, report, tmp_path):
+    long_answer = " ".join(f"phrase{i} sur l'évolution." for i in range(900))
+    pdf = _render(order, replace(report, text=long_answer))
+    footers = r" ?ACC00042 · Édité le 14/03/2025 15:31 · Page \d+"
+    assert long_answer in re.sub(footers, "", _text(pdf, tmp_path))
+    assert int(_info(pdf, tmp_path)["Pages"]) > 1
+
+
+def test_pdf_when_text_has_markup_characters_prints_them_literally(order, report, tmp_path):
+    pdf = _render(order, replace(report, text="Taille <b>5 mm</b> & bords nets"))
+    assert "Taille <b>5 mm</b> & bords nets" in _text(pdf, tmp_path)
+
+
+def test_pdf_in_english_uses_english_labels(order, report, tmp_path):
+    pdf = _render(order, report, lang="en", conduct_label="Dermatology consultation within weeks")
+    text = _text(pdf, tmp_path)
+    assert "Dermatology tele-expertise opinion" in text
+    assert "Born 1956-03-12" in text
+    assert "2025-03-14 15:30" in text
+
+
+def test_pdf_when_report_is_corrected_says_so(order, report, tmp_path):
+    text = _text(_render(order, replace(report, status="C")), tmp_path)
+    assert "Avis rectificatif" in text
+
+
+def test_pdf_text_is_the_same_for_the_same_inputs(order, report, tmp_path):
+    assert _text(_render(order, report), tmp_path) == _text(_render(order, report), tmp_path)
+
+
+def test_pdf_when_language_has_no_labels_raises_domain_error(order, report):
+    with pytest.raises(DomainError) as err:
+        _render(order, report, lang="de")
+    assert err.value.where == "lang"
+
+
+def test_report_digest_changes_with_each_signed_field(report):
+    base = report_digest(report=report, accession="ACC00042")
+    assert len(base) == 64 and base == report_digest(report=report, accession="ACC00042")
+    other_specialist = Practitioner("810000000000", report.specialist.name)
+    variants = [
+        report_digest(report=replace(report, text=report.text + "."), accession="ACC00042"),
+        report_digest(report=replace(report, conduct="biopsy"), accession="ACC00042"),
+        report_digest(report=replace(report, specialist=other_specialist), accession="ACC00042"),
+        report_digest(report=replace(report, signed_at="20250314153001"), accession="ACC00042"),
+        report_digest(report=report, accession="ACC00043"),
+    ]
+    assert base not in variants and len(set(variants)) == len(variants)
+
+
+
+_VERA_SCRIPT = """
+import sys
+from pathlib import Path
+from connector.domain.model import Order, Patient, PersonName, Practitioner, Report
+from connector.reports import pdf
+pdf._DEJAVU = Path("/nonexistent")  # as on a machine without fonts-dejavu-core
+order = Order("DPI", "DEM1", Patient("1", PersonName("DUPRÉ", "Hélène")),
+              Practitioner("810001234567", PersonName("MARTIN", "Élise")), "Lésion ?")
+report = Report("Œdème absent, à revoir.", "no_visit",
+                Practitioner("810009876543", PersonName("LEFÈVRE", "François")), "20250314153000")
+labels = pdf.load_labels("mappings/reports/labels.toml")
+sys.stdout.buffer.write(pdf.render_report_pdf(order=order, accession="ACC1", report=report,
+    conduct_label="Pas de consultation", labels=labels, now_text="14/03/2025"))
+"""
+
+
+def test_pdf_without_dejavu_uses_reportlabs_vera_and_keeps_accents(tmp_path):
+    # fonts register once per process, so the fallback runs in a fresh interpreter
+    root = Path(__file__).parents[3]
+    pdf = subprocess.run([sys.executable, "-c", _VERA_SCRIPT], cwd=root, check=True,
+                         capture_output=True, env={**os.environ, "PYTHONPATH": str(root)}).stdout
+    assert b"Vera" in pdf and b"DejaVu" not in pdf
+    text = _text(pdf, tmp_path)
+    assert "DUPRÉ Hélène" in text and "Œdème absent, à revoir." in text
