@@ -12,27 +12,22 @@ from __future__ import annotations
 import asyncio
 import io
 import secrets
-import socket
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import hl7 as pyhl7
 import httpx
 
-from .config import ApiToken, Destination, load_config
+from .config import ApiToken, Config, Destination, load_config
 from .hl7.ack import build_ack
 from .hl7.client import send_message
 from .hl7.listener import MllpListener
 from .hl7.parse import encode, parse
+from .ports import free_port
 from .server import RunningConnector
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RecordingPeer:
@@ -117,7 +112,30 @@ def demo_photo(with_exif: bool) -> bytes:
     return out.getvalue()
 
 
-def _wait(predicate, timeout: float, what: str):
+def local_config(work: Path, *, ehr_port: int, accounting_port: int, token: str,
+                 stable_age: int = 2) -> Config:
+    """Everything on free loopback ports in `work`: Orthanc, HL7, HTTP, and the two peers."""
+    taken: list[int] = []
+    for _ in range(4):
+        taken.append(free_port(tuple(taken)))
+    http_port, hl7_port, orthanc_port, dicom_port = taken
+    base = load_config(None, environ={
+        "TELEDERM_DATA_DIR": str(work),
+        "TELEDERM_HTTP_LISTEN": f"127.0.0.1:{http_port}",
+        "TELEDERM_HL7_LISTEN": f"127.0.0.1:{hl7_port}",
+        "TELEDERM_ORTHANC_URL": f"http://127.0.0.1:{orthanc_port}",
+        "TELEDERM_ORTHANC_DICOM_PORT": str(dicom_port),
+        "TELEDERM_ORTHANC_PASSWORD": secrets.token_urlsafe(12),
+        "TELEDERM_ORTHANC_STABLE_AGE": str(stable_age),
+        "TELEDERM_FACILITY_NAME": "TELEDERM_DEMO",
+    })
+    return replace(base, destinations=(
+        Destination("ehr", "requester", "mllp", f"127.0.0.1:{ehr_port}"),
+        Destination("accounting", "accounting", "mllp", f"127.0.0.1:{accounting_port}"),
+    ), tokens=(ApiToken("demo", "admin", token),))
+
+
+def wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -132,23 +150,7 @@ def run_demo(*, keep: bool = False) -> int:
     token = secrets.token_urlsafe(16)
     ehr = RecordingPeer("ehr", echo=True).start()
     accounting = RecordingPeer("accounting", echo=True).start()
-    http_port, hl7_port = free_port(), free_port()
-    orthanc_port, dicom_port = free_port(), free_port()
-    base = load_config(None, environ={
-        "TELEDERM_DATA_DIR": str(work),
-        "TELEDERM_HTTP_LISTEN": f"127.0.0.1:{http_port}",
-        "TELEDERM_HL7_LISTEN": f"127.0.0.1:{hl7_port}",
-        "TELEDERM_ORTHANC_URL": f"http://127.0.0.1:{orthanc_port}",
-        "TELEDERM_ORTHANC_DICOM_PORT": str(dicom_port),
-        "TELEDERM_ORTHANC_PASSWORD": secrets.token_urlsafe(12),
-        "TELEDERM_ORTHANC_STABLE_AGE": "2",
-        "TELEDERM_FACILITY_NAME": "TELEDERM_DEMO",
-    })
-    from dataclasses import replace
-    config = replace(base, destinations=(
-        Destination("ehr", "requester", "mllp", f"127.0.0.1:{ehr.port}"),
-        Destination("accounting", "accounting", "mllp", f"127.0.0.1:{accounting.port}"),
-    ), tokens=(ApiToken("demo", "admin", token),))
+    config = local_config(work, ehr_port=ehr.port, accounting_port=accounting.port, token=token)
     print(f"TeleDerm demo — data folder {work}")
     print("Starting Orthanc and the connector ...", flush=True)
     running = RunningConnector(config).start()
@@ -174,7 +176,7 @@ def run_demo(*, keep: bool = False) -> int:
                                "description": "Dos, lésion pigmentée"})
             r.raise_for_status()
             print(f"   {name}: SOP Instance UID {r.json()['images'][0]['sop_instance_uid']}")
-        status = _wait(lambda: (s := api.get(f"/api/cases/{accession}").json()["status"]) == "READY" and s,
+        status = wait_for(lambda: (s := api.get(f"/api/cases/{accession}").json()["status"]) == "READY" and s,
                        60, "the study to be stored and stable in Orthanc")
         print(f"   archived in Orthanc; study stable -> case {status}")
 
@@ -186,8 +188,8 @@ def run_demo(*, keep: bool = False) -> int:
             "specialist": {"id": "810001234567", "name": "LEROY^Claire"}})
         r.raise_for_status()
         print(f"   report v{r.json()['version']} signed, digest {r.json()['digest'][:16]}…")
-        _wait(lambda: ehr.messages and accounting.messages, 60, "the ORU and the DFT to be delivered")
-        _wait(lambda: api.get("/api/stats").json()["outbox"]["pending"] == 0, 60, "the outbox to drain")
+        wait_for(lambda: ehr.messages and accounting.messages, 60, "the ORU and the DFT to be delivered")
+        wait_for(lambda: api.get("/api/stats").json()["outbox"]["pending"] == 0, 60, "the outbox to drain")
 
         detail = api.get(f"/api/cases/{accession}").json()
         study = running.services.archive.find_study(detail["study_instance_uid"])

@@ -7,7 +7,6 @@ stops them when the test ends. Helpers are importable as `from conftest import f
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,19 +14,10 @@ import pytest
 
 from connector.archive.client import ArchiveClient
 from connector.archive.managed import ManagedOrthanc
+from connector.ports import free_port  # noqa: F401 - re-exported for tests
 
 ORTHANC_USER = "telederm"
 ORTHANC_PASSWORD = "test-secret"
-
-
-def free_port(exclude: tuple[int, ...] = ()) -> int:
-    """A TCP port free on all interfaces (Orthanc 1.10 binds them all), not in `exclude`."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("", 0))
-            port = probe.getsockname()[1]
-        if port not in exclude:
-            return port
 
 
 def unused_url() -> str:

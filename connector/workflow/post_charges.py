@@ -39,8 +39,10 @@ def handle(conn: Connection, services: Services, case: Case, specialist: Practit
     dest = services.config.destination("accounting")
     if dest is None:
         return None
+    tariffs = services.mappings.tariffs
+    labels = {c.code: tariffs.find(c.code, c.role, c.act_date).label_fr for c in new}
     message = build_dft(control_id=control_id, now=hl7_now, order=case.order,
-                        accession=case.accession, charges=new,
+                        accession=case.accession, charges=new, labels=labels,
                         sending=(services.config.facility_name, services.config.facility_id),
                         receiving=(dest.name.upper(), ""))
     enqueue_hl7(conn, destination=dest.name, control_id=control_id, message=message,

@@ -1,0 +1,147 @@
+"""One tele-expertise case end to end: order over MLLP, photos over HTTP, report, ORU and DFT
+to real MLLP peers, with a real Orthanc, a real SQLite file and dciodvfy on what Orthanc holds."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import subprocess
+
+import hl7
+import httpx
+import pytest
+
+from connector.demo import RecordingPeer, demo_order, demo_photo, local_config, wait_for
+from connector.hl7.client import send_message
+from connector.server import RunningConnector
+
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+VL_PHOTO = "1.2.840.10008.5.1.4.1.1.77.1.4"
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    work = tmp_path_factory.mktemp("e2e")
+    token = secrets.token_urlsafe(16)
+    ehr, accounting = RecordingPeer("ehr").start(), RecordingPeer("accounting").start()
+    config = local_config(work, ehr_port=ehr.port, accounting_port=accounting.port, token=token,
+                          stable_age=1)
+    running = RunningConnector(config).start()
+    api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
+                       headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    yield running, api, ehr, accounting, work
+    api.close()
+    running.stop()
+    ehr.stop()
+    accounting.stop()
+
+
+def send(running, text: str):
+    return send_message("127.0.0.1", running.hl7_port, text)
+
+
+def dciodvfy_errors(path) -> list[str]:
+    out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+    return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
+
+
+def test_case_runs_end_to_end_on_real_orthanc_and_sockets(env):
+    running, api, ehr, accounting, work = env
+
+    ack = send(running, demo_order("E2E-1", "PL-E2E-1"))
+    assert (ack.code, ack.control_id_acked) == ("AA", "E2E-1")
+    cases = api.get("/api/cases", params={"placer_order_number": "PL-E2E-1"}).json()
+    assert len(cases) == 1 and cases[0]["status"] == "OPEN"
+    case = cases[0]
+    accession, study_uid = case["accession"], case["study_instance_uid"]
+    assert case["patient"]["name"] == "DUPONT^Hélène" and case["priority"] == "routine"
+
+    photos = [demo_photo(False), demo_photo(True)]
+    for data in photos:
+        r = api.post(f"/api/cases/{accession}/images", files={"file": ("p.jpg", data, "image/jpeg")},
+                     data={"site": "66643007", "laterality": "U"})
+        assert r.status_code == 201, r.text
+    wait_for(lambda: api.get(f"/api/cases/{accession}").json()["status"] == "READY", 60,
+             "the case to be READY")
+
+    r = api.post(f"/api/cases/{accession}/report", json={
+        "text": "Naevus bénin.\nSurveillance annuelle.", "conduct": "no_visit",
+        "specialist": {"id": "810001234567", "name": "LEROY^Claire"}})
+    assert r.status_code == 201, r.text
+    wait_for(lambda: ehr.messages and accounting.messages, 60, "ORU and DFT")
+    wait_for(lambda: api.get("/api/stats").json()["outbox"]["pending"] == 0, 60, "outbox drained")
+    assert api.get(f"/api/cases/{accession}").json()["status"] == "ANSWERED"
+
+    # What Orthanc holds: two photos passed through as JPEG baseline, one Encapsulated PDF.
+    instances = running.services.archive.study_instances(study_uid)
+    assert len(instances) == 3
+    assert sorted(i["SOPClassUID"] for i in instances) == sorted([VL_PHOTO, VL_PHOTO, ENCAPSULATED_PDF])
+    assert {i["AccessionNumber"] for i in instances} == {accession}
+    for inst in instances:
+        blob = running.services.archive.instance_file(inst["orthanc_id"])
+        path = work / f"{inst['SOPInstanceUID']}.dcm"
+        path.write_bytes(blob)
+        assert dciodvfy_errors(path) == [], inst["SOPClassUID"]
+        if inst["SOPClassUID"] == VL_PHOTO:
+            assert inst["TransferSyntaxUID"] == JPEG_BASELINE
+            assert inst["Modality"] == "XC"
+            assert b"Exif" not in blob and b"SERIAL-0042" not in blob and b"DemoPhone" not in blob
+        else:
+            assert inst["Modality"] == "DOC"
+
+    # The requester's EHR got one ORU^R01 with the text lines and the PDF, final.
+    (oru,) = ehr.parsed()
+    assert str(oru.segment("MSH")[9]) == "ORU^R01^ORU_R01"
+    assert str(oru.segment("OBR")[3]) == accession
+    obx = list(oru.segments("OBX"))
+    assert {str(s[11]) for s in obx} == {"F"}
+    texts = [str(s[5]) for s in obx if str(s[2]) == "TX"]
+    assert texts == ["Naevus bénin.", "Surveillance annuelle."]
+    (ed,) = [s for s in obx if str(s[2]) == "ED"]
+    assert base64.b64decode(str(ed[5][0][4])).startswith(b"%PDF")
+
+    # Accounting got one DFT^P03: TE2 for the dermatologist, RQD for the requester.
+    (dft,) = accounting.parsed()
+    assert str(dft.segment("MSH")[9]) == "DFT^P03^DFT_P03"
+    ft1 = list(dft.segments("FT1"))
+    assert [str(s[25][0][0]) for s in ft1] == ["TE2", "RQD"]
+    assert [str(s[6]) for s in ft1] == ["CG", "CG"]
+    assert [str(s[23]) for s in ft1] == [accession, accession]
+    assert str(ft1[0][20][0][0]) == "810001234567"
+
+
+def test_same_order_twice_opens_one_case_and_gets_the_same_ack(env):
+    running, api, *_ = env
+    first = send(running, demo_order("DUP-1", "PL-DUP-1"))
+    again = send(running, demo_order("DUP-1", "PL-DUP-1"))
+    assert first.code == again.code == "AA"
+    assert len(api.get("/api/cases", params={"placer_order_number": "PL-DUP-1"}).json()) == 1
+    # Same placer number under a new MSH-10: refused as a duplicate key, still one case.
+    other = send(running, demo_order("DUP-2", "PL-DUP-1"))
+    assert other.code == "AE" and other.errors[0].hl7_code == "205"
+    assert len(api.get("/api/cases", params={"placer_order_number": "PL-DUP-1"}).json()) == 1
+
+
+def test_malformed_order_gets_ae_with_err_and_the_listener_keeps_serving(env):
+    running, api, *_ = env
+    bad = demo_order("BAD-1", "PL-BAD-1").replace(
+        "PID|1||IPP123456^^^CHU_DEMO&1.2.250.1.999.1&ISO^PI||", "PID|1||||")
+    ack = send(running, bad)
+    assert ack.code == "AE"
+    (err,) = ack.errors
+    assert (err.location, err.hl7_code, err.severity) == ("PID^1^3", "101", "E")
+    assert api.get("/api/cases", params={"placer_order_number": "PL-BAD-1"}).json() == []
+    assert send(running, demo_order("GOOD-1", "PL-GOOD-1")).code == "AA"
+
+
+def test_unknown_case_and_bad_upload_get_problem_json(env):
+    running, api, *_ = env
+    r = api.post("/api/cases/NOPE/images", files={"file": ("p.jpg", demo_photo(False), "image/jpeg")})
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    send(running, demo_order("IMG-1", "PL-IMG-1"))
+    accession = api.get("/api/cases", params={"placer_order_number": "PL-IMG-1"}).json()[0]["accession"]
+    r = api.post(f"/api/cases/{accession}/images", files={"file": ("x.jpg", b"not a jpeg", "image/jpeg")})
+    assert r.status_code == 422 and "detail" in r.json()
+    r = httpx.get(f"http://127.0.0.1:{running.http_port}/api/cases")
+    assert r.status_code == 401
