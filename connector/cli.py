@@ -150,14 +150,12 @@ def cmd_config_check(args) -> int:
 
 def cmd_orthanc(args) -> int:
     from .server import managed_orthanc
-    from .workflow.bootstrap import internal_token
     config = _config(args)
     if not config.orthanc_managed:
         raise ConfigError("this config uses an external Orthanc", where="orthanc.managed",
                           hint="set orthanc.managed = true to let telederm start one")
     orthanc = managed_orthanc(config)
     if args.action == "start":
-        orthanc.connector_token = internal_token(config.data_dir)
         orthanc.write_config()
         orthanc.start()
         print(f"Orthanc running at {orthanc.url} (DICOM port {config.orthanc_dicom_port})")

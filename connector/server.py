@@ -18,21 +18,20 @@ from .archive.managed import ManagedOrthanc
 from .config import Config, split_address
 from .hl7.listener import MllpListener
 from .workflow import receive_hl7, worker
-from .workflow.bootstrap import Services, build
+from .workflow.bootstrap import Services, build, internal_token
 
 log = logging.getLogger("connector.server")
 
 
-def managed_orthanc(config: Config, services: Services | None = None) -> ManagedOrthanc:
+def managed_orthanc(config: Config) -> ManagedOrthanc:
     """The Orthanc this config manages, its plugin pointed back at our HTTP API."""
     http_port = urlparse(config.orthanc_url).port or 8042
     host, port = split_address(config.http_listen, "http.listen")
-    token = services.internal_token if services else ""
     return ManagedOrthanc(
         config.data_dir / "orthanc", http_port=http_port, dicom_port=config.orthanc_dicom_port,
         username=config.orthanc_username, password=config.orthanc_password,
-        stable_age=config.orthanc_stable_age,
-        connector_url=f"http://{host}:{port}" if services else "", connector_token=token)
+        stable_age=config.orthanc_stable_age, connector_url=f"http://{host}:{port}",
+        connector_token=internal_token(config.data_dir))
 
 
 class RunningConnector:
@@ -54,7 +53,7 @@ class RunningConnector:
     # --- lifecycle -----------------------------------------------------------------------
     def start(self, timeout: float = 60) -> "RunningConnector":
         if self.config.orthanc_managed:
-            self.orthanc = managed_orthanc(self.config, self.services)
+            self.orthanc = managed_orthanc(self.config)
             if not self.orthanc.status()["running"]:
                 self.orthanc.write_config()
                 self.orthanc.start()
