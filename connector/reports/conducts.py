@@ -7,10 +7,10 @@ report's language. Codes live in a mapping file because a site may add or reword
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from connector.mapfile import read_toml
 from connector.domain.errors import ConfigError, DomainError
 
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -33,11 +33,7 @@ class Conduct:
 def load_conducts(path: str | Path) -> dict[str, Conduct]:
     """Read and check the conduct file; a bad file raises ConfigError naming file and code."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read conduct codes: {exc}", where=str(path),
-                          hint="fix the file") from exc
+    data = read_toml(path, "conduct codes")
     if not data:
         raise ConfigError("no conduct codes defined", where=str(path),
                           hint="add one [code] table with fr and en labels")

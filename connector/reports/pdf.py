@@ -28,7 +28,6 @@ import io
 import json
 import re
 import secrets
-import tomllib
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -42,6 +41,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from connector.mapfile import read_toml
 from connector.domain.errors import ConfigError, DomainError
 from connector.domain.model import Order, PersonName, Report
 
@@ -61,11 +61,7 @@ _DT = re.compile(r"^(\d{12})(\d{2})?(?:\.\d{1,4})?([+-]\d{4})?$")
 def load_labels(path: str | Path) -> dict[str, dict[str, str]]:
     """Read the label file; every language must have every key of LABEL_KEYS, nothing else."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read report labels: {exc}", where=str(path),
-                          hint="fix the file") from exc
+    data = read_toml(path, "report labels")
     labels = {}
     for lang in LANGS:
         table = data.get(lang)
