@@ -132,6 +132,11 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         env_key = f"TELEDERM_{section.upper()}_{key.upper()}" if section else f"TELEDERM_{key.upper()}"
         if env_key in env:
             values[name] = _coerce(env[env_key], typ, env_key)
+    top_level = {k for s, k in _SCALARS if not s}
+    stray = [k for k, v in raw.items() if not isinstance(v, (dict, list)) and k not in top_level]
+    if stray:
+        raise ConfigError(f"unknown top-level key(s) {sorted(stray)}", where=str(path),
+                          hint=f"top-level keys are {', '.join(sorted(top_level))}")
     for section in {s for s, _ in _SCALARS if s}:
         unknown = set(raw.get(section, {})) - {k for s, k in _SCALARS if s == section}
         if unknown:
@@ -145,7 +150,11 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         values["database_url"] = f"sqlite:///{(base / rel).resolve()}"
 
     values["destinations"] = tuple(_destinations(raw.get("destinations", []), path))
-    values["tokens"] = tuple(_tokens(raw.get("api", {}).get("tokens", []), path))
+    unknown = set(raw.get("api", {})) - {"tokens"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)} in [api]", where=str(path),
+                          hint="[api] holds only [[api.tokens]] tables")
+    values["tokens"] = tuple(_tokens(raw.get("api", {}).get("tokens", []), path, env))
     values["bootstrap_token"] = env.get("TELEDERM_BOOTSTRAP_TOKEN", "")
     config = Config(**values)
     split_address(config.http_listen, "http.listen")
@@ -190,11 +199,11 @@ def _destinations(items, path) -> list[Destination]:
     return out
 
 
-def _tokens(items, path) -> list[ApiToken]:
+def _tokens(items, path, env) -> list[ApiToken]:
     out = []
     for i, item in enumerate(items):
         where = f"api.tokens[{i}]"
-        token = item.get("token") or os.environ.get(item.get("token_env", ""), "")
+        token = item.get("token") or env.get(item.get("token_env", ""), "")
         if not item.get("name") or item.get("role") not in ROLES or not token:
             raise ConfigError(f"{where} needs name, a role among {', '.join(ROLES)}, and token or token_env",
                               where=str(path))

@@ -8,6 +8,10 @@ from sqlalchemy.engine import Connection
 from .schema import cases, charges, images, outbox, patients, reports
 
 
+def _pn(family: str, given: str) -> str:
+    return f"{family}^{given}" if given else family
+
+
 def _case_dict(row) -> dict:
     return {
         "accession": row.accession,
@@ -16,10 +20,10 @@ def _case_dict(row) -> dict:
         "placer_order_number": row.placer_order_number,
         "study_instance_uid": row.study_uid,
         "patient": {"id": row.patient_id, "issuer": row.issuer,
-                    "name": f"{row.family}^{row.given}" if row.given else row.family,
+                    "name": _pn(row.family, row.given),
                     "birth_date": row.birth_date, "sex": row.sex},
         "requester": {"id": row.requester_id,
-                      "name": f"{row.requester_family}^{row.requester_given}"},
+                      "name": _pn(row.requester_family, row.requester_given)},
         "question": row.question,
         "created_at": row.created_at,
         "updated_at": row.updated_at,

@@ -1,0 +1,58 @@
+"""The `engine` fixture (a migrated SQLite file in tmp_path) and builders for store tests.
+
+Not a conftest.py on purpose; test modules import the fixture by name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from connector.domain.model import (
+    Case,
+    Order,
+    Patient,
+    PersonName,
+    Practitioner,
+    Priority,
+)
+from connector.store import cases
+from connector.store.clock import iso
+from connector.store.db import make_engine, migrate
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def at(seconds: float = 0) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def stamp(seconds: float = 0) -> str:
+    return iso(at(seconds))
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'store' / 'telederm.db'}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+def make_order(placer="CMD-2026-0042", *, sender="DPI_CHU|CHU_NIMES", patient_id="IPP0012345",
+               family="LEFÈVRE", given="Hélène", birth_date="19720314", sex="F",
+               priority=Priority.ROUTINE, question="Lésion pigmentée du dos, évolution récente") -> Order:
+    return Order(
+        sender=sender, placer_order_number=placer,
+        patient=Patient(patient_id, PersonName(family, given), "CHU_NIMES", birth_date, sex),
+        requester=Practitioner("801234567897", PersonName("MARTIN", "François"), "1.2.250.1.71.4.2.1"),
+        question=question, priority=priority, ordered_at="20261115092500")
+
+
+def open_case(conn, order: Order | None = None, *, now: str | None = None) -> Case:
+    """Allocate an accession and insert a case the way the workflow does."""
+    accession = cases.next_accession(conn)
+    case = Case(accession, f"1.2.826.0.1.3680043.10.1.{accession[2:].lstrip('0')}", order or make_order())
+    cases.insert(conn, case, now or stamp())
+    return case

@@ -1,0 +1,66 @@
+"""make_engine and migrate on a real SQLite file."""
+
+import pytest
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import IntegrityError
+from store_samples import engine, stamp  # noqa: F401  (fixture)
+
+from connector.domain.errors import StoreUnavailable
+from connector.store import schema
+from connector.store.db import make_engine, migrate
+
+
+def test_make_engine_creates_the_folder_when_it_is_missing(tmp_path):
+    path = tmp_path / "deep" / "er" / "telederm.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    engine.dispose()
+    assert path.is_file()
+
+
+def test_sqlite_connection_uses_wal_and_foreign_keys_when_made_by_make_engine(engine):
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+
+
+def test_migrate_creates_every_table_when_database_is_new(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    assert migrate(engine) == 1
+    names = set(inspect(engine).get_table_names())
+    engine.dispose()
+    assert names == {"schema_version", "counters", "patients", "cases", "images", "reports",
+                     "charges", "inbox", "outbox", "audit"}
+
+
+def test_migrate_is_idempotent_when_run_twice(engine):
+    assert migrate(engine) == 1
+    with engine.connect() as conn:
+        rows = conn.execute(select(schema.schema_version)).all()
+    assert [(r.version, r.name) for r in rows] == [(1, "initial")]
+
+
+def test_migrate_keeps_existing_rows_when_run_again(engine):
+    with engine.begin() as conn:
+        conn.execute(schema.counters.insert().values(name="accession", value=41))
+    migrate(engine)
+    with engine.connect() as conn:
+        assert conn.execute(select(schema.counters.c.value)).scalar() == 41
+
+
+def test_migrate_raises_store_unavailable_when_database_path_is_a_folder(tmp_path):
+    folder = tmp_path / "db-is-a-folder"
+    folder.mkdir()
+    engine = make_engine(f"sqlite:///{folder}")
+    with pytest.raises(StoreUnavailable) as exc:
+        migrate(engine)
+    engine.dispose()
+    assert exc.value.http_status == 503 and exc.value.hint
+
+
+def test_foreign_key_is_enforced_when_an_image_names_an_unknown_case(engine):
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(schema.images.insert().values(
+            accession="TD99999999", sop_uid="1.2.3", series_uid="1.2", sop_class_uid="1.2.840",
+            kind="photo", source_sha256="0" * 64, path="/x.dcm", created_at=stamp()))
