@@ -57,8 +57,14 @@ def cmd_wrap(args) -> int:
     if args.kind == "dermoscopy":
         raise ImageError("dermoscopy objects are not supported yet", where="--kind",
                          hint="use --kind photo for now")
-    patient = Patient(id=args.patient_id, name=PersonName.parse(args.patient_name),
-                      birth_date=args.birth_date or "", sex=args.sex or "")
+    try:
+        patient = Patient(id=args.patient_id, name=PersonName.parse(args.patient_name),
+                          birth_date=args.birth_date or "", sex=args.sex or "")
+    except DomainError as err:
+        options = {"patient.id": "--patient-id", "patient.birth_date": "--birth-date",
+                   "patient.sex": "--sex", "name": "--patient-name"}
+        raise DomainError(err.text, where=options.get(err.where, err.where),
+                          hint="see telederm wrap --help") from None
     site = lookup(load_sites(default_mappings_dir() / "body_sites.csv"), args.site) if args.site else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,10 +77,14 @@ def cmd_wrap(args) -> int:
         data = path.read_bytes()
         sha = hashlib.sha256(data).hexdigest()
         sop_uid = uid_from("image", study_uid, sha)
-        ds = wrap_photo(data, patient=patient, study_uid=study_uid, accession=args.accession or "",
-                        series_uid=uid_from("series", study_uid, args.kind), sop_uid=sop_uid,
-                        instance_number=number, study_datetime=now, content_datetime=now,
-                        site=site, laterality=args.laterality or "", source_sha256=sha)
+        try:
+            ds = wrap_photo(data, patient=patient, study_uid=study_uid,
+                            accession=args.accession or "",
+                            series_uid=uid_from("series", study_uid, args.kind), sop_uid=sop_uid,
+                            instance_number=number, study_datetime=now, content_datetime=now,
+                            site=site, laterality=args.laterality or "", source_sha256=sha)
+        except ImageError as err:
+            raise ImageError(err.text, where=name, hint=err.hint, code=err.code) from None
         target = out / f"{path.stem}.dcm"
         target.write_bytes(to_bytes(ds))
         print(target)
@@ -95,7 +105,7 @@ def cmd_import(args) -> int:
                                 actor="cli:import")
         except ImageError as err:
             failed += 1
-            print(f"\ntelederm: {path.name} refused: {err.one_line()}", file=sys.stderr)
+            print(f"\rtelederm: {path.name} refused: {err.one_line()}", file=sys.stderr)
         done = int(30 * i / len(files))
         print(f"\r[{'#' * done}{'.' * (30 - done)}] {i}/{len(files)}", end="", flush=True)
     print(f"\nimported {len(files) - failed} of {len(files)} file(s) into {args.accession}")
@@ -105,10 +115,21 @@ def cmd_import(args) -> int:
 def cmd_hl7_send(args) -> int:
     from .config import split_address
     from .hl7.client import send_message
+    from .hl7.errors import Hl7Error
+    from .hl7.parse import decode
     host, port = split_address(args.to, "--to")
-    for name in args.files:
-        text = Path(name).read_bytes().decode("utf-8").replace("\r\n", "\r").replace("\n", "\r")
-        ack = send_message(host, port, text.strip("\r") + "\r", timeout=args.timeout)
+    messages = []
+    for name in args.files:  # read them all first: a bad file sends nothing
+        if not Path(name).is_file():
+            raise DomainError(f"{name} is not a readable file", where=name, hint="check the path")
+        try:
+            text = decode(Path(name).read_bytes())
+        except Hl7Error as err:
+            raise DomainError(f"{name} cannot be read as HL7: {err.text}", where=name,
+                              hint="check MSH-18 against the file's encoding") from None
+        messages.append((name, text.replace("\r\n", "\r").replace("\n", "\r").strip("\r") + "\r"))
+    for name, text in messages:
+        ack = send_message(host, port, text, timeout=args.timeout)
         print(f"{name}: {ack.code} {ack.control_id_acked} {ack.text}".rstrip())
         for err in ack.errors:
             print(f"  ERR {err}")
@@ -160,17 +181,23 @@ def cmd_orthanc(args) -> int:
         orthanc.start()
         print(f"Orthanc running at {orthanc.url} (DICOM port {config.orthanc_dicom_port})")
     elif args.action == "stop":
-        orthanc.stop()
-        print("Orthanc stopped")
+        print("Orthanc stopped" if orthanc.stop() else "Orthanc was not running")
     else:
         print(json.dumps(orthanc.status(), indent=2))
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"telederm: {message} ({self.prog}): see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="telederm", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="telederm", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def with_config(p):
         p.add_argument("--config", help="telederm.toml (default: built-in defaults)")
@@ -202,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=["photo", "dermoscopy"], default="photo")
     p.set_defaults(func=cmd_import)
 
-    hl7 = sub.add_parser("hl7", help="HL7 tools").add_subparsers(dest="hl7_command", required=True)
+    hl7 = sub.add_parser("hl7", help="HL7 tools").add_subparsers(dest="hl7_command", required=True, parser_class=_Parser)
     p = hl7.add_parser("send", help="send HL7 files over MLLP and print the ACKs")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--to", required=True, metavar="HOST:PORT")
@@ -210,10 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_hl7_send)
 
     with_config(sub.add_parser("stats", help="case and queue statistics")).set_defaults(func=cmd_stats)
-    audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command", required=True)
+    audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
     with_config(audit.add_parser("verify", help="check the audit hash chain")).set_defaults(
         func=cmd_audit_verify)
-    conf = sub.add_parser("config", help="configuration").add_subparsers(dest="config_command", required=True)
+    conf = sub.add_parser("config", help="configuration").add_subparsers(dest="config_command", required=True, parser_class=_Parser)
     with_config(conf.add_parser("check", help="load and validate config and mappings")).set_defaults(
         func=cmd_config_check)
     p = with_config(sub.add_parser("orthanc", help="the managed Orthanc"))

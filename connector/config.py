@@ -122,7 +122,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     values: dict = {"data_dir": Path("./var")}
     known_sections = {s for s, _ in _SCALARS if s} | {"destinations", "api"}
     for key, value in raw.items():
-        if isinstance(value, dict) and key not in known_sections:
+        if isinstance(value, (dict, list)) and key not in known_sections:
             raise ConfigError(f"unknown section [{key}]", where=str(path),
                               hint=f"known sections: {', '.join(sorted(known_sections))}")
     for (section, key), (name, typ) in _SCALARS.items():
@@ -183,6 +183,7 @@ def _destinations(items, path) -> list[Destination]:
     out = []
     for i, item in enumerate(items):
         where = f"destinations[{i}]"
+        _only_keys(item, {"name", "role", "transport", "address"}, where, path)
         missing = [k for k in ("name", "role", "address") if k not in item]
         if missing:
             raise ConfigError(f"{where} lacks {', '.join(missing)}", where=str(path))
@@ -199,10 +200,20 @@ def _destinations(items, path) -> list[Destination]:
     return out
 
 
+def _only_keys(item, allowed: set[str], where: str, path) -> None:
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where} is not a table", where=str(path))
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in {where}", where=str(path),
+                          hint=f"allowed keys: {', '.join(sorted(allowed))}")
+
+
 def _tokens(items, path, env) -> list[ApiToken]:
     out = []
     for i, item in enumerate(items):
         where = f"api.tokens[{i}]"
+        _only_keys(item, {"name", "role", "token", "token_env"}, where, path)
         token = item.get("token") or env.get(item.get("token_env", ""), "")
         if not item.get("name") or item.get("role") not in ROLES or not token:
             raise ConfigError(f"{where} needs name, a role among {', '.join(ROLES)}, and token or token_env",

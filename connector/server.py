@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 from urllib.parse import urlparse
 
@@ -16,6 +17,7 @@ import uvicorn
 from .api.app import create_app
 from .archive.managed import ManagedOrthanc
 from .config import Config, split_address
+from .domain.errors import ConnectorError
 from .hl7.listener import MllpListener
 from .workflow import receive_hl7, worker
 from .workflow.bootstrap import Services, build, internal_token
@@ -32,6 +34,11 @@ def managed_orthanc(config: Config) -> ManagedOrthanc:
         username=config.orthanc_username, password=config.orthanc_password,
         stable_age=config.orthanc_stable_age, connector_url=f"http://{host}:{port}",
         connector_token=internal_token(config.data_dir))
+
+
+def _bind_error(key: str, address: str, exc: OSError) -> ConnectorError:
+    return ConnectorError(f"cannot listen on {address}: {exc.strerror or exc}", where=key,
+                          hint=f"free that port or change {key} in the config")
 
 
 class RunningConnector:
@@ -62,7 +69,10 @@ class RunningConnector:
         self._thread.start()
         if not self._ready.wait(timeout) or self._error:
             self.stop()
-            raise RuntimeError(f"connector did not start: {self._error}")
+            if isinstance(self._error, ConnectorError):
+                raise self._error
+            raise ConnectorError(f"the connector did not start: {self._error or 'timed out'}",
+                                 hint="run with --debug for details")
         self._worker = threading.Thread(target=worker.run_forever,
                                         args=(self.services, self._stop_worker),
                                         name="outbox-worker", daemon=True)
@@ -106,17 +116,27 @@ class RunningConnector:
         http_host, http_port = split_address(self.config.http_listen, "http.listen")
         listener = MllpListener(hl7_host, hl7_port,
                                 lambda raw, peer: receive_hl7.handle(self.services, raw, peer))
-        await listener.start()
+        try:
+            await listener.start()
+        except OSError as exc:
+            raise _bind_error("hl7.listen", self.config.hl7_listen, exc) from None
         self.hl7_port = listener.port
-        server = uvicorn.Server(uvicorn.Config(create_app(self.services), host=http_host,
-                                               port=http_port, log_level="warning",
+        http_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        http_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            http_socket.bind((http_host, http_port))
+        except OSError as exc:
+            http_socket.close()
+            await listener.stop()
+            raise _bind_error("http.listen", self.config.http_listen, exc) from None
+        self.http_port = http_socket.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(create_app(self.services), log_level="warning",
                                                lifespan="off"))
-        api = asyncio.create_task(server.serve())
+        api = asyncio.create_task(server.serve(sockets=[http_socket]))
         while not server.started:
             if api.done():
-                await api  # raises the bind error
+                await api
             await asyncio.sleep(0.05)
-        self.http_port = server.servers[0].sockets[0].getsockname()[1]
         log.info("listening: HL7 %s:%s, HTTP %s:%s", hl7_host, self.hl7_port, http_host,
                  self.http_port)
         self._ready.set()

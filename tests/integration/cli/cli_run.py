@@ -1,0 +1,71 @@
+"""Run the `telederm` command line as a real subprocess, and read what it says.
+
+Imported by the tests in this folder as `from cli_run import telederm, one_error_line`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import free_port
+
+# A command that never comes back within this deadline is a failure, not a hang of the suite.
+COMMAND_DEADLINE = 120
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without TELEDERM_* overrides (so only the test's config counts)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEDERM_")}
+    env.update(extra)
+    return env
+
+
+def telederm(*args: str | Path, cwd: Path | None = None,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python -m connector.cli ARGS` with this interpreter, output captured as text."""
+    return subprocess.run([sys.executable, "-m", "connector.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, env=env or clean_env(),
+                          timeout=COMMAND_DEADLINE)
+
+
+def one_error_line(result: subprocess.CompletedProcess, code: int) -> str:
+    """Assert the CLI error rendering (STYLE.md): exit `code`, one `telederm: ` line on stderr,
+    no traceback; return that line."""
+    lines = result.stderr.splitlines()
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("telederm: "), result.stderr
+    return lines[0]
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` is a live (not zombie) process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def write_config(path: Path, data_dir: Path, body: str = "") -> Path:
+    """A config with its data folder in the test's tmp_path and every port free right now."""
+    ports: list[int] = []
+    for _ in range(4):
+        ports.append(free_port(tuple(ports)))
+    http, hl7, orthanc, dicom = ports
+    path.write_text(f"""data_dir = "{data_dir}"
+[http]
+listen = "127.0.0.1:{http}"
+[hl7]
+listen = "127.0.0.1:{hl7}"
+[orthanc]
+url = "http://127.0.0.1:{orthanc}"
+dicom_port = {dicom}
+password = "cli-test-secret"
+stable_age = 1
+{body}""", encoding="utf-8")
+    return path
