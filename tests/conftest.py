@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import subprocess
+
 import pytest
 
 from connector.archive.client import ArchiveClient
@@ -89,3 +91,9 @@ def orthanc_factory(tmp_path_factory):
     yield start
     for running in started:
         running.managed.stop()
+
+
+def dciodvfy_errors(path) -> list[str]:
+    """The "Error" lines dicom3tools' dciodvfy reports for a file (it writes to stderr)."""
+    out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import base64
 import secrets
-import subprocess
 
-import hl7
 import httpx
 import pytest
 
+from conftest import dciodvfy_errors
 from connector.demo import RecordingPeer, demo_order, demo_photo, local_config, wait_for
 from connector.hl7.client import send_message
 from connector.server import RunningConnector
@@ -39,11 +38,6 @@ def env(tmp_path_factory):
 
 def send(running, text: str):
     return send_message("127.0.0.1", running.hl7_port, text)
-
-
-def dciodvfy_errors(path) -> list[str]:
-    out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
-    return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
 
 
 def test_case_runs_end_to_end_on_real_orthanc_and_sockets(env):

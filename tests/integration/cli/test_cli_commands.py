@@ -16,7 +16,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from cli_run import clean_env, one_error_line, process_alive, telederm, write_config
-from conftest import free_port
+from conftest import dciodvfy_errors, free_port
 from connector.config import load_config
 from connector.server import managed_orthanc
 
@@ -46,11 +46,6 @@ def jpeg(color: tuple[int, int, int], *, exif_gps: bool = False) -> bytes:
     else:
         img.save(out, "JPEG", quality=90)
     return out.getvalue()
-
-
-def dciodvfy_errors(path: Path) -> list[str]:
-    out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
-    return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
 
 
 @pytest.fixture
