@@ -69,6 +69,7 @@ images = Table(
     Column("description", Text, nullable=False, default=""),
     Column("created_at", String(32), nullable=False),
     Column("archived_at", String(32)),
+    Column("quality", Text, nullable=False, default="{}"),  # quality gate: flags + measures
 )
 
 reports = Table(

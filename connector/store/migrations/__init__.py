@@ -1,10 +1,12 @@
 """Versioned migrations, applied in order by `db.migrate()`; each is `upgrade(connection)`.
 
-A migration is never edited once released: later changes add a new numbered module.
+A migration is never edited once released: later changes add a new numbered module, and
+`schema.py` always shows the shape they lead to.
 """
 
-from . import m0001_initial
+from . import m0001_initial, m0002_image_quality
 
 MIGRATIONS = [
     (1, "initial", m0001_initial.upgrade),
+    (2, "image quality", m0002_image_quality.upgrade),
 ]

@@ -7,7 +7,10 @@ from store_samples import engine, stamp  # noqa: F401  (fixture)
 
 from connector.domain.errors import StoreUnavailable
 from connector.store import schema
+from connector.store.migrations import MIGRATIONS
 from connector.store.db import make_engine, migrate
+
+LATEST = MIGRATIONS[-1][0]
 
 
 def test_make_engine_creates_the_folder_when_it_is_missing(tmp_path):
@@ -27,7 +30,7 @@ def test_sqlite_connection_uses_wal_and_foreign_keys_when_made_by_make_engine(en
 
 def test_migrate_creates_every_table_when_database_is_new(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
-    assert migrate(engine) == 1
+    assert migrate(engine) == LATEST
     names = set(inspect(engine).get_table_names())
     engine.dispose()
     assert names == {"schema_version", "counters", "patients", "cases", "images", "reports",
@@ -35,10 +38,10 @@ def test_migrate_creates_every_table_when_database_is_new(tmp_path):
 
 
 def test_migrate_is_idempotent_when_run_twice(engine):
-    assert migrate(engine) == 1
+    assert migrate(engine) == LATEST
     with engine.connect() as conn:
         rows = conn.execute(select(schema.schema_version)).all()
-    assert [(r.version, r.name) for r in rows] == [(1, "initial")]
+    assert [(r.version, r.name) for r in rows] == [(v, name) for v, name, _ in MIGRATIONS]
 
 
 def test_migrate_keeps_existing_rows_when_run_again(engine):
@@ -64,3 +67,11 @@ def test_foreign_key_is_enforced_when_an_image_names_an_unknown_case(engine):
         conn.execute(schema.images.insert().values(
             accession="TD99999999", sop_uid="1.2.3", series_uid="1.2", sop_class_uid="1.2.840",
             kind="photo", source_sha256="0" * 64, path="/x.dcm", created_at=stamp()))
+
+
+def test_migrate_adds_the_quality_column_when_the_database_is_at_version_1(engine):
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE images DROP COLUMN quality"))
+        conn.execute(text("DELETE FROM schema_version WHERE version > 1"))
+    assert migrate(engine) == LATEST
+    assert "quality" in {c["name"] for c in inspect(engine).get_columns("images")}

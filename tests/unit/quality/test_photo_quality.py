@@ -1,0 +1,55 @@
+"""The quality gate flags blurred, badly exposed and tiny photos, and passes a good one."""
+
+import io
+
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+from connector.dicom.quality import Thresholds, assess, assess_bytes
+
+
+def lesion_photo(size=(800, 600), blur=0.0, background=(224, 180, 150)) -> Image.Image:
+    img = Image.new("RGB", size, background)
+    draw = ImageDraw.Draw(img)
+    for x in range(0, size[0], 7):  # skin texture: fine lines like pores and folds
+        draw.line((x, 0, x + 40, size[1]), fill=(200, 150, 120), width=1)
+    draw.ellipse((size[0] // 3, size[1] // 3, size[0] // 2, size[1] // 2), fill=(92, 58, 40))
+    return img.filter(ImageFilter.GaussianBlur(blur)) if blur else img
+
+
+def test_sharp_well_exposed_photo_has_no_flag():
+    report = assess(lesion_photo())
+    assert report.flags == ()
+    assert report.pixels == 800 * 600
+
+
+def test_photo_is_flagged_blurred_when_out_of_focus():
+    report = assess(lesion_photo(blur=6))
+    assert "blurred" in report.flags
+    assert report.sharpness < assess(lesion_photo()).sharpness
+
+
+@pytest.mark.parametrize("background, flag", [((2, 2, 2), "underexposed"),
+                                              ((253, 253, 253), "overexposed")])
+def test_photo_is_flagged_when_the_histogram_is_clipped(background, flag):
+    img = Image.new("RGB", (800, 600), background)
+    ImageDraw.Draw(img).rectangle((10, 10, 60, 60), fill=(120, 80, 60))
+    assert flag in assess(img).flags
+
+
+def test_photo_is_flagged_too_small_when_below_the_minimum_pixel_count():
+    assert "too_small" in assess(lesion_photo(size=(320, 240))).flags
+
+
+def test_thresholds_are_parameters_when_a_site_tunes_them():
+    lenient = Thresholds(min_sharpness=0.0, max_clipped=1.0, min_pixels=1)
+    assert assess(lesion_photo(size=(100, 80), blur=8), lenient).flags == ()
+
+
+def test_orientation_is_applied_when_assessing_encoded_bytes():
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90: stored 800x600, shown 600x800
+    lesion_photo().save(out, "JPEG", quality=92, exif=exif)
+    report = assess_bytes(out.getvalue())
+    assert (report.width, report.height) == (600, 800) and "blurred" not in report.flags
