@@ -145,6 +145,42 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def cmd_queue(args) -> int:
+    from .store import outbox
+    from .workflow.bootstrap import build
+    services = build(_config(args))
+    with services.engine.begin() as conn:
+        if args.queue_command == "list":
+            rows = outbox.items(conn, status=args.status, limit=args.limit)
+            for r in rows:
+                print(f"{r['id']:>6} {r['status']:<9} {r['kind']:<15} {r['destination']:<12} "
+                      f"{r['accession'] or '-':<12} attempts={r['attempts']} "
+                      f"{r['last_error'][:80]}".rstrip())
+            print(f"{len(rows)} item(s)")
+            return 0
+        if args.queue_command == "retry":
+            done = outbox.retry(conn, args.id, services.now())
+        else:
+            done = outbox.discard(conn, args.id, args.reason, services.now())
+    if not done:
+        raise NotFound(f"no pending or dead outbox item {args.id}", where="ID",
+                       hint="list items with telederm queue list")
+    print(f"item {args.id} {'queued again' if args.queue_command == 'retry' else 'discarded'}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from .store import outbox, queries
+    from .workflow.bootstrap import build
+    services = build(_config(args))
+    with services.engine.connect() as conn:
+        report = {"queue": queries.stats(conn)["outbox"], "destinations": outbox.destinations(conn),
+                  "orthanc": {"url": services.config.orthanc_url,
+                              "reachable": services.archive.is_alive()}}
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def cmd_audit_verify(args) -> int:
     from .store import audit
     from .workflow.bootstrap import build
@@ -237,6 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_hl7_send)
 
     with_config(sub.add_parser("stats", help="case and queue statistics")).set_defaults(func=cmd_stats)
+    with_config(sub.add_parser("status", help="queue depths, peers, Orthanc reachability")).set_defaults(
+        func=cmd_status)
+    queue = sub.add_parser("queue", help="the outbox: list, retry or discard items")
+    queue_sub = queue.add_subparsers(dest="queue_command", required=True, parser_class=_Parser)
+    p = with_config(queue_sub.add_parser("list", help="list outbox items, newest first"))
+    p.add_argument("--status", choices=["pending", "done", "dead", "discarded"])
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_queue)
+    p = with_config(queue_sub.add_parser("retry", help="queue a dead item again, due now"))
+    p.add_argument("id", type=int, metavar="ID")
+    p.set_defaults(func=cmd_queue)
+    p = with_config(queue_sub.add_parser("discard", help="give up on an item, with a reason"))
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(func=cmd_queue)
     audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
     with_config(audit.add_parser("verify", help="check the audit hash chain")).set_defaults(
         func=cmd_audit_verify)
@@ -253,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.debug:  # its connection retries are noise; we report the outcome ourselves
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
         return args.func(args)
     except BAD_INPUT as err:

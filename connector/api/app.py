@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..domain.errors import ConnectorError, ImageError, NotFound
 from ..domain.model import PersonName, Practitioner
-from ..store import queries
+from ..store import outbox, queries
 from ..workflow import attach_image, mark_ready, record_report
 from ..workflow.bootstrap import Services
 from . import errors
@@ -51,7 +51,8 @@ def create_app(services: Services) -> FastAPI:
         with services.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
             depth = queries.stats(conn)["outbox"]
-        return {"status": "ok", "version": __version__, "outbox": depth,
+            peers = outbox.destinations(conn)
+        return {"status": "ok", "version": __version__, "outbox": depth, "destinations": peers,
                 "orthanc": {"reachable": services.archive.is_alive()}}
 
     @app.get("/api/stats")

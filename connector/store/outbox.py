@@ -95,3 +95,47 @@ def fail(conn: Connection, item: Item, now: dt.datetime, error: str, *, max_atte
 def depth(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status)).all()
     return {status: count for status, count in rows}
+
+
+def items(conn: Connection, *, status: str | None = None, limit: int = 100) -> list[dict]:
+    """Operator view of the queue, newest first; payloads are not shown (they hold patient data)."""
+    query = select(outbox.c.id, outbox.c.kind, outbox.c.destination, outbox.c.accession,
+                   outbox.c.status, outbox.c.attempts, outbox.c.next_attempt_at,
+                   outbox.c.last_error, outbox.c.created_at, outbox.c.done_at)
+    if status:
+        query = query.where(outbox.c.status == status)
+    return [dict(r._mapping) for r in conn.execute(query.order_by(outbox.c.id.desc()).limit(limit))]
+
+
+def retry(conn: Connection, item_id: int, now: dt.datetime) -> bool:
+    """Put a dead (or waiting) item back at the head of its destination's line, due now."""
+    got = conn.execute(update(outbox).where(
+        outbox.c.id == item_id, outbox.c.status.in_(("dead", "pending"))).values(
+        status="pending", attempts=0, next_attempt_at=iso(now), lease_until=None))
+    return got.rowcount == 1
+
+
+def discard(conn: Connection, item_id: int, reason: str, now: dt.datetime) -> bool:
+    """Give up on an item on purpose (it stays, marked `discarded`, with the operator's reason)."""
+    got = conn.execute(update(outbox).where(
+        outbox.c.id == item_id, outbox.c.status.in_(("dead", "pending"))).values(
+        status="discarded", done_at=iso(now), lease_until=None,
+        last_error=f"discarded: {reason}"[:2000]))
+    return got.rowcount == 1
+
+
+def destinations(conn: Connection) -> dict[str, dict]:
+    """Per destination: last success, pending count, oldest pending, last failure text."""
+    out: dict[str, dict] = {}
+    for row in conn.execute(select(
+            outbox.c.destination, func.max(outbox.c.done_at).filter(outbox.c.status == "done"),
+            func.count().filter(outbox.c.status == "pending"),
+            func.min(outbox.c.created_at).filter(outbox.c.status == "pending"),
+            func.count().filter(outbox.c.status == "dead")).group_by(outbox.c.destination)):
+        out[row[0]] = {"last_success": row[1], "pending": row[2], "oldest_pending": row[3],
+                       "dead": row[4], "last_error": ""}
+    for row in conn.execute(select(outbox.c.destination, outbox.c.last_error).where(
+            outbox.c.status.in_(("pending", "dead")), outbox.c.last_error != "")
+            .order_by(outbox.c.id)):
+        out[row[0]]["last_error"] = row[1]
+    return out
