@@ -72,6 +72,11 @@ class ArchiveClient:
             instances.append(entry)
         return sorted(instances, key=lambda entry: entry["SOPInstanceUID"] or "")
 
+    def changes(self, since: int, limit: int = 100) -> tuple[list[dict], int, bool]:
+        """One page of Orthanc's Changes Log after `since`: (changes, last seq, done)."""
+        page = self._request("get", "changes", params={"since": since, "limit": limit}).json()
+        return page["Changes"], page["Last"], page["Done"]
+
     def instance_file(self, orthanc_id: str) -> bytes:
         """The stored Part-10 file, byte for byte."""
         return self._request("get", f"instances/{orthanc_id}/file").content
