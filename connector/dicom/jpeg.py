@@ -18,10 +18,13 @@ SOI, EOI, SOS = 0xD8, 0xD9, 0xDA
 APP0, APP2, APP14, COM = 0xE0, 0xE2, 0xEE, 0xFE
 # SOFn markers carry the frame header; C4 (DHT), C8 (JPG) and CC (DAC) share the range.
 SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+LOSSLESS_SOF = frozenset({0xC3, 0xC7, 0xCB, 0xCF})
 _STANDALONE = frozenset({SOI, EOI, 0x01, *range(0xD0, 0xD8)})  # no length field
 _ECS = -1  # pseudo-marker for a run of entropy-coded data after SOS
 
 _KEEP_APPS = {APP0: b"JFIF\x00", APP2: b"ICC_PROFILE\x00", APP14: b"Adobe"}
+_ICC_SIGNATURE = b"ICC_PROFILE\x00"
+_JFIF_HEADER = 14  # "JFIF\0", version, units, densities, thumbnail width and height
 
 _HINT_NOT_JPEG = "send the original JPEG file from the camera or phone"
 _HINT_TRUNCATED = "the file was cut short; send it again"
@@ -42,6 +45,12 @@ class JpegInfo:
     exif_orientation: int | None  # EXIF IFD0 0x0112, 1..8
     make: str | None  # EXIF IFD0 0x010F
     model: str | None  # EXIF IFD0 0x0110
+    icc_profile: bytes | None = None  # APP2 ICC_PROFILE chunks joined in sequence order
+
+    @property
+    def lossless(self) -> bool:
+        """SOF3/7/11/15: the lossless process (what the camera wrote is what it saw)."""
+        return self.sof_marker in LOSSLESS_SOF
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,11 @@ def inspect(data: bytes) -> JpegInfo:
 
     adobe = None
     orientation = make = model = None
+    icc_chunks: list[bytes] = []
     for p in pieces:
-        if p.marker == APP14 and adobe is None:
+        if p.marker == APP2 and p.payload(data).startswith(_ICC_SIGNATURE):
+            icc_chunks.append(p.payload(data)[len(_ICC_SIGNATURE) :])
+        elif p.marker == APP14 and adobe is None:
             seg = p.payload(data)
             if seg.startswith(b"Adobe") and len(seg) >= 12:
                 adobe = seg[11]
@@ -94,6 +106,7 @@ def inspect(data: bytes) -> JpegInfo:
         exif_orientation=orientation,
         make=make,
         model=model,
+        icc_profile=_join_icc(icc_chunks),
     )
 
 
@@ -101,15 +114,31 @@ def strip_private_segments(data: bytes) -> bytes:
     """Drop every APPn and COM segment except APP0 JFIF, APP2 ICC_PROFILE and APP14 Adobe.
 
     Those three tell a decoder how to read colours; everything else is metadata we must not
-    carry. Entropy-coded data and all coding tables are copied unchanged, so the pixels decode
-    identically. Bytes after EOI (phone trailers, MPF secondary images) are dropped too.
+    carry. A thumbnail inside the JFIF segment is cut too (its header is kept, with a 0x0
+    thumbnail). Entropy-coded data and all coding tables are copied unchanged, so the pixels
+    decode identically. Bytes after EOI (phone trailers, MPF secondary images) are dropped too.
     """
     out = bytearray()
     for p in _walk(data):
         if _is_metadata(p.marker) and not _kept_app(data, p):
             continue
+        if p.marker == APP0 and p.end - p.start > 4 + _JFIF_HEADER:
+            header = p.payload(data)[: _JFIF_HEADER - 2]
+            out += b"\xff\xe0" + struct.pack(">H", 2 + _JFIF_HEADER) + header + b"\x00\x00"
+            continue
         out += data[p.start : p.end]
     return bytes(out)
+
+
+def _join_icc(chunks: list[bytes]) -> bytes | None:
+    """Join APP2 ICC chunks (sequence number, count, data) in order; None when inconsistent."""
+    if not chunks or any(len(c) < 2 for c in chunks):
+        return None
+    count = chunks[0][1]
+    ordered = sorted(chunks, key=lambda c: c[0])
+    if count != len(chunks) or [c[0] for c in ordered] != list(range(1, count + 1)):
+        return None
+    return b"".join(c[2:] for c in ordered)
 
 
 def _is_metadata(marker: int) -> bool:
@@ -230,3 +259,19 @@ def _exif_ifd0(tiff: bytes) -> tuple[int | None, str | None, str | None]:
         return orientation, make, model
     except (KeyError, struct.error):
         return None, None, None
+
+
+def photometric_interpretation(info: JpegInfo) -> str:
+    """MONOCHROME2 for one component; RGB for an untransformed RGB stream; else YBR_FULL_422.
+
+    YBR_FULL_422 is what CP-1654 prescribes for YCbCr JPEG whatever the real subsampling.
+    An Adobe APP14 transform flag decides when present; otherwise component ids 'R','G','B'
+    mark an RGB stream, as libjpeg reads it.
+    """
+    if info.components == 1:
+        return "MONOCHROME2"
+    if info.adobe_transform is not None:
+        rgb = info.adobe_transform == 0
+    else:
+        rgb = info.component_ids == (ord("R"), ord("G"), ord("B"))
+    return "RGB" if rgb else "YBR_FULL_422"

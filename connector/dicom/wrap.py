@@ -1,23 +1,38 @@
-"""Wrap a camera JPEG as a VL Photographic Image (Modality XC) without re-encoding it.
+"""Wrap an image as a VL Photographic Image (Modality XC): the one entry point for every channel.
 
-Why: re-encoding a lossy photo loses quality and changes the bytes a clinician saw; the JPEG
-Baseline transfer syntax lets the original entropy-coded stream go into Pixel Data unchanged
-(reference/dicom.md 3). The object must validate on construction (highdicom's rule), so every
-argument is checked here and a finished dataset passes dciodvfy. Private APPn/COM segments are
-cut first, because metadata left in the stream is invisible to DICOM de-identification.
+Why: every intake channel (HTTP upload, CLI, watched folder, HL7 OBX, ...) must turn the same
+file into the same object, so they all call `wrap_image`. A baseline camera JPEG goes into
+Pixel Data unchanged (re-encoding a lossy photo loses quality and changes the bytes a clinician
+saw); anything else is decoded and stored losslessly, upright, without metadata (images.py,
+reference/dicom.md 3). The object validates on construction (highdicom's rule): every argument
+is checked here and a finished dataset passes dciodvfy.
+
+Image Type: ORIGINAL\\PRIMARY only when Pixel Data is the camera's own stream (cutting metadata
+segments changes no pixel). A lossless jpegtran turn or a decode + re-encode gives
+DERIVED\\PRIMARY: PS3.3 C.7.6.1.1.2 calls DERIVED pixel values "derived in some manner from the
+pixel value of one or more other images", which a turned or converted matrix is; it stays
+PRIMARY because it is still the image acquired for this patient. Derivation Description says
+what was done.
+
+Extending: `vl_image_dataset` builds every module but the pixels; `wrap_image` adds them. The
+dermoscopy module converts a finished `WrappedImage.dataset` into a Dermoscopic Photography
+Image.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from dataclasses import dataclass
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.sequence import Sequence
-from pydicom.uid import JPEGBaseline8Bit, VLPhotographicImageStorage
+from pydicom.uid import VLPhotographicImageStorage
 
 from connector.domain.errors import DomainError, ImageError
-from connector.domain.model import BodySite, LateralityValues, Patient, PersonName
+from connector.domain.model import BodySite, ImageKind, LateralityValues, Patient, PersonName
 
 from .common import (
     check_len,
@@ -28,20 +43,128 @@ from .common import (
     split_datetime,
     to_bytes,
 )
-from .jpeg import JpegInfo, inspect, strip_private_segments
+from .images import PASS_THROUGH, ImageFrame, read_image
+from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from .sites import laterality_modifier
 
-__all__ = ["wrap_photo", "photometric_interpretation", "to_bytes"]
+__all__ = ["WrappedImage", "check_kind", "to_bytes", "vl_image_dataset", "wrap_image",
+           "wrap_photo"]
 
 PRIVATE_GROUP = 0x0011
 PRIVATE_CREATOR = "TELEDERM 1.0"
 PRIVATE_SOURCE_SHA256 = 0x01  # element offset in the block: SHA-256 of the file as received
 
+SUPPORTED_KINDS = frozenset({ImageKind.PHOTO.value})
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def wrap_photo(
-    jpeg: bytes,
+@dataclass(frozen=True)
+class WrappedImage:
+    """A finished object and the facts a caller records about it (store, audit, response)."""
+
+    dataset: Dataset
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    source_type: str  # jpeg, png, tiff or heif, from the bytes
+    pixel_path: str  # pass-through, jpegtran or decoded
+    orientation: int  # EXIF orientation of the source (1 when none); always applied
+    lossy: bool  # Lossy Image Compression 01: the source was lossy (JPEG, HEIC, JPEG in TIFF)
+    sha256: str  # of the file as received
+
+    @property
+    def orientation_applied(self) -> bool:
+        return self.orientation != 1
+
+    def to_bytes(self) -> bytes:
+        return to_bytes(self.dataset)
+
+
+def check_kind(kind: str, where: str = "kind") -> None:
+    """Refuse an image kind this module cannot write yet (dermoscopy) or does not know."""
+    if kind in SUPPORTED_KINDS:
+        return
+    if kind == ImageKind.DERMOSCOPY.value:
+        raise ImageError("dermoscopy objects are not supported yet", where=where,
+                         hint="send it as kind photo for now")
+    raise ImageError(f"unknown image kind '{kind}'", where=where, hint="use photo or dermoscopy")
+
+
+def wrap_image(
+    data: bytes,
+    *,
+    kind: str = ImageKind.PHOTO.value,
+    patient: Patient,
+    study_uid: str,
+    accession: str,
+    series_uid: str,
+    sop_uid: str,
+    instance_number: int,
+    study_datetime: str,
+    content_datetime: str,
+    referring: PersonName | None = None,
+    site: BodySite | None = None,
+    laterality: str = "",
+    description: str = "",
+    institution: str = "",
+    series_number: int = 1,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    camera_equipment: bool = False,
+) -> WrappedImage:
+    """Build the DICOM object for one image file (JPEG, PNG, TIFF, HEIC/HEIF) of a case.
+
+    `camera_equipment` copies the EXIF camera make and model into Manufacturer and
+    Manufacturer's Model Name; off by default, so no EXIF text at all reaches the archive
+    unless a site asks for it. Serial numbers, owner, GPS and thumbnails are never copied.
+
+    Raises DomainError for a bad argument (checked first, before any pixel work) and
+    ImageError for a file that is refused: wrong or unknown type, over `max_bytes` or
+    `max_pixels`, truncated or corrupt. Nothing is returned half-built.
+    """
+    check_kind(kind)
+    ds = vl_image_dataset(
+        patient=patient, study_uid=study_uid, accession=accession, series_uid=series_uid,
+        sop_uid=sop_uid, instance_number=instance_number, study_datetime=study_datetime,
+        content_datetime=content_datetime, referring=referring, site=site,
+        laterality=laterality, description=description, institution=institution,
+        series_number=series_number)
+    frame = read_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    sha256 = hashlib.sha256(data).hexdigest()
+    _add_frame(ds, frame)
+    if camera_equipment:
+        ds.Manufacturer = frame.make
+        if frame.model:
+            ds.ManufacturerModelName = frame.model
+    block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
+    block.add_new(PRIVATE_SOURCE_SHA256, "LO", sha256)
+    ds.file_meta = file_meta(VLPhotographicImageStorage, sop_uid, frame.transfer_syntax)
+    return WrappedImage(
+        dataset=ds, sop_class_uid=VLPhotographicImageStorage,
+        transfer_syntax_uid=frame.transfer_syntax, source_type=frame.source_type,
+        pixel_path=frame.pixel_path, orientation=frame.orientation, lossy=frame.lossy,
+        sha256=sha256)
+
+
+def wrap_photo(data: bytes, *, source_sha256: str = "", **identity: Any) -> Dataset:
+    """The photo's dataset alone, for callers that need none of the facts: `to_dermoscopy`
+    takes it as input. Same arguments as `wrap_image` (kind is photo).
+
+    `source_sha256`, when given, is a check by a caller that already hashed the file for its
+    UID: it must be the SHA-256 of `data` (DomainError otherwise); the object always records
+    the hash computed here.
+    """
+    if source_sha256:
+        if not _SHA256.match(source_sha256):
+            raise DomainError("source SHA-256 must be 64 lowercase hex digits",
+                              where="source_sha256")
+        if source_sha256 != hashlib.sha256(data).hexdigest():
+            raise DomainError("source SHA-256 is not the hash of this file",
+                              where="source_sha256")
+    return wrap_image(data, **identity).dataset
+
+
+def vl_image_dataset(
     *,
     patient: Patient,
     study_uid: str,
@@ -55,33 +178,17 @@ def wrap_photo(
     site: BodySite | None = None,
     laterality: str = "",
     description: str = "",
-    source_sha256: str = "",
     institution: str = "",
     series_number: int = 1,
 ) -> Dataset:
-    """Build a VL Photographic Image Storage dataset carrying `jpeg` (a baseline JPEG stream).
+    """Every VL Photographic Image module but Image Pixel, ICC Profile and the pixels.
 
-    Raises ImageError for a stream that is not a whole baseline 1- or 3-component JPEG, and
-    DomainError for a bad argument (dates, laterality, lengths, hash).
+    Patient, General Study, General Series (XC), General Equipment (manufacturer empty until
+    the caller knows the device), General Image, VL Image, Acquisition Context, SOP Common.
+    Raises DomainError naming the bad argument.
     """
-    stripped = strip_private_segments(jpeg)
-    info = inspect(stripped)
-    if not info.baseline:
-        raise ImageError("only baseline JPEG is supported for now", where="image",
-                         hint="convert to baseline JPEG")
-    if info.components not in (1, 3):
-        raise ImageError(f"a JPEG with {info.components} colour components cannot be stored",
-                         where="image", hint="convert to an RGB or greyscale baseline JPEG")
-    photometric = photometric_interpretation(info)
-    if photometric == "RGB":
-        # PS3.5 allows RGB for an untransformed stream, but the VL Image module requires
-        # YBR_FULL_422 under lossy JPEG transfer syntaxes (dciodvfy rejects RGB there).
-        raise ImageError("an RGB-coded JPEG (no colour transform) cannot be stored as is",
-                         where="image", hint="convert to a standard YCbCr baseline JPEG")
     if laterality and laterality not in {v.value for v in LateralityValues}:
         raise DomainError("laterality must be R, L, B, U or empty", where="laterality")
-    if source_sha256 and not _SHA256.match(source_sha256):
-        raise DomainError("source SHA-256 must be 64 lowercase hex digits", where="source_sha256")
     check_uid(series_uid, "series_uid")
     check_uid(sop_uid, "sop_uid")
     check_number(instance_number, "instance_number")
@@ -103,7 +210,7 @@ def wrap_photo(
     if description:
         ds.SeriesDescription = description
 
-    # General Equipment: the camera is unknown once EXIF is gone; Type 2 allows empty.
+    # General Equipment: Type 2, empty until the camera is known.
     ds.Manufacturer = ""
     if institution:
         ds.InstitutionName = institution
@@ -113,51 +220,42 @@ def wrap_photo(
     ds.PatientOrientation = ""
     if description:
         ds.ImageComments = description
-    ds.LossyImageCompression = "01"
-    ds.LossyImageCompressionMethod = "ISO_10918_1"
     ds.AcquisitionContextSequence = Sequence()
     if site is not None:
         ds.AnatomicRegionSequence = Sequence([_anatomic_region(site, laterality)])
     ds.ImageLaterality = laterality or LateralityValues.U.value
+    return ds
 
-    # Image Pixel: must match the frame header of the stream (PS3.5 8.2.1)
-    ds.SamplesPerPixel = info.components
-    ds.PhotometricInterpretation = photometric
-    if info.components == 3:
+
+def _add_frame(ds: Dataset, frame: ImageFrame) -> None:
+    """Image Type, compression history, Image Pixel, ICC Profile and Pixel Data."""
+    if frame.pixel_path != PASS_THROUGH:
+        ds.ImageType = ["DERIVED", "PRIMARY"]
+        ds.DerivationDescription = "; ".join(frame.steps)[:1024]
+    ds.LossyImageCompression = "01" if frame.lossy else "00"
+    if frame.lossy:
+        ds.LossyImageCompressionMethod = frame.lossy_method
+
+    # Image Pixel: must match the frame (PS3.5 8.2)
+    ds.SamplesPerPixel = frame.samples
+    ds.PhotometricInterpretation = frame.photometric
+    if frame.samples == 3:
         ds.PlanarConfiguration = 0
-    ds.Rows = info.rows
-    ds.Columns = info.columns
+    ds.Rows = frame.rows
+    ds.Columns = frame.columns
     ds.BitsAllocated = 8
     ds.BitsStored = 8
     ds.HighBit = 7
     ds.PixelRepresentation = 0
 
-    if source_sha256:
-        block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
-        block.add_new(PRIVATE_SOURCE_SHA256, "LO", source_sha256)
+    if frame.icc_profile:
+        ds.ICCProfile = frame.icc_profile
+        if frame.color_space:
+            ds.ColorSpace = frame.color_space
 
-    ds.PixelData = encapsulate([stripped])
+    ds.PixelData = encapsulate([frame.data])
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
-
-    ds.file_meta = file_meta(VLPhotographicImageStorage, sop_uid, JPEGBaseline8Bit)
-    return ds
-
-
-def photometric_interpretation(info: JpegInfo) -> str:
-    """MONOCHROME2 for one component; RGB for an untransformed RGB stream; else YBR_FULL_422.
-
-    YBR_FULL_422 is what CP-1654 prescribes for YCbCr JPEG whatever the real subsampling.
-    An Adobe APP14 transform flag decides when present; otherwise component ids 'R','G','B'
-    mark an RGB stream, as libjpeg reads it.
-    """
-    if info.components == 1:
-        return "MONOCHROME2"
-    if info.adobe_transform is not None:
-        rgb = info.adobe_transform == 0
-    else:
-        rgb = info.component_ids == (ord("R"), ord("G"), ord("B"))
-    return "RGB" if rgb else "YBR_FULL_422"
 
 
 def _anatomic_region(site: BodySite, laterality: str) -> Dataset:

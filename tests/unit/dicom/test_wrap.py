@@ -1,4 +1,6 @@
-"""connector.dicom.wrap: baseline JPEG → VL Photographic Image (XC), pass-through."""
+"""connector.dicom.wrap: baseline JPEG → VL Photographic Image (XC), pass-through.
+
+Other inputs (decoded paths, orientation, limits) are in test_wrap_image.py."""
 
 from __future__ import annotations
 
@@ -11,16 +13,15 @@ import pytest
 from PIL import Image
 from pydicom import dcmread
 from pydicom.encaps import generate_frames
-from pydicom.uid import JPEGBaseline8Bit, VLPhotographicImageStorage
+from pydicom.uid import JPEGBaseline8Bit, JPEGLSLossless, VLPhotographicImageStorage
 
-from connector.dicom.jpeg import JpegInfo, strip_private_segments
+from connector.dicom.jpeg import JpegInfo, photometric_interpretation, strip_private_segments
 from connector.dicom.sites import load_sites, lookup
 from connector.dicom.uids import uid_from
 from connector.dicom.wrap import (
     PRIVATE_CREATOR,
     PRIVATE_GROUP,
     PRIVATE_SOURCE_SHA256,
-    photometric_interpretation,
     to_bytes,
     wrap_photo,
 )
@@ -28,8 +29,8 @@ from connector.domain.errors import DomainError, ImageError
 from connector.domain.model import PersonName
 
 from dicom_samples import (  # noqa: F401 - fixtures
-    cmyk_jpeg, dciodvfy, decode, exif_jpeg, gray_jpeg, patient, plain_jpeg, progressive_jpeg,
-    secrets,
+    cmyk_jpeg, dciodvfy, decode, exif_jpeg, exif_upright_jpeg, gray_jpeg, patient, plain_jpeg,
+    progressive_jpeg, secrets,
 )
 
 
@@ -89,15 +90,15 @@ def test_wrap_passes_dciodvfy_when_grayscale_without_site(wrap, gray_jpeg, dciod
     assert _errors(dciodvfy(_write(tmp_path, ds))) == []
 
 
-def test_wrap_stores_the_stripped_stream_as_the_only_frame_when_exif_present(wrap, exif_jpeg,
-                                                                             tmp_path):
-    frame = _frame(_write(tmp_path, wrap(exif_jpeg)))
-    assert frame == strip_private_segments(exif_jpeg)
+def test_wrap_stores_the_stripped_stream_as_the_only_frame_when_exif_present(
+        wrap, exif_upright_jpeg, tmp_path):
+    frame = _frame(_write(tmp_path, wrap(exif_upright_jpeg)))
+    assert frame == strip_private_segments(exif_upright_jpeg)
 
 
-def test_wrap_frame_decodes_to_input_pixels_when_read_back(wrap, exif_jpeg, gray_jpeg, decode,
-                                                           tmp_path):
-    for name, data in (("colour", exif_jpeg), ("gray", gray_jpeg)):
+def test_wrap_frame_decodes_to_input_pixels_when_read_back(wrap, exif_upright_jpeg, gray_jpeg,
+                                                           decode, tmp_path):
+    for name, data in (("colour", exif_upright_jpeg), ("gray", gray_jpeg)):
         frame = _frame(_write(tmp_path, wrap(data), f"{name}.dcm"))
         assert decode(frame) == decode(data)
 
@@ -192,16 +193,13 @@ def test_wrap_writes_identical_bytes_when_called_twice_with_same_inputs(wrap, ex
     assert to_bytes(wrap(exif_jpeg)) == to_bytes(wrap(exif_jpeg))
 
 
-def test_wrap_raises_image_error_when_progressive(wrap, progressive_jpeg):
-    with pytest.raises(ImageError) as caught:
-        wrap(progressive_jpeg)
-    assert caught.value.text == "only baseline JPEG is supported for now"
-    assert caught.value.hint == "convert to baseline JPEG"
-
-
-def test_wrap_raises_image_error_when_four_components(wrap, cmyk_jpeg):
-    with pytest.raises(ImageError, match="4 colour components"):
-        wrap(cmyk_jpeg)
+@pytest.mark.parametrize("name", ["progressive_jpeg", "cmyk_jpeg"])
+def test_wrap_stores_jpeg_ls_instead_of_passing_through_when_not_baseline_ycbcr(wrap, name,
+                                                                                 request):
+    ds = wrap(request.getfixturevalue(name))
+    assert ds.file_meta.TransferSyntaxUID == JPEGLSLossless
+    assert ds.PhotometricInterpretation == "RGB" and ds.LossyImageCompression == "01"
+    assert list(ds.ImageType) == ["DERIVED", "PRIMARY"]
 
 
 @pytest.mark.parametrize("data", [b"", b"GIF89a....", None], ids=["empty", "gif", "truncated"])
@@ -217,13 +215,15 @@ def test_photometric_interpretation_is_rgb_when_stream_has_no_colour_transform()
     assert photometric_interpretation(info) == "RGB"
 
 
-def test_wrap_raises_image_error_when_stream_is_rgb_coded(wrap, tmp_path):
+def test_wrap_decodes_to_rgb_jpeg_ls_when_stream_is_rgb_coded(wrap, decode, tmp_path):
     """VL Image requires YBR_FULL_422 under lossy JPEG, so RGB-coded streams cannot pass through."""
-    Image.new("RGB", (16, 8), (10, 200, 30)).save(tmp_path / "in.ppm")
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(tmp_path / "in.ppm")
     data = subprocess.run(["cjpeg", "-rgb", str(tmp_path / "in.ppm")], capture_output=True,
                           check=True).stdout
-    with pytest.raises(ImageError, match="RGB-coded"):
-        wrap(data)
+    ds = wrap(data)
+    assert ds.file_meta.TransferSyntaxUID == JPEGLSLossless
+    assert ds.PhotometricInterpretation == "RGB"
+    assert ds.pixel_array.tobytes() == decode(data)[2]
 
 
 @pytest.mark.parametrize(

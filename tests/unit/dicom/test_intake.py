@@ -1,0 +1,136 @@
+"""The two callers of wrap_image in this area: attach_image (every channel of a case) and
+`telederm wrap`. Same file, same object; a refused file leaves nothing behind."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from pydicom import dcmread
+from pydicom.uid import JPEGLSLossless
+from sqlalchemy import func, select
+
+from connector.cli import main
+from connector.config import load_config
+from connector.domain.errors import ImageError
+from connector.domain.model import Order, Patient, PersonName, Practitioner
+from connector.store import cases
+from connector.store.clock import iso
+from connector.store.schema import audit, images, outbox
+from connector.workflow import attach_image, open_case
+from connector.workflow.bootstrap import build
+
+from dicom_samples import ODD, encode, oriented_jpeg, pattern, png_bomb
+
+import pillow_heif
+
+
+def _half(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _heic() -> bytes:
+    buffer = io.BytesIO()
+    pillow_heif.from_pillow(pattern(ODD)).save(buffer, quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def case(tmp_path):
+    """A store in tmp_path with one open case; yields (services, accession)."""
+    services = build(load_config(None, environ={"TELEDERM_DATA_DIR": str(tmp_path / "data")}))
+    order = Order(sender="EHR|CHU", placer_order_number="INTAKE-1",
+                  patient=Patient("IPP-INTAKE", PersonName("MARTIN", "Luc")),
+                  requester=Practitioner("801234567897", PersonName("DOC", "Jean")),
+                  question="Lésion ?")
+    with services.engine.begin() as conn:
+        opened = open_case.handle(conn, order, now=iso(services.now()), actor="test")
+    yield services, opened.accession
+    services.engine.dispose()
+
+
+def _count(services, table) -> int:
+    with services.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar()
+
+
+def _files(services) -> list:
+    folder = services.config.data_dir / "images"
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_attach_image_stores_a_decoded_heic_once_when_sent_twice(case):
+    services, accession = case
+    data = _heic()
+    first = attach_image.handle(services, accession, data, actor="test")
+    again = attach_image.handle(services, accession, data, actor="test")
+    assert first.created and not again.created
+    assert first.sop_instance_uid == again.sop_instance_uid
+    (path,) = _files(services)
+    ds = dcmread(path)
+    assert ds.SOPInstanceUID == first.sop_instance_uid
+    assert ds.file_meta.TransferSyntaxUID == JPEGLSLossless
+    with services.engine.connect() as conn:
+        row = conn.execute(select(images)).one()
+        detail = conn.execute(select(audit.c.detail).where(
+            audit.c.action == "image.attached")).scalar_one()
+    assert row.sop_class_uid == ds.SOPClassUID
+    assert '"source_type": "heif"' in detail and '"pixel_path": "decoded"' in detail
+
+
+@pytest.mark.parametrize("data", [b"", png_bomb(), encode(pattern(), "GIF"),
+                                  _half(encode(pattern(ODD), "PNG"))],
+                         ids=["zero-bytes", "pixel-bomb", "gif", "truncated-png"])
+def test_attach_image_refuses_and_leaves_nothing_behind_when_file_is_bad(case, data):
+    services, accession = case
+    before = (_count(services, outbox), _count(services, audit))
+    with services.engine.connect() as conn:
+        status = cases.load(conn, accession).status
+    with pytest.raises(ImageError) as caught:
+        attach_image.handle(services, accession, data, actor="test")
+    assert caught.value.hint
+    assert _files(services) == []
+    assert _count(services, images) == 0
+    assert (_count(services, outbox), _count(services, audit)) == before
+    with services.engine.connect() as conn:
+        assert cases.load(conn, accession).status == status
+
+
+def test_attach_image_refuses_dermoscopy_before_reading_the_file_when_not_wired(case):
+    services, accession = case
+    with pytest.raises(ImageError, match="dermoscopy objects are not supported yet"):
+        attach_image.handle(services, accession, b"", kind="dermoscopy", actor="test")
+
+
+# --- telederm wrap ------------------------------------------------------------------------
+
+def test_cli_wrap_writes_upright_objects_when_inputs_are_misnamed_and_rotated(tmp_path, capsys):
+    png_named_jpg = tmp_path / "lesion.jpg"
+    png_named_jpg.write_bytes(encode(pattern(ODD), "PNG"))
+    rotated = tmp_path / "rotated.png"
+    rotated.write_bytes(oriented_jpeg(6, ODD)[1])
+    assert main(["wrap", str(png_named_jpg), str(rotated), "--out", str(tmp_path / "out")]) == 0
+    lesion, turned = (dcmread(line) for line in capsys.readouterr().out.split())
+    assert lesion.file_meta.TransferSyntaxUID == JPEGLSLossless
+    assert (turned.Columns, turned.Rows) == ODD  # stored sideways as 473 x 631, now upright
+    assert list(turned.ImageType) == ["DERIVED", "PRIMARY"]
+
+
+def test_cli_wrap_exits_2_and_writes_nothing_for_the_bad_file_when_it_is_a_bomb(tmp_path,
+                                                                                capsys):
+    good, bomb = tmp_path / "good.jpg", tmp_path / "bomb.png"
+    good.write_bytes(encode(pattern(), "JPEG"))
+    bomb.write_bytes(png_bomb())
+    out = tmp_path / "out"
+    assert main(["wrap", str(good), str(bomb), "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "bomb.png" in error and "30000 x 30000" in error
+    assert sorted(p.name for p in out.iterdir()) == ["good.dcm"]
+
+
+def test_cli_wrap_exits_2_with_one_line_when_kind_is_dermoscopy(tmp_path, capsys):
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(encode(pattern(), "JPEG"))
+    assert main(["wrap", str(photo), "--kind", "dermoscopy", "--out", str(tmp_path / "o")]) == 2
+    assert "not supported yet (--kind)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
