@@ -12,9 +12,9 @@ of SHA-256(accession, code, type): the same act always yields the same id, so a 
 re-sent DFT never books a charge twice. FT1-23 (accession) and FT1-25 (code) carry the readable
 references.
 
-Not done here, and coming in a later issue: yearly limits per patient (4 acts per requis and per
-requérant since 2022), exclusions (same MSP site, inpatient stays, non-combinable acts) and the
-facility charge-code mapping (FT1-7). Nothing below pretends to apply them.
+`charges_for_final_report` applies no limit, exclusion or combination rule: it is kept for
+callers that predate the rules engine. New callers use `connector.billing.engine.evaluate`,
+which applies mappings/billing/rules.toml and uses the same transaction ids.
 """
 
 from __future__ import annotations
@@ -60,7 +60,21 @@ def _charge(tariffs: TariffTable, accession: str, act_date: str, code: str, role
     )
 
 
-def transaction_id(accession: str, code: str, type_: str) -> str:
-    """A stable 12-character FT1-2 for one line of one act."""
-    digest = hashlib.sha256(f"{accession}|{code}|{type_}".encode()).digest()
-    return base64.b32encode(digest).decode()[:12]
+def transaction_id(accession: str, code: str, type_: str, billing_round: int = 0) -> str:
+    """A stable 12-character FT1-2 for one line of one act.
+
+    `billing_round` is 0 for an act's first billing (ids unchanged from the first release);
+    an act billed again after its charges were credited uses round 1, 2... so the new charge
+    gets a new id instead of colliding with the credited one."""
+    seed = accession if billing_round == 0 else f"{accession}#{billing_round}"
+    return _b32(f"{seed}|{code}|{type_}")
+
+
+def credit_id(charge_id: str) -> str:
+    """The FT1-2 of the credit (CD) reversing the charge whose FT1-2 is `charge_id`: stable,
+    12 characters, never equal to a charge id of the same scheme."""
+    return _b32(f"{charge_id}|CD-of")
+
+
+def _b32(text: str) -> str:
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:12]

@@ -1,10 +1,13 @@
 import base64
+from pathlib import Path
 
 import hl7
 import pytest
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
+from connector.billing.facilities import load_facilities
+from connector.billing.tariffs import load_tariffs
 from connector.domain.model import Charge, PersonName, Practitioner, Report
 from connector.hl7.dft import build_dft
 from connector.hl7.orm import order_from_orm
@@ -153,3 +156,44 @@ def test_dft_is_valid_for_hl7apy(order):
 def test_dft_refuses_an_empty_charge_list(order):
     with pytest.raises(ValueError):
         dft(order, [])
+
+
+MAPPINGS = Path(__file__).resolve().parents[3] / "mappings" / "billing"
+
+
+@pytest.fixture(scope="module")
+def facilities():
+    tariffs = load_tariffs(MAPPINGS / "ngap.toml")
+    return load_facilities(MAPPINGS / "facilities.toml", tariffs=tariffs)
+
+
+def facility_dft(order, facility, items):
+    return build_dft(control_id="DFT-2", now=NOW, order=order, accession="TD-2026-000042",
+                     charges=items, sending=("TELEDERM", "TELEDERM"),
+                     receiving=("COMPTA", "CHU_NIMES"), facility=facility,
+                     labels={"TE2": "Télé-expertise (requis)"})
+
+
+def test_dft_with_a_facility_carries_its_code_department_and_no_amount(order, facilities):
+    msg = hl7.parse(facility_dft(order, facilities.get("EXAMPLE_CHU"), charges(order)))
+    ft1, ft2 = msg.segments("FT1")
+    assert str(ft1(7)) == "TLX-TE2^Téléexpertise requis^99CHU"
+    assert str(ft1(25)) == "TE2^Télé-expertise (requis)^NGAP"
+    assert (str(ft1(11)), str(ft1(12)), str(ft1(13))) == ("", "", "UF4510")
+    assert (str(ft2(7)), str(ft2(13)), str(ft2(25))) == (
+        "TLX-RQD^Téléexpertise requérant^99CHU", "UF4520", "RQD^^NGAP")
+    assert str(ft1(4)) == "20261116^20261116" and str(ft1(23)) == "TD-2026-000042"
+
+
+def test_dft_with_a_facility_sending_amounts_is_valid_for_hl7apy(order, facilities):
+    text = facility_dft(order, facilities.get("TELEDERM"), charges(order))
+    assert hl7apy_accepts(text)
+    msg = parse_message(text, validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=True)
+    ft1 = msg.DFT_P03_FINANCIAL[0].FT1
+    assert ft1.ft1_7.ce_1.to_er7() == "TE2" and ft1.ft1_7.ce_3.to_er7() == "NGAP"
+    assert ft1.ft1_12.cp_1.mo_1.to_er7() == "23.00"
+    assert ft1.ft1_25.ce_1.to_er7() == "TE2"
+
+
+def test_dft_with_a_facility_without_amounts_is_valid_for_hl7apy(order, facilities):
+    assert hl7apy_accepts(facility_dft(order, facilities.get("EXAMPLE_CHU"), charges(order)))
