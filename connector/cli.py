@@ -48,15 +48,13 @@ def cmd_demo(args) -> int:
 def cmd_wrap(args) -> int:
     from .dicom.sites import load_sites, lookup
     from .dicom.uids import uid_from
-    from .dicom.wrap import to_bytes, wrap_photo
+    from .dicom.wrap import check_kind, wrap_image
     from .config import default_mappings_dir
     from .domain.model import Patient, PersonName
     from .workflow.common import dicom_dt
     import datetime as dt
 
-    if args.kind == "dermoscopy":
-        raise ImageError("dermoscopy objects are not supported yet", where="--kind",
-                         hint="use --kind photo for now")
+    check_kind(args.kind, where="--kind")
     try:
         patient = Patient(id=args.patient_id, name=PersonName.parse(args.patient_name),
                           birth_date=args.birth_date or "", sex=args.sex or "")
@@ -75,18 +73,20 @@ def cmd_wrap(args) -> int:
         if not path.is_file():
             raise ImageError(f"{name} is not a readable file", where=name, hint="check the path")
         data = path.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        sop_uid = uid_from("image", study_uid, sha)
+        sop_uid = uid_from("image", study_uid, hashlib.sha256(data).hexdigest())
         try:
-            ds = wrap_photo(data, patient=patient, study_uid=study_uid,
-                            accession=args.accession or "",
-                            series_uid=uid_from("series", study_uid, args.kind), sop_uid=sop_uid,
-                            instance_number=number, study_datetime=now, content_datetime=now,
-                            site=site, laterality=args.laterality or "", source_sha256=sha)
+            wrapped = wrap_image(data, kind=args.kind, patient=patient, study_uid=study_uid,
+                                 accession=args.accession or "",
+                                 series_uid=uid_from("series", study_uid, args.kind),
+                                 sop_uid=sop_uid, instance_number=number, study_datetime=now,
+                                 content_datetime=now, site=site,
+                                 laterality=args.laterality or "")
         except ImageError as err:
             raise ImageError(err.text, where=name, hint=err.hint, code=err.code) from None
         target = out / f"{path.stem}.dcm"
-        target.write_bytes(to_bytes(ds))
+        partial = target.with_name(target.name + ".tmp")  # a failed write leaves no .dcm behind
+        partial.write_bytes(wrapped.to_bytes())
+        partial.replace(target)
         print(target)
     return 0
 

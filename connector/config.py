@@ -10,6 +10,7 @@ from anywhere.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 from .domain.errors import ConfigError
 
 ROLES = ("requester", "specialist", "device", "admin")
+DEFAULT_WATCH_PATTERN = r"^(?P<accession>[A-Z]{2}\d{8})[_-]"
+_AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # printable ASCII, no backslash
 DESTINATION_ROLES = ("requester", "accounting")
 
 
@@ -60,6 +63,19 @@ class Config:
     mappings_dir: Path = field(default_factory=lambda: default_mappings_dir())
     worker_poll_seconds: float = 0.5
     outbox_max_attempts: int = 20
+    # DICOM C-STORE SCP for DICOM capture devices: off unless `[dicom] listen` is set.
+    dicom_listen: str = ""
+    dicom_ae_title: str = "TELEDERM_SCP"
+    # Watched folder for dermatoscope exports: off unless `[watch] folder` is set.
+    watch_folder: Path | None = None
+    watch_interval: float = 2.0
+    watch_pattern: str = DEFAULT_WATCH_PATTERN
+    watch_kind: str = "photo"
+    # Modality worklist: one entry per open case and modality, served by Orthanc.
+    worklist_enabled: bool = True
+    worklist_dir: Path | None = None  # default: the managed Orthanc's `worklists` folder
+    worklist_xc_station_ae: str = "TELEDERM_XC"
+    worklist_dms_station_ae: str = "TELEDERM_DMS"
 
     @property
     def db_url(self) -> str:
@@ -67,6 +83,16 @@ class Config:
 
     def destination(self, role: str) -> Destination | None:
         return next((d for d in self.destinations if d.role == role), None)
+
+    @property
+    def worklist_folder(self) -> Path:
+        """Where worklist entries are written: `[worklist] folder`, else the folder the managed
+        Orthanc's ModalityWorklists plugin reads (`data_dir/orthanc/worklists`)."""
+        return self.worklist_dir or self.data_dir / "orthanc" / "worklists"
+
+    def station_ae(self, modality: str) -> str:
+        """Scheduled Station AE Title of the worklist entries for `modality` (XC or DMS)."""
+        return {"XC": self.worklist_xc_station_ae, "DMS": self.worklist_dms_station_ae}[modality]
 
 
 def default_mappings_dir() -> Path:
@@ -100,6 +126,16 @@ _SCALARS = {
     ("", "mappings_dir"): ("mappings_dir", Path),
     ("worker", "poll_seconds"): ("worker_poll_seconds", float),
     ("worker", "max_attempts"): ("outbox_max_attempts", int),
+    ("dicom", "listen"): ("dicom_listen", str),
+    ("dicom", "ae_title"): ("dicom_ae_title", str),
+    ("watch", "folder"): ("watch_folder", Path),
+    ("watch", "interval"): ("watch_interval", float),
+    ("watch", "pattern"): ("watch_pattern", str),
+    ("watch", "kind"): ("watch_kind", str),
+    ("worklist", "enabled"): ("worklist_enabled", bool),
+    ("worklist", "folder"): ("worklist_dir", Path),
+    ("worklist", "xc_station_ae"): ("worklist_xc_station_ae", str),
+    ("worklist", "dms_station_ae"): ("worklist_dms_station_ae", str),
 }
 
 
@@ -142,8 +178,11 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         if unknown:
             raise ConfigError(f"unknown key(s) {sorted(unknown)} in [{section}]", where=str(path))
 
-    for name in ("data_dir", "mappings_dir"):
-        if name in values and not values[name].is_absolute():
+    for name in ("watch_folder", "worklist_dir"):
+        if name in values and str(values[name]) in ("", "."):
+            values[name] = None  # an empty value (e.g. from the environment) means "not set"
+    for name in ("data_dir", "mappings_dir", "watch_folder", "worklist_dir"):
+        if values.get(name) is not None and not values[name].is_absolute():
             values[name] = (base / values[name]).resolve()
     if values.get("database_url", "").startswith("sqlite:///") and not values["database_url"].startswith("sqlite:////"):
         rel = values["database_url"][len("sqlite:///"):]
@@ -161,7 +200,34 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     split_address(config.hl7_listen, "hl7.listen")
     if config.report_language not in ("fr", "en"):
         raise ConfigError("reports.language must be fr or en", where="reports.language")
+    _check_channels(config)
     return config
+
+
+def _check_channels(config: Config) -> None:
+    """The DICOM listener, the watched folder and the worklist settings."""
+    if config.dicom_listen:
+        split_address(config.dicom_listen, "dicom.listen")
+    for where, title in (("dicom.ae_title", config.dicom_ae_title),
+                         ("worklist.xc_station_ae", config.worklist_xc_station_ae),
+                         ("worklist.dms_station_ae", config.worklist_dms_station_ae)):
+        if not _AE_TITLE.match(title) or title.strip() != title:
+            raise ConfigError(f"'{title}' is not a DICOM AE title", where=where,
+                              hint="1 to 16 printable ASCII characters, no backslash, "
+                                   "no leading or trailing space")
+    if config.watch_interval <= 0:
+        raise ConfigError("watch.interval must be a positive number of seconds",
+                          where="watch.interval")
+    try:
+        pattern = re.compile(config.watch_pattern)
+    except re.error as exc:
+        raise ConfigError(f"watch.pattern is not a regular expression: {exc}",
+                          where="watch.pattern") from None
+    if "accession" not in pattern.groupindex:
+        raise ConfigError("watch.pattern has no named group 'accession'", where="watch.pattern",
+                          hint="write it like ^(?P<accession>[A-Z]{2}\\d{8})[_-]")
+    if config.watch_kind not in ("photo", "dermoscopy"):
+        raise ConfigError("watch.kind must be photo or dermoscopy", where="watch.kind")
 
 
 def _coerce(value, typ, where: str):

@@ -1,5 +1,6 @@
 """`telederm serve`: the MLLP listener, the HTTP API, the outbox worker and (unless the config
-points at an existing Orthanc) a managed Orthanc, run together in one process.
+points at an existing Orthanc) a managed Orthanc, run together in one process; with them, when
+configured, the DICOM C-STORE SCP (`[dicom] listen`) and the watched folder (`[watch] folder`).
 
 `RunningConnector` runs the same thing on a background thread for the demo and the tests.
 """
@@ -17,9 +18,11 @@ import uvicorn
 from .api.app import create_app
 from .archive.managed import ManagedOrthanc
 from .config import Config, split_address
+from .dicom.scp import StoreScp
 from .domain.errors import ConnectorError
 from .hl7.listener import MllpListener
-from .workflow import receive_hl7, worker
+from .workflow import receive_dicom, receive_hl7, worker
+from .workflow.watch_folder import FolderWatcher
 from .workflow.bootstrap import Services, build, internal_token
 
 log = logging.getLogger("connector.server")
@@ -33,7 +36,7 @@ def managed_orthanc(config: Config) -> ManagedOrthanc:
         config.data_dir / "orthanc", http_port=http_port, dicom_port=config.orthanc_dicom_port,
         username=config.orthanc_username, password=config.orthanc_password,
         stable_age=config.orthanc_stable_age, connector_url=f"http://{host}:{port}",
-        connector_token=internal_token(config.data_dir))
+        connector_token=internal_token(config.data_dir), worklist_folder=config.worklist_folder)
 
 
 def _bind_error(key: str, address: str, exc: OSError) -> ConnectorError:
@@ -53,9 +56,14 @@ class RunningConnector:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._stop_worker = threading.Event()
+        self._stop_channels = threading.Event()
         self._error: BaseException | None = None
         self.hl7_port = 0
         self.http_port = 0
+        self.dicom_port = 0  # the C-STORE SCP's port, when `[dicom] listen` is set
+        self.scp: StoreScp | None = None
+        self.watcher: FolderWatcher | None = None
+        self._watch_thread: threading.Thread | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self, timeout: float = 60) -> "RunningConnector":
@@ -77,9 +85,47 @@ class RunningConnector:
                                         args=(self.services, self._stop_worker),
                                         name="outbox-worker", daemon=True)
         self._worker.start()
+        self._start_channels()
         return self
 
+    def _start_channels(self) -> None:
+        """The DICOM SCP and the watched folder, each only when configured."""
+        config = self.config
+        if config.dicom_listen:
+            host, port = split_address(config.dicom_listen, "dicom.listen")
+            scp = StoreScp(host, port, config.dicom_ae_title,
+                           lambda received: receive_dicom.answer(self.services, received))
+            try:
+                scp.start()
+            except OSError as exc:
+                self.stop()
+                raise _bind_error("dicom.listen", config.dicom_listen, exc) from None
+            self.scp, self.dicom_port = scp, scp.port
+        if config.watch_folder is not None:
+            try:
+                config.watch_folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self.stop()
+                raise ConnectorError(f"cannot use the watched folder: {exc.strerror or exc}",
+                                     where="watch.folder",
+                                     hint="create it, or make it writable by the connector") from None
+            self.watcher = FolderWatcher(self.services, config.watch_folder,
+                                         pattern=config.watch_pattern, kind=config.watch_kind,
+                                         interval=config.watch_interval)
+            self._watch_thread = threading.Thread(target=self.watcher.run_forever,
+                                                  args=(self._stop_channels,),
+                                                  name="watched-folder", daemon=True)
+            self._watch_thread.start()
+
     def stop(self) -> None:
+        # Inputs first (no new work), then the worker, the I/O thread, and Orthanc last.
+        self._stop_channels.set()
+        if self.scp is not None:
+            self.scp.stop()
+            self.scp = None
+        if self._watch_thread is not None:
+            self._watch_thread.join(60)
+            self._watch_thread = None
         self._stop_worker.set()
         if getattr(self, "_worker", None):
             self._worker.join(30)

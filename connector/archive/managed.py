@@ -28,7 +28,8 @@ from connector.archive.errors import ArchiveError
 
 ORTHANC_BINARY = Path("/usr/sbin/Orthanc")
 PLUGIN_DIRS = (Path("/usr/share/orthanc/plugins"), Path("/usr/lib/orthanc"))
-PLUGIN_LIBRARIES = ("libOrthancPython.so", "libOrthancDicomWeb.so")
+PLUGIN_LIBRARIES = ("libOrthancPython.so", "libOrthancDicomWeb.so", "libModalityWorklists.so")
+WORKLIST_FOLDER = "worklists"  # default `Worklists.Database`, inside the Orthanc folder
 PLUGIN_SCRIPT = Path(__file__).resolve().parents[2] / "orthanc_plugin" / "telederm_orthanc.py"
 
 CONFIG_NAME = "orthanc.json"
@@ -74,6 +75,7 @@ class ManagedOrthanc:
         connector_url: str = "",
         connector_token: str = "",
         site_packages: list[str] | None = None,
+        worklist_folder: Path | None = None,
     ):
         self.folder = Path(folder).resolve()
         self.http_port = http_port
@@ -84,6 +86,8 @@ class ManagedOrthanc:
         self.stable_age = stable_age
         self.connector_url = connector_url
         self.connector_token = connector_token
+        # Where the ModalityWorklists plugin reads `*.wl` entries (the connector writes them).
+        self.worklist_folder = Path(worklist_folder or self.folder / WORKLIST_FOLDER).resolve()
         # The plugin runs in Debian's embedded Python; give it our interpreter's packages.
         self.site_packages = (
             site_packages if site_packages is not None else [sysconfig.get_paths()["purelib"]]
@@ -120,13 +124,13 @@ class ManagedOrthanc:
             "DicomServerEnabled": True,
             "DicomPort": self.dicom_port,
             "DicomAet": self.aet,
-            # Capture devices and the connector send images in; nobody queries or pulls by
-            # DICOM (viewers use HTTP/DICOMweb). Worklist C-FIND (off by default since Orthanc
-            # 1.10) stays off until a worklist plugin is configured: it would only log a warning.
+            # Capture devices and the connector send images in, and capture devices ask for
+            # their worklist (C-FIND on the worklist model, refused by default since Orthanc
+            # 1.10); nobody queries or pulls images by DICOM (viewers use HTTP/DICOMweb).
             "DicomAlwaysAllowEcho": True,
             "DicomAlwaysAllowStore": True,
             "DicomAlwaysAllowFind": False,
-            "DicomAlwaysAllowFindWorklist": False,
+            "DicomAlwaysAllowFindWorklist": True,
             "DicomAlwaysAllowGet": False,
             "DicomAlwaysAllowMove": False,
             "StableAge": self.stable_age,
@@ -134,6 +138,8 @@ class ManagedOrthanc:
             "PythonScript": str(PLUGIN_SCRIPT),
             "PythonVerbose": False,
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+            # One `*.wl` file per scheduled step, read at each query (archive/worklist.py).
+            "Worklists": {"Enable": True, "Database": str(self.worklist_folder)},
             "TeleDerm": {
                 "ConnectorUrl": self.connector_url,
                 "ConnectorToken": self.connector_token,
@@ -144,6 +150,7 @@ class ManagedOrthanc:
     def write_config(self) -> Path:
         """Write `folder/orthanc.json` (owner-readable only: it holds passwords and a token)."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.worklist_folder.mkdir(parents=True, exist_ok=True)  # the plugin fails on a missing one
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(self.config(), f, indent=2)

@@ -1,4 +1,5 @@
-"""ORM^O01 / OMG^O19 -> (order control, domain `Order`).
+"""ORM^O01 / OMG^O19 -> (order control, domain `Order`), and the images embedded in the order
+(OBX ED) -> `OrderImage`s.
 
 Which field holds what is data (`mappings/hl7/orm_o01.toml`), because senders disagree (ORC-12
 or OBR-16, TQ1-9 or ORC-7 or OBR-5 ...). Every problem becomes an `Hl7Error` located where the
@@ -7,6 +8,8 @@ sender must look; domain validation errors are relocated onto the HL7 position t
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import re
 import tomllib
@@ -25,6 +28,30 @@ _POSITIONS = ("order_control", "placer_order_number", "ordered_at", "question", 
               "requester", "patient_id", "patient_name", "birth_date", "sex")
 _WHOLE_FIELDS = ("requester", "patient_id", "patient_name")
 _TIMESTAMP = re.compile(r"^\d{4}(\d{2}){0,5}(\.\d{1,4})?([+-]\d{4})?$")
+_IMAGE_KINDS = ("photo", "dermoscopy")
+_OBX_3_1 = Location("OBX", field=3, component=1)
+_OBX_20_1 = Location("OBX", field=20, component=1)
+
+
+@dataclass(frozen=True)
+class ImageMapping:
+    """Where an embedded image's kind and body site are read, and which subtypes are taken."""
+
+    kind: Location = _OBX_3_1
+    site: Location = _OBX_20_1
+    subtypes: frozenset[str] = frozenset({"JPEG", "JPG", "PNG"})
+    kind_codes: tuple[tuple[str, str], ...] = (("DERMOSCOPY", "dermoscopy"),)
+
+
+@dataclass(frozen=True)
+class OrderImage:
+    """One image embedded in an order (OBX with value type ED)."""
+
+    location: str      # ERR-2 form of its OBX-5, e.g. `OBX^1^5`
+    data: bytes
+    subtype: str       # OBX-5.3 as sent (JPEG, PNG ...)
+    kind: str          # photo | dermoscopy
+    site: str          # body-site code, or ""
 
 
 @dataclass(frozen=True)
@@ -36,6 +63,7 @@ class OrmMapping:
     order_controls: frozenset[str]
     priority_codes: dict[str, Priority]
     sex_codes: dict[str, str]
+    images: ImageMapping = ImageMapping()
 
 
 @functools.lru_cache(maxsize=None)
@@ -77,7 +105,74 @@ def load_mapping(path: Path = MAPPING_FILE) -> OrmMapping:
     sexes = codes.get("sex")
     if not isinstance(sexes, dict) or not all(v in ("M", "F", "O", "") for v in sexes.values()):
         raise fail("codes.sex", "must map PID-8 codes to M, F, O or \"\"")
-    return OrmMapping(positions, notes, frozenset(controls), priorities, dict(sexes))
+    return OrmMapping(positions, notes, frozenset(controls), priorities, dict(sexes),
+                      _image_mapping(data, fail))
+
+
+def _image_mapping(data: dict, fail) -> ImageMapping:
+    """The optional [images] section and [codes.image_kind] table (defaults when absent)."""
+    section = data.get("images", {})
+    if not isinstance(section, dict):
+        raise fail("images", "must be a table")
+    default = ImageMapping()
+    try:
+        kind = Location.parse(section["kind"]) if "kind" in section else default.kind
+        site = Location.parse(section["site"]) if "site" in section else default.site
+    except (TypeError, ValueError):
+        raise fail("images", "kind and site must be positions like OBX-3.1") from None
+    if kind.segment != "OBX" or site.segment != "OBX":
+        raise fail("images", "kind and site must be OBX positions")
+    subtypes = section.get("subtypes", sorted(default.subtypes))
+    if not isinstance(subtypes, list) or not all(isinstance(x, str) and x for x in subtypes):
+        raise fail("images.subtypes", "must be a list of OBX-5.3 subtypes like JPEG")
+    kinds = data.get("codes", {}).get("image_kind", dict(default.kind_codes))
+    if not isinstance(kinds, dict) or not all(v in _IMAGE_KINDS for v in kinds.values()):
+        raise fail("codes.image_kind", "must map OBX-3 codes to photo or dermoscopy")
+    return ImageMapping(kind, site, frozenset(x.upper() for x in subtypes),
+                        tuple((k.upper(), v) for k, v in kinds.items()))
+
+
+def images_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> list[OrderImage]:
+    """Every image embedded in the order: each OBX whose OBX-2 is ED, decoded.
+
+    Raises `Hl7Error` (AE) located at the OBX's field 5 (`OBX^n^5`): 101 when the data is
+    empty, 102 when it is not Base64 or not image data (OBX-5.2 must be IM, OBX-5.4 Base64),
+    103 for a subtype not in the mapping's list. Other OBX (NM, TX, CWE answers ...) are left
+    alone.
+    """
+    m = (mapping or load_mapping()).images
+    kinds = dict(m.kind_codes)
+    found = []
+    for n in range(1, msg.segment_ids().count("OBX") + 1):
+        if msg.value(Location("OBX", n, 2)).strip().upper() != "ED":
+            continue
+        where = Location("OBX", n, 5)
+        part = functools.partial(_component, msg, where)
+        if part(2).upper() != "IM":
+            raise Hl7Error("only images (ED type of data IM) can be embedded in an order",
+                           hl7_code=102, location=where.erl(),
+                           hint="send other documents separately")
+        subtype = part(3)
+        if subtype.upper() not in m.subtypes:
+            raise Hl7Error(f"image subtype {subtype!r} is not accepted", hl7_code=103,
+                           location=where.erl(), hint="use one of " + ", ".join(sorted(m.subtypes)))
+        if part(4).upper() != "BASE64":
+            raise Hl7Error("embedded image data must be Base64-encoded (OBX-5.4 Base64)",
+                           hl7_code=102, location=where.erl())
+        text = "".join(msg.value(replace(where, component=5)).split())
+        if not text:
+            raise Hl7Error("embedded image has no data (OBX-5.5)", hl7_code=101,
+                           location=where.erl())
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise Hl7Error("embedded image data is not valid Base64", hl7_code=102,
+                           location=where.erl()) from None
+        code = msg.value(replace(m.kind, occurrence=n)).strip().upper()
+        found.append(OrderImage(location=where.erl(), data=data, subtype=subtype,
+                                kind=kinds.get(code, "photo"),
+                                site=msg.value(replace(m.site, occurrence=n)).strip()))
+    return found
 
 
 def order_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> tuple[str, Order]:
@@ -138,6 +233,10 @@ class _Reader:
         """An assigning authority (HD inside a composite): the universal id (OID) if given,
         else the namespace id."""
         return self.part(loc, component, 2) or self.part(loc, component, 1)
+
+
+def _component(msg: ParsedMessage, loc: Location, component: int) -> str:
+    return msg.value(replace(loc, component=component)).strip()
 
 
 def _patient(r: _Reader) -> Patient:

@@ -4,23 +4,31 @@ The ACK is returned only after the transaction holding the case, the inbox row (
 and the ACK itself) and the audit row has committed. A repeated MSH-10 from the same sender
 gets the stored ACK again. AR answers (cannot accept now) are not stored, so a resend is
 processed afresh; AA and AE are final and stored.
+
+Images embedded in a new order (OBX with value type ED) are attached to the new case inside
+the same transaction: `attach_image` runs against a savepoint of it (`_InTransaction`), so the
+case, its images, their archive jobs and the ACK commit together, or, when one image is bad,
+none of them does and the ACK is AE with ERR at that OBX (`OBX^n^5`). Image files written for
+an order that is then refused stay in the data folder as unreferenced files (nothing sends them).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import secrets
 
 from sqlalchemy.engine import Connection
 
-from ..domain.errors import ConnectorError
+from ..domain.errors import ConnectorError, StoreUnavailable
 from ..hl7.ack import ack_for_unparseable, build_ack
 from ..hl7.errors import Hl7Error
-from ..hl7.orm import order_from_orm
+from ..hl7.orm import OrderImage, images_from_orm, order_from_orm
 from ..hl7.parse import ParsedMessage, encode, parse
 from ..store import audit, inbox
 from ..store.clock import iso
-from . import open_case
+from . import attach_image, open_case
 from .bootstrap import Services
 from .common import dicom_dt
 
@@ -54,7 +62,8 @@ def handle(services: Services, raw: bytes, peer: str) -> bytes:
         accession, errors = None, []
         try:
             with conn.begin_nested():
-                accession = _route(conn, msg, now=iso(moment), actor=f"hl7:{msg.sender}")
+                accession = _route(conn, services, msg, now=iso(moment),
+                                   actor=f"hl7:{msg.sender}")
         except Hl7Error as err:
             errors = [err]
         except ConnectorError as err:
@@ -77,15 +86,57 @@ def handle(services: Services, raw: bytes, peer: str) -> bytes:
     return ack
 
 
-def _route(conn: Connection, msg: ParsedMessage, *, now: str, actor: str) -> str | None:
+def _route(conn: Connection, services: Services, msg: ParsedMessage, *, now: str,
+           actor: str) -> str | None:
     if (msg.message_type, msg.trigger) in ORDER_TYPES:
         control, order = order_from_orm(msg)
         if control != "NW":
             raise Hl7Error(f"order control {control} is not supported yet", hl7_code="103",
                            location="ORC^1^1")
-        return open_case.handle(conn, order, now=now, actor=actor).accession
+        images = images_from_orm(msg)  # decoded before anything is written
+        accession = open_case.handle(conn, order, now=now, actor=actor).accession
+        if images:
+            _attach(conn, services, accession, images, actor=actor)
+        return accession
     if msg.message_type not in {t for t, _ in ORDER_TYPES}:
         raise Hl7Error(f"message type {msg.message_type} is not supported", hl7_code="200",
                        location="MSH^1^9^1", ack_code="AR")
     raise Hl7Error(f"event {msg.trigger} is not supported for {msg.message_type}",
                    hl7_code="201", location="MSH^1^9^2", ack_code="AR")
+
+
+def _attach(conn: Connection, services: Services, accession: str, images: list[OrderImage], *,
+            actor: str) -> None:
+    """Attach each embedded image in the order's transaction; a refusal names its OBX."""
+    bound = dataclasses.replace(services, engine=_InTransaction(conn))
+    for image in images:
+        try:
+            attach_image.handle(bound, accession, image.data, kind=image.kind, site=image.site,
+                                laterality="", description="", actor=actor)
+        except StoreUnavailable as err:
+            raise Hl7Error(err.text, hl7_code="207", location=image.location,
+                           hint="resend later") from None
+        except ConnectorError as err:
+            raise Hl7Error(f"embedded image refused: {err.text}", hl7_code="102",
+                           location=image.location, hint=err.hint) from None
+
+
+class _InTransaction:
+    """Stands in for the engine while an order is processed: `begin()` opens a savepoint of the
+    order's transaction instead of a new transaction (which, on SQLite, would wait for the lock
+    the order holds, and would not see the uncommitted case)."""
+
+    def __init__(self, conn: Connection):
+        self._conn = conn
+
+    @contextlib.contextmanager
+    def begin(self):
+        with self._conn.begin_nested():
+            yield self._conn
+
+    @contextlib.contextmanager
+    def connect(self):
+        yield self._conn
+
+    def __getattr__(self, name):  # dialect, url ...: those of the real engine
+        return getattr(self._conn.engine, name)

@@ -1,4 +1,6 @@
-"""Outbox worker: performs archive stores and HL7 sends, with retries and dead letters.
+"""Outbox worker: performs archive stores, HL7 sends and worklist publications, with retries
+and dead letters. Between passes it withdraws the worklist entries of cases that no longer take
+images (`publish_worklist.retire`).
 
 Each effect is idempotent on the other side (Orthanc keeps one instance per SOP Instance UID;
 HL7 peers see the same MSH-10 on a retry), so an effect performed twice after a crash between
@@ -10,19 +12,24 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
 from sqlalchemy import update
 
 from ..archive.errors import ArchiveRejected
-from ..domain.errors import ConnectorError
+from ..domain.errors import ConnectorError, DomainError, NotFound
 from ..hl7.client import check_delivery, send_message
 from ..hl7.errors import DeliveryError
 from ..store import outbox
 from ..store.clock import iso
 from ..store.schema import images
+from . import publish_worklist
 from .bootstrap import Services
 
 log = logging.getLogger("connector.worker")
+
+# How often the worker looks for worklist entries to withdraw (answered or cancelled cases).
+WORKLIST_SWEEP_SECONDS = 5.0
 
 
 def _perform(services: Services, item: outbox.Item) -> None:
@@ -41,6 +48,9 @@ def _perform(services: Services, item: outbox.Item) -> None:
         ack = send_message(host, port, body["message"], timeout=30)
         check_delivery(ack, body["control_id"])
         return
+    if item.kind == publish_worklist.KIND:
+        publish_worklist.perform(services, item.payload)
+        return
     raise ConnectorError(f"unknown outbox kind {item.kind}")
 
 
@@ -51,7 +61,9 @@ def run_once(services: Services) -> int:
         try:
             _perform(services, item)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded on the item
-            retryable = not isinstance(exc, ArchiveRejected) and getattr(exc, "retryable", True)
+            # Content the other side refused, or a case/entry that cannot be built: no retry.
+            retryable = (not isinstance(exc, (ArchiveRejected, DomainError, NotFound))
+                         and getattr(exc, "retryable", True))
             with services.engine.begin() as conn:
                 status = outbox.fail(conn, item, services.now(), f"{type(exc).__name__}: {exc}",
                                      max_attempts=services.config.outbox_max_attempts,
@@ -70,11 +82,18 @@ def run_once(services: Services) -> int:
 
 def run_forever(services: Services, stop: threading.Event) -> None:
     """Drain until `stop` is set; finishes the item in hand before returning."""
+    last_sweep = None
     while not stop.is_set():
         try:
             busy = run_once(services)
         except Exception:  # noqa: BLE001 - e.g. database briefly locked: log and go on
             log.exception("outbox pass failed")
             busy = 0
+        if last_sweep is None or time.monotonic() - last_sweep >= WORKLIST_SWEEP_SECONDS:
+            last_sweep = time.monotonic()
+            try:
+                publish_worklist.retire(services)
+            except Exception:  # noqa: BLE001 - a full disk or locked database: next sweep
+                log.exception("worklist sweep failed")
         if not busy:
             stop.wait(services.config.worker_poll_seconds)

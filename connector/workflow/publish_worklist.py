@@ -1,0 +1,107 @@
+"""Worklist: each open case is offered to capture devices as one entry per modality (XC, DMS).
+
+`enqueue` runs in the transaction that opens the case (open_case), so a case never exists
+without its publication queued. The outbox worker then calls `perform`, which writes the entry
+file that Orthanc's ModalityWorklists plugin serves; the file name is fixed per case and
+modality, so a retry rewrites the same file. The entry is built from the case as stored when the
+worker runs, and is not written at all if the case no longer takes images.
+
+`retire` removes the entries of cases that no longer take images (answered, amended, closed,
+cancelled, rejected); the worker calls it periodically, so no other step has to remember to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from ..archive.worklist import MODALITIES, WorklistEntry, WorklistFolder
+from ..domain.states import CaseEvent, CaseStatus, TRANSITIONS
+from ..store import audit, cases, outbox
+from ..store.clock import iso
+from ..store.schema import cases as cases_table
+from .bootstrap import Services
+from .common import dicom_dt
+
+log = logging.getLogger("connector.worklist")
+
+KIND = "worklist.publish"
+DESTINATION = "worklist"
+
+# A case is on the worklist while it can still receive images.
+SCHEDULABLE = frozenset(s for (s, e) in TRANSITIONS if e == CaseEvent.IMAGE_RECEIVED)
+
+_TEXT = {
+    "fr": {"procedure": "Télé-expertise dermatologique",
+           "XC": "Photographies cliniques", "DMS": "Dermoscopie"},
+    "en": {"procedure": "Dermatology tele-expertise",
+           "XC": "Clinical photographs", "DMS": "Dermoscopy"},
+}
+
+
+def enqueue(conn: Connection, accession: str, *, now: str) -> None:
+    """Queue the publication of the case's entries, in the caller's transaction."""
+    for modality in MODALITIES:
+        outbox.enqueue(conn, kind=KIND, destination=DESTINATION,
+                       key=f"{KIND}:{accession}:{modality}",
+                       payload=json.dumps({"accession": accession, "modality": modality}).encode(),
+                       accession=accession, now=now)
+
+
+def perform(services: Services, payload: bytes) -> str:
+    """Write (or replace) one entry file; returns "written" or "skipped" (case closed meanwhile
+    or worklist disabled)."""
+    body = json.loads(payload)
+    accession, modality = body["accession"], body["modality"]
+    if not services.config.worklist_enabled:
+        return "skipped"
+    with services.engine.connect() as conn:
+        case = cases.load(conn, accession)
+        created_at = conn.execute(select(cases_table.c.created_at).where(
+            cases_table.c.accession == accession)).scalar()
+    if case.status not in SCHEDULABLE:
+        return "skipped"
+    text = _TEXT[services.config.report_language]
+    entry = WorklistEntry(
+        accession=accession, study_uid=case.study_uid,
+        placer_order_number=case.order.placer_order_number, patient=case.order.patient,
+        requester=case.order.requester, priority=case.order.priority, modality=modality,
+        station_ae=services.config.station_ae(modality), start=_local(created_at),
+        procedure_description=text["procedure"], step_description=text[modality])
+    WorklistFolder(services.config.worklist_folder).write(entry)
+    return "written"
+
+
+def retire(services: Services) -> int:
+    """Withdraw the entries of cases that no longer take images; returns how many."""
+    folder = WorklistFolder(services.config.worklist_folder)
+    published = folder.published()
+    if not published:
+        return 0
+    accessions = sorted({a for a, _ in published})
+    with services.engine.connect() as conn:
+        status = dict(conn.execute(select(cases_table.c.accession, cases_table.c.status).where(
+            cases_table.c.accession.in_(accessions))).all())
+    gone = [(a, m) for a, m in published
+            if a in status and CaseStatus(status[a]) not in SCHEDULABLE]
+    if not gone:
+        return 0
+    now = iso(services.now())
+    with services.engine.begin() as conn:
+        for accession, modality in gone:
+            if folder.remove(accession, modality):
+                audit.append(conn, at=now, actor="worker", action="worklist.retired",
+                             accession=accession,
+                             detail={"modality": modality, "status": status[accession]})
+    log.info("withdrew %d worklist entr%s", len(gone), "y" if len(gone) == 1 else "ies")
+    return len(gone)
+
+
+def _local(stored: str) -> str:
+    """A stored ISO UTC timestamp as local YYYYMMDDHHMMSS (what DICOM DA/TM mean)."""
+    moment = dt.datetime.strptime(stored, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
+    return dicom_dt(moment)

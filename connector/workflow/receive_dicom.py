@@ -1,0 +1,287 @@
+"""A DICOM object from a capture device (C-STORE, or a DICOM file in the watched folder) joins
+its case.
+
+Matching, in this order:
+1. the accession given by the channel (a sidecar file in the watched folder), else the object's
+   AccessionNumber when it is one of our cases;
+2. else the object's PatientID (and IssuerOfPatientID when the object has one) to the single
+   case of that patient that still takes images.
+An object that matches no case, several cases, or a case of another patient (same accession,
+different PatientID) is refused with a reason, and the refusal is audited; nothing is stored.
+
+A matched object keeps its SOP Instance UID, Series and pixel data, and takes the case's
+identity: Patient module (name, ID, issuer, birth date, sex), StudyInstanceUID, AccessionNumber,
+ReferringPhysicianName. The values it had are kept in Original Attributes Sequence (PS3.3
+C.12.1.1.9, reason COERCE), so the change can be traced. The object is written in the data
+folder (fsynced) and, in one transaction, recorded in `images`, the case moves by
+IMAGE_RECEIVED, and an `archive.store` job is queued, as for an uploaded photo. The same SOP
+Instance UID received again for the same case changes nothing and is answered as a success.
+
+`answer` is the C-STORE SCP's receiver (connector/dicom/scp.py): it only touches the data folder
+and the database, never the archive, so it is fast enough for the association's thread.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import io
+import logging
+from dataclasses import dataclass
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.sequence import Sequence
+from pydicom.uid import DermoscopicPhotographyImageStorage
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+
+from ..dicom.common import check_uid, to_bytes
+from ..dicom.scp import (CANNOT_UNDERSTAND, DATASET_MISMATCH, OUT_OF_RESOURCES, SOP_CLASSES,
+                         SUCCESS, Answer, Received)
+from ..domain.errors import ConnectorError, DomainError, ImageError, NotFound, StoreUnavailable
+from ..domain.model import Case, ImageKind, LateralityValues
+from ..domain.states import CaseEvent
+from ..store import audit, cases, outbox
+from ..store.clock import iso
+from ..store.schema import cases as cases_table
+from ..store.schema import images, patients
+from .bootstrap import Services
+from .common import dicom_dt, write_durably
+from .publish_worklist import SCHEDULABLE
+
+log = logging.getLogger("connector.dicom.inbound")
+
+CHARSET = "ISO_IR 192"
+
+# Patient-level attributes that would contradict the case's identity once it is set.
+_CONTRADICTING = ("OtherPatientIDsSequence", "OtherPatientNames", "PatientBirthName",
+                  "PatientMotherBirthName", "IssuerOfPatientIDQualifiersSequence",
+                  "PatientBirthTime", "PatientAge", "IssuerOfAccessionNumberSequence")
+# What we overwrite or remove, recorded with its former value in Original Attributes Sequence.
+_COERCED = ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
+            "StudyInstanceUID", "AccessionNumber", "ReferringPhysicianName", "StudyDate",
+            "StudyTime") + _CONTRADICTING
+
+
+@dataclass(frozen=True)
+class ReceivedImage:
+    accession: str
+    sop_instance_uid: str
+    kind: str
+    created: bool  # False when the same SOP Instance was already attached to this case
+
+
+class Unmatched(NotFound):
+    """No case (or more than one) for this object."""
+
+    code = "unmatched-object"
+
+
+def handle(services: Services, data: bytes, *, actor: str, accession: str | None = None,
+           expect: tuple[str, str] | None = None, source: str = "dicom") -> ReceivedImage:
+    """Attach one DICOM Part-10 object to its case (see the module docstring).
+
+    `accession` forces the case (the channel named it); `expect` is (SOP Class UID, SOP Instance
+    UID) announced by the C-STORE request, checked against the dataset. Raises ImageError for an
+    object we cannot take, Unmatched / StateConflict / DomainError when no case can take it,
+    StoreUnavailable when it could not be persisted.
+    """
+    ds = _read(data)
+    sop_class, sop_uid = str(ds.SOPClassUID), str(ds.SOPInstanceUID)
+    if expect is not None and (sop_class, sop_uid) != expect:
+        raise ImageError("the data set's SOP Class/Instance UID differ from the request's",
+                         where="SOPInstanceUID", code="dataset-mismatch")
+    kind = (ImageKind.DERMOSCOPY if sop_class == DermoscopicPhotographyImageStorage
+            else ImageKind.PHOTO).value
+    sha = hashlib.sha256(data).hexdigest()
+    moment = services.now()
+    now = iso(moment)
+    try:
+        with services.engine.begin() as conn:
+            case = cases.load(conn, _match(conn, ds, accession))
+            known = conn.execute(select(images.c.accession).where(
+                images.c.sop_uid == sop_uid)).scalar()
+            if known == case.accession:
+                return ReceivedImage(case.accession, sop_uid, kind, created=False)
+            if known is not None:
+                raise DomainError("this SOP Instance UID was already received for another case",
+                                  where="SOPInstanceUID", code="duplicate-instance",
+                                  hint="the device must give each image its own UID")
+            case.apply(CaseEvent.IMAGE_RECEIVED)  # refuses a case that takes no more images
+            _coerce_identity(ds, case, modified_at=dicom_dt(moment), system=services.config.facility_name)
+            path = services.config.data_dir / "images" / case.accession / f"{sop_uid}.dcm"
+            write_durably(path, to_bytes(ds))
+            conn.execute(images.insert().values(
+                accession=case.accession, sop_uid=sop_uid, series_uid=str(ds.SeriesInstanceUID),
+                sop_class_uid=sop_class, kind=kind, source_sha256=sha, path=str(path),
+                site_code=_site(ds), laterality=_laterality(ds),
+                description=str(ds.get("SeriesDescription", "") or "")[:200], created_at=now))
+            cases.save_status(conn, case, now)
+            outbox.enqueue(conn, kind="archive.store", destination="archive",
+                           key=f"archive:{sop_uid}", payload=str(path).encode(),
+                           accession=case.accession, now=now)
+            audit.append(conn, at=now, actor=actor, action="image.received",
+                         accession=case.accession,
+                         detail={"sop_instance_uid": sop_uid, "sop_class_uid": sop_class,
+                                 "sha256": sha, "kind": kind, "via": source})
+    except OperationalError as exc:
+        raise StoreUnavailable(f"the database is unavailable: {type(exc.orig).__name__}",
+                               hint="retry later") from None
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot write the object: {exc.strerror or exc}",
+                               hint="check the data folder's space and permissions") from None
+    log.info("object %s attached to %s (%s)", sop_uid, case.accession, source)
+    return ReceivedImage(case.accession, sop_uid, kind, created=True)
+
+
+def answer(services: Services, received: Received) -> Answer:
+    """The C-STORE SCP's receiver: persist and answer (success only once durable)."""
+    actor = f"dicom:{received.calling_ae or '-'}@{received.peer}"[:100]
+    try:
+        handle(services, received.data, actor=actor,
+               expect=(received.sop_class_uid, received.sop_instance_uid))
+        return Answer(SUCCESS)
+    except StoreUnavailable as err:
+        log.warning("C-STORE %s not persisted: %s", received.sop_instance_uid, err.text)
+        return Answer(OUT_OF_RESOURCES, "cannot persist now; retry later")
+    except ConnectorError as err:
+        status = DATASET_MISMATCH if err.code == "dataset-mismatch" else CANNOT_UNDERSTAND
+        refused(services, actor=actor, reason=err, sop_instance_uid=received.sop_instance_uid,
+                via="dicom")
+        return Answer(status, err.text)
+
+
+def refused(services: Services, *, actor: str, reason: ConnectorError, sop_instance_uid: str,
+            via: str) -> None:
+    """Audit a refused object (no patient data: the SOP Instance UID and the reason)."""
+    log.warning("%s object %s refused: %s", via, sop_instance_uid or "-", reason.text)
+    try:
+        with services.engine.begin() as conn:
+            audit.append(conn, at=iso(services.now()), actor=actor, action="image.refused",
+                         detail={"sop_instance_uid": sop_instance_uid, "via": via,
+                                 "code": reason.code, "reason": reason.text})
+    except Exception:  # noqa: BLE001 - the refusal itself must still be answered
+        log.exception("could not audit the refusal of %s", sop_instance_uid)
+
+
+# --- matching ---------------------------------------------------------------------------
+
+def _match(conn: Connection, ds: Dataset, accession: str | None) -> str:
+    if accession:
+        return cases.load(conn, accession).accession  # NotFound names the accession
+    patient_id = str(ds.get("PatientID", "") or "").strip()
+    claimed = str(ds.get("AccessionNumber", "") or "").strip()
+    if claimed:
+        row = conn.execute(select(cases_table.c.accession, patients.c.patient_id).join(
+            patients, cases_table.c.patient_pk == patients.c.id).where(
+            cases_table.c.accession == claimed)).first()
+        if row is not None:
+            if patient_id and patient_id != row.patient_id:
+                raise DomainError(f"accession {claimed} belongs to another patient",
+                                  where="PatientID", code="patient-mismatch",
+                                  hint="check the patient selected on the device")
+            return row.accession
+    if not patient_id:
+        raise Unmatched("the object has neither one of our accession numbers nor a patient ID",
+                        where="AccessionNumber",
+                        hint="pick the case from the worklist on the device")
+    issuer = str(ds.get("IssuerOfPatientID", "") or "").strip()
+    query = select(cases_table.c.accession).join(
+        patients, cases_table.c.patient_pk == patients.c.id).where(
+        patients.c.patient_id == patient_id,
+        cases_table.c.status.in_([s.value for s in SCHEDULABLE]))
+    if issuer:
+        query = query.where(patients.c.issuer == issuer)
+    found = list(conn.execute(query).scalars())
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise Unmatched("no open case for this patient", where="PatientID",
+                        hint="open the case (order) first, or send the accession number")
+    raise Unmatched(f"{len(found)} open cases for this patient", where="PatientID",
+                    hint="send the accession number of the case (pick it from the worklist)")
+
+
+# --- the object ---------------------------------------------------------------------------
+
+def _read(data: bytes) -> Dataset:
+    try:
+        ds = dcmread(io.BytesIO(data))
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise ImageError(f"not a readable DICOM file ({type(exc).__name__})", where="file",
+                         hint="send a DICOM Part-10 file") from None
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    if sop_class not in SOP_CLASSES:
+        raise ImageError("this kind of DICOM object is not taken", where="SOPClassUID",
+                         hint="send VL Photographic, Dermoscopic Photography or Secondary "
+                              "Capture images")
+    for keyword in ("SOPInstanceUID", "SeriesInstanceUID"):
+        try:
+            check_uid(str(ds.get(keyword, "") or ""), keyword)
+        except DomainError:
+            raise ImageError(f"{keyword} is missing or invalid", where=keyword,
+                             code="dataset-mismatch") from None
+    if "PixelData" not in ds:
+        raise ImageError("the object has no pixel data", where="PixelData",
+                         code="dataset-mismatch")
+    return ds
+
+
+def _coerce_identity(ds: Dataset, case: Case, *, modified_at: str, system: str) -> None:
+    """Give the object the case's patient and study, recording what it had before."""
+    ds.decode()  # every text value to str under the object's own character set
+    original = Dataset()
+    for keyword in _COERCED:
+        if keyword in ds:
+            original[keyword] = copy.deepcopy(ds[keyword])
+    patient, order = case.order.patient, case.order
+    ds.SpecificCharacterSet = CHARSET  # names may need it; values are re-encoded on write
+    ds.PatientName = patient.name.hl7()
+    ds.PatientID = patient.id
+    if patient.issuer:
+        ds.IssuerOfPatientID = patient.issuer
+    elif "IssuerOfPatientID" in ds:
+        del ds.IssuerOfPatientID
+    ds.PatientBirthDate = patient.birth_date
+    ds.PatientSex = patient.sex
+    for keyword in _CONTRADICTING:
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.StudyInstanceUID = case.study_uid
+    ds.AccessionNumber = case.accession
+    ds.ReferringPhysicianName = order.requester.name.hl7()
+    ordered = order.ordered_at[:14]
+    if len(ordered) == 14 and ordered.isdigit() and _valid_dt(ordered):
+        ds.StudyDate, ds.StudyTime = ordered[:8], ordered[8:]
+    if not len(original):
+        return  # the object had none of these: nothing was modified, only added
+    item = Dataset()
+    item.ModifiedAttributesSequence = Sequence([original])
+    item.AttributeModificationDateTime = modified_at
+    item.ModifyingSystem = system[:64]
+    item.SourceOfPreviousValues = ""
+    item.ReasonForTheAttributeModification = "COERCE"
+    previous = list(ds.get("OriginalAttributesSequence", []))
+    ds.OriginalAttributesSequence = Sequence(previous + [item])
+
+
+def _valid_dt(text: str) -> bool:
+    try:
+        dt.datetime.strptime(text, "%Y%m%d%H%M%S")
+    except ValueError:
+        return False
+    return True
+
+
+def _site(ds: Dataset) -> str:
+    regions = ds.get("AnatomicRegionSequence") or []
+    return str(regions[0].get("CodeValue", "") or "")[:32] if regions else ""
+
+
+def _laterality(ds: Dataset) -> str:
+    value = str(ds.get("ImageLaterality", "") or ds.get("Laterality", "") or "").strip()
+    return value if value in {v.value for v in LateralityValues} else ""

@@ -1,0 +1,218 @@
+"""The `channels` fixture: a RunningConnector (real managed Orthanc with the worklist plugin, real
+SQLite, MLLP, HTTP) with the DICOM C-STORE SCP and the watched folder switched on, plus helpers
+to open cases, build DICOM objects and look into Orthanc.
+
+Not a conftest.py on purpose (a second `conftest` module would shadow the root one); test
+modules import the fixture by name.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import secrets
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import (DermoscopicPhotographyImageStorage, JPEGBaseline8Bit,
+                         VLPhotographicImageStorage, generate_uid)
+
+from conftest import free_port
+from connector.demo import demo_order, demo_photo, local_config, wait_for
+from connector.domain.errors import NotFound
+from connector.hl7.client import send_message
+from connector.server import RunningConnector
+
+DEADLINE = 60          # worker publication, archive store: well under this on a quiet machine
+_placers = itertools.count(1)
+
+
+@dataclass
+class Channels:
+    running: RunningConnector
+    api: httpx.Client
+    work: Path
+    watch: Path
+
+    @property
+    def services(self):
+        return self.running.services
+
+    @property
+    def orthanc_dicom_port(self) -> int:
+        return self.running.config.orthanc_dicom_port
+
+    def open_case(self, *, patient_id: str | None = None, edit=None) -> dict:
+        """Send a new order over MLLP (AA expected) and return the case as the API shows it;
+        `edit` may change the order's text (e.g. add OBX segments) before it is sent."""
+        placer = f"PL-CH-{secrets.token_hex(3)}-{next(_placers)}"
+        text = demo_order(f"CH-{placer}", placer)
+        if patient_id:
+            text = text.replace("IPP123456^", f"{patient_id}^", 1)
+        if edit is not None:
+            text = edit(text)
+        ack = send_message("127.0.0.1", self.running.hl7_port, text)
+        assert ack.code == "AA", (ack.code, [e.text for e in ack.errors])
+        (case,) = self.api.get("/api/cases", params={"placer_order_number": placer}).json()
+        return case
+
+    def send_order(self, edit) -> tuple[object, str]:
+        """Send an edited demo order; return the ACK and the placer order number."""
+        placer = f"PL-CH-{secrets.token_hex(3)}-{next(_placers)}"
+        ack = send_message("127.0.0.1", self.running.hl7_port,
+                           edit(demo_order(f"CH-{placer}", placer)))
+        return ack, placer
+
+    def case(self, accession: str) -> dict:
+        return self.api.get(f"/api/cases/{accession}").json()
+
+    def instances(self, study_uid: str) -> list[dict]:
+        try:
+            return self.services.archive.study_instances(study_uid)
+        except NotFound:
+            return []
+
+    def wait_instances(self, study_uid: str, count: int) -> list[dict]:
+        return wait_for(lambda: (found := self.instances(study_uid)) and len(found) >= count
+                        and found, DEADLINE, f"{count} instance(s) in the study in Orthanc")
+
+    def orthanc_has_sop(self, sop_uid: str) -> bool:
+        matches = self.services.archive._request("post", "tools/lookup", data=sop_uid).json()
+        return any(m["Type"] == "Instance" for m in matches)
+
+    def audit_actions(self, action: str) -> list[dict]:
+        from sqlalchemy import select
+
+        from connector.store.schema import audit
+        with self.services.engine.connect() as conn:
+            rows = conn.execute(select(audit).where(audit.c.action == action)).mappings().all()
+        return [dict(r) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def channels(tmp_path_factory):
+    work = tmp_path_factory.mktemp("channels")
+    token = secrets.token_urlsafe(16)
+    base = local_config(work, ehr_port=free_port(), accounting_port=free_port(), token=token,
+                        stable_age=1)
+    config = replace(base, destinations=(), dicom_listen=f"127.0.0.1:{free_port()}",
+                     dicom_ae_title="TELEDERM_SCP", watch_folder=work / "watch",
+                     watch_interval=0.2)
+    running = RunningConnector(config).start()
+    api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
+                       headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    yield Channels(running, api, work, config.watch_folder)
+    api.close()
+    running.stop()
+
+
+# --- DICOM objects a device would send -----------------------------------------------------
+
+def jpeg_object(*, accession: str = "", patient_id: str = "DEV-PAT-1", patient_name: str = "DEVICE^NAME",
+                dermoscopy: bool = False, seed: int = 0) -> Dataset:
+    """A VL Photographic (XC) or Dermoscopic Photography (DMS) image with a baseline JPEG frame,
+    in a study of the device's own making (its own Study Instance UID)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (96, 64), (200, 160 + seed % 60, 140))
+    ImageDraw.Draw(img).ellipse((30, 16, 66, 48), fill=(80, 50, 30 + seed % 100))
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=90)
+    frame = out.getvalue()
+    sop_class = DermoscopicPhotographyImageStorage if dermoscopy else VLPhotographicImageStorage
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = generate_uid()
+    ds.PatientName = patient_name
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = "19000101"
+    ds.PatientSex = "M"
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.StudyDate, ds.StudyTime = "20260101", "101010"
+    ds.AccessionNumber = accession
+    ds.ReferringPhysicianName = ""
+    ds.StudyID = "1"
+    ds.Modality = "DMS" if dermoscopy else "XC"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.Manufacturer = "DermoCam"
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.SamplesPerPixel = 3
+    ds.PhotometricInterpretation = "YBR_FULL_422"
+    ds.PlanarConfiguration = 0
+    ds.Rows, ds.Columns = 64, 96
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.LossyImageCompression = "01"
+    ds.PixelData = encapsulate([frame])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.file_meta = meta
+    return ds
+
+
+def part10(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def dcmtk_env() -> dict:
+    """DCMTK tools answer each PDU at once only with TCP_NODELAY=1 in their environment."""
+    return {**os.environ, "TCP_NODELAY": "1"}
+
+
+def storescu(path: Path, port: int, *, dermoscopy: bool = False,
+             called: str = "TELEDERM_SCP") -> subprocess.CompletedProcess:
+    """DCMTK storescu sending the file unchanged (-xy: propose JPEG baseline; -R: only the
+    contexts the file needs, required for the dermoscopy class DCMTK does not propose)."""
+    args = ["storescu", "-xy", "-aet", "DERMOCAM", "-aec", called]
+    if dermoscopy:
+        args.append("-R")
+    return subprocess.run(args + ["127.0.0.1", str(port), str(path)], check=False,
+                          capture_output=True, text=True, errors="replace", env=dcmtk_env(),
+                          timeout=60)
+
+
+def findscu_worklist(port: int, out: Path, *keys: str) -> list[Dataset]:
+    """DCMTK findscu -W against Orthanc; the answers, read back from the files -X writes."""
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("rsp*.dcm"):
+        old.unlink()
+    args = ["findscu", "-W", "-X", "-od", str(out), "-aet", "DERMOCAM", "-aec", "TELEDERM"]
+    for key in keys:
+        args += ["-k", key]
+    done = subprocess.run(args + ["127.0.0.1", str(port)], check=False, capture_output=True,
+                          text=True, errors="replace", env=dcmtk_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
+
+
+WORKLIST_KEYS = (
+    "AccessionNumber", "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate",
+    "PatientSex", "StudyInstanceUID", "RequestedProcedureID", "RequestedProcedureDescription",
+    "RequestedProcedurePriority", "ReferringPhysicianName", "RequestingPhysician",
+    "ScheduledProcedureStepSequence[0].ScheduledStationAETitle",
+    "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate",
+    "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime",
+    "ScheduledProcedureStepSequence[0].ScheduledProcedureStepID",
+    "ScheduledProcedureStepSequence[0].ScheduledProcedureStepDescription",
+)
+
+
+def demo_jpeg() -> bytes:
+    return demo_photo(False)

@@ -1,0 +1,99 @@
+"""Configuration of the image channels: every key optional (the SCP and the folder are off by
+default), values checked when loaded, a taken DICOM port refused with the key to change."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+
+import pytest
+
+from conftest import free_port, unused_url
+from connector.config import DEFAULT_WATCH_PATTERN, load_config
+from connector.domain.errors import ConfigError, ConnectorError
+from connector.server import RunningConnector
+
+CHANNELS = """
+data_dir = "./var"
+[dicom]
+listen = "127.0.0.1:11112"
+ae_title = "DERMA_SCP"
+[watch]
+folder = "exports"
+interval = 0.5
+pattern = '^(?P<accession>TD\\d{8})-(?P<kind>photo|dermoscopy)'
+kind = "dermoscopy"
+[worklist]
+enabled = false
+folder = "mwl"
+xc_station_ae = "CAM01"
+dms_station_ae = "DERMATO01"
+"""
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "etc" / "telederm.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_channels_are_off_and_the_worklist_on_when_nothing_is_configured(tmp_path):
+    config = load_config(write(tmp_path, ""), {})
+    assert config.dicom_listen == "" and config.watch_folder is None
+    assert config.watch_pattern == DEFAULT_WATCH_PATTERN
+    assert config.worklist_enabled is True
+    assert config.worklist_folder == config.data_dir / "orthanc" / "worklists"
+    assert (config.station_ae("XC"), config.station_ae("DMS")) == ("TELEDERM_XC", "TELEDERM_DMS")
+
+
+def test_every_channel_key_is_read_and_relative_folders_resolve_against_the_file(tmp_path):
+    config = load_config(write(tmp_path, CHANNELS), {})
+    etc = (tmp_path / "etc").resolve()
+    assert (config.dicom_listen, config.dicom_ae_title) == ("127.0.0.1:11112", "DERMA_SCP")
+    assert config.watch_folder == etc / "exports"
+    assert (config.watch_interval, config.watch_kind) == (0.5, "dermoscopy")
+    assert config.watch_pattern.startswith("^(?P<accession>TD")
+    assert config.worklist_enabled is False and config.worklist_folder == etc / "mwl"
+    assert (config.station_ae("XC"), config.station_ae("DMS")) == ("CAM01", "DERMATO01")
+
+
+def test_environment_switches_the_scp_and_the_folder_on(tmp_path):
+    config = load_config(write(tmp_path, ""), {"TELEDERM_DICOM_LISTEN": "127.0.0.1:104",
+                                               "TELEDERM_WATCH_FOLDER": "/srv/in"})
+    assert config.dicom_listen == "127.0.0.1:104" and str(config.watch_folder) == "/srv/in"
+
+
+@pytest.mark.parametrize("text, where", [
+    ('[dicom]\nlisten = "11112"\n', "dicom.listen"),
+    ('[dicom]\nae_title = "A_TITLE_FAR_TOO_LONG"\n', "dicom.ae_title"),
+    ('[worklist]\nxc_station_ae = "BACK\\\\SLASH"\n', "worklist.xc_station_ae"),
+    ('[watch]\npattern = "^(?P<acc>TD)"\n', "watch.pattern"),
+    ('[watch]\npattern = "^(unclosed"\n', "watch.pattern"),
+    ('[watch]\ninterval = 0\n', "watch.interval"),
+    ('[watch]\nkind = "video"\n', "watch.kind"),
+])
+def test_bad_channel_value_is_refused_naming_the_key(tmp_path, text, where):
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, text), {})
+    assert exc.value.where == where
+
+
+def test_connector_refuses_to_start_naming_dicom_listen_when_the_port_is_taken(tmp_path):
+    config = load_config(None, {"TELEDERM_DATA_DIR": str(tmp_path)})
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        config = replace(config, orthanc_managed=False, orthanc_url=unused_url(),
+                         http_listen=f"127.0.0.1:{free_port()}",
+                         hl7_listen=f"127.0.0.1:{free_port()}",
+                         dicom_listen=f"127.0.0.1:{taken}")
+        with pytest.raises(ConnectorError) as exc:
+            RunningConnector(config).start()
+    assert exc.value.where == "dicom.listen" and str(taken) in exc.value.text
+    # Everything it had started is stopped: the HL7 port can be bound again.
+    host, port = config.hl7_listen.rsplit(":", 1)
+    with socket.socket() as again:
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind((host, int(port)))
