@@ -55,6 +55,14 @@ def cmd_wrap(args) -> int:
     import datetime as dt
 
     check_kind(args.kind, where="--kind")
+    dermoscope = None
+    if args.kind == "dermoscopy":
+        from .dicom.dermoscopy import load_devices, select_device
+        dermoscope = select_device(load_devices(default_mappings_dir() / "devices.toml"),
+                                   args.device or "", tracking_id=args.tracking_id or "")
+    elif args.device or args.tracking_id:
+        raise ImageError("--device and --tracking-id apply to --kind dermoscopy only",
+                         where="--device", hint="add --kind dermoscopy")
     try:
         patient = Patient(id=args.patient_id, name=PersonName.parse(args.patient_name),
                           birth_date=args.birth_date or "", sex=args.sex or "")
@@ -73,14 +81,14 @@ def cmd_wrap(args) -> int:
         if not path.is_file():
             raise ImageError(f"{name} is not a readable file", where=name, hint="check the path")
         data = path.read_bytes()
-        sop_uid = uid_from("image", study_uid, hashlib.sha256(data).hexdigest())
+        sop_uid = uid_from("image", study_uid, args.kind, hashlib.sha256(data).hexdigest())
         try:
             wrapped = wrap_image(data, kind=args.kind, patient=patient, study_uid=study_uid,
                                  accession=args.accession or "",
                                  series_uid=uid_from("series", study_uid, args.kind),
                                  sop_uid=sop_uid, instance_number=number, study_datetime=now,
                                  content_datetime=now, site=site,
-                                 laterality=args.laterality or "")
+                                 laterality=args.laterality or "", dermoscope=dermoscope)
         except ImageError as err:
             raise ImageError(err.text, where=name, hint=err.hint, code=err.code) from None
         target = out / f"{path.stem}.dcm"
@@ -257,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accession", default="")
     p.add_argument("--site", metavar="CODE", help="CID 4029 code (mappings/body_sites.csv)")
     p.add_argument("--laterality", choices=["R", "L", "B", "U"])
+    p.add_argument("--device", help="dermatoscope id from mappings/devices.toml (dermoscopy)")
+    p.add_argument("--tracking-id", help="lesion label followed over time (dermoscopy)")
     p.set_defaults(func=cmd_wrap)
 
     p = with_config(sub.add_parser("import", help="attach a folder of images to a case"))

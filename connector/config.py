@@ -76,6 +76,10 @@ class Config:
     worklist_dir: Path | None = None  # default: the managed Orthanc's `worklists` folder
     worklist_xc_station_ae: str = "TELEDERM_XC"
     worklist_dms_station_ae: str = "TELEDERM_DMS"
+    # [images]: intake limits and the dermatoscope used when an upload names none
+    images_max_mb: int = 50
+    images_max_megapixels: int = 100
+    images_device: str = ""
 
     @property
     def db_url(self) -> str:
@@ -136,6 +140,9 @@ _SCALARS = {
     ("worklist", "folder"): ("worklist_dir", Path),
     ("worklist", "xc_station_ae"): ("worklist_xc_station_ae", str),
     ("worklist", "dms_station_ae"): ("worklist_dms_station_ae", str),
+    ("images", "max_mb"): ("images_max_mb", int),
+    ("images", "max_megapixels"): ("images_max_megapixels", int),
+    ("images", "device"): ("images_device", str),
 }
 
 

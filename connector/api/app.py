@@ -9,16 +9,13 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException
 
 from .. import __version__
-from ..domain.errors import ConnectorError, ImageError, NotFound
+from ..domain.errors import ConnectorError, NotFound
 from ..domain.model import PersonName, Practitioner
 from ..store import outbox, queries
 from ..workflow import attach_image, mark_ready, record_report
 from ..workflow.bootstrap import Services
 from . import errors
 from .auth import Principal, require, token_table
-
-MAX_IMAGE_BYTES = 50 * 1024 * 1024
-
 
 class SpecialistIn(BaseModel):
     id: str = Field(min_length=1, max_length=64, description="IdNatPS (France) or local id")
@@ -81,20 +78,18 @@ def create_app(services: Services) -> FastAPI:
     @app.post("/api/cases/{accession}/images", status_code=201)
     def post_images(accession: str, file: list[UploadFile] = File(...),
                     kind: str = Form("photo"), site: str = Form(""), laterality: str = Form(""),
-                    description: str = Form(""),
+                    description: str = Form(""), device: str = Form(""),
+                    tracking_id: str = Form(""),
                     who: Principal = Depends(require("requester", "device", "specialist"))):
+        limit = services.config.images_max_mb * 1024 * 1024
         results = []
         for upload in file:
-            data = upload.file.read(MAX_IMAGE_BYTES + 1)
-            if len(data) > MAX_IMAGE_BYTES:
-                raise ImageError(f"file is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB",
-                                 where=upload.filename or "file", code="too-large",
-                                 hint="send a smaller image")
+            data = upload.file.read(limit + 1)  # never more than the limit in memory
             got = attach_image.handle(services, accession, data, kind=kind, site=site,
                                       laterality=laterality, description=description,
-                                      actor=who.actor)
+                                      device=device, tracking_id=tracking_id, actor=who.actor)
             results.append({"sop_instance_uid": got.sop_instance_uid, "kind": got.kind,
-                            "created": got.created})
+                            "created": got.created, "quality": list(got.quality)})
         return {"accession": accession, "images": results}
 
     @app.post("/api/cases/{accession}/report", status_code=201)

@@ -23,9 +23,14 @@ def problem(status: int, code: str, title: str, detail: str, instance: str, *, f
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+# Codes whose HTTP status is more precise than their class's.
+STATUS_BY_CODE = {"too-large": 413, "unsupported-type": 415}
+
+
 async def connector_error(request: Request, exc: ConnectorError) -> JSONResponse:
-    headers = {"Retry-After": "30"} if exc.http_status == 503 else None
-    return problem(exc.http_status, exc.code, exc.code.replace("-", " "), exc.text,
+    status = STATUS_BY_CODE.get(exc.code, exc.http_status)
+    headers = {"Retry-After": "30"} if status == 503 else None
+    return problem(status, exc.code, exc.code.replace("-", " "), exc.text,
                    request.url.path, field=exc.where, hint=exc.hint, headers=headers)
 
 

@@ -16,6 +16,7 @@ set-up, with the site's default acquisition settings for it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import enum
 import math
 import re
@@ -390,3 +391,22 @@ def _load_params(table, where: str) -> DermoscopyParams:
         return DermoscopyParams(**table)
     except DomainError as err:
         raise ConfigError(err.text, where=f"{where} {err.where}", hint=err.hint) from None
+
+
+def select_device(devices: Mapping[str, Device], name: str = "", *, fallback: str = "",
+                  tracking_id: str = "") -> tuple[Device, DermoscopyParams]:
+    """The device an image names (else the site's `fallback`, else the only one configured)
+    and its default settings, with the lesion's tracking id when given."""
+    chosen = name or fallback or (next(iter(devices)) if len(devices) == 1 else "")
+    if chosen not in devices:
+        raise ImageError(f"unknown dermatoscope '{chosen}'" if chosen else "no dermatoscope named",
+                         where="device",
+                         hint=f"use one of: {', '.join(sorted(devices))} (mappings/devices.toml)")
+    device = devices[chosen]
+    if device.default_params is None:
+        raise ImageError(f"dermatoscope '{chosen}' has no default settings", where="device",
+                         hint="add [devices.<id>.defaults] in mappings/devices.toml")
+    params = device.default_params
+    if tracking_id:
+        params = dataclasses.replace(params, tracking_id=tracking_id)
+    return device, params

@@ -128,6 +128,9 @@ class ImageFrame:
         return bool(self.lossy_method)
 
 
+UNSUPPORTED_TYPE = "unsupported-type"  # ImageError code: not a format we accept (HTTP 415)
+
+
 def sniff(data: bytes) -> str:
     """The image type from its first bytes; ImageError for any other content."""
     if data[:2] == b"\xff\xd8":
@@ -142,13 +145,13 @@ def sniff(data: bytes) -> str:
             return HEIF
         if brands & _AVIF_BRANDS:
             raise ImageError("the file is an AVIF image, which is not accepted", where="image",
-                             hint=_ACCEPTED)
+                             hint=_ACCEPTED, code=UNSUPPORTED_TYPE)
     for offset, magic, name in _OTHER_FORMATS:
         if data[offset : offset + len(magic)] == magic:
             raise ImageError(f"the file is {name}, not a photo format we accept", where="image",
-                             hint=_ACCEPTED)
+                             hint=_ACCEPTED, code=UNSUPPORTED_TYPE)
     raise ImageError("the file is not an image we can read (unknown content)", where="image",
-                     hint=_ACCEPTED)
+                     hint=_ACCEPTED, code=UNSUPPORTED_TYPE)
 
 
 def read_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageFrame:

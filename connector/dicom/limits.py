@@ -18,7 +18,7 @@ from connector.domain.errors import ImageError
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024  # same as the HTTP upload limit
 DEFAULT_MAX_PIXELS = 100_000_000  # a 108-Mpx phone sensor bins to 12 Mpx by default
 
-TOO_LARGE = "too-large"  # ImageError code for both limits (HTTP renders it; 413 in spirit)
+TOO_LARGE = "too-large"  # ImageError code for both limits (HTTP 413)
 
 
 def check_size(data: bytes, max_bytes: int) -> None:

@@ -78,3 +78,9 @@ def assess_bytes(data: bytes, thresholds: Thresholds = Thresholds()) -> QualityR
 
     with Image.open(io.BytesIO(data)) as img:
         return assess(ImageOps.exif_transpose(img), thresholds)
+
+
+def assess_dataset(ds, thresholds: Thresholds = Thresholds()) -> QualityReport:
+    """Assess what the viewer will show: the object's own pixels, decoded by pydicom."""
+    array = ds.pixel_array  # RGB for YBR_FULL_422 JPEG, as pydicom 3 converts by default
+    return assess(Image.fromarray(array), thresholds)

@@ -43,6 +43,7 @@ from .common import (
     split_datetime,
     to_bytes,
 )
+from .dermoscopy import DermoscopyParams, Device, to_dermoscopy
 from .images import PASS_THROUGH, ImageFrame, read_image
 from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from .sites import laterality_modifier
@@ -54,7 +55,7 @@ PRIVATE_GROUP = 0x0011
 PRIVATE_CREATOR = "TELEDERM 1.0"
 PRIVATE_SOURCE_SHA256 = 0x01  # element offset in the block: SHA-256 of the file as received
 
-SUPPORTED_KINDS = frozenset({ImageKind.PHOTO.value})
+SUPPORTED_KINDS = frozenset(k.value for k in ImageKind)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -81,13 +82,10 @@ class WrappedImage:
 
 
 def check_kind(kind: str, where: str = "kind") -> None:
-    """Refuse an image kind this module cannot write yet (dermoscopy) or does not know."""
-    if kind in SUPPORTED_KINDS:
-        return
-    if kind == ImageKind.DERMOSCOPY.value:
-        raise ImageError("dermoscopy objects are not supported yet", where=where,
-                         hint="send it as kind photo for now")
-    raise ImageError(f"unknown image kind '{kind}'", where=where, hint="use photo or dermoscopy")
+    """Refuse an image kind this module does not know."""
+    if kind not in SUPPORTED_KINDS:
+        raise ImageError(f"unknown image kind '{kind}'", where=where,
+                         hint="use photo or dermoscopy")
 
 
 def wrap_image(
@@ -111,6 +109,7 @@ def wrap_image(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     camera_equipment: bool = False,
+    dermoscope: tuple[Device, DermoscopyParams] | None = None,
 ) -> WrappedImage:
     """Build the DICOM object for one image file (JPEG, PNG, TIFF, HEIC/HEIF) of a case.
 
@@ -118,11 +117,17 @@ def wrap_image(
     Manufacturer's Model Name; off by default, so no EXIF text at all reaches the archive
     unless a site asks for it. Serial numbers, owner, GPS and thumbnails are never copied.
 
+    `kind="dermoscopy"` needs `dermoscope` (the device and its acquisition settings) and
+    yields a Dermoscopic Photography Image (`dermoscopy.to_dermoscopy`) with the same pixels.
+
     Raises DomainError for a bad argument (checked first, before any pixel work) and
     ImageError for a file that is refused: wrong or unknown type, over `max_bytes` or
     `max_pixels`, truncated or corrupt. Nothing is returned half-built.
     """
     check_kind(kind)
+    if (kind == ImageKind.DERMOSCOPY.value) != (dermoscope is not None):
+        raise DomainError("a dermoscopy image needs a device, and only a dermoscopy image takes one",
+                          where="device", hint="name a device from mappings/devices.toml")
     ds = vl_image_dataset(
         patient=patient, study_uid=study_uid, accession=accession, series_uid=series_uid,
         sop_uid=sop_uid, instance_number=instance_number, study_datetime=study_datetime,
@@ -139,8 +144,10 @@ def wrap_image(
     block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
     block.add_new(PRIVATE_SOURCE_SHA256, "LO", sha256)
     ds.file_meta = file_meta(VLPhotographicImageStorage, sop_uid, frame.transfer_syntax)
+    if dermoscope is not None:
+        ds = to_dermoscopy(ds, *dermoscope)
     return WrappedImage(
-        dataset=ds, sop_class_uid=VLPhotographicImageStorage,
+        dataset=ds, sop_class_uid=ds.SOPClassUID,
         transfer_syntax_uid=frame.transfer_syntax, source_type=frame.source_type,
         pixel_path=frame.pixel_path, orientation=frame.orientation, lossy=frame.lossy,
         sha256=sha256)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
@@ -59,7 +61,8 @@ def case_detail(conn: Connection, accession: str) -> dict | None:
     out = _case_dict(row)
     out["images"] = [
         {"sop_instance_uid": r.sop_uid, "kind": r.kind, "site": r.site_code,
-         "laterality": r.laterality, "archived": r.archived_at is not None}
+         "laterality": r.laterality, "archived": r.archived_at is not None,
+         "quality": json.loads(r.quality).get("flags", [])}
         for r in conn.execute(select(images).where(images.c.accession == accession)
                               .order_by(images.c.id))]
     out["reports"] = [

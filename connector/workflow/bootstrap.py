@@ -11,8 +11,11 @@ from typing import Callable
 from sqlalchemy.engine import Engine
 
 from ..archive.client import ArchiveClient
+from ..billing.facilities import FacilityMap, load_facilities
+from ..billing.rules import Rules, load_rules
 from ..billing.tariffs import TariffTable, load_tariffs
 from ..config import Config
+from ..dicom.dermoscopy import load_devices
 from ..dicom.sites import load_sites
 from ..reports.conducts import load_conducts
 from ..reports.pdf import load_labels
@@ -26,6 +29,9 @@ class Mappings:
     conducts: dict
     labels: dict
     tariffs: TariffTable
+    devices: dict
+    rules: Rules
+    facilities: FacilityMap
 
 
 @dataclass
@@ -44,11 +50,15 @@ class Services:
 
 def load_mappings(config: Config) -> Mappings:
     root = config.mappings_dir
+    tariffs = load_tariffs(root / "billing" / "ngap.toml")
     return Mappings(
         sites=load_sites(root / "body_sites.csv"),
         conducts=load_conducts(root / "conducts.toml"),
         labels=load_labels(root / "reports" / "labels.toml"),
-        tariffs=load_tariffs(root / "billing" / "ngap.toml"),
+        tariffs=tariffs,
+        devices=load_devices(root / "devices.toml"),
+        rules=load_rules(root / "billing" / "rules.toml", tariffs=tariffs),
+        facilities=load_facilities(root / "billing" / "facilities.toml", tariffs=tariffs),
     )
 
 

@@ -14,14 +14,13 @@ an order that is then refused stay in the data folder as unreferenced files (not
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
 import secrets
 
 from sqlalchemy.engine import Connection
 
 from ..domain.errors import ConnectorError, StoreUnavailable
+from ..domain.model import Case
 from ..hl7.ack import ack_for_unparseable, build_ack
 from ..hl7.errors import Hl7Error
 from ..hl7.orm import OrderImage, images_from_orm, order_from_orm
@@ -94,10 +93,10 @@ def _route(conn: Connection, services: Services, msg: ParsedMessage, *, now: str
             raise Hl7Error(f"order control {control} is not supported yet", hl7_code="103",
                            location="ORC^1^1")
         images = images_from_orm(msg)  # decoded before anything is written
-        accession = open_case.handle(conn, order, now=now, actor=actor).accession
+        case = open_case.handle(conn, order, now=now, actor=actor)
         if images:
-            _attach(conn, services, accession, images, actor=actor)
-        return accession
+            _attach(conn, services, case, images, actor=actor)
+        return case.accession
     if msg.message_type not in {t for t, _ in ORDER_TYPES}:
         raise Hl7Error(f"message type {msg.message_type} is not supported", hl7_code="200",
                        location="MSH^1^9^1", ack_code="AR")
@@ -105,38 +104,17 @@ def _route(conn: Connection, services: Services, msg: ParsedMessage, *, now: str
                    hl7_code="201", location="MSH^1^9^2", ack_code="AR")
 
 
-def _attach(conn: Connection, services: Services, accession: str, images: list[OrderImage], *,
+def _attach(conn: Connection, services: Services, case: Case, images: list[OrderImage], *,
             actor: str) -> None:
     """Attach each embedded image in the order's transaction; a refusal names its OBX."""
-    bound = dataclasses.replace(services, engine=_InTransaction(conn))
-    for image in images:
+    for number, image in enumerate(images, start=1):
         try:
-            attach_image.handle(bound, accession, image.data, kind=image.kind, site=image.site,
-                                laterality="", description="", actor=actor)
+            prepared = attach_image.prepare(services, case, image.data, number=number,
+                                            kind=image.kind, site=image.site)
+            attach_image.record(conn, services, prepared, actor=actor)
         except StoreUnavailable as err:
             raise Hl7Error(err.text, hl7_code="207", location=image.location,
                            hint="resend later") from None
         except ConnectorError as err:
             raise Hl7Error(f"embedded image refused: {err.text}", hl7_code="102",
                            location=image.location, hint=err.hint) from None
-
-
-class _InTransaction:
-    """Stands in for the engine while an order is processed: `begin()` opens a savepoint of the
-    order's transaction instead of a new transaction (which, on SQLite, would wait for the lock
-    the order holds, and would not see the uncommitted case)."""
-
-    def __init__(self, conn: Connection):
-        self._conn = conn
-
-    @contextlib.contextmanager
-    def begin(self):
-        with self._conn.begin_nested():
-            yield self._conn
-
-    @contextlib.contextmanager
-    def connect(self):
-        yield self._conn
-
-    def __getattr__(self, name):  # dialect, url ...: those of the real engine
-        return getattr(self._conn.engine, name)

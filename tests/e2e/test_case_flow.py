@@ -4,10 +4,12 @@ to real MLLP peers, with a real Orthanc, a real SQLite file and dciodvfy on what
 from __future__ import annotations
 
 import base64
+import io
 import secrets
 
 import httpx
 import pytest
+from PIL import Image, ImageFilter
 
 from conftest import dciodvfy_errors
 from connector.demo import RecordingPeer, demo_order, demo_photo, local_config, wait_for
@@ -136,6 +138,27 @@ def test_unknown_case_and_bad_upload_get_problem_json(env):
     send(running, demo_order("IMG-1", "PL-IMG-1"))
     accession = api.get("/api/cases", params={"placer_order_number": "PL-IMG-1"}).json()[0]["accession"]
     r = api.post(f"/api/cases/{accession}/images", files={"file": ("x.jpg", b"not a jpeg", "image/jpeg")})
-    assert r.status_code == 422 and "detail" in r.json()
+    assert r.status_code == 415 and r.json()["type"].endswith("/unsupported-type")
     r = httpx.get(f"http://127.0.0.1:{running.http_port}/api/cases")
     assert r.status_code == 401
+
+
+def test_dermoscopy_upload_lands_as_dms_and_a_blurred_photo_is_flagged(env):
+    running, api, *_ = env
+    send(running, demo_order("DMS-1", "PL-DMS-1"))
+    case = api.get("/api/cases", params={"placer_order_number": "PL-DMS-1"}).json()[0]
+    r = api.post(f"/api/cases/{case['accession']}/images",
+                 files={"file": ("d.jpg", demo_photo(False), "image/jpeg")},
+                 data={"kind": "dermoscopy", "device": "dermlite-dl5", "tracking_id": "dos-1"})
+    assert r.status_code == 201, r.text
+    out = io.BytesIO()
+    Image.open(io.BytesIO(demo_photo(False))).filter(ImageFilter.GaussianBlur(8)).save(out, "JPEG")
+    r = api.post(f"/api/cases/{case['accession']}/images",
+                 files={"file": ("blurred.jpg", out.getvalue(), "image/jpeg")})
+    assert r.status_code == 201 and "blurred" in r.json()["images"][0]["quality"]
+    wait_for(lambda: all(i["archived"] for i in api.get(f"/api/cases/{case['accession']}").json()["images"]),
+             60, "both images archived")
+    modalities = {i["Modality"] for i in running.services.archive.study_instances(case["study_instance_uid"])}
+    assert modalities == {"DMS", "XC"}
+    detail = api.get(f"/api/cases/{case['accession']}").json()
+    assert [i["quality"] for i in detail["images"] if i["kind"] == "photo"] == [["blurred"]]

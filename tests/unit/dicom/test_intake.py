@@ -96,10 +96,32 @@ def test_attach_image_refuses_and_leaves_nothing_behind_when_file_is_bad(case, d
         assert cases.load(conn, accession).status == status
 
 
-def test_attach_image_refuses_dermoscopy_before_reading_the_file_when_not_wired(case):
+def test_attach_image_writes_a_dermoscopic_image_when_kind_is_dermoscopy(case):
     services, accession = case
-    with pytest.raises(ImageError, match="dermoscopy objects are not supported yet"):
-        attach_image.handle(services, accession, b"", kind="dermoscopy", actor="test")
+    got = attach_image.handle(services, accession, encode(pattern(), "JPEG"), kind="dermoscopy",
+                              tracking_id="nevus back 1", actor="test")
+    with services.engine.connect() as conn:
+        (row,) = conn.execute(select(images)).all()
+    ds = dcmread(row.path)
+    assert (ds.SOPClassUID, ds.Modality) == ("1.2.840.10008.5.1.4.1.1.77.1.7", "DMS")
+    assert ds.TrackingID == "nevus back 1" and ds.Manufacturer == "DermLite"
+    assert got.sop_instance_uid == ds.SOPInstanceUID
+
+
+def test_attach_image_refuses_an_unknown_dermatoscope_before_writing_anything(case):
+    services, accession = case
+    with pytest.raises(ImageError, match="unknown dermatoscope 'nope'"):
+        attach_image.handle(services, accession, encode(pattern(), "JPEG"), kind="dermoscopy",
+                            device="nope", actor="test")
+    assert _count(services, images) == 0 and _files(services) == []
+
+
+def test_same_file_as_photo_and_as_dermoscopy_gives_two_instances(case):
+    services, accession = case
+    data = encode(pattern(), "JPEG")
+    photo = attach_image.handle(services, accession, data, actor="test")
+    dermo = attach_image.handle(services, accession, data, kind="dermoscopy", actor="test")
+    assert photo.sop_instance_uid != dermo.sop_instance_uid and dermo.created
 
 
 # --- telederm wrap ------------------------------------------------------------------------
@@ -128,9 +150,19 @@ def test_cli_wrap_exits_2_and_writes_nothing_for_the_bad_file_when_it_is_a_bomb(
     assert sorted(p.name for p in out.iterdir()) == ["good.dcm"]
 
 
-def test_cli_wrap_exits_2_with_one_line_when_kind_is_dermoscopy(tmp_path, capsys):
+def test_cli_wrap_writes_a_dermoscopic_image_when_kind_is_dermoscopy(tmp_path, capsys):
     photo = tmp_path / "a.jpg"
     photo.write_bytes(encode(pattern(), "JPEG"))
-    assert main(["wrap", str(photo), "--kind", "dermoscopy", "--out", str(tmp_path / "o")]) == 2
-    assert "not supported yet (--kind)" in capsys.readouterr().err
+    assert main(["wrap", str(photo), "--kind", "dermoscopy", "--device", "dermlite-dl5",
+                 "--tracking-id", "L1", "--out", str(tmp_path / "o")]) == 0
+    ds = dcmread(capsys.readouterr().out.strip())
+    assert ds.Modality == "DMS" and ds.TrackingID == "L1"
+
+
+def test_cli_wrap_exits_2_with_one_line_when_the_dermatoscope_is_unknown(tmp_path, capsys):
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(encode(pattern(), "JPEG"))
+    assert main(["wrap", str(photo), "--kind", "dermoscopy", "--device", "nope",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "unknown dermatoscope 'nope' (device)" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

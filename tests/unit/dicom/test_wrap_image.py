@@ -548,8 +548,8 @@ def test_wrap_image_refuses_as_too_large_when_pixels_exceed_max_pixels(name, wra
     assert caught.value.code == "too-large" and "631 x 473" in caught.value.text
 
 
-def test_wrap_image_refuses_dermoscopy_until_it_is_wired(wrap):
-    with pytest.raises(ImageError, match="dermoscopy objects are not supported yet"):
+def test_wrap_image_refuses_dermoscopy_without_a_device_and_unknown_kinds(wrap):
+    with pytest.raises(DomainError, match="needs a device"):
         wrap(encode(pattern(), "JPEG"), kind="dermoscopy")
     with pytest.raises(ImageError, match="unknown image kind"):
         wrap(encode(pattern(), "JPEG"), kind="xray")

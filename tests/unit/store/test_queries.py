@@ -120,9 +120,9 @@ def test_case_detail_lists_only_this_cases_images_reports_charges_and_outbox_whe
         detail = queries.case_detail(conn, b)
     assert detail["images"] == [
         {"sop_instance_uid": "1.2.9.1", "kind": "dermoscopy", "site": "123961009", "laterality": "L",
-         "archived": True},
+         "archived": True, "quality": []},
         {"sop_instance_uid": "1.2.9.2", "kind": "dermoscopy", "site": "123961009", "laterality": "L",
-         "archived": False}]
+         "archived": False, "quality": []}]
     assert detail["reports"] == [{"version": 1, "status": "F", "conduct": "no_visit",
                                   "signed_at": "20261116101500", "specialist": "810001234567",
                                   "digest": "d" * 64}]
