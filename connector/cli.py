@@ -207,10 +207,71 @@ def cmd_config_check(args) -> int:
     from .workflow.bootstrap import load_mappings
     config = _config(args)
     mappings = load_mappings(config)
+    rules, facilities = mappings.rules, mappings.facilities
+    billed = facilities.get(config.facility_id).id
     print(f"config ok: data_dir={config.data_dir}, database={config.db_url.split('://')[0]}, "
           f"destinations={[d.name for d in config.destinations] or 'none'}, "
           f"body sites={len(mappings.sites)}, conducts={len(mappings.conducts)}")
+    print(f"billing ok: tariffs={len(mappings.tariffs.rows)}, rules={len(rules.lines)} lines "
+          f"{len(rules.combinations)} combinations {len(rules.limits)} limits "
+          f"{len(rules.exclusions)} exclusions, facilities={sorted(facilities.facilities)} "
+          f"(default {facilities.default}), billed as {billed}"
+          + ("" if billed == config.facility_id else
+             f" (facility.id {config.facility_id} is not in facilities.toml)"))
     return 0
+
+
+def cmd_billing_explain(args) -> int:
+    from .billing.engine import explain
+    from .billing.rules import load_rules
+    from .billing.tariffs import load_tariffs
+    config = _config(args)
+    path = Path(args.act)
+    if not path.is_file():
+        raise DomainError(f"{args.act} is not a readable file", where=args.act,
+                          hint="give a JSON file describing the act")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DomainError(f"{args.act} is not JSON: {exc}", where=args.act,
+                          hint="see telederm billing explain --help for the fields") from None
+    folder = config.mappings_dir / "billing"
+    tariffs = load_tariffs(folder / "ngap.toml")
+    result = explain(data, tariffs=tariffs, rules=load_rules(folder / "rules.toml",
+                                                               tariffs=tariffs))
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_billing_report(args) -> int:
+    from .billing.reconcile import reconcile, render_csv
+    from .store import queries
+    from .workflow.bootstrap import build
+    first, last = _iso_day(args.date_from, "--from"), _iso_day(args.date_to, "--to")
+    if last < first:
+        raise DomainError(f"the period ends ({args.date_to}) before it starts "
+                          f"({args.date_from})", where="--to", hint="swap --from and --to")
+    services = build(_config(args))
+    with services.engine.connect() as conn:
+        rows = queries.charge_rows(conn, first_day=first.replace("-", ""),
+                                   last_day=last.replace("-", ""))
+    report = reconcile(rows, date_from=first, date_to=last)
+    if args.csv:
+        sys.stdout.write(render_csv(report))
+    else:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _iso_day(text: str, option: str) -> str:
+    import datetime as dt
+    try:
+        if len(text) == 10:
+            return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        pass
+    raise DomainError(f"{text!r} is not a date written YYYY-MM-DD", where=option,
+                      hint="e.g. --from 2026-01-01 --to 2026-01-31")
 
 
 def cmd_orthanc(args) -> int:
@@ -304,6 +365,23 @@ def build_parser() -> argparse.ArgumentParser:
     conf = sub.add_parser("config", help="configuration").add_subparsers(dest="config_command", required=True, parser_class=_Parser)
     with_config(conf.add_parser("check", help="load and validate config and mappings")).set_defaults(
         func=cmd_config_check)
+    billing = sub.add_parser("billing", help="billing: explain an act, reconcile a period")
+    billing_sub = billing.add_subparsers(dest="billing_command", required=True,
+                                         parser_class=_Parser)
+    p = with_config(billing_sub.add_parser(
+        "explain", help="print as JSON what an act would bill, without sending anything",
+        description="ACT.json fields: kind (teleexpertise|teleconsultation), date (YYYY-MM-DD), "
+                    "patient, requester, specialist, requester_site, specialist_site, "
+                    "patient_hospitalised, specialist_is_gp, level (1|2), majorations (codes), "
+                    "prior_acts ([{kind, date, requester, specialist[, level]}])."))
+    p.add_argument("act", metavar="ACT.json")
+    p.set_defaults(func=cmd_billing_explain)
+    p = with_config(billing_sub.add_parser(
+        "report", help="reconcile the charges recorded for acts dated in a period"))
+    p.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--csv", action="store_true", help="one CSV table instead of JSON")
+    p.set_defaults(func=cmd_billing_report)
     p = with_config(sub.add_parser("orthanc", help="the managed Orthanc"))
     p.add_argument("action", choices=["start", "stop", "status"])
     p.set_defaults(func=cmd_orthanc)

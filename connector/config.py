@@ -21,6 +21,9 @@ ROLES = ("requester", "specialist", "device", "admin")
 DEFAULT_WATCH_PATTERN = r"^(?P<accession>[A-Z]{2}\d{8})[_-]"
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # printable ASCII, no backslash
 DESTINATION_ROLES = ("requester", "accounting")
+# mllp: HL7 over MLLP to HOST:PORT; file: one CSV per batch dropped in the folder `address`
+# (accounting feeds that take files; connector/billing/csvfeed.py).
+TRANSPORTS = ("mllp", "file")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,11 @@ class Destination:
     @property
     def host_port(self) -> tuple[str, int]:
         return split_address(self.address, f"destinations.{self.name}.address")
+
+    @property
+    def folder(self) -> Path:
+        """The drop folder of a `file` destination (resolved when the config was read)."""
+        return Path(self.address)
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,11 @@ class Config:
 
     def destination(self, role: str) -> Destination | None:
         return next((d for d in self.destinations if d.role == role), None)
+
+    def destinations_for(self, role: str) -> tuple[Destination, ...]:
+        """Every destination with this role (an accounting feed may be an MLLP peer, a drop
+        folder, or both)."""
+        return tuple(d for d in self.destinations if d.role == role)
 
     @property
     def worklist_folder(self) -> Path:
@@ -195,7 +208,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         rel = values["database_url"][len("sqlite:///"):]
         values["database_url"] = f"sqlite:///{(base / rel).resolve()}"
 
-    values["destinations"] = tuple(_destinations(raw.get("destinations", []), path))
+    values["destinations"] = tuple(_destinations(raw.get("destinations", []), path, base))
     unknown = set(raw.get("api", {})) - {"tokens"}
     if unknown:
         raise ConfigError(f"unknown key(s) {sorted(unknown)} in [api]", where=str(path),
@@ -252,8 +265,9 @@ def _coerce(value, typ, where: str):
         raise ConfigError(f"'{value}' is not a valid {typ.__name__}", where=where) from None
 
 
-def _destinations(items, path) -> list[Destination]:
+def _destinations(items, path, base: Path | None = None) -> list[Destination]:
     out = []
+    names: set[str] = set()
     for i, item in enumerate(items):
         where = f"destinations[{i}]"
         _only_keys(item, {"name", "role", "transport", "address"}, where, path)
@@ -264,9 +278,25 @@ def _destinations(items, path) -> list[Destination]:
         if item["role"] not in DESTINATION_ROLES:
             raise ConfigError(f"{where}.role '{item['role']}' is unknown", where=str(path),
                               hint=f"use one of {', '.join(DESTINATION_ROLES)}")
-        if transport != "mllp":
-            raise ConfigError(f"{where}.transport '{transport}' is not supported yet",
-                              where=str(path), hint="use mllp")
+        if transport not in TRANSPORTS:
+            raise ConfigError(f"{where}.transport '{transport}' is not supported",
+                              where=str(path), hint=f"use one of {', '.join(TRANSPORTS)}")
+        if item["name"] in names:
+            raise ConfigError(f"{where}.name '{item['name']}' is already used", where=str(path),
+                              hint="give each destination its own name")
+        names.add(item["name"])
+        if transport == "file":
+            if item["role"] != "accounting":
+                raise ConfigError(f"{where}: transport file is for the accounting feed only",
+                                  where=str(path), hint='use role = "accounting" or mllp')
+            folder = Path(str(item["address"]))
+            if not str(item["address"]).strip():
+                raise ConfigError(f"{where}.address is empty", where=str(path),
+                                  hint="give the folder the billing system polls")
+            if not folder.is_absolute():
+                folder = ((base or Path.cwd()) / folder).resolve()
+            out.append(Destination(item["name"], item["role"], transport, str(folder)))
+            continue
         dest = Destination(item["name"], item["role"], transport, item["address"])
         dest.host_port  # validates the address
         out.append(dest)

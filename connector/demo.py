@@ -205,7 +205,7 @@ def run_demo(*, keep: bool = False) -> int:
               f"DFT^P03 received by accounting: {len(accounting.messages)}")
         for line in detail["charges"]:
             print(f"   charge {line['transaction_id']}: {line['code']} ({line['role']}) "
-                  f"{line['amount']} EUR {line['type']}")
+                  f"{line['amount']} EUR {line['type']}, {line['status']}")
         if keep:
             print("\nRunning until Ctrl-C ...")
             try:

@@ -12,7 +12,7 @@ from .. import __version__
 from ..domain.errors import ConnectorError, NotFound
 from ..domain.model import PersonName, Practitioner
 from ..store import outbox, queries
-from ..workflow import attach_image, mark_ready, record_report
+from ..workflow import attach_image, mark_ready, record_report, withdraw_report
 from ..workflow.bootstrap import Services
 from . import errors
 from .auth import Principal, require, token_table
@@ -26,6 +26,11 @@ class ReportIn(BaseModel):
     text: str = Field(min_length=1, max_length=100_000)
     conduct: str = Field(min_length=1, max_length=40, description="code from mappings/conducts.toml")
     specialist: SpecialistIn
+
+
+class WithdrawIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=withdraw_report.MAX_REASON,
+                        description="why the report is withdrawn (kept in the audit trail)")
 
 
 class StableStudyIn(BaseModel):
@@ -101,6 +106,16 @@ def create_app(services: Services) -> FastAPI:
         return {"accession": got.accession, "status": got.status, "version": got.version,
                 "digest": got.digest, "oru_control_id": got.oru_control_id,
                 "dft_control_id": got.dft_control_id}
+
+    @app.post("/api/cases/{accession}/report/withdraw")
+    def withdraw(accession: str, body: WithdrawIn,
+                 who: Principal = Depends(require("specialist"))):
+        """Withdraw the final answer: the case goes back to IN_REVIEW, the requester gets an ORU
+        with OBX-11 D, and what the act charged is credited (CD) to the accounting feed."""
+        got = withdraw_report.handle(services, accession, reason=body.reason, actor=who.actor)
+        return {"accession": got.accession, "status": got.status, "version": got.version,
+                "oru_control_id": got.oru_control_id, "dft_control_id": got.dft_control_id,
+                "credits": got.credits}
 
     @app.post("/api/internal/orthanc/stable-study")
     def stable_study(body: StableStudyIn, who: Principal = Depends(require("device"))):

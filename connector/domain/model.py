@@ -111,8 +111,14 @@ class Order:
     question: str
     priority: Priority = Priority.ROUTINE
     ordered_at: str = ""  # HL7/DICOM DT, informative
+    # True when the patient is hospitalised at the requesting facility (PV1-2 = I): the
+    # tele-expertise is then not billable (hospitals bill it for outpatient activity only).
+    patient_hospitalised: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.patient_hospitalised, bool):
+            raise DomainError("patient_hospitalised must be true or false",
+                              where="patient_hospitalised")
         if not self.placer_order_number.strip():
             raise DomainError("placer order number is empty", where="placer_order_number")
         if len(self.placer_order_number) > 22:
@@ -174,15 +180,15 @@ class Report:
     conduct: str
     specialist: Practitioner
     signed_at: str  # DICOM/HL7 DT, YYYYMMDDHHMMSS
-    status: str = "F"  # OBX-11: F final, C corrected
+    status: str = "F"  # OBX-11: F final, C corrected, D deleted (the report is withdrawn)
 
     def __post_init__(self):
         if not self.text.strip():
             raise DomainError("report text is empty", where="text")
         if not self.conduct.strip():
             raise DomainError("conduct code is empty", where="conduct")
-        if self.status not in ("F", "C"):
-            raise DomainError("report status must be F or C", where="status")
+        if self.status not in ("F", "C", "D"):
+            raise DomainError("report status must be F, C or D", where="status")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,16 @@
 
 OPEN -> IMAGES_PENDING -> READY -> IN_REVIEW -> ANSWERED -> CLOSED, plus CANCELLED, REJECTED
 and AMENDED. An event the table does not list for the current state is a StateConflict.
+
+Billing-related transitions:
+- `report_withdrawn` (ANSWERED or AMENDED -> IN_REVIEW): the specialist takes the answer back
+  (wrong patient, wrong case...). The act's charges are credited and the requester is told
+  (ORU, OBX-11 D); the case waits for an answer again, and a new final report is a new act,
+  billed in a new billing round.
+- `cancel` is also accepted from ANSWERED and AMENDED: the requester cancels an act that was
+  already answered (ORC-1 CA), so what was charged is credited. A CLOSED case stays closed.
+- `act_reported` (OPEN -> ANSWERED): a teleconsultation the EHR reports as done opens its case
+  and completes it at once (no image flow); it is charged in the same transaction.
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ class CaseEvent(str, enum.Enum):
     CLOSE = "close"
     CANCEL = "cancel"
     REFUSE = "refuse"
+    REPORT_WITHDRAWN = "report_withdrawn"  # the specialist takes a final answer back
+    ACT_REPORTED = "act_reported"          # the EHR reports a teleconsultation as done
 
 
 S, E = CaseStatus, CaseEvent
@@ -55,6 +67,11 @@ TRANSITIONS: dict[tuple[CaseStatus, CaseEvent], CaseStatus] = {
     (S.AMENDED, E.IMAGES_STABLE): S.AMENDED,
     (S.ANSWERED, E.CLOSE): S.CLOSED,
     (S.AMENDED, E.CLOSE): S.CLOSED,
+    (S.ANSWERED, E.REPORT_WITHDRAWN): S.IN_REVIEW,
+    (S.AMENDED, E.REPORT_WITHDRAWN): S.IN_REVIEW,
+    (S.ANSWERED, E.CANCEL): S.CANCELLED,
+    (S.AMENDED, E.CANCEL): S.CANCELLED,
+    (S.OPEN, E.ACT_REPORTED): S.ANSWERED,
 }
 for _s in (S.OPEN, S.IMAGES_PENDING, S.READY, S.IN_REVIEW):
     TRANSITIONS[(_s, E.CANCEL)] = S.CANCELLED

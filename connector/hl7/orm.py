@@ -1,5 +1,6 @@
-"""ORM^O01 / OMG^O19 -> (order control, domain `Order`), and the images embedded in the order
-(OBX ED) -> `OrderImage`s.
+"""ORM^O01 / OMG^O19 -> (order control, domain `Order`), the images embedded in the order
+(OBX ED) -> `OrderImage`s, and a teleconsultation the EHR reports as done (a teleconsultation
+procedure code in OBR-4) -> `ReportedTeleconsultation`.
 
 Which field holds what is data (`mappings/hl7/orm_o01.toml`), because senders disagree (ORC-12
 or OBR-16, TQ1-9 or ORC-7 or OBR-5 ...). Every problem becomes an `Hl7Error` located where the
@@ -27,6 +28,8 @@ MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "hl7" / "orm_o
 _POSITIONS = ("order_control", "placer_order_number", "ordered_at", "question", "priority",
               "requester", "patient_id", "patient_name", "birth_date", "sex")
 _WHOLE_FIELDS = ("requester", "patient_id", "patient_name")
+# Optional [positions] keys, with their defaults when the mapping file does not list them.
+_OPTIONAL_POSITIONS = {"patient_class": ("PV1-2",)}
 _TIMESTAMP = re.compile(r"^\d{4}(\d{2}){0,5}(\.\d{1,4})?([+-]\d{4})?$")
 _IMAGE_KINDS = ("photo", "dermoscopy")
 _OBX_3_1 = Location("OBX", field=3, component=1)
@@ -55,6 +58,21 @@ class OrderImage:
 
 
 @dataclass(frozen=True)
+class TeleconsultationMapping:
+    """Where a teleconsultation reported as done is recognised and read ([teleconsultation] and
+    [codes.teleconsultation]); no codes = the feature is off."""
+
+    service: Location = Location("OBR", field=4, component=1)
+    codes: tuple[tuple[str, bool], ...] = ()  # OBR-4.1 code -> specialist_is_gp (TCG: GP)
+    performed_at: tuple[Location, ...] = (Location("OBR", field=7, component=1),
+                                          Location("ORC", field=9, component=1))
+    performer: tuple[Location, ...] = (Location("PV1", field=7), Location("ORC", field=12))
+    majoration: Location = _OBX_3_1
+    majoration_codes: frozenset[str] = frozenset({"MAJORATION"})
+    majoration_value: Location = Location("OBX", field=5, component=1)
+
+
+@dataclass(frozen=True)
 class OrmMapping:
     """The parsed mapping file: positions per order part, code tables, accepted ORC-1 values."""
 
@@ -64,6 +82,20 @@ class OrmMapping:
     priority_codes: dict[str, Priority]
     sex_codes: dict[str, str]
     images: ImageMapping = ImageMapping()
+    inpatient_classes: frozenset[str] = frozenset({"I"})
+    teleconsultation: TeleconsultationMapping = TeleconsultationMapping()
+
+
+@dataclass(frozen=True)
+class ReportedTeleconsultation:
+    """A teleconsultation the EHR reports as done (OBR-4 carries a teleconsultation code)."""
+
+    code: str                      # OBR-4.1 as sent
+    specialist_is_gp: bool         # TCG (GP) rather than TC (specialist)
+    performer: Practitioner        # the doctor who performed it
+    performed_on: str              # act date YYYYMMDD, "" when the message gives none
+    majorations: tuple[str, ...]   # codes claimed, in OBX order
+    majoration_locations: tuple[str, ...]  # ERR-2 of each claimed majoration (`OBX^n^5`)
 
 
 @functools.lru_cache(maxsize=None)
@@ -90,6 +122,14 @@ def load_mapping(path: Path = MAPPING_FILE) -> OrmMapping:
         if key in _WHOLE_FIELDS and any(loc.component for loc in locs):
             raise fail(f"positions.{key}", "must name whole fields (PID-3), not components")
         positions[key] = locs
+    for key, default in _OPTIONAL_POSITIONS.items():
+        raw = data.get("positions", {}).get(key, list(default))
+        try:
+            if not isinstance(raw, list) or not raw:
+                raise ValueError("must be a non-empty list of positions like PV1-2")
+            positions[key] = tuple(Location.parse(p) for p in raw)
+        except (TypeError, ValueError) as exc:
+            raise fail(f"positions.{key}", str(exc)) from None
     try:
         notes = Location.parse(data["notes"]["question"])
     except (KeyError, TypeError, ValueError):
@@ -105,8 +145,62 @@ def load_mapping(path: Path = MAPPING_FILE) -> OrmMapping:
     sexes = codes.get("sex")
     if not isinstance(sexes, dict) or not all(v in ("M", "F", "O", "") for v in sexes.values()):
         raise fail("codes.sex", "must map PID-8 codes to M, F, O or \"\"")
+    inpatient = codes.get("inpatient_classes", ["I"])
+    if not isinstance(inpatient, list) or not all(isinstance(c, str) and c for c in inpatient):
+        raise fail("codes.inpatient_classes", "must be a list of PV1-2 patient classes")
     return OrmMapping(positions, notes, frozenset(controls), priorities, dict(sexes),
-                      _image_mapping(data, fail))
+                      _image_mapping(data, fail), frozenset(c.upper() for c in inpatient),
+                      _teleconsultation_mapping(data, fail))
+
+
+def _teleconsultation_mapping(data: dict, fail) -> TeleconsultationMapping:
+    """The optional [teleconsultation] section and [codes.teleconsultation] table."""
+    section = data.get("teleconsultation", {})
+    default = TeleconsultationMapping()
+    if not isinstance(section, dict):
+        raise fail("teleconsultation", "must be a table")
+    unknown = sorted(set(section) - {"service", "performed_at", "performer", "majoration",
+                                     "majoration_codes", "majoration_value"})
+    if unknown:
+        raise fail(f"teleconsultation.{unknown[0]}", "unknown key")
+
+    def one(key: str, segment: str) -> Location:
+        try:
+            loc = Location.parse(section[key]) if key in section else getattr(default, key)
+        except (TypeError, ValueError):
+            raise fail(f"teleconsultation.{key}", "must be a position like OBR-4.1") from None
+        if loc.segment != segment:
+            raise fail(f"teleconsultation.{key}", f"must be an {segment} position")
+        return loc
+
+    def many(key: str, whole: bool) -> tuple[Location, ...]:
+        raw = section.get(key)
+        if raw is None:
+            return getattr(default, key)
+        try:
+            if not isinstance(raw, list) or not raw:
+                raise ValueError
+            locs = tuple(Location.parse(p) for p in raw)
+        except (TypeError, ValueError):
+            raise fail(f"teleconsultation.{key}", "must be a non-empty list of positions") from None
+        if whole and any(loc.component for loc in locs):
+            raise fail(f"teleconsultation.{key}", "must name whole fields (PV1-7), not components")
+        return locs
+
+    majoration_codes = section.get("majoration_codes", sorted(default.majoration_codes))
+    if not isinstance(majoration_codes, list) or not all(
+            isinstance(c, str) and c for c in majoration_codes):
+        raise fail("teleconsultation.majoration_codes", "must be a list of OBX-3.1 codes")
+    codes = data.get("codes", {}).get("teleconsultation", {})
+    if not isinstance(codes, dict) or not all(v in ("specialist", "gp") for v in codes.values()):
+        raise fail("codes.teleconsultation", 'must map OBR-4.1 codes to "specialist" or "gp"')
+    return TeleconsultationMapping(
+        service=one("service", "OBR"),
+        codes=tuple((k.upper(), v == "gp") for k, v in codes.items()),
+        performed_at=many("performed_at", False), performer=many("performer", True),
+        majoration=one("majoration", "OBX"),
+        majoration_codes=frozenset(c.upper() for c in majoration_codes),
+        majoration_value=one("majoration_value", "OBX"))
 
 
 def _image_mapping(data: dict, fail) -> ImageMapping:
@@ -195,9 +289,51 @@ def order_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> tup
     placer_loc, placer = reader.required("placer_order_number", "placer order number")
     patient, requester = _patient(reader), _requester(reader)
     question, priority, ordered_at = _question(reader), _priority(reader), _ordered_at(reader)
+    _, patient_class = reader.first("patient_class")
+    hospitalised = patient_class.upper() in m.inpatient_classes
     order = _relocate(lambda: Order(msg.sender, placer, patient, requester, question, priority,
-                                    ordered_at), {"placer_order_number": placer_loc})
+                                    ordered_at, hospitalised), {"placer_order_number": placer_loc})
     return control.upper(), order
+
+
+def teleconsultation_from_orm(msg: ParsedMessage,
+                              mapping: OrmMapping | None = None) -> ReportedTeleconsultation | None:
+    """The teleconsultation an order reports as done, or None when its procedure code (OBR-4.1
+    by default) is not one of [codes.teleconsultation].
+
+    The performer is the first valued field of `performer` (PV1-7 attending doctor, else the
+    ordering provider ORC-12); the act date is the first 8 characters of `performed_at` (OBR-7
+    observation date/time, else ORC-9), "" when none is given; each OBX whose OBX-3.1 is one of
+    `majoration_codes` claims the majoration coded in its OBX-5.1. Raises `Hl7Error` (AE): 101
+    for a missing performer or an empty majoration, 102 for a malformed date.
+    """
+    m = mapping or load_mapping()
+    t = m.teleconsultation
+    code = msg.value(t.service).strip().upper()
+    gp = dict(t.codes).get(code)
+    if gp is None:
+        return None
+    reader = _Reader(msg, m)
+    performer = _practitioner(reader, reader.first_field_of(t.performer), "performer")
+    performed_on = ""
+    loc, value = reader.first_of(t.performed_at)
+    if value:
+        if not _TIMESTAMP.match(value) or not valid_date(value[:8]):
+            raise Hl7Error("date/time the teleconsultation took place is not an HL7 timestamp",
+                           hl7_code=102, location=loc.erl())
+        performed_on = value[:8]
+    majorations, locations = [], []
+    for n in range(1, msg.segment_ids().count("OBX") + 1):
+        if msg.value(replace(t.majoration, occurrence=n)).strip().upper() not in t.majoration_codes:
+            continue
+        where = replace(t.majoration_value, occurrence=n)
+        claimed = msg.value(where).strip().upper()
+        if not claimed:
+            raise Hl7Error("majoration code is missing", hl7_code=101, location=where.erl())
+        majorations.append(claimed)
+        locations.append(where.erl())
+    return ReportedTeleconsultation(code, gp, performer, performed_on, tuple(majorations),
+                                    tuple(locations))
 
 
 class _Reader:
@@ -208,7 +344,9 @@ class _Reader:
 
     def first(self, key: str) -> tuple[Location, str]:
         """(winning position, value), or (first position, "") when none has a value."""
-        locs = self.mapping.positions[key]
+        return self.first_of(self.mapping.positions[key])
+
+    def first_of(self, locs: tuple[Location, ...]) -> tuple[Location, str]:
         for loc in locs:
             value = self.msg.value(loc).strip()
             if value:
@@ -217,7 +355,9 @@ class _Reader:
 
     def first_field(self, key: str) -> Location:
         """The first whole-field position with any component valued (else the first one)."""
-        locs = self.mapping.positions[key]
+        return self.first_field_of(self.mapping.positions[key])
+
+    def first_field_of(self, locs: tuple[Location, ...]) -> Location:
         return next((loc for loc in locs if self.msg.components(loc)), locs[0])
 
     def required(self, key: str, what: str) -> tuple[Location, str]:
@@ -260,11 +400,15 @@ def _patient(r: _Reader) -> Patient:
 
 
 def _requester(r: _Reader) -> Practitioner:
-    loc = r.first_field("requester")
+    return _practitioner(r, r.first_field("requester"), "requester")
+
+
+def _practitioner(r: _Reader, loc: Location, what: str) -> Practitioner:
+    """An XCN field: 1 id, 2 family, 3 given, 9 assigning authority."""
     ident = r.part(loc, 1)
     if not ident:
-        raise _missing("requester identifier", loc)
-    name = _name(r, loc, "requester name", offset=1)
+        raise _missing(f"{what} identifier", loc)
+    name = _name(r, loc, f"{what} name", offset=1)
     return _relocate(lambda: Practitioner(ident, name, authority=r.hd(loc, 9)),
                      {"practitioner.id": loc, "name": loc})
 

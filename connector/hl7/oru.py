@@ -3,6 +3,10 @@
 One OBX TX per report line (receivers that show OBX-5 verbatim keep the layout), then the
 conduct (CE), the Study Instance UID, an optional viewer link (RP) and the signed PDF (ED,
 base64, never wrapped). OBR-25 and every OBX-11 carry the report status (F final, C corrected).
+
+A withdrawn report (status D) is sent as the same observations with OBX-11 `D` (delete, table
+0085), and OBR-25 `C` (table 0123 has no "deleted": a final result only changes through a
+correction, which here removes every observation).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ def build_oru(*, control_id: str, now: str, case_accession: str, study_uid: str,
               receiving: tuple[HD, HD] = ("", "")) -> str:
     """The ORU text (segments separated by CR); encode it with `parse.encode`."""
     status = report.status
+    result_status = "C" if status == "D" else status  # OBR-25, table 0123
     placer, filler = escape(order.placer_order_number), escape(case_accession)
     lines = [
         msh(sending=sending, receiving=receiving, now=now, message_type="ORU^R01^ORU_R01",
@@ -36,8 +41,8 @@ def build_oru(*, control_id: str, now: str, case_accession: str, study_uid: str,
         segment("ORC", "RE", placer, filler, "", "", "", "", "", now, "", "",
                 xcn(order.requester)),
         segment("OBR", "1", placer, filler, SERVICE, "", "", report.signed_at, "", "", "", "",
-                "", "", "", "", xcn(order.requester), "", "", "", "", "", now, "", "", status,
-                "", "", "", "", "", "", cnn(report.specialist)),
+                "", "", "", "", xcn(order.requester), "", "", "", "", "", now, "", "",
+                result_status, "", "", "", "", "", "", cnn(report.specialist)),
     ]
     observations = [("TX", REPORT_TEXT, escape(line)) for line in _lines(report.text)]
     observations.append(("CE", CONDUCT, f"{escape(report.conduct)}^{escape(conduct_label)}^L"))

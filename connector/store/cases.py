@@ -44,7 +44,8 @@ def insert(conn: Connection, case: Case, now: str) -> None:
         patient_pk=_save_patient(conn, order.patient),
         requester_id=order.requester.id, requester_family=order.requester.name.family,
         requester_given=order.requester.name.given, requester_authority=order.requester.authority,
-        question=order.question, ordered_at=order.ordered_at, created_at=now, updated_at=now))
+        question=order.question, ordered_at=order.ordered_at,
+        patient_hospitalised=order.patient_hospitalised, created_at=now, updated_at=now))
 
 
 def find_by_placer(conn: Connection, sender: str, placer_order_number: str) -> str | None:
@@ -66,7 +67,8 @@ def load(conn: Connection, accession: str) -> Case:
                              row["requester_authority"])
     order = Order(sender=row["sender"], placer_order_number=row["placer_order_number"],
                   patient=patient, requester=requester, question=row["question"],
-                  priority=Priority(row["priority"]), ordered_at=row["ordered_at"])
+                  priority=Priority(row["priority"]), ordered_at=row["ordered_at"],
+                  patient_hospitalised=bool(row["patient_hospitalised"]))
     return Case(accession=row["accession"], study_uid=row["study_uid"], order=order,
                 status=CaseStatus(row["status"]))
 

@@ -72,7 +72,8 @@ def case_detail(conn: Connection, accession: str) -> dict | None:
                               .order_by(reports.c.version))]
     out["charges"] = [
         {"transaction_id": r.transaction_id, "code": r.code, "role": r.role, "type": r.type,
-         "amount": f"{r.amount_cents / 100:.2f}", "act_date": r.act_date}
+         "amount": f"{r.amount_cents / 100:.2f}", "act_date": r.act_date, "status": r.status,
+         "reason": r.reason, "message_control_id": r.message_control_id}
         for r in conn.execute(select(charges).where(charges.c.accession == accession)
                               .order_by(charges.c.id))]
     out["outbox"] = [
@@ -96,3 +97,16 @@ def stats(conn: Connection) -> dict:
         "outbox": {"pending": queue.get("pending", 0), "done": queue.get("done", 0),
                    "dead": queue.get("dead", 0), "oldest_pending": oldest},
     }
+
+
+def charge_rows(conn: Connection, *, first_day: str = "", last_day: str = "") -> list[dict]:
+    """Charge lines as `billing.reconcile.reconcile` reads them, act date (YYYYMMDD) within
+    [first_day, last_day] when given, oldest first."""
+    query = select(charges.c.transaction_id, charges.c.accession, charges.c.code, charges.c.role,
+                   charges.c.type, charges.c.amount_cents, charges.c.act_date,
+                   charges.c.performed_by, charges.c.status, charges.c.reason)
+    if first_day:
+        query = query.where(charges.c.act_date >= first_day)
+    if last_day:
+        query = query.where(charges.c.act_date <= last_day)
+    return [dict(r._mapping) for r in conn.execute(query.order_by(charges.c.id))]

@@ -3,8 +3,8 @@
 Migrations in `migrations/` bring an existing database to this shape; `db.migrate()` runs them.
 """
 
-from sqlalchemy import (Column, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table,
-                        Text, UniqueConstraint)
+from sqlalchemy import (Boolean, Column, ForeignKey, Index, Integer, LargeBinary, MetaData,
+                        String, Table, Text, UniqueConstraint)
 
 metadata = MetaData()
 
@@ -50,6 +50,8 @@ cases = Table(
     Column("ordered_at", String(26), nullable=False, default=""),
     Column("created_at", String(32), nullable=False),
     Column("updated_at", String(32), nullable=False),
+    # PV1-2 = I on the order: hospitalised at the requesting facility (billing exclusion)
+    Column("patient_hospitalised", Boolean, nullable=False, default=False),
     UniqueConstraint("sender", "placer_order_number"),
 )
 Index("ix_cases_status", cases.c.status)
@@ -90,21 +92,35 @@ reports = Table(
     UniqueConstraint("accession", "version"),
 )
 
+# One row per line of an act: a charge (CG), a credit (CD) or a line that may not be billed
+# (status not_billable, type "", with the reason). See connector/store/charges.py.
 charges = Table(
     "charges", metadata,
     Column("id", Integer, primary_key=True),
     Column("accession", String(16), ForeignKey("cases.accession"), nullable=False),
-    Column("transaction_id", String(64), nullable=False, unique=True),
+    Column("transaction_id", String(64), nullable=False, unique=True),  # FT1-2
     Column("code", String(10), nullable=False),
     Column("role", String(10), nullable=False),
-    Column("type", String(2), nullable=False),
+    Column("type", String(2), nullable=False),  # CG | CD | "" (not billable)
     Column("amount_cents", Integer, nullable=False),
     Column("act_date", String(8), nullable=False),
     Column("performed_by", String(64), nullable=False),
     Column("ordered_by", String(64), nullable=False, default=""),
-    Column("message_control_id", String(40), nullable=False),
+    Column("message_control_id", String(40), nullable=False),  # the batch (DFT MSH-10), or ""
     Column("created_at", String(32), nullable=False),
+    # sent | acknowledged | refused | not_billable
+    Column("status", String(14), nullable=False, default="sent"),
+    Column("reason", Text, nullable=False, default=""),
+    Column("facility", String(40), nullable=False, default=""),
+    Column("kind", String(20), nullable=False, default="teleexpertise"),
+    Column("level", Integer),
+    Column("billing_round", Integer, nullable=False, default=0),
+    Column("patient_id", String(64), nullable=False, default=""),
+    Column("credit_of", String(64)),  # the FT1-2 a CD reverses
+    Column("performed_by_name", String(200), nullable=False, default=""),  # FAMILY^Given
+    Column("performed_by_authority", String(64), nullable=False, default=""),
 )
+Index("ix_charges_control_id", charges.c.message_control_id)
 
 inbox = Table(
     "inbox", metadata,

@@ -23,12 +23,14 @@ def enqueue_hl7(conn: Connection, *, destination: str, control_id: str, message:
 
 
 def handle(conn: Connection, services: Services, case: Case, report: Report, *, version: int,
-           conduct_label: str, pdf: bytes, hl7_now: str, now: str) -> str | None:
-    """Queue the ORU for the requester; returns its MSH-10, or None when no requester is set."""
+           conduct_label: str, pdf: bytes, hl7_now: str, now: str,
+           control_id: str = "") -> str | None:
+    """Queue the ORU for the requester; returns its MSH-10, or None when no requester is set.
+    The MSH-10 is `ORU<accession>V<version>` unless `control_id` is given (a withdrawal)."""
     dest = services.config.destination("requester")
     if dest is None:
         return None
-    control_id = f"ORU{case.accession}V{version}"
+    control_id = control_id or f"ORU{case.accession}V{version}"
     message = build_oru(
         control_id=control_id, now=hl7_now, case_accession=case.accession,
         study_uid=case.study_uid, order=case.order, report=report, conduct_label=conduct_label,

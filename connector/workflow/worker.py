@@ -1,10 +1,15 @@
-"""Outbox worker: performs archive stores, HL7 sends and worklist publications, with retries
-and dead letters. Between passes it withdraws the worklist entries of cases that no longer take
-images (`publish_worklist.retire`).
+"""Outbox worker: performs archive stores, HL7 sends, worklist publications and CSV drops for
+the accounting feed, with retries and dead letters. Between passes it withdraws the worklist
+entries of cases that no longer take images (`publish_worklist.retire`).
 
 Each effect is idempotent on the other side (Orthanc keeps one instance per SOP Instance UID;
-HL7 peers see the same MSH-10 on a retry), so an effect performed twice after a crash between
-"done over there" and "marked done here" duplicates nothing.
+HL7 peers see the same MSH-10 on a retry; a CSV batch is rewritten under the same file name),
+so an effect performed twice after a crash between "done over there" and "marked done here"
+duplicates nothing.
+
+What follows an item's outcome is kept out of the worker: `ON_DONE` and `ON_DEAD` map an outbox
+kind to hooks run in the transaction that marks the item done or dead (e.g. charges
+acknowledged or refused, `charges_delivered`).
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ import time
 from sqlalchemy import update
 
 from ..archive.errors import ArchiveRejected
+from ..billing import csvfeed
+from ..config import Destination
 from ..domain.errors import ConnectorError, DomainError, NotFound
 from ..hl7.client import check_delivery, send_message
 from ..hl7.errors import DeliveryError
 from ..store import outbox
 from ..store.clock import iso
 from ..store.schema import images
-from . import publish_worklist
+from . import charges_delivered, post_charges, publish_worklist
 from .bootstrap import Services
 
 log = logging.getLogger("connector.worker")
@@ -40,18 +47,51 @@ def _perform(services: Services, item: outbox.Item) -> None:
         return
     if item.kind == "hl7.send":
         body = json.loads(item.payload)
-        dest = next((d for d in services.config.destinations if d.name == item.destination), None)
-        if dest is None:
-            raise DeliveryError(f"destination '{item.destination}' is not configured",
-                                retryable=False)
-        host, port = dest.host_port
+        host, port = _destination(services, item, "mllp").host_port
         ack = send_message(host, port, body["message"], timeout=30)
         check_delivery(ack, body["control_id"])
         return
     if item.kind == publish_worklist.KIND:
         publish_worklist.perform(services, item.payload)
         return
+    if item.kind == post_charges.CSV_KIND:
+        body = json.loads(item.payload)
+        csvfeed.drop(_destination(services, item, "file").folder, control_id=body["control_id"],
+                     text=body["text"])
+        return
     raise ConnectorError(f"unknown outbox kind {item.kind}")
+
+
+def _destination(services: Services, item: outbox.Item, transport: str) -> Destination:
+    dest = next((d for d in services.config.destinations if d.name == item.destination), None)
+    if dest is None or dest.transport != transport:
+        raise DeliveryError(f"destination '{item.destination}' is not configured"
+                            + (f" with transport {transport}" if dest else ""), retryable=False)
+    return dest
+
+
+def _archived(services: Services, conn, item: outbox.Item) -> None:
+    conn.execute(update(images).where(images.c.path == item.payload.decode())
+                 .values(archived_at=iso(services.now())))
+
+
+# Hooks run in the transaction that marks an item done `hook(services, conn, item)` or dead
+# `hook(services, conn, item, error)`, by outbox kind.
+def _charges_delivered(services: Services, conn, item: outbox.Item) -> None:
+    charges_delivered.on_delivered(conn, item)
+
+
+def _charges_refused(services: Services, conn, item: outbox.Item, error: BaseException) -> None:
+    charges_delivered.on_dead(conn, item, error)
+
+
+ON_DONE = {
+    "archive.store": (_archived,),
+    "hl7.send": (_charges_delivered,),
+}
+ON_DEAD = {
+    "hl7.send": (_charges_refused,),
+}
 
 
 def run_once(services: Services) -> int:
@@ -68,14 +108,16 @@ def run_once(services: Services) -> int:
                 status = outbox.fail(conn, item, services.now(), f"{type(exc).__name__}: {exc}",
                                      max_attempts=services.config.outbox_max_attempts,
                                      retryable=retryable)
+                if status == "dead":
+                    for hook in ON_DEAD.get(item.kind, ()):
+                        hook(services, conn, item, exc)
             log.warning("outbox %s %s (%s) failed, now %s: %s", item.id, item.kind,
                         item.accession or "-", status, exc)
             continue
         with services.engine.begin() as conn:
             outbox.complete(conn, item.id, services.now())
-            if item.kind == "archive.store":
-                conn.execute(update(images).where(images.c.path == item.payload.decode())
-                             .values(archived_at=iso(services.now())))
+            for hook in ON_DONE.get(item.kind, ()):
+                hook(services, conn, item)
         log.info("outbox %s %s (%s) done", item.id, item.kind, item.accession or "-")
     return len(items)
 

@@ -299,3 +299,26 @@ def test_bootstrap_token_is_read_when_environment_sets_it(tmp_path):
 
 def test_bootstrap_token_is_empty_when_environment_lacks_it(tmp_path):
     assert load_config(write(tmp_path, ""), {}).bootstrap_token == ""
+
+
+def test_file_destination_takes_a_drop_folder_resolved_against_the_file_folder(tmp_path):
+    path = write(tmp_path, '[[destinations]]\nname="compta"\nrole="accounting"\n'
+                           'transport="mllp"\naddress="h:1"\n'
+                           '[[destinations]]\nname="compta-files"\n'
+                           'role="accounting"\ntransport="file"\naddress="exports/billing"\n')
+    config = load_config(path, {})
+    files = config.destinations[1]
+    assert (files.transport, files.folder) == ("file", path.parent / "exports" / "billing")
+    assert [d.name for d in config.destinations_for("accounting")] == ["compta", "compta-files"]
+    assert config.destination("accounting").name == "compta"
+
+
+@pytest.mark.parametrize("body, words", [
+    ('name="ehr"\nrole="requester"\ntransport="file"\naddress="drop"\n', ["accounting feed only"]),
+    ('name="f"\nrole="accounting"\ntransport="file"\naddress=" "\n', ["address is empty"]),
+    ('name="a"\nrole="accounting"\naddress="h:1"\n[[destinations]]\nname="a"\n'
+     'role="requester"\naddress="h:2"\n', ["already used"]),
+])
+def test_destination_is_refused_when_a_file_feed_or_a_name_is_misused(tmp_path, body, words):
+    error = refused(write(tmp_path, "[[destinations]]\n" + body))
+    assert all(w in error.text for w in words), error.text

@@ -4,9 +4,10 @@ A migration is never edited once released: later changes add a new numbered modu
 `schema.py` always shows the shape they lead to.
 """
 
-from . import m0001_initial, m0002_image_quality
+from . import m0001_initial, m0002_image_quality, m0003_billing
 
 MIGRATIONS = [
     (1, "initial", m0001_initial.upgrade),
     (2, "image quality", m0002_image_quality.upgrade),
+    (3, "billing wiring", m0003_billing.upgrade),
 ]

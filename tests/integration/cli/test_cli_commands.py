@@ -20,10 +20,11 @@ from conftest import dciodvfy_errors, free_port
 from connector.config import load_config
 from connector.server import managed_orthanc
 
-COMMANDS = ("demo", "serve", "wrap", "import", "hl7", "stats", "audit", "config", "orthanc")
+COMMANDS = ("demo", "serve", "wrap", "import", "hl7", "stats", "audit", "config", "billing",
+            "orthanc")
 SUBCOMMAND_HELP = [("demo",), ("serve",), ("wrap",), ("import",), ("hl7",), ("hl7", "send"),
                    ("stats",), ("audit",), ("audit", "verify"), ("config",), ("config", "check"),
-                   ("orthanc",)]
+                   ("billing",), ("billing", "explain"), ("billing", "report"), ("orthanc",)]
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 VL_PHOTO = "1.2.840.10008.5.1.4.1.1.77.1.4"
 SKIN_OF_BACK = "66643007"

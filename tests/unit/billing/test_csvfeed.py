@@ -104,3 +104,16 @@ def test_an_empty_batch_or_control_id_is_refused(fac):
                    facility=fac.get(), labels={})
     with pytest.raises(ValueError):
         file_name(" ")
+
+
+def test_drop_writes_a_rendered_batch_under_its_name_and_a_retry_rewrites_the_same_file(
+        tmp_path, fac, charges):
+    from connector.billing.csvfeed import drop
+    text = render_csv(control_id="DFTTD00000042N1", now=NOW, order=ORDER,
+                      accession="TD-2026-000042", charges=charges, facility=fac.get("CHU_A"),
+                      labels=labels_for(charges, NGAP))
+    first = drop(tmp_path / "out", control_id="DFTTD00000042N1", text=text)
+    again = drop(tmp_path / "out", control_id="DFTTD00000042N1", text=text)
+    assert first == again == tmp_path / "out" / "DFT_DFTTD00000042N1.csv"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [first.name]
+    assert first.read_bytes() == text.encode("utf-8")

@@ -174,7 +174,17 @@ def test_order_placer_number_of_22_characters_is_accepted_when_23_is_refused():
     assert refused(order, placer_order_number="P" * 23).where == "placer_order_number"
 
 
+def test_order_is_outpatient_unless_told_the_patient_is_hospitalised():
+    assert order().patient_hospitalised is False
+    assert order(patient_hospitalised=True).patient_hospitalised is True
+    assert refused(order, patient_hospitalised="I").where == "patient_hospitalised"
+
+
 # Report
+
+def test_report_is_accepted_when_status_is_deleted_for_a_withdrawal():
+    assert Report("Naevus bénin.", "no_visit", doctor(), "20261116101500", "D").status == "D"
+
 
 def test_report_is_final_by_default_when_status_is_not_given():
     report = Report("Naevus bénin.", "no_visit", doctor(), "20261116101500")

@@ -28,6 +28,11 @@ ALLOWED = [
     (S.AMENDED, E.IMAGES_STABLE, S.AMENDED),
     (S.ANSWERED, E.CLOSE, S.CLOSED),
     (S.AMENDED, E.CLOSE, S.CLOSED),
+    (S.ANSWERED, E.REPORT_WITHDRAWN, S.IN_REVIEW),
+    (S.AMENDED, E.REPORT_WITHDRAWN, S.IN_REVIEW),
+    (S.ANSWERED, E.CANCEL, S.CANCELLED),
+    (S.AMENDED, E.CANCEL, S.CANCELLED),
+    (S.OPEN, E.ACT_REPORTED, S.ANSWERED),
 ] + [(s, E.CANCEL, S.CANCELLED) for s in (S.OPEN, S.IMAGES_PENDING, S.READY, S.IN_REVIEW)] \
   + [(s, E.REFUSE, S.REJECTED) for s in (S.OPEN, S.IMAGES_PENDING, S.READY, S.IN_REVIEW)]
 
@@ -90,3 +95,24 @@ def test_case_answered_after_a_cancel_is_refused_when_case_was_cancelled():
     with pytest.raises(StateConflict):
         case.apply(E.REPORT_FINAL)
     assert case.status is S.CANCELLED
+
+
+def test_withdrawn_answer_puts_the_case_back_in_review_and_it_can_be_answered_again():
+    case = new_case(S.ANSWERED)
+    assert case.apply(E.REPORT_WITHDRAWN) is S.IN_REVIEW
+    assert case.apply(E.REPORT_FINAL) is S.ANSWERED
+    assert [(e, old, new) for e, old, new in case.events] == [
+        (E.REPORT_WITHDRAWN, S.ANSWERED, S.IN_REVIEW), (E.REPORT_FINAL, S.IN_REVIEW, S.ANSWERED)]
+
+
+def test_answered_act_can_be_cancelled_but_a_closed_one_cannot():
+    assert new_case(S.ANSWERED).apply(E.CANCEL) is S.CANCELLED
+    assert new_case(S.AMENDED).apply(E.CANCEL) is S.CANCELLED
+    with pytest.raises(StateConflict):
+        new_case(S.CLOSED).apply(E.CANCEL)
+
+
+def test_act_reported_done_completes_a_new_case_only():
+    assert new_case(S.OPEN).apply(E.ACT_REPORTED) is S.ANSWERED
+    with pytest.raises(StateConflict):
+        new_case(S.READY).apply(E.ACT_REPORTED)

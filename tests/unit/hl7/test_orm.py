@@ -3,7 +3,8 @@ import pytest
 from connector.domain.errors import ConfigError
 from connector.domain.model import Priority
 from connector.hl7.errors import Hl7Error
-from connector.hl7.orm import MAPPING_FILE, load_mapping, order_from_orm
+from connector.hl7.orm import (MAPPING_FILE, load_mapping, order_from_orm,
+                               teleconsultation_from_orm)
 from connector.hl7.parse import parse
 
 from hl7_samples import sample  # noqa: F401  (fixture)
@@ -196,3 +197,104 @@ def test_malformed_mapping_raises_config_error_naming_file_and_key(tmp_path, old
 
 def test_shipped_mapping_is_loaded_once():
     assert load_mapping() is load_mapping()
+
+
+# --- patient class (PV1-2) -----------------------------------------------------------------
+
+@pytest.mark.parametrize("pv1_2, hospitalised", [("O", False), ("I", True), ("i", True),
+                                                 ("E", False), ("", False)])
+def test_patient_is_hospitalised_when_pv1_2_is_an_inpatient_class(orm, pv1_2, hospitalised):
+    assert orm(("PV1", 2, pv1_2))[1].patient_hospitalised is hospitalised
+
+
+def test_patient_is_outpatient_when_the_order_has_no_pv1(orm):
+    assert orm(drop=("PV1",))[1].patient_hospitalised is False
+
+
+# --- teleconsultations reported as done (OBR-4) -------------------------------------------
+
+@pytest.fixture
+def tc(sample):
+    """The NW sample with edits and extra segments, read as a reported teleconsultation."""
+    text = sample("orm_o01_nw.hl7").decode("utf-8")
+
+    def read(*changes, extra=(), mapping=None):
+        segments = [s for s in text.split("\r") if s]
+        for segment_id, field, value in changes:
+            i = next(i for i, seg in enumerate(segments) if seg.startswith(segment_id + "|"))
+            fields = segments[i].split("|")
+            fields += [""] * (field + 1 - len(fields))
+            fields[field] = value
+            segments[i] = "|".join(fields)
+        raw = ("\r".join(segments + list(extra)) + "\r").encode("utf-8")
+        return teleconsultation_from_orm(parse(raw), mapping)
+    return read
+
+
+def test_tele_expertise_request_is_not_a_teleconsultation(tc):
+    assert tc() is None
+
+
+def test_teleconsultation_is_read_with_performer_date_and_majorations(tc):
+    got = tc(("OBR", 4, "TC^Téléconsultation^NGAP"), ("OBR", 7, "20240603143000"),
+             ("PV1", 7, "810009999999^DURAND^Marc^^^^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO"),
+             extra=("OBX|1|CE|MAJORATION^Majoration NGAP^L||MPC^^NGAP",
+                    "OBX|2|NM|POIDS^Poids^L||72",
+                    "OBX|3|CE|maj^Majoration^L||mcs^^NGAP"))
+    assert (got.code, got.specialist_is_gp, got.performed_on) == ("TC", False, "20240603")
+    p = got.performer
+    assert (p.id, p.name.family, p.name.given, p.authority) == (
+        "810009999999", "DURAND", "Marc", "1.2.250.1.71.4.2.1")
+    assert got.majorations == ("MPC", "MCS")
+    assert got.majoration_locations == ("OBX^1^5", "OBX^3^5")
+
+
+def test_gp_teleconsultation_falls_back_to_the_ordering_provider_and_orc9(tc):
+    got = tc(("OBR", 4, "TCG"))
+    assert (got.code, got.specialist_is_gp, got.performed_on) == ("TCG", True, "20261115")
+    assert got.performer.id == "801234567897" and got.majorations == ()
+
+
+def test_teleconsultation_without_a_date_is_dated_by_the_receiver(tc):
+    assert tc(("OBR", 4, "TC"), ("ORC", 9, "")).performed_on == ""
+
+
+def test_teleconsultation_with_a_bad_date_gives_102_where_it_was_read(tc):
+    error = error_of(tc, ("OBR", 4, "TC"), ("OBR", 7, "2024-06-03"))
+    assert (error.hl7_code, error.location) == ("102", "OBR^1^7")
+
+
+def test_teleconsultation_majoration_without_a_code_gives_101_at_its_obx(tc):
+    error = error_of(tc, ("OBR", 4, "TC"), extra=("OBX|1|CE|MAJORATION^^L||",))
+    assert (error.hl7_code, error.location) == ("101", "OBX^1^5")
+
+
+def test_teleconsultation_codes_and_positions_come_from_the_mapping_file(tmp_path, tc):
+    text = MAPPING_FILE.read_text(encoding="utf-8").replace(
+        'TCG = "gp"', 'TCG = "gp"\n"TLC-SPE" = "specialist"').replace(
+        'performer = ["PV1-7", "ORC-12"]', 'performer = ["OBR-34", "ORC-12"]')
+    path = tmp_path / "orm.toml"
+    path.write_text(text, encoding="utf-8")
+    got = tc(("OBR", 4, "TLC-SPE"), ("OBR", 34, "810001111111^PETIT^Anne"),
+             mapping=load_mapping(path))
+    assert (got.code, got.specialist_is_gp, got.performer.id) == ("TLC-SPE", False,
+                                                                  "810001111111")
+
+
+@pytest.mark.parametrize("old,new,key", [
+    ('TCG = "gp"', 'TCG = "generalist"', "codes.teleconsultation"),
+    ('service = "OBR-4.1"', 'service = "PV1-4.1"', "teleconsultation.service"),
+    ('performer = ["PV1-7", "ORC-12"]', 'performer = ["PV1-7.1"]', "teleconsultation.performer"),
+    ('majoration_value = "OBX-5.1"', 'majoration_value = "OBX 5"',
+     'teleconsultation.majoration_value'),
+    ('majoration = "OBX-3.1"', 'majorations = "OBX-3.1"', "teleconsultation.majorations"),
+    ('inpatient_classes = ["I"]', 'inpatient_classes = "I"', "codes.inpatient_classes"),
+    ('patient_class = ["PV1-2"]', 'patient_class = []', "positions.patient_class"),
+])
+def test_malformed_billing_parts_of_the_mapping_are_refused_naming_the_key(tmp_path, old, new,
+                                                                          key):
+    path = tmp_path / "orm.toml"
+    path.write_text(MAPPING_FILE.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_mapping(path)
+    assert f"[{key}]" in exc.value.where

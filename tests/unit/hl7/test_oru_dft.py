@@ -197,3 +197,10 @@ def test_dft_with_a_facility_sending_amounts_is_valid_for_hl7apy(order, faciliti
 
 def test_dft_with_a_facility_without_amounts_is_valid_for_hl7apy(order, facilities):
     assert hl7apy_accepts(facility_dft(order, facilities.get("EXAMPLE_CHU"), charges(order)))
+
+
+def test_withdrawn_report_deletes_every_observation_under_a_corrected_result(order):
+    msg = hl7.parse(oru(order, status="D"))
+    assert {str(o(11)) for o in msg.segments("OBX")} == {"D"}
+    assert msg["OBR.F25"] == "C"  # table 0123 has no "deleted": a correction that removes all
+    assert [str(o(2)) for o in msg.segments("OBX")] == ["TX", "TX", "TX", "CE", "ST", "RP", "ED"]

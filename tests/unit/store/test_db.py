@@ -75,3 +75,29 @@ def test_migrate_adds_the_quality_column_when_the_database_is_at_version_1(engin
         conn.execute(text("DELETE FROM schema_version WHERE version > 1"))
     assert migrate(engine) == LATEST
     assert "quality" in {c["name"] for c in inspect(engine).get_columns("images")}
+
+
+def test_migrate_adds_the_billing_columns_when_the_database_is_at_version_2(engine):
+    from store_samples import make_order, open_case
+    with engine.begin() as conn:
+        case = open_case(conn, make_order("P-MIG", patient_id="IPP-MIG"))
+        conn.execute(text("DROP INDEX ix_charges_control_id"))
+        for column in ("status", "reason", "facility", "kind", "level", "billing_round",
+                       "patient_id", "credit_of", "performed_by_name", "performed_by_authority"):
+            conn.execute(text(f"ALTER TABLE charges DROP COLUMN {column}"))
+        conn.execute(text("ALTER TABLE cases DROP COLUMN patient_hospitalised"))
+        conn.execute(text("DELETE FROM schema_version WHERE version > 2"))
+        conn.execute(text(
+            "INSERT INTO charges (accession, transaction_id, code, role, type, amount_cents, "
+            "act_date, performed_by, ordered_by, message_control_id, created_at) VALUES "
+            f"('{case.accession}', 'ABCDEFGHIJKL', 'TE2', 'requis', 'CG', 2000, '20250101', "
+            "'810001234567', '801234567897', 'DFT1', '2025-01-01T00:00:00+00:00')"))
+    assert migrate(engine) == LATEST
+    with engine.connect() as conn:
+        row = conn.execute(select(schema.charges)).one()
+        hospitalised = conn.execute(select(schema.cases.c.patient_hospitalised)).scalar()
+    assert (row.status, row.reason, row.kind, row.billing_round, row.patient_id, row.level,
+            row.credit_of, row.facility) == ("sent", "", "teleexpertise", 0, "IPP-MIG", None,
+                                             None, "")
+    assert hospitalised is False
+    assert "ix_charges_control_id" in {i["name"] for i in inspect(engine).get_indexes("charges")}

@@ -127,7 +127,8 @@ def test_case_detail_lists_only_this_cases_images_reports_charges_and_outbox_whe
                                   "signed_at": "20261116101500", "specialist": "810001234567",
                                   "digest": "d" * 64}]
     assert detail["charges"] == [{"transaction_id": f"{b}-TE2", "code": "TE2", "role": "requis",
-                                  "type": "CG", "amount": "20.50", "act_date": "20261116"}]
+                                  "type": "CG", "amount": "20.50", "act_date": "20261116",
+                                  "status": "sent", "reason": "", "message_control_id": "DFT1"}]
     assert detail["outbox"] == [{"kind": "hl7.send", "destination": "ehr", "status": "pending",
                                  "attempts": 0, "last_error": ""}]
 

@@ -1,0 +1,157 @@
+"""The `billing` fixture: the connector's services on a real SQLite file (no Orthanc: nothing
+here needs images), with real MLLP peers for the requester's EHR and the accounting feed, an
+accounting peer that refuses everything (AE), and a drop folder; plus builders for orders.
+
+Inputs go through the real doors (`receive_hl7.handle` with wire bytes, `record_report`,
+`withdraw_report`) and outputs are read where the outside world sees them (the peers, the drop
+folder, the store). The outbox worker runs with `worker.run_once`.
+
+Not a conftest.py on purpose; test modules import the fixture by name.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from conftest import unused_url
+from connector.config import Destination, load_config
+from connector.demo import RecordingPeer, wait_for
+from connector.domain.model import PersonName, Practitioner
+from connector.domain.states import CaseEvent
+from connector.hl7.ack import AckResult, build_ack, read_ack
+from connector.hl7.errors import Hl7Error
+from connector.hl7.parse import encode, parse
+from connector.store import cases
+from connector.store.schema import charges, outbox
+from connector.workflow import receive_hl7, record_report, worker
+from connector.workflow.bootstrap import Services, build
+
+DEADLINE = 30
+REQUESTER = "801234567897"
+SPECIALIST = Practitioner("810001234567", PersonName("LEROY", "Claire"))
+_numbers = itertools.count(1)
+
+
+class RefusingPeer(RecordingPeer):
+    """An accounting system that records every message and answers AE (ERR 103 at FT1^1^7)."""
+
+    def _handle(self, raw: bytes, peer: str) -> bytes:
+        msg = parse(raw)
+        self.messages.append(raw.decode("utf-8"))
+        error = Hl7Error("unknown charge code", hl7_code=103, location="FT1^1^7")
+        return encode(build_ack(msg, "AE", [error], f"REF{len(self.messages)}",
+                                time.strftime("%Y%m%d%H%M%S"), sending=("REFUSING", "")))
+
+
+def segment(name: str, fields: dict[int, str]) -> str:
+    values = [""] * (max(fields) + 1 if fields else 1)
+    for n, value in fields.items():
+        values[n] = value
+    return "|".join([name, *values[1:]])
+
+
+def order(placer: str, *, control: str = "NW", patient: str = "IPP-B-1", patient_class: str = "O",
+          service: str = "TELEDERM^Télé-expertise dermatologie^L", performed_at: str = "",
+          attending: str = "", obx: tuple[str, ...] = (), control_id: str = "",
+          facility: str = "CHU_DEMO") -> bytes:
+    """An ORM^O01 as an EHR sends it (MSH-4 = the requesting site, ORC-12 the requester)."""
+    control_id = control_id or f"B{next(_numbers)}-{placer}"
+    requester = f"{REQUESTER}^MARTIN^Jean"
+    segments = [
+        f"MSH|^~\\&|DPI_HOPITAL|{facility}|TELEDERM|TELEDERM|20261124080000||ORM^O01^ORM_O01|"
+        f"{control_id}|P|2.5|||||FRA|UNICODE UTF-8",
+        f"PID|1||{patient}^^^CHU_DEMO^PI||DUPONT^Hélène||19580312|F",
+        segment("PV1", {1: "1", 2: patient_class, 7: attending}),
+        segment("ORC", {1: control, 2: f"{placer}^DPI_HOPITAL", 9: "20261124075500",
+                        12: requester}),
+        segment("OBR", {1: "1", 2: f"{placer}^DPI_HOPITAL", 4: service, 7: performed_at,
+                        13: "Lésion pigmentée", 16: requester}),
+        *obx,
+    ]
+    return ("\r".join(segments) + "\r").encode("utf-8")
+
+
+def majoration(n: int, code: str) -> str:
+    return f"OBX|{n}|CE|MAJORATION^Majoration NGAP^L||{code}^^NGAP"
+
+
+@dataclass
+class Billing:
+    services: Services
+    ehr: RecordingPeer
+    accounting: RecordingPeer
+    drop: Path
+
+    def send(self, raw: bytes) -> AckResult:
+        return read_ack(receive_hl7.handle(self.services, raw, "test"))
+
+    def open_case(self, placer: str, **kwargs) -> str:
+        ack = self.send(order(placer, **kwargs))
+        assert ack.code == "AA", [e.text for e in ack.errors]
+        with self.services.engine.connect() as conn:
+            return cases.find_by_placer(conn, "DPI_HOPITAL|" + kwargs.get("facility", "CHU_DEMO"),
+                                        placer)
+
+    def answer(self, accession: str, specialist: Practitioner = SPECIALIST):
+        """The specialist answers (the case is first given an image, as an upload would)."""
+        with self.services.engine.begin() as conn:
+            case = cases.load(conn, accession)
+            if case.status.value in ("OPEN",):
+                case.apply(CaseEvent.IMAGE_RECEIVED)
+                cases.save_status(conn, case, "2026-11-24T08:00:00+00:00")
+        return record_report.handle(self.services, accession, text="Naevus bénin.",
+                                    conduct="no_visit", specialist=specialist, actor="test")
+
+    def drain(self, *destinations: str) -> None:
+        """Run the worker until the destinations have no pending item left."""
+        def idle():
+            worker.run_once(self.services)
+            with self.services.engine.connect() as conn:
+                return not conn.execute(select(outbox.c.id).where(
+                    outbox.c.status == "pending",
+                    outbox.c.destination.in_(destinations))).first()
+        wait_for(idle, DEADLINE, f"{', '.join(destinations)} drained")
+
+    def lines(self, accession: str) -> list[dict]:
+        with self.services.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                select(charges).where(charges.c.accession == accession).order_by(charges.c.id))]
+
+    def outbox(self, destination: str) -> list[dict]:
+        with self.services.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                select(outbox).where(outbox.c.destination == destination)
+                .order_by(outbox.c.id))]
+
+
+def make_services(data: Path, destinations: tuple[Destination, ...]) -> Services:
+    base = load_config(None, environ={
+        "TELEDERM_DATA_DIR": str(data), "TELEDERM_ORTHANC_URL": unused_url(),
+        "TELEDERM_FACILITY_NAME": "TELEDERM_TEST"})
+    return build(replace(base, destinations=destinations))
+
+
+@pytest.fixture
+def billing(tmp_path):
+    ehr, accounting = RecordingPeer("ehr").start(), RecordingPeer("accounting").start()
+    drop = tmp_path / "drop"
+    services = make_services(tmp_path / "data", (
+        Destination("ehr", "requester", "mllp", f"127.0.0.1:{ehr.port}"),
+        Destination("accounting", "accounting", "mllp", f"127.0.0.1:{accounting.port}"),
+        Destination("accounting-files", "accounting", "file", str(drop)),
+    ))
+    yield Billing(services, ehr, accounting, drop)
+    services.engine.dispose()
+    ehr.stop()
+    accounting.stop()
+
+
+def payload(item: dict) -> dict:
+    return json.loads(item["payload"])

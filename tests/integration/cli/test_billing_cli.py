@@ -1,0 +1,157 @@
+"""`telederm billing explain` and `telederm billing report` as a user runs them (a real
+subprocess), and the billing lines of `telederm config check`; the report reads a real SQLite
+store filled through the connector's own workflow steps."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from cli_run import one_error_line, telederm, write_config
+from connector.billing.engine import explain
+from connector.billing.reconcile import reconcile
+from connector.config import load_config
+from connector.domain.model import PersonName, Practitioner
+from connector.domain.states import CaseEvent
+from connector.store import cases, queries
+from connector.workflow import receive_hl7, record_report, withdraw_report
+from connector.workflow.bootstrap import build
+
+ACT = {"kind": "teleexpertise", "date": "2026-03-02", "patient": "P1", "requester": "R1",
+       "specialist": "S1", "requester_site": "EHPAD", "specialist_site": "CHU",
+       "patient_hospitalised": False,
+       "prior_acts": [{"kind": "teleexpertise", "date": f"2026-02-0{d}", "requester": "R1",
+                       "specialist": "S1"} for d in (1, 2, 3, 4)]}
+
+
+def test_billing_explain_prints_what_the_act_would_bill_as_json(tmp_path):
+    path = tmp_path / "act.json"
+    path.write_text(json.dumps(dict(ACT, prior_acts=[])), encoding="utf-8")
+    result = telederm("billing", "explain", path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "charges": [{"code": "TE2", "role": "requis", "amount": "23.00", "type": "CG"},
+                    {"code": "RQD", "role": "requerant", "amount": "10.00", "type": "CG"}],
+        "not_billable": []}
+
+
+def test_billing_explain_gives_the_reason_when_the_yearly_limit_is_reached(tmp_path):
+    path = tmp_path / "act.json"
+    path.write_text(json.dumps(ACT), encoding="utf-8")
+    result = telederm("billing", "explain", path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out == explain(ACT) and out["charges"] == []
+    assert [(n["code"], n["role"]) for n in out["not_billable"]] == [("TE2", "requis"),
+                                                                    ("RQD", "requerant")]
+    assert all(n["reason"].startswith("yearly limit reached") for n in out["not_billable"])
+
+
+def test_billing_explain_uses_the_mappings_of_the_config(tmp_path):
+    config = write_config(tmp_path / "telederm.toml", tmp_path / "data")
+    path = tmp_path / "act.json"
+    path.write_text(json.dumps(dict(ACT, prior_acts=[])), encoding="utf-8")
+    result = telederm("billing", "explain", path, "--config", config)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["charges"][0]["code"] == "TE2"
+
+
+def test_billing_explain_exits_2_with_one_line_naming_the_bad_field(tmp_path):
+    path = tmp_path / "act.json"
+    path.write_text(json.dumps(dict(ACT, date="02/03/2026")), encoding="utf-8")
+    assert "(date)" in one_error_line(telederm("billing", "explain", path), 2)
+    path.write_text(json.dumps(dict(ACT, colour="red")), encoding="utf-8")
+    assert "colour" in one_error_line(telederm("billing", "explain", path), 2)
+    path.write_text("{not json", encoding="utf-8")
+    assert "is not JSON" in one_error_line(telederm("billing", "explain", path), 2)
+    line = one_error_line(telederm("billing", "explain", tmp_path / "absent.json"), 2)
+    assert "absent.json" in line
+    assert "ACT.json" in one_error_line(telederm("billing", "explain"), 2)
+
+
+def test_billing_report_exits_2_with_one_line_when_a_date_is_malformed(tmp_path):
+    config = write_config(tmp_path / "telederm.toml", tmp_path / "data")
+    line = one_error_line(telederm("billing", "report", "--from", "2026-13-01", "--to",
+                                   "2026-12-31", "--config", config), 2)
+    assert "--from" in line
+    line = one_error_line(telederm("billing", "report", "--from", "2026-02-01", "--to",
+                                   "2026-01-01", "--config", config), 2)
+    assert "--to" in line
+
+
+def _fill_store(config_path):
+    """Three acts through the workflow: two answered tele-expertises for one patient (one
+    withdrawn, so credited), one whose patient is hospitalised (not billable)."""
+    services = build(load_config(config_path, environ={}))
+    specialist = Practitioner("810001234567", PersonName("LEROY", "Claire"))
+    accessions = []
+    for n, patient_class in ((1, "O"), (2, "O"), (3, "I")):
+        raw = (f"MSH|^~\\&|DPI|CHU_DEMO|TELEDERM|TELEDERM|20261124080000||ORM^O01^ORM_O01|C{n}|P|"
+               f"2.5\rPID|1||IPP-CLI^^^CHU_DEMO^PI||DUPONT^Hélène||19580312|F\r"
+               f"PV1|1|{patient_class}\r"
+               f"ORC|NW|PL-CLI-{n}||||||||||801234567897^MARTIN^Jean\r").encode()
+        assert b"MSA|AA" in receive_hl7.handle(services, raw, "test")
+        with services.engine.begin() as conn:
+            accession = cases.find_by_placer(conn, "DPI|CHU_DEMO", f"PL-CLI-{n}")
+            case = cases.load(conn, accession)
+            case.apply(CaseEvent.IMAGE_RECEIVED)
+            cases.save_status(conn, case, "2026-11-24T08:00:00+00:00")
+        record_report.handle(services, accession, text="Avis.", conduct="no_visit",
+                             specialist=specialist, actor="test")
+        accessions.append(accession)
+    withdraw_report.handle(services, accessions[1], reason="doublon", actor="test")
+    with services.engine.connect() as conn:
+        rows = queries.charge_rows(conn)
+    services.engine.dispose()
+    return rows
+
+
+def test_billing_report_reconciles_the_charges_of_the_store(tmp_path):
+    config = write_config(tmp_path / "telederm.toml", tmp_path / "data")
+    rows = _fill_store(config)
+    day = rows[0]["act_date"]
+    iso = f"{day[:4]}-{day[4:6]}-{day[6:]}"
+    result = telederm("billing", "report", "--from", iso, "--to", iso, "--config", config)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report == reconcile(rows, date_from=iso, date_to=iso).to_dict()
+    te2 = rows[0]["amount_cents"]
+    assert report["acts"] == 3
+    assert report["by_status"] == {"sent": 6, "acknowledged": 0, "refused": 0, "not_billable": 2}
+    assert report["total"]["charges"] == 4 and report["total"]["credits"] == 2
+    assert report["total"]["net"] == f"{(te2 + 1000) // 100}.{(te2 + 1000) % 100:02d}"
+    ((reason, count),) = report["not_billable"].items()  # one exclusion, both roles
+    assert count == 2 and "hospitalised" in reason
+
+    as_csv = telederm("billing", "report", "--from", iso, "--to", iso, "--csv",
+                      "--config", config)
+    assert as_csv.returncode == 0, as_csv.stderr
+    table = list(csv.reader(io.StringIO(as_csv.stdout, newline="")))
+    assert table[0] == ["section", "key", "lines", "charges", "credits", "charged", "credited",
+                        "net"]
+    assert ["total", "", "6", "4", "2"] == table[[r[0] for r in table].index("total")][:5]
+
+    # A period without acts: everything zero.
+    empty = telederm("billing", "report", "--from", "2020-01-01", "--to", "2020-01-31",
+                     "--config", config)
+    assert json.loads(empty.stdout)["lines"] == 0
+
+
+def test_config_check_shows_the_billing_rules_and_facilities(tmp_path):
+    config = write_config(tmp_path / "telederm.toml", tmp_path / "data", """
+[facility]
+id = "EXAMPLE_CHU"
+[[destinations]]
+name = "compta-files"
+role = "accounting"
+transport = "file"
+address = "drop"
+""")
+    result = telederm("config", "check", "--config", config)
+    assert result.returncode == 0, result.stderr
+    billing_line = result.stdout.splitlines()[1]
+    assert billing_line.startswith("billing ok: ")
+    assert "limits" in billing_line and "'EXAMPLE_CHU', 'TELEDERM'" in billing_line
+    assert billing_line.endswith("billed as EXAMPLE_CHU")
+    assert load_config(config, environ={}).destinations[0].folder == tmp_path / "drop"
