@@ -23,7 +23,7 @@ _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # printable ASCII, no b
 DESTINATION_ROLES = ("requester", "accounting")
 # mllp: HL7 over MLLP to HOST:PORT; file: one CSV per batch dropped in the folder `address`
 # (accounting feeds that take files; connector/billing/csvfeed.py).
-TRANSPORTS = ("mllp", "file")
+TRANSPORTS = ("mllp", "https", "file")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,9 @@ class Destination:
     role: str
     transport: str
     address: str
+    api_key: str = ""              # https: sent in `api_key_header`, read from `api_key_env`
+    api_key_header: str = "X-API-Key"
+    ca_file: str = ""              # https: CA bundle to trust instead of the system's
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -208,7 +211,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         rel = values["database_url"][len("sqlite:///"):]
         values["database_url"] = f"sqlite:///{(base / rel).resolve()}"
 
-    values["destinations"] = tuple(_destinations(raw.get("destinations", []), path, base))
+    values["destinations"] = tuple(_destinations(raw.get("destinations", []), path, base, env))
     unknown = set(raw.get("api", {})) - {"tokens"}
     if unknown:
         raise ConfigError(f"unknown key(s) {sorted(unknown)} in [api]", where=str(path),
@@ -265,12 +268,14 @@ def _coerce(value, typ, where: str):
         raise ConfigError(f"'{value}' is not a valid {typ.__name__}", where=where) from None
 
 
-def _destinations(items, path, base: Path | None = None) -> list[Destination]:
+def _destinations(items, path, base: Path | None = None, env=None) -> list[Destination]:
+    env = os.environ if env is None else env
     out = []
     names: set[str] = set()
     for i, item in enumerate(items):
         where = f"destinations[{i}]"
-        _only_keys(item, {"name", "role", "transport", "address"}, where, path)
+        _only_keys(item, {"name", "role", "transport", "address", "api_key_env", "api_key_header",
+                          "ca_file"}, where, path)
         missing = [k for k in ("name", "role", "address") if k not in item]
         if missing:
             raise ConfigError(f"{where} lacks {', '.join(missing)}", where=str(path))
@@ -297,10 +302,32 @@ def _destinations(items, path, base: Path | None = None) -> list[Destination]:
                 folder = ((base or Path.cwd()) / folder).resolve()
             out.append(Destination(item["name"], item["role"], transport, str(folder)))
             continue
+        if transport == "https":
+            out.append(_https_destination(item, where, path, base, env))
+            continue
         dest = Destination(item["name"], item["role"], transport, item["address"])
         dest.host_port  # validates the address
         out.append(dest)
     return out
+
+
+def _https_destination(item, where: str, path, base: Path | None, env) -> Destination:
+    url = str(item["address"])
+    if not url.startswith("https://"):
+        raise ConfigError(f"{where}.address '{url}' is not an https:// URL", where=str(path),
+                          hint="HL7 over HTTPS needs the peer's https:// endpoint")
+    api_key = ""
+    if item.get("api_key_env"):
+        api_key = env.get(item["api_key_env"], "")
+        if not api_key:
+            raise ConfigError(f"{where}: environment variable {item['api_key_env']} is not set",
+                              where=str(path), hint="export the API key; never write it in the file")
+    ca_file = str(item.get("ca_file", ""))
+    if ca_file and not Path(ca_file).is_absolute():
+        ca_file = str(((base or Path.cwd()) / ca_file).resolve())
+    return Destination(item["name"], item["role"], "https", url, api_key=api_key,
+                       api_key_header=str(item.get("api_key_header", "X-API-Key")),
+                       ca_file=ca_file)
 
 
 def _only_keys(item, allowed: set[str], where: str, path) -> None:

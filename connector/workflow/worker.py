@@ -26,6 +26,7 @@ from ..billing import csvfeed
 from ..config import Destination
 from ..domain.errors import ConnectorError, DomainError, NotFound
 from ..hl7.client import check_delivery, send_message
+from ..hl7.https import post_message
 from ..hl7.errors import DeliveryError
 from ..store import outbox
 from ..store.clock import iso
@@ -47,8 +48,15 @@ def _perform(services: Services, item: outbox.Item) -> None:
         return
     if item.kind == "hl7.send":
         body = json.loads(item.payload)
-        host, port = _destination(services, item, "mllp").host_port
-        ack = send_message(host, port, body["message"], timeout=30)
+        dest = _destination(services, item, "mllp", "https")
+        if dest.transport == "https":
+            ack = post_message(dest.address, body["message"], api_key=dest.api_key,
+                               header=dest.api_key_header, ca_file=dest.ca_file or None)
+            if ack is None:  # a 2xx without an ACK body: delivered
+                return
+        else:
+            host, port = dest.host_port
+            ack = send_message(host, port, body["message"], timeout=30)
         check_delivery(ack, body["control_id"])
         return
     if item.kind == publish_worklist.KIND:
@@ -62,11 +70,12 @@ def _perform(services: Services, item: outbox.Item) -> None:
     raise ConnectorError(f"unknown outbox kind {item.kind}")
 
 
-def _destination(services: Services, item: outbox.Item, transport: str) -> Destination:
+def _destination(services: Services, item: outbox.Item, *transports: str) -> Destination:
     dest = next((d for d in services.config.destinations if d.name == item.destination), None)
-    if dest is None or dest.transport != transport:
+    if dest is None or dest.transport not in transports:
         raise DeliveryError(f"destination '{item.destination}' is not configured"
-                            + (f" with transport {transport}" if dest else ""), retryable=False)
+                            + (f" with transport {' or '.join(transports)}" if dest else ""),
+                            retryable=False)
     return dest
 
 
