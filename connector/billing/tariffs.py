@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from connector.domain.errors import ConfigError, DomainError
+from connector.billing import rowfile
 from connector.domain.model import valid_date
 
 ROLES = ("requis", "requerant", "doctor")
@@ -25,7 +26,6 @@ BILLINGS = ("per_act", "yearly_lump")
 _REQUIRED = ("code", "label_fr", "role", "kind", "amount", "valid_from", "status", "source")
 _OPTIONAL = ("valid_to", "billing", "note")
 _AMOUNT = re.compile(r"^\d{1,6}(\.\d{1,2})?$")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _HEADER = re.compile(r"^\s*\[\[\s*tariff\s*\]\]")
 
 
@@ -117,37 +117,17 @@ def _row(entry) -> Tariff:
     for key in ("code", "label_fr", "source", "note"):
         if key in entry and (not isinstance(entry[key], str) or not entry[key].strip()):
             raise ValueError(f"{key} must be a non-empty string")
-    role = _choice(entry, "role", ROLES)
-    kind = _choice(entry, "kind", KINDS)
-    status = _choice(entry, "status", STATUSES)
-    billing = _choice(entry, "billing", BILLINGS, default="per_act")
-    valid_from = _date(entry, "valid_from")
-    valid_to = _date(entry, "valid_to") if "valid_to" in entry else None
+    role = rowfile.choice(entry, "role", ROLES)
+    kind = rowfile.choice(entry, "kind", KINDS)
+    status = rowfile.choice(entry, "status", STATUSES)
+    billing = rowfile.choice(entry, "billing", BILLINGS, default="per_act")
+    valid_from = rowfile.date(entry, "valid_from")
+    valid_to = rowfile.date(entry, "valid_to") if "valid_to" in entry else None
     if valid_to is not None and valid_to < valid_from:
         raise ValueError(f"valid_to {valid_to} is before valid_from {valid_from}")
     return Tariff(entry["code"].strip(), entry["label_fr"].strip(), role, kind,
                   _cents(entry["amount"]), valid_from, valid_to, status, billing,
                   entry["source"].strip(), entry.get("note", "").strip())
-
-
-def _choice(entry: dict, key: str, allowed: tuple[str, ...], default: str | None = None) -> str:
-    value = entry.get(key, default)
-    if value not in allowed:
-        raise ValueError(f"{key} {value!r} is not one of {', '.join(allowed)}")
-    return value
-
-
-def _date(entry: dict, key: str) -> dt.date:
-    """A TOML date (2022-04-01) or the same as a quoted string; a datetime is refused."""
-    value = entry[key]
-    if type(value) is dt.date:
-        return value
-    if isinstance(value, str) and _ISO_DATE.match(value):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise ValueError(f"{key} {value!r} is not a date written YYYY-MM-DD")
 
 
 def _cents(value) -> int:
