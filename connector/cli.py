@@ -300,7 +300,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="telederm", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="telederm", description="TeleDerm Connector: tele-dermatology orders, "
+                     "images, reports and billing between HL7 v2 systems and an Orthanc archive.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
