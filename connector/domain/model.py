@@ -44,6 +44,7 @@ class LateralityValues(str, enum.Enum):
 
 
 _DATE = re.compile(r"^\d{8}$")
+NAME_MAX = 64  # DICOM PN: 64 characters per component group
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class PersonName:
         for part in (self.family, self.given):
             if any(c in part for c in "|^~\\&\r\n"):
                 raise DomainError("name contains an HL7 delimiter", where="name")
+            if len(part) > NAME_MAX:
+                raise DomainError(f"a name part is longer than {NAME_MAX} characters",
+                                  where="name", hint="DICOM PN allows 64 characters per part")
 
     @classmethod
     def parse(cls, text: str) -> "PersonName":

@@ -452,7 +452,8 @@ def _code(table: dict, code: str, loc: Location, what: str, default):
     if not code:
         return default
     if code not in table:
-        raise Hl7Error(f"{what} code {code!r} is not in the accepted table", hl7_code=103,
+        # The value itself is not quoted: a shifted field may hold patient data.
+        raise Hl7Error(f"{what} code is not in the accepted table", hl7_code=103,
                        location=loc.erl(), hint="use one of " + ", ".join(sorted(table)))
     return table[code]
 
