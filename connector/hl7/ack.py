@@ -8,6 +8,8 @@ message.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 import hl7
@@ -46,7 +48,14 @@ def ack_for_unparseable(raw: bytes, error: Hl7Error, control_id: str, now: str,
                         sending: tuple[str, str] = ("TELEDERM", "TELEDERM")) -> str:
     """The ACK for bytes that failed to parse, using whatever MSH fields can be salvaged;
     MSA-1 is the error's `ack_code`."""
-    return _ack(salvage_header(raw), error.ack_code, [error], control_id, now, sending)
+    header = salvage_header(raw)
+    text = _ack(header, error.ack_code, [error], control_id, now, sending)
+    try:
+        text.encode(codec(header.charset) or "utf-8")
+    except UnicodeEncodeError:  # salvaged text the declared charset cannot carry: use UTF-8
+        text = _ack(dataclasses.replace(header, charset=""), error.ack_code, [error],
+                    control_id, now, sending)
+    return text
 
 
 def read_ack(message: str | bytes) -> AckResult:

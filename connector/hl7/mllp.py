@@ -94,7 +94,7 @@ class FrameReader:
     def _wait_for_more(self, frames: list[bytes]) -> list[bytes]:
         if self._skipping:  # keep only a trailing 0x1C that may begin the end block
             del self._buf[: -1 if self._buf.endswith(END[:1]) else len(self._buf)]
-        elif len(self._buf) > self.max_size:
+        elif len(self._buf) - self._buf.endswith(END[:1]) > self.max_size:  # 0x1C: end block
             head = bytes(self._buf[:_HEAD])
             self._buf.clear()
             self._in_frame, self._skipping = False, True

@@ -207,7 +207,8 @@ def _header(message: hl7.Message) -> Header:
 
 def _normalise(text: str) -> str:
     """Segments end with CR on the wire; accept LF and CRLF from files and sloppy senders."""
-    return text.lstrip("\ufeff").replace("\r\n", "\r").replace("\n", "\r").strip("\r \t")
+    text = text.lstrip("\ufeff").replace("\r\n", "\r").replace("\n", "\r")
+    return re.sub(r"\r{2,}", "\r", text).strip("\r \t")  # blank lines are not segments
 
 
 def _raw_charset(raw: bytes) -> str:
