@@ -28,4 +28,5 @@ class ArchiveRejected(ArchiveError):
     """Orthanc answered but refused the content (e.g. not a DICOM file); do not retry."""
 
     code = "archive-rejected"
+    retryable = False
     http_status = 422

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +25,6 @@ BILLINGS = ("per_act", "yearly_lump")
 _REQUIRED = ("code", "label_fr", "role", "kind", "amount", "valid_from", "status", "source")
 _OPTIONAL = ("valid_to", "billing", "note")
 _AMOUNT = re.compile(r"^\d{1,6}(\.\d{1,2})?$")
-_HEADER = re.compile(r"^\s*\[\[\s*tariff\s*\]\]")
 
 
 @dataclass(frozen=True)
@@ -73,47 +71,22 @@ class TariffTable:
 
 
 def load_tariffs(path: str | Path) -> TariffTable:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read tariffs: {exc}", where=str(path),
-                          hint="fix the file") from exc
-    extra = sorted(set(data) - {"tariff"})
-    if extra:
-        raise ConfigError(f"unknown key {', '.join(extra)}", where=str(path),
-                          hint="the file holds only [[tariff]] rows")
-    entries = data.get("tariff")
-    if not isinstance(entries, list) or not entries:
-        raise ConfigError("no [[tariff]] rows", where=str(path), hint="add dated [[tariff]] rows")
-    lines = [n for n, line in enumerate(text.splitlines(), 1) if _HEADER.match(line)]
+    file = rowfile.read_rows(path, "tariffs", sections=("tariff",))
+    if not file.rows("tariff"):
+        raise ConfigError("no [[tariff]] rows", where=str(file.path),
+                          hint="add dated [[tariff]] rows")
+    rows = file.check("tariff", _row)
 
     def where(index: int) -> str:
-        line = f", line {lines[index]}" if len(lines) == len(entries) else ""
-        return f"{path}: [[tariff]] #{index + 1}{line}"
+        return file.where("tariff", index)
 
-    rows = []
-    for index, entry in enumerate(entries):
-        try:
-            rows.append(_row(entry))
-        except ValueError as exc:
-            raise ConfigError(str(exc), where=where(index),
-                              hint="see the key list at the top of the file") from None
     _check_overlaps(rows, where)
-    return TariffTable(tuple(rows), str(path))
+    return TariffTable(tuple(rows), str(file.path))
 
 
 def _row(entry) -> Tariff:
     """One row, or ValueError with the reason (the caller adds file and row)."""
-    if not isinstance(entry, dict):
-        raise ValueError("row is not a table")
-    unknown = sorted(set(entry) - set(_REQUIRED) - set(_OPTIONAL))
-    if unknown:
-        raise ValueError(f"unknown key {', '.join(unknown)}")
-    missing = [k for k in _REQUIRED if k not in entry]
-    if missing:
-        raise ValueError(f"missing key {', '.join(missing)}")
+    rowfile.keys(entry, _REQUIRED, _OPTIONAL)
     for key in ("code", "label_fr", "source", "note"):
         if key in entry and (not isinstance(entry[key], str) or not entry[key].strip()):
             raise ValueError(f"{key} must be a non-empty string")

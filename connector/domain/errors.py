@@ -13,6 +13,7 @@ class ConnectorError(Exception):
 
     code = "connector-error"
     http_status = 400
+    retryable = True  # whether doing the same thing again later may succeed (the outbox asks)
 
     def __init__(self, text: str, *, where: str = "", hint: str = "", code: str | None = None):
         super().__init__(text)
@@ -31,6 +32,7 @@ class ConnectorError(Exception):
 class DomainError(ConnectorError):
     code = "invalid-value"
     http_status = 422
+    retryable = False
 
 
 class StateConflict(DomainError):
@@ -43,6 +45,7 @@ class StateConflict(DomainError):
 class NotFound(ConnectorError):
     code = "not-found"
     http_status = 404
+    retryable = False
 
 
 class ImageError(ConnectorError):

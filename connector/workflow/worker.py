@@ -21,10 +21,9 @@ import time
 
 from sqlalchemy import update
 
-from ..archive.errors import ArchiveRejected
 from ..billing import csvfeed
 from ..config import Destination
-from ..domain.errors import ConnectorError, DomainError, NotFound
+from ..domain.errors import ConnectorError
 from ..hl7.client import check_delivery, send_message
 from ..hl7.https import post_message
 from ..hl7.errors import DeliveryError
@@ -111,8 +110,7 @@ def run_once(services: Services) -> int:
             _perform(services, item)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded on the item
             # Content the other side refused, or a case/entry that cannot be built: no retry.
-            retryable = (not isinstance(exc, (ArchiveRejected, DomainError, NotFound))
-                         and getattr(exc, "retryable", True))
+            retryable = getattr(exc, "retryable", True)
             with services.engine.begin() as conn:
                 status = outbox.fail(conn, item, services.now(), f"{type(exc).__name__}: {exc}",
                                      max_attempts=services.config.outbox_max_attempts,
