@@ -296,6 +296,12 @@ def order_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> tup
     return control.upper(), order
 
 
+def patient_from_message(msg: ParsedMessage, mapping: OrmMapping | None = None) -> Patient:
+    """The patient of any message with a PID (orders, ADT updates), read with the order
+    mapping's positions and rules, so an ADT and an order agree on who the patient is."""
+    return _patient(_Reader(msg, mapping or load_mapping()))
+
+
 def teleconsultation_from_orm(msg: ParsedMessage,
                               mapping: OrmMapping | None = None) -> ReportedTeleconsultation | None:
     """The teleconsultation an order reports as done, or None when its procedure code (OBR-4.1
