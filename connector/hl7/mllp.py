@@ -54,6 +54,12 @@ class FrameReader:
         self._skipping = False  # inside a frame already reported too large
         self._scanned = 0  # bytes of _buf already searched for block markers
 
+    @property
+    def in_frame(self) -> bool:
+        """True between a start block and its end block: a frame has begun and is not done
+        (the listener then waits `read_timeout` for more, not `idle_timeout`)."""
+        return self._in_frame or self._skipping
+
     def feed(self, data: bytes) -> list[bytes]:
         """Add `data`; return the messages (without framing) completed by it, in order."""
         self._buf += data

@@ -142,8 +142,8 @@ def test_logs_name_peer_and_control_id_but_no_patient_data(listener_on, caplog):
     assert "LEFÈVRE" not in text and "Hélène" not in text
 
 
-def test_idle_connection_is_closed_after_read_timeout(listener_on):
-    listener = listener_on(echo_aa, read_timeout=0.2)
+def test_idle_connection_is_closed_after_idle_timeout(listener_on):
+    listener = listener_on(echo_aa, idle_timeout=0.2)
     with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as sock:
         assert sock.recv(10) == b""
 
