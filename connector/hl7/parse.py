@@ -15,8 +15,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import hl7
-
 from .errors import Hl7Error
 
 SUPPORTED_VERSIONS = ("2.3.1", "2.4", "2.5", "2.5.1")
@@ -82,10 +80,17 @@ class Header:
 
 
 class ParsedMessage:
-    """A decoded message (python-hl7 `hl7.Message`) with its MSH summary and a position reader."""
+    """A decoded message with its MSH summary and a position reader.
 
-    def __init__(self, message: hl7.Message, header: Header):
-        self.message = message
+    Segments are split into fields once; repetitions, components and subcomponents are split
+    when a position is read, so a mapper reading thirty positions pays for those only. The
+    reading rules are python-hl7's `extract_field` (a deeper tree than the position follows
+    first children; a shallower one answers only for position 1) — a property test holds the
+    two to the same answers — but nothing here logs a value it cannot unescape.
+    """
+
+    def __init__(self, tree: "_Tree", header: Header):
+        self.tree = tree
         self.header = header
 
     control_id = property(lambda self: self.header.control_id)
@@ -101,30 +106,147 @@ class ParsedMessage:
         return f"{_first(h.sending_application)}|{_first(h.sending_facility)}"
 
     def segment_ids(self) -> list[str]:
-        return [str(seg[0][0]) for seg in self.message]
+        return [seg_id for seg_id, _ in self.tree.segments]
 
     def value(self, location: str | Location) -> str:
         """The unescaped text at a position (`PID-3.1`, `OBR-16`, ...); "" when absent.
         A field-level position reads its first component and subcomponent."""
         loc = location if isinstance(location, Location) else Location.parse(location)
-        return _read(self.message, loc)
+        return self.tree.read(loc)
 
     def components(self, location: str | Location) -> tuple[str, ...]:
         """All components of one repetition of a field, unescaped (first subcomponent each);
         () when the field is empty."""
         loc = location if isinstance(location, Location) else Location.parse(location)
-        return _components(self.message, loc)
+        return self.tree.components(loc)
 
     def repetitions(self, location: str | Location) -> list[str]:
         """Every repetition's value at a position, e.g. all lines of `NTE[2]-3`."""
         loc = location if isinstance(location, Location) else Location.parse(location)
-        seg = _segment(self.message, loc)
-        if seg is None or loc.field >= len(seg):
-            return []
-        count = len(seg(loc.field))
-        return [_read(self.message, Location(loc.segment, loc.occurrence, loc.field, rep,
-                                             loc.component, loc.subcomponent))
+        count = len(self.tree.repetition_texts(loc))
+        return [self.tree.read(Location(loc.segment, loc.occurrence, loc.field, rep,
+                                        loc.component, loc.subcomponent))
                 for rep in range(1, count + 1)]
+
+
+class _Tree:
+    """One message's segments as `(id, fields)`, `fields[n]` being field n's raw text (MSH-1
+    and MSH-2 included, as in the standard's numbering), and the message's delimiters."""
+
+    __slots__ = ("segments", "_by_id", "field_sep", "rep", "comp", "sub", "esc")
+
+    def __init__(self, text: str):
+        fs = text[3]
+        end = text.find(fs, 4)
+        if end < 0:
+            raise ValueError("no field after MSH-2")
+        enc = text[4:end]
+        self.field_sep = fs
+        self.comp = enc[0] if len(enc) > 0 else "^"
+        self.rep = enc[1] if len(enc) > 1 else "~"
+        self.esc = enc[2] if len(enc) > 2 else "\\"
+        self.sub = enc[3] if len(enc) > 3 else "&"
+        self.segments: list[tuple[str, list[str]]] = []
+        self._by_id: dict[str, list[list[str]]] = {}
+        for line in text.split("\r"):
+            if line[:3] in ("MSH", "BHS", "FHS") and len(line) > 3 and line[3] == fs:
+                cut = line.find(fs, 4)
+                fields = ([line[:3], fs, line[4:cut]] + line[cut + 1:].split(fs) if cut >= 0
+                          else [line[:3], fs, line[4:]])
+            else:
+                fields = line.split(fs)
+            seg_id = fields[0].split(self.rep, 1)[0]
+            self.segments.append((seg_id, fields))
+            self._by_id.setdefault(seg_id, []).append(fields)
+
+    def _fields(self, loc: Location) -> list[str] | None:
+        found = self._by_id.get(loc.segment)
+        if not found or loc.occurrence > len(found) or not loc.field or loc.field >= len(
+                found[loc.occurrence - 1]):
+            return None
+        return found[loc.occurrence - 1]
+
+    def repetition_texts(self, loc: Location) -> list[str]:
+        fields = self._fields(loc)
+        if fields is None:
+            return []
+        if loc.segment in ("MSH", "BHS", "FHS") and loc.field in (1, 2):
+            return [fields[loc.field]]
+        return fields[loc.field].split(self.rep)
+
+    def read(self, loc: Location) -> str:
+        reps = self.repetition_texts(loc)
+        if loc.repetition > len(reps):
+            return ""
+        text = reps[loc.repetition - 1]
+        comp, sub = loc.component or 1, loc.subcomponent or 1
+        if loc.segment in ("MSH", "BHS", "FHS") and loc.field in (1, 2):
+            return text if comp == 1 and sub == 1 else ""
+        if self.comp not in text and self.sub not in text:  # a leaf: only position 1 answers
+            return self.unescape(text) if comp == 1 and sub == 1 else ""
+        parts = text.split(self.comp)
+        if comp > len(parts):
+            return ""
+        part = parts[comp - 1]
+        if self.sub not in part:
+            return self.unescape(part) if sub == 1 else ""
+        subs = part.split(self.sub)
+        return self.unescape(subs[sub - 1]) if sub <= len(subs) else ""
+
+    def components(self, loc: Location) -> tuple[str, ...]:
+        reps = self.repetition_texts(loc)
+        if loc.repetition > len(reps):
+            return ()
+        text = reps[loc.repetition - 1]
+        count = len(text.split(self.comp)) if (self.comp in text or self.sub in text) else 1
+        parts = tuple(self.read(Location(loc.segment, loc.occurrence, loc.field, loc.repetition,
+                                         c)) for c in range(1, count + 1))
+        return parts if any(parts) else ()
+
+    def unescape(self, text: str) -> str:
+        """HL7 escape sequences (v2.5 section 2.7) to text: delimiters \\F\\ \\S\\ \\T\\ \\R\\ \\E\\,
+        hex \\Xhh..\\, formatting (.br, .sp ...); highlighting \\H\\ \\N\\ as python-hl7 does; a
+        sequence we cannot read (charset switches, malformed hex) is dropped."""
+        esc = self.esc
+        if esc not in text:
+            return text
+        out: list[str] = []
+        pieces = text.split(esc)
+        # pieces alternate: text, sequence, text, sequence, ...; a trailing odd sequence is
+        # unterminated and dropped, as python-hl7 does.
+        for index, piece in enumerate(pieces):
+            if index % 2 == 0:
+                out.append(piece)
+            elif index < len(pieces) - 1:
+                out.append(self._sequence(piece))
+        return "".join(out)
+
+    def _sequence(self, value: str) -> str:
+        simple = {"F": self.field_sep, "S": self.comp, "T": self.sub, "R": self.rep,
+                  "E": self.esc, "H": "_", "N": "_"}
+        if not value:
+            return ""
+        if value in simple:
+            return simple[value]
+        if value.startswith(".") and value[:3] in _FORMATTING:
+            count = value[3:]
+            if not count:
+                return _FORMATTING[value[:3]]
+            return _FORMATTING[value[:3]] * int(count) if count.isdigit() else ""
+        if value[0] == "X":
+            digits = value[1:]
+            out = []
+            for off in range(0, len(digits), 2):
+                pair = digits[off:off + 2]
+                if not re.fullmatch(r"[0-9A-Fa-f]{1,2}", pair):
+                    break
+                out.append(chr(int(pair, 16)))
+            return "".join(out)
+        return ""
+
+
+_FORMATTING = {".br": "\r", ".sp": "\r", ".fi": "", ".nf": "", ".in": "    ", ".ti": "    ",
+               ".sk": " ", ".ce": "\r"}
 
 
 def codec(charset: str) -> str | None:
@@ -168,17 +290,17 @@ def parse(raw: bytes) -> ParsedMessage:
         raise Hl7Error("message does not start with an MSH segment", hl7_code=100,
                        location="MSH^1")
     try:
-        message = hl7.parse(text)
-    except Exception:  # python-hl7 raises assorted errors on malformed delimiters
+        tree = _Tree(text)
+    except ValueError:
         raise Hl7Error("MSH segment cannot be parsed", hl7_code=100, location="MSH^1") from None
-    header = _header(message)
+    header = _header(tree)
     for field, value in ((9, header.message_type), (10, header.control_id), (12, header.version)):
         if not value:
             raise Hl7Error(f"MSH-{field} is empty", hl7_code=101, location=f"MSH^1^{field}")
     if header.version not in SUPPORTED_VERSIONS:
         raise Hl7Error(f"HL7 version {header.version} is not supported", hl7_code=203,
                        location="MSH^1^12", hint="send one of " + ", ".join(SUPPORTED_VERSIONS))
-    return ParsedMessage(message, header)
+    return ParsedMessage(tree, header)
 
 
 def salvage_header(raw: bytes) -> Header:
@@ -189,17 +311,17 @@ def salvage_header(raw: bytes) -> Header:
         return Header()
     line = re.split(rb"[\r\n]", raw[start:], maxsplit=1)[0]
     try:
-        return _header(hl7.parse(line.decode(codec(_raw_charset(line)) or "latin-1", "replace")))
+        return _header(_Tree(line.decode(codec(_raw_charset(line)) or "latin-1", "replace")))
     except Exception:  # salvage must not fail; an empty header still yields an ACK
         return Header()
 
 
-def _header(message: hl7.Message) -> Header:
+def _header(tree: _Tree) -> Header:
     def read(field: int, comp: int = 0) -> str:
-        return _read(message, Location("MSH", 1, field, 1, comp)).strip()
+        return tree.read(Location("MSH", 1, field, 1, comp)).strip()
 
     def parts(field: int) -> tuple[str, ...]:
-        return _components(message, Location("MSH", 1, field))
+        return tree.components(Location("MSH", 1, field))
 
     return Header(parts(3), parts(4), parts(5), parts(6), read(9), read(9, 2), read(10),
                   read(11), read(12), read(18))
@@ -228,38 +350,6 @@ def _msh18(line: str) -> str:
     if len(fields) <= 17:  # fields[0] is "MSH", fields[n] is MSH-(n+1)
         return ""
     return fields[17].split(rep)[0].split(comp)[0].strip().upper()
-
-
-def _segment(message: hl7.Message, loc: Location):
-    found = [seg for seg in message if seg[0][0] == loc.segment]
-    return found[loc.occurrence - 1] if loc.occurrence <= len(found) else None
-
-
-def _read(message: hl7.Message, loc: Location) -> str:
-    seg = _segment(message, loc)
-    if seg is None or not loc.field:
-        return ""
-    if loc.field >= len(seg) or loc.repetition > len(seg(loc.field)):
-        return ""
-    try:
-        return seg.extract_field(loc.occurrence, loc.field, loc.repetition, loc.component or 1,
-                                 loc.subcomponent or 1)
-    except IndexError:  # the tree ends before the position: the value is absent
-        return ""
-
-
-def _components(message: hl7.Message, loc: Location) -> tuple[str, ...]:
-    seg = _segment(message, loc)
-    if seg is None or not loc.field or loc.field >= len(seg):
-        return ()
-    field = seg(loc.field)
-    if loc.repetition > len(field):
-        return ()
-    rep = field(loc.repetition)
-    count = len(rep) if isinstance(rep, hl7.Repetition) else 1
-    parts = tuple(_read(message, Location(loc.segment, loc.occurrence, loc.field, loc.repetition,
-                                          c)) for c in range(1, count + 1))
-    return parts if any(parts) else ()
 
 
 def _first(parts: tuple[str, ...]) -> str:
