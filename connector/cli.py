@@ -185,6 +185,9 @@ def cmd_status(args) -> int:
         report = {"queue": queries.stats(conn)["outbox"], "destinations": outbox.destinations(conn),
                   "orthanc": {"url": services.config.orthanc_url,
                               "reachable": services.archive.is_alive()}}
+        report["queue"]["oldest_pending_item"] = queries.oldest_pending(conn)
+    report["problems"] = queries.health_problems(report["queue"], report["destinations"],
+                                                 report["orthanc"]["reachable"])
     print(json.dumps(report, indent=2))
     return 0
 
@@ -218,6 +221,11 @@ def cmd_config_check(args) -> int:
           f"(default {facilities.default}), billed as {billed}"
           + ("" if billed == config.facility_id else
              f" (facility.id {config.facility_id} is not in facilities.toml)"))
+    q = mappings.questionnaire
+    print(f"hl7 ok: mappings={sorted(mappings.hl7)}, questionnaire={len(q.items)} items "
+          f"(levels {'/'.join(name for name, _ in q.triage.levels)}), consent="
+          + (mappings.orm.consent.source if mappings.orm.consent.required else "not required")
+          + (", TEST MODE (test/demo INS accepted)" if config.hl7_test_mode else ""))
     return 0
 
 

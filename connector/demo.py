@@ -86,6 +86,8 @@ def demo_order(control_id: str, placer: str) -> str:
         f"ORC|NW|{placer}^DPI_HOPITAL||||||||||801234567897^MARTIN^Jean^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS",
         f"OBR|1|{placer}^DPI_HOPITAL||TELEDERM^Télé-expertise dermatologie^L|R||||||||Lésion pigmentée du dos apparue il y a 6 mois, évolutive. Mélanome ?||||801234567897^MARTIN^Jean",
         "NTE|1||Patiente phototype II, antécédent familial de mélanome.",
+        # the patient's consent to the tele-expertise (required: mappings/hl7/orm_o01.toml)
+        "OBX|1|CWE|CONSENT^Consentement du patient à la télé-expertise^L||Y^Oui^HL70136||||||F",
     ]
     return "\r".join(segments) + "\r"
 

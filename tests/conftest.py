@@ -95,5 +95,7 @@ def orthanc_factory(tmp_path_factory):
 
 def dciodvfy_errors(path) -> list[str]:
     """The "Error" lines dicom3tools' dciodvfy reports for a file (it writes to stderr)."""
-    out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    # errors="replace": dciodvfy echoes values in the file's own charset (ISO_IR 100 is Latin-1)
+    out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True,
+                         errors="replace", timeout=60)
     return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]

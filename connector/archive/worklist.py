@@ -11,6 +11,16 @@ Each case has one entry per modality (XC for photos, DMS for dermoscopy), in a f
 the case and the modality, so writing it again replaces it (idempotent). A file is written under
 a temporary name (extension `.tmp`, which the plugin ignores), fsynced, then renamed: a query
 never reads half an entry.
+
+Urgency: Requested Procedure Priority (0040,1003) is the case's triage level (STAT, HIGH,
+MEDIUM, ROUTINE, LOW: order priority + questionnaire red flags, mappings/questionnaire.toml),
+or the order priority alone for a case never triaged; devices sort their worklist on it, and
+`WorklistFolder.entries()` returns the published entries in that order (`sort_key`).
+
+Identity: Patient ID / Issuer of Patient ID are the case's patient id (the qualified INS with its
+OID, or the IPP), other identifiers go in Other Patient IDs Sequence; an OID issuer is also
+given as Issuer of Patient ID Qualifiers (ISO). Specific Character Set is ISO_IR 100 when every
+text fits Latin-1, else ISO_IR 192 (UTF-8).
 """
 
 from __future__ import annotations
@@ -22,14 +32,18 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from connector.domain.errors import DomainError
-from connector.domain.model import Patient, Practitioner, Priority
+from connector.domain.model import (TRIAGE_LEVELS, Patient, Practitioner, Priority,
+                                    dicom_charset)
 
-__all__ = ["MODALITIES", "PRIORITY_VALUES", "WorklistEntry", "WorklistFolder", "entry_dataset"]
+__all__ = ["MODALITIES", "PRIORITY_VALUES", "WorklistEntry", "WorklistFolder", "entry_dataset",
+           "sort_key"]
 
 MODALITIES = ("XC", "DMS")
 SUFFIX = ".wl"
@@ -39,7 +53,7 @@ PRIORITY_VALUES = {Priority.STAT: "STAT", Priority.URGENT: "HIGH", Priority.ROUT
 
 _AE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # printable, no backslash
 _FILE = re.compile(r"^(?P<accession>[A-Za-z0-9]+)-(?P<modality>[A-Z]+)\.wl$")
-_CHARSET = "ISO_IR 192"  # UTF-8, as the images we write
+_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
 MWL_FIND = "1.2.840.10008.5.1.4.31"  # Modality Worklist Information Model - FIND
 
 
@@ -58,6 +72,7 @@ class WorklistEntry:
     start: str                    # SPS start, YYYYMMDDHHMMSS (local time)
     procedure_description: str    # Requested Procedure Description (LO)
     step_description: str         # Scheduled Procedure Step Description (LO)
+    triage_level: str = ""        # STAT ... LOW (domain TRIAGE_LEVELS); "" = not triaged
 
     def __post_init__(self):
         if self.modality not in MODALITIES:
@@ -81,6 +96,14 @@ class WorklistEntry:
         if len(self.placer_order_number) > 64:
             raise DomainError("placer order number is longer than 64 characters",
                               where="placer_order_number")
+        if self.triage_level and self.triage_level not in TRIAGE_LEVELS:
+            raise DomainError("triage level must be one of " + ", ".join(TRIAGE_LEVELS),
+                              where="triage_level")
+
+    @property
+    def requested_priority(self) -> str:
+        """Requested Procedure Priority: the triage level, else from the order priority."""
+        return self.triage_level or PRIORITY_VALUES[self.priority]
 
     @property
     def step_id(self) -> str:
@@ -92,6 +115,13 @@ class WorklistEntry:
         return file_name(self.accession, self.modality)
 
 
+def sort_key(priority: str, start: str, accession: str) -> tuple:
+    """Most urgent first (STAT, HIGH, MEDIUM, ROUTINE, LOW, anything else), then the earliest
+    scheduled start, then the accession: the order a device should work through its list."""
+    rank = TRIAGE_LEVELS.index(priority) if priority in TRIAGE_LEVELS else len(TRIAGE_LEVELS)
+    return rank, start, accession
+
+
 def file_name(accession: str, modality: str) -> str:
     """The one file name of a case's entry for a modality (so a rewrite replaces it)."""
     return f"{accession}-{modality}{SUFFIX}"
@@ -100,13 +130,22 @@ def file_name(accession: str, modality: str) -> str:
 def entry_dataset(entry: WorklistEntry) -> Dataset:
     """The worklist item as Orthanc returns it to a C-FIND (PS3.4 K.6.1.2.2 return keys)."""
     ds = Dataset()
-    ds.SpecificCharacterSet = _CHARSET
+    patient = entry.patient
+    ds.SpecificCharacterSet = dicom_charset(
+        [patient.name.hl7(), patient.id, patient.issuer, entry.requester.name.hl7(),
+         entry.placer_order_number, entry.procedure_description, entry.step_description,
+         *(part for pair in patient.other_ids for part in pair)])
     # Patient identification and demographics
-    ds.PatientName = entry.patient.name.hl7()
-    ds.PatientID = entry.patient.id
-    ds.IssuerOfPatientID = entry.patient.issuer
-    ds.PatientBirthDate = entry.patient.birth_date
-    ds.PatientSex = entry.patient.sex
+    ds.PatientName = patient.name.hl7()
+    ds.PatientID = patient.id
+    ds.IssuerOfPatientID = patient.issuer
+    if _OID.match(patient.issuer):
+        ds.IssuerOfPatientIDQualifiersSequence = Sequence([_qualifiers(patient.issuer)])
+    if patient.other_ids:
+        ds.OtherPatientIDsSequence = Sequence(
+            [_other_id(other, issuer) for other, issuer in patient.other_ids])
+    ds.PatientBirthDate = patient.birth_date
+    ds.PatientSex = patient.sex
     # Imaging service request
     ds.AccessionNumber = entry.accession
     ds.ReferringPhysicianName = entry.requester.name.hl7()
@@ -115,7 +154,7 @@ def entry_dataset(entry: WorklistEntry) -> Dataset:
     # Requested procedure
     ds.RequestedProcedureID = entry.accession
     ds.RequestedProcedureDescription = entry.procedure_description
-    ds.RequestedProcedurePriority = PRIORITY_VALUES[entry.priority]
+    ds.RequestedProcedurePriority = entry.requested_priority
     ds.StudyInstanceUID = entry.study_uid
     ds.ReferencedStudySequence = Sequence()
     # Scheduled procedure step
@@ -130,6 +169,23 @@ def entry_dataset(entry: WorklistEntry) -> Dataset:
     step.ScheduledProcedureStepStatus = "SCHEDULED"
     ds.ScheduledProcedureStepSequence = Sequence([step])
     return ds
+
+
+def _qualifiers(oid: str) -> Dataset:
+    item = Dataset()
+    item.UniversalEntityID = oid
+    item.UniversalEntityIDType = "ISO"
+    return item
+
+
+def _other_id(value: str, issuer: str) -> Dataset:
+    item = Dataset()
+    item.PatientID = value
+    item.IssuerOfPatientID = issuer
+    if _OID.match(issuer):
+        item.IssuerOfPatientIDQualifiersSequence = Sequence([_qualifiers(issuer)])
+    item.TypeOfPatientID = "TEXT"
+    return item
 
 
 def entry_bytes(entry: WorklistEntry) -> bytes:
@@ -176,6 +232,20 @@ class WorklistFolder:
             return False
         self._sync_dir()
         return True
+
+    def entries(self) -> list[Dataset]:
+        """Every published entry, read back, most urgent first (`sort_key`)."""
+        found = []
+        for accession, modality in self.published():
+            try:
+                ds = dcmread(self.path(accession, modality))
+            except (OSError, InvalidDicomError):
+                continue  # withdrawn meanwhile, or not ours
+            step = ds.ScheduledProcedureStepSequence[0]
+            found.append((sort_key(str(ds.get("RequestedProcedurePriority", "")),
+                                   f"{step.ScheduledProcedureStepStartDate}"
+                                   f"{step.ScheduledProcedureStepStartTime}", accession), ds))
+        return [ds for _, ds in sorted(found, key=lambda item: item[0])]
 
     def published(self) -> list[tuple[str, str]]:
         """(accession, modality) of every entry file in the folder."""

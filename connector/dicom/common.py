@@ -3,6 +3,17 @@
 Why: the photos and the PDF report of one case must carry identical patient and study
 attributes, or the archive shows one study with conflicting demographics. Building them in one
 place keeps them identical and validates the inputs once (strict when encoding).
+
+Identity: Patient ID / Issuer of Patient ID are the patient's id (in France the INS with its OID
+when the identity is qualified, else the IPP: `domain.model.Patient`); an OID issuer is also
+given as Issuer of Patient ID Qualifiers (Universal Entity ID, type ISO); the patient's other
+identifiers (the IPP beside a qualified INS, or the reverse) go in Other Patient IDs Sequence.
+An INS that is not usable is never written.
+
+Character set: names and identifiers arrive from HL7 in UTF-8, 8859/1 or 8859/15 and are text
+(str) here; what reaches Orthanc is ISO_IR 100 (Latin-1) when every text of the object fits it,
+else ISO_IR 192 (UTF-8), because 8859/15 (Œ œ €) has no DICOM defined term. `fit_charset`
+decides from every text element; `to_bytes` applies it before writing.
 """
 
 from __future__ import annotations
@@ -10,13 +21,18 @@ from __future__ import annotations
 import datetime as dt
 import io
 
+import re
+
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
 from pydicom.uid import RE_VALID_UID
 
 from connector.domain.errors import DomainError
-from connector.domain.model import Patient, PersonName
+from connector.domain.model import UTF8, Patient, PersonName, dicom_charset
 
-CHARSET = "ISO_IR 192"  # UTF-8: French accents in names and titles
+CHARSET = UTF8  # the widest we write; `fit_charset` picks ISO_IR 100 when it is enough
+_TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "PN", "UC"})
+_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
 
 
 def patient_and_study(
@@ -32,12 +48,7 @@ def patient_and_study(
     check_len(accession, 16, "accession")
     ds = Dataset()
     ds.SpecificCharacterSet = CHARSET
-    ds.PatientName = patient.name.hl7()
-    ds.PatientID = patient.id
-    if patient.issuer:
-        ds.IssuerOfPatientID = patient.issuer
-    ds.PatientBirthDate = patient.birth_date
-    ds.PatientSex = patient.sex
+    add_patient(ds, patient)
     ds.StudyInstanceUID = study_uid
     ds.StudyDate, ds.StudyTime = (
         split_datetime(study_datetime, "study_datetime") if study_datetime else ("", "")
@@ -45,7 +56,54 @@ def patient_and_study(
     ds.ReferringPhysicianName = referring.hl7() if referring else ""
     ds.StudyID = ""
     ds.AccessionNumber = accession
+    fit_charset(ds)
     return ds
+
+
+def add_patient(ds: Dataset, patient: Patient) -> None:
+    """The Patient module's identification and demographics (see the module docstring)."""
+    ds.PatientName = patient.name.hl7()
+    ds.PatientID = patient.id
+    if patient.issuer:
+        ds.IssuerOfPatientID = patient.issuer
+        if _OID.match(patient.issuer):
+            ds.IssuerOfPatientIDQualifiersSequence = Sequence([_qualifiers(patient.issuer)])
+    if patient.other_ids:
+        ds.OtherPatientIDsSequence = Sequence(
+            [_other_id(value, issuer) for value, issuer in patient.other_ids])
+    ds.PatientBirthDate = patient.birth_date
+    ds.PatientSex = patient.sex
+
+
+def _qualifiers(oid: str) -> Dataset:
+    item = Dataset()
+    item.UniversalEntityID = oid
+    item.UniversalEntityIDType = "ISO"
+    return item
+
+
+def _other_id(value: str, issuer: str) -> Dataset:
+    item = Dataset()
+    item.PatientID = value
+    if issuer:
+        item.IssuerOfPatientID = issuer
+        if _OID.match(issuer):
+            item.IssuerOfPatientIDQualifiersSequence = Sequence([_qualifiers(issuer)])
+    item.TypeOfPatientID = "TEXT"
+    return item
+
+
+def fit_charset(ds: Dataset) -> str:
+    """Set Specific Character Set from every text element (nested ones too): ISO_IR 100 when
+    all of it is Latin-1, else ISO_IR 192. Values must already be text (build them as str, or
+    `ds.decode()` a received object first). Returns the term set."""
+    texts = []
+    for element in ds.iterall():
+        if element.VR in _TEXT_VRS and element.value is not None:
+            values = element.value if element.VM > 1 else [element.value]
+            texts.extend(str(v) for v in values)
+    ds.SpecificCharacterSet = dicom_charset(texts)
+    return ds.SpecificCharacterSet
 
 
 def file_meta(sop_class: str, sop_uid: str, transfer_syntax: str) -> FileMetaDataset:
@@ -59,7 +117,9 @@ def file_meta(sop_class: str, sop_uid: str, transfer_syntax: str) -> FileMetaDat
 
 
 def to_bytes(ds: Dataset) -> bytes:
-    """Serialise as a DICOM Part-10 file (preamble, DICM, file meta) in memory."""
+    """Serialise as a DICOM Part-10 file (preamble, DICM, file meta) in memory, in the
+    narrowest character set its text fits (`fit_charset`)."""
+    fit_charset(ds)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()

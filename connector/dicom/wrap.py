@@ -39,6 +39,7 @@ from .common import (
     check_number,
     check_uid,
     file_meta,
+    fit_charset,
     patient_and_study,
     split_datetime,
     to_bytes,
@@ -146,6 +147,7 @@ def wrap_image(
     ds.file_meta = file_meta(VLPhotographicImageStorage, sop_uid, frame.transfer_syntax)
     if dermoscope is not None:
         ds = to_dermoscopy(ds, *dermoscope)
+    fit_charset(ds)  # ISO_IR 100 when every text fits Latin-1, else ISO_IR 192
     return WrappedImage(
         dataset=ds, sop_class_uid=ds.SOPClassUID,
         transfer_syntax_uid=frame.transfer_syntax, source_type=frame.source_type,

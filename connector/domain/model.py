@@ -47,6 +47,23 @@ _DATE = re.compile(r"^\d{8}$")
 NAME_MAX = 64  # DICOM PN: 64 characters per component group
 
 
+# DICOM Specific Character Set (0008,0005) defined terms we write. ISO 8859-15 (the HL7 `8859/15`
+# French senders use, with Œ œ € Š ...) has no DICOM defined term: such text goes in UTF-8.
+LATIN1 = "ISO_IR 100"
+UTF8 = "ISO_IR 192"
+
+
+def dicom_charset(texts) -> str:
+    """The character set for a set of strings: `ISO_IR 100` when every character is Latin-1
+    (ISO 8859-1), else `ISO_IR 192` (UTF-8)."""
+    for text in texts:
+        try:
+            text.encode("latin-1")
+        except UnicodeEncodeError:
+            return UTF8
+    return LATIN1
+
+
 @dataclass(frozen=True)
 class PersonName:
     family: str
@@ -72,13 +89,48 @@ class PersonName:
         return f"{self.family}^{self.given}" if self.given else self.family
 
 
+# French national identity (reference hl7-and-billing.md 9.2-9.3). The RNIV's four exclusive
+# identity statuses (PID-32, table 0445 of the French extension), weakest first; "" = not given.
+IDENTITY_STATUSES = ("PROV", "VALI", "RECUP", "QUAL")
+QUALIFIED = "QUAL"
+_INS = re.compile(r"^[0-9]{5}(?:[0-9]{2}|2A|2B)[0-9]{8}$")
+
+
+def ins_key_ok(value: str) -> bool:
+    """The NIR/NIA control key: the last two digits are 97 - (the first 13 mod 97), with
+    Corsica's 2A/2B read as 19/18. `value` must already have the INS shape (15 characters)."""
+    body = value[:13].replace("2A", "19", 1) if value[5:7] == "2A" else value[:13]
+    body = body.replace("2B", "18", 1) if value[5:7] == "2B" else body
+    return body.isdigit() and int(value[13:]) == 97 - int(body) % 97
+
+
+def valid_ins(value: str) -> bool:
+    """A well-formed INS matricule (NIR or NIA): 15 characters with a correct key."""
+    return bool(_INS.match(value)) and ins_key_ok(value)
+
+
 @dataclass(frozen=True)
 class Patient:
+    """A patient as the connector identifies them.
+
+    `id`/`issuer` are the identifier everything is keyed on (PatientID + Issuer of Patient ID
+    in DICOM). In France the national INS may be that identifier only when the identity is
+    qualified (`identity_status` QUAL); otherwise it is kept here (`ins`, `ins_oid`) but
+    flagged unusable (`ins_usable` False), sent nowhere, and the local IPP is the id.
+    `other_ids` are further identifiers of the same patient that may be sent alongside
+    ((id, issuer) pairs: DICOM Other Patient IDs Sequence).
+    """
+
     id: str
     name: PersonName
     issuer: str = ""
     birth_date: str = ""  # YYYYMMDD or empty
     sex: str = ""
+    ins: str = ""                          # INS matricule (NIR or NIA), whatever its status
+    ins_oid: str = ""                      # its assigning authority (1.2.250.1.213.1.4.8 ...)
+    identity_status: str = ""              # PROV | VALI | RECUP | QUAL, "" when not given
+    identity_flags: tuple[str, ...] = ()   # other PID-32 codes (identity attributes), as sent
+    other_ids: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
         if not self.id.strip():
@@ -89,19 +141,168 @@ class Patient:
             raise DomainError("birth date is not a valid YYYYMMDD date", where="patient.birth_date")
         if self.sex and self.sex not in {s.value for s in SexValues}:
             raise DomainError("sex must be M, F or O", where="patient.sex")
+        if self.identity_status and self.identity_status not in IDENTITY_STATUSES:
+            raise DomainError("identity status must be PROV, VALI, RECUP or QUAL",
+                              where="patient.identity_status")
+        if self.ins and not valid_ins(self.ins):
+            raise DomainError("INS is not a 15-character NIR/NIA with a correct key",
+                              where="patient.ins")
+        if bool(self.ins) != bool(self.ins_oid):
+            raise DomainError("an INS needs its assigning authority OID, and only an INS has one",
+                              where="patient.ins")
+        for other_id, other_issuer in self.other_ids:
+            if not other_id.strip() or len(other_id) > 64 or len(other_issuer) > 64:
+                raise DomainError("other patient identifiers must be 1 to 64 characters",
+                                  where="patient.other_ids")
+        if self.ins and not self.ins_usable and (
+                (self.ins, self.ins_oid) in self.other_ids
+                or (self.id, self.issuer) == (self.ins, self.ins_oid)):
+            raise DomainError("the INS may identify the patient only when the identity is "
+                              "qualified (QUAL)", where="patient.ins",
+                              hint="keep the local identifier (IPP) as the patient id")
+
+    @property
+    def ins_usable(self) -> bool:
+        """True when the INS may be used to identify the patient: a qualified identity."""
+        return bool(self.ins) and self.identity_status == QUALIFIED
+
+
+IDNATPS_OID = "1.2.250.1.71.4.2.1"  # assigning authority of the French IdNatPS
+_RPPS = re.compile(r"^[0-9]{11}$")
 
 
 @dataclass(frozen=True)
 class Practitioner:
-    """A doctor, identified nationally (IdNatPS in France) or by a local id."""
+    """A doctor, identified nationally (IdNatPS in France) or by a local id.
+
+    `id_type` is the identifier type code as sent (XCN-13: IDNPS, RPPS ...); `rpps` the 11-digit
+    RPPS number when the id is RPPS-based (an IdNatPS is `8` + RPPS) or is a bare RPPS.
+    """
 
     id: str
     name: PersonName
     authority: str = ""
+    id_type: str = ""
+    rpps: str = ""
 
     def __post_init__(self):
         if not self.id.strip():
             raise DomainError("practitioner identifier is empty", where="practitioner.id")
+        if self.rpps and not _RPPS.match(self.rpps):
+            raise DomainError("RPPS number must be 11 digits", where="practitioner.id")
+
+
+@dataclass(frozen=True)
+class Facility:
+    """A care facility; in France identified by its FINESS number (9 characters)."""
+
+    finess: str = ""
+    name: str = ""
+    kind: str = ""  # FINEG (geographic) | FINEJ (legal entity) | "" when not said
+
+    def __post_init__(self):
+        if self.finess and not re.fullmatch(r"(?:[0-9]{2}|2A|2B)[0-9]{7}", self.finess):
+            raise DomainError("FINESS number must be 9 characters (department + 7 digits)",
+                              where="facility.finess")
+        if len(self.name) > 100:
+            raise DomainError("facility name is longer than 100 characters",
+                              where="facility.name")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One item of the structured request (questionnaire) answered on an order.
+
+    `values` are answer codes (coded and yes/no items) or the number or text as sent; `weight`
+    is the triage points they carry; `red_flags` the values that are warning signs. `label` and
+    `value_labels` keep the wording (French, English) the questionnaire had when it was answered.
+    """
+
+    item: str
+    values: tuple[str, ...]
+    weight: int = 0
+    red_flags: tuple[str, ...] = ()
+    label: tuple[str, str] = ("", "")                       # (fr, en)
+    value_labels: tuple[tuple[str, str, str], ...] = ()     # (value, fr, en)
+
+    def __post_init__(self):
+        if not self.item.strip():
+            raise DomainError("questionnaire item id is empty", where="questionnaire")
+        if not self.values or not all(v.strip() for v in self.values):
+            raise DomainError("questionnaire answer is empty", where="questionnaire")
+        if not set(self.red_flags) <= set(self.values):
+            raise DomainError("a red flag must be one of the answer's values",
+                              where="questionnaire")
+
+
+@dataclass(frozen=True)
+class Consent:
+    """The patient's consent to the tele-expertise, as the order carried it."""
+
+    source: str           # OBX | CON
+    given_at: str = ""    # HL7 timestamp when the order says when, else ""
+
+    def __post_init__(self):
+        if self.source not in ("OBX", "CON"):
+            raise DomainError("consent source must be OBX or CON", where="consent")
+
+
+# Triage levels are the DICOM Requested Procedure Priority (0040,1003) defined terms, most
+# urgent first, so the level goes to the worklist unchanged.
+TRIAGE_LEVELS = ("STAT", "HIGH", "MEDIUM", "ROUTINE", "LOW")
+
+
+@dataclass(frozen=True)
+class Triage:
+    """How urgently a case should be looked at: a score and the level it reaches."""
+
+    score: int = 0
+    level: str = ""   # one of TRIAGE_LEVELS, "" when never assessed
+    red_flags: tuple[str, ...] = ()  # item:value of every red flag answered
+
+    def __post_init__(self):
+        if self.level and self.level not in TRIAGE_LEVELS:
+            raise DomainError("triage level must be one of " + ", ".join(TRIAGE_LEVELS),
+                              where="triage")
+
+    @property
+    def rank(self) -> int:
+        """0 for STAT ... 4 for LOW; 5 when never assessed (sorts last)."""
+        return TRIAGE_LEVELS.index(self.level) if self.level else len(TRIAGE_LEVELS)
+
+
+@dataclass(frozen=True)
+class TriagePolicy:
+    """The triage rule (mappings/questionnaire.toml [triage]): points for the order priority plus
+    the weights of the answers; the level is the most urgent one whose minimum the score reaches
+    (the least urgent level when it reaches none)."""
+
+    priority_points: tuple[tuple[Priority, int], ...] = (
+        (Priority.STAT, 100), (Priority.URGENT, 50), (Priority.ROUTINE, 0))
+    levels: tuple[tuple[str, int], ...] = (("STAT", 100), ("HIGH", 40), ("ROUTINE", 0))
+
+    def __post_init__(self):
+        if not self.levels:
+            raise DomainError("triage needs at least one level", where="triage.levels")
+        names = [name for name, _ in self.levels]
+        if any(n not in TRIAGE_LEVELS for n in names) or len(set(names)) != len(names):
+            raise DomainError("triage levels must be distinct among " + ", ".join(TRIAGE_LEVELS),
+                              where="triage.levels")
+        ordered = sorted(self.levels, key=lambda item: TRIAGE_LEVELS.index(item[0]))
+        minimums = [minimum for _, minimum in ordered]
+        if minimums != sorted(minimums, reverse=True) or len(set(minimums)) != len(minimums):
+            raise DomainError("a more urgent triage level needs a higher minimum score",
+                              where="triage.levels")
+        if {p for p, _ in self.priority_points} != set(Priority):
+            raise DomainError("triage needs points for every priority (stat, urgent, routine)",
+                              where="triage.priority")
+
+    def assess(self, priority: Priority, answers: tuple[Answer, ...] = ()) -> Triage:
+        score = dict(self.priority_points)[priority] + sum(a.weight for a in answers)
+        ordered = sorted(self.levels, key=lambda item: TRIAGE_LEVELS.index(item[0]))
+        level = next((name for name, minimum in ordered if score >= minimum), ordered[-1][0])
+        flags = tuple(f"{a.item}:{v}" for a in answers for v in a.red_flags)
+        return Triage(score, level, flags)
 
 
 @dataclass(frozen=True)
@@ -118,6 +319,10 @@ class Order:
     # True when the patient is hospitalised at the requesting facility (PV1-2 = I): the
     # tele-expertise is then not billable (hospitals bill it for outpatient activity only).
     patient_hospitalised: bool = False
+    questionnaire: tuple[Answer, ...] = ()   # the structured request, in questionnaire order
+    consent: Consent | None = None           # None: not recorded (orders from before consent)
+    triage: Triage = Triage()                # level "" when never assessed
+    facility: Facility | None = None         # the requesting facility, when the order names it
 
     def __post_init__(self):
         if not isinstance(self.patient_hospitalised, bool):
@@ -128,6 +333,9 @@ class Order:
         if len(self.placer_order_number) > 22:
             raise DomainError("placer order number is longer than 22 characters",
                               where="placer_order_number")
+        items = [a.item for a in self.questionnaire]
+        if len(set(items)) != len(items):
+            raise DomainError("a questionnaire item is answered twice", where="questionnaire")
 
 
 @dataclass

@@ -2,6 +2,12 @@
 (OBX ED) -> `OrderImage`s, and a teleconsultation the EHR reports as done (a teleconsultation
 procedure code in OBR-4) -> `ReportedTeleconsultation`.
 
+A new order (ORC-1 NW) also carries the patient's consent (required, `questionnaire.py`), the
+structured request (questionnaire answers, `mappings/questionnaire.toml`) and the triage they
+give, and the requesting facility (FINESS). French identity rules (INS and its status, IdNatPS /
+RPPS) are in `identity.py`; test and demo INS are accepted only when the mapping was loaded for
+a site in test mode (`OrmMapping.test_mode`, from `[hl7] test_mode` of the config).
+
 Which field holds what is data (`mappings/hl7/orm_o01.toml`), because senders disagree (ORC-12
 or OBR-16, TQ1-9 or ORC-7 or OBR-5 ...). Every problem becomes an `Hl7Error` located where the
 sender must look; domain validation errors are relocated onto the HL7 position they came from.
@@ -21,7 +27,10 @@ from connector.domain.errors import ConfigError, DomainError
 from connector.domain.model import Order, Patient, PersonName, Practitioner, Priority, valid_date
 
 from .errors import Hl7Error
+from .identity import IdentityMapping, facility, load_identity, patient_ids, practitioner_ids
 from .parse import Location, ParsedMessage
+from .questionnaire import (ConsentMapping, Questionnaire, answers_from_order,
+                            consent_from_order, load_consent, load_questionnaire)
 
 MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "hl7" / "orm_o01.toml"
 
@@ -84,6 +93,12 @@ class OrmMapping:
     images: ImageMapping = ImageMapping()
     inpatient_classes: frozenset[str] = frozenset({"I"})
     teleconsultation: TeleconsultationMapping = TeleconsultationMapping()
+    identity: IdentityMapping = IdentityMapping()
+    consent: ConsentMapping = ConsentMapping()
+    # The questionnaire the order's OBX answer (None: the shipped mappings/questionnaire.toml).
+    questionnaire: Questionnaire | None = None
+    # Test mode (config `[hl7] test_mode`): test and demo INS are accepted.
+    test_mode: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,7 +165,8 @@ def load_mapping(path: Path = MAPPING_FILE) -> OrmMapping:
         raise fail("codes.inpatient_classes", "must be a list of PV1-2 patient classes")
     return OrmMapping(positions, notes, frozenset(controls), priorities, dict(sexes),
                       _image_mapping(data, fail), frozenset(c.upper() for c in inpatient),
-                      _teleconsultation_mapping(data, fail))
+                      _teleconsultation_mapping(data, fail), load_identity(data, fail),
+                      load_consent(data, fail))
 
 
 def _teleconsultation_mapping(data: dict, fail) -> TeleconsultationMapping:
@@ -291,14 +307,38 @@ def order_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> tup
     question, priority, ordered_at = _question(reader), _priority(reader), _ordered_at(reader)
     _, patient_class = reader.first("patient_class")
     hospitalised = patient_class.upper() in m.inpatient_classes
+    extra = {}
+    if control.upper() == "NW":
+        extra = _request(msg, m, priority)
     order = _relocate(lambda: Order(msg.sender, placer, patient, requester, question, priority,
-                                    ordered_at, hospitalised), {"placer_order_number": placer_loc})
+                                    ordered_at, hospitalised, **extra),
+                      {"placer_order_number": placer_loc})
     return control.upper(), order
+
+
+def _request(msg: ParsedMessage, m: OrmMapping, priority: Priority) -> dict:
+    """What only a new order carries: consent, questionnaire answers, triage, facility."""
+    consent = consent_from_order(msg, m.consent)
+    questionnaire = m.questionnaire or load_questionnaire()
+    t = m.teleconsultation
+
+    def not_a_question(n: int) -> bool:
+        return m.consent.is_consent_obx(msg, n) or msg.value(
+            replace(t.majoration, occurrence=n)).strip().upper() in t.majoration_codes
+
+    answers = answers_from_order(msg, questionnaire, not_a_question)
+    return {"questionnaire": answers, "consent": consent,
+            "triage": questionnaire.triage.assess(priority, answers),
+            "facility": facility(msg, m.identity)}
 
 
 def patient_from_message(msg: ParsedMessage, mapping: OrmMapping | None = None) -> Patient:
     """The patient of any message with a PID (orders, ADT updates), read with the order
-    mapping's positions and rules, so an ADT and an order agree on who the patient is."""
+    mapping's positions and rules, so an ADT and an order agree on who the patient is.
+
+    French identity rules apply (`identity.py`): the INS is read from PID-3 with its status
+    (PID-32) and identifies the patient only when qualified (QUAL), else the IPP does; test and
+    demo INS are refused unless `mapping.test_mode`."""
     return _patient(_Reader(msg, mapping or load_mapping()))
 
 
@@ -386,10 +426,9 @@ def _component(msg: ParsedMessage, loc: Location, component: int) -> str:
 
 
 def _patient(r: _Reader) -> Patient:
-    id_loc = r.first_field("patient_id")
-    patient_id = r.part(id_loc, 1)
-    if not patient_id:
-        raise _missing("patient identifier", id_loc)
+    m = r.mapping
+    ids = patient_ids(r.msg, m.positions["patient_id"], m.identity, test_mode=m.test_mode)
+    id_loc = ids.location
     name_loc = r.first_field("patient_name")
     name = _name(r, name_loc, "patient name")
     birth_loc, birth = r.first("birth_date")
@@ -399,10 +438,14 @@ def _patient(r: _Reader) -> Patient:
                        location=birth_loc.erl())
     sex_loc, sex_code = r.first("sex")
     sex = _code(r.mapping.sex_codes, sex_code.upper(), sex_loc, "sex", "")
-    return _relocate(lambda: Patient(patient_id, name, issuer=r.hd(id_loc, 4),
-                                     birth_date=birth, sex=sex),
+    return _relocate(lambda: Patient(ids.id, name, issuer=ids.issuer, birth_date=birth, sex=sex,
+                                     ins=ids.ins, ins_oid=ids.ins_oid,
+                                     identity_status=ids.status, identity_flags=ids.flags,
+                                     other_ids=ids.other_ids),
                      {"patient.id": id_loc, "patient.birth_date": birth_loc,
-                      "patient.sex": sex_loc, "name": name_loc})
+                      "patient.sex": sex_loc, "name": name_loc, "patient.ins": id_loc,
+                      "patient.other_ids": id_loc,
+                      "patient.identity_status": m.identity.reliability})
 
 
 def _requester(r: _Reader) -> Practitioner:
@@ -415,7 +458,10 @@ def _practitioner(r: _Reader, loc: Location, what: str) -> Practitioner:
     if not ident:
         raise _missing(f"{what} identifier", loc)
     name = _name(r, loc, f"{what} name", offset=1)
-    return _relocate(lambda: Practitioner(ident, name, authority=r.hd(loc, 9)),
+    authority = r.hd(loc, 9)
+    id_type, rpps = practitioner_ids(r.msg, loc, r.mapping.identity, ident, authority)
+    return _relocate(lambda: Practitioner(ident, name, authority=authority, id_type=id_type,
+                                          rpps=rpps),
                      {"practitioner.id": loc, "name": loc})
 
 

@@ -8,6 +8,9 @@ worker runs, and is not written at all if the case no longer takes images.
 
 `retire` removes the entries of cases that no longer take images (answered, amended, closed,
 cancelled, rejected); the worker calls it periodically, so no other step has to remember to.
+
+Each entry carries the case's triage level as Requested Procedure Priority (the order priority
+plus the questionnaire's red flags), so capture devices list the most urgent cases first.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ def perform(services: Services, payload: bytes) -> str:
         placer_order_number=case.order.placer_order_number, patient=case.order.patient,
         requester=case.order.requester, priority=case.order.priority, modality=modality,
         station_ae=services.config.station_ae(modality), start=_local(created_at),
-        procedure_description=text["procedure"], step_description=text[modality])
+        procedure_description=text["procedure"], step_description=text[modality],
+        triage_level=case.order.triage.level)
     WorklistFolder(services.config.worklist_folder).write(entry)
     return "written"
 

@@ -74,8 +74,13 @@ def order(placer: str, *, control: str = "NW", patient: str = "IPP-B-1", patient
         segment("OBR", {1: "1", 2: f"{placer}^DPI_HOPITAL", 4: service, 7: performed_at,
                         13: "Lésion pigmentée", 16: requester}),
         *obx,
+        *((CONSENT,) if control == "NW" else ()),  # after the test's OBX: their numbers hold
     ]
     return ("\r".join(segments) + "\r").encode("utf-8")
+
+
+# The patient's consent, which every new order must carry (mappings/hl7/orm_o01.toml).
+CONSENT = "OBX|9|CWE|CONSENT^Consentement du patient^L||Y^Oui^HL70136||||||F"
 
 
 def majoration(n: int, code: str) -> str:

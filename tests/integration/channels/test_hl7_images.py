@@ -15,8 +15,13 @@ from connector.store.schema import cases, images
 
 
 def with_obx(*segments: str):
-    """An edit that appends OBX segments after the order's NTE."""
-    return lambda text: text + "\r".join(segments) + "\r"
+    """An edit that puts OBX segments right after the order's NTE (before its consent OBX, so
+    they are OBX 1, 2 ...)."""
+    def edit(text: str) -> str:
+        head, nte, rest = text.partition("\rNTE|")
+        line, _, tail = rest.partition("\r")
+        return head + nte + line + "\r" + "\r".join(segments) + "\r" + tail
+    return edit
 
 
 def obx(n: int, data: bytes | str, *, code: str = "PHOTO", subtype: str = "JPEG",

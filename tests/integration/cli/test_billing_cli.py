@@ -90,7 +90,8 @@ def _fill_store(config_path):
         raw = (f"MSH|^~\\&|DPI|CHU_DEMO|TELEDERM|TELEDERM|20261124080000||ORM^O01^ORM_O01|C{n}|P|"
                f"2.5\rPID|1||IPP-CLI^^^CHU_DEMO^PI||DUPONT^Hélène||19580312|F\r"
                f"PV1|1|{patient_class}\r"
-               f"ORC|NW|PL-CLI-{n}||||||||||801234567897^MARTIN^Jean\r").encode()
+               f"ORC|NW|PL-CLI-{n}||||||||||801234567897^MARTIN^Jean\r"
+               "OBX|1|CWE|CONSENT^Consentement^L||Y||||||F\r").encode()
         assert b"MSA|AA" in receive_hl7.handle(services, raw, "test")
         with services.engine.begin() as conn:
             accession = cases.find_by_placer(conn, "DPI|CHU_DEMO", f"PL-CLI-{n}")

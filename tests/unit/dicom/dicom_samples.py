@@ -127,7 +127,7 @@ def dciodvfy():
 
     def run(path: Path) -> list[str]:
         done = subprocess.run([DCIODVFY, str(path)], capture_output=True, text=True,
-                              timeout=60)
+                              errors="replace", timeout=60)  # values echoed in ISO_IR 100
         return (done.stdout + done.stderr).splitlines()
 
     return run

@@ -149,7 +149,7 @@ def test_wrap_fills_image_pixel_and_compression_attributes_when_colour(wrap, pla
 def test_wrap_copies_patient_study_and_referring_when_given(wrap, plain_jpeg, patient, tmp_path):
     ds = wrap(plain_jpeg, referring=PersonName("MARTIN", "Jean"), description="Nævus dos")
     back = dcmread(_write(tmp_path, ds))
-    assert back.SpecificCharacterSet == "ISO_IR 192"
+    assert back.SpecificCharacterSet == "ISO_IR 100"
     assert str(back.PatientName) == "DUPONT^Hélène"
     assert (back.PatientID, back.IssuerOfPatientID) == ("IPP-000123", "CHU-TEST")
     assert (back.PatientBirthDate, back.PatientSex) == ("19800102", "F")

@@ -55,7 +55,7 @@ def test_parse_reads_msh_summary_and_positions(sample):
     assert msg.sender == "DPI_CHU|CHU_NIMES"
     assert msg.value("PID-5.2") == "Hélène"
     assert msg.value("PID-3") == "IPP0012345"
-    assert msg.value("PID-3[2].4.2") == "1.2.250.1.213.1.4.10"
+    assert msg.value("PID-3[2].4.2") == "1.2.250.1.213.1.4.8"
     assert msg.value("NTE[2]-3") == "Photos dermoscopiques jointes & annotées."
     assert msg.value("PID-5.9") == "" and msg.value("ZZZ-1") == "" and msg.value("PID-40") == ""
     assert msg.components("OBR-4") == ("TELEDERM", "Télé-expertise dermatologie", "L")

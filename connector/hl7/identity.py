@@ -1,0 +1,314 @@
+"""French national identifiers in HL7 v2: the patient's INS and identity status (PID-3, PID-32),
+practitioners' IdNatPS / RPPS (XCN) and facilities' FINESS (XON, CWE, HD).
+
+Rules (reference hl7-and-billing.md 9.2-9.4, FR Core, PAM-FR):
+- PID-3 repeats. A repetition whose assigning authority (CX-4.2, else CX-4.1) is one of the INS
+  OIDs of the mapping is the INS: INS-NIR `1.2.250.1.213.1.4.8`, INS-NIA `.9`; the test (`.10`)
+  and demo (`.11`) OIDs are refused (ERR 103 at that repetition) unless the site runs in test
+  mode. A CX-5 `INS` under any other authority is refused too (wrong OIDs circulate).
+- The local identifier (IPP) is the first other repetition with an identifier type (CX-5) of
+  `local_types` (PI), else the first one without a type; `local_authorities`, when set,
+  restricts it to the facility's own authorities.
+- PID-32 (identity reliability, table 0445 of the French extension) repeats: the statuses PROV,
+  VALI, RECUP, QUAL (the weakest wins when several are sent), attribute codes kept as flags, and
+  "doubt" codes (doubtful, fictitious identity) that force the status to PROV.
+- The INS identifies the patient only when the status is QUAL; otherwise it is kept on the
+  `Patient` (flagged unusable) and the IPP is the patient id.
+- Practitioners: an IdNatPS (authority `1.2.250.1.71.4.2.1` or XCN-13 `IDNPS`) starting with 8
+  is `8` + the 11-digit RPPS; XCN-13 `RPPS` is a bare RPPS.
+- Facilities: FINESS from ORC-21 (XON-10, else XON-3, when XON-6 is the FINESS authority or
+  XON-7 a FINESS type), ORC-17 (CWE with a FINESS coding system) or MSH-4 (HD holding a
+  9-character FINESS), first found wins.
+
+Error texts never quote the received values (ERR-7 must not carry patient data).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from connector.domain.model import IDENTITY_STATUSES, QUALIFIED, Facility, valid_ins
+
+from .errors import Hl7Error
+from .parse import Location, ParsedMessage
+
+INS_KINDS = ("nir", "nia", "test", "demo")
+_RELIABILITY_MEANINGS = (*IDENTITY_STATUSES, "attribute", "doubt", "")
+_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
+_FINESS = re.compile(r"^(?:[0-9]{2}|2A|2B)[0-9]{7}$")
+_RPPS = re.compile(r"^[0-9]{11}$")
+
+
+@dataclass(frozen=True)
+class IdentityMapping:
+    """[identity], [codes.identity_reliability] and [facility] of mappings/hl7/orm_o01.toml."""
+
+    ins_authorities: tuple[tuple[str, str], ...] = (
+        ("1.2.250.1.213.1.4.8", "nir"), ("1.2.250.1.213.1.4.9", "nia"),
+        ("1.2.250.1.213.1.4.10", "test"), ("1.2.250.1.213.1.4.11", "demo"))
+    reliability: Location = Location("PID", field=32)
+    reliability_codes: tuple[tuple[str, str], ...] = tuple((s, s) for s in IDENTITY_STATUSES)
+    local_types: frozenset[str] = frozenset({"PI"})
+    local_authorities: frozenset[str] = frozenset()
+    qualified_patient_id: str = "ins"     # ins | local
+    idnatps_authority: str = "1.2.250.1.71.4.2.1"
+    practitioner_type_component: int = 13  # XCN-13 identifier type code
+    finess_authority: str = "1.2.250.1.71.4.2.2"
+    finess_types: frozenset[str] = frozenset({"FINEG", "FINEJ", "FINESS"})
+    facility_xon: tuple[Location, ...] = (Location("ORC", field=21),)
+    facility_cwe: tuple[Location, ...] = (Location("ORC", field=17),)
+    facility_hd: tuple[Location, ...] = (Location("MSH", field=4),)
+
+
+@dataclass(frozen=True)
+class PatientIds:
+    """What PID-3 and PID-32 say about who the patient is."""
+
+    id: str
+    issuer: str
+    ins: str = ""
+    ins_oid: str = ""
+    status: str = ""
+    flags: tuple[str, ...] = ()
+    other_ids: tuple[tuple[str, str], ...] = ()
+    location: Location | None = None  # where the patient id was read (errors are put there)
+
+
+def load_identity(data: dict, fail) -> IdentityMapping:
+    """The identity parts of the ORM mapping (defaults for whatever the file leaves out)."""
+    default = IdentityMapping()
+    section = data.get("identity", {})
+    if not isinstance(section, dict):
+        raise fail("identity", "must be a table")
+    unknown = sorted(set(section) - {"ins_authorities", "reliability", "local_types",
+                                     "local_authorities", "qualified_patient_id",
+                                     "idnatps_authority", "practitioner_type_component"})
+    if unknown:
+        raise fail(f"identity.{unknown[0]}", "unknown key")
+    authorities = section.get("ins_authorities", dict(default.ins_authorities))
+    if not isinstance(authorities, dict) or not authorities or not all(
+            _OID.match(k) and v in INS_KINDS for k, v in authorities.items()):
+        raise fail("identity.ins_authorities",
+                   "must map INS OIDs to " + ", ".join(INS_KINDS))
+    try:
+        reliability = Location.parse(section.get("reliability", str(default.reliability)))
+    except (TypeError, ValueError):
+        raise fail("identity.reliability", "must be a position like PID-32") from None
+    if reliability.segment != "PID":
+        raise fail("identity.reliability", "must be a PID position")
+    local_types = _codes(section, "local_types", sorted(default.local_types), fail, "identity")
+    local_authorities = _codes(section, "local_authorities", [], fail, "identity", upper=False)
+    qualified = section.get("qualified_patient_id", default.qualified_patient_id)
+    if qualified not in ("ins", "local"):
+        raise fail("identity.qualified_patient_id", 'must be "ins" or "local"')
+    idnatps = section.get("idnatps_authority", default.idnatps_authority)
+    if not isinstance(idnatps, str) or not _OID.match(idnatps):
+        raise fail("identity.idnatps_authority", "must be an OID")
+    type_component = section.get("practitioner_type_component",
+                                 default.practitioner_type_component)
+    if not isinstance(type_component, int) or isinstance(type_component, bool) or not (
+            1 <= type_component <= 23):
+        raise fail("identity.practitioner_type_component", "must be an XCN component number")
+    codes = data.get("codes", {}).get("identity_reliability", dict(default.reliability_codes))
+    if not isinstance(codes, dict) or not all(
+            isinstance(v, str) and v in _RELIABILITY_MEANINGS for v in codes.values()):
+        raise fail("codes.identity_reliability",
+                   "must map PID-32 codes to PROV, VALI, RECUP, QUAL, \"attribute\", \"doubt\" "
+                   "or \"\" (ignored)")
+    facility = data.get("facility", {})
+    if not isinstance(facility, dict):
+        raise fail("facility", "must be a table")
+    unknown = sorted(set(facility) - {"xon", "cwe", "hd", "finess_authority", "finess_types"})
+    if unknown:
+        raise fail(f"facility.{unknown[0]}", "unknown key")
+
+    def positions(key: str) -> tuple[Location, ...]:
+        raw = facility.get(key)
+        if raw is None:
+            return getattr(default, f"facility_{key}")
+        try:
+            if not isinstance(raw, list):
+                raise ValueError
+            locs = tuple(Location.parse(p) for p in raw)
+        except (TypeError, ValueError):
+            raise fail(f"facility.{key}", "must be a list of positions like ORC-21") from None
+        if any(loc.component for loc in locs):
+            raise fail(f"facility.{key}", "must name whole fields (ORC-21), not components")
+        return locs
+
+    finess_authority = facility.get("finess_authority", default.finess_authority)
+    if not isinstance(finess_authority, str) or not _OID.match(finess_authority):
+        raise fail("facility.finess_authority", "must be an OID")
+    return IdentityMapping(
+        ins_authorities=tuple(authorities.items()), reliability=reliability,
+        reliability_codes=tuple((k.upper(), v) for k, v in codes.items()),
+        local_types=frozenset(local_types), local_authorities=frozenset(local_authorities),
+        qualified_patient_id=qualified, idnatps_authority=idnatps,
+        practitioner_type_component=type_component, finess_authority=finess_authority,
+        finess_types=frozenset(_codes(facility, "finess_types", sorted(default.finess_types),
+                                      fail, "facility")),
+        facility_xon=positions("xon"), facility_cwe=positions("cwe"),
+        facility_hd=positions("hd"))
+
+
+def _codes(section: dict, key: str, default: list, fail, prefix: str,
+           upper: bool = True) -> list[str]:
+    raw = section.get(key, default)
+    if not isinstance(raw, list) or not all(isinstance(c, str) and c.strip() for c in raw):
+        raise fail(f"{prefix}.{key}", "must be a list of codes")
+    return [c.strip().upper() if upper else c.strip() for c in raw]
+
+
+def _erl(loc: Location, repetition: int) -> str:
+    """ERR-2 of one repetition of a field: `PID^1^3^2`."""
+    return f"{loc.segment}^{loc.occurrence}^{loc.field}^{repetition}"
+
+
+def _part(msg: ParsedMessage, loc: Location, component: int, sub: int = 0) -> str:
+    return msg.value(replace(loc, component=component, subcomponent=sub)).strip()
+
+
+def _authority(msg: ParsedMessage, loc: Location, component: int) -> str:
+    """An HD inside a composite: the universal id (OID) if given, else the namespace id."""
+    return _part(msg, loc, component, 2) or _part(msg, loc, component, 1)
+
+
+def patient_ids(msg: ParsedMessage, positions: tuple[Location, ...], m: IdentityMapping, *,
+                test_mode: bool = False) -> PatientIds:
+    """Read PID-3 (every repetition) and PID-32 into the patient's identifiers.
+
+    Raises `Hl7Error` (AE): 101 when there is no identifier the patient may be known by (no IPP
+    and no qualified INS), 102 for a malformed INS (at its repetition), 103 for a test or demo
+    INS outside test mode, an INS type under a non-INS authority (at its repetition), or a
+    PID-32 code not in the table (at its repetition).
+    """
+    loc = next((p for p in positions if any(msg.repetitions(p))), positions[0])
+    kinds = dict(m.ins_authorities)
+    ins: tuple[str, str] | None = None
+    local: list[tuple[str, str, str]] = []  # (id, issuer, type)
+    for rep in range(1, len(msg.repetitions(loc)) + 1):
+        here = replace(loc, repetition=rep)
+        ident = _part(msg, here, 1)
+        if not ident:
+            continue
+        oid = _part(msg, here, 4, 2) or _part(msg, here, 4, 1)
+        id_type = _part(msg, here, 5).upper()
+        kind = kinds.get(oid)
+        if kind is None:
+            if id_type == "INS":
+                raise Hl7Error("identifier typed INS has an assigning authority that is not an "
+                               "INS OID", hl7_code=103, location=_erl(loc, rep),
+                               hint="INS-NIR is 1.2.250.1.213.1.4.8, INS-NIA 1.2.250.1.213.1.4.9")
+            local.append((ident, _authority(msg, here, 4), id_type))
+            continue
+        if kind in ("test", "demo") and not test_mode:
+            raise Hl7Error(f"{kind} INS (assigning authority of {kind} identities) is refused in "
+                           "production", hl7_code=103, location=_erl(loc, rep),
+                           hint="send the production INS-NIR (1.2.250.1.213.1.4.8) or INS-NIA "
+                                "(1.2.250.1.213.1.4.9); test identities need hl7.test_mode")
+        if not valid_ins(ident):
+            raise Hl7Error("INS is not a 15-character NIR/NIA with a correct key", hl7_code=102,
+                           location=_erl(loc, rep))
+        if ins is None:
+            ins = (ident, oid)
+    status, flags = _reliability(msg, m)
+    usable = ins is not None and status == QUALIFIED
+    candidates = [c for c in local if not m.local_authorities or c[1] in m.local_authorities]
+    chosen = ([c for c in candidates if c[2] in m.local_types]
+              or [c for c in candidates if not c[2]] or [None])[0]
+    if chosen is None and not usable:
+        if ins is not None:
+            raise Hl7Error("the patient has no local identifier (IPP) and the INS cannot "
+                           "identify them: the identity is not qualified", hl7_code=101,
+                           location=loc.erl(),
+                           hint="send the IPP in PID-3 (identifier type PI), or the identity "
+                                "status QUAL in PID-32")
+        raise Hl7Error(f"patient identifier is missing ({loc.segment}-{loc.field})",
+                       hl7_code=101, location=loc.erl(),
+                       hint="send the IPP in PID-3 with identifier type "
+                            + " or ".join(sorted(m.local_types)))
+    ins_value, ins_oid = ins or ("", "")
+    if usable and (m.qualified_patient_id == "ins" or chosen is None):
+        others = ((chosen[0], chosen[1]),) if chosen else ()
+        return PatientIds(ins_value, ins_oid, ins_value, ins_oid, status, flags, others, loc)
+    others = ((ins_value, ins_oid),) if usable else ()
+    return PatientIds(chosen[0], chosen[1], ins_value, ins_oid, status, flags, others, loc)
+
+
+def _reliability(msg: ParsedMessage, m: IdentityMapping) -> tuple[str, tuple[str, ...]]:
+    table = dict(m.reliability_codes)
+    statuses, flags, doubt = [], [], False
+    for rep, raw in enumerate(msg.repetitions(m.reliability), start=1):
+        code = raw.strip().upper()
+        if not code:
+            continue
+        meaning = table.get(code)
+        if meaning is None:
+            raise Hl7Error("identity reliability code is not in the accepted table (0445)",
+                           hl7_code=103, location=_erl(m.reliability, rep),
+                           hint="use one of " + ", ".join(sorted(table)))
+        if meaning in IDENTITY_STATUSES:
+            statuses.append(meaning)
+        elif meaning in ("attribute", "doubt"):
+            flags.append(code)
+            doubt = doubt or meaning == "doubt"
+    status = min(statuses, key=IDENTITY_STATUSES.index) if statuses else ""
+    if doubt:
+        status = "PROV"  # a doubtful or fictitious identity can only be provisional (RNIV)
+    return status, tuple(flags)
+
+
+def practitioner_ids(msg: ParsedMessage, loc: Location, m: IdentityMapping,
+                     ident: str, authority: str) -> tuple[str, str]:
+    """(identifier type as sent, RPPS or "") of an XCN at `loc`. Raises `Hl7Error` 102 there
+    when an RPPS-based IdNatPS or a bare RPPS is not 11 digits."""
+    id_type = _part(msg, loc, m.practitioner_type_component).upper()
+    rpps = ""
+    if id_type == "RPPS":
+        rpps = ident
+    elif (authority == m.idnatps_authority or id_type == "IDNPS") and ident.startswith("8"):
+        rpps = ident[1:]
+    if rpps and not _RPPS.match(rpps):
+        raise Hl7Error("RPPS-based practitioner id must be 8 followed by the 11-digit RPPS "
+                       "(or the 11 digits alone with type RPPS)", hl7_code=102,
+                       location=loc.erl())
+    return id_type, rpps
+
+
+def facility(msg: ParsedMessage, m: IdentityMapping) -> Facility | None:
+    """The requesting facility: FINESS and name from the first position that names one; None
+    when the message names no facility at all. Raises `Hl7Error` 102 at an XON/CWE field that
+    says it holds a FINESS but whose value is not one."""
+    for loc in m.facility_xon:
+        name = _part(msg, loc, 1)
+        authority = _authority(msg, loc, 6)
+        kind = _part(msg, loc, 7).upper()
+        ident = _part(msg, loc, 10) or _part(msg, loc, 3)
+        if authority == m.finess_authority or kind in m.finess_types:
+            _check_finess(ident, loc)
+            return _facility(ident, name, kind)
+        if name:
+            return _facility("", name, "")
+    for loc in m.facility_cwe:
+        ident, name, system = _part(msg, loc, 1), _part(msg, loc, 2), _part(msg, loc, 3).upper()
+        if system in m.finess_types or system == m.finess_authority:
+            _check_finess(ident, loc)
+            return _facility(ident, name, system)
+    for loc in m.facility_hd:
+        namespace, universal = _part(msg, loc, 1), _part(msg, loc, 2)
+        finess = next((v for v in (namespace, universal) if _FINESS.match(v)), "")
+        name = namespace if namespace != finess else ""
+        if finess or name:
+            return _facility(finess, name, "")
+    return None
+
+
+def _check_finess(value: str, loc: Location) -> None:
+    if not _FINESS.match(value):
+        raise Hl7Error("FINESS number must be 9 characters (department + 7 digits)",
+                       hl7_code=102, location=loc.erl())
+
+
+def _facility(finess: str, name: str, kind: str) -> Facility:
+    return Facility(finess=finess, name=name[:100], kind=kind if kind in ("FINEG", "FINEJ") else "")
