@@ -20,6 +20,10 @@ from connector.domain.errors import NotFound
 
 # Read per instance by `study_instances`; TransferSyntaxUID comes from Orthanc's metadata.
 INSTANCE_TAGS = ("SOPClassUID", "SOPInstanceUID", "AccessionNumber", "Modality")
+# The Patient module tags a patient update (ADT) rewrites on stored instances.
+PATIENT_TAGS = ("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate", "PatientSex")
+# What a patient update keeps as it is (the modification is otherwise free to make new UIDs).
+KEPT_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
 
 class ArchiveClient:
@@ -80,6 +84,51 @@ class ArchiveClient:
     def instance_file(self, orthanc_id: str) -> bytes:
         """The stored Part-10 file, byte for byte."""
         return self._request("get", f"instances/{orthanc_id}/file").content
+
+    def study_patient_tags(self, study_uid: str) -> list[dict] | None:
+        """The patient of each stored instance of a study, as the instance itself says:
+        `orthanc_id`, `SOPInstanceUID` and each of `PATIENT_TAGS` ("" when absent); None when
+        the archive does not hold the study."""
+        study_id = self.find_study(study_uid)
+        if study_id is None:
+            return None
+        found = []
+        for instance in self._request("get", f"studies/{study_id}/instances").json():
+            tags = self._request("get", f"instances/{instance['ID']}/tags",
+                                 params={"simplify": ""}).json()
+            entry = {name: str(tags.get(name) or "").strip() for name in PATIENT_TAGS}
+            entry["SOPInstanceUID"] = tags.get("SOPInstanceUID", "")
+            entry["orthanc_id"] = instance["ID"]
+            found.append(entry)
+        return sorted(found, key=lambda entry: entry["SOPInstanceUID"])
+
+    def modified_instance(self, orthanc_id: str, patient: dict[str, str]) -> bytes:
+        """The stored instance with its patient tags replaced, as a Part-10 file (Orthanc's
+        `POST /instances/{id}/modify`, which stores nothing). Every UID is kept: Study, Series
+        and SOP Instance UIDs identify our objects (images, reports, their references). An
+        empty `IssuerOfPatientID` removes the tag. `Force` is required to keep the UIDs and to
+        change PatientID."""
+        replace = {k: v for k, v in patient.items() if k != "IssuerOfPatientID" or v}
+        body = {"Replace": replace, "Keep": list(KEPT_UIDS), "Force": True}
+        if not patient.get("IssuerOfPatientID"):
+            body["Remove"] = ["IssuerOfPatientID"]
+        return self._request("post", f"instances/{orthanc_id}/modify", json=body).content
+
+    def delete_instance(self, orthanc_id: str) -> bool:
+        """Delete one instance; False when it was already gone."""
+        try:
+            self._request("delete", f"instances/{orthanc_id}")
+        except NotFound:
+            return False
+        return True
+
+    def reconstruct_study(self, study_uid: str) -> None:
+        """Have Orthanc re-read the study's main tags (patient and study level) from its files:
+        a resource keeps the tags of its first instance until then (`/studies/{id}/reconstruct`,
+        Orthanc >= 1.6)."""
+        study_id = self.find_study(study_uid)
+        if study_id is not None:
+            self._request("post", f"studies/{study_id}/reconstruct", json={})
 
     def explorer_url(self, study_uid: str) -> str:
         """Link that opens the study in Orthanc Explorer."""

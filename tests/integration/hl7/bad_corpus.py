@@ -51,9 +51,15 @@ def obr(placer: str, priority: str = "R", requester: str = "801234567897^MARTIN^
             f"Lésion pigmentée du dos||||{requester}")
 
 
+# The patient's consent, which every new order must carry (mappings/hl7/orm_o01.toml): last,
+# so the OBX numbers of `extra` hold.
+CONSENT = "OBX|9|CWE|CONSENT^Consentement du patient^L||Y^Oui^HL70136||||||F"
+
+
 def order_text(cid: str, placer: str, *, msh_over: dict | None = None, pid: str | None = PID,
                orc_seg: str | None = None, obr_seg: str | None = None,
-               extra: tuple[str, ...] = (), before: tuple[str, ...] = ()) -> str:
+               extra: tuple[str, ...] = (), before: tuple[str, ...] = (),
+               consent: bool = True) -> str:
     segs = [*before, msh(cid, **(msh_over or {}))]
     if pid is not None:
         segs.append(pid)
@@ -61,6 +67,8 @@ def order_text(cid: str, placer: str, *, msh_over: dict | None = None, pid: str 
     segs.append(orc(placer) if orc_seg is None else orc_seg)
     segs.append(obr(placer) if obr_seg is None else obr_seg)
     segs += list(extra)
+    if consent:
+        segs.append(CONSENT)
     return "\r".join(s for s in segs if s != "") + "\r"
 
 
@@ -145,9 +153,10 @@ def build_cases() -> list[BadCase]:
         "203", "MSH^1^12")
     add("version_garbage", order_text(cid("vg"), pl(), msh_over={"version": "two"}), "AR", "203",
         "MSH^1^12")
-    add("unsupported_type_adt_a01", order_text(cid("adt"), pl(), msh_over={"mtype": "ADT^A01"}),
-        "AR", "200", "MSH^1^9^1")
-    add("unsupported_type_oru_r01", order_text(cid("oru"), pl(), msh_over={"mtype": "ORU^R01"}),
+    # ADT and ORU are taken (identity, reports); their other events are not.
+    add("unsupported_event_adt_a01", order_text(cid("adt"), pl(), msh_over={"mtype": "ADT^A01"}),
+        "AR", "201", "MSH^1^9^2")
+    add("unsupported_type_siu_s12", order_text(cid("siu"), pl(), msh_over={"mtype": "SIU^S12"}),
         "AR", "200", "MSH^1^9^1")
     add("unsupported_type_garbage", order_text(cid("zzz"), pl(), msh_over={"mtype": "ZZZ^Z99"}),
         "AR", "200", "MSH^1^9^1")
@@ -179,7 +188,7 @@ def build_cases() -> list[BadCase]:
     add("orc1_empty", order_text(cid("orc1e"), p, orc_seg=orc(p, control="")), "AE", "101",
         "ORC^1^1")
     p = pl()
-    add("orc1_xo_not_supported_yet", order_text(cid("xo"), p, orc_seg=orc(p, control="XO")),
+    add("orc1_dc_not_supported_yet", order_text(cid("dc"), p, orc_seg=orc(p, control="DC")),
         "AE", "103", "ORC^1^1")
     p = pl()
     add("two_orders_in_one_message", order_text(cid("2orc"), p, extra=(orc(p + "X"),)), "AE",
@@ -248,6 +257,27 @@ def build_cases() -> list[BadCase]:
         _obx_ed(base64.b64encode(b"this is plain text, not a JPEG").decode()),)), "AE", "102",
         "OBX^1^5")
 
+    # --- French identity, questionnaire, consent -------------------------------------------
+    nir = "279035121518989"
+    ipp = f"{PATIENT_ID}^^^CHU_BAD&1.2.250.1.999.1&ISO^PI"
+    for tag, oid in (("test", "10"), ("demo", "11")):
+        add(f"ins_{tag}_oid_in_production", order_text(cid(tag), pl(), pid=PID.replace(
+            ipp, f"{ipp}~{nir}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.{oid}&ISO^INS")),
+            "AE", "103", "PID^1^3^2", markers=PATIENT_MARKERS + (nir,))
+    add("ins_wrong_key", order_text(cid("key"), pl(), pid=PID.replace(
+        ipp, f"{ipp}~{nir[:-2]}11^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS")),
+        "AE", "102", "PID^1^3^2", markers=PATIENT_MARKERS + (nir[:-2] + "11",))
+    add("identity_reliability_unknown", order_text(cid("pid32"), pl(), pid=PID + "|" * 24
+                                                   + "ZZZZ"), "AE", "103", "PID^1^32^1")
+    add("order_without_consent", order_text(cid("noconsent"), pl(), consent=False), "AE", "101",
+        "OBX^1^5")
+    add("consent_refused", order_text(cid("refused"), pl(), consent=False, extra=(
+        "OBX|1|CWE|CONSENT^Consentement^L||N^Non^HL70136||||||F",)), "AE", "101", "OBX^1^5")
+    add("questionnaire_answer_not_allowed", order_text(cid("quest"), pl(), extra=(
+        "OBX|1|CWE|DERM-EVOLUTION^Evolution^L||SOMETIMES||||||F",)), "AE", "103", "OBX^1^5")
+    add("questionnaire_number_not_a_number", order_text(cid("num"), pl(), extra=(
+        "OBX|1|NM|DERM-TAILLE^Taille^L||huit|mm|||||F",)), "AE", "102", "OBX^1^5")
+
     # --- charset fallback: must be accepted (AA), the Latin-1 text read as Latin-1 --------
     p = pl()
     add("latin1_bytes_without_msh18", order_text(cid("l1"), p, msh_over={"charset": ""})
@@ -274,7 +304,7 @@ def build_cases() -> list[BadCase]:
           [("AE", ("101",)), ("AR", ("203",))], "PID^1^3")
     multi("garbage_between_frames",
           (framed(bad_pid3(cid("gb-a"), pl("a"))) + b"GARBAGE\r\nMORE GARBAGE"
-           + framed(order_text(cid("gb-b"), pl("b"), msh_over={"mtype": "ADT^A01"}).encode()),),
+           + framed(order_text(cid("gb-b"), pl("b"), msh_over={"mtype": "SIU^S12"}).encode()),),
           [("AE", ("101",)), ("AR", ("200",))], "PID^1^3")
     multi("garbage_before_first_frame",
           (b"\x00\x01garbage without a start block" + framed(bad_pid3(cid("gbf"), pl())),),

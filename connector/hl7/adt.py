@@ -1,0 +1,108 @@
+"""ADT identity messages -> a patient update (A08, A31) or a merge (A40), as domain patients.
+
+Which trigger does what, and where the prior identifier of a merge is, are data
+(`mappings/hl7/adt.toml`). The patient in PID is read by `orm.patient_from_message`, with the
+order mapping's positions and code tables, so an ADT and an order agree on who the patient is.
+Every problem becomes an `Hl7Error` located where the sender must look, and never quotes a
+received value (ERR-7 must not carry patient data).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from connector.domain.model import Patient
+
+from .errors import Hl7Error
+from .orm import OrmMapping, patient_from_message
+from .parse import Location, ParsedMessage
+from .readers import MappingFile, authority, part
+
+MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "hl7" / "adt.toml"
+MESSAGE_TYPE = "ADT"
+_MAX_ID = 64  # as Patient.id
+
+
+@dataclass(frozen=True)
+class AdtMapping:
+    update_events: frozenset[str]
+    merge_events: frozenset[str]
+    prior_patient_id: Location = Location("MRG", field=1)
+
+
+@dataclass(frozen=True)
+class PatientUpdate:
+    """A08 / A31: the patient's demographics as the identity server now knows them."""
+
+    event: str
+    patient: Patient
+
+
+@dataclass(frozen=True)
+class PatientMerge:
+    """A40: the prior patient (MRG) is merged into the surviving one (PID)."""
+
+    event: str
+    surviving: Patient
+    prior_id: str
+    prior_issuer: str
+    prior_location: str  # ERR-2 of the prior identifier (`MRG^1^1`)
+
+
+@functools.lru_cache(maxsize=None)
+def load_mapping(path: Path = MAPPING_FILE) -> AdtMapping:
+    """Read and check the mapping file once; a malformed one raises `ConfigError` naming the
+    file and key."""
+    f = MappingFile(path, "ADT mapping")
+    update, merge = f.codes("events.update"), f.codes("events.merge")
+    for key, codes in (("events.update", update), ("events.merge", merge)):
+        bad = [c for c in codes if len(c) != 3 or not c[0].isalpha() or not c[1:].isdigit()]
+        if bad:
+            raise f.fail(key, "must list ADT trigger events like A08")
+    both = sorted(set(update) & set(merge))
+    if both:
+        raise f.fail("events", f"{both[0]} is listed both as update and as merge")
+    return AdtMapping(frozenset(update), frozenset(merge),
+                      f.position("merge.prior_patient_id", whole=True, segment="MRG"))
+
+
+def events(mapping: AdtMapping | None = None) -> frozenset[tuple[str, str]]:
+    """The (MSH-9.1, MSH-9.2) pairs this mapper takes."""
+    m = mapping or load_mapping()
+    return frozenset((MESSAGE_TYPE, e) for e in m.update_events | m.merge_events)
+
+
+def read_adt(msg: ParsedMessage, mapping: AdtMapping | None = None, *,
+             orm: OrmMapping | None = None) -> PatientUpdate | PatientMerge:
+    """The update or merge an ADT message carries; PID is read with `orm` (the order mapping
+    the site runs with, test mode included), or the shipped one.
+
+    Raises `Hl7Error`: 201 (AR) for an event the mapping does not list; from PID, what
+    `patient_from_message` raises (101 missing identifier or name, 102 malformed, 103 sex code);
+    for a merge, 100 when the MRG segment is missing, 101 when its identifier is empty, 102 when
+    it is longer than 64 characters.
+    """
+    m = mapping or load_mapping()
+    event = msg.trigger.upper()
+    if msg.message_type.upper() != MESSAGE_TYPE or event not in m.update_events | m.merge_events:
+        raise Hl7Error(f"event {msg.trigger} is not supported for {msg.message_type}",
+                       hl7_code="201", location="MSH^1^9^2", ack_code="AR")
+    patient = patient_from_message(msg, orm)
+    if event in m.update_events:
+        return PatientUpdate(event, patient)
+    loc = m.prior_patient_id
+    if loc.segment not in msg.segment_ids():
+        raise Hl7Error(f"a merge needs an {loc.segment} segment naming the prior patient",
+                       hl7_code="100", location=f"{loc.segment}^1",
+                       hint=f"send {loc.segment}-{loc.field} with the identifier being merged")
+    prior_id = part(msg, loc, 1)
+    where = f"{loc.segment}^{loc.occurrence}^{loc.field}"
+    if not prior_id:
+        raise Hl7Error(f"prior patient identifier is missing ({loc.segment}-{loc.field})",
+                       hl7_code="101", location=where)
+    if len(prior_id) > _MAX_ID:
+        raise Hl7Error(f"prior patient identifier is longer than {_MAX_ID} characters",
+                       hl7_code="102", location=where)
+    return PatientMerge(event, patient, prior_id, authority(msg, loc, 4), where)

@@ -1,0 +1,100 @@
+"""Small readers shared by the inbound mappers of ADT (`adt.py`) and reports (`report_in.py`):
+positions taken from a mapping file, composite parts, assigning authorities, and the checks a
+mapping file gets when it is loaded."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+
+from connector.domain.errors import ConfigError
+
+from .parse import Location, ParsedMessage
+
+
+def part(msg: ParsedMessage, loc: Location, component: int, sub: int = 0) -> str:
+    """One component (or subcomponent) of the field at `loc`, unescaped and stripped."""
+    return msg.value(replace(loc, component=component, subcomponent=sub)).strip()
+
+
+def authority(msg: ParsedMessage, loc: Location, component: int) -> str:
+    """An assigning authority (HD inside a composite): the universal id (OID) if given, else the
+    namespace id; the same rule as the order mapper, so identifiers compare equal."""
+    return part(msg, loc, component, 2) or part(msg, loc, component, 1)
+
+
+def first_valued(msg: ParsedMessage, locs: tuple[Location, ...]) -> tuple[Location, str]:
+    """(position, value) of the first position with a value, or (first position, "")."""
+    for loc in locs:
+        value = msg.value(loc).strip()
+        if value:
+            return loc, value
+    return locs[0], ""
+
+
+def where_missing(msg: ParsedMessage, locs: tuple[Location, ...]) -> Location:
+    """Where to report a value none of `locs` holds: the first position whose segment the
+    message has (an MDM is told about TXA, not OBR), else the first one."""
+    present = set(msg.segment_ids())
+    return next((loc for loc in locs if loc.segment in present), locs[0])
+
+
+class MappingFile:
+    """A mapping file being loaded: every problem is a `ConfigError` naming the file and key."""
+
+    def __init__(self, path: Path, what: str):
+        self.path = path
+        try:
+            self.data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise self.fail("file", f"cannot read {what}: {exc}") from None
+
+    def fail(self, key: str, what: str) -> ConfigError:
+        return ConfigError(what, where=f"{self.path} [{key}]",
+                           hint="fix the mapping file; see the comments at its top")
+
+    def table(self, key: str) -> dict:
+        """A table (`a.b` walks sub-tables); {} when absent."""
+        value = self.data
+        for name in key.split("."):
+            value = value.get(name, {}) if isinstance(value, dict) else None
+            if not isinstance(value, dict):
+                raise self.fail(key, "must be a table")
+        return value
+
+    def codes(self, key: str, *, upper: bool = True) -> tuple[str, ...]:
+        """A non-empty list of non-empty codes."""
+        section, _, name = key.rpartition(".")
+        raw = self.table(section).get(name) if section else self.data.get(name)
+        if not isinstance(raw, list) or not raw or not all(isinstance(c, str) and c.strip()
+                                                           for c in raw):
+            raise self.fail(key, "must be a non-empty list of codes")
+        return tuple(c.strip().upper() if upper else c.strip() for c in raw)
+
+    def position(self, key: str, *, whole: bool = False, segment: str = "") -> Location:
+        section, _, name = key.rpartition(".")
+        raw = self.table(section).get(name) if section else self.data.get(name)
+        return self._position(key, raw, whole=whole, segment=segment)
+
+    def positions(self, key: str, *, whole: bool = False) -> tuple[Location, ...]:
+        section, _, name = key.rpartition(".")
+        raw = self.table(section).get(name) if section else self.data.get(name)
+        if not isinstance(raw, list) or not raw:
+            raise self.fail(key, "must be a non-empty list of positions like OBR-3.1")
+        return tuple(self._position(key, p, whole=whole) for p in raw)
+
+    def _position(self, key: str, raw, *, whole: bool, segment: str = "") -> Location:
+        if not isinstance(raw, str):
+            raise self.fail(key, "must be a position like PID-3.1")
+        try:
+            loc = Location.parse(raw.strip())
+        except ValueError as exc:
+            raise self.fail(key, str(exc)) from None
+        if not loc.field:
+            raise self.fail(key, f"{raw!r} names a segment, not a field")
+        if whole and loc.component:
+            raise self.fail(key, f"{raw!r} must name a whole field (MRG-1), not a component")
+        if segment and loc.segment != segment:
+            raise self.fail(key, f"{raw!r} must be an {segment} position")
+        return loc

@@ -1,0 +1,56 @@
+"""The requester changes an order (ORC-1 XO) while the opinion is not given yet.
+
+The case's order details take the message's values: the question (OBR-13 and the NTE after the
+OBR, as for a new order), the priority, the requester and the inpatient flag (PV1-2). The
+patient's demographics in PID are applied as a new order's are (`update_patient`, with its
+archive and worklist follow-up); the worklist entries are rewritten when the case still takes
+images. Everything commits with the ACK and is audited (the names of what changed, no values).
+
+Refused: an order no case has (unknown-order -> ERR 204 at ORC-2); a case already answered,
+amended, closed, cancelled or rejected (state-conflict -> AE 207 at ORC-1: send a new order);
+a change naming another patient (AE 207 at PID-3: merge the patients with ADT^A40, or cancel and
+order again).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection
+
+from ..domain.errors import NotFound, StateConflict
+from ..domain.model import Case, Order
+from ..domain.states import CaseStatus
+from ..hl7.errors import Hl7Error
+from ..store import audit, cases
+from . import update_patient
+from .bootstrap import Services
+
+CHANGEABLE = frozenset({CaseStatus.OPEN, CaseStatus.IMAGES_PENDING, CaseStatus.READY,
+                        CaseStatus.IN_REVIEW})
+
+
+def handle(conn: Connection, services: Services, order: Order, *, key: str, now: str,
+           actor: str) -> Case:
+    accession = cases.find_by_placer(conn, order.sender, order.placer_order_number)
+    if accession is None:
+        raise NotFound("no case has this placer order number", code="unknown-order",
+                       where="placer_order_number",
+                       hint="change an order with the placer order number of the original order")
+    case = cases.load(conn, accession)
+    if case.status not in CHANGEABLE:
+        raise StateConflict(f"a case in state {case.status.value} can no longer be changed",
+                            where="case.status",
+                            hint="the opinion was given or the order ended: send a new order")
+    known = case.order.patient
+    if (known.id, known.issuer) not in update_patient.identity_keys(order.patient):
+        raise Hl7Error("the change names another patient than the order", hl7_code=207,
+                       location="PID^1^3", ack_code="AE",
+                       hint="merge the patients (ADT^A40), or cancel and order again")
+    changed = cases.update_order(conn, accession, order, now)
+    if order.patient != known:  # same person, demographics updated
+        update_patient.handle(conn, services, order.patient, event="XO", key=key, now=now,
+                              actor=actor)
+    if changed:
+        update_patient.refresh_worklist(conn, accession, key=key, now=now)
+    audit.append(conn, at=now, actor=actor, action="order.changed", accession=accession,
+                 detail={"changed": changed})
+    return cases.load(conn, accession)

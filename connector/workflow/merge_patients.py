@@ -1,0 +1,40 @@
+"""ADT^A40: two records of one person are merged; the prior patient (MRG-1) becomes the
+surviving one (PID).
+
+In the message's transaction (`update_patient.apply`):
+- both known: the surviving record takes the message's demographics, the prior patient's cases
+  move to it and the prior record is deleted;
+- prior patient known, surviving patient unknown: the prior record takes the surviving identity
+  and demographics (its cases keep their record);
+- then every case whose patient changed gets the follow-up of an A08: an
+  `archive.update_patient` job when it has archive content (the job rewrites PatientID too, so
+  the study moves to the surviving patient in Orthanc) and rewritten worklist entries.
+
+Decided: a merge whose prior patient has no record here is answered AA ("nothing to merge",
+audited without patient data); if the surviving patient is known, the message's demographics
+are still applied to them, as an A08 would. Yearly billing limits count a patient's acts
+through their cases, so merged cases count for the surviving patient from then on; charge lines
+already written keep the identifier they were billed with.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection
+
+from ..domain.model import Patient
+from ..store import audit, cases
+from . import update_patient
+from .bootstrap import Services
+
+
+def handle(conn: Connection, services: Services, surviving: Patient, *, prior_id: str,
+           prior_issuer: str, event: str, key: str, now: str, actor: str) -> list[str]:
+    """Merge; returns the accessions whose patient is now `surviving`."""
+    prior = (prior_id, prior_issuer)
+    if prior not in update_patient.identity_keys(surviving) and cases.find_patient(
+            conn, *prior) is None:
+        audit.append(conn, at=now, actor=actor, action="patient.merge_ignored",
+                     detail={"event": event, "outcome": "prior patient has no case"})
+    accessions = update_patient.apply(conn, surviving, event=event, key=key, now=now,
+                                      actor=actor, merged=(prior,))
+    return accessions or []

@@ -1,0 +1,184 @@
+"""ADT^A08 / ADT^A31: the identity server updates a patient's demographics.
+
+In the message's transaction: the patient's stored demographics are replaced (the message is a
+snapshot, as a new order's PID already is), which updates every case of that patient (cases
+point at one patients row); then, for each case that has something in the archive (an image or
+a report, stored or queued), an `archive.update_patient` job is queued, and the worklist entries
+of the cases that still take images are rewritten. A patient nobody ordered for is answered AA
+and nothing changes (the audit row says so, without patient data).
+
+The record is found by the message's patient identifier, else by the other identifiers it
+sends (PID-3 repetitions) or its INS: when an identity becomes qualified the INS becomes the
+identifier and the IPP comes alongside, and the record kept under the IPP takes the INS. Records
+of several of these identifiers are one person by the message's word: their cases join the
+first one (audited `patient.merged`).
+
+The archive job (`perform`) runs in the outbox on the archive's line, so after every store
+queued before it. It reads the patient from the store when it runs (a later update wins, a
+retry converges) and rewrites the Patient module of each stored instance of the case's study
+whose tags differ, keeping every UID:
+
+- `POST /instances/{id}/modify` (Replace, Keep Study/Series/SOP Instance UIDs, Force) gives the
+  new file; when PatientID is unchanged the new instance has the same Orthanc id as the old one,
+  so the old one is deleted first and the new file is kept in `data_dir/archive-updates/` until
+  Orthanc has it (a crash in between is repaired by the next attempt); when PatientID changes
+  (a merge) the new one is stored first and the old one deleted after;
+- then `POST /studies/{id}/reconstruct`, so the study and patient show the new tags.
+
+Why not `POST /studies/{id}/modify` with `Keep` + `Force`: on Orthanc 1.10.1 (Debian bookworm)
+it fails with HTTP 500 "Cannot store an instance" when every UID is kept and PatientID is not
+changed (the modified instance has the id of its source, and OverwriteInstances is off); with
+OverwriteInstances on and `KeepSource: false` it deletes the study it just rewrote; and a study
+route refuses to change PatientID (HTTP 400), which a merge needs. Checked against the managed
+Orthanc while writing this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+from sqlalchemy.engine import Connection
+
+from ..archive.errors import ArchiveUnavailable
+from ..domain.model import Patient
+from ..store import audit, cases, outbox
+from . import publish_worklist
+from .bootstrap import Services
+from .common import write_durably
+
+log = logging.getLogger("connector.identity")
+
+KIND = "archive.update_patient"
+DESTINATION = "archive"  # the line of archive.store: stores queued earlier go first
+SPOOL = "archive-updates"
+
+
+def message_key(sender: str, control_id: str) -> str:
+    """A short stable key for one inbound message (outbox keys are at most 120 characters)."""
+    return hashlib.sha256(f"{sender}|{control_id}".encode()).hexdigest()[:20]
+
+
+def handle(conn: Connection, services: Services, patient: Patient, *, event: str, key: str,
+           now: str, actor: str) -> list[str]:
+    """Store `patient`'s demographics on their record; returns the accessions of their cases
+    ([] when the patient has none). `key` identifies the message (`message_key`)."""
+    accessions = apply(conn, patient, event=event, key=key, now=now, actor=actor)
+    if accessions is None:
+        audit.append(conn, at=now, actor=actor, action="patient.unknown",
+                     detail={"event": event, "outcome": "no case for this patient"})
+        return []
+    return accessions
+
+
+def identity_keys(patient: Patient) -> list[tuple[str, str]]:
+    """Every (identifier, issuer) this message says is the patient: the identifier first, then
+    the other identifiers sent alongside (PID-3 repetitions) and the INS, so a record keyed on
+    the IPP is found when the identity becomes qualified and the INS becomes the identifier
+    (or the other way round)."""
+    keys = [(patient.id, patient.issuer), *patient.other_ids]
+    if patient.ins:
+        keys.append((patient.ins, patient.ins_oid))
+    return list(dict.fromkeys(keys))
+
+
+def apply(conn: Connection, patient: Patient, *, event: str, key: str, now: str, actor: str,
+          merged: tuple[tuple[str, str], ...] = ()) -> list[str] | None:
+    """Give the patient's record the message's identity and demographics; the records of the
+    `merged` identifiers (a merge's prior patient), and any other record this message names
+    (`identity_keys`), give it their cases and are deleted. Returns the accessions of the
+    patient's cases, or None when no record matches (nothing is created)."""
+    found = [cases.find_patient(conn, *k) for k in [*identity_keys(patient), *merged]]
+    records = list(dict.fromkeys(pk for pk in found if pk is not None))
+    if not records:
+        return None
+    target, others = records[0], records[1:]
+    own = cases.patient_accessions(conn, target)
+    moved = [a for pk in others for a in cases.move_cases(conn, pk, target, now)]
+    changed = cases.update_patient(conn, target, patient)
+    propagate(conn, moved + (own if changed else []), key=key, now=now)
+    for accession in moved:
+        audit.append(conn, at=now, actor=actor, action="patient.merged", accession=accession,
+                     detail={"event": event})
+    for accession in own:
+        audit.append(conn, at=now, actor=actor, action="patient.updated", accession=accession,
+                     detail={"event": event, "changed": changed})
+    return own + moved
+
+
+def propagate(conn: Connection, accessions: list[str], *, key: str, now: str) -> None:
+    """After the patient of these cases changed: queue the archive update of each case that has
+    archive content, and rewrite the worklist entries of those that still take images."""
+    cases.touch(conn, accessions, now)
+    for accession in accessions:
+        if cases.has_archive_content(conn, accession):
+            outbox.enqueue(conn, kind=KIND, destination=DESTINATION,
+                           key=f"{KIND}:{accession}:{key}",
+                           payload=json.dumps({"accession": accession}).encode(),
+                           accession=accession, now=now)
+        refresh_worklist(conn, accession, key=key, now=now)
+
+
+def refresh_worklist(conn: Connection, accession: str, *, key: str, now: str) -> None:
+    """Queue the rewrite of the case's worklist entries (built from the case as stored when the
+    worker runs), if it still takes images."""
+    if cases.load(conn, accession).status not in publish_worklist.SCHEDULABLE:
+        return
+    for modality in publish_worklist.MODALITIES:
+        outbox.enqueue(conn, kind=publish_worklist.KIND, destination=publish_worklist.DESTINATION,
+                       key=f"{publish_worklist.KIND}:{accession}:{modality}:{key}",
+                       payload=json.dumps({"accession": accession,
+                                           "modality": modality}).encode(),
+                       accession=accession, now=now)
+
+
+def archive_tags(patient: Patient) -> dict[str, str]:
+    """The Patient module as our objects carry it (connector/dicom/common.py)."""
+    return {"PatientID": patient.id, "IssuerOfPatientID": patient.issuer,
+            "PatientName": patient.name.hl7(), "PatientBirthDate": patient.birth_date,
+            "PatientSex": patient.sex}
+
+
+def perform(services: Services, payload: bytes) -> str:
+    """The outbox job: bring the case's stored instances to the patient as stored now.
+    Returns "absent" (nothing in the archive), "unchanged" or "updated"; raises
+    `ArchiveUnavailable` (retried) while the archive is down or not yet up to date."""
+    accession = json.loads(payload)["accession"]
+    with services.engine.connect() as conn:
+        case = cases.load(conn, accession)
+    target = archive_tags(case.order.patient)
+    archive = services.archive
+    spool = services.config.data_dir / SPOOL / accession
+    for leftover in sorted(spool.glob("*.dcm")) if spool.is_dir() else ():
+        archive.store(leftover.read_bytes())  # its source was deleted by an interrupted attempt
+        leftover.unlink()
+    stored = archive.study_patient_tags(case.study_uid)
+    if stored is None:
+        return "absent"
+    stale = [entry for entry in stored if _differs(entry, target)]
+    for entry in stale:
+        data = archive.modified_instance(entry["orthanc_id"], target)
+        if entry["PatientID"] == target["PatientID"]:
+            path = spool / f"{entry['SOPInstanceUID']}.dcm"
+            write_durably(path, data)
+            archive.delete_instance(entry["orthanc_id"])
+            archive.store(data)
+            path.unlink()
+        else:
+            archive.store(data)
+            archive.delete_instance(entry["orthanc_id"])
+    if not stale:
+        return "unchanged"
+    archive.reconstruct_study(case.study_uid)
+    again = archive.study_patient_tags(case.study_uid) or []
+    if any(_differs(entry, target) for entry in again):
+        raise ArchiveUnavailable("the archive does not show the patient update yet",
+                                 where=accession, hint="retried by the outbox")
+    log.info("archive: %d instance(s) of %s given the patient's current demographics",
+             len(stale), accession)
+    return "updated"
+
+
+def _differs(entry: dict[str, str], target: dict[str, str]) -> bool:
+    return any(entry.get(name, "") != value for name, value in target.items())
