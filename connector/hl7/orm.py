@@ -474,8 +474,15 @@ def _name(r: _Reader, loc: Location, what: str, offset: int = 0) -> PersonName:
 
 
 def _question(r: _Reader) -> str:
-    _, text = r.first("question")
-    lines = [text] if text else []
+    """Every valued `question` position (OBR-13 relevant clinical information, each OBR-31
+    reason for study), then the order's notes (NTE after OBR), one per line."""
+    lines = []
+    for loc in r.mapping.positions["question"]:
+        whole = Location(loc.segment, loc.occurrence, loc.field)
+        for rep in range(1, len(r.msg.repetitions(whole)) + 1):
+            text = r.msg.value(replace(loc, repetition=rep)).strip()
+            if text and text not in lines:
+                lines.append(text)
     ids = r.msg.segment_ids()
     if "OBR" in ids:
         notes = r.mapping.question_notes

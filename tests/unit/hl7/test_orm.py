@@ -169,12 +169,21 @@ def test_message_with_two_orders_is_refused_rather_than_half_read(sample):
 
 def test_mapping_file_decides_positions(tmp_path, sample):
     text = MAPPING_FILE.read_text(encoding="utf-8").replace(
-        'question = ["OBR-13"]', 'question = ["OBR-31.2", "OBR-13"]')
+        'question = ["OBR-13", "OBR-31.2"]', 'question = ["OBR-31.2", "OBR-13"]')
     path = tmp_path / "orm.toml"
     path.write_text(text, encoding="utf-8")
     raw = sample("orm_o01_nw.hl7").replace(b"\rNTE", b"|" * 15 + b"^Naevus atypique\rNTE", 1)
     order = order_from_orm(parse(raw), load_mapping(path))[1]
     assert order.question.startswith("Naevus atypique\n")
+
+
+def test_question_keeps_clinical_information_and_each_reason_for_study_when_both_are_sent(
+        sample):
+    raw = sample("orm_o01_nw.hl7").replace(
+        b"\rNTE", b"|" * 15 + b"^Naevus atypique~^Contr\xc3\xb4le\rNTE", 1)
+    lines = order_from_orm(parse(raw))[1].question.split("\n")
+    assert lines[1:3] == ["Naevus atypique", "Contrôle"]
+    assert lines[0] and lines[0] not in lines[1:3]
 
 
 @pytest.mark.parametrize("old,new,key", [
