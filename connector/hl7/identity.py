@@ -26,7 +26,7 @@ Error texts never quote the received values (ERR-7 must not carry patient data).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from connector.domain.model import IDENTITY_STATUSES, QUALIFIED, Facility, valid_ins
 
@@ -166,7 +166,7 @@ def _erl(loc: Location, repetition: int) -> str:
 
 
 def _part(msg: ParsedMessage, loc: Location, component: int, sub: int = 0) -> str:
-    return msg.value(replace(loc, component=component, subcomponent=sub)).strip()
+    return msg.value(loc.at(component=component, subcomponent=sub)).strip()
 
 
 def _authority(msg: ParsedMessage, loc: Location, component: int) -> str:
@@ -188,7 +188,7 @@ def patient_ids(msg: ParsedMessage, positions: tuple[Location, ...], m: Identity
     ins: tuple[str, str] | None = None
     local: list[tuple[str, str, str]] = []  # (id, issuer, type)
     for rep in range(1, len(msg.repetitions(loc)) + 1):
-        here = replace(loc, repetition=rep)
+        here = loc.at(repetition=rep)
         ident = _part(msg, here, 1)
         if not ident:
             continue

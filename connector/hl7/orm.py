@@ -20,7 +20,7 @@ import binascii
 import functools
 import re
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from connector.domain.errors import ConfigError, DomainError
@@ -269,7 +269,7 @@ def images_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> li
         if part(4).upper() != "BASE64":
             raise Hl7Error("embedded image data must be Base64-encoded (OBX-5.4 Base64)",
                            hl7_code=102, location=where.erl())
-        text = "".join(msg.value(replace(where, component=5)).split())
+        text = "".join(msg.value(where.at(component=5)).split())
         if not text:
             raise Hl7Error("embedded image has no data (OBX-5.5)", hl7_code=101,
                            location=where.erl())
@@ -278,10 +278,10 @@ def images_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> li
         except (binascii.Error, ValueError):
             raise Hl7Error("embedded image data is not valid Base64", hl7_code=102,
                            location=where.erl()) from None
-        code = msg.value(replace(m.kind, occurrence=n)).strip().upper()
+        code = msg.value(m.kind.at(occurrence=n)).strip().upper()
         found.append(OrderImage(location=where.erl(), data=data, subtype=subtype,
                                 kind=kinds.get(code, "photo"),
-                                site=msg.value(replace(m.site, occurrence=n)).strip()))
+                                site=msg.value(m.site.at(occurrence=n)).strip()))
     return found
 
 
@@ -324,7 +324,7 @@ def _request(msg: ParsedMessage, m: OrmMapping, priority: Priority) -> dict:
 
     def not_a_question(n: int) -> bool:
         return m.consent.is_consent_obx(msg, n) or msg.value(
-            replace(t.majoration, occurrence=n)).strip().upper() in t.majoration_codes
+            t.majoration.at(occurrence=n)).strip().upper() in t.majoration_codes
 
     answers = answers_from_order(msg, questionnaire, not_a_question)
     return {"questionnaire": answers, "consent": consent,
@@ -370,9 +370,9 @@ def teleconsultation_from_orm(msg: ParsedMessage,
         performed_on = value[:8]
     majorations, locations = [], []
     for n in range(1, msg.segment_ids().count("OBX") + 1):
-        if msg.value(replace(t.majoration, occurrence=n)).strip().upper() not in t.majoration_codes:
+        if msg.value(t.majoration.at(occurrence=n)).strip().upper() not in t.majoration_codes:
             continue
-        where = replace(t.majoration_value, occurrence=n)
+        where = t.majoration_value.at(occurrence=n)
         claimed = msg.value(where).strip().upper()
         if not claimed:
             raise Hl7Error("majoration code is missing", hl7_code=101, location=where.erl())
@@ -413,7 +413,7 @@ class _Reader:
         return loc, value
 
     def part(self, loc: Location, component: int, sub: int = 0) -> str:
-        return self.msg.value(replace(loc, component=component, subcomponent=sub)).strip()
+        return self.msg.value(loc.at(component=component, subcomponent=sub)).strip()
 
     def hd(self, loc: Location, component: int) -> str:
         """An assigning authority (HD inside a composite): the universal id (OID) if given,
@@ -422,7 +422,7 @@ class _Reader:
 
 
 def _component(msg: ParsedMessage, loc: Location, component: int) -> str:
-    return msg.value(replace(loc, component=component)).strip()
+    return msg.value(loc.at(component=component)).strip()
 
 
 def _patient(r: _Reader) -> Patient:
@@ -480,7 +480,7 @@ def _question(r: _Reader) -> str:
     for loc in r.mapping.positions["question"]:
         whole = Location(loc.segment, loc.occurrence, loc.field)
         for rep in range(1, len(r.msg.repetitions(whole)) + 1):
-            text = r.msg.value(replace(loc, repetition=rep)).strip()
+            text = r.msg.value(loc.at(repetition=rep)).strip()
             if text and text not in lines:
                 lines.append(text)
     ids = r.msg.segment_ids()
@@ -489,7 +489,7 @@ def _question(r: _Reader) -> str:
         i = ids.index("OBR") + 1
         while i < len(ids) and ids[i] == notes.segment:
             occurrence = ids[:i].count(notes.segment) + 1
-            lines += r.msg.repetitions(replace(notes, occurrence=occurrence))
+            lines += r.msg.repetitions(notes.at(occurrence=occurrence))
             i += 1
     return "\n".join(line.replace("\r", "\n").strip() for line in lines).strip()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from connector.domain.errors import ConfigError, DomainError
@@ -101,7 +101,7 @@ class ConsentMapping:
 
     def is_consent_obx(self, msg: ParsedMessage, n: int) -> bool:
         return (self.source == "obx"
-                and msg.value(replace(self.code, occurrence=n)).strip().upper() in self.codes)
+                and msg.value(self.code.at(occurrence=n)).strip().upper() in self.codes)
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -325,19 +325,19 @@ def answers_from_order(msg: ParsedMessage, q: Questionnaire,
     """
     found: dict[str, tuple[Item, list[str]]] = {}
     for n in range(1, msg.segment_ids().count("OBX") + 1):
-        value_type = msg.value(replace(q.value_type, occurrence=n)).strip().upper()
+        value_type = msg.value(q.value_type.at(occurrence=n)).strip().upper()
         if value_type in q.skip_value_types or skip(n):
             continue
-        code = msg.value(replace(q.code, occurrence=n)).strip()
+        code = msg.value(q.code.at(occurrence=n)).strip()
         item = q.item_for(code)
-        where = replace(q.value, occurrence=n).erl()
+        where = q.value.at(occurrence=n).erl()
         if item is None:
             if q.unknown_codes == "refuse" and code:
                 raise Hl7Error("observation code is not a question of the questionnaire",
                                hl7_code=103, location=f"OBX^{n}^3",
                                hint="see mappings/questionnaire.toml for the codes")
             continue
-        raw = [v.strip() for v in msg.repetitions(replace(q.value, occurrence=n))]
+        raw = [v.strip() for v in msg.repetitions(q.value.at(occurrence=n))]
         raw = [v for v in raw if v]
         if item.type == "text":
             raw = ["\n".join(raw)] if raw else []
@@ -409,12 +409,12 @@ def consent_from_order(msg: ParsedMessage, m: ConsentMapping) -> Consent | None:
     if m.source == "con":
         count = msg.segment_ids().count("CON")
         for n in range(1, count + 1):
-            status = msg.value(replace(m.con_status, occurrence=n)).strip().upper()
+            status = msg.value(m.con_status.at(occurrence=n)).strip().upper()
             if status in m.con_granted:
-                return Consent("CON", _timestamp(msg.value(replace(m.con_at, occurrence=n))))
+                return Consent("CON", _timestamp(msg.value(m.con_at.at(occurrence=n))))
         if not m.required:
             return None
-        where = replace(m.con_status, occurrence=max(count, 1))
+        where = m.con_status.at(occurrence=max(count, 1))
         status = f"CON-{m.con_status.field}"
         raise Hl7Error(f"patient consent to the tele-expertise is missing: send a CON segment "
                        f"with {status} {m.con_granted[0]}", hl7_code=101, location=where.erl(),
@@ -425,9 +425,9 @@ def consent_from_order(msg: ParsedMessage, m: ConsentMapping) -> Consent | None:
     for n in range(1, count + 1):
         if not m.is_consent_obx(msg, n):
             continue
-        answer = msg.value(replace(m.answer, occurrence=n)).strip().upper()
+        answer = msg.value(m.answer.at(occurrence=n)).strip().upper()
         if answer in m.yes:
-            return Consent("OBX", _timestamp(msg.value(replace(m.answered_at, occurrence=n))))
+            return Consent("OBX", _timestamp(msg.value(m.answered_at.at(occurrence=n))))
         refused = refused or n
     if not m.required:
         return None
@@ -437,10 +437,10 @@ def consent_from_order(msg: ParsedMessage, m: ConsentMapping) -> Consent | None:
             + " or ".join(m.yes) + ", once the patient has agreed to the tele-expertise")
     if refused:
         raise Hl7Error(f"patient consent to the tele-expertise is not given: {send}",
-                       hl7_code=101, location=replace(m.answer, occurrence=refused).erl(),
+                       hl7_code=101, location=m.answer.at(occurrence=refused).erl(),
                        hint=hint)
     raise Hl7Error(f"patient consent to the tele-expertise is missing: {send}", hl7_code=101,
-                   location=replace(m.answer, occurrence=count + 1).erl(), hint=hint)
+                   location=m.answer.at(occurrence=count + 1).erl(), hint=hint)
 
 
 def _timestamp(value: str) -> str:

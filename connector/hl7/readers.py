@@ -5,7 +5,6 @@ mapping file gets when it is loaded."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import replace
 from pathlib import Path
 
 from connector.domain.errors import ConfigError
@@ -15,7 +14,7 @@ from .parse import Location, ParsedMessage
 
 def part(msg: ParsedMessage, loc: Location, component: int, sub: int = 0) -> str:
     """One component (or subcomponent) of the field at `loc`, unescaped and stripped."""
-    return msg.value(replace(loc, component=component, subcomponent=sub)).strip()
+    return msg.value(loc.at(component=component, subcomponent=sub)).strip()
 
 
 def authority(msg: ParsedMessage, loc: Location, component: int) -> str:

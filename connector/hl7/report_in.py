@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from connector.domain.errors import DomainError
@@ -202,10 +202,10 @@ def _conduct(msg: ParsedMessage, m: ReportInMapping,
              conducts: Collection[str] | None) -> tuple[int, str, str]:
     """(OBX number of the conduct or 0, our conduct code, ERR-2 of its value or "")."""
     for n in range(1, _obx_count(msg) + 1):
-        what = msg.value(replace(m.conduct_observation, occurrence=n)).strip().upper()
+        what = msg.value(m.conduct_observation.at(occurrence=n)).strip().upper()
         if what not in m.conduct_identifiers:
             continue
-        where = replace(m.conduct_value, occurrence=n)
+        where = m.conduct_value.at(occurrence=n)
         code = msg.value(where).strip()
         if not code:
             raise Hl7Error("conduct code is missing", hl7_code=101, location=where.erl())
