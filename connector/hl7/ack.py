@@ -17,7 +17,7 @@ import hl7
 from .errors import Hl7Error
 from .parse import (SUPPORTED_VERSIONS, Header, ParsedMessage, codec, decode,
                     salvage_header)
-from .segments import escape, msh, segment
+from .segments import escape, escape_exact, msh, segment
 
 _OLD_ERR = ("2.3.1", "2.4")  # versions whose ERR has only ERR-1 (ELD)
 
@@ -88,7 +88,7 @@ def _ack(original: Header, code: str, errors: list[Hl7Error], control_id: str, n
             control_id=control_id, version=version,
             charset=original.charset if codec(original.charset) else "",
             processing_id=original.processing_id or "P"),
-        segment("MSA", code, escape(original.control_id), escape(errors[0].text) if errors else ""),
+        segment("MSA", code, escape_exact(original.control_id), escape(errors[0].text) if errors else ""),
     ]
     lines += [_err(e, version) for e in errors]
     return "\r".join(lines) + "\r"
