@@ -21,15 +21,19 @@ def _digest(prev: str, at: str, actor: str, action: str, accession: str | None, 
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
+# Built once: every inbound message and every step of a case appends a row.
+_LAST_HASH = select(audit.c.hash).order_by(audit.c.id.desc()).limit(1)
+_INSERT = audit.insert()
+
+
 def append(conn: Connection, *, at: str, actor: str, action: str, accession: str | None = None,
            detail: dict | None = None) -> None:
     """Add one row in the caller's transaction, so the audit commits with the change it records."""
-    prev = conn.execute(select(audit.c.hash).order_by(audit.c.id.desc()).limit(1)).scalar()
-    prev = prev or GENESIS
+    prev = conn.execute(_LAST_HASH).scalar() or GENESIS
     text = json.dumps(detail or {}, sort_keys=True, ensure_ascii=False)
-    conn.execute(audit.insert().values(
-        at=at, actor=actor, action=action, accession=accession, detail=text, prev_hash=prev,
-        hash=_digest(prev, at, actor, action, accession, text)))
+    conn.execute(_INSERT, {"at": at, "actor": actor, "action": action, "accession": accession,
+                           "detail": text, "prev_hash": prev,
+                           "hash": _digest(prev, at, actor, action, accession, text)})
 
 
 def verify(conn: Connection) -> tuple[int, int | None]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from ..domain.errors import NotFound
@@ -141,10 +141,14 @@ def accession_for_study(conn: Connection, study_uid: str) -> str | None:
 # (patients row, keyed by identifier + issuer) and every case points at it, so updating that
 # row updates the patient of every case.
 
+_FIND_PATIENT = select(patients.c.id).where(patients.c.patient_id == bindparam("pid"),
+                                            patients.c.issuer == bindparam("issuer"))
+
+
 def find_patient(conn: Connection, patient_id: str, issuer: str) -> int | None:
-    """The patients row of (identifier, issuer), or None when no case ever named them."""
-    return conn.execute(select(patients.c.id).where(
-        patients.c.patient_id == patient_id, patients.c.issuer == issuer)).scalar()
+    """The patients row of (identifier, issuer), or None when no case ever named them (built
+    once: every ADT of a patient administration feed asks)."""
+    return conn.execute(_FIND_PATIENT, {"pid": patient_id, "issuer": issuer}).scalar()
 
 
 def update_patient(conn: Connection, pk: int, patient: Patient) -> list[str]:
