@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .domain.errors import ConfigError
@@ -34,7 +34,16 @@ class Destination:
     address: str
     api_key: str = ""              # https: sent in `api_key_header`, read from `api_key_env`
     api_key_header: str = "X-API-Key"
-    ca_file: str = ""              # https: CA bundle to trust instead of the system's
+    ca_file: str = ""              # https, mllp with tls: CA bundle to trust instead of the system's
+    tls: bool = False              # mllp: MLLP over TLS
+    cert_file: str = ""            # https, mllp with tls: our certificate, for mutual TLS
+    key_file: str = ""             # ... and its key (when not in cert_file)
+    server_name: str = ""          # mllp with tls: name the peer's certificate must carry
+    # requester destinations: the report as ORU^R01 or MDM^T02 (T10 corrections, T04
+    # withdrawals), and order status messages (ORC-1 OK/SC/CR/OC) as ORM^O01, OMG^O19 or
+    # ORU^R01, or "off" (connector/hl7/order_status.py).
+    report_message: str = "ORU^R01"
+    order_status: str = "off"
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -44,6 +53,29 @@ class Destination:
     def folder(self) -> Path:
         """The drop folder of a `file` destination (resolved when the config was read)."""
         return Path(self.address)
+
+
+@dataclass(frozen=True)
+class Hl7Listener:
+    """One inbound MLLP listener: `[hl7] listen` (named "default") or a `[[hl7.listeners]]`
+    table. TLS when `cert_file` is set; with `client_ca_file`, client certificates are checked
+    (and required when `require_client_cert`)."""
+
+    name: str
+    listen: str
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None
+    require_client_cert: bool = False
+    where: str = "hl7"  # the config key of this listener, for error messages
+
+    @property
+    def tls(self) -> bool:
+        return self.cert_file is not None
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return split_address(self.listen, f"{self.where}.listen")
 
 
 @dataclass(frozen=True)
@@ -58,6 +90,23 @@ class Config:
     data_dir: Path
     http_listen: str = "127.0.0.1:8780"
     hl7_listen: str = "127.0.0.1:2575"
+    # [hl7]: TLS of the `listen` listener, limits and timeouts of every MLLP listener, and
+    # [[hl7.listeners]] (several listeners; then `listen` is the first one's address).
+    hl7_cert_file: Path | None = None
+    hl7_key_file: Path | None = None
+    hl7_client_ca_file: Path | None = None
+    hl7_require_client_cert: bool = False
+    hl7_max_message_mb: float = 20.0
+    hl7_idle_timeout: float = 300.0   # seconds of silence between messages before closing
+    hl7_read_timeout: float = 60.0    # seconds of silence inside a message before closing
+    hl7_listeners: tuple[Hl7Listener, ...] = ()
+    # When the ACK is sent: "processing" (after the message is applied: the ACK tells the
+    # outcome) or "storage" (after it is validated and stored durably; applied just after, in
+    # arrival order; for high-volume feeds such as ADT). See workflow/receive_hl7.py.
+    hl7_ack_mode: str = "processing"
+    # [hl7] test_mode: accept test and demo INS (OIDs 1.2.250.1.213.1.4.10 / .11), refused in
+    # production (mappings/hl7/orm_o01.toml [identity]).
+    hl7_test_mode: bool = False
     orthanc_managed: bool = True
     orthanc_url: str = "http://127.0.0.1:8042"
     orthanc_dicom_port: int = 4242
@@ -96,6 +145,14 @@ class Config:
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'telederm.db'}"
 
+    @property
+    def mllp_listeners(self) -> tuple[Hl7Listener, ...]:
+        """The inbound MLLP listeners: the [[hl7.listeners]] tables, else `[hl7] listen`."""
+        if self.hl7_listeners:
+            return self.hl7_listeners
+        return (Hl7Listener("default", self.hl7_listen, self.hl7_cert_file, self.hl7_key_file,
+                            self.hl7_client_ca_file, self.hl7_require_client_cert),)
+
     def destination(self, role: str) -> Destination | None:
         return next((d for d in self.destinations if d.role == role), None)
 
@@ -133,6 +190,15 @@ _SCALARS = {
     ("", "data_dir"): ("data_dir", Path),
     ("http", "listen"): ("http_listen", str),
     ("hl7", "listen"): ("hl7_listen", str),
+    ("hl7", "cert_file"): ("hl7_cert_file", Path),
+    ("hl7", "key_file"): ("hl7_key_file", Path),
+    ("hl7", "client_ca_file"): ("hl7_client_ca_file", Path),
+    ("hl7", "require_client_cert"): ("hl7_require_client_cert", bool),
+    ("hl7", "max_message_mb"): ("hl7_max_message_mb", float),
+    ("hl7", "idle_timeout"): ("hl7_idle_timeout", float),
+    ("hl7", "read_timeout"): ("hl7_read_timeout", float),
+    ("hl7", "ack_mode"): ("hl7_ack_mode", str),
+    ("hl7", "test_mode"): ("hl7_test_mode", bool),
     ("orthanc", "managed"): ("orthanc_managed", bool),
     ("orthanc", "url"): ("orthanc_url", str),
     ("orthanc", "dicom_port"): ("orthanc_dicom_port", int),
@@ -160,6 +226,9 @@ _SCALARS = {
     ("images", "max_megapixels"): ("images_max_megapixels", int),
     ("images", "device"): ("images_device", str),
 }
+
+
+_SUBTABLES = {"hl7": {"listeners"}}  # lists of tables inside a section: [[hl7.listeners]]
 
 
 def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
@@ -197,7 +266,8 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         raise ConfigError(f"unknown top-level key(s) {sorted(stray)}", where=str(path),
                           hint=f"top-level keys are {', '.join(sorted(top_level))}")
     for section in {s for s, _ in _SCALARS if s}:
-        unknown = set(raw.get(section, {})) - {k for s, k in _SCALARS if s == section}
+        unknown = (set(raw.get(section, {})) - {k for s, k in _SCALARS if s == section}
+                   - _SUBTABLES.get(section, set()))
         if unknown:
             raise ConfigError(f"unknown key(s) {sorted(unknown)} in [{section}]", where=str(path))
 
@@ -211,6 +281,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         rel = values["database_url"][len("sqlite:///"):]
         values["database_url"] = f"sqlite:///{(base / rel).resolve()}"
 
+    values["hl7_listeners"] = _hl7_listeners(raw, values, path, base, env)
     values["destinations"] = tuple(_destinations(raw.get("destinations", []), path, base, env))
     unknown = set(raw.get("api", {})) - {"tokens"}
     if unknown:
@@ -221,10 +292,95 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     config = Config(**values)
     split_address(config.http_listen, "http.listen")
     split_address(config.hl7_listen, "hl7.listen")
+    _check_hl7(config)
+    if config.hl7_ack_mode not in ("processing", "storage"):
+        raise ConfigError("hl7.ack_mode must be processing or storage", where="hl7.ack_mode",
+                          hint='"processing" answers after applying, "storage" after storing')
     if config.report_language not in ("fr", "en"):
         raise ConfigError("reports.language must be fr or en", where="reports.language")
     _check_channels(config)
     return config
+
+
+_LISTENER_TLS_KEYS = ("cert_file", "key_file", "client_ca_file", "require_client_cert")
+
+
+def _hl7_listeners(raw: dict, values: dict, path, base: Path, env) -> tuple[Hl7Listener, ...]:
+    """The [[hl7.listeners]] tables (none: the single `[hl7] listen` form). Resolves the TLS
+    file paths of both forms; a listener's name and address must be unique."""
+    for key in ("cert_file", "key_file", "client_ca_file"):
+        if f"hl7_{key}" in values:
+            values[f"hl7_{key}"] = _tls_file(values[f"hl7_{key}"], base, f"hl7.{key}")
+    section = raw.get("hl7", {})
+    items = section.get("listeners", [])
+    if not isinstance(items, list):
+        raise ConfigError("hl7.listeners is not a list of tables", where=str(path),
+                          hint="write each listener as an [[hl7.listeners]] table")
+    if not items:
+        return ()
+    single = [k for k in ("listen",) + _LISTENER_TLS_KEYS
+              if k in section or f"TELEDERM_HL7_{k.upper()}" in env]
+    if single:
+        raise ConfigError(f"[hl7] {', '.join(single)} cannot be combined with [[hl7.listeners]]",
+                          where=str(path),
+                          hint="give each [[hl7.listeners]] table its own listen (and TLS keys)")
+    out: list[Hl7Listener] = []
+    for i, item in enumerate(items):
+        where = f"hl7.listeners[{i}]"
+        _only_keys(item, {"name", "listen", *_LISTENER_TLS_KEYS}, where, path)
+        missing = [k for k in ("name", "listen") if not str(item.get(k, "")).strip()]
+        if missing:
+            raise ConfigError(f"{where} lacks {', '.join(missing)}", where=str(path),
+                              hint='e.g. name = "lab" and listen = "0.0.0.0:2576"')
+        if any(str(item["name"]) == other.name for other in out):
+            raise ConfigError(f"{where}.name '{item['name']}' is already used", where=str(path),
+                              hint="give each listener its own name (it appears in the logs)")
+        if any(str(item["listen"]) == other.listen for other in out):
+            raise ConfigError(f"{where}.listen '{item['listen']}' is already used",
+                              where=str(path), hint="give each listener its own port")
+        split_address(str(item["listen"]), f"{where}.listen")
+        files = {k: _tls_file(_coerce(item[k], Path, f"{where}.{k}"), base, f"{where}.{k}")
+                 for k in ("cert_file", "key_file", "client_ca_file") if k in item}
+        require = _coerce(item.get("require_client_cert", False), bool,
+                          f"{where}.require_client_cert")
+        out.append(Hl7Listener(str(item["name"]), str(item["listen"]), **files,
+                               require_client_cert=require, where=where))
+    values["hl7_listen"] = out[0].listen  # `hl7_listen` names the first listener
+    return tuple(out)
+
+
+def _tls_file(value: Path | str | None, base: Path, where: str) -> Path | None:
+    """A certificate, key or CA file: resolved against the config's folder, and existing.
+    An empty value means "not set"."""
+    if value is None or str(value) in ("", "."):
+        return None
+    file = Path(value)
+    if not file.is_absolute():
+        file = (base / file).resolve()
+    if not file.is_file():
+        raise ConfigError(f"{where}: file {file} does not exist", where=where,
+                          hint="give a PEM file readable by the connector")
+    return file
+
+
+def _check_hl7(config: Config) -> None:
+    """Limits and timeouts of the MLLP listeners, and each one's TLS settings."""
+    for key, value in (("hl7.max_message_mb", config.hl7_max_message_mb),
+                       ("hl7.idle_timeout", config.hl7_idle_timeout),
+                       ("hl7.read_timeout", config.hl7_read_timeout)):
+        if not value > 0:
+            raise ConfigError(f"{key} must be a positive number", where=key,
+                              hint="megabytes for max_message_mb, seconds for the timeouts")
+    for listener in config.mllp_listeners:
+        if not listener.tls and (listener.key_file or listener.client_ca_file
+                                 or listener.require_client_cert):
+            raise ConfigError(f"{listener.where}: TLS keys are set but cert_file is not",
+                              where=f"{listener.where}.cert_file",
+                              hint="give the listener's certificate (PEM) to turn TLS on")
+        if listener.require_client_cert and not listener.client_ca_file:
+            raise ConfigError(f"{listener.where}: require_client_cert needs client_ca_file",
+                              where=f"{listener.where}.client_ca_file",
+                              hint="give the CA that signed the clients' certificates")
 
 
 def _check_channels(config: Config) -> None:
@@ -275,7 +431,7 @@ def _destinations(items, path, base: Path | None = None, env=None) -> list[Desti
     for i, item in enumerate(items):
         where = f"destinations[{i}]"
         _only_keys(item, {"name", "role", "transport", "address", "api_key_env", "api_key_header",
-                          "ca_file"}, where, path)
+                          *_DESTINATION_TLS_KEYS, *_REQUESTER_KEYS}, where, path)
         missing = [k for k in ("name", "role", "address") if k not in item]
         if missing:
             raise ConfigError(f"{where} lacks {', '.join(missing)}", where=str(path))
@@ -291,6 +447,9 @@ def _destinations(items, path, base: Path | None = None, env=None) -> list[Desti
                               hint="give each destination its own name")
         names.add(item["name"])
         if transport == "file":
+            if set(item) & set(_DESTINATION_TLS_KEYS):
+                raise ConfigError(f"{where}: TLS keys do not apply to transport file",
+                                  where=str(path), hint="remove them, or use mllp or https")
             if item["role"] != "accounting":
                 raise ConfigError(f"{where}: transport file is for the accounting feed only",
                                   where=str(path), hint='use role = "accounting" or mllp')
@@ -305,10 +464,29 @@ def _destinations(items, path, base: Path | None = None, env=None) -> list[Desti
         if transport == "https":
             out.append(_https_destination(item, where, path, base, env))
             continue
-        dest = Destination(item["name"], item["role"], transport, item["address"])
+        dest = Destination(item["name"], item["role"], transport, item["address"],
+                           **_destination_tls(item, transport, where, path, base))
         dest.host_port  # validates the address
         out.append(dest)
-    return out
+    return [_requester_messages(dest, item, f"destinations[{i}]", path)
+            for i, (dest, item) in enumerate(zip(out, items))]
+
+
+_REQUESTER_KEYS = {"report_message": ("ORU^R01", "MDM^T02"),
+                   "order_status": ("off", "ORM^O01", "OMG^O19", "ORU^R01")}
+
+
+def _requester_messages(dest: Destination, item, where: str, path) -> Destination:
+    """`report_message` and `order_status` of a requester destination (checked values)."""
+    given = {k: str(item[k]) for k in _REQUESTER_KEYS if k in item}
+    if given and dest.role != "requester":
+        raise ConfigError(f"{where}: {', '.join(sorted(given))} apply to requester destinations",
+                          where=str(path), hint='remove them, or use role = "requester"')
+    for key, value in given.items():
+        if value not in _REQUESTER_KEYS[key]:
+            raise ConfigError(f"{where}.{key} '{value}' is not supported", where=str(path),
+                              hint=f"use one of {', '.join(_REQUESTER_KEYS[key])}")
+    return replace(dest, **given) if given else dest
 
 
 def _https_destination(item, where: str, path, base: Path | None, env) -> Destination:
@@ -322,12 +500,34 @@ def _https_destination(item, where: str, path, base: Path | None, env) -> Destin
         if not api_key:
             raise ConfigError(f"{where}: environment variable {item['api_key_env']} is not set",
                               where=str(path), hint="export the API key; never write it in the file")
-    ca_file = str(item.get("ca_file", ""))
-    if ca_file and not Path(ca_file).is_absolute():
-        ca_file = str(((base or Path.cwd()) / ca_file).resolve())
     return Destination(item["name"], item["role"], "https", url, api_key=api_key,
                        api_key_header=str(item.get("api_key_header", "X-API-Key")),
-                       ca_file=ca_file)
+                       **_destination_tls(item, "https", where, path, base))
+
+
+_DESTINATION_TLS_KEYS = ("tls", "ca_file", "cert_file", "key_file", "server_name")
+
+
+def _destination_tls(item, transport: str, where: str, path, base: Path | None) -> dict:
+    """The TLS settings of an mllp or https destination, as Destination keyword arguments.
+    https is always TLS (the host name comes from the URL); mllp only with `tls = true`."""
+    if transport == "https" and ("tls" in item or "server_name" in item):
+        raise ConfigError(f"{where}: tls and server_name are for mllp destinations",
+                          where=str(path), hint="https is always TLS, checked against the URL's host")
+    tls = transport == "https" or _coerce(item.get("tls", False), bool, f"{where}.tls")
+    settings = {k: item[k] for k in ("ca_file", "cert_file", "key_file", "server_name") if k in item}
+    if settings and not tls:
+        raise ConfigError(f"{where}: {', '.join(sorted(settings))} need tls = true",
+                          where=str(path), hint="set tls = true for MLLP over TLS")
+    if "key_file" in settings and "cert_file" not in settings:
+        raise ConfigError(f"{where}: key_file needs cert_file", where=str(path),
+                          hint="give the client certificate that goes with the key")
+    out = {"tls": tls, "server_name": str(settings.get("server_name", ""))} \
+        if transport == "mllp" else {}
+    for key in ("ca_file", "cert_file", "key_file"):
+        file = _tls_file(str(settings.get(key, "")), base or Path.cwd(), f"{where}.{key}")
+        out[key] = str(file) if file else ""
+    return out
 
 
 def _only_keys(item, allowed: set[str], where: str, path) -> None:

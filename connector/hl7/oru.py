@@ -7,6 +7,9 @@ base64, never wrapped). OBR-25 and every OBX-11 carry the report status (F final
 A withdrawn report (status D) is sent as the same observations with OBX-11 `D` (delete, table
 0085), and OBR-25 `C` (table 0123 has no "deleted": a final result only changes through a
 correction, which here removes every observation).
+
+`order_segments` (ORC + OBR) and `observation_segments` (the OBX) are shared with the MDM form
+of the report (`mdm.py`), so both carry the same order references and the same content.
 """
 
 from __future__ import annotations
@@ -30,20 +33,37 @@ def build_oru(*, control_id: str, now: str, case_accession: str, study_uid: str,
               sending: tuple[HD, HD] = ("TELEDERM", "TELEDERM"),
               receiving: tuple[HD, HD] = ("", "")) -> str:
     """The ORU text (segments separated by CR); encode it with `parse.encode`."""
-    status = report.status
-    result_status = "C" if status == "D" else status  # OBR-25, table 0123
-    placer, filler = escape(order.placer_order_number), escape(case_accession)
     lines = [
         msh(sending=sending, receiving=receiving, now=now, message_type="ORU^R01^ORU_R01",
             control_id=control_id),
         pid(order.patient),
         pv1_outpatient(),
+        *order_segments(now=now, case_accession=case_accession, order=order, report=report),
+        *observation_segments(study_uid=study_uid, report=report, conduct_label=conduct_label,
+                              pdf=pdf, viewer_url=viewer_url),
+    ]
+    return "\r".join(lines) + "\r"
+
+
+def order_segments(*, now: str, case_accession: str, order: Order, report: Report) -> list[str]:
+    """ORC (RE: observations follow) and OBR: the requester's and our order numbers, the
+    requester, the signature time (OBR-7), OBR-22 `now`, OBR-25 the result status (table 0123:
+    F, C, and C for a withdrawal) and the signing dermatologist (OBR-32)."""
+    result_status = "C" if report.status == "D" else report.status
+    placer, filler = escape(order.placer_order_number), escape(case_accession)
+    return [
         segment("ORC", "RE", placer, filler, "", "", "", "", "", now, "", "",
                 xcn(order.requester)),
         segment("OBR", "1", placer, filler, SERVICE, "", "", report.signed_at, "", "", "", "",
                 "", "", "", "", xcn(order.requester), "", "", "", "", "", now, "", "",
                 result_status, "", "", "", "", "", "", cnn(report.specialist)),
     ]
+
+
+def observation_segments(*, study_uid: str, report: Report, conduct_label: str, pdf: bytes,
+                         viewer_url: str = "") -> list[str]:
+    """The OBX: report lines (TX), conduct (CE), Study Instance UID (ST), viewer link (RP, when
+    given) and the PDF (ED); OBX-11 is the report status (F, C or D)."""
     observations = [("TX", REPORT_TEXT, escape(line)) for line in _lines(report.text)]
     observations.append(("CE", CONDUCT, f"{escape(report.conduct)}^{escape(conduct_label)}^L"))
     if study_uid:
@@ -51,9 +71,8 @@ def build_oru(*, control_id: str, now: str, case_accession: str, study_uid: str,
     if viewer_url:
         observations.append(("RP", VIEWER, f"{escape(viewer_url)}^^TEXT^HTML"))
     observations.append(("ED", PDF, "^AP^PDF^Base64^" + base64.b64encode(pdf).decode("ascii")))
-    lines += [segment("OBX", str(n), kind, code, "", value, "", "", "", "", "", status)
-              for n, (kind, code, value) in enumerate(observations, start=1)]
-    return "\r".join(lines) + "\r"
+    return [segment("OBX", str(n), kind, code, "", value, "", "", "", "", "", report.status)
+            for n, (kind, code, value) in enumerate(observations, start=1)]
 
 
 def _lines(text: str) -> list[str]:

@@ -1,7 +1,13 @@
-"""Pieces shared by the messages we write (ACK, ORU, DFT): escaping, MSH, PID, person types.
+"""Pieces shared by the messages we write (ACK, ORU, MDM, order status, DFT): escaping, MSH,
+PID, person types.
 
 We always write the standard delimiters `|^~\\&`; every value goes through `escape()`, so text
 from users or peers can never change a message's structure.
+
+French rules applied here (reference hl7-and-billing.md 9.2-9.4): the national INS goes out in
+PID-3 (CX-5 `INS`, its OID as assigning authority) only for a qualified identity (PID-32
+`QUAL`); PID-32 carries the identity status and flags as received; a practitioner's identifier
+type (e.g. `IDNPS` for an IdNatPS) goes to XCN-13.
 """
 
 from __future__ import annotations
@@ -21,6 +27,13 @@ def escape(text: str) -> str:
     that keep lines put one per OBX)."""
     text = "".join(_ESCAPES.get(c, c) for c in text)
     return re.sub(r"[\r\n]+", " ", text)
+
+
+def escape_exact(text: str) -> str:
+    """`escape()` that keeps line breaks, as hex escapes (`\\X0D\\`, `\\X0A\\`): for values
+    echoed back to their sender, such as MSH-10 in MSA-2, which must compare equal."""
+    text = "".join(_ESCAPES.get(c, c) for c in text)
+    return text.replace("\r", "\\X0D\\").replace("\n", "\\X0A\\")
 
 
 def segment(name: str, *fields: str) -> str:
@@ -50,10 +63,24 @@ def xpn(name: PersonName) -> str:
 
 
 def xcn(person: Practitioner) -> str:
-    """XCN: id ^ family ^ given ^ ... ^ assigning authority (XCN-9)."""
+    """XCN: id ^ family ^ given ^ ... ^ assigning authority (XCN-9) ... ^ identifier type code
+    (XCN-13, when known: IDNPS, RPPS ...)."""
+    return "^".join(_xcn_parts(person)).rstrip("^")
+
+
+def _xcn_parts(person: Practitioner) -> list[str]:
     parts = [escape(person.id), escape(person.name.family), escape(person.name.given)]
-    if person.authority:
-        parts += ["", "", "", "", "", authority(person.authority)]
+    if person.authority or person.id_type:
+        parts += ["", "", "", "", "", authority(person.authority) if person.authority else ""]
+    if person.id_type:
+        parts += ["", "", "", escape(person.id_type)]
+    return parts
+
+
+def ppn(person: Practitioner, when: str) -> str:
+    """PPN (TXA-22): the XCN components, then the date/time of the action in PPN-15."""
+    parts = _xcn_parts(person)
+    parts += [""] * (14 - len(parts)) + [escape(when)]
     return "^".join(parts).rstrip("^")
 
 
@@ -78,10 +105,32 @@ def msh(*, sending: tuple[HD, HD], receiving: tuple[HD, HD], now: str, message_t
 
 
 def pid(patient: Patient) -> str:
-    """PID-3 (CX: id ^^^ authority), PID-5, PID-7, PID-8."""
-    cx = escape(patient.id) + (f"^^^{authority(patient.issuer)}" if patient.issuer else "")
-    return segment("PID", "1", "", cx, "", xpn(patient.name), "", patient.birth_date,
-                   patient.sex)
+    """PID-3 (CX: id ^^^ authority [^ INS], repeated), PID-5, PID-7, PID-8, PID-32.
+
+    PID-3: the patient's identifier, then its other identifiers (e.g. the IPP when a qualified
+    INS is the identifier), then the INS when the identity is qualified and it is not there yet;
+    the INS repetition has CX-5 `INS`. An INS of an identity that is not qualified is never
+    written. PID-32 repeats the identity status and flags as the order carried them."""
+    ins = (patient.ins, patient.ins_oid) if patient.ins else None
+    pairs = [(patient.id, patient.issuer), *patient.other_ids]
+    if patient.ins_usable and ins not in pairs:
+        pairs.append(ins)
+    ids = []
+    for pair in dict.fromkeys(pairs):  # in order, once each
+        if pair == ins and not patient.ins_usable:
+            continue  # (the model refuses this; never send an unusable INS)
+        ids.append(_cx(pair[0], pair[1], "INS" if pair == ins else ""))
+    status = "~".join(escape(s) for s in (patient.identity_status, *patient.identity_flags) if s)
+    fields = ["1", "", "~".join(ids), "", xpn(patient.name), "", patient.birth_date, patient.sex]
+    if status:
+        fields += [""] * 23 + [status]  # PID-9 .. PID-31 empty, PID-32
+    return segment("PID", *fields)
+
+
+def _cx(value: str, issuer: str, type_code: str) -> str:
+    """CX: id ^^^ assigning authority (CX-4) ^ identifier type code (CX-5)."""
+    parts = [escape(value), "", "", authority(issuer) if issuer else "", type_code]
+    return "^".join(parts).rstrip("^")
 
 
 def pv1_outpatient() -> str:

@@ -14,7 +14,7 @@ from ..domain.errors import NotFound
 from ..domain.model import Case, Order
 from ..domain.states import CaseEvent, CaseStatus
 from ..store import audit, cases
-from . import post_charges
+from . import notify_status, post_charges
 from .bootstrap import Services
 
 REASON = "act cancelled by the requester (ORC-1 CA)"
@@ -35,4 +35,5 @@ def handle(conn: Connection, services: Services, order: Order, *, hl7_now: str, 
     dft = post_charges.credit_case(conn, services, case, reason=REASON, hl7_now=hl7_now, now=now)
     audit.append(conn, at=now, actor=actor, action="case.cancelled", accession=accession,
                  detail={"dft": dft})
+    notify_status.cancelled_as_requested(conn, services, case, now=now)  # ORC-1 CR
     return case

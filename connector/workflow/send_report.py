@@ -1,4 +1,16 @@
-"""Step 5: the report goes back to the requester's EHR as ORU^R01, through the outbox."""
+"""Step 5: the report goes back to the requester's EHR, through the outbox, to every requester
+destination, in the form each one takes (`[[destinations]] report_message`):
+
+- `ORU^R01` (default): OBX-11 F (final), C (corrected), D (withdrawn); MSH-10
+  `ORU<accession>V<version>`, or `ORU<accession>W<version>` for a withdrawal.
+- `MDM^T02`: MDM^T02 (final), MDM^T10 (corrected, replacing the previous version), MDM^T04
+  (withdrawn, with the reason); MSH-10 `MDM<accession>V<version>` / `MDM<accession>W<version>`.
+  TXA-12 is the report version's document UID (`document_uid`), the SOP Instance UID of its
+  Encapsulated PDF in the archive.
+
+After a final report the requesters that take order status messages also get `SC`/`CM`
+(`notify_status.completed`), queued after the report.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +18,13 @@ import json
 
 from sqlalchemy.engine import Connection
 
-from ..domain.model import Case, Report
 from ..archive.client import viewer_url
+from ..dicom.uids import uid_from
+from ..domain.model import Case, Report
+from ..hl7.mdm import build_mdm
 from ..hl7.oru import build_oru
 from ..store import outbox
+from . import notify_status
 from .bootstrap import Services
 
 
@@ -22,22 +37,49 @@ def enqueue_hl7(conn: Connection, *, destination: str, control_id: str, message:
                           accession=accession, now=now)
 
 
+def document_uid(study_uid: str, version: int) -> str:
+    """The unique document number of a report version: the SOP Instance UID `record_report`
+    gives its Encapsulated PDF."""
+    return uid_from("report", study_uid, str(version))
+
+
+def requester_of(case: Case) -> tuple[str, str]:
+    """MSH-5/6 of what we send about a case: the application and facility that ordered it."""
+    sender = case.order.sender
+    return tuple(sender.split("|", 1)) if "|" in sender else (sender, "")
+
+
 def handle(conn: Connection, services: Services, case: Case, report: Report, *, version: int,
            conduct_label: str, pdf: bytes, hl7_now: str, now: str,
-           control_id: str = "") -> str | None:
-    """Queue the ORU for the requester; returns its MSH-10, or None when no requester is set.
-    The MSH-10 is `ORU<accession>V<version>` unless `control_id` is given (a withdrawal)."""
-    dest = services.config.destination("requester")
-    if dest is None:
+           reason: str = "") -> str | None:
+    """Queue the report for each requester destination; returns the MSH-10 sent to the first
+    one, or None when no requester is configured. `reason` (a withdrawal's) goes into the MDM
+    form (TXA-21)."""
+    dests = services.config.destinations_for("requester")
+    if not dests:
         return None
-    control_id = control_id or f"ORU{case.accession}V{version}"
-    message = build_oru(
-        control_id=control_id, now=hl7_now, case_accession=case.accession,
-        study_uid=case.study_uid, order=case.order, report=report, conduct_label=conduct_label,
-        pdf=pdf, viewer_url=viewer_url(services.config.orthanc_url, case.order.patient.id, case.study_uid),
-        sending=(services.config.facility_name, services.config.facility_id),
-        receiving=tuple(case.order.sender.split("|", 1)) if "|" in case.order.sender
-        else (case.order.sender, ""))
-    enqueue_hl7(conn, destination=dest.name, control_id=control_id, message=message,
-                accession=case.accession, now=now)
-    return control_id
+    mark = "W" if report.status == "D" else "V"
+    common = dict(now=hl7_now, case_accession=case.accession, study_uid=case.study_uid,
+                  order=case.order, report=report, conduct_label=conduct_label, pdf=pdf,
+                  viewer_url=viewer_url(services.config.orthanc_url, case.order.patient.id,
+                                        case.study_uid),
+                  sending=(services.config.facility_name, services.config.facility_id),
+                  receiving=requester_of(case))
+    first = None
+    for dest in dests:
+        if dest.report_message == "MDM^T02":
+            control_id = f"MDM{case.accession}{mark}{version}"
+            message = build_mdm(
+                control_id=control_id, document_id=document_uid(case.study_uid, version),
+                parent_document_id=document_uid(case.study_uid, version - 1)
+                if report.status == "C" else "",
+                change_reason=reason, namespace=services.config.facility_name, **common)
+        else:
+            control_id = f"ORU{case.accession}{mark}{version}"
+            message = build_oru(control_id=control_id, **common)
+        enqueue_hl7(conn, destination=dest.name, control_id=control_id, message=message,
+                    accession=case.accession, now=now)
+        first = first or control_id
+    if report.status == "F":
+        notify_status.completed(conn, services, case, now=now, tag=f"V{version}")
+    return first

@@ -1,6 +1,8 @@
 """Step 7: the specialist withdraws a final answer. In one transaction: the case goes back to
 IN_REVIEW (it waits for an answer again), the requester gets an ORU whose observations are
-deleted (OBX-11 D), and what the act charged is credited (CD lines, one DFT^P03 / CSV batch).
+deleted (OBX-11 D) or an MDM^T04 (document deleted, with the reason), then, when it takes
+order status messages, SC/IP (the order is in progress again), and what the act charged is
+credited (CD lines, one DFT^P03 / CSV batch).
 
 A case that has no report (a teleconsultation reported as done) has nothing to withdraw: its
 act is cancelled by its order (ORC-1 CA, `cancel_order`).
@@ -20,7 +22,7 @@ from ..store import audit, cases
 from ..store import charges as lines
 from ..store.clock import iso
 from ..store.schema import reports
-from . import post_charges, send_report
+from . import notify_status, post_charges, send_report
 from .bootstrap import Services
 from .common import dicom_dt
 
@@ -62,8 +64,8 @@ def handle(services: Services, accession: str, *, reason: str, actor: str) -> Wi
                            signed_at=row.signed_at, status="D")
         oru = send_report.handle(conn, services, case, withdrawn, version=row.version,
                                  conduct_label=_conduct_label(services, row.conduct),
-                                 pdf=row.pdf, hl7_now=hl7_now, now=now,
-                                 control_id=f"ORU{accession}W{row.version}")
+                                 pdf=row.pdf, hl7_now=hl7_now, now=now, reason=reason)
+        notify_status.in_progress(conn, services, case, now=now, tag=f"W{row.version}")
         before = _credits(conn, accession)
         dft = post_charges.credit_case(conn, services, case, reason=f"report withdrawn: {reason}",
                                        hl7_now=hl7_now, now=now)

@@ -1,0 +1,75 @@
+"""Step 2b: we refuse or cancel an order on our side, with a reason, and the requester is told
+(ORC-1 OC, reason in ORC-16, when its destination takes order status messages).
+
+- `decline`: the dermatologist declines the request (out of scope, photos unusable, needs a
+  consultation...). The case is REJECTED (from OPEN, IMAGES_PENDING, READY or IN_REVIEW);
+  nothing was charged yet. ORC-16 `DECLINED^<reason>^L`, ORC-19 the dermatologist.
+- `cancel`: an operator cancels the case (duplicate request, wrong patient...). The case is
+  CANCELLED (also an answered one: what its act charged is then credited, as for a cancel
+  from the requester). ORC-16 `CANCELLED^<reason>^L`.
+
+The worklist entries of the case are withdrawn by the worker's sweep (`publish_worklist.retire`).
+Not wired to the HTTP API or the CLI yet: callers pass the acting user as `actor`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..domain.errors import DomainError
+from ..domain.model import Practitioner
+from ..domain.states import CaseEvent
+from ..store import audit, cases
+from ..store.clock import iso
+from . import notify_status, post_charges
+from .bootstrap import Services
+from .common import dicom_dt
+
+MAX_REASON = 199  # ORC-16.2, CE text: 199 characters in v2.5
+
+
+@dataclass(frozen=True)
+class RefusedOrder:
+    accession: str
+    status: str
+    status_control_id: str | None   # MSH-10 of the OC message, None when nobody takes them
+    dft_control_id: str | None      # the credit batch of an answered case, else None
+
+
+def decline(services: Services, accession: str, *, reason: str, actor: str,
+            specialist: Practitioner | None = None) -> RefusedOrder:
+    """The dermatologist declines the request: REJECTED, OC with the reason."""
+    return _refuse(services, accession, CaseEvent.REFUSE, notify_status.DECLINED, reason=reason,
+                   actor=actor, action_by=specialist, action="case.declined")
+
+
+def cancel(services: Services, accession: str, *, reason: str, actor: str) -> RefusedOrder:
+    """An operator cancels the case: CANCELLED (charges credited), OC with the reason."""
+    return _refuse(services, accession, CaseEvent.CANCEL, notify_status.CANCELLED,
+                   reason=reason, actor=actor, action_by=None, action="case.cancelled")
+
+
+def _refuse(services: Services, accession: str, event: CaseEvent, code: str, *, reason: str,
+            actor: str, action_by: Practitioner | None, action: str) -> RefusedOrder:
+    reason = " ".join(reason.split())
+    if not reason:
+        raise DomainError("reason is empty", where="reason",
+                          hint="say why the request is refused; the requester reads it")
+    if len(reason) > MAX_REASON:
+        raise DomainError(f"reason is longer than {MAX_REASON} characters", where="reason")
+    moment = services.now()
+    now, hl7_now = iso(moment), dicom_dt(moment)
+    with services.engine.begin() as conn:
+        case = cases.load(conn, accession)
+        case.apply(event)  # StateConflict for a closed, cancelled or rejected case
+        cases.save_status(conn, case, now)
+        dft = None
+        if event is CaseEvent.CANCEL:
+            dft = post_charges.credit_case(conn, services, case,
+                                           reason=f"case cancelled: {reason}",
+                                           hl7_now=hl7_now, now=now)
+        sent = notify_status.refused(conn, services, case, now=now, code=code, text=reason,
+                                     action_by=action_by)
+        audit.append(conn, at=now, actor=actor, action=action, accession=accession,
+                     detail={"reason": reason, "status": sent, "dft": dft})
+    return RefusedOrder(accession, case.status.value, sent, dft)
