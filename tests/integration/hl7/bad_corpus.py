@@ -188,7 +188,7 @@ def build_cases() -> list[BadCase]:
     add("orc1_empty", order_text(cid("orc1e"), p, orc_seg=orc(p, control="")), "AE", "101",
         "ORC^1^1")
     p = pl()
-    add("orc1_dc_not_supported_yet", order_text(cid("dc"), p, orc_seg=orc(p, control="DC")),
+    add("orc1_dc_not_taken", order_text(cid("dc"), p, orc_seg=orc(p, control="DC")),
         "AE", "103", "ORC^1^1")
     p = pl()
     add("two_orders_in_one_message", order_text(cid("2orc"), p, extra=(orc(p + "X"),)), "AE",
