@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, select
@@ -14,11 +17,75 @@ from . import schema
 from .migrations import MIGRATIONS
 
 
+class WriterGate:
+    """One write transaction at a time in this process, handed over by a lock.
+
+    SQLite has one writer; left to itself, a writer that finds the database busy sleeps and
+    retries (1, 2, 5 ... up to 100 ms between tries), which is what made ACK latencies jump
+    under load. Here the next writer is woken the moment the previous one commits. A thread
+    that answers a peer (the HL7 intake, marked with `urgent()`) goes first: background
+    writers let it pass before they start, and long ones ask `urgent_waiting()` between steps
+    to commit early. Other processes (the CLI) still meet SQLite's own busy handling.
+    """
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._owner: int | None = None  # id() of the DBAPI connection holding the gate
+        self._urgent = 0
+        self._count = threading.Lock()
+        self._local = threading.local()
+
+    @contextmanager
+    def urgent(self):
+        """Mark this thread's transactions as answering a peer for the duration."""
+        self._local.urgent = True
+        try:
+            yield
+        finally:
+            self._local.urgent = False
+
+    def urgent_waiting(self) -> bool:
+        return self._urgent > 0
+
+    def acquire(self, dbapi_conn) -> None:
+        urgent = getattr(self._local, "urgent", False)
+        if urgent:
+            with self._count:
+                self._urgent += 1
+        else:
+            deadline = time.monotonic() + self.timeout
+            while self._urgent and time.monotonic() < deadline:
+                time.sleep(0.0005)
+        try:
+            if not self._lock.acquire(timeout=self.timeout):
+                raise StoreUnavailable("the database stayed busy", where="database",
+                                       hint="a long transaction holds it; retry")
+        finally:
+            if urgent:
+                with self._count:
+                    self._urgent -= 1
+        self._owner = id(_raw(dbapi_conn))
+
+    def release(self, dbapi_conn) -> None:
+        if self._owner == id(_raw(dbapi_conn)):
+            self._owner = None
+            self._lock.release()
+
+
+def _raw(connection):
+    """The driver's connection, whether given it or SQLAlchemy's pool wrapper around it."""
+    return getattr(connection, "dbapi_connection", connection)
+
+
 def make_engine(url: str) -> Engine:
-    """SQLite gets WAL, a busy timeout and foreign keys; its folder is created if missing."""
+    """SQLite gets WAL, a busy timeout, foreign keys and a `WriterGate` (`engine.gate`); its
+    folder is created if missing."""
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        gate = WriterGate(timeout=30)
+        engine.gate = gate
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):
@@ -34,9 +101,39 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            dbapi_conn = conn.connection.dbapi_connection
+            gate.acquire(dbapi_conn)
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                gate.release(dbapi_conn)
+                raise
+
+        _release_after(engine, gate)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    engine.gate = None
+    return engine
+
+
+def _release_after(engine: Engine, gate: WriterGate) -> None:
+    """Open the gate once COMMIT or ROLLBACK has run (SQLAlchemy's events fire before)."""
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_conn):
+        try:
+            commit(dbapi_conn)
+        finally:
+            gate.release(dbapi_conn)
+
+    def do_rollback(dbapi_conn):
+        try:
+            rollback(dbapi_conn)
+        finally:
+            gate.release(dbapi_conn)
+
+    dialect.do_commit, dialect.do_rollback = do_commit, do_rollback
 
 
 def migrate(engine: Engine) -> int:

@@ -1,23 +1,69 @@
 """Inbox: every HL7 message received, keyed by (sender, MSH-10), with the ACK we answered.
 
-A repeated MSH-10 from the same sender gets the stored ACK again and changes nothing.
+A repeated MSH-10 from the same sender gets the stored ACK again and changes nothing. A message
+acknowledged once stored (`hl7.ack_mode = "storage"`) waits here as `pending` until it is
+applied, in arrival order; then it is `done`, or `failed` with the reason in `outcome`.
+
+The statements are built once: this is the hot path of every inbound message.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from .schema import inbox
 
+_STORED_ACK = select(inbox.c.ack).where(inbox.c.sender == bindparam("s"),
+                                        inbox.c.control_id == bindparam("c"))
+_INSERT = inbox.insert()
+_PENDING = (select(inbox.c.id, inbox.c.raw, inbox.c.received_at, inbox.c.ack_code)
+            .where(inbox.c.state == "pending").order_by(inbox.c.id).limit(bindparam("n")))
+_FINISH = (update(inbox).where(inbox.c.id == bindparam("row_id"))
+           .values(state=bindparam("new_state"), outcome=bindparam("new_outcome"),
+                   accession=bindparam("new_accession")))
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: int
+    raw: bytes
+    received_at: str
+    ack_code: str
+
 
 def stored_ack(conn: Connection, sender: str, control_id: str) -> bytes | None:
-    return conn.execute(select(inbox.c.ack).where(
-        inbox.c.sender == sender, inbox.c.control_id == control_id)).scalar()
+    return conn.execute(_STORED_ACK, {"s": sender, "c": control_id}).scalar()
 
 
 def record(conn: Connection, *, sender: str, control_id: str, message_type: str, received_at: str,
-           raw: bytes, ack: bytes, ack_code: str, accession: str | None) -> None:
-    conn.execute(inbox.insert().values(
-        sender=sender, control_id=control_id, message_type=message_type, received_at=received_at,
-        raw=raw, ack=ack, ack_code=ack_code, accession=accession))
+           raw: bytes, ack: bytes, ack_code: str, accession: str | None,
+           state: str = "done") -> None:
+    conn.execute(_INSERT, {"sender": sender, "control_id": control_id,
+                           "message_type": message_type, "received_at": received_at, "raw": raw,
+                           "ack": ack, "ack_code": ack_code, "accession": accession,
+                           "state": state, "outcome": ""})
+
+
+def pending(conn: Connection, limit: int) -> list[Pending]:
+    """The oldest messages stored but not applied yet, in arrival order."""
+    return [Pending(row.id, row.raw, row.received_at, row.ack_code)
+            for row in conn.execute(_PENDING, {"n": limit})]
+
+
+def finish(conn: Connection, row_id: int, state: str, *, accession: str | None,
+           errors: list[dict] | None = None) -> None:
+    """Mark a pending message applied (`done`) or not (`failed`, with its errors)."""
+    conn.execute(_FINISH, {"row_id": row_id, "new_state": state,
+                           "new_outcome": json.dumps(errors) if errors else "",
+                           "new_accession": accession})
+
+
+def backlog(conn: Connection) -> tuple[int, str | None]:
+    """(messages waiting to be applied, received_at of the oldest) for health reports."""
+    row = conn.execute(select(func.count(), func.min(inbox.c.received_at))
+                       .where(inbox.c.state == "pending")).one()
+    return row[0], row[1]

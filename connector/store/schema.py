@@ -30,6 +30,13 @@ patients = Table(
     Column("given", String(100), nullable=False, default=""),
     Column("birth_date", String(8), nullable=False, default=""),
     Column("sex", String(1), nullable=False, default=""),
+    # French identity (0004): the INS whatever its status, its OID, the identity status and the
+    # other PID-32 codes (space-separated), other identifiers sent alongside (JSON [[id, issuer]])
+    Column("ins", String(15), nullable=False, default=""),
+    Column("ins_oid", String(64), nullable=False, default=""),
+    Column("identity_status", String(5), nullable=False, default=""),
+    Column("identity_flags", String(200), nullable=False, default=""),
+    Column("other_ids", Text, nullable=False, default="[]"),
     UniqueConstraint("patient_id", "issuer"),
 )
 
@@ -52,9 +59,22 @@ cases = Table(
     Column("updated_at", String(32), nullable=False),
     # PV1-2 = I on the order: hospitalised at the requesting facility (billing exclusion)
     Column("patient_hospitalised", Boolean, nullable=False, default=False),
+    # 0004: requester's identifier type and RPPS, requesting facility, the structured request
+    # (questionnaire answers, JSON), the consent (JSON, "" when not recorded) and the triage
+    Column("requester_id_type", String(10), nullable=False, default=""),
+    Column("requester_rpps", String(11), nullable=False, default=""),
+    Column("facility_finess", String(9), nullable=False, default=""),
+    Column("facility_name", String(100), nullable=False, default=""),
+    Column("facility_kind", String(5), nullable=False, default=""),
+    Column("questionnaire", Text, nullable=False, default="[]"),
+    Column("consent", Text, nullable=False, default=""),
+    Column("triage_score", Integer, nullable=False, default=0),
+    Column("triage_level", String(8), nullable=False, default=""),
     UniqueConstraint("sender", "placer_order_number"),
 )
 Index("ix_cases_status", cases.c.status)
+Index("ix_cases_triage", cases.c.triage_score)
+Index("ix_cases_patient", cases.c.patient_pk)
 
 images = Table(
     "images", metadata,
@@ -133,6 +153,9 @@ inbox = Table(
     Column("ack", LargeBinary, nullable=False),
     Column("ack_code", String(2), nullable=False),
     Column("accession", String(16)),
+    # pending (acknowledged once stored, not processed yet) | done | failed (see `outcome`)
+    Column("state", String(10), nullable=False, default="done"),
+    Column("outcome", Text, nullable=False, default=""),
     UniqueConstraint("sender", "control_id"),
 )
 

@@ -4,10 +4,15 @@ A migration is never edited once released: later changes add a new numbered modu
 `schema.py` always shows the shape they lead to.
 """
 
-from . import m0001_initial, m0002_image_quality, m0003_billing
+from . import (m0001_initial, m0002_image_quality, m0003_billing,
+               m0004_identity_questionnaire, m0005_patient_identity,
+               m0006_inbox_state)
 
 MIGRATIONS = [
     (1, "initial", m0001_initial.upgrade),
     (2, "image quality", m0002_image_quality.upgrade),
     (3, "billing wiring", m0003_billing.upgrade),
+    (4, "identity and questionnaire", m0004_identity_questionnaire.upgrade),
+    (5, "patient identity", m0005_patient_identity.upgrade),
+    (6, "inbox processing state", m0006_inbox_state.upgrade),
 ]
