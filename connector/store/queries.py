@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import func, select
+from sqlalchemy import case as when, func, select
 from sqlalchemy.engine import Connection
 
 from .schema import cases, charges, images, outbox, patients, reports
@@ -27,6 +27,7 @@ def _case_dict(row) -> dict:
         "requester": {"id": row.requester_id,
                       "name": _pn(row.requester_family, row.requester_given)},
         "question": row.question,
+        "triage": {"level": row.triage_level, "score": row.triage_score},
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }
@@ -34,13 +35,32 @@ def _case_dict(row) -> dict:
 
 def _base():
     return select(cases, patients.c.patient_id, patients.c.issuer, patients.c.family,
-                  patients.c.given, patients.c.birth_date, patients.c.sex).join(
+                  patients.c.given, patients.c.birth_date, patients.c.sex, patients.c.ins,
+                  patients.c.ins_oid, patients.c.identity_status, patients.c.identity_flags,
+                  patients.c.other_ids).join(
         patients, cases.c.patient_pk == patients.c.id)
+
+
+SORTS = ("created", "triage")
+
+
+def _triage_order():
+    """Most urgent first: triage level (STAT ... LOW, never assessed last), score, the order
+    priority, then the case waiting longest."""
+    level = when({"STAT": 0, "HIGH": 1, "MEDIUM": 2, "ROUTINE": 3, "LOW": 4},
+                 value=cases.c.triage_level, else_=5)
+    priority = when({"stat": 0, "urgent": 1}, value=cases.c.priority, else_=2)
+    return (level, cases.c.triage_score.desc(), priority, cases.c.created_at,
+            cases.c.accession)
 
 
 def list_cases(conn: Connection, *, status: str | None = None, priority: str | None = None,
                placer_order_number: str | None = None, patient_id: str | None = None,
-               limit: int = 100) -> list[dict]:
+               limit: int = 100, sort: str = "created") -> list[dict]:
+    """Cases matching the filters: newest first (`sort="created"`), or most urgent first
+    (`sort="triage"`, see `_triage_order`)."""
+    if sort not in SORTS:
+        raise ValueError(f"sort must be one of {', '.join(SORTS)}")
     query = _base()
     if status:
         query = query.where(cases.c.status == status)
@@ -50,7 +70,8 @@ def list_cases(conn: Connection, *, status: str | None = None, priority: str | N
         query = query.where(cases.c.placer_order_number == placer_order_number)
     if patient_id:
         query = query.where(patients.c.patient_id == patient_id)
-    rows = conn.execute(query.order_by(cases.c.created_at.desc()).limit(limit)).all()
+    order = _triage_order() if sort == "triage" else (cases.c.created_at.desc(),)
+    rows = conn.execute(query.order_by(*order).limit(limit)).all()
     return [_case_dict(r) for r in rows]
 
 
@@ -59,6 +80,29 @@ def case_detail(conn: Connection, accession: str) -> dict | None:
     if row is None:
         return None
     out = _case_dict(row)
+    # An INS is shown only when it may be used (qualified identity); otherwise only that one
+    # was received, and under which authority (FR Core: transmit the INS of a QUAL identity only).
+    usable = bool(row.ins) and row.identity_status == "QUAL"
+    out["patient"].update(
+        identity_status=row.identity_status,
+        ins={"value": row.ins if usable else None, "oid": row.ins_oid, "usable": usable}
+        if row.ins else None,
+        identity_flags=row.identity_flags.split(),
+        other_ids=[{"id": i, "issuer": s} for i, s in json.loads(row.other_ids or "[]")])
+    out["requester"].update(authority=row.requester_authority, id_type=row.requester_id_type,
+                            rpps=row.requester_rpps)
+    out["facility"] = ({"finess": row.facility_finess, "name": row.facility_name,
+                        "kind": row.facility_kind}
+                       if row.facility_finess or row.facility_name else None)
+    out["consent"] = json.loads(row.consent) if row.consent else None
+    answers = json.loads(row.questionnaire or "[]")
+    out["questionnaire"] = [
+        {"item": a["item"], "label": {"fr": a["label"][0], "en": a["label"][1]},
+         "values": a["values"],
+         "answers": [{"code": code, "label": {"fr": fr, "en": en}}
+                     for code, fr, en in a["value_labels"]],
+         "weight": a["weight"], "red_flags": a["red_flags"]} for a in answers]
+    out["triage"]["red_flags"] = [f"{a['item']}:{v}" for a in answers for v in a["red_flags"]]
     out["images"] = [
         {"sop_instance_uid": r.sop_uid, "kind": r.kind, "site": r.site_code,
          "laterality": r.laterality, "archived": r.archived_at is not None,
@@ -110,3 +154,28 @@ def charge_rows(conn: Connection, *, first_day: str = "", last_day: str = "") ->
     if last_day:
         query = query.where(charges.c.act_date <= last_day)
     return [dict(r._mapping) for r in conn.execute(query.order_by(charges.c.id))]
+
+
+def oldest_pending(conn: Connection) -> dict | None:
+    """The outbox item waiting longest (no payload: it holds patient data), or None."""
+    row = conn.execute(select(
+        outbox.c.id, outbox.c.kind, outbox.c.destination, outbox.c.accession,
+        outbox.c.created_at, outbox.c.attempts, outbox.c.next_attempt_at, outbox.c.last_error)
+        .where(outbox.c.status == "pending").order_by(outbox.c.created_at, outbox.c.id)
+        .limit(1)).first()
+    return dict(row._mapping) if row else None
+
+
+def health_problems(queue: dict, destinations: dict[str, dict], orthanc_reachable: bool) -> list[str]:
+    """What an operator should look at, one line each (empty when all is well): Orthanc not
+    answering, dead letters, destinations failing now. `queue` is `stats()["outbox"]`,
+    `destinations` is `outbox.destinations()`."""
+    problems = [] if orthanc_reachable else ["orthanc is unreachable"]
+    if queue.get("dead"):
+        problems.append(f"{queue['dead']} dead letter(s) in the outbox "
+                        "(telederm queue list --status dead)")
+    for name, entry in sorted(destinations.items()):
+        if entry["pending"] and entry["last_error"]:
+            problems.append(f"destination {name}: {entry['pending']} waiting, last attempt "
+                            f"failed: {entry['last_error'][:200]}")
+    return problems

@@ -3,7 +3,8 @@
 Every channel (HTTP, CLI import, watched folder, HL7 OBX) comes through here, and the object is
 built by `dicom.wrap.wrap_image`, so the same file gives the same object whatever the channel.
 The SOP Instance UID derives from the study, the kind and the SHA-256 of the file as received,
-so sending the same file twice yields the same instance and no second job. The quality gate's
+so sending the same file twice yields the same instance and no second job (`attached` finds
+it, for an upload repeated after the case stopped taking images). The quality gate's
 flags (blurred, badly exposed, too small) are kept on the image and shown on the case, so the
 requester can be asked for a retake before the dermatologist's time is spent. A refused file (ImageError)
 raises before anything is written or committed.
@@ -107,8 +108,10 @@ def record(conn: Connection, services: Services, prepared: Prepared, *,
     """In the caller's transaction: file, row, case transition, archive job, audit.
     The same image recorded twice is a no-op (`created` False)."""
     p = prepared
-    if conn.execute(select(images.c.id).where(images.c.sop_uid == p.sop_uid)).first():
-        return AttachedImage(p.accession, p.sop_uid, p.kind, created=False)
+    known = conn.execute(select(images.c.quality).where(images.c.sop_uid == p.sop_uid)).first()
+    if known is not None:  # the same answer as the first time, quality flags included
+        return AttachedImage(p.accession, p.sop_uid, p.kind, created=False,
+                             quality=_flags(known.quality))
     now = iso(services.now())
     case = cases.load(conn, p.accession)
     case.apply(CaseEvent.IMAGE_RECEIVED)
@@ -130,6 +133,23 @@ def record(conn: Connection, services: Services, prepared: Prepared, *,
                          "transfer_syntax": p.wrapped.transfer_syntax_uid,
                          "quality": list(p.quality.flags)})
     return AttachedImage(p.accession, p.sop_uid, p.kind, created=True, quality=p.quality.flags)
+
+
+def attached(conn: Connection, case: Case, data: bytes, kind: str) -> AttachedImage | None:
+    """The image this file already is in `case` (as `record` answered it), or None: lets a
+    client repeating an upload whose answer it lost learn that it is there, even once the
+    case no longer takes images."""
+    sop_uid = uid_from("image", case.study_uid, kind, hashlib.sha256(data).hexdigest())
+    row = conn.execute(select(images.c.kind, images.c.quality).where(
+        images.c.sop_uid == sop_uid, images.c.accession == case.accession)).first()
+    if row is None:
+        return None
+    return AttachedImage(case.accession, sop_uid, row.kind, created=False,
+                         quality=_flags(row.quality))
+
+
+def _flags(quality: str) -> tuple[str, ...]:
+    return tuple(json.loads(quality or "{}").get("flags", []))
 
 
 def _dermoscope(services: Services, kind: str, device: str, tracking_id: str):

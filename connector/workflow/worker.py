@@ -1,11 +1,20 @@
-"""Outbox worker: performs archive stores, HL7 sends, worklist publications and CSV drops for
-the accounting feed, with retries and dead letters. Between passes it withdraws the worklist
-entries of cases that no longer take images (`publish_worklist.retire`).
+"""Outbox worker: performs archive stores, archive patient updates (ADT, `update_patient`), HL7
+sends, worklist publications and CSV drops for the accounting feed, with retries and dead
+letters. Between passes it withdraws the worklist entries of cases that no longer take images
+(`publish_worklist.retire`).
 
 Each effect is idempotent on the other side (Orthanc keeps one instance per SOP Instance UID;
 HL7 peers see the same MSH-10 on a retry; a CSV batch is rewritten under the same file name),
 so an effect performed twice after a crash between "done over there" and "marked done here"
 duplicates nothing.
+
+`run_forever` gives each destination a lane of its own (a thread performing that destination's
+items one at a time, oldest first), so a peer that keeps the worker waiting for its ACK holds
+back its own line only, not the archive or the other peers. At start it voids the leases a
+process that died left behind (SQLite: one serving process per store), so its items are taken
+again at once rather than when their leases run out. Between passes it also reads Orthanc's
+Changes Log (`catch_up`), so a stable-study notification lost while the connector was down
+still makes its case READY.
 
 What follows an item's outcome is kept out of the worker: `ON_DONE` and `ON_DEAD` map an outbox
 kind to hooks run in the transaction that marks the item done or dead (e.g. charges
@@ -24,19 +33,23 @@ from sqlalchemy import update
 from ..billing import csvfeed
 from ..config import Destination
 from ..domain.errors import ConnectorError
-from ..hl7.client import check_delivery, send_message
+from ..hl7.client import check_delivery, send_to
 from ..hl7.https import post_message
 from ..hl7.errors import DeliveryError
 from ..store import outbox
 from ..store.clock import iso
 from ..store.schema import images
-from . import charges_delivered, post_charges, publish_worklist
+from . import catch_up, charges_delivered, post_charges, publish_worklist, update_patient
 from .bootstrap import Services
 
 log = logging.getLogger("connector.worker")
 
 # How often the worker looks for worklist entries to withdraw (answered or cancelled cases).
 WORKLIST_SWEEP_SECONDS = 5.0
+# How often it reads Orthanc's Changes Log for stable studies it was not told about.
+CATCH_UP_SECONDS = 10.0
+# How long, when stopping, the lanes may take to finish the item in hand (an ACK being waited for).
+LANE_STOP_SECONDS = 25.0
 
 
 def _perform(services: Services, item: outbox.Item) -> None:
@@ -50,16 +63,19 @@ def _perform(services: Services, item: outbox.Item) -> None:
         dest = _destination(services, item, "mllp", "https")
         if dest.transport == "https":
             ack = post_message(dest.address, body["message"], api_key=dest.api_key,
-                               header=dest.api_key_header, ca_file=dest.ca_file or None)
+                               header=dest.api_key_header, ca_file=dest.ca_file or None,
+                               cert_file=dest.cert_file or None, key_file=dest.key_file or None)
             if ack is None:  # a 2xx without an ACK body: delivered
                 return
-        else:
-            host, port = dest.host_port
-            ack = send_message(host, port, body["message"], timeout=30)
+        else:  # the destination's persistent connection, MLLP over TLS when configured
+            ack = send_to(dest, body["message"], timeout=30)
         check_delivery(ack, body["control_id"])
         return
     if item.kind == publish_worklist.KIND:
         publish_worklist.perform(services, item.payload)
+        return
+    if item.kind == update_patient.KIND:
+        update_patient.perform(services, item.payload)
         return
     if item.kind == post_charges.CSV_KIND:
         body = json.loads(item.payload)
@@ -103,46 +119,110 @@ ON_DEAD = {
 
 
 def run_once(services: Services) -> int:
-    """Claim and perform the due items; return how many were attempted."""
+    """Claim and perform the due items (one per destination); return how many were attempted."""
     items = outbox.claim(services.engine, services.now())
     for item in items:
-        try:
-            _perform(services, item)
-        except Exception as exc:  # noqa: BLE001 - every failure is recorded on the item
-            # Content the other side refused, or a case/entry that cannot be built: no retry.
-            retryable = getattr(exc, "retryable", True)
-            with services.engine.begin() as conn:
-                status = outbox.fail(conn, item, services.now(), f"{type(exc).__name__}: {exc}",
-                                     max_attempts=services.config.outbox_max_attempts,
-                                     retryable=retryable)
-                if status == "dead":
-                    for hook in ON_DEAD.get(item.kind, ()):
-                        hook(services, conn, item, exc)
-            log.warning("outbox %s %s (%s) failed, now %s: %s", item.id, item.kind,
-                        item.accession or "-", status, exc)
-            continue
-        with services.engine.begin() as conn:
-            outbox.complete(conn, item.id, services.now())
-            for hook in ON_DONE.get(item.kind, ()):
-                hook(services, conn, item)
-        log.info("outbox %s %s (%s) done", item.id, item.kind, item.accession or "-")
+        attempt(services, item)
     return len(items)
 
 
-def run_forever(services: Services, stop: threading.Event) -> None:
-    """Drain until `stop` is set; finishes the item in hand before returning."""
-    last_sweep = None
-    while not stop.is_set():
+def attempt(services: Services, item: outbox.Item, *,
+            claim_next: bool = False) -> outbox.Item | None:
+    """Perform one claimed item and record the outcome: done, to be retried, or dead. With
+    `claim_next`, the next due item of the same destination is claimed in the transaction
+    that records the outcome, and returned (None when there is none)."""
+    following: list[outbox.Item] = []
+    try:
+        _perform(services, item)
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded on the item
+        # Content the other side refused, or a case/entry that cannot be built: no retry.
+        retryable = getattr(exc, "retryable", True)
+        with services.engine.begin() as conn:
+            status = outbox.fail(conn, item, services.now(), f"{type(exc).__name__}: {exc}",
+                                 max_attempts=services.config.outbox_max_attempts,
+                                 retryable=retryable)
+            if status == "dead":
+                for hook in ON_DEAD.get(item.kind, ()):
+                    hook(services, conn, item, exc)
+            if claim_next:
+                following = outbox.claim_in(conn, services.now(), limit=1,
+                                            destination=item.destination)
+        log.warning("outbox %s %s (%s) failed, now %s: %s", item.id, item.kind,
+                    item.accession or "-", status, exc)
+        return following[0] if following else None
+    with services.engine.begin() as conn:
+        outbox.complete(conn, item.id, services.now())
+        for hook in ON_DONE.get(item.kind, ()):
+            hook(services, conn, item)
+        if claim_next:
+            following = outbox.claim_in(conn, services.now(), limit=1,
+                                        destination=item.destination)
+    log.info("outbox %s %s (%s) done", item.id, item.kind, item.accession or "-")
+    return following[0] if following else None
+
+
+def _lane(services: Services, item: outbox.Item, stop: threading.Event) -> None:
+    """Perform `item`, then the next due items of its destination, until none is due or
+    `stop` is set (an item claimed but not attempted is then given back)."""
+    while item is not None:
+        if stop.is_set():
+            with services.engine.begin() as conn:
+                outbox.release(conn, item.id)
+            return
         try:
-            busy = run_once(services)
+            item = attempt(services, item, claim_next=True)
+        except Exception:  # noqa: BLE001 - e.g. database briefly locked: the next pass
+            log.exception("outbox lane %s failed", item.destination)
+            return
+
+
+def _release_leases(services: Services) -> None:
+    """Void the leases of a worker that died (SQLite only: there, the serving process is the
+    only worker; several workers share a PostgreSQL store and keep their leases)."""
+    if services.engine.dialect.name != "sqlite":
+        return
+    with services.engine.begin() as conn:
+        released = outbox.release_leases(conn)
+    if released:
+        log.warning("outbox: %s item(s) leased by a previous run taken back", released)
+
+
+def run_forever(services: Services, stop: threading.Event) -> None:
+    """Drain until `stop` is set, one lane per destination; the items in hand are finished
+    (within LANE_STOP_SECONDS) before returning."""
+    try:
+        _release_leases(services)
+    except Exception:  # noqa: BLE001 - the leases then run out on their own
+        log.exception("outbox: could not release old leases")
+    lanes: dict[str, threading.Thread] = {}
+    last_sweep = last_catch_up = None
+    while not stop.is_set():
+        for name in [name for name, lane in lanes.items() if not lane.is_alive()]:
+            del lanes[name]
+        try:
+            items = outbox.claim(services.engine, services.now(), exclude=tuple(lanes))
         except Exception:  # noqa: BLE001 - e.g. database briefly locked: log and go on
             log.exception("outbox pass failed")
-            busy = 0
+            items = []
+        for item in items:
+            lane = threading.Thread(target=_lane, args=(services, item, stop), daemon=True,
+                                    name=f"outbox-{item.destination}")
+            lanes[item.destination] = lane
+            lane.start()
         if last_sweep is None or time.monotonic() - last_sweep >= WORKLIST_SWEEP_SECONDS:
             last_sweep = time.monotonic()
             try:
                 publish_worklist.retire(services)
             except Exception:  # noqa: BLE001 - a full disk or locked database: next sweep
                 log.exception("worklist sweep failed")
-        if not busy:
+        if last_catch_up is None or time.monotonic() - last_catch_up >= CATCH_UP_SECONDS:
+            last_catch_up = time.monotonic()
+            try:
+                catch_up.run_once(services)
+            except Exception as exc:  # noqa: BLE001 - Orthanc down: the next sweep
+                log.warning("Orthanc changes catch-up failed: %s", exc)
+        if not items:
             stop.wait(services.config.worker_poll_seconds)
+    deadline = time.monotonic() + LANE_STOP_SECONDS
+    for lane in lanes.values():
+        lane.join(max(deadline - time.monotonic(), 0))
