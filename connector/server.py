@@ -16,11 +16,14 @@ from urllib.parse import urlparse
 import uvicorn
 
 from .api.app import create_app
+from .api.guard import HttpLimits, header_timeout_protocol
 from .archive.managed import ManagedOrthanc
 from .config import Config, split_address
 from .dicom.scp import StoreScp
 from .domain.errors import ConnectorError
+from .hl7.client import close_connections
 from .hl7.listener import MllpListener
+from .hl7.tls import server_context
 from .workflow import receive_dicom, receive_hl7, worker
 from .workflow.watch_folder import FolderWatcher
 from .workflow.bootstrap import Services, build, internal_token
@@ -47,9 +50,11 @@ def _bind_error(key: str, address: str, exc: OSError) -> ConnectorError:
 class RunningConnector:
     """Start everything, wait until it answers, stop it in reverse order."""
 
-    def __init__(self, config: Config, services: Services | None = None):
+    def __init__(self, config: Config, services: Services | None = None, *,
+                 http_limits: HttpLimits | None = None):
         self.config = config
         self.services = services or build(config)
+        self.http_limits = http_limits or HttpLimits()  # body size, slow-client timeouts
         self.orthanc: ManagedOrthanc | None = None
         self._started_orthanc = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -58,7 +63,8 @@ class RunningConnector:
         self._stop_worker = threading.Event()
         self._stop_channels = threading.Event()
         self._error: BaseException | None = None
-        self.hl7_port = 0
+        self.hl7_port = 0  # the first MLLP listener's port
+        self.hl7_ports: dict[str, int] = {}  # every MLLP listener's port, by name
         self.http_port = 0
         self.dicom_port = 0  # the C-STORE SCP's port, when `[dicom] listen` is set
         self.scp: StoreScp | None = None
@@ -85,6 +91,10 @@ class RunningConnector:
                                         args=(self.services, self._stop_worker),
                                         name="outbox-worker", daemon=True)
         self._worker.start()
+        self._applier = threading.Thread(target=receive_hl7.apply_forever,
+                                         args=(self.services, self._stop_worker),
+                                         name="inbox-applier", daemon=True)
+        self._applier.start()
         self._start_channels()
         return self
 
@@ -129,6 +139,9 @@ class RunningConnector:
         self._stop_worker.set()
         if getattr(self, "_worker", None):
             self._worker.join(30)
+        if getattr(self, "_applier", None):
+            self._applier.join(30)
+        close_connections()
         if self._loop and self._thread and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._shutdown.set)
             self._thread.join(30)
@@ -158,35 +171,70 @@ class RunningConnector:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._shutdown = asyncio.Event()
-        hl7_host, hl7_port = split_address(self.config.hl7_listen, "hl7.listen")
         http_host, http_port = split_address(self.config.http_listen, "http.listen")
-        listener = MllpListener(hl7_host, hl7_port,
-                                lambda raw, peer: receive_hl7.handle(self.services, raw, peer))
-        try:
-            await listener.start()
-        except OSError as exc:
-            raise _bind_error("hl7.listen", self.config.hl7_listen, exc) from None
-        self.hl7_port = listener.port
+        listeners = await self._start_listeners()
         http_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         http_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             http_socket.bind((http_host, http_port))
         except OSError as exc:
             http_socket.close()
-            await listener.stop()
+            for listener in listeners:
+                await listener.stop()
             raise _bind_error("http.listen", self.config.http_listen, exc) from None
         self.http_port = http_socket.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(create_app(self.services), log_level="warning",
-                                               lifespan="off"))
+        server = uvicorn.Server(uvicorn.Config(
+            create_app(self.services, limits=self.http_limits), log_level="warning",
+            lifespan="off", http=header_timeout_protocol(self.http_limits.header_timeout)))
         api = asyncio.create_task(server.serve(sockets=[http_socket]))
         while not server.started:
             if api.done():
                 await api
             await asyncio.sleep(0.05)
-        log.info("listening: HL7 %s:%s, HTTP %s:%s", hl7_host, self.hl7_port, http_host,
-                 self.http_port)
+        log.info("listening: HL7 %s, HTTP %s:%s",
+                 ", ".join(f"{item.name} {item.host}:{item.port}{' (TLS)' if item.ssl else ''}"
+                           for item in listeners), http_host, self.http_port)
         self._ready.set()
         await self._shutdown.wait()
         server.should_exit = True
         await api
-        await listener.stop()
+        for listener in listeners:
+            await listener.stop()
+
+    async def _start_listeners(self) -> list[MllpListener]:
+        """Every inbound MLLP listener (`[hl7] listen` or each [[hl7.listeners]] table); when
+        one cannot start, those already started are stopped."""
+        config = self.config
+        lock = threading.Lock()  # one handler at a time across listeners, as within one
+
+        def handle(raw: bytes, peer: str) -> bytes:
+            with lock:
+                return receive_hl7.handle(self.services, raw, peer)
+
+        def handle_batch(items: list[tuple[bytes, str]]) -> list[bytes]:
+            with lock:
+                return receive_hl7.handle_batch(self.services, items)
+
+        started: list[MllpListener] = []
+        try:
+            for spec in config.mllp_listeners:
+                host, port = spec.host_port
+                context = None if not spec.tls else server_context(
+                    spec.cert_file, spec.key_file, client_ca_file=spec.client_ca_file,
+                    require_client_cert=spec.require_client_cert, where=spec.where)
+                listener = MllpListener(
+                    host, port, handle, max_size=int(config.hl7_max_message_mb * 1024 * 1024),
+                    idle_timeout=config.hl7_idle_timeout, read_timeout=config.hl7_read_timeout,
+                    ssl=context, name=spec.name, batch_handler=handle_batch)
+                try:
+                    await listener.start()
+                except OSError as exc:
+                    raise _bind_error(f"{spec.where}.listen", spec.listen, exc) from None
+                started.append(listener)
+        except BaseException:
+            for listener in started:
+                await listener.stop()
+            raise
+        self.hl7_ports = {listener.name: listener.port for listener in started}
+        self.hl7_port = started[0].port
+        return started

@@ -5,17 +5,21 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI, File, Form, Query, UploadFile
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from starlette.exceptions import HTTPException
 
 from .. import __version__
-from ..domain.errors import ConnectorError, NotFound
+from ..dicom.limits import TOO_LARGE
+from ..domain.errors import ConnectorError, ImageError, NotFound, StateConflict
 from ..domain.model import PersonName, Practitioner
-from ..store import outbox, queries
+from ..domain.states import CaseEvent, next_status
+from ..store import cases, outbox, queries
+from ..store.schema import images
 from ..workflow import attach_image, mark_ready, record_report, withdraw_report
 from ..workflow.bootstrap import Services
 from . import errors
 from .auth import Principal, require, token_table
+from .guard import MIB, HttpLimits, RequestGuard
 
 class SpecialistIn(BaseModel):
     id: str = Field(min_length=1, max_length=64, description="IdNatPS (France) or local id")
@@ -39,10 +43,14 @@ class StableStudyIn(BaseModel):
     study_uid: str | None = None
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, *, limits: HttpLimits | None = None) -> FastAPI:
+    limits = limits or HttpLimits()
     app = FastAPI(title="TeleDerm Connector", version=__version__)
     app.state.services = services
     app.state.tokens = token_table(services)
+    app.add_middleware(RequestGuard, limits=limits,
+                       upload_limit=services.config.images_max_mb * MIB
+                       + limits.upload_overhead_bytes)
     app.add_exception_handler(ConnectorError, errors.connector_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.add_exception_handler(HTTPException, errors.http_error)
@@ -50,12 +58,14 @@ def create_app(services: Services) -> FastAPI:
 
     @app.get("/api/health")
     def health():
+        """`status` "ok" while the service answers; for monitoring: queue depths and the
+        oldest pending item, dead letters, each destination's last success and last failure,
+        the inbox backlog, Orthanc reachability, and `problems` (what needs an operator; empty
+        when all is well)."""
+        reachable = services.archive.is_alive()
         with services.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-            depth = queries.stats(conn)["outbox"]
-            peers = outbox.destinations(conn)
-        return {"status": "ok", "version": __version__, "outbox": depth, "destinations": peers,
-                "orthanc": {"reachable": services.archive.is_alive()}}
+            report = queries.health(conn, reachable)
+        return {"status": "ok", "version": __version__, **report}
 
     @app.get("/api/stats")
     def stats(_: Principal = Depends(reader)):
@@ -65,11 +75,16 @@ def create_app(services: Services) -> FastAPI:
     @app.get("/api/cases")
     def list_cases(status: str | None = None, priority: str | None = None,
                    placer_order_number: str | None = None, patient_id: str | None = None,
-                   limit: int = Query(100, ge=1, le=1000), _: Principal = Depends(reader)):
+                   limit: int = Query(100, ge=1, le=1000),
+                   sort: str = Query("created", pattern="^(created|triage)$",
+                                     description="created: newest first; triage: most "
+                                                 "urgent first (level, score, priority, "
+                                                 "oldest)"),
+                   _: Principal = Depends(reader)):
         with services.engine.connect() as conn:
             return queries.list_cases(conn, status=status, priority=priority,
                                       placer_order_number=placer_order_number,
-                                      patient_id=patient_id, limit=limit)
+                                      patient_id=patient_id, limit=limit, sort=sort)
 
     @app.get("/api/cases/{accession}")
     def get_case(accession: str, _: Principal = Depends(reader)):
@@ -86,16 +101,42 @@ def create_app(services: Services) -> FastAPI:
                     description: str = Form(""), device: str = Form(""),
                     tracking_id: str = Form(""),
                     who: Principal = Depends(require("requester", "device", "specialist"))):
-        limit = services.config.images_max_mb * 1024 * 1024
-        results = []
-        for upload in file:
-            data = upload.file.read(limit + 1)  # never more than the limit in memory
-            got = attach_image.handle(services, accession, data, kind=kind, site=site,
-                                      laterality=laterality, description=description,
-                                      device=device, tracking_id=tracking_id, actor=who.actor)
-            results.append({"sop_instance_uid": got.sop_instance_uid, "kind": got.kind,
-                            "created": got.created, "quality": list(got.quality)})
-        return {"accession": accession, "images": results}
+        """All the files or none: each is read and checked, then all are recorded in one
+        transaction, so a refusal (which names the file) leaves nothing stored."""
+        max_mb = services.config.images_max_mb
+        with services.engine.connect() as conn:
+            case = cases.load(conn, accession)
+            number = conn.execute(select(func.count()).select_from(images).where(
+                images.c.accession == accession)).scalar()
+        files = []
+        for index, upload in enumerate(file):
+            data = upload.file.read(max_mb * MIB + 1)  # never more than the limit in memory
+            if len(data) > max_mb * MIB:
+                raise _for_file(ImageError(
+                    f"the image file is larger than the {max_mb} MiB limit", where="image",
+                    code=TOO_LARGE, hint="send a smaller export of the photo "
+                                         "(phones: 'most compatible')"), index, len(file))
+            files.append(data)
+        try:
+            next_status(case.status, CaseEvent.IMAGE_RECEIVED)
+        except StateConflict:  # closed, unless this repeats an upload whose answer was lost
+            with services.engine.connect() as conn:
+                known = [attach_image.attached(conn, case, data, kind) for data in files]
+            if not all(known):
+                raise
+            return {"accession": accession, "images": _image_results(known)}
+        prepared = []
+        for index, data in enumerate(files):
+            try:
+                prepared.append(attach_image.prepare(
+                    services, case, data, number=number + index + 1, kind=kind, site=site,
+                    laterality=laterality, description=description, device=device,
+                    tracking_id=tracking_id))
+            except ImageError as exc:
+                raise _for_file(exc, index, len(files)) from None
+        with services.engine.begin() as conn:
+            got = [attach_image.record(conn, services, p, actor=who.actor) for p in prepared]
+        return {"accession": accession, "images": _image_results(got)}
 
     @app.post("/api/cases/{accession}/report", status_code=201)
     def post_report(accession: str, body: ReportIn,
@@ -124,3 +165,17 @@ def create_app(services: Services) -> FastAPI:
         return {"study_uid": study_uid, "case_status": status}
 
     return app
+
+
+def _image_results(got: list[attach_image.AttachedImage]) -> list[dict]:
+    return [{"sop_instance_uid": g.sop_instance_uid, "kind": g.kind, "created": g.created,
+             "quality": list(g.quality)} for g in got]
+
+
+def _for_file(exc: ImageError, index: int, count: int) -> ImageError:
+    """The refusal of one file of several, saying which (by position: names may carry patient
+    data) and that none of them was stored."""
+    if count == 1 or exc.where != "image":
+        return exc
+    return type(exc)(f"file {index + 1} of {count}: {exc.text}; none of the {count} files was "
+                      "stored", where=f"file.{index}", hint=exc.hint, code=exc.code)
