@@ -178,16 +178,13 @@ def cmd_queue(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from .store import outbox, queries
+    from .store import queries
     from .workflow.bootstrap import build
     services = build(_config(args))
+    reachable = services.archive.is_alive()
     with services.engine.connect() as conn:
-        report = {"queue": queries.stats(conn)["outbox"], "destinations": outbox.destinations(conn),
-                  "orthanc": {"url": services.config.orthanc_url,
-                              "reachable": services.archive.is_alive()}}
-        report["queue"]["oldest_pending_item"] = queries.oldest_pending(conn)
-    report["problems"] = queries.health_problems(report["queue"], report["destinations"],
-                                                 report["orthanc"]["reachable"])
+        report = queries.health(conn, reachable)
+    report["orthanc"]["url"] = services.config.orthanc_url
     print(json.dumps(report, indent=2))
     return 0
 

@@ -7,7 +7,10 @@ import json
 from sqlalchemy import case as when, func, select
 from sqlalchemy.engine import Connection
 
+from . import inbox
+from . import outbox as outbox_store
 from .schema import cases, charges, images, outbox, patients, reports
+from .schema import inbox as inbox_table
 
 
 def _pn(family: str, given: str) -> str:
@@ -164,6 +167,25 @@ def oldest_pending(conn: Connection) -> dict | None:
         .where(outbox.c.status == "pending").order_by(outbox.c.created_at, outbox.c.id)
         .limit(1)).first()
     return dict(row._mapping) if row else None
+
+
+def health(conn: Connection, orthanc_reachable: bool) -> dict:
+    """What `GET /api/health` and `telederm status` report: outbox depths and its oldest pending
+    item, each destination's last success and failure, the inbox (messages stored but not
+    applied yet, and those that could not be applied), Orthanc reachability, and `problems`."""
+    depth = stats(conn)["outbox"]
+    depth["oldest_pending_item"] = oldest_pending(conn)
+    peers = outbox_store.destinations(conn)
+    waiting, oldest = inbox.backlog(conn)
+    failed = conn.execute(select(func.count()).select_from(inbox_table)
+                          .where(inbox_table.c.state == "failed")).scalar()
+    problems = health_problems(depth, peers, orthanc_reachable)
+    if failed:
+        problems.append(f"{failed} HL7 message(s) acknowledged but not applied "
+                        "(inbox state failed; see the audit trail)")
+    return {"outbox": depth, "destinations": peers,
+            "inbox": {"pending": waiting, "oldest_pending_at": oldest, "failed": failed},
+            "orthanc": {"reachable": orthanc_reachable}, "problems": problems}
 
 
 def health_problems(queue: dict, destinations: dict[str, dict], orthanc_reachable: bool) -> list[str]:

@@ -341,7 +341,8 @@ def test_sigkill_mid_traffic_loses_nothing_and_doubles_nothing(crash):
     status = telederm("status", "--config", crash["config_path"])
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
-    assert report["queue"]["pending"] == 0 and report["queue"]["dead"] == 0
+    assert report["outbox"]["pending"] == 0 and report["outbox"]["dead"] == 0
+    assert report["inbox"] == {"pending": 0, "oldest_pending_at": None, "failed": 0}
     assert report["orthanc"]["reachable"] is True and report["problems"] == []
     assert report["destinations"]["accounting"]["last_success"] is not None
 

@@ -184,7 +184,7 @@ def test_orthanc_stopped_then_started_again_gets_every_image_once(env):
     status = env.cli("status")
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
-    assert report["orthanc"]["reachable"] is False and report["queue"]["pending"] >= 7
+    assert report["orthanc"]["reachable"] is False and report["outbox"]["pending"] >= 7
     assert report["destinations"]["archive"]["last_error"]
 
     env.running.orthanc.start()
@@ -302,7 +302,7 @@ def test_ae_parks_the_message_for_an_operator_who_queues_it_again(env):
     (line,) = [x for x in listed.stdout.splitlines() if x.split()[0] == str(item["id"])]
     assert "dead" in line and "accounting" in line and refused in line
     status = json.loads(env.cli("status").stdout)
-    assert status["queue"]["dead"] == 1 and any("dead letter" in p for p in status["problems"])
+    assert status["outbox"]["dead"] == 1 and any("dead letter" in p for p in status["problems"])
 
     retried = env.cli("queue", "retry", str(item["id"]))
     assert retried.returncode == 0, retried.stderr

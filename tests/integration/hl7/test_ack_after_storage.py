@@ -18,7 +18,7 @@ from connector.demo import wait_for
 from connector.hl7.ack import read_ack
 from connector.hl7.mllp import FrameReader, frame
 from connector.server import RunningConnector
-from connector.store import inbox
+from connector.store import inbox, queries
 from connector.store.schema import inbox as inbox_table
 from connector.workflow import receive_hl7
 from connector.workflow.bootstrap import build
@@ -71,6 +71,10 @@ def test_cancel_of_an_unknown_order_is_acknowledged_then_marked_failed_with_err_
     assert (error["code"], error["location"]) == ("204", "ORC^1^2")
     [entry] = [a for a in inbound.audit("hl7.received") if a["detail"].get("applied")]
     assert entry["detail"]["applied"] == "failed" and entry["detail"]["errors"] == ["204"]
+    with services.engine.connect() as conn:
+        report = queries.health(conn, orthanc_reachable=True)
+    assert report["inbox"] == {"pending": 0, "oldest_pending_at": None, "failed": 1}
+    assert any("acknowledged but not applied" in p for p in report["problems"])
 
 
 def test_invalid_order_is_refused_in_the_ack_and_never_applied_when_pid_is_missing(inbound):
