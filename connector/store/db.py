@@ -33,6 +33,7 @@ class WriterGate:
         self._lock = threading.Lock()
         self._owner: int | None = None  # id() of the DBAPI connection holding the gate
         self._urgent = 0
+        self._last_urgent = float("-inf")
         self._count = threading.Lock()
         self._local = threading.local()
 
@@ -48,9 +49,15 @@ class WriterGate:
     def urgent_waiting(self) -> bool:
         return self._urgent > 0
 
+    def urgent_within(self, seconds: float) -> bool:
+        """Whether an urgent writer started a transaction in the last `seconds`: a stream of
+        peers is being answered, and work that can wait had better wait."""
+        return time.monotonic() - self._last_urgent < seconds
+
     def acquire(self, dbapi_conn) -> None:
         urgent = getattr(self._local, "urgent", False)
         if urgent:
+            self._last_urgent = time.monotonic()
             with self._count:
                 self._urgent += 1
         else:

@@ -24,6 +24,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 
 from sqlalchemy.engine import Connection
 
@@ -131,18 +132,24 @@ def _receive(conn: Connection, services: Services, msg: ParsedMessage, raw: byte
 def _apply(conn: Connection, services: Services, msg: ParsedMessage, raw: bytes, *, now: str,
            hl7_now: str) -> tuple[bytes, str, str | None]:
     """Processing mode: route the message, then store it with the ACK telling the outcome."""
-    actor = f"hl7:{msg.sender}"
-    accession, errors = None, []
+    accession, errors = _route_in_savepoint(conn, services, msg, now=now, hl7_now=hl7_now)
+    return _record(conn, msg, raw, errors, accession, state="done", now=now, hl7_now=hl7_now)
+
+
+def _route_in_savepoint(conn: Connection, services: Services, msg: ParsedMessage, *, now: str,
+                        hl7_now: str) -> tuple[str | None, list[Hl7Error]]:
+    """(accession, []) when the message was applied; (None, [the ERR]) when it was refused,
+    with nothing it wrote kept. The database being unavailable is raised (try again later)."""
     try:
         with conn.begin_nested():
-            accession = _route(conn, services, msg, now=now, hl7_now=hl7_now, actor=actor)
+            return _route(conn, services, msg, now=now, hl7_now=hl7_now,
+                          actor=f"hl7:{msg.sender}"), []
     except Hl7Error as err:
-        errors = [err]
+        return None, [err]
     except StoreUnavailable:
         raise
     except ConnectorError as err:
-        errors = [_as_hl7(err)]
-    return _record(conn, msg, raw, errors, accession, state="done", now=now, hl7_now=hl7_now)
+        return None, [_as_hl7(err)]
 
 
 def _store(conn: Connection, services: Services, msg: ParsedMessage, raw: bytes, *, now: str,
@@ -197,10 +204,24 @@ def process_pending(services: Services, limit: int = 500) -> int:
     return taken
 
 
+# While messages keep arriving (an intake transaction in the last QUIET seconds), the applier
+# waits: answering senders comes first, and stored messages are applied in the gaps, at most
+# DEFER seconds after they stopped being applied.
+QUIET, DEFER = 0.02, 5.0
+
+
 def apply_forever(services: Services, stop: threading.Event, idle: float = 0.05) -> None:
     """The applier thread: apply stored messages until `stop` is set (a batch in hand is
     finished; what is left waits in the inbox for the next start)."""
+    gate = getattr(services.engine, "gate", None)
+    deferred_since = None
     while not stop.is_set():
+        if gate is not None and gate.urgent_within(QUIET):
+            deferred_since = deferred_since or time.monotonic()
+            if time.monotonic() - deferred_since < DEFER:
+                stop.wait(QUIET)
+                continue
+        deferred_since = None
         try:
             taken = process_pending(services)
         except Exception:  # noqa: BLE001 - e.g. the database briefly locked: next pass
@@ -214,20 +235,15 @@ def _apply_pending(conn: Connection, services: Services, row: inbox.Pending) -> 
     msg = parse(row.raw)
     moment = dt.datetime.fromisoformat(row.received_at.replace("Z", "+00:00"))
     actor, kind = f"hl7:{msg.sender}", f"{msg.message_type}^{msg.trigger}"
-    accession, errors = None, []
     try:
-        with conn.begin_nested():
-            accession = _route(conn, services, msg, now=row.received_at,
-                               hl7_now=dicom_dt(moment), actor=actor)
-    except Hl7Error as err:
-        errors = [err]
+        accession, errors = _route_in_savepoint(conn, services, msg, now=row.received_at,
+                                                hl7_now=dicom_dt(moment))
     except StoreUnavailable:
         raise
-    except ConnectorError as err:
-        errors = [_as_hl7(err)]
     except Exception as exc:  # noqa: BLE001 - a bug must not block the messages behind it
         log.error("inbox %s (%s %s): failed with %s", row.id, kind, msg.control_id,
                   type(exc).__name__)
+        accession = None
         errors = [Hl7Error("internal error while applying the message", hl7_code=207)]
     state = "failed" if errors else "done"
     inbox.finish(conn, row.id, state, accession=accession,
