@@ -15,7 +15,7 @@ from ..domain.model import PersonName, Practitioner
 from ..domain.states import CaseEvent, next_status
 from ..store import cases, outbox, queries
 from ..store.schema import images
-from ..workflow import attach_image, mark_ready, record_report, withdraw_report
+from ..workflow import attach_image, mark_ready, record_report, refuse_order, withdraw_report
 from ..workflow.bootstrap import Services
 from . import errors
 from .auth import Principal, require, token_table
@@ -35,6 +35,12 @@ class ReportIn(BaseModel):
 class WithdrawIn(BaseModel):
     reason: str = Field(min_length=1, max_length=withdraw_report.MAX_REASON,
                         description="why the report is withdrawn (kept in the audit trail)")
+
+
+class RefuseIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=refuse_order.MAX_REASON,
+                        description="why the request is declined or cancelled: the requester "
+                                    "reads it (ORC-16 of the OC order status)")
 
 
 class StableStudyIn(BaseModel):
@@ -158,6 +164,22 @@ def create_app(services: Services, *, limits: HttpLimits | None = None) -> FastA
                 "oru_control_id": got.oru_control_id, "dft_control_id": got.dft_control_id,
                 "credits": got.credits}
 
+    @app.post("/api/cases/{accession}/decline")
+    def decline(accession: str, body: RefuseIn,
+                who: Principal = Depends(require("specialist"))):
+        """The dermatologist declines the request (out of scope, unusable photos, needs a
+        consultation): the case is REJECTED, nothing is billed, and the requester is told why
+        (ORC-1 OC) when its destination takes order status messages."""
+        got = refuse_order.decline(services, accession, reason=body.reason, actor=who.actor)
+        return _refusal(got)
+
+    @app.post("/api/cases/{accession}/cancel")
+    def cancel(accession: str, body: RefuseIn, who: Principal = Depends(require("admin"))):
+        """An operator cancels the case (duplicate request, wrong patient): CANCELLED, what an
+        answered case charged is credited, and the requester is told why (ORC-1 OC)."""
+        got = refuse_order.cancel(services, accession, reason=body.reason, actor=who.actor)
+        return _refusal(got)
+
     @app.post("/api/internal/orthanc/stable-study")
     def stable_study(body: StableStudyIn, who: Principal = Depends(require("device"))):
         study_uid = body.study_uid or services.archive.study_uid(body.orthanc_id)
@@ -165,6 +187,11 @@ def create_app(services: Services, *, limits: HttpLimits | None = None) -> FastA
         return {"study_uid": study_uid, "case_status": status}
 
     return app
+
+
+def _refusal(got: refuse_order.RefusedOrder) -> dict:
+    return {"accession": got.accession, "status": got.status,
+            "status_control_id": got.status_control_id, "dft_control_id": got.dft_control_id}
 
 
 def _image_results(got: list[attach_image.AttachedImage]) -> list[dict]:

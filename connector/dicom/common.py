@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-
 import re
 
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -145,6 +144,18 @@ def check_uid(value: str, where: str) -> None:
 def check_len(value: str, limit: int, where: str) -> None:
     if len(value) > limit:
         raise DomainError(f"{where} is longer than {limit} characters", where=where)
+
+
+# A backslash separates DICOM values; control characters (NUL, ESC ...) are not text in LO.
+_NOT_LO = re.compile(r"[\\\x00-\x1f\x7f]")
+
+
+def check_lo(value: str, limit: int, where: str) -> None:
+    """A user's text bound for an LO element (at most `limit` characters, one value)."""
+    check_len(value, limit, where)
+    if _NOT_LO.search(value):
+        raise DomainError(f"{where} may not hold a backslash or control characters",
+                          where=where)
 
 
 def check_number(value: int, where: str) -> None:

@@ -136,9 +136,11 @@ def lookup(sites: dict[str, SiteEntry], code: str) -> BodySite:
     """Return the BodySite for `code`; an unknown code raises ImageError (where="site")."""
     entry = sites.get(code.strip())
     if entry is None:
-        source = getattr(sites, "source", "mappings/body_sites.csv")
-        raise ImageError(f"unknown body site code {code!r}", where="site",
-                         hint=f"choose a code listed in {source}")
+        # The file's name only: the sender must not learn the server's folders.
+        source = Path(getattr(sites, "source", "body_sites.csv")).name
+        raise ImageError("unknown body site code", where="site",
+                         hint=f"choose a code of CID 4029 listed in the site's {source} "
+                              "(mappings/)")
     return entry.body_site()
 
 

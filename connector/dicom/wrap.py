@@ -36,6 +36,7 @@ from connector.domain.model import BodySite, ImageKind, LateralityValues, Patien
 
 from .common import (
     check_len,
+    check_lo,
     check_number,
     check_uid,
     file_meta,
@@ -202,7 +203,7 @@ def vl_image_dataset(
     check_uid(sop_uid, "sop_uid")
     check_number(instance_number, "instance_number")
     check_number(series_number, "series_number")
-    check_len(description, 64, "description")
+    check_lo(description, 64, "description")
     check_len(institution, 64, "institution")
 
     ds = patient_and_study(patient=patient, study_uid=study_uid, accession=accession,

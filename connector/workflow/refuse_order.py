@@ -9,7 +9,7 @@
   from the requester). ORC-16 `CANCELLED^<reason>^L`.
 
 The worklist entries of the case are withdrawn by the worker's sweep (`publish_worklist.retire`).
-Not wired to the HTTP API or the CLI yet: callers pass the acting user as `actor`.
+HTTP: `POST /api/cases/{accession}/decline` (specialist) and `.../cancel` (admin).
 """
 
 from __future__ import annotations

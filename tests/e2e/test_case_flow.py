@@ -162,3 +162,25 @@ def test_dermoscopy_upload_lands_as_dms_and_a_blurred_photo_is_flagged(env):
     assert modalities == {"DMS", "XC"}
     detail = api.get(f"/api/cases/{case['accession']}").json()
     assert [i["quality"] for i in detail["images"] if i["kind"] == "photo"] == [["blurred"]]
+
+
+def test_dermatologist_declines_and_operator_cancels_with_a_reason_over_the_api(env):
+    running, api, _, _, _ = env
+    accessions = []
+    for n in (1, 2):
+        assert send(running, demo_order(f"REF-{n}", f"PL-REF-{n}")).code == "AA"
+        [case] = api.get("/api/cases", params={"placer_order_number": f"PL-REF-{n}"}).json()
+        accessions.append(case["accession"])
+
+    r = api.post(f"/api/cases/{accessions[0]}/decline",
+                 json={"reason": "Photos floues, merci de reprendre"})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "REJECTED"
+    assert api.get(f"/api/cases/{accessions[0]}").json()["status"] == "REJECTED"
+    again = api.post(f"/api/cases/{accessions[0]}/decline", json={"reason": "again"})
+    assert again.status_code == 409 and again.json()["type"].endswith("/state-conflict")
+    assert api.post(f"/api/cases/{accessions[1]}/cancel", json={"reason": ""}).status_code == 422
+
+    r = api.post(f"/api/cases/{accessions[1]}/cancel", json={"reason": "Demande en double"})
+    assert r.status_code == 200 and r.json()["status"] == "CANCELLED"
+    assert api.post("/api/cases/TD99999999/decline", json={"reason": "x"}).status_code == 404

@@ -221,12 +221,8 @@ def build_cases() -> list[BadUpload]:
                                       ("file", "b.jpg", jpeg(6), "image/jpeg")), stores=2)
 
     # --- several frames where one photo is expected: the rest would be lost silently ------
-    image("tiff_three_pages", pillow_bytes("TIFF", frames=3), 422, "bad-image",
-          xfail="dicom/images.py keeps the first page of a multi-page TIFF and drops the others "
-                "without a word")
-    image("png_animated_apng", pillow_bytes("PNG", frames=3), 422, "bad-image",
-          xfail="dicom/images.py keeps the first frame of an animated PNG (an animated GIF is "
-                "refused)")
+    image("tiff_three_pages", pillow_bytes("TIFF", frames=3), 422, "bad-image")
+    image("png_animated_apng", pillow_bytes("PNG", frames=3), 422, "bad-image")
 
     # --- the multipart envelope ----------------------------------------------------------
     add("no_file_part", 422, "invalid-request", field="file",
@@ -275,13 +271,9 @@ def build_cases() -> list[BadUpload]:
           target="answered")
     image("kind_unknown", good, 422, "bad-image", field="kind", form=(("kind", "xray"),))
     image("kind_wrong_case", good, 422, "bad-image", field="kind", form=(("kind", "Photo"),))
-    image("site_unknown_code", good, 422, "bad-image", field="site", form=(("site", "99999"),),
-          xfail="the hint names the server's absolute path of mappings/body_sites.csv "
-                "(dicom/sites.py lookup)")
+    image("site_unknown_code", good, 422, "bad-image", field="site", form=(("site", "99999"),))
     image("site_path_like", good, 422, "bad-image", field="site",
-          form=(("site", "../../etc/passwd"),),
-          xfail="the hint names the server's absolute path of mappings/body_sites.csv "
-                "(dicom/sites.py lookup)")
+          form=(("site", "../../etc/passwd"),))
     image("laterality_unknown", good, 422, "bad-image", field="laterality",
           form=(("laterality", "X"),), hint=False)
     image("device_on_a_photo", good, 422, "bad-image", field="device",
@@ -293,9 +285,7 @@ def build_cases() -> list[BadUpload]:
     image("description_too_long", good, 422, "invalid-value", field="description",
           form=(("description", "d" * 65),), hint=False)
     image("description_with_control_characters", jpeg(13), 422, "invalid-value",
-          field="description", form=(("description", "left\\arm\x00\x1b[2J"),), hint=False,
-          xfail="dicom/wrap.py checks only the length of description, so a backslash, NUL and "
-                "ESC reach SeriesDescription and ImageComments (LO)")
+          field="description", form=(("description", "left\\arm\x00\x1b[2J"),), hint=False)
 
     # --- who is asking -------------------------------------------------------------------
     image("no_token", good, 401, "unauthorized", field=None, auth="none")

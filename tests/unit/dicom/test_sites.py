@@ -69,13 +69,13 @@ def test_lookup_returns_body_site_when_code_known():
     assert site == BodySite(scheme="SCT", code="43067004", meaning="Skin of scalp")
 
 
-def test_lookup_raises_image_error_naming_the_file_when_code_unknown(tmp_path):
+def test_lookup_raises_image_error_naming_the_file_but_not_its_folder_when_code_unknown(tmp_path):
     path = _write(tmp_path, HEADER + "SCT,43067004,Skin of scalp,Peau du cuir chevelu\n")
     with pytest.raises(ImageError) as caught:
         lookup(load_sites(path), "999999")
     assert caught.value.where == "site"
-    assert "999999" in caught.value.text
-    assert str(path) in caught.value.hint
+    assert "unknown body site" in caught.value.text
+    assert path.name in caught.value.hint and str(path.parent) not in caught.value.hint
 
 
 @pytest.mark.parametrize(
