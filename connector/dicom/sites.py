@@ -138,7 +138,7 @@ def lookup(sites: dict[str, SiteEntry], code: str) -> BodySite:
     if entry is None:
         # The file's name only: the sender must not learn the server's folders.
         source = Path(getattr(sites, "source", "body_sites.csv")).name
-        raise ImageError("unknown body site code", where="site",
+        raise ImageError(f"unknown body site code {code.strip()[:64]!r}", where="site",
                          hint=f"choose a code of CID 4029 listed in the site's {source} "
                               "(mappings/)")
     return entry.body_site()
