@@ -1,21 +1,32 @@
 """Inbound HL7, in HAPI's order: parse -> duplicate check -> route -> inbox + ACK commit -> ACK.
 
-The ACK is returned only after the transaction holding the case, the inbox row (raw message
-and the ACK itself) and the audit row has committed. A repeated MSH-10 from the same sender
-gets the stored ACK again. AR answers (cannot accept now) are not stored, so a resend is
-processed afresh; AA and AE are final and stored.
+The ACK is returned only after the transaction holding the inbox row (raw message and the ACK
+itself) has committed; messages that arrived together on several connections share that
+commit (`handle_batch`). A repeated MSH-10 from the same sender gets the stored ACK again. AR
+answers (cannot accept now) are not stored, so a resend is processed afresh; AA and AE are
+final and stored.
 
-Orders by ORC-1: NW opens a case (`open_case`), or, when OBR-4 carries a teleconsultation code,
-records a teleconsultation done and bills it (`record_teleconsultation`); CA cancels the case
-and credits what it charged (`cancel_order`).
+When the message is applied is `[hl7] ack_mode`:
+- "processing" (default): routed in the same transaction, before the ACK, which tells the
+  outcome (a domain refusal becomes AE with its ERR).
+- "storage": only checked before the ACK (`_check`: everything that needs no case store), and
+  stored `pending`; `process_pending` (the applier thread, `apply_forever`) routes stored
+  messages in arrival order, marking each `done`, or `failed` with the ERR its ACK would have
+  carried. The applier waits while messages keep arriving: answering senders comes first.
 
-Images embedded in a new order (OBX with value type ED) are attached to the new case inside
-the same transaction: `attach_image` runs against a savepoint of it (`_InTransaction`), so the
-case, its images, their archive jobs and the ACK commit together, or, when one image is bad,
-none of them does and the ACK is AE with ERR at that OBX (`OBX^n^5`). Image files written for
-an order that is then refused stay in the data folder as unreferenced files (nothing sends them).
+Routing (`_route`): orders (ORM^O01, OMG^O19, OMI^O23) by ORC-1: NW opens a case
+(`open_case`), or, when OBR-4 carries a teleconsultation code, records a teleconsultation done
+and bills it (`record_teleconsultation`); CA cancels the case and credits what it charged
+(`cancel_order`); XO changes it (`change_order`). ADT A08/A31 update the patient
+(`update_patient`), A40 merges (`merge_patients`). ORU^R01 and MDM^T02/T10 from the reporting
+system go to the report path (`receive_report`).
+
+Images embedded in an order (OBX with value type ED) are attached to the case inside the same
+transaction, against a savepoint of it, so the case, its images, their archive jobs and the ACK
+commit together, or, when one image is bad, none of them does and the ACK is AE with ERR at
+that OBX (`OBX^n^5`). Image files written for an order that is then refused stay in the data
+folder as unreferenced files (nothing sends them).
 """
-
 from __future__ import annotations
 
 import contextlib
