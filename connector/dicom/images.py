@@ -299,7 +299,8 @@ def _decoded(data: bytes, source: str, max_pixels: int) -> ImageFrame:
         check_pixels(width, height, max_pixels)
     image = _pillow_open(data, source)
     check_pixels(image.width, image.height, max_pixels)
-    frames = getattr(image, "n_frames", 1)
+    with _decoder_errors(source):  # counting frames reads every page header of a TIFF
+        frames = getattr(image, "n_frames", 1)
     if frames > 1:  # a multi-page TIFF, an animated PNG: keeping one would drop the others
         raise ImageError(f"the {source.upper()} file holds {frames} images", where="image",
                          hint="send one photo per file")
