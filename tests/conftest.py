@@ -99,3 +99,38 @@ def dciodvfy_errors(path) -> list[str]:
     out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True,
                          errors="replace", timeout=60)
     return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
+
+
+def write_serve_config(path: Path, *, data_dir: Path, http_port: int, hl7_port: int,
+                       orthanc_port: int, dicom_port: int, password: str, ehr_port: int,
+                       accounting_port: int, token: str, extra: str = "") -> Path:
+    """The telederm.toml of a connector served on loopback ports with its managed Orthanc, an
+    EHR peer (requester) and an accounting peer over MLLP, and an admin token; `extra` holds
+    more sections (e.g. `[worker]`)."""
+    path.write_text(f"""data_dir = "{data_dir}"
+[http]
+listen = "127.0.0.1:{http_port}"
+[hl7]
+listen = "127.0.0.1:{hl7_port}"
+[orthanc]
+url = "http://127.0.0.1:{orthanc_port}"
+dicom_port = {dicom_port}
+password = "{password}"
+stable_age = 1
+{extra}
+[[destinations]]
+name = "ehr"
+role = "requester"
+transport = "mllp"
+address = "127.0.0.1:{ehr_port}"
+[[destinations]]
+name = "accounting"
+role = "accounting"
+transport = "mllp"
+address = "127.0.0.1:{accounting_port}"
+[[api.tokens]]
+name = "it-admin"
+role = "admin"
+token = "{token}"
+""", encoding="utf-8")
+    return path

@@ -34,7 +34,7 @@ import time
 import httpx
 import pytest
 
-from conftest import free_port
+from conftest import free_port, write_serve_config
 from connector.config import load_config
 from connector.demo import wait_for
 from connector.hl7.client import MllpConnection
@@ -193,33 +193,11 @@ def crash(tmp_path):
     password = secrets.token_urlsafe(12)
     data_dir = tmp_path / "data"
     config_path = tmp_path / "telederm.toml"
-    config_path.write_text(f"""data_dir = "{data_dir}"
-[http]
-listen = "127.0.0.1:{http_port}"
-[hl7]
-listen = "127.0.0.1:{hl7_port}"
-[orthanc]
-url = "http://127.0.0.1:{orthanc_port}"
-dicom_port = {dicom_port}
-password = "{password}"
-stable_age = 1
-[worklist]
-enabled = false      # 2,000 entry files more, and nothing this test is about
-[[destinations]]
-name = "ehr"
-role = "requester"
-transport = "mllp"
-address = "127.0.0.1:{ehr.port}"
-[[destinations]]
-name = "accounting"
-role = "accounting"
-transport = "mllp"
-address = "127.0.0.1:{accounting.port}"
-[[api.tokens]]
-name = "it-admin"
-role = "admin"
-token = "{token}"
-""", encoding="utf-8")
+    write_serve_config(config_path, data_dir=data_dir, http_port=http_port, hl7_port=hl7_port,
+                       orthanc_port=orthanc_port, dicom_port=dicom_port, password=password,
+                       ehr_port=ehr.port, accounting_port=accounting.port, token=token,
+                       # 2,000 entry files more, and nothing this test is about
+                       extra="[worklist]\nenabled = false")
     serve = ServeProcess(config_path, http_port, tmp_path)
     env = {"ehr": ehr, "accounting": accounting, "serve": serve, "token": token,
            "hl7_port": hl7_port, "http_port": http_port, "data_dir": data_dir,

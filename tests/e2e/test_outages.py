@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import free_port
+from conftest import free_port, write_serve_config
 from connector.config import load_config
 from connector.demo import wait_for
 from connector.hl7.client import send_message
@@ -115,33 +115,10 @@ def env(tmp_path):
     http_port, hl7_port, orthanc_port, dicom_port, accounting_port = ports
     token, password = secrets.token_urlsafe(16), secrets.token_urlsafe(12)
     config_path = tmp_path / "telederm.toml"
-    config_path.write_text(f"""data_dir = "{tmp_path / 'data'}"
-[http]
-listen = "127.0.0.1:{http_port}"
-[hl7]
-listen = "127.0.0.1:{hl7_port}"
-[orthanc]
-url = "http://127.0.0.1:{orthanc_port}"
-dicom_port = {dicom_port}
-password = "{password}"
-stable_age = 1
-[worker]
-poll_seconds = 0.2
-[[destinations]]
-name = "ehr"
-role = "requester"
-transport = "mllp"
-address = "127.0.0.1:{ehr.port}"
-[[destinations]]
-name = "accounting"
-role = "accounting"
-transport = "mllp"
-address = "127.0.0.1:{accounting_port}"
-[[api.tokens]]
-name = "it-admin"
-role = "admin"
-token = "{token}"
-""", encoding="utf-8")
+    write_serve_config(config_path, data_dir=tmp_path / "data", http_port=http_port,
+                       hl7_port=hl7_port, orthanc_port=orthanc_port, dicom_port=dicom_port,
+                       password=password, ehr_port=ehr.port, accounting_port=accounting_port,
+                       token=token, extra="[worker]\npoll_seconds = 0.2")
     running = RunningConnector(load_config(config_path, environ={})).start()
     api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
                        headers={"Authorization": f"Bearer {token}"}, timeout=60)

@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from cli_run import clean_env, one_error_line, process_alive, telederm, write_config
-from conftest import free_port
+from conftest import free_port, write_serve_config
 from connector.config import load_config
 from connector.demo import RecordingPeer, demo_order, demo_photo, wait_for
 from connector.server import managed_orthanc
@@ -96,31 +96,10 @@ def served(tmp_path_factory):
     token = secrets.token_urlsafe(16)
     data_dir = work / "data"
     config_path = work / "telederm.toml"
-    config_path.write_text(f"""data_dir = "{data_dir}"
-[http]
-listen = "127.0.0.1:{http_port}"
-[hl7]
-listen = "127.0.0.1:{hl7_port}"
-[orthanc]
-url = "http://127.0.0.1:{orthanc_port}"
-dicom_port = {dicom_port}
-password = "{secrets.token_urlsafe(12)}"
-stable_age = 1
-[[destinations]]
-name = "ehr"
-role = "requester"
-transport = "mllp"
-address = "127.0.0.1:{ehr.port}"
-[[destinations]]
-name = "accounting"
-role = "accounting"
-transport = "mllp"
-address = "127.0.0.1:{accounting.port}"
-[[api.tokens]]
-name = "it-admin"
-role = "admin"
-token = "{token}"
-""", encoding="utf-8")
+    write_serve_config(config_path, data_dir=data_dir, http_port=http_port, hl7_port=hl7_port,
+                       orthanc_port=orthanc_port, dicom_port=dicom_port,
+                       password=secrets.token_urlsafe(12), ehr_port=ehr.port,
+                       accounting_port=accounting.port, token=token)
     stdout_path, stderr_path = work / "serve.out", work / "serve.err"
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "serve", "--config",
