@@ -172,15 +172,20 @@ class RunningConnector:
         self._loop = asyncio.get_running_loop()
         self._shutdown = asyncio.Event()
         http_host, http_port = split_address(self.config.http_listen, "http.listen")
-        listeners = await self._start_listeners()
+        hl7_io = _LoopThread("hl7-io")
+        try:
+            listeners = await hl7_io.run(self._start_listeners())
+        except BaseException:
+            hl7_io.close()
+            raise
         http_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         http_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             http_socket.bind((http_host, http_port))
         except OSError as exc:
             http_socket.close()
-            for listener in listeners:
-                await listener.stop()
+            await hl7_io.run(_stop_all(listeners))
+            hl7_io.close()
             raise _bind_error("http.listen", self.config.http_listen, exc) from None
         self.http_port = http_socket.getsockname()[1]
         server = uvicorn.Server(uvicorn.Config(
@@ -198,22 +203,20 @@ class RunningConnector:
         await self._shutdown.wait()
         server.should_exit = True
         await api
-        for listener in listeners:
-            await listener.stop()
+        await hl7_io.run(_stop_all(listeners))
+        hl7_io.close()
 
     async def _start_listeners(self) -> list[MllpListener]:
-        """Every inbound MLLP listener (`[hl7] listen` or each [[hl7.listeners]] table); when
-        one cannot start, those already started are stopped."""
+        """Every inbound MLLP listener (`[hl7] listen` or each [[hl7.listeners]] table), on
+        the HL7 loop: they share it, so one handler runs at a time across listeners as within
+        one. When one cannot start, those already started are stopped."""
         config = self.config
-        lock = threading.Lock()  # one handler at a time across listeners, as within one
 
         def handle(raw: bytes, peer: str) -> bytes:
-            with lock:
-                return receive_hl7.handle(self.services, raw, peer)
+            return receive_hl7.handle(self.services, raw, peer)
 
         def handle_batch(items: list[tuple[bytes, str]]) -> list[bytes]:
-            with lock:
-                return receive_hl7.handle_batch(self.services, items)
+            return receive_hl7.handle_batch(self.services, items)
 
         started: list[MllpListener] = []
         try:
@@ -232,9 +235,35 @@ class RunningConnector:
                     raise _bind_error(f"{spec.where}.listen", spec.listen, exc) from None
                 started.append(listener)
         except BaseException:
-            for listener in started:
-                await listener.stop()
+            await _stop_all(started)
             raise
         self.hl7_ports = {listener.name: listener.port for listener in started}
         self.hl7_port = started[0].port
         return started
+
+
+async def _stop_all(listeners: list[MllpListener]) -> None:
+    for listener in listeners:
+        await listener.stop()
+
+
+class _LoopThread:
+    """An event loop on a thread of its own. The MLLP listeners run their handlers on their
+    loop (the durable writes): on a loop of their own, a batch being written never holds up
+    the HTTP API, and the API's requests never hold up an ACK."""
+
+    def __init__(self, name: str):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    async def run(self, coroutine):
+        """Run `coroutine` on this loop and wait for it from the caller's loop."""
+        return await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+        if not self.thread.is_alive():
+            self.loop.close()

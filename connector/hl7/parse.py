@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import Hl7Error
 
@@ -27,11 +28,11 @@ _LOCATION = re.compile(
     r"(?:-(?P<field>\d+)(?:\[(?P<rep>\d+)\])?(?:\.(?P<comp>\d+)(?:\.(?P<sub>\d+))?)?)?$")
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
     """An HL7 position written `PID-3.1`, `OBR-16`, `PID-3[2].4.2` (2nd repetition) or
     `NTE[2]-3` (2nd NTE segment). Omitted occurrence/repetition mean the first; `component` 0
-    means the whole field (read as its first component)."""
+    means the whole field (read as its first component). A named tuple: mappers build and
+    hash dozens of these per message."""
 
     segment: str
     occurrence: int = 1
@@ -50,8 +51,7 @@ class Location:
 
     def at(self, *, occurrence: int | None = None, repetition: int | None = None,
            component: int | None = None, subcomponent: int | None = None) -> "Location":
-        """The same position with some parts changed (`dataclasses.replace`, ten times faster:
-        mappers call it for every component they read)."""
+        """The same position with some parts changed."""
         return Location(self.segment, self.occurrence if occurrence is None else occurrence,
                         self.field, self.repetition if repetition is None else repetition,
                         self.component if component is None else component,
@@ -142,7 +142,7 @@ class _Tree:
     """One message's segments as `(id, fields)`, `fields[n]` being field n's raw text (MSH-1
     and MSH-2 included, as in the standard's numbering), and the message's delimiters."""
 
-    __slots__ = ("segments", "_by_id", "field_sep", "rep", "comp", "sub", "esc")
+    __slots__ = ("segments", "_by_id", "field_sep", "rep", "comp", "sub", "esc", "_split_cache")
 
     def __init__(self, text: str):
         fs = text[3]
@@ -157,6 +157,7 @@ class _Tree:
         self.sub = enc[3] if len(enc) > 3 else "&"
         self.segments: list[tuple[str, list[str]]] = []
         self._by_id: dict[str, list[list[str]]] = {}
+        self._split_cache: dict[tuple[str, int, int], list[list[list[str]]]] = {}
         for line in text.split("\r"):
             if line[:3] in ("MSH", "BHS", "FHS") and len(line) > 3 and line[3] == fs:
                 cut = line.find(fs, 4)
@@ -183,33 +184,44 @@ class _Tree:
             return [fields[loc.field]]
         return fields[loc.field].split(self.rep)
 
+    def _split(self, loc: Location) -> list[list[list[str]]]:
+        """One field as repetitions -> components -> subcomponents (raw text), split once per
+        message: mappers read a field's parts one by one."""
+        key = (loc.segment, loc.occurrence, loc.field)
+        tree = self._split_cache.get(key)
+        if tree is None:
+            comp, sub = self.comp, self.sub
+            tree = [[part.split(sub) for part in rep.split(comp)]
+                    for rep in self.repetition_texts(loc)]
+            self._split_cache[key] = tree
+        return tree
+
     def read(self, loc: Location) -> str:
-        reps = self.repetition_texts(loc)
+        """A deeper tree than the position follows first children; a shallower one answers
+        only for position 1 (python-hl7's `extract_field`): splitting a leaf gives one part."""
+        if loc.field in (1, 2) and loc.segment in ("MSH", "BHS", "FHS"):  # the delimiters
+            reps = self.repetition_texts(loc)
+            text = reps[0] if reps and loc.repetition == 1 else ""
+            return text if (loc.component or 1) == 1 and (loc.subcomponent or 1) == 1 else ""
+        reps = self._split(loc)
         if loc.repetition > len(reps):
             return ""
-        text = reps[loc.repetition - 1]
-        comp, sub = loc.component or 1, loc.subcomponent or 1
-        if loc.segment in ("MSH", "BHS", "FHS") and loc.field in (1, 2):
-            return text if comp == 1 and sub == 1 else ""
-        if self.comp not in text and self.sub not in text:  # a leaf: only position 1 answers
-            return self.unescape(text) if comp == 1 and sub == 1 else ""
-        parts = text.split(self.comp)
+        parts = reps[loc.repetition - 1]
+        comp = loc.component or 1
         if comp > len(parts):
             return ""
-        part = parts[comp - 1]
-        if self.sub not in part:
-            return self.unescape(part) if sub == 1 else ""
-        subs = part.split(self.sub)
+        subs = parts[comp - 1]
+        sub = loc.subcomponent or 1
         return self.unescape(subs[sub - 1]) if sub <= len(subs) else ""
 
     def components(self, loc: Location) -> tuple[str, ...]:
-        reps = self.repetition_texts(loc)
+        if loc.field in (1, 2) and loc.segment in ("MSH", "BHS", "FHS"):
+            text = self.read(loc)
+            return (text,) + ("",) * text.count(self.comp) if text else ()
+        reps = self._split(loc)
         if loc.repetition > len(reps):
             return ()
-        text = reps[loc.repetition - 1]
-        count = len(text.split(self.comp)) if (self.comp in text or self.sub in text) else 1
-        parts = tuple(self.read(Location(loc.segment, loc.occurrence, loc.field, loc.repetition,
-                                         c)) for c in range(1, count + 1))
+        parts = tuple(self.unescape(subs[0]) for subs in reps[loc.repetition - 1])
         return parts if any(parts) else ()
 
     def unescape(self, text: str) -> str:
