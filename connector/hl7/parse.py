@@ -120,8 +120,8 @@ class ParsedMessage:
     def value(self, location: str | Location) -> str:
         """The unescaped text at a position (`PID-3.1`, `OBR-16`, ...); "" when absent.
         A field-level position reads its first component and subcomponent."""
-        loc = location if isinstance(location, Location) else Location.parse(location)
-        return self.tree.read(loc)
+        return self.tree.read(location if location.__class__ is Location
+                              else Location.parse(location))
 
     def components(self, location: str | Location) -> tuple[str, ...]:
         """All components of one repetition of a field, unescaped (first subcomponent each);
@@ -198,21 +198,24 @@ class _Tree:
 
     def read(self, loc: Location) -> str:
         """A deeper tree than the position follows first children; a shallower one answers
-        only for position 1 (python-hl7's `extract_field`): splitting a leaf gives one part."""
-        if loc.field in (1, 2) and loc.segment in ("MSH", "BHS", "FHS"):  # the delimiters
+        only for position 1 (python-hl7's `extract_field`): splitting a leaf gives one part.
+        The hot path of every mapper: written flat."""
+        segment, occurrence, field, repetition, component, subcomponent = loc
+        if field in (1, 2) and segment in _HEADERS:  # the delimiters themselves
             reps = self.repetition_texts(loc)
-            text = reps[0] if reps and loc.repetition == 1 else ""
-            return text if (loc.component or 1) == 1 and (loc.subcomponent or 1) == 1 else ""
-        reps = self._split(loc)
-        if loc.repetition > len(reps):
+            text = reps[0] if reps and repetition == 1 else ""
+            return text if (component or 1) == 1 and (subcomponent or 1) == 1 else ""
+        reps = self._split_cache.get((segment, occurrence, field)) or self._split(loc)
+        if repetition > len(reps):
             return ""
-        parts = reps[loc.repetition - 1]
-        comp = loc.component or 1
-        if comp > len(parts):
+        parts = reps[repetition - 1]
+        if component > len(parts):
             return ""
-        subs = parts[comp - 1]
-        sub = loc.subcomponent or 1
-        return self.unescape(subs[sub - 1]) if sub <= len(subs) else ""
+        subs = parts[component - 1 if component else 0]
+        if subcomponent > len(subs):
+            return ""
+        text = subs[subcomponent - 1 if subcomponent else 0]
+        return self.unescape(text) if self.esc in text else text
 
     def components(self, loc: Location) -> tuple[str, ...]:
         if loc.field in (1, 2) and loc.segment in ("MSH", "BHS", "FHS"):
@@ -266,6 +269,7 @@ class _Tree:
         return ""
 
 
+_HEADERS = ("MSH", "BHS", "FHS")
 _FORMATTING = {".br": "\r", ".sp": "\r", ".fi": "", ".nf": "", ".in": "    ", ".ti": "    ",
                ".sk": " ", ".ce": "\r"}
 

@@ -4,7 +4,9 @@ A repeated MSH-10 from the same sender gets the stored ACK again and changes not
 acknowledged once stored (`hl7.ack_mode = "storage"`) waits here as `pending` until it is
 applied, in arrival order; then it is `done`, or `failed` with the reason in `outcome`.
 
-The statements are built once: this is the hot path of every inbound message.
+The duplicate check and the insert are the hot path of every inbound message: they go to the
+driver directly (SQLAlchemy's statement machinery costs more than SQLite itself here), inside
+the caller's transaction, with the driver's placeholder style.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from .schema import inbox
 
-_STORED_ACK = select(inbox.c.ack).where(inbox.c.sender == bindparam("s"),
-                                        inbox.c.control_id == bindparam("c"))
-_INSERT = inbox.insert()
+_STORED_ACK = "SELECT ack FROM inbox WHERE sender = ? AND control_id = ?"
+_INSERT = ("INSERT INTO inbox (sender, control_id, message_type, received_at, raw, ack, ack_code,"
+           " accession, state, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '')")
 _PENDING = (select(inbox.c.id, inbox.c.raw, inbox.c.received_at, inbox.c.ack_code)
             .where(inbox.c.state == "pending").order_by(inbox.c.id).limit(bindparam("n")))
 _FINISH = (update(inbox).where(inbox.c.id == bindparam("row_id"))
@@ -36,16 +39,30 @@ class Pending:
 
 
 def stored_ack(conn: Connection, sender: str, control_id: str) -> bytes | None:
-    return conn.execute(_STORED_ACK, {"s": sender, "c": control_id}).scalar()
+    row = _driver_execute(conn, _STORED_ACK, (sender, control_id)).fetchone()
+    return bytes(row[0]) if row is not None else None
 
 
 def record(conn: Connection, *, sender: str, control_id: str, message_type: str, received_at: str,
            raw: bytes, ack: bytes, ack_code: str, accession: str | None,
            state: str = "done") -> None:
-    conn.execute(_INSERT, {"sender": sender, "control_id": control_id,
-                           "message_type": message_type, "received_at": received_at, "raw": raw,
-                           "ack": ack, "ack_code": ack_code, "accession": accession,
-                           "state": state, "outcome": ""})
+    _driver_execute(conn, _INSERT, (sender, control_id, message_type, received_at, raw, ack,
+                                    ack_code, accession, state))
+
+
+def _driver_execute(conn: Connection, sql: str, params: tuple):
+    """Run `sql` (written with `?` placeholders) on the driver's connection under `conn`;
+    driver errors are raised as SQLAlchemy's (IntegrityError, OperationalError ...), as any
+    other statement's."""
+    dialect = conn.dialect
+    if dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(sql, params)
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error) from exc
+    return cursor
 
 
 def pending(conn: Connection, limit: int) -> list[Pending]:
