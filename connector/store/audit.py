@@ -8,9 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy import event, select
+from sqlalchemy.engine import Connection, Engine
 
+from . import driver
 from .schema import audit
 
 GENESIS = "0" * 64
@@ -21,19 +22,35 @@ def _digest(prev: str, at: str, actor: str, action: str, accession: str | None, 
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-# Built once: every inbound message and every step of a case appends a row.
-_LAST_HASH = select(audit.c.hash).order_by(audit.c.id.desc()).limit(1)
-_INSERT = audit.insert()
+# Every inbound message and every step of a case appends a row: straight to the driver.
+_LAST_HASH = "SELECT hash FROM audit ORDER BY id DESC LIMIT 1"
+_INSERT = ("INSERT INTO audit (at, actor, action, accession, detail, prev_hash, hash)"
+           " VALUES (?, ?, ?, ?, ?, ?, ?)")
+# The last hash written by this connection's current transaction, so the next row need not
+# read it back; forgotten when the transaction ends or a savepoint rolls back (`track`).
+_LAST = "audit.last_hash"
+
+
+def track(engine: Engine) -> None:
+    """Keep each connection's remembered last hash true to what its transaction holds."""
+    def forget(conn, *_args) -> None:
+        conn.info.pop(_LAST, None)
+
+    for name in ("begin", "commit", "rollback", "rollback_savepoint"):
+        event.listen(engine, name, forget)
 
 
 def append(conn: Connection, *, at: str, actor: str, action: str, accession: str | None = None,
            detail: dict | None = None) -> None:
     """Add one row in the caller's transaction, so the audit commits with the change it records."""
-    prev = conn.execute(_LAST_HASH).scalar() or GENESIS
+    prev = conn.info.get(_LAST)
+    if prev is None:
+        row = driver.execute(conn, _LAST_HASH, ()).fetchone()
+        prev = row[0] if row is not None else GENESIS
     text = json.dumps(detail or {}, sort_keys=True, ensure_ascii=False)
-    conn.execute(_INSERT, {"at": at, "actor": actor, "action": action, "accession": accession,
-                           "detail": text, "prev_hash": prev,
-                           "hash": _digest(prev, at, actor, action, accession, text)})
+    digest = _digest(prev, at, actor, action, accession, text)
+    driver.execute(conn, _INSERT, (at, actor, action, accession, text, prev, digest))
+    conn.info[_LAST] = digest
 
 
 def verify(conn: Connection) -> tuple[int, int | None]:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from ..domain.errors import StoreUnavailable
-from . import schema
+from . import audit, schema
 from .migrations import MIGRATIONS
 
 
@@ -117,9 +117,12 @@ def make_engine(url: str) -> Engine:
                 raise
 
         _release_after(engine, gate)
+        _plain_savepoints(engine)
+        audit.track(engine)
         return engine
     engine = create_engine(url, pool_pre_ping=True)
     engine.gate = None
+    audit.track(engine)
     return engine
 
 
@@ -141,6 +144,20 @@ def _release_after(engine: Engine, gate: WriterGate) -> None:
             gate.release(dbapi_conn)
 
     dialect.do_commit, dialect.do_rollback = do_commit, do_rollback
+
+
+def _plain_savepoints(engine: Engine) -> None:
+    """SAVEPOINT statements as plain text: SQLAlchemy compiles each one afresh (its name is
+    new every time), and every inbound message is applied in a savepoint of its own."""
+    dialect = engine.dialect
+
+    def run(connection, sql: str) -> None:
+        connection.connection.driver_connection.execute(sql)
+
+    dialect.do_savepoint = lambda conn, name: run(conn, f"SAVEPOINT {name}")
+    dialect.do_release_savepoint = lambda conn, name: run(conn, f"RELEASE SAVEPOINT {name}")
+    dialect.do_rollback_to_savepoint = lambda conn, name: run(conn,
+                                                              f"ROLLBACK TO SAVEPOINT {name}")
 
 
 def migrate(engine: Engine) -> int:

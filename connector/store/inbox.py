@@ -4,9 +4,8 @@ A repeated MSH-10 from the same sender gets the stored ACK again and changes not
 acknowledged once stored (`hl7.ack_mode = "storage"`) waits here as `pending` until it is
 applied, in arrival order; then it is `done`, or `failed` with the reason in `outcome`.
 
-The duplicate check and the insert are the hot path of every inbound message: they go to the
-driver directly (SQLAlchemy's statement machinery costs more than SQLite itself here), inside
-the caller's transaction, with the driver's placeholder style.
+The duplicate check, the insert and the applier's update are the hot path of every inbound
+message: they go to the driver directly (`driver.execute`).
 """
 
 from __future__ import annotations
@@ -14,10 +13,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 
+from . import driver
 from .schema import inbox
 
 _STORED_ACK = "SELECT ack FROM inbox WHERE sender = ? AND control_id = ?"
@@ -25,9 +24,7 @@ _INSERT = ("INSERT INTO inbox (sender, control_id, message_type, received_at, ra
            " accession, state, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '')")
 _PENDING = (select(inbox.c.id, inbox.c.raw, inbox.c.received_at, inbox.c.ack_code)
             .where(inbox.c.state == "pending").order_by(inbox.c.id).limit(bindparam("n")))
-_FINISH = (update(inbox).where(inbox.c.id == bindparam("row_id"))
-           .values(state=bindparam("new_state"), outcome=bindparam("new_outcome"),
-                   accession=bindparam("new_accession")))
+_FINISH = "UPDATE inbox SET state = ?, outcome = ?, accession = ? WHERE id = ?"
 
 
 @dataclass(frozen=True)
@@ -39,30 +36,15 @@ class Pending:
 
 
 def stored_ack(conn: Connection, sender: str, control_id: str) -> bytes | None:
-    row = _driver_execute(conn, _STORED_ACK, (sender, control_id)).fetchone()
+    row = driver.execute(conn, _STORED_ACK, (sender, control_id)).fetchone()
     return bytes(row[0]) if row is not None else None
 
 
 def record(conn: Connection, *, sender: str, control_id: str, message_type: str, received_at: str,
            raw: bytes, ack: bytes, ack_code: str, accession: str | None,
            state: str = "done") -> None:
-    _driver_execute(conn, _INSERT, (sender, control_id, message_type, received_at, raw, ack,
-                                    ack_code, accession, state))
-
-
-def _driver_execute(conn: Connection, sql: str, params: tuple):
-    """Run `sql` (written with `?` placeholders) on the driver's connection under `conn`;
-    driver errors are raised as SQLAlchemy's (IntegrityError, OperationalError ...), as any
-    other statement's."""
-    dialect = conn.dialect
-    if dialect.paramstyle != "qmark":
-        sql = sql.replace("?", "%s")
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.execute(sql, params)
-    except dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error) from exc
-    return cursor
+    driver.execute(conn, _INSERT, (sender, control_id, message_type, received_at, raw, ack,
+                                   ack_code, accession, state))
 
 
 def pending(conn: Connection, limit: int) -> list[Pending]:
@@ -74,9 +56,8 @@ def pending(conn: Connection, limit: int) -> list[Pending]:
 def finish(conn: Connection, row_id: int, state: str, *, accession: str | None,
            errors: list[dict] | None = None) -> None:
     """Mark a pending message applied (`done`) or not (`failed`, with its errors)."""
-    conn.execute(_FINISH, {"row_id": row_id, "new_state": state,
-                           "new_outcome": json.dumps(errors) if errors else "",
-                           "new_accession": accession})
+    driver.execute(conn, _FINISH, (state, json.dumps(errors) if errors else "", accession,
+                                   row_id))
 
 
 def backlog(conn: Connection) -> tuple[int, str | None]:
