@@ -199,13 +199,14 @@ class _Connection(asyncio.Protocol):
         self.peer = "?"
         self.unanswered = 0
         self.paused = False
+        self.ended = False  # the peer closed its sending side
         self.last_byte = time.monotonic()
         self.last_message = float("-inf")  # loop time of its last complete frame
         self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        host, port = transport.get_extra_info("peername")[:2]
+        host, port = (transport.get_extra_info("peername") or ("?", 0))[:2]
         self.peer = f"{host}:{port}"
         self.listener._connections.add(self)
         self._arm()
@@ -229,12 +230,17 @@ class _Connection(asyncio.Protocol):
         if self.transport.is_closing():
             return
         self.transport.write(ack)
-        if self.paused and self.unanswered < MAX_BATCH // 2:
+        if self.ended and not self.unanswered:
+            self.transport.close()  # the peer has sent all it will: every message answered
+        elif self.paused and self.unanswered < MAX_BATCH // 2:
             self.paused = False
             self.transport.resume_reading()
 
     def eof_received(self):
-        return False  # close our side too; answers already written are flushed first
+        """The peer will send nothing more (it may still read): answer what it sent, then
+        close (a TLS transport cannot stay half-open: closed at once)."""
+        self.ended = True
+        return bool(self.unanswered)
 
     def connection_lost(self, exc) -> None:
         if self.timer is not None:

@@ -19,27 +19,44 @@ from ..domain.states import CaseStatus
 from .schema import cases, counters, images, patients, reports
 
 
+# The statements of opening a case are built once (SQLAlchemy caches their compiled form;
+# a statement built with literal values would be compiled afresh for every order).
+_COUNTER = select(counters.c.value).where(counters.c.name == bindparam("counter"))
+_COUNTER_INSERT = counters.insert()
+_COUNTER_SET = (update(counters).where(counters.c.name == bindparam("counter"))
+                .values(value=bindparam("new_value")))
+_PATIENT_PK = select(patients.c.id).where(patients.c.patient_id == bindparam("pid"),
+                                          patients.c.issuer == bindparam("pissuer"))
+_PATIENT_INSERT = patients.insert()
+_PATIENT_COLUMNS = ("family", "given", "birth_date", "sex", "ins", "ins_oid", "identity_status",
+                    "identity_flags", "other_ids")
+_PATIENT_UPDATE = (update(patients).where(patients.c.id == bindparam("pk"))
+                   .values({name: bindparam(f"new_{name}") for name in _PATIENT_COLUMNS}))
+_CASE_INSERT = cases.insert()
+_BY_PLACER = select(cases.c.accession).where(cases.c.sender == bindparam("sender"),
+                                             cases.c.placer_order_number == bindparam("placer"))
+
+
 def next_accession(conn: Connection, prefix: str = "TD") -> str:
     """Allocate the next accession number (SH, ≤ 16 chars) inside the caller's transaction."""
-    value = conn.execute(select(counters.c.value).where(counters.c.name == "accession")).scalar()
+    value = conn.execute(_COUNTER, {"counter": "accession"}).scalar()
     if value is None:
         value = 1
-        conn.execute(counters.insert().values(name="accession", value=value))
+        conn.execute(_COUNTER_INSERT, {"name": "accession", "value": value})
     else:
         value += 1
-        conn.execute(update(counters).where(counters.c.name == "accession").values(value=value))
+        conn.execute(_COUNTER_SET, {"counter": "accession", "new_value": value})
     return f"{prefix}{value:08d}"
 
 
 def _save_patient(conn: Connection, patient: Patient) -> int:
     values = dict(family=patient.name.family, given=patient.name.given,
                   birth_date=patient.birth_date, sex=patient.sex, **identity_values(patient))
-    pk = conn.execute(select(patients.c.id).where(
-        patients.c.patient_id == patient.id, patients.c.issuer == patient.issuer)).scalar()
+    pk = conn.execute(_PATIENT_PK, {"pid": patient.id, "pissuer": patient.issuer}).scalar()
     if pk is None:
-        return conn.execute(patients.insert().values(
-            patient_id=patient.id, issuer=patient.issuer, **values)).inserted_primary_key[0]
-    conn.execute(update(patients).where(patients.c.id == pk).values(**values))
+        return conn.execute(_PATIENT_INSERT, dict(patient_id=patient.id, issuer=patient.issuer,
+                                                  **values)).inserted_primary_key[0]
+    conn.execute(_PATIENT_UPDATE, {"pk": pk, **{f"new_{k}": v for k, v in values.items()}})
     return pk
 
 
@@ -80,7 +97,7 @@ def insert(conn: Connection, case: Case, now: str) -> None:
     facility = order.facility or Facility()
     consent = (json.dumps({"source": order.consent.source, "given_at": order.consent.given_at})
                if order.consent else "")
-    conn.execute(cases.insert().values(
+    conn.execute(_CASE_INSERT, dict(
         accession=case.accession, sender=order.sender,
         placer_order_number=order.placer_order_number, study_uid=case.study_uid,
         status=case.status.value, priority=order.priority.value,
@@ -96,8 +113,7 @@ def insert(conn: Connection, case: Case, now: str) -> None:
 
 
 def find_by_placer(conn: Connection, sender: str, placer_order_number: str) -> str | None:
-    return conn.execute(select(cases.c.accession).where(
-        cases.c.sender == sender, cases.c.placer_order_number == placer_order_number)).scalar()
+    return conn.execute(_BY_PLACER, {"sender": sender, "placer": placer_order_number}).scalar()
 
 
 def load(conn: Connection, accession: str) -> Case:

@@ -18,7 +18,7 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -37,14 +37,19 @@ class Item:
     attempts: int
 
 
+# Built once: every case, report and charge enqueues effects.
+_BY_KEY = select(outbox.c.id).where(outbox.c.key == bindparam("k"))
+_INSERT = outbox.insert()
+
+
 def enqueue(conn: Connection, *, kind: str, destination: str, key: str, payload: bytes,
             accession: str | None, now: str) -> bool:
     """Add an effect; False when an effect with this key already exists (nothing added)."""
-    if conn.execute(select(outbox.c.id).where(outbox.c.key == key)).first():
+    if conn.execute(_BY_KEY, {"k": key}).first():
         return False
     try:
         with conn.begin_nested():
-            conn.execute(outbox.insert().values(
+            conn.execute(_INSERT, dict(
                 kind=kind, destination=destination, key=key, payload=payload, accession=accession,
                 status="pending", attempts=0, next_attempt_at=now, created_at=now, last_error=""))
     except IntegrityError:

@@ -29,9 +29,9 @@ def handle(conn: Connection, order: Order, *, now: str, actor: str,
     The Study Instance UID derives from (sender, placer order number), so the same order
     always maps to the same study, even if it were re-created after a restore. The worklist
     entries are published by the outbox worker (`publish_worklist`), after this commits;
-    `worklist=False` publishes none (an act already done takes no images). With `services`,
-    requesters that take order status messages are told the order is accepted (ORC-1 OK,
-    `notify_status`).
+    `worklist=False` publishes none (an act already done takes no images), nor does a site
+    whose `[worklist] enabled` is false. With `services`, requesters that take order status
+    messages are told the order is accepted (ORC-1 OK, `notify_status`).
     """
     if cases.find_by_placer(conn, order.sender, order.placer_order_number):
         raise DomainError("this placer order number already has a case", code="duplicate-order",
@@ -41,7 +41,7 @@ def handle(conn: Connection, order: Order, *, now: str, actor: str,
                 study_uid=uid_from("study", order.sender, order.placer_order_number),
                 order=order)
     cases.insert(conn, case, now)
-    if worklist:
+    if worklist and (services is None or services.config.worklist_enabled):
         publish_worklist.enqueue(conn, case.accession, now=now)
     detail = {"priority": order.priority.value}
     if order.triage.level:

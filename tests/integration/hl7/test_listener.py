@@ -10,6 +10,7 @@ import hl7.mllp
 
 from connector.hl7.ack import build_ack, read_ack
 from connector.hl7.errors import Hl7Error
+from connector.hl7 import listener as listener_module
 from connector.hl7.listener import MllpListener
 from connector.hl7.mllp import FrameReader, frame
 from connector.hl7.parse import encode, parse
@@ -128,6 +129,94 @@ def test_handlers_never_run_concurrently_across_connections(listener_on):
     for t in threads:
         t.join(10)
     assert peak[0] == 1
+
+
+def _batches_recorder(delay_first: float = 0.0):
+    """A batch handler answering AA that records each batch's MSH-10s; the first batch can be
+    made slow, and `started` is set when it begins."""
+    batches, started = [], threading.Event()
+
+    def handle_batch(items):
+        batches.append([parse(raw).control_id for raw, _ in items])
+        started.set()
+        if len(batches) == 1:
+            time.sleep(delay_first)
+        return [echo_aa(raw, peer) for raw, peer in items]
+
+    return batches, started, handle_batch
+
+
+def _connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def _ack_of(sock: socket.socket, reader: FrameReader) -> str:
+    frames = []
+    while not frames:
+        data = sock.recv(65536)
+        assert data, "listener closed the connection early"
+        frames = reader.feed(data)
+    return read_ack(frames[0]).control_id_acked
+
+
+def test_messages_arriving_while_a_batch_is_handled_form_the_next_batch(listener_on):
+    batches, started, handle_batch = _batches_recorder(delay_first=0.3)
+    listener = listener_on(echo_aa, batch_handler=handle_batch)
+    socks = [_connect(listener.port) for _ in range(4)]
+    try:
+        socks[0].sendall(frame(message("FIRST")))
+        assert started.wait(5)
+        for i, sock in enumerate(socks[1:], start=1):
+            sock.sendall(frame(message(f"WAITING{i}")))
+        acks = [_ack_of(sock, FrameReader()) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+    assert acks == ["FIRST", "WAITING1", "WAITING2", "WAITING3"]
+    assert batches[0] == ["FIRST"] and sorted(batches[1]) == ["WAITING1", "WAITING2", "WAITING3"]
+
+
+def test_a_batch_waits_for_the_next_message_of_each_busy_connection_only(listener_on,
+                                                                           monkeypatch):
+    monkeypatch.setattr(listener_module, "GROUP_WAIT", 0.5)  # wide, so that timing is not luck
+    monkeypatch.setattr(listener_module, "BUSY", 30.0)
+    batches, _, handle_batch = _batches_recorder()
+    listener = listener_on(echo_aa, batch_handler=handle_batch)
+    a, b, quiet = _connect(listener.port), _connect(listener.port), _connect(listener.port)
+    try:
+        ra, rb = FrameReader(), FrameReader()
+        a.sendall(frame(message("A1")))
+        assert _ack_of(a, ra) == "A1"  # alone: nobody else busy, answered at once
+        b.sendall(frame(message("B1")))  # B was not busy either: its own batch
+        assert _ack_of(b, rb) == "B1"
+        # Both are busy now: A2 waits for B2 (well under GROUP_WAIT), not for `quiet`.
+        a.sendall(frame(message("A2")))
+        time.sleep(0.1)
+        b.sendall(frame(message("B2")))
+        assert (_ack_of(a, ra), _ack_of(b, rb)) == ("A2", "B2")
+        # B stays silent: A3 waits GROUP_WAIT for it, then goes alone.
+        a.sendall(frame(message("A3")))
+        assert _ack_of(a, ra) == "A3"
+    finally:
+        for sock in (a, b, quiet):
+            sock.close()
+    assert batches == [["A1"], ["B1"], ["A2", "B2"], ["A3"]]
+
+
+def test_a_peer_that_stops_sending_still_gets_every_answer_then_the_connection_closes(
+        listener_on):
+    def slow(raw: bytes, peer: str) -> bytes:
+        time.sleep(0.05)  # the end of the peer's stream arrives while messages still wait
+        return echo_aa(raw, peer)
+
+    listener = listener_on(slow)
+    with _connect(listener.port) as sock:
+        sock.sendall(b"".join(frame(message(f"H{i}")) for i in range(3)))
+        sock.shutdown(socket.SHUT_WR)
+        reader, frames = FrameReader(), []
+        while data := sock.recv(65536):
+            frames += reader.feed(data)
+    assert [read_ack(f).control_id_acked for f in frames] == ["H0", "H1", "H2"]
 
 
 def test_logs_name_peer_and_control_id_but_no_patient_data(listener_on, caplog):
