@@ -205,7 +205,9 @@ class _Tree:
             reps = self.repetition_texts(loc)
             text = reps[0] if reps and repetition == 1 else ""
             return text if (component or 1) == 1 and (subcomponent or 1) == 1 else ""
-        reps = self._split_cache.get((segment, occurrence, field)) or self._split(loc)
+        reps = self._split_cache.get((segment, occurrence, field))
+        if reps is None:
+            reps = self._split(loc)
         if repetition > len(reps):
             return ""
         parts = reps[repetition - 1]
@@ -342,11 +344,22 @@ def salvage_header(raw: bytes) -> Header:
 
 
 def _header(tree: _Tree) -> Header:
-    def read(field: int, comp: int = 0) -> str:
-        return tree.read(Location("MSH", 1, field, 1, comp)).strip()
+    """The MSH summary, read from the MSH fields directly (every message pays for it): each
+    field's first repetition, components unescaped (first subcomponent each), as `read`."""
+    found = tree._by_id.get("MSH")
+    fields = found[0] if found else []
+    rep, comp, sub, unescape = tree.rep, tree.comp, tree.sub, tree.unescape
 
     def parts(field: int) -> tuple[str, ...]:
-        return tree.components(Location("MSH", 1, field))
+        if field >= len(fields):
+            return ()
+        values = tuple(unescape(part.split(sub, 1)[0])
+                       for part in fields[field].split(rep, 1)[0].split(comp))
+        return values if any(values) else ()
+
+    def read(field: int, component: int = 1) -> str:
+        values = parts(field)
+        return values[component - 1].strip() if component <= len(values) else ""
 
     return Header(parts(3), parts(4), parts(5), parts(6), read(9), read(9, 2), read(10),
                   read(11), read(12), read(18))

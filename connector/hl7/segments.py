@@ -17,6 +17,9 @@ import re
 from connector.domain.model import Patient, PersonName, Practitioner
 
 _ESCAPES = {"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "&": "\\T\\", "~": "\\R\\"}
+_ESCAPE_TABLE = str.maketrans(_ESCAPES)
+_SPECIAL = re.compile(r"[\\|^&~\r\n]")
+_LINE_BREAKS = re.compile(r"[\r\n]+")
 _OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
 
 HD = str | tuple[str, ...]  # a hierarchic designator: namespace, or its components
@@ -25,14 +28,15 @@ HD = str | tuple[str, ...]  # a hierarchic designator: namespace, or its compone
 def escape(text: str) -> str:
     """Escape HL7 delimiters (`\\E\\ \\F\\ \\S\\ \\T\\ \\R\\`); line breaks become spaces (callers
     that keep lines put one per OBX)."""
-    text = "".join(_ESCAPES.get(c, c) for c in text)
-    return re.sub(r"[\r\n]+", " ", text)
+    if not _SPECIAL.search(text):
+        return text  # most values: nothing to escape
+    return _LINE_BREAKS.sub(" ", text.translate(_ESCAPE_TABLE))
 
 
 def escape_exact(text: str) -> str:
     """`escape()` that keeps line breaks, as hex escapes (`\\X0D\\`, `\\X0A\\`): for values
     echoed back to their sender, such as MSH-10 in MSA-2, which must compare equal."""
-    text = "".join(_ESCAPES.get(c, c) for c in text)
+    text = text.translate(_ESCAPE_TABLE)
     return text.replace("\r", "\\X0D\\").replace("\n", "\\X0A\\")
 
 
