@@ -11,6 +11,7 @@ EHR interface that expects the report only gets the report).
 | final report sent (`send_report`) | `completed(tag="V<n>")` | SC / CM | `ST<accession>CMV<n>` |
 | the requester's cancel applied (`cancel_order`) | `cancelled_as_requested` | CR / CA | `ST<accession>CR` |
 | we refuse / cancel (`refuse_order`) | `refused` | OC / CA, ORC-16 | `ST<accession>OC` |
+| a stored order could not be applied (`receive_hl7`, storage mode) | `unable` | UA, UC, UX / - | `RJ<message key>` |
 
 MSH-10 is derived from the case and the step, and the outbox key from MSH-10 and the
 destination, so a step replayed (a READY reached twice, a resent cancel) queues nothing new,
@@ -25,7 +26,7 @@ import datetime as dt
 
 from sqlalchemy.engine import Connection
 
-from ..domain.model import Case, Practitioner
+from ..domain.model import Case, Order, Practitioner
 from ..hl7.order_status import build_order_status
 from . import send_report
 from .bootstrap import Services
@@ -70,6 +71,34 @@ def refused(conn: Connection, services: Services, case: Case, *, now: str, code:
                   action_by=action_by)
 
 
+# ORC-1 for an order control we acknowledged once stored but could not apply (table 0119).
+UNABLE = {"NW": "UA", "CA": "UC", "XO": "UX"}
+
+
+def unable(conn: Connection, services: Services, order: Order, order_control: str, *,
+           error: tuple[str, str], key: str, now: str) -> str | None:
+    """Tell the requester that an order acknowledged once stored (`[hl7] ack_mode =
+    "storage"`) could not be applied: ORC-1 UA / UC / UX for NW / CA / XO, ORC-16 the HL7
+    error (table 0357 code, text) its ACK would have carried in processing mode. `key` is the
+    refused message's (`update_patient.message_key`): one notice per message, however often
+    it is applied. Returns the MSH-10, or None when no destination takes order status."""
+    targets = [d for d in services.config.destinations_for("requester")
+               if d.order_status != "off"]
+    if not targets:
+        return None
+    control_id = f"RJ{key[:18]}"  # MSH-10 is at most 20 characters in v2.5
+    for dest in targets:
+        message = build_order_status(
+            control_id=control_id, now=hl7_time(now), message_type=dest.order_status,
+            order_control=UNABLE[order_control], order_status="", case_accession="",
+            order=order, reason=error, reason_system="HL70357",
+            sending=(services.config.facility_name, services.config.facility_id),
+            receiving=send_report.sender_of(order))
+        send_report.enqueue_hl7(conn, destination=dest.name, control_id=control_id,
+                                message=message, accession=None, now=now)
+    return control_id
+
+
 def notify(conn: Connection, services: Services, case: Case, step: str, *, now: str,
            tag: str = "", reason: tuple[str, str] = ("", ""),
            action_by: Practitioner | None = None) -> str | None:
@@ -89,7 +118,7 @@ def notify(conn: Connection, services: Services, case: Case, step: str, *, now: 
             order_control=control, order_status=status, case_accession=case.accession,
             order=case.order, reason=reason, action_by=action_by,
             sending=(services.config.facility_name, services.config.facility_id),
-            receiving=send_report.requester_of(case))
+            receiving=send_report.sender_of(case.order))
         send_report.enqueue_hl7(conn, destination=dest.name, control_id=control_id,
                                 message=message, accession=case.accession, now=now)
     return control_id

@@ -12,7 +12,9 @@ When the message is applied is `[hl7] ack_mode`:
 - "storage": only checked before the ACK (`_check`: everything that needs no case store), and
   stored `pending`; `process_pending` (the applier thread, `apply_forever`) routes stored
   messages in arrival order, marking each `done`, or `failed` with the ERR its ACK would have
-  carried. The applier waits while messages keep arriving: answering senders comes first.
+  carried; the sender of a failed order is told with an order status UA / UC / UX
+  (`notify_status.unable`). The applier waits while messages keep arriving: answering
+  senders comes first.
 
 Routing (`_route`): orders (ORM^O01, OMG^O19, OMI^O23) by ORC-1: NW opens a case
 (`open_case`), or, when OBR-4 carries a teleconsultation code, records a teleconsultation done
@@ -49,7 +51,7 @@ from ..hl7.parse import ParsedMessage, encode, parse
 from ..store import audit, inbox
 from ..store.clock import iso
 from . import attach_image, cancel_order, open_case, record_teleconsultation
-from . import change_order, merge_patients, receive_report, update_patient
+from . import change_order, merge_patients, notify_status, receive_report, update_patient
 from .bootstrap import Services
 from .common import dicom_dt
 
@@ -257,6 +259,8 @@ def _apply_pending(conn: Connection, services: Services, row: inbox.Pending) -> 
         accession = None
         errors = [Hl7Error("internal error while applying the message", hl7_code=207)]
     state = "failed" if errors else "done"
+    if errors and (msg.message_type, msg.trigger) in ORDER_TYPES:
+        _tell_requester(conn, services, msg, errors[0], now=row.received_at)
     inbox.finish(conn, row.id, state, accession=accession,
                  errors=[{"code": e.hl7_code, "location": e.location, "text": e.text}
                          for e in errors])
@@ -267,6 +271,21 @@ def _apply_pending(conn: Connection, services: Services, row: inbox.Pending) -> 
     if errors:
         log.warning("inbox %s (%s %s) not applied: ERR %s", row.id, kind, msg.control_id,
                     errors[0].hl7_code)
+
+
+def _tell_requester(conn: Connection, services: Services, msg: ParsedMessage, error: Hl7Error,
+                    *, now: str) -> None:
+    """An order acknowledged AA once stored, refused now: its sender learns it from an order
+    status message (UA / UC / UX with the ERR), where its destination takes them."""
+    try:
+        control, order, _, teleconsultation = _read_order(msg, services)
+    except Hl7Error:  # the mappings changed since the ACK: nothing to tell it with
+        return
+    if teleconsultation is None:  # an act reported as done is not an order to us
+        notify_status.unable(conn, services, order, control,
+                             error=(str(error.hl7_code), error.text),
+                             key=update_patient.message_key(msg.sender, msg.control_id),
+                             now=now)
 
 
 def _as_hl7(err: ConnectorError) -> Hl7Error:

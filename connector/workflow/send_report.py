@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from ..archive.client import viewer_url
 from ..dicom.uids import uid_from
-from ..domain.model import Case, Report
+from ..domain.model import Case, Order, Report
 from ..hl7.mdm import build_mdm
 from ..hl7.oru import build_oru
 from ..store import outbox
@@ -29,7 +29,7 @@ from .bootstrap import Services
 
 
 def enqueue_hl7(conn: Connection, *, destination: str, control_id: str, message: str,
-                accession: str, now: str) -> bool:
+                accession: str | None, now: str) -> bool:
     """Queue one outbound HL7 message; the key makes a replay of the same step a no-op."""
     payload = json.dumps({"control_id": control_id, "message": message}).encode("utf-8")
     return outbox.enqueue(conn, kind="hl7.send", destination=destination,
@@ -45,7 +45,12 @@ def document_uid(study_uid: str, version: int) -> str:
 
 def requester_of(case: Case) -> tuple[str, str]:
     """MSH-5/6 of what we send about a case: the application and facility that ordered it."""
-    sender = case.order.sender
+    return sender_of(case.order)
+
+
+def sender_of(order: Order) -> tuple[str, str]:
+    """MSH-5/6 of what we send about an order: the application and facility that sent it."""
+    sender = order.sender
     return tuple(sender.split("|", 1)) if "|" in sender else (sender, "")
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from connector.demo import wait_for
 from connector.hl7.ack import read_ack
 from connector.hl7.mllp import FrameReader, frame
+from connector.hl7.parse import parse
 from connector.server import RunningConnector
 from connector.store import inbox, queries
 from connector.store.schema import inbox as inbox_table
@@ -156,3 +157,48 @@ def test_running_connector_applies_orders_acknowledged_over_mllp_in_storage_mode
         wait_for(applied, 30, "stored orders applied")
     assert all(inbound.accession(f"P-M{n}") for n in range(20))
     assert SENDER  # the placer numbers above are scoped to the inbound_env sender
+
+
+def with_order_status(services):
+    """The requester destination takes order status messages (ORM^O01)."""
+    destinations = tuple(replace(d, order_status="ORM^O01") if d.role == "requester" else d
+                         for d in services.config.destinations)
+    return replace(services, config=replace(services.config, destinations=destinations))
+
+
+def test_requester_learns_of_an_acknowledged_order_that_could_not_be_applied(inbound):
+    services = with_order_status(storage_mode(inbound))
+    new, duplicate = order("DUP-1"), order("DUP-1")
+    cancel, change = order("NOPE", control="CA"), order("NOPE-2", control="XO")
+    for raw in (new, duplicate, cancel, change):
+        assert read_ack(receive_hl7.handle(services, raw, "test")).code == "AA"
+    receive_hl7.process_pending(services)
+    assert [r["state"] for r in rows(services)] == ["done", "failed", "failed", "failed"]
+    sent = [parse(json.loads(item["payload"])["message"].encode("utf-8"))
+            for item in inbound.outbox("hl7.send")]
+    unable = [m for m in sent if m.value("ORC-1") != "OK"]  # the first order was accepted
+    assert [(m.value("ORC-1"), m.value("ORC-2"), m.value("ORC-3"), m.value("ORC-5"),
+             m.value("ORC-16.1"), m.value("ORC-16.3")) for m in unable] == [
+        ("UA", "DUP-1", "", "", "205", "HL70357"),
+        ("UC", "NOPE", "", "", "204", "HL70357"),
+        ("UX", "NOPE-2", "", "", "204", "HL70357")]
+    assert all(m.control_id.startswith("RJ") and len(m.control_id) == 20 for m in unable)
+    assert len({m.control_id for m in unable}) == 3
+    assert unable[0].value("ORC-16.2") == "this placer order number already has a case"
+
+
+def test_the_refusal_notice_is_queued_once_when_the_same_message_is_applied_again(inbound):
+    services = with_order_status(storage_mode(inbound))
+    receive_hl7.handle(services, order("NOPE", control="CA"), "test")
+    receive_hl7.process_pending(services)
+    with services.engine.begin() as conn:  # as if the applier had stopped before its commit
+        conn.execute(inbox_table.update().values(state="pending"))
+    receive_hl7.process_pending(services)
+    assert len(inbound.outbox("hl7.send")) == 1
+
+
+def test_no_refusal_notice_when_the_requester_takes_no_order_status(inbound):
+    services = storage_mode(inbound)
+    receive_hl7.handle(services, order("NOPE", control="CA"), "test")
+    receive_hl7.process_pending(services)
+    assert rows(services)[0]["state"] == "failed" and inbound.outbox("hl7.send") == []

@@ -139,6 +139,11 @@ FORMS = {
         "ORM^O01", "OC", "CA", "OC", reason=("DECLINED", "Photos floues, nouvelle demande "
                                                           "avec des photos nettes"),
         action_by=SPECIALIST),
+    "out_orm_o01_ua.hl7": lambda: build_order_status(
+        control_id="RJ5f0c2e9a81d4b7c3e2", now=NOW, message_type="ORM^O01",
+        order_control="UA", order_status="", case_accession="", order=ORDER,
+        reason=("205", "this placer order number already has a case"),
+        reason_system="HL70357", sending=SENDING, receiving=REQUESTER_APP),
     "out_omg_o19_ok.hl7": lambda: _status("OMG^O19", "OK", "SC", "OK"),
     "out_oru_r01_oc.hl7": lambda: _status("ORU^R01", "OC", "CA", "OC",
                                           reason=("CANCELLED", "Demande en double")),

@@ -70,6 +70,8 @@ EXPECTED = {
                            ["MSH", "PID", "PV1", "ORC", "OBR"], "ORM_O01"),
     "out_orm_o01_oc.hl7": ("ORM^O01^ORM_O01", "STTD00000042OC",
                            ["MSH", "PID", "PV1", "ORC", "OBR"], "ORM_O01"),
+    "out_orm_o01_ua.hl7": ("ORM^O01^ORM_O01", "RJ5f0c2e9a81d4b7c3e2",
+                           ["MSH", "PID", "PV1", "ORC", "OBR"], "ORM_O01"),
     "out_omg_o19_ok.hl7": ("OMG^O19^OMG_O19", "STTD00000042OK",
                            ["MSH", "PID", "PV1", "ORC", "OBR"], "OMG_O19"),
     "out_oru_r01_oc.hl7": ("ORU^R01^ORU_R01", "STTD00000042OC",
@@ -112,9 +114,10 @@ def test_form_parses_with_hl7apy_tolerant_into_its_structure(name):
         # hl7apy validates ORM_O01's OBR/RQD/RQ1... choice as a sequence and always asks for RQD
         # (hl7apy issues #142/#151): check the groups instead.
         order = msg.ORM_O01_ORDER
-        assert order.orc.orc_1.to_er7() in ("OK", "SC", "CR", "OC")
+        assert order.orc.orc_1.to_er7() in ("OK", "SC", "CR", "OC", "UA")
         assert order.children[1].name == "ORM_O01_ORDER_DETAIL"
-        assert order.ORM_O01_ORDER_DETAIL.children[0].obr.obr_3.to_er7() == forms.ACCESSION
+        filler = "" if order.orc.orc_1.to_er7() == "UA" else forms.ACCESSION  # no case: none
+        assert order.ORM_O01_ORDER_DETAIL.children[0].obr.obr_3.to_er7() == filler
     else:
         assert valid(msg)
 
@@ -206,6 +209,17 @@ def test_order_status_control_status_and_reason(name, control, status, reason):
                "ORU_R01": lambda m: m.ORU_R01_PATIENT_RESULT.ORU_R01_ORDER_OBSERVATION.orc}
     got = orc_apy[apy.name](apy)
     assert (got.orc_1.to_er7(), got.orc_5.to_er7()) == (control, status)
+
+
+def test_unable_to_accept_names_the_order_and_the_err_but_no_accession_or_status():
+    msg = hl7.parse(FORMS["out_orm_o01_ua.hl7"]())
+    orc, obr = msg.segment("ORC"), msg.segment("OBR")
+    assert (str(orc(1)), str(orc(2)), str(orc(3)), str(orc(5))) == ("UA", "CMD-2026-0042", "", "")
+    assert [orc.extract_field(1, 16, 1, n) for n in (1, 3)] == ["205", "HL70357"]
+    assert (str(obr(2)), str(obr(3))) == ("CMD-2026-0042", "")
+    got = tolerant(forms.FORMS["out_orm_o01_ua.hl7"]()).ORM_O01_ORDER.orc
+    assert (got.orc_1.to_er7(), got.orc_16.to_er7()) == (
+        "UA", "205^this placer order number already has a case^HL70357")
 
 
 def test_refusal_by_the_dermatologist_names_who_refused():
