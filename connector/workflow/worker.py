@@ -196,6 +196,7 @@ def run_forever(services: Services, stop: threading.Event) -> None:
         log.exception("outbox: could not release old leases")
     lanes: dict[str, threading.Thread] = {}
     last_sweep = last_catch_up = None
+    catch_up_failing = False
     while not stop.is_set():
         for name in [name for name, lane in lanes.items() if not lane.is_alive()]:
             del lanes[name]
@@ -219,8 +220,15 @@ def run_forever(services: Services, stop: threading.Event) -> None:
             last_catch_up = time.monotonic()
             try:
                 catch_up.run_once(services)
+                if catch_up_failing:
+                    log.info("Orthanc changes catch-up works again")
+                catch_up_failing = False
             except Exception as exc:  # noqa: BLE001 - Orthanc down: the next sweep
-                log.warning("Orthanc changes catch-up failed: %s", exc)
+                # Once per outage, not every sweep (health reports Orthanc's reachability).
+                (log.debug if catch_up_failing else log.warning)(
+                    "Orthanc changes catch-up failed: %s (retried every %.0f s)", exc,
+                    CATCH_UP_SECONDS)
+                catch_up_failing = True
         if not items:
             stop.wait(services.config.worker_poll_seconds)
     deadline = time.monotonic() + LANE_STOP_SECONDS

@@ -1,9 +1,10 @@
 """A stable study whose plugin notification was lost still makes its case READY, through the
 Changes Log catch-up; the cursor is saved so nothing is processed twice."""
 
+import threading
 from dataclasses import replace
 
-from conftest import orthanc  # noqa: F401  (fixture)
+from conftest import orthanc, unused_url  # noqa: F401  (fixture)
 
 from connector.archive.client import ArchiveClient
 from connector.config import load_config
@@ -36,3 +37,22 @@ def test_catch_up_marks_the_case_ready_when_the_notification_was_lost(orthanc, t
         assert cases.load(conn, case.accession).status.value == "READY"
     assert catch_up.run_once(services) == 0  # the cursor moved past it
     services.engine.dispose()
+
+
+def test_an_unreachable_orthanc_is_logged_once_per_outage_not_every_sweep(tmp_path, caplog,
+                                                                         monkeypatch):
+    config = replace(load_config(None, environ={"TELEDERM_DATA_DIR": str(tmp_path)}),
+                     orthanc_url=unused_url())
+    services = build(config)
+    monkeypatch.setattr(worker, "CATCH_UP_SECONDS", 0.01)
+    caplog.set_level("DEBUG", logger="connector.worker")
+    stop = threading.Event()
+    runner = threading.Thread(target=worker.run_forever, args=(services, stop))
+    runner.start()
+    wait_for(lambda: len([r for r in caplog.records if "catch-up failed" in r.getMessage()]) >= 3,
+             60, "three catch-up sweeps")
+    stop.set()
+    runner.join(30)
+    services.engine.dispose()
+    failed = [r for r in caplog.records if "catch-up failed" in r.getMessage()]
+    assert [r.levelname for r in failed[:3]] == ["WARNING", "DEBUG", "DEBUG"]
