@@ -138,7 +138,7 @@ class ManagedOrthanc:
             "PythonScript": str(PLUGIN_SCRIPT),
             "PythonVerbose": False,
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-            # One `*.wl` file per scheduled step, read at each query (archive/worklist.py).
+            # One `*.wl` file per scheduled step, read at each query (dicom/worklist.py).
             "Worklists": {"Enable": True, "Database": str(self.worklist_folder)},
             "TeleDerm": {
                 "ConnectorUrl": self.connector_url,

@@ -22,7 +22,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from ..archive.worklist import MODALITIES, WorklistEntry, WorklistFolder
+from ..dicom.worklist import MODALITIES, WorklistEntry, WorklistFolder
 from ..domain.states import CaseEvent, CaseStatus, TRANSITIONS
 from ..store import audit, cases, outbox
 from ..store.clock import iso

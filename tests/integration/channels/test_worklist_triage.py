@@ -5,7 +5,7 @@ qualified INS is the worklist's patient id, with the IPP beside it."""
 from __future__ import annotations
 
 from channels_env import (DEADLINE, WORKLIST_KEYS, channels, findscu_worklist)  # noqa: F401
-from connector.archive.worklist import WorklistFolder
+from connector.dicom.worklist import WorklistFolder
 from connector.demo import wait_for
 
 BODY = "1841275123456"

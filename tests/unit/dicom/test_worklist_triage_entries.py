@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.archive.worklist import (WorklistEntry, WorklistFolder, entry_dataset,
+from connector.dicom.worklist import (WorklistEntry, WorklistFolder, entry_dataset,
                                         sort_key)
 from connector.domain.errors import DomainError
 from connector.domain.model import Patient, PersonName, Practitioner, Priority

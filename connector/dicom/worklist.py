@@ -42,6 +42,8 @@ from connector.domain.errors import DomainError
 from connector.domain.model import (TRIAGE_LEVELS, Patient, Practitioner, Priority,
                                     dicom_charset)
 
+from .common import add_patient
+
 __all__ = ["MODALITIES", "PRIORITY_VALUES", "WorklistEntry", "WorklistFolder", "entry_dataset",
            "sort_key"]
 
@@ -53,7 +55,6 @@ PRIORITY_VALUES = {Priority.STAT: "STAT", Priority.URGENT: "HIGH", Priority.ROUT
 
 _AE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # printable, no backslash
 _FILE = re.compile(r"^(?P<accession>[A-Za-z0-9]+)-(?P<modality>[A-Z]+)\.wl$")
-_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
 MWL_FIND = "1.2.840.10008.5.1.4.31"  # Modality Worklist Information Model - FIND
 
 
@@ -135,17 +136,11 @@ def entry_dataset(entry: WorklistEntry) -> Dataset:
         [patient.name.hl7(), patient.id, patient.issuer, entry.requester.name.hl7(),
          entry.placer_order_number, entry.procedure_description, entry.step_description,
          *(part for pair in patient.other_ids for part in pair)])
-    # Patient identification and demographics
-    ds.PatientName = patient.name.hl7()
-    ds.PatientID = patient.id
-    ds.IssuerOfPatientID = patient.issuer
-    if _OID.match(patient.issuer):
-        ds.IssuerOfPatientIDQualifiersSequence = Sequence([_qualifiers(patient.issuer)])
-    if patient.other_ids:
-        ds.OtherPatientIDsSequence = Sequence(
-            [_other_id(other, issuer) for other, issuer in patient.other_ids])
-    ds.PatientBirthDate = patient.birth_date
-    ds.PatientSex = patient.sex
+    # Patient identification and demographics (Issuer of Patient ID always present, as Orthanc
+    # matches on it)
+    add_patient(ds, patient)
+    if "IssuerOfPatientID" not in ds:
+        ds.IssuerOfPatientID = ""
     # Imaging service request
     ds.AccessionNumber = entry.accession
     ds.ReferringPhysicianName = entry.requester.name.hl7()
@@ -169,23 +164,6 @@ def entry_dataset(entry: WorklistEntry) -> Dataset:
     step.ScheduledProcedureStepStatus = "SCHEDULED"
     ds.ScheduledProcedureStepSequence = Sequence([step])
     return ds
-
-
-def _qualifiers(oid: str) -> Dataset:
-    item = Dataset()
-    item.UniversalEntityID = oid
-    item.UniversalEntityIDType = "ISO"
-    return item
-
-
-def _other_id(value: str, issuer: str) -> Dataset:
-    item = Dataset()
-    item.PatientID = value
-    item.IssuerOfPatientID = issuer
-    if _OID.match(issuer):
-        item.IssuerOfPatientIDQualifiersSequence = Sequence([_qualifiers(issuer)])
-    item.TypeOfPatientID = "TEXT"
-    return item
 
 
 def entry_bytes(entry: WorklistEntry) -> bytes:
