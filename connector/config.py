@@ -24,6 +24,8 @@ DESTINATION_ROLES = ("requester", "accounting")
 # mllp: HL7 over MLLP to HOST:PORT; file: one CSV per batch dropped in the folder `address`
 # (accounting feeds that take files; connector/billing/csvfeed.py).
 TRANSPORTS = ("mllp", "https", "file")
+DEFAULT_ACK_TIMEOUT = {"mllp": 30.0, "https": 60.0, "file": 0.0}  # seconds
+MAX_ACK_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,11 @@ class Destination:
     # ORU^R01, or "off" (connector/hl7/order_status.py).
     report_message: str = "ORU^R01"
     order_status: str = "off"
+    # mllp, https: seconds to wait for the peer's ACK (or HTTP answer) before retrying later
+    ack_timeout: float = 0.0  # 0: the transport's default (DEFAULT_ACK_TIMEOUT)
+
+    def answer_timeout(self) -> float:
+        return self.ack_timeout or DEFAULT_ACK_TIMEOUT[self.transport]
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -431,7 +438,7 @@ def _destinations(items, path, base: Path | None = None, env=None) -> list[Desti
     for i, item in enumerate(items):
         where = f"destinations[{i}]"
         _only_keys(item, {"name", "role", "transport", "address", "api_key_env", "api_key_header",
-                          *_DESTINATION_TLS_KEYS, *_REQUESTER_KEYS}, where, path)
+                          "ack_timeout", *_DESTINATION_TLS_KEYS, *_REQUESTER_KEYS}, where, path)
         missing = [k for k in ("name", "role", "address") if k not in item]
         if missing:
             raise ConfigError(f"{where} lacks {', '.join(missing)}", where=str(path))
@@ -447,6 +454,9 @@ def _destinations(items, path, base: Path | None = None, env=None) -> list[Desti
                               hint="give each destination its own name")
         names.add(item["name"])
         if transport == "file":
+            if "ack_timeout" in item:
+                raise ConfigError(f"{where}.ack_timeout does not apply to transport file",
+                                  where=str(path), hint="remove it: a file drop has no answer")
             if set(item) & set(_DESTINATION_TLS_KEYS):
                 raise ConfigError(f"{where}: TLS keys do not apply to transport file",
                                   where=str(path), hint="remove them, or use mllp or https")
@@ -468,8 +478,23 @@ def _destinations(items, path, base: Path | None = None, env=None) -> list[Desti
                            **_destination_tls(item, transport, where, path, base))
         dest.host_port  # validates the address
         out.append(dest)
-    return [_requester_messages(dest, item, f"destinations[{i}]", path)
+    return [_ack_timeout(_requester_messages(dest, item, f"destinations[{i}]", path), item,
+                         f"destinations[{i}]", path)
             for i, (dest, item) in enumerate(zip(out, items))]
+
+
+def _ack_timeout(dest: Destination, item, where: str, path) -> Destination:
+    """`ack_timeout`: how long a slow peer may take to answer (a number of seconds, > 0)."""
+    if "ack_timeout" not in item:
+        return dest
+    raw = item["ack_timeout"]
+    value = float("nan") if isinstance(raw, bool) else _coerce(raw, float, f"{where}.ack_timeout")
+    if not 0 < value <= MAX_ACK_TIMEOUT:
+        raise ConfigError(f"{where}.ack_timeout {raw!r} is not a number of seconds in range",
+                          where=str(path),
+                          hint=f"give seconds between 0 and {MAX_ACK_TIMEOUT:g} "
+                               f"(default {DEFAULT_ACK_TIMEOUT[dest.transport]:g})")
+    return replace(dest, ack_timeout=value)
 
 
 _REQUESTER_KEYS = {"report_message": ("ORU^R01", "MDM^T02"),

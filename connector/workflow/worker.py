@@ -64,11 +64,12 @@ def _perform(services: Services, item: outbox.Item) -> None:
         if dest.transport == "https":
             ack = post_message(dest.address, body["message"], api_key=dest.api_key,
                                header=dest.api_key_header, ca_file=dest.ca_file or None,
-                               cert_file=dest.cert_file or None, key_file=dest.key_file or None)
+                               cert_file=dest.cert_file or None, key_file=dest.key_file or None,
+                               timeout=dest.answer_timeout())
             if ack is None:  # a 2xx without an ACK body: delivered
                 return
         else:  # the destination's persistent connection, MLLP over TLS when configured
-            ack = send_to(dest, body["message"], timeout=30)
+            ack = send_to(dest, body["message"], timeout=dest.answer_timeout())
         check_delivery(ack, body["control_id"])
         return
     if item.kind == publish_worklist.KIND:

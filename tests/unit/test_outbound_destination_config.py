@@ -55,3 +55,43 @@ def test_accounting_destinations_refuse_requester_keys(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load(tmp_path, EHR + ACCOUNTING + 'order_status = "ORM^O01"\n')
     assert "destinations[1]" in exc.value.text and "requester" in exc.value.text
+
+
+def _ack_timeout_config(tmp_path, line: str, transport: str = "mllp",
+                        address: str = "127.0.0.1:6661"):
+    path = tmp_path / "telederm.toml"
+    path.write_text(f"""
+[[destinations]]
+name = "ehr"
+role = "{"accounting" if transport == "file" else "requester"}"
+transport = "{transport}"
+address = "{address}"
+{line}
+""", encoding="utf-8")
+    return path
+
+
+def test_ack_timeout_is_read_per_destination_with_a_default_per_transport(tmp_path):
+    [dest] = load_config(_ack_timeout_config(tmp_path, "ack_timeout = 120"),
+                         environ={}).destinations
+    assert dest.answer_timeout() == 120
+    [plain] = load_config(_ack_timeout_config(tmp_path, ""), environ={}).destinations
+    assert plain.answer_timeout() == 30
+    [web] = load_config(_ack_timeout_config(tmp_path, "", "https", "https://ehr.example/hl7"),
+                        environ={}).destinations
+    assert web.answer_timeout() == 60
+
+
+@pytest.mark.parametrize("line,transport,address,said", [
+    ("ack_timeout = 0", "mllp", "127.0.0.1:6661", "ack_timeout 0"),
+    ("ack_timeout = -5", "mllp", "127.0.0.1:6661", "ack_timeout -5"),
+    ("ack_timeout = 99999", "mllp", "127.0.0.1:6661", "ack_timeout 99999"),
+    ("ack_timeout = true", "mllp", "127.0.0.1:6661", "ack_timeout True"),
+    ('ack_timeout = "soon"', "mllp", "127.0.0.1:6661", "soon"),
+    ("ack_timeout = 10", "file", "drop", "does not apply to transport file"),
+])
+def test_a_bad_ack_timeout_is_refused_with_the_key_and_a_hint(tmp_path, line, transport,
+                                                              address, said):
+    with pytest.raises(ConfigError) as err:
+        load_config(_ack_timeout_config(tmp_path, line, transport, address), environ={})
+    assert said in str(err.value) or said in err.value.text

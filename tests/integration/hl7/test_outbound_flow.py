@@ -412,3 +412,25 @@ def test_a_peer_that_is_down_is_retried_later(tmp_path):
     (item,) = items(services)
     assert (item.status, item.attempts) == ("pending", 1)
     assert "connection refused" in item.last_error
+
+
+def test_a_peer_slower_than_its_ack_timeout_is_retried_later(tmp_path):
+    """`ack_timeout` of the destination bounds the wait for an ACK; the item stays pending."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(silent.accept()[0]), daemon=True).start()
+    port = silent.getsockname()[1]
+    try:
+        services = services_for(tmp_path, Destination(
+            "ehr", "requester", "mllp", f"127.0.0.1:{port}", order_status="ORM^O01",
+            ack_timeout=0.5))
+        with services.engine.begin() as conn:
+            open_case.handle(conn, new_order("PL-SLOW"), now=iso(services.now()), actor="test",
+                             services=services)
+        worker.run_once(services)
+        [item] = items(services)
+        assert (item.status, item.attempts) == ("pending", 1)
+        assert "no ACK within 0.5 s" in item.last_error
+    finally:
+        for sock in (*held, silent):
+            sock.close()
