@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import threading
 from urllib.parse import urlparse
@@ -79,6 +80,12 @@ class RunningConnector:
                 self.orthanc.write_config()
                 self.orthanc.start()
                 self._started_orthanc = True
+            elif self.orthanc.orphaned():  # a serve killed before it could stop it
+                log.warning("using the Orthanc a previous run left running; it is stopped on exit")
+                self._started_orthanc = True
+            # else an Orthanc of `telederm orthanc start` (or of another serve): theirs to stop
+            if self._started_orthanc:
+                self.orthanc.claim(os.getpid())
         self._thread = threading.Thread(target=self._run_loop, name="connector-io", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout) or self._error:

@@ -34,6 +34,9 @@ PLUGIN_SCRIPT = Path(__file__).resolve().parents[2] / "orthanc_plugin" / "telede
 
 CONFIG_NAME = "orthanc.json"
 PID_NAME = "orthanc.pid"
+# The pid of the `telederm serve` that started (or adopted) this Orthanc and stops it on exit;
+# absent for an Orthanc started by `telederm orthanc start`, which an operator stops.
+OWNER_NAME = "orthanc.owner"
 LOG_NAME = "orthanc.log"
 POLL_INTERVAL = 0.1
 
@@ -208,8 +211,26 @@ class ManagedOrthanc:
         self.stop()
         raise self._start_failure(f"Orthanc did not answer on {self.url} within {timeout:g} s", log_offset)
 
+    @property
+    def owner_path(self) -> Path:
+        return self.folder / OWNER_NAME
+
+    def claim(self, pid: int) -> None:
+        """Record that process `pid` (a serve) owns this Orthanc: it stops it when it exits."""
+        self.owner_path.write_text(f"{pid}\n")
+
+    def orphaned(self) -> bool:
+        """Whether this Orthanc runs for a serve that is gone (killed before it could stop it):
+        the next serve on this folder adopts it, and stops it on exit."""
+        try:
+            owner = int(self.owner_path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return False
+        return self._running_pid() is not None and not self._alive(owner)
+
     def stop(self, timeout: float = 20) -> bool:
         """Stop the Orthanc named by the pid file (SIGTERM, then SIGKILL); False if none was running."""
+        self.owner_path.unlink(missing_ok=True)
         pid = self._running_pid()
         if pid is None:
             self.pid_path.unlink(missing_ok=True)

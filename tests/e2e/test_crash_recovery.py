@@ -226,7 +226,7 @@ def test_sigkill_mid_traffic_loses_nothing_and_doubles_nothing(crash):
     at_kill = {"acked": traffic.acked_count, "http": traffic.http_done,
                "ehr": len(ehr.messages), "accounting": len(accounting.messages)}
     assert at_kill["acked"] < ORDERS and 0 < at_kill["http"] < 300, at_kill
-    serve.start()  # same config, same data folder; the Orthanc left running is used again
+    serve.start()  # same config, same data folder; the Orthanc left running is adopted
 
     traffic.join(DEADLINE)
     assert not traffic.errors, traffic.errors
@@ -323,6 +323,10 @@ def test_sigkill_mid_traffic_loses_nothing_and_doubles_nothing(crash):
     assert report["inbox"] == {"pending": 0, "oldest_pending_at": None, "failed": 0}
     assert report["orthanc"]["reachable"] is True and report["problems"] == []
     assert report["destinations"]["accounting"]["last_success"] is not None
+
+    # The restarted serve adopted the Orthanc the killed one left, and stops it on exit.
+    assert serve.terminate() == 0
+    assert not managed_orthanc(load_config(crash["config_path"], environ={})).status()["running"]
 
     # What the clients had to repeat (for the record when the test fails elsewhere).
     print(f"at kill {at_kill}; HL7 resends {traffic.hl7_resends}, HTTP retries "

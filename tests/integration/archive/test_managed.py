@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -155,6 +156,19 @@ def test_start_refuses_when_the_pid_file_names_a_live_orthanc(orthanc):
     with pytest.raises(ArchiveError, match="already running"):
         twin.start()
     assert orthanc.managed.status()["pid"] == pid and orthanc.client.is_alive()
+
+
+def test_an_orthanc_whose_serve_is_gone_is_orphaned_and_one_without_owner_is_not(
+        orthanc_factory):
+    managed = orthanc_factory().managed
+    assert managed.orphaned() is False  # `telederm orthanc start`: the operator's to stop
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    managed.claim(gone.pid)  # a serve killed before it could stop its Orthanc
+    assert managed.orphaned() is True
+    managed.claim(os.getpid())  # adopted by a live serve
+    assert managed.orphaned() is False
+    assert managed.stop() is True and not managed.owner_path.exists()
 
 
 def test_start_refuses_when_a_port_is_taken(orthanc, tmp_path):
