@@ -282,10 +282,17 @@ def _tell_requester(conn: Connection, services: Services, msg: ParsedMessage, er
     except Hl7Error:  # the mappings changed since the ACK: nothing to tell it with
         return
     if teleconsultation is None:  # an act reported as done is not an order to us
-        notify_status.unable(conn, services, order, control,
-                             error=(str(error.hl7_code), error.text),
-                             key=update_patient.message_key(msg.sender, msg.control_id),
-                             now=now)
+        try:
+            with conn.begin_nested():
+                notify_status.unable(conn, services, order, control,
+                                     error=(str(error.hl7_code), error.text),
+                                     key=update_patient.message_key(msg.sender, msg.control_id),
+                                     now=now)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the notice must not block the messages behind
+            log.error("order status for refused %s not queued: %s", msg.control_id,
+                      type(exc).__name__)
 
 
 def _as_hl7(err: ConnectorError) -> Hl7Error:

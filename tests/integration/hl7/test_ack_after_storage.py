@@ -202,3 +202,18 @@ def test_no_refusal_notice_when_the_requester_takes_no_order_status(inbound):
     receive_hl7.handle(services, order("NOPE", control="CA"), "test")
     receive_hl7.process_pending(services)
     assert rows(services)[0]["state"] == "failed" and inbound.outbox("hl7.send") == []
+
+
+def test_a_notice_that_cannot_be_built_does_not_hold_up_the_messages_behind(inbound,
+                                                                            monkeypatch):
+    services = with_order_status(storage_mode(inbound))
+
+    def broken(*_args, **_kwargs):
+        raise ValueError("cannot build")
+
+    monkeypatch.setattr(receive_hl7.notify_status, "unable", broken)
+    receive_hl7.handle(services, order("NOPE", control="CA"), "test")
+    receive_hl7.handle(services, order("NEXT-1"), "test")
+    receive_hl7.process_pending(services)
+    assert [r["state"] for r in rows(services)] == ["failed", "done"]
+    assert inbound.accession("NEXT-1")
