@@ -131,16 +131,17 @@ def test_handlers_never_run_concurrently_across_connections(listener_on):
     assert peak[0] == 1
 
 
-def _batches_recorder(delay_first: float = 0.0):
-    """A batch handler answering AA that records each batch's MSH-10s; the first batch can be
-    made slow, and `started` is set when it begins."""
+def _batches_recorder(hold: threading.Event | None = None):
+    """A batch handler answering AA that records each batch's MSH-10s; `started` is set when
+    the batch holding message FIRST begins, which then waits for `hold` (when given)."""
     batches, started = [], threading.Event()
 
     def handle_batch(items):
         batches.append([parse(raw).control_id for raw, _ in items])
-        started.set()
-        if len(batches) == 1:
-            time.sleep(delay_first)
+        if "FIRST" in batches[-1]:
+            started.set()
+            if hold is not None:
+                assert hold.wait(10)
         return [echo_aa(raw, peer) for raw, peer in items]
 
     return batches, started, handle_batch
@@ -160,20 +161,27 @@ def _ack_of(sock: socket.socket, reader: FrameReader) -> str:
 
 
 def test_messages_arriving_while_a_batch_is_handled_form_the_next_batch(listener_on):
-    batches, started, handle_batch = _batches_recorder(delay_first=0.3)
+    sent = threading.Event()
+    batches, started, handle_batch = _batches_recorder(hold=sent)
     listener = listener_on(echo_aa, batch_handler=handle_batch)
     socks = [_connect(listener.port) for _ in range(4)]
     try:
+        for i, sock in enumerate(socks):  # each connection fully set up on the listener's side
+            sock.sendall(frame(message(f"HELLO{i}")))
+            assert _ack_of(sock, FrameReader()) == f"HELLO{i}"
+        time.sleep(2 * listener_module.BUSY)  # and none of them busy any more
         socks[0].sendall(frame(message("FIRST")))
         assert started.wait(5)
         for i, sock in enumerate(socks[1:], start=1):
             sock.sendall(frame(message(f"WAITING{i}")))
+        time.sleep(0.05)  # on loopback the bytes are in the listener's socket buffers by now
+        sent.set()  # the first batch ends only now: the three wait together
         acks = [_ack_of(sock, FrameReader()) for sock in socks]
     finally:
         for sock in socks:
             sock.close()
     assert acks == ["FIRST", "WAITING1", "WAITING2", "WAITING3"]
-    assert batches[0] == ["FIRST"] and sorted(batches[1]) == ["WAITING1", "WAITING2", "WAITING3"]
+    assert batches[4] == ["FIRST"] and sorted(batches[5]) == ["WAITING1", "WAITING2", "WAITING3"]
 
 
 def test_a_batch_waits_for_the_next_message_of_each_busy_connection_only(listener_on,
