@@ -110,8 +110,11 @@ def served(tmp_path_factory):
     served = Served(config_path, data_dir, http_port, hl7_port, proc, api, ehr, accounting,
                     stdout_path, stderr_path)
     try:
-        wait_for(lambda: proc.poll() is not None or health(http_port), START_DEADLINE,
-                 "GET /api/health to answer")
+        # serve prints its announcement once start() returns, which is just after the HTTP
+        # server answers: wait for both, or a fast test reads an empty stdout.
+        wait_for(lambda: proc.poll() is not None
+                 or (health(http_port) and stdout_path.read_text().strip()),
+                 START_DEADLINE, "GET /api/health to answer and serve to announce itself")
         assert proc.poll() is None, f"serve exited with {proc.returncode}:\n{served.logs()}"
         yield served
     finally:
