@@ -9,55 +9,55 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from ..domain.errors import NotFound
 from ..domain.model import (Answer, Case, Consent, Facility, Order, Patient, PersonName,
                             Practitioner, Priority, Triage)
 from ..domain.states import CaseStatus
-from .schema import cases, counters, images, patients, reports
+from . import driver
+from .schema import cases, images, patients, reports
 
 
-# The statements of opening a case are built once (SQLAlchemy caches their compiled form;
-# a statement built with literal values would be compiled afresh for every order).
-_COUNTER = select(counters.c.value).where(counters.c.name == bindparam("counter"))
-_COUNTER_INSERT = counters.insert()
-_COUNTER_SET = (update(counters).where(counters.c.name == bindparam("counter"))
-                .values(value=bindparam("new_value")))
-_PATIENT_PK = select(patients.c.id).where(patients.c.patient_id == bindparam("pid"),
-                                          patients.c.issuer == bindparam("pissuer"))
-_PATIENT_INSERT = patients.insert()
+# Opening a case is the hot path of processing-mode intake (the ACK waits for it): its
+# statements go to the driver (`driver.execute`), their SQL written once from the tables.
 _PATIENT_COLUMNS = ("family", "given", "birth_date", "sex", "ins", "ins_oid", "identity_status",
                     "identity_flags", "other_ids")
-_PATIENT_UPDATE = (update(patients).where(patients.c.id == bindparam("pk"))
-                   .values({name: bindparam(f"new_{name}") for name in _PATIENT_COLUMNS}))
-_CASE_INSERT = cases.insert()
-_BY_PLACER = select(cases.c.accession).where(cases.c.sender == bindparam("sender"),
-                                             cases.c.placer_order_number == bindparam("placer"))
+# One statement allocates the next value: UPSERT ... RETURNING (SQLite >= 3.35, PostgreSQL).
+_NEXT_VALUE = ("INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name)"
+               " DO UPDATE SET value = counters.value + 1 RETURNING value")
+_PATIENT_PK = "SELECT id FROM patients WHERE patient_id = ? AND issuer = ?"
+_PATIENT_INSERT = driver.insert_sql(patients, ("patient_id", "issuer") + _PATIENT_COLUMNS,
+                                    returning="id")
+_PATIENT_UPDATE = (f"UPDATE patients SET {', '.join(f'{c} = ?' for c in _PATIENT_COLUMNS)}"
+                   " WHERE id = ?")
+_CASE_COLUMNS = ("accession", "sender", "placer_order_number", "study_uid", "status", "priority",
+                 "patient_pk", "requester_id", "requester_family", "requester_given",
+                 "requester_authority", "question", "ordered_at", "patient_hospitalised",
+                 "created_at", "updated_at", "requester_id_type", "requester_rpps",
+                 "facility_finess", "facility_name", "facility_kind", "questionnaire", "consent",
+                 "triage_score", "triage_level")
+_CASE_INSERT = driver.insert_sql(cases, _CASE_COLUMNS)
+_BY_PLACER = "SELECT accession FROM cases WHERE sender = ? AND placer_order_number = ?"
 
 
 def next_accession(conn: Connection, prefix: str = "TD") -> str:
     """Allocate the next accession number (SH, ≤ 16 chars) inside the caller's transaction."""
-    value = conn.execute(_COUNTER, {"counter": "accession"}).scalar()
-    if value is None:
-        value = 1
-        conn.execute(_COUNTER_INSERT, {"name": "accession", "value": value})
-    else:
-        value += 1
-        conn.execute(_COUNTER_SET, {"counter": "accession", "new_value": value})
+    (value,) = driver.execute(conn, _NEXT_VALUE, ("accession",)).fetchone()
     return f"{prefix}{value:08d}"
 
 
 def _save_patient(conn: Connection, patient: Patient) -> int:
-    values = dict(family=patient.name.family, given=patient.name.given,
-                  birth_date=patient.birth_date, sex=patient.sex, **identity_values(patient))
-    pk = conn.execute(_PATIENT_PK, {"pid": patient.id, "pissuer": patient.issuer}).scalar()
-    if pk is None:
-        return conn.execute(_PATIENT_INSERT, dict(patient_id=patient.id, issuer=patient.issuer,
-                                                  **values)).inserted_primary_key[0]
-    conn.execute(_PATIENT_UPDATE, {"pk": pk, **{f"new_{k}": v for k, v in values.items()}})
-    return pk
+    ids = identity_values(patient)
+    values = (patient.name.family, patient.name.given, patient.birth_date, patient.sex,
+              *(ids[name] for name in _PATIENT_COLUMNS[4:]))
+    row = driver.execute(conn, _PATIENT_PK, (patient.id, patient.issuer)).fetchone()
+    if row is None:
+        return driver.execute(conn, _PATIENT_INSERT,
+                              (patient.id, patient.issuer, *values)).fetchone()[0]
+    driver.execute(conn, _PATIENT_UPDATE, (*values, row[0]))
+    return row[0]
 
 
 def identity_values(patient: Patient) -> dict:
@@ -97,23 +97,20 @@ def insert(conn: Connection, case: Case, now: str) -> None:
     facility = order.facility or Facility()
     consent = (json.dumps({"source": order.consent.source, "given_at": order.consent.given_at})
                if order.consent else "")
-    conn.execute(_CASE_INSERT, dict(
-        accession=case.accession, sender=order.sender,
-        placer_order_number=order.placer_order_number, study_uid=case.study_uid,
-        status=case.status.value, priority=order.priority.value,
-        patient_pk=_save_patient(conn, order.patient),
-        requester_id=order.requester.id, requester_family=order.requester.name.family,
-        requester_given=order.requester.name.given, requester_authority=order.requester.authority,
-        question=order.question, ordered_at=order.ordered_at,
-        patient_hospitalised=order.patient_hospitalised, created_at=now, updated_at=now,
-        requester_id_type=order.requester.id_type, requester_rpps=order.requester.rpps,
-        facility_finess=facility.finess, facility_name=facility.name,
-        facility_kind=facility.kind, questionnaire=answers_json(order.questionnaire),
-        consent=consent, triage_score=order.triage.score, triage_level=order.triage.level))
+    patient_pk = _save_patient(conn, order.patient)
+    requester = order.requester
+    driver.execute(conn, _CASE_INSERT, (
+        case.accession, order.sender, order.placer_order_number, case.study_uid,
+        case.status.value, order.priority.value, patient_pk, requester.id,
+        requester.name.family, requester.name.given, requester.authority, order.question,
+        order.ordered_at, order.patient_hospitalised, now, now, requester.id_type,
+        requester.rpps, facility.finess, facility.name, facility.kind,
+        answers_json(order.questionnaire), consent, order.triage.score, order.triage.level))
 
 
 def find_by_placer(conn: Connection, sender: str, placer_order_number: str) -> str | None:
-    return conn.execute(_BY_PLACER, {"sender": sender, "placer": placer_order_number}).scalar()
+    row = driver.execute(conn, _BY_PLACER, (sender, placer_order_number)).fetchone()
+    return row[0] if row is not None else None
 
 
 def load(conn: Connection, accession: str) -> Case:
@@ -157,14 +154,11 @@ def accession_for_study(conn: Connection, study_uid: str) -> str | None:
 # (patients row, keyed by identifier + issuer) and every case points at it, so updating that
 # row updates the patient of every case.
 
-_FIND_PATIENT = select(patients.c.id).where(patients.c.patient_id == bindparam("pid"),
-                                            patients.c.issuer == bindparam("issuer"))
-
-
 def find_patient(conn: Connection, patient_id: str, issuer: str) -> int | None:
-    """The patients row of (identifier, issuer), or None when no case ever named them (built
-    once: every ADT of a patient administration feed asks)."""
-    return conn.execute(_FIND_PATIENT, {"pid": patient_id, "issuer": issuer}).scalar()
+    """The patients row of (identifier, issuer), or None when no case ever named them (every
+    ADT of a patient administration feed asks: straight to the driver)."""
+    row = driver.execute(conn, _PATIENT_PK, (patient_id, issuer)).fetchone()
+    return row[0] if row is not None else None
 
 
 def update_patient(conn: Connection, pk: int, patient: Patient) -> list[str]:

@@ -8,6 +8,7 @@ SQLAlchemy's (IntegrityError, OperationalError ...), as any other statement's.
 
 from __future__ import annotations
 
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -23,3 +24,14 @@ def execute(conn: Connection, sql: str, params: tuple):
     except dialect.loaded_dbapi.Error as exc:
         raise DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error) from exc
     return cursor
+
+
+def insert_sql(table: Table, columns: tuple[str, ...], *, returning: str = "") -> str:
+    """`INSERT INTO table (columns) VALUES (?, ...)`, checked against the table's columns so a
+    renamed column fails at import, not at the first order."""
+    unknown = [name for name in columns if name not in table.c]
+    if unknown:
+        raise ValueError(f"{table.name} has no column {', '.join(unknown)}")
+    sql = (f"INSERT INTO {table.name} ({', '.join(columns)})"
+           f" VALUES ({', '.join('?' * len(columns))})")
+    return f"{sql} RETURNING {returning}" if returning else sql
