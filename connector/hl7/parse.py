@@ -157,7 +157,7 @@ class _Tree:
         self.sub = enc[3] if len(enc) > 3 else "&"
         self.segments: list[tuple[str, list[str]]] = []
         self._by_id: dict[str, list[list[str]]] = {}
-        self._split_cache: dict[tuple[str, int, int], list[list[list[str]]]] = {}
+        self._split_cache: dict[tuple[str, int, int], list[list[str]]] = {}
         for line in text.split("\r"):
             if line[:3] in ("MSH", "BHS", "FHS") and len(line) > 3 and line[3] == fs:
                 cut = line.find(fs, 4)
@@ -184,15 +184,15 @@ class _Tree:
             return [fields[loc.field]]
         return fields[loc.field].split(self.rep)
 
-    def _split(self, loc: Location) -> list[list[list[str]]]:
-        """One field as repetitions -> components -> subcomponents (raw text), split once per
-        message: mappers read a field's parts one by one."""
+    def _split(self, loc: Location) -> list[list[str]]:
+        """One field as repetitions -> components (raw text), split once per message: mappers
+        read a field's parts one by one. Subcomponents are split when read (most parts have
+        none)."""
         key = (loc.segment, loc.occurrence, loc.field)
         tree = self._split_cache.get(key)
         if tree is None:
-            comp, sub = self.comp, self.sub
-            tree = [[part.split(sub) for part in rep.split(comp)]
-                    for rep in self.repetition_texts(loc)]
+            comp = self.comp
+            tree = [rep.split(comp) for rep in self.repetition_texts(loc)]
             self._split_cache[key] = tree
         return tree
 
@@ -213,10 +213,15 @@ class _Tree:
         parts = reps[repetition - 1]
         if component > len(parts):
             return ""
-        subs = parts[component - 1 if component else 0]
-        if subcomponent > len(subs):
+        text = parts[component - 1 if component else 0]
+        sub = self.sub
+        if sub in text:
+            subs = text.split(sub)
+            if subcomponent > len(subs):
+                return ""
+            text = subs[subcomponent - 1 if subcomponent else 0]
+        elif subcomponent > 1:
             return ""
-        text = subs[subcomponent - 1 if subcomponent else 0]
         return self.unescape(text) if self.esc in text else text
 
     def components(self, loc: Location) -> tuple[str, ...]:
@@ -226,7 +231,9 @@ class _Tree:
         reps = self._split(loc)
         if loc.repetition > len(reps):
             return ()
-        parts = tuple(self.unescape(subs[0]) for subs in reps[loc.repetition - 1])
+        sub = self.sub
+        parts = tuple(self.unescape(part.split(sub, 1)[0] if sub in part else part)
+                      for part in reps[loc.repetition - 1])
         return parts if any(parts) else ()
 
     def unescape(self, text: str) -> str:
