@@ -18,7 +18,7 @@ from connector.domain.model import Patient
 from .errors import Hl7Error
 from .orm import OrmMapping, patient_from_message
 from .parse import Location, ParsedMessage
-from .readers import MappingFile, authority, part
+from .readers import MappingFile, authority_of
 
 MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "hl7" / "adt.toml"
 MESSAGE_TYPE = "ADT"
@@ -97,7 +97,7 @@ def read_adt(msg: ParsedMessage, mapping: AdtMapping | None = None, *,
         raise Hl7Error(f"a merge needs an {loc.segment} segment naming the prior patient",
                        hl7_code="100", location=f"{loc.segment}^1",
                        hint=f"send {loc.segment}-{loc.field} with the identifier being merged")
-    prior_id = part(msg, loc, 1)
+    prior_id = msg.part(loc, 1)
     where = f"{loc.segment}^{loc.occurrence}^{loc.field}"
     if not prior_id:
         raise Hl7Error(f"prior patient identifier is missing ({loc.segment}-{loc.field})",
@@ -105,4 +105,4 @@ def read_adt(msg: ParsedMessage, mapping: AdtMapping | None = None, *,
     if len(prior_id) > _MAX_ID:
         raise Hl7Error(f"prior patient identifier is longer than {_MAX_ID} characters",
                        hl7_code="102", location=where)
-    return PatientMerge(event, patient, prior_id, authority(msg, loc, 4), where)
+    return PatientMerge(event, patient, prior_id, authority_of(msg, loc, 4), where)

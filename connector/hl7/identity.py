@@ -32,6 +32,7 @@ from connector.domain.model import IDENTITY_STATUSES, QUALIFIED, Facility, valid
 
 from .errors import Hl7Error
 from .parse import Location, ParsedMessage
+from .readers import authority_of
 
 INS_KINDS = ("nir", "nia", "test", "demo")
 _RELIABILITY_MEANINGS = (*IDENTITY_STATUSES, "attribute", "doubt", "")
@@ -165,15 +166,6 @@ def _erl(loc: Location, repetition: int) -> str:
     return f"{loc.segment}^{loc.occurrence}^{loc.field}^{repetition}"
 
 
-def _part(msg: ParsedMessage, loc: Location, component: int, sub: int = 0) -> str:
-    return msg.value(loc.at(component=component, subcomponent=sub)).strip()
-
-
-def _authority(msg: ParsedMessage, loc: Location, component: int) -> str:
-    """An HD inside a composite: the universal id (OID) if given, else the namespace id."""
-    return _part(msg, loc, component, 2) or _part(msg, loc, component, 1)
-
-
 def patient_ids(msg: ParsedMessage, positions: tuple[Location, ...], m: IdentityMapping, *,
                 test_mode: bool = False) -> PatientIds:
     """Read PID-3 (every repetition) and PID-32 into the patient's identifiers.
@@ -189,18 +181,18 @@ def patient_ids(msg: ParsedMessage, positions: tuple[Location, ...], m: Identity
     local: list[tuple[str, str, str]] = []  # (id, issuer, type)
     for rep in range(1, len(msg.repetitions(loc)) + 1):
         here = loc.at(repetition=rep)
-        ident = _part(msg, here, 1)
+        ident = msg.part(here, 1)
         if not ident:
             continue
-        oid = _part(msg, here, 4, 2) or _part(msg, here, 4, 1)
-        id_type = _part(msg, here, 5).upper()
+        oid = authority_of(msg, here, 4)
+        id_type = msg.part(here, 5).upper()
         kind = kinds.get(oid)
         if kind is None:
             if id_type == "INS":
                 raise Hl7Error("identifier typed INS has an assigning authority that is not an "
                                "INS OID", hl7_code=103, location=_erl(loc, rep),
                                hint="INS-NIR is 1.2.250.1.213.1.4.8, INS-NIA 1.2.250.1.213.1.4.9")
-            local.append((ident, _authority(msg, here, 4), id_type))
+            local.append((ident, authority_of(msg, here, 4), id_type))
             continue
         if kind in ("test", "demo") and not test_mode:
             raise Hl7Error(f"{kind} INS (assigning authority of {kind} identities) is refused in "
@@ -263,7 +255,7 @@ def practitioner_ids(msg: ParsedMessage, loc: Location, m: IdentityMapping,
                      ident: str, authority: str) -> tuple[str, str]:
     """(identifier type as sent, RPPS or "") of an XCN at `loc`. Raises `Hl7Error` 102 there
     when an RPPS-based IdNatPS or a bare RPPS is not 11 digits."""
-    id_type = _part(msg, loc, m.practitioner_type_component).upper()
+    id_type = msg.part(loc, m.practitioner_type_component).upper()
     rpps = ""
     if id_type == "RPPS":
         rpps = ident
@@ -281,22 +273,22 @@ def facility(msg: ParsedMessage, m: IdentityMapping) -> Facility | None:
     when the message names no facility at all. Raises `Hl7Error` 102 at an XON/CWE field that
     says it holds a FINESS but whose value is not one."""
     for loc in m.facility_xon:
-        name = _part(msg, loc, 1)
-        authority = _authority(msg, loc, 6)
-        kind = _part(msg, loc, 7).upper()
-        ident = _part(msg, loc, 10) or _part(msg, loc, 3)
+        name = msg.part(loc, 1)
+        authority = authority_of(msg, loc, 6)
+        kind = msg.part(loc, 7).upper()
+        ident = msg.part(loc, 10) or msg.part(loc, 3)
         if authority == m.finess_authority or kind in m.finess_types:
             _check_finess(ident, loc)
             return _facility(ident, name, kind)
         if name:
             return _facility("", name, "")
     for loc in m.facility_cwe:
-        ident, name, system = _part(msg, loc, 1), _part(msg, loc, 2), _part(msg, loc, 3).upper()
+        ident, name, system = msg.part(loc, 1), msg.part(loc, 2), msg.part(loc, 3).upper()
         if system in m.finess_types or system == m.finess_authority:
             _check_finess(ident, loc)
             return _facility(ident, name, system)
     for loc in m.facility_hd:
-        namespace, universal = _part(msg, loc, 1), _part(msg, loc, 2)
+        namespace, universal = msg.part(loc, 1), msg.part(loc, 2)
         finess = next((v for v in (namespace, universal) if _FINESS.match(v)), "")
         name = namespace if namespace != finess else ""
         if finess or name:

@@ -31,6 +31,7 @@ from .identity import IdentityMapping, facility, load_identity, patient_ids, pra
 from .parse import Location, ParsedMessage
 from .questionnaire import (ConsentMapping, Questionnaire, answers_from_order,
                             consent_from_order, load_consent, load_questionnaire)
+from .readers import authority_of
 
 MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "hl7" / "orm_o01.toml"
 
@@ -257,7 +258,7 @@ def images_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> li
         if msg.value(Location("OBX", n, 2)).strip().upper() != "ED":
             continue
         where = Location("OBX", n, 5)
-        part = functools.partial(_component, msg, where)
+        part = functools.partial(msg.part, where)
         if part(2).upper() != "IM":
             raise Hl7Error("only images (ED type of data IM) can be embedded in an order",
                            hl7_code=102, location=where.erl(),
@@ -412,17 +413,6 @@ class _Reader:
             raise _missing(what, loc)
         return loc, value
 
-    def part(self, loc: Location, component: int, sub: int = 0) -> str:
-        return self.msg.value(loc.at(component=component, subcomponent=sub)).strip()
-
-    def hd(self, loc: Location, component: int) -> str:
-        """An assigning authority (HD inside a composite): the universal id (OID) if given,
-        else the namespace id."""
-        return self.part(loc, component, 2) or self.part(loc, component, 1)
-
-
-def _component(msg: ParsedMessage, loc: Location, component: int) -> str:
-    return msg.value(loc.at(component=component)).strip()
 
 
 def _patient(r: _Reader) -> Patient:
@@ -454,11 +444,11 @@ def _requester(r: _Reader) -> Practitioner:
 
 def _practitioner(r: _Reader, loc: Location, what: str) -> Practitioner:
     """An XCN field: 1 id, 2 family, 3 given, 9 assigning authority."""
-    ident = r.part(loc, 1)
+    ident = r.msg.part(loc, 1)
     if not ident:
         raise _missing(f"{what} identifier", loc)
     name = _name(r, loc, f"{what} name", offset=1)
-    authority = r.hd(loc, 9)
+    authority = authority_of(r.msg, loc, 9)
     id_type, rpps = practitioner_ids(r.msg, loc, r.mapping.identity, ident, authority)
     return _relocate(lambda: Practitioner(ident, name, authority=authority, id_type=id_type,
                                           rpps=rpps),
@@ -467,10 +457,10 @@ def _practitioner(r: _Reader, loc: Location, what: str) -> Practitioner:
 
 def _name(r: _Reader, loc: Location, what: str, offset: int = 0) -> PersonName:
     """XPN (family at .1) or the name part of XCN (family at .2, `offset` 1)."""
-    family = r.part(loc, 1 + offset, 1)
+    family = r.msg.part(loc, 1 + offset, 1)
     if not family:
         raise _missing(what, loc)
-    return _relocate(lambda: PersonName(family, r.part(loc, 2 + offset)), {"name": loc})
+    return _relocate(lambda: PersonName(family, r.msg.part(loc, 2 + offset)), {"name": loc})
 
 
 def _question(r: _Reader) -> str:

@@ -120,8 +120,14 @@ class ParsedMessage:
     def value(self, location: str | Location) -> str:
         """The unescaped text at a position (`PID-3.1`, `OBR-16`, ...); "" when absent.
         A field-level position reads its first component and subcomponent."""
-        return self.tree.read(location if location.__class__ is Location
-                              else Location.parse(location))
+        return self.tree.read(*(location if location.__class__ is Location
+                                else Location.parse(location)))
+
+    def part(self, loc: Location, component: int, subcomponent: int = 0) -> str:
+        """One component (or subcomponent) of the field at `loc`, unescaped and stripped: what
+        mappers read from composites, a dozen times per message (no Location built)."""
+        return self.tree.read(loc.segment, loc.occurrence, loc.field, loc.repetition,
+                              component, subcomponent).strip()
 
     def components(self, location: str | Location) -> tuple[str, ...]:
         """All components of one repetition of a field, unescaped (first subcomponent each);
@@ -133,9 +139,8 @@ class ParsedMessage:
         """Every repetition's value at a position, e.g. all lines of `NTE[2]-3`."""
         loc = location if isinstance(location, Location) else Location.parse(location)
         count = len(self.tree.repetition_texts(loc))
-        return [self.tree.read(Location(loc.segment, loc.occurrence, loc.field, rep,
-                                        loc.component, loc.subcomponent))
-                for rep in range(1, count + 1)]
+        return [self.tree.read(loc.segment, loc.occurrence, loc.field, rep, loc.component,
+                               loc.subcomponent) for rep in range(1, count + 1)]
 
 
 class _Tree:
@@ -196,18 +201,19 @@ class _Tree:
             self._split_cache[key] = tree
         return tree
 
-    def read(self, loc: Location) -> str:
-        """A deeper tree than the position follows first children; a shallower one answers
-        only for position 1 (python-hl7's `extract_field`): splitting a leaf gives one part.
-        The hot path of every mapper: written flat."""
-        segment, occurrence, field, repetition, component, subcomponent = loc
+    def read(self, segment: str, occurrence: int, field: int, repetition: int, component: int,
+             subcomponent: int) -> str:
+        """The text at a position given as a Location's parts. A deeper tree than the position
+        follows first children; a shallower one answers only for position 1 (python-hl7's
+        `extract_field`): splitting a leaf gives one part. The hot path of every mapper:
+        written flat."""
         if field in (1, 2) and segment in _HEADERS:  # the delimiters themselves
-            reps = self.repetition_texts(loc)
+            reps = self.repetition_texts(Location(segment, occurrence, field))
             text = reps[0] if reps and repetition == 1 else ""
             return text if (component or 1) == 1 and (subcomponent or 1) == 1 else ""
         reps = self._split_cache.get((segment, occurrence, field))
         if reps is None:
-            reps = self._split(loc)
+            reps = self._split(Location(segment, occurrence, field))
         if repetition > len(reps):
             return ""
         parts = reps[repetition - 1]
@@ -226,7 +232,7 @@ class _Tree:
 
     def components(self, loc: Location) -> tuple[str, ...]:
         if loc.field in (1, 2) and loc.segment in ("MSH", "BHS", "FHS"):
-            text = self.read(loc)
+            text = self.read(*loc)
             return (text,) + ("",) * text.count(self.comp) if text else ()
         reps = self._split(loc)
         if loc.repetition > len(reps):

@@ -1,6 +1,6 @@
-"""Small readers shared by the inbound mappers of ADT (`adt.py`) and reports (`report_in.py`):
-positions taken from a mapping file, composite parts, assigning authorities, and the checks a
-mapping file gets when it is loaded."""
+"""Small readers shared by the inbound mappers (orders and identity, ADT, reports): positions
+taken from a mapping file, assigning authorities, and the checks a mapping file gets when it is
+loaded. Composite parts are read with `ParsedMessage.part`."""
 
 from __future__ import annotations
 
@@ -12,15 +12,10 @@ from connector.domain.errors import ConfigError
 from .parse import Location, ParsedMessage
 
 
-def part(msg: ParsedMessage, loc: Location, component: int, sub: int = 0) -> str:
-    """One component (or subcomponent) of the field at `loc`, unescaped and stripped."""
-    return msg.value(loc.at(component=component, subcomponent=sub)).strip()
-
-
-def authority(msg: ParsedMessage, loc: Location, component: int) -> str:
+def authority_of(msg: ParsedMessage, loc: Location, component: int) -> str:
     """An assigning authority (HD inside a composite): the universal id (OID) if given, else the
-    namespace id; the same rule as the order mapper, so identifiers compare equal."""
-    return part(msg, loc, component, 2) or part(msg, loc, component, 1)
+    namespace id: one rule for every mapper, so identifiers compare equal."""
+    return msg.part(loc, component, 2) or msg.part(loc, component, 1)
 
 
 def first_valued(msg: ParsedMessage, locs: tuple[Location, ...]) -> tuple[Location, str]:

@@ -20,7 +20,7 @@ from connector.domain.model import PersonName, Practitioner
 
 from .errors import Hl7Error
 from .parse import Location, ParsedMessage
-from .readers import MappingFile, authority, first_valued, part, where_missing
+from .readers import MappingFile, authority_of, first_valued, where_missing
 
 MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "hl7" / "report_in.toml"
 
@@ -188,7 +188,7 @@ def read_report(msg: ParsedMessage, mapping: ReportInMapping | None = None, *,
                   or (msg.message_type.upper(), msg.trigger.upper()) in m.corrections)
     return InboundReport(
         accession=accession, accession_location=acc_loc.erl(),
-        placer_order_number=placer, placer_namespace=part(msg, placer_loc, 2),
+        placer_order_number=placer, placer_namespace=msg.part(placer_loc, 2),
         placer_location=placer_loc.erl(), text=text, conduct=conduct,
         conduct_location=conduct_where, specialist=_specialist(msg, m),
         correction=correction, status_location=status_loc.erl())
@@ -249,11 +249,11 @@ def _specialist(msg: ParsedMessage, m: ReportInMapping) -> Practitioner:
                        hl7_code=101, location=loc.erl())
     loc = chosen.position
     if chosen.type == "NDL":  # CNN in NDL.1: the parts are subcomponents
-        ident, family, given = (part(msg, loc, 1, s) for s in (1, 2, 3))
-        auth = part(msg, loc, 1, 10) or part(msg, loc, 1, 9)
+        ident, family, given = (msg.part(loc, 1, s) for s in (1, 2, 3))
+        auth = msg.part(loc, 1, 10) or msg.part(loc, 1, 9)
     else:
-        ident, family, given = part(msg, loc, 1), part(msg, loc, 2, 1), part(msg, loc, 3)
-        auth = authority(msg, loc, 9)
+        ident, family, given = msg.part(loc, 1), msg.part(loc, 2, 1), msg.part(loc, 3)
+        auth = authority_of(msg, loc, 9)
     if not ident:
         raise Hl7Error(f"the dermatologist's identifier is missing ({loc.segment}-{loc.field})",
                        hl7_code=101, location=loc.erl())
