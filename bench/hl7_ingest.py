@@ -13,8 +13,9 @@ message (the reference, no I/O at all):
 
 The senders run in separate processes (an HL7 sender is another program), so their CPU is not
 counted in the connector's; each rate also gives the CPU time the connector's process spent
-per message (all its threads), which tells what a machine whose senders are elsewhere would
-reach. Results are appended to bench/RESULTS.md.
+per message (all its threads: in storage mode, applying done meanwhile included), which tells
+what a machine whose senders are elsewhere would reach. Results are appended to
+bench/RESULTS.md.
 
 Run: .venv/bin/python bench/hl7_ingest.py [--messages 4000] [--rate 300] [--adt 100000]
 """
@@ -176,8 +177,7 @@ def main() -> None:
 
     def rate_row(label: str, count: int, start: float, end: float,
                  cpu: float | None = None) -> None:
-        """`cpu`: CPU seconds the connector's process used meanwhile (all its threads): per
-        message, what the rate would cost on a machine where senders take no CPU from it."""
+        """`cpu`: CPU seconds the connector's process used meanwhile (all its threads)."""
         rate = count / (end - start)
         per_message = f"; connector CPU {cpu / count * 1e6:,.0f} µs/msg" if cpu else ""
         rows.append((label, f"{rate:,.0f} msg/s{per_message}", f"{rate / reference:.3f}"))
