@@ -414,7 +414,6 @@ class _Reader:
         return loc, value
 
 
-
 def _patient(r: _Reader) -> Patient:
     m = r.mapping
     ids = patient_ids(r.msg, m.positions["patient_id"], m.identity, test_mode=m.test_mode)
