@@ -49,9 +49,9 @@ def next_accession(conn: Connection, prefix: str = "TD") -> str:
 
 
 def _save_patient(conn: Connection, patient: Patient) -> int:
-    ids = identity_values(patient)
-    values = (patient.name.family, patient.name.given, patient.birth_date, patient.sex,
-              *(ids[name] for name in _PATIENT_COLUMNS[4:]))
+    named = {"family": patient.name.family, "given": patient.name.given,
+             "birth_date": patient.birth_date, "sex": patient.sex, **identity_values(patient)}
+    values = tuple(named[column] for column in _PATIENT_COLUMNS)
     row = driver.execute(conn, _PATIENT_PK, (patient.id, patient.issuer)).fetchone()
     if row is None:
         return driver.execute(conn, _PATIENT_INSERT,
