@@ -2,7 +2,8 @@
 
 `orthanc` is one Debian Orthanc (with the TeleDerm plugin and DICOMweb) per test module;
 `orthanc_factory` starts extra instances with their own settings (e.g. a `connector_url`) and
-stops them when the test ends. Helpers are importable as `from conftest import free_port`.
+stops them when the test ends; `postgres_server` is a throwaway PostgreSQL cluster for the
+session (`postgres_server.py`). Helpers are importable as `from conftest import free_port`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from connector.archive.client import ArchiveClient
 from connector.archive.managed import ManagedOrthanc
 from connector.ports import free_port  # noqa: F401 - re-exported for tests
+from postgres_server import postgres_server  # noqa: F401 - fixture: a throwaway PostgreSQL
 
 ORTHANC_USER = "telederm"
 ORTHANC_PASSWORD = "test-secret"

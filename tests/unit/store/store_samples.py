@@ -1,6 +1,9 @@
-"""The `engine` fixture (a migrated SQLite file in tmp_path) and builders for store tests.
+"""The `engine` fixture and builders for store tests.
 
-Not a conftest.py on purpose; test modules import the fixture by name.
+`engine` is a migrated store, once as a SQLite file in tmp_path (the embedded default) and once
+as a database of a throwaway PostgreSQL cluster (the scaled mode's store, marked `postgres`):
+every store test runs on both (`postgres_server` comes from tests/conftest.py). Not a
+conftest.py on purpose; test modules import the fixture by name.
 """
 
 from __future__ import annotations
@@ -32,9 +35,12 @@ def stamp(seconds: float = 0) -> str:
     return iso(at(seconds))
 
 
-@pytest.fixture
-def engine(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'store' / 'telederm.db'}")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'store' / 'telederm.db'}")
+    else:
+        engine = make_engine(request.getfixturevalue("postgres_server").fresh_url())
     migrate(engine)
     yield engine
     engine.dispose()

@@ -1,4 +1,4 @@
-"""make_engine and migrate on a real SQLite file."""
+"""make_engine and migrate on a real SQLite file and a real PostgreSQL database."""
 
 import pytest
 from sqlalchemy import inspect, select, text
@@ -21,11 +21,13 @@ def test_make_engine_creates_the_folder_when_it_is_missing(tmp_path):
     assert path.is_file()
 
 
-def test_sqlite_connection_uses_wal_and_foreign_keys_when_made_by_make_engine(engine):
+def test_sqlite_connection_uses_wal_and_foreign_keys_when_made_by_make_engine(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'telederm.db'}")
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+    engine.dispose()
 
 
 def test_migrate_creates_every_table_when_database_is_new(tmp_path):
