@@ -85,8 +85,11 @@ def claim_in(conn: Connection, now: dt.datetime, lease_seconds: float = 60, limi
     ).order_by(outbox.c.id).limit(limit)).all()
     items = []
     for row in rows:
+        # Checked again as the row is now (not as the read above saw it): with several
+        # workers (PostgreSQL), another may have leased it, or delivered it, meanwhile.
         got = conn.execute(update(outbox).where(and_(
             outbox.c.id == row.id,
+            outbox.c.status == "pending",
             or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now_s),
         )).values(lease_until=lease))
         if got.rowcount == 1:

@@ -1,6 +1,8 @@
 """Outbox: idempotent enqueue, per-destination order, leases, back-off and dead letters."""
 
 import datetime as dt
+import threading
+import time
 
 import pytest
 from sqlalchemy import select
@@ -137,6 +139,40 @@ def test_next_item_is_claimed_when_the_head_is_completed(engine):
     [head] = outbox.claim(engine, at(0))
     complete(engine, head, 1)
     assert keys(outbox.claim(engine, at(2))) == ["k2"]
+
+
+def test_each_item_is_delivered_once_and_in_order_when_four_workers_claim_at_once(engine):
+    """Workers sharing one store (on PostgreSQL, transactions really run side by side): a
+    leased head is never taken by another worker, and a destination's items go in order."""
+    expected = {d: [f"{d}-{n:02d}" for n in range(15)] for d in ("ehr", "accounting", "pacs")}
+    for d, item_keys in expected.items():
+        for key in item_keys:
+            put(engine, key, destination=d)
+    delivered, errors, ready = [], [], threading.Barrier(4)
+
+    def worker():
+        try:
+            ready.wait(10)
+            deadline = time.monotonic() + 30
+            while len(delivered) < 45 and time.monotonic() < deadline:
+                claimed = outbox.claim(engine, at(0))
+                for item in claimed:
+                    delivered.append(item.key)
+                    complete(engine, item, 0)
+                if not claimed:
+                    time.sleep(0.001)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(delivered) == sorted(k for ks in expected.values() for k in ks)
+    for d, item_keys in expected.items():
+        assert [k for k in delivered if k.startswith(f"{d}-")] == item_keys
 
 
 def test_complete_marks_the_item_done_when_delivery_succeeded(engine):
