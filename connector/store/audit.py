@@ -23,6 +23,11 @@ def _digest(prev: str, at: str, actor: str, action: str, accession: str | None, 
 
 
 # Every inbound message and every step of a case appends a row: straight to the driver.
+# Rows chain in commit order: before reading the last hash, a transaction takes the chain, a
+# row it updates and so locks until it ends (on PostgreSQL, writers run side by side; SQLite's
+# one writer holds it anyway).
+_TAKE_CHAIN = ("INSERT INTO counters (name, value) VALUES ('audit.chain', 1) ON CONFLICT (name)"
+               " DO UPDATE SET value = counters.value + 1")
 _LAST_HASH = "SELECT hash FROM audit ORDER BY id DESC LIMIT 1"
 _INSERT = ("INSERT INTO audit (at, actor, action, accession, detail, prev_hash, hash)"
            " VALUES (?, ?, ?, ?, ?, ?, ?)")
@@ -45,6 +50,7 @@ def append(conn: Connection, *, at: str, actor: str, action: str, accession: str
     """Add one row in the caller's transaction, so the audit commits with the change it records."""
     prev = conn.info.get(_LAST)
     if prev is None:
+        driver.execute(conn, _TAKE_CHAIN, ())
         row = driver.execute(conn, _LAST_HASH, ()).fetchone()
         prev = row[0] if row is not None else GENESIS
     text = json.dumps(detail or {}, sort_keys=True, ensure_ascii=False)

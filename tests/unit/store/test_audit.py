@@ -1,6 +1,7 @@
 """Audit trail: each row chains the previous row's hash; verify finds the first broken row."""
 
 import json
+import threading
 
 from sqlalchemy import delete, select, update
 from store_samples import engine, stamp  # noqa: F401  (fixture)
@@ -88,3 +89,28 @@ def test_rolled_back_append_leaves_the_chain_intact_when_transaction_fails(engin
     with engine.begin() as conn:
         audit.append(conn, at=stamp(4), actor="system", action="case.closed")
     assert verify(engine) == (4, None)
+
+
+def test_chain_stays_whole_when_four_writers_append_at_once(engine):
+    """Writers sharing one store (on PostgreSQL, transactions really run side by side): each
+    row still chains the one committed before it, so `verify` finds no break."""
+    errors, ready = [], threading.Barrier(4)
+
+    def writer(n: int) -> None:
+        try:
+            ready.wait(10)
+            for i in range(15):
+                with engine.begin() as conn:
+                    audit.append(conn, at=stamp(i), actor=f"worker-{n}", action="case.opened",
+                                 accession=f"TD{n:04d}{i:04d}")
+                    audit.append(conn, at=stamp(i), actor=f"worker-{n}", action="hl7.received")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert verify(engine) == (120, None)
