@@ -51,7 +51,7 @@ def cmd_wrap(args) -> int:
     from .dicom.wrap import check_kind, wrap_image
     from .config import default_mappings_dir
     from .domain.model import Patient, PersonName
-    from .workflow.common import dicom_dt
+    from .domain.moment import hl7_dt
     import datetime as dt
 
     check_kind(args.kind, where="--kind")
@@ -74,7 +74,7 @@ def cmd_wrap(args) -> int:
     site = lookup(load_sites(default_mappings_dir() / "body_sites.csv"), args.site) if args.site else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    now = dicom_dt(dt.datetime.now(dt.timezone.utc))
+    now = hl7_dt(dt.datetime.now(dt.timezone.utc))
     study_uid = uid_from("wrap-study", args.accession or patient.id)
     for number, name in enumerate(args.files, start=1):
         path = Path(name)
@@ -101,7 +101,7 @@ def cmd_wrap(args) -> int:
 
 def cmd_import(args) -> int:
     from .workflow import attach_image
-    from .workflow.bootstrap import build
+    from .bootstrap import build
     services = build(_config(args))
     files = sorted(p for p in Path(args.dir).iterdir() if p.is_file()) if Path(args.dir).is_dir() else None
     if files is None:
@@ -146,7 +146,7 @@ def cmd_hl7_send(args) -> int:
 
 def cmd_stats(args) -> int:
     from .store import queries
-    from .workflow.bootstrap import build
+    from .bootstrap import build
     services = build(_config(args))
     with services.engine.connect() as conn:
         print(json.dumps(queries.stats(conn), indent=2))
@@ -155,7 +155,7 @@ def cmd_stats(args) -> int:
 
 def cmd_queue(args) -> int:
     from .store import outbox
-    from .workflow.bootstrap import build
+    from .bootstrap import build
     services = build(_config(args))
     with services.engine.begin() as conn:
         if args.queue_command == "list":
@@ -179,7 +179,7 @@ def cmd_queue(args) -> int:
 
 def cmd_status(args) -> int:
     from .store import queries
-    from .workflow.bootstrap import build
+    from .bootstrap import build
     services = build(_config(args))
     reachable = services.archive.is_alive()
     with services.engine.connect() as conn:
@@ -191,7 +191,7 @@ def cmd_status(args) -> int:
 
 def cmd_audit_verify(args) -> int:
     from .store import audit
-    from .workflow.bootstrap import build
+    from .bootstrap import build
     services = build(_config(args))
     with services.engine.connect() as conn:
         count, broken = audit.verify(conn)
@@ -204,7 +204,7 @@ def cmd_audit_verify(args) -> int:
 
 
 def cmd_config_check(args) -> int:
-    from .workflow.bootstrap import load_mappings
+    from .bootstrap import load_mappings
     config = _config(args)
     mappings = load_mappings(config)
     rules, facilities = mappings.rules, mappings.facilities
@@ -251,7 +251,7 @@ def cmd_billing_explain(args) -> int:
 def cmd_billing_report(args) -> int:
     from .billing.reconcile import reconcile, render_csv
     from .store import queries
-    from .workflow.bootstrap import build
+    from .bootstrap import build
     first, last = _iso_day(args.date_from, "--from"), _iso_day(args.date_to, "--to")
     if last < first:
         raise DomainError(f"the period ends ({args.date_to}) before it starts "

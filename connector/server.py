@@ -27,7 +27,7 @@ from .hl7.listener import MllpListener
 from .hl7.tls import server_context
 from .workflow import receive_dicom, receive_hl7, worker
 from .workflow.watch_folder import FolderWatcher
-from .workflow.bootstrap import Services, build, internal_token
+from .bootstrap import Services, build, internal_token
 
 log = logging.getLogger("connector.server")
 

@@ -16,7 +16,7 @@ from ..domain.states import CaseEvent, next_status
 from ..store import cases, outbox, queries
 from ..store.schema import images
 from ..workflow import attach_image, mark_ready, record_report, refuse_order, withdraw_report
-from ..workflow.bootstrap import Services
+from ..bootstrap import Services
 from . import errors
 from .auth import Principal, require, token_table
 from .guard import MIB, HttpLimits, RequestGuard

@@ -86,13 +86,17 @@ def _raw(connection):
 
 
 def make_engine(url: str) -> Engine:
-    """SQLite gets WAL, a busy timeout, foreign keys and a `WriterGate` (`engine.gate`); its
-    folder is created if missing."""
+    """The engine of `open_store` (store tests and migrations work on it directly)."""
+    return engine_and_gate(url)[0]
+
+
+def engine_and_gate(url: str) -> tuple[Engine, WriterGate | None]:
+    """SQLite gets WAL, a busy timeout, foreign keys and a `WriterGate`; its folder is created
+    if missing. PostgreSQL needs no gate (row locks, several writers)."""
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         gate = WriterGate(timeout=30)
-        engine.gate = gate
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):
@@ -119,11 +123,10 @@ def make_engine(url: str) -> Engine:
         _release_after(engine, gate)
         _plain_savepoints(engine)
         audit.track(engine)
-        return engine
+        return engine, gate
     engine = create_engine(url, pool_pre_ping=True)
-    engine.gate = None
     audit.track(engine)
-    return engine
+    return engine, None
 
 
 def _release_after(engine: Engine, gate: WriterGate) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from .clock import iso
+from ..domain.moment import iso
 from .schema import counters, outbox
 
 

@@ -28,10 +28,11 @@ from ..domain.errors import ImageError
 from ..domain.model import Case, ImageKind, LateralityValues
 from ..domain.states import CaseEvent, next_status
 from ..store import audit, cases, outbox
-from ..store.clock import iso
+from ..domain.moment import iso
 from ..store.schema import images
-from .bootstrap import Services
-from .common import dicom_dt, write_durably
+from ..bootstrap import Services
+from ..domain.moment import hl7_dt
+from ..store.files import write_durably
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,8 @@ def prepare(services: Services, case: Case, data: bytes, *, number: int, kind: s
     wrapped = wrap_image(
         data, kind=kind, patient=case.order.patient, study_uid=case.study_uid,
         accession=case.accession, series_uid=series_uid, sop_uid=sop_uid,
-        instance_number=number, study_datetime=case.order.ordered_at[:14] or dicom_dt(moment),
-        content_datetime=dicom_dt(moment), referring=case.order.requester.name,
+        instance_number=number, study_datetime=case.order.ordered_at[:14] or hl7_dt(moment),
+        content_datetime=hl7_dt(moment), referring=case.order.requester.name,
         site=body_site, laterality=laterality, description=description,
         institution=config.facility_name, dermoscope=dermoscope,
         max_bytes=config.images_max_mb * 1024 * 1024,

@@ -15,7 +15,7 @@ from ..domain.model import Case, Order
 from ..domain.states import CaseEvent, CaseStatus
 from ..store import audit, cases
 from . import notify_status, post_charges
-from .bootstrap import Services
+from ..bootstrap import Services
 
 REASON = "act cancelled by the requester (ORC-1 CA)"
 

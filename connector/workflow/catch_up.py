@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from ..domain.errors import NotFound
 from ..store.schema import counters
 from . import mark_ready
-from .bootstrap import Services
+from ..bootstrap import Services
 
 log = logging.getLogger("connector.catch_up")
 CURSOR = "orthanc_changes_cursor"

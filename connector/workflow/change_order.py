@@ -22,7 +22,7 @@ from ..domain.states import CaseStatus
 from ..hl7.errors import Hl7Error
 from ..store import audit, cases
 from . import update_patient
-from .bootstrap import Services
+from ..bootstrap import Services
 
 CHANGEABLE = frozenset({CaseStatus.OPEN, CaseStatus.IMAGES_PENDING, CaseStatus.READY,
                         CaseStatus.IN_REVIEW})

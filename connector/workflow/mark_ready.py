@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from ..domain.errors import StateConflict
 from ..domain.states import CaseEvent, CaseStatus
 from ..store import audit, cases
-from ..store.clock import iso
+from ..domain.moment import iso
 from ..store.schema import images
 from . import notify_status
-from .bootstrap import Services
+from ..bootstrap import Services
 
 
 def handle(services: Services, study_uid: str, *, actor: str) -> str | None:

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from ..domain.model import Patient
 from ..store import audit, cases
 from . import update_patient
-from .bootstrap import Services
+from ..bootstrap import Services
 
 
 def handle(conn: Connection, services: Services, surviving: Patient, *, prior_id: str,

@@ -29,8 +29,8 @@ from sqlalchemy.engine import Connection
 from ..domain.model import Case, Order, Practitioner
 from ..hl7.order_status import build_order_status
 from . import send_report
-from .bootstrap import Services
-from .common import dicom_dt
+from ..bootstrap import Services
+from ..domain.moment import hl7_dt
 
 # step -> (ORC-1, ORC-5, MSH-10 suffix)
 STEPS = {
@@ -125,5 +125,5 @@ def notify(conn: Connection, services: Services, case: Case, step: str, *, now: 
 
 
 def hl7_time(now: str) -> str:
-    """The HL7 TS (local time, as `common.dicom_dt`) of an ISO time as the store writes it."""
-    return dicom_dt(dt.datetime.fromisoformat(now.replace("Z", "+00:00")))
+    """The HL7 TS (local time, as `common.hl7_dt`) of an ISO time as the store writes it."""
+    return hl7_dt(dt.datetime.fromisoformat(now.replace("Z", "+00:00")))

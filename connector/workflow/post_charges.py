@@ -44,7 +44,7 @@ from ..hl7.dft import build_dft
 from ..store import charges as lines
 from ..store import outbox
 from ..store.schema import reports
-from .bootstrap import Services
+from ..bootstrap import Services
 from .send_report import enqueue_hl7
 
 CSV_KIND = "billing.csv"

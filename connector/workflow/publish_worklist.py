@@ -25,10 +25,10 @@ from sqlalchemy.engine import Connection
 from ..dicom.worklist import MODALITIES, WorklistEntry, WorklistFolder
 from ..domain.states import CaseEvent, CaseStatus, TRANSITIONS
 from ..store import audit, cases, outbox
-from ..store.clock import iso
+from ..domain.moment import iso
 from ..store.schema import cases as cases_table
-from .bootstrap import Services
-from .common import dicom_dt
+from ..bootstrap import Services
+from ..domain.moment import hl7_dt
 
 log = logging.getLogger("connector.worklist")
 
@@ -108,4 +108,4 @@ def retire(services: Services) -> int:
 def _local(stored: str) -> str:
     """A stored ISO UTC timestamp as local YYYYMMDDHHMMSS (what DICOM DA/TM mean)."""
     moment = dt.datetime.strptime(stored, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
-    return dicom_dt(moment)
+    return hl7_dt(moment)

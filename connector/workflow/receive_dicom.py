@@ -46,11 +46,12 @@ from ..domain.errors import ConnectorError, DomainError, ImageError, NotFound, S
 from ..domain.model import Case, ImageKind, LateralityValues
 from ..domain.states import CaseEvent
 from ..store import audit, cases, outbox
-from ..store.clock import iso
+from ..domain.moment import iso
 from ..store.schema import cases as cases_table
 from ..store.schema import images, patients
-from .bootstrap import Services
-from .common import dicom_dt, write_durably
+from ..bootstrap import Services
+from ..domain.moment import hl7_dt
+from ..store.files import write_durably
 from .publish_worklist import SCHEDULABLE
 
 log = logging.getLogger("connector.dicom.inbound")
@@ -112,7 +113,7 @@ def handle(services: Services, data: bytes, *, actor: str, accession: str | None
                                   where="SOPInstanceUID", code="duplicate-instance",
                                   hint="the device must give each image its own UID")
             case.apply(CaseEvent.IMAGE_RECEIVED)  # refuses a case that takes no more images
-            _coerce_identity(ds, case, modified_at=dicom_dt(moment), system=services.config.facility_name)
+            _coerce_identity(ds, case, modified_at=hl7_dt(moment), system=services.config.facility_name)
             path = services.config.data_dir / "images" / case.accession / f"{sop_uid}.dcm"
             write_durably(path, to_bytes(ds))
             conn.execute(images.insert().values(

@@ -49,11 +49,11 @@ from ..hl7.errors import Hl7Error
 from ..hl7.orm import OrderImage, images_from_orm, order_from_orm, teleconsultation_from_orm
 from ..hl7.parse import ParsedMessage, encode, parse
 from ..store import audit, inbox
-from ..store.clock import iso
+from ..domain.moment import iso
 from . import attach_image, cancel_order, open_case, record_teleconsultation
 from . import change_order, merge_patients, notify_status, receive_report, update_patient
-from .bootstrap import Services
-from .common import dicom_dt
+from ..bootstrap import Services
+from ..domain.moment import hl7_dt
 
 log = logging.getLogger("connector.hl7.inbound")
 
@@ -87,7 +87,7 @@ def handle_batch(services: Services, items: list[tuple[bytes, str]]) -> list[byt
     lets several connections share the cost of a durable write.
     """
     moment = services.now()
-    now, hl7_now = iso(moment), dicom_dt(moment)
+    now, hl7_now = iso(moment), hl7_dt(moment)
     storage = services.config.hl7_ack_mode == "storage"
     acks: list[bytes] = [b""] * len(items)
     parsed: list[tuple[int, ParsedMessage, bytes, str]] = []
@@ -250,7 +250,7 @@ def _apply_pending(conn: Connection, services: Services, row: inbox.Pending) -> 
     actor, kind = f"hl7:{msg.sender}", f"{msg.message_type}^{msg.trigger}"
     try:
         accession, errors = _route_in_savepoint(conn, services, msg, now=row.received_at,
-                                                hl7_now=dicom_dt(moment))
+                                                hl7_now=hl7_dt(moment))
     except StoreUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - a bug must not block the messages behind it

@@ -26,7 +26,7 @@ from ..hl7.report_in import InboundReport, read_report
 from ..store import audit, cases
 from ..store.schema import reports
 from . import record_report
-from .bootstrap import Services
+from ..bootstrap import Services
 
 ANSWERED = frozenset({CaseStatus.ANSWERED, CaseStatus.AMENDED})
 

@@ -21,11 +21,12 @@ from ..domain.states import CaseEvent
 from ..reports.conducts import conduct as find_conduct
 from ..reports.pdf import render_report_pdf, report_digest
 from ..store import audit, cases, outbox
-from ..store.clock import iso
+from ..domain.moment import iso
 from ..store.schema import images, reports
 from . import post_charges, send_report
-from .bootstrap import Services
-from .common import dicom_dt, write_durably
+from ..bootstrap import Services
+from ..domain.moment import hl7_dt
+from ..store.files import write_durably
 
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 
@@ -54,7 +55,7 @@ def record(conn: Connection, services: Services, accession: str, *, text: str, c
     lang = services.config.report_language
     conduct_label = getattr(conduct_entry, lang)
     moment = services.now()
-    now, signed_at = iso(moment), dicom_dt(moment)
+    now, signed_at = iso(moment), hl7_dt(moment)
     report = Report(text=text, conduct=conduct, specialist=specialist, signed_at=signed_at,
                     status="C" if correction else "F")
     case = cases.load(conn, accession)

@@ -22,7 +22,7 @@ from ..domain.states import CaseEvent
 from ..hl7.orm import ReportedTeleconsultation
 from ..store import audit, cases
 from . import open_case, post_charges
-from .bootstrap import Services
+from ..bootstrap import Services
 
 
 def handle(conn: Connection, services: Services, order: Order, act: ReportedTeleconsultation,

@@ -20,10 +20,10 @@ from ..domain.errors import DomainError
 from ..domain.model import Practitioner
 from ..domain.states import CaseEvent
 from ..store import audit, cases
-from ..store.clock import iso
+from ..domain.moment import iso
 from . import notify_status, post_charges
-from .bootstrap import Services
-from .common import dicom_dt
+from ..bootstrap import Services
+from ..domain.moment import hl7_dt
 
 MAX_REASON = 199  # ORC-16.2, CE text: 199 characters in v2.5
 
@@ -58,7 +58,7 @@ def _refuse(services: Services, accession: str, event: CaseEvent, code: str, *, 
     if len(reason) > MAX_REASON:
         raise DomainError(f"reason is longer than {MAX_REASON} characters", where="reason")
     moment = services.now()
-    now, hl7_now = iso(moment), dicom_dt(moment)
+    now, hl7_now = iso(moment), hl7_dt(moment)
     with services.engine.begin() as conn:
         case = cases.load(conn, accession)
         case.apply(event)  # StateConflict for a closed, cancelled or rejected case

@@ -25,7 +25,7 @@ from ..hl7.mdm import build_mdm
 from ..hl7.oru import build_oru
 from ..store import outbox
 from . import notify_status
-from .bootstrap import Services
+from ..bootstrap import Services
 
 
 def enqueue_hl7(conn: Connection, *, destination: str, control_id: str, message: str,

@@ -45,8 +45,8 @@ from ..archive.errors import ArchiveUnavailable
 from ..domain.model import Patient
 from ..store import audit, cases, outbox
 from . import publish_worklist
-from .bootstrap import Services
-from .common import write_durably
+from ..bootstrap import Services
+from ..store.files import write_durably
 
 log = logging.getLogger("connector.identity")
 

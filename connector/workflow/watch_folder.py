@@ -34,7 +34,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..domain.errors import ConnectorError, StoreUnavailable
 from . import attach_image, receive_dicom
-from .bootstrap import Services
+from ..bootstrap import Services
 
 log = logging.getLogger("connector.watch")
 

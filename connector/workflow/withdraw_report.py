@@ -20,11 +20,11 @@ from ..domain.states import CaseEvent
 from ..reports.conducts import conduct as find_conduct
 from ..store import audit, cases
 from ..store import charges as lines
-from ..store.clock import iso
+from ..domain.moment import iso
 from ..store.schema import reports
 from . import notify_status, post_charges, send_report
-from .bootstrap import Services
-from .common import dicom_dt
+from ..bootstrap import Services
+from ..domain.moment import hl7_dt
 
 MAX_REASON = 500
 
@@ -47,7 +47,7 @@ def handle(services: Services, accession: str, *, reason: str, actor: str) -> Wi
     if len(reason) > MAX_REASON:
         raise DomainError(f"reason is longer than {MAX_REASON} characters", where="reason")
     moment = services.now()
-    now, hl7_now = iso(moment), dicom_dt(moment)
+    now, hl7_now = iso(moment), hl7_dt(moment)
     with services.engine.begin() as conn:
         case = cases.load(conn, accession)
         row = conn.execute(select(reports).where(reports.c.accession == accession)

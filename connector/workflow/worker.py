@@ -37,10 +37,10 @@ from ..hl7.client import check_delivery, send_to
 from ..hl7.https import post_message
 from ..hl7.errors import DeliveryError
 from ..store import outbox
-from ..store.clock import iso
+from ..domain.moment import iso
 from ..store.schema import images
 from . import catch_up, charges_delivered, post_charges, publish_worklist, update_patient
-from .bootstrap import Services
+from ..bootstrap import Services
 
 log = logging.getLogger("connector.worker")
 

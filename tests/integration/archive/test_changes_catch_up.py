@@ -11,9 +11,9 @@ from connector.config import load_config
 from connector.demo import demo_photo, wait_for
 from connector.domain.model import Order, Patient, PersonName, Practitioner
 from connector.store import cases
-from connector.store.clock import iso
+from connector.domain.moment import iso
 from connector.workflow import attach_image, catch_up, open_case, worker
-from connector.workflow.bootstrap import build
+from connector.bootstrap import build
 
 
 def test_catch_up_marks_the_case_ready_when_the_notification_was_lost(orthanc, tmp_path):

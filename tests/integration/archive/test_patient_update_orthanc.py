@@ -19,8 +19,8 @@ from connector.hl7.ack import read_ack
 from connector.store import cases
 from connector.store.schema import outbox
 from connector.workflow import attach_image, receive_hl7, record_report, update_patient, worker
-from connector.workflow.bootstrap import build
-from connector.workflow.common import write_durably
+from connector.bootstrap import build
+from connector.store.files import write_durably
 
 PATIENT_TAGS = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex")
 

@@ -31,7 +31,7 @@ from connector.hl7.parse import encode, parse
 from connector.store import cases
 from connector.store.schema import charges, outbox
 from connector.workflow import receive_hl7, record_report, worker
-from connector.workflow.bootstrap import Services, build
+from connector.bootstrap import Services, build
 
 DEADLINE = 30
 REQUESTER = "801234567897"

@@ -19,8 +19,8 @@ from connector.demo import RecordingPeer
 from connector.domain.errors import StateConflict
 from connector.store import cases, outbox
 from connector.workflow import post_charges, withdraw_report
-from connector.workflow.common import dicom_dt
-from connector.store.clock import iso
+from connector.domain.moment import hl7_dt
+from connector.domain.moment import iso
 
 
 def cents(billing: Billing, code: str, role: str, day: str) -> int:
@@ -92,7 +92,7 @@ def test_replayed_final_report_books_nothing_new(billing):
         case = cases.load(conn, accession)
         moment = services.now()
         again = post_charges.handle(conn, services, case, SPECIALIST,
-                                    act_date=before[0]["act_date"], hl7_now=dicom_dt(moment),
+                                    act_date=before[0]["act_date"], hl7_now=hl7_dt(moment),
                                     now=iso(moment))
     assert again is None
     assert billing.lines(accession) == before

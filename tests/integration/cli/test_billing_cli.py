@@ -16,7 +16,7 @@ from connector.domain.model import PersonName, Practitioner
 from connector.domain.states import CaseEvent
 from connector.store import cases, queries
 from connector.workflow import receive_hl7, record_report, withdraw_report
-from connector.workflow.bootstrap import build
+from connector.bootstrap import build
 
 ACT = {"kind": "teleexpertise", "date": "2026-03-02", "patient": "P1", "requester": "R1",
        "specialist": "S1", "requester_site": "EHPAD", "specialist_site": "CHU",

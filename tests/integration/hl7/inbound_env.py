@@ -26,7 +26,7 @@ from connector.hl7.ack import AckResult, read_ack
 from connector.store import cases, queries
 from connector.store.schema import audit, outbox
 from connector.workflow import attach_image, receive_hl7, worker
-from connector.workflow.bootstrap import Services, build
+from connector.bootstrap import Services, build
 
 REQUESTER = "801234567897^MARTIN^Jean^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO"
 DERMATOLOGIST = "810001234567&LEROY&Claire&&&&&&&1.2.250.1.71.4.2.1&ISO"

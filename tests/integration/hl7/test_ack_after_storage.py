@@ -22,7 +22,7 @@ from connector.server import RunningConnector
 from connector.store import inbox, queries
 from connector.store.schema import inbox as inbox_table
 from connector.workflow import receive_hl7
-from connector.workflow.bootstrap import build
+from connector.bootstrap import build
 from inbound_env import SENDER, adt, inbound, order, pid  # noqa: F401  (fixture)
 
 

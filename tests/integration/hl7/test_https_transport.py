@@ -18,9 +18,9 @@ from connector.hl7.errors import DeliveryError
 from connector.hl7.https import post_message
 from connector.hl7.parse import parse
 from connector.store import outbox
-from connector.store.clock import iso
+from connector.domain.moment import iso
 from connector.workflow import worker
-from connector.workflow.bootstrap import build
+from connector.bootstrap import build
 from connector.workflow.send_report import enqueue_hl7
 
 

@@ -31,12 +31,12 @@ from connector.hl7.ack import build_ack, read_ack
 from connector.hl7.mllp import frame
 from connector.hl7.parse import encode, parse
 from connector.store import cases, outbox
-from connector.store.clock import iso
+from connector.domain.moment import iso
 from connector.store.schema import outbox as outbox_table
 from connector.store.schema import reports
 from connector.workflow import (mark_ready, open_case, receive_hl7, record_report, refuse_order,
                                 withdraw_report, worker)
-from connector.workflow.bootstrap import build
+from connector.bootstrap import build
 
 SPECIALIST = Practitioner("810001234567", PersonName("LEROY", "Claire"), "1.2.250.1.71.4.2.1",
                           id_type="IDNPS")

@@ -15,10 +15,10 @@ from connector.config import load_config
 from connector.domain.errors import ImageError
 from connector.domain.model import Order, Patient, PersonName, Practitioner
 from connector.store import cases
-from connector.store.clock import iso
+from connector.domain.moment import iso
 from connector.store.schema import audit, images, outbox
 from connector.workflow import attach_image, open_case
-from connector.workflow.bootstrap import build
+from connector.bootstrap import build
 
 from dicom_samples import ODD, encode, oriented_jpeg, pattern, png_bomb
 

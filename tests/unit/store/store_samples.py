@@ -21,7 +21,7 @@ from connector.domain.model import (
     Priority,
 )
 from connector.store import cases
-from connector.store.clock import iso
+from connector.domain.moment import iso
 from connector.store.db import make_engine, migrate
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from store_samples import at, engine, stamp  # noqa: F401  (fixture)
 
 from connector.store import audit, outbox
-from connector.store.clock import iso
+from connector.domain.moment import iso
 from connector.store.schema import outbox as outbox_table
 
 

@@ -6,24 +6,23 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ContextManager
 
-from sqlalchemy.engine import Engine
-
-from ..archive.client import ArchiveClient
-from ..billing.facilities import FacilityMap, load_facilities
-from ..billing.rules import Rules, load_rules
-from ..billing.tariffs import TariffTable, load_tariffs
-from ..config import Config
-from ..dicom.dermoscopy import load_devices
-from ..dicom.sites import load_sites
-from ..domain.errors import ConfigError
-from ..hl7 import adt, orm, report_in
-from ..hl7.questionnaire import Questionnaire, load_questionnaire
-from ..reports.conducts import load_conducts
-from ..reports.pdf import load_labels
-from ..store.clock import utcnow
-from ..store.db import make_engine, migrate
+from .archive.client import ArchiveClient
+from .billing.facilities import FacilityMap, load_facilities
+from .billing.rules import Rules, load_rules
+from .billing.tariffs import TariffTable, load_tariffs
+from .config import Config
+from .dicom.dermoscopy import load_devices
+from .dicom.sites import load_sites
+from .domain.errors import ConfigError
+from .hl7 import adt, orm, report_in
+from .hl7.questionnaire import Questionnaire, load_questionnaire
+from .reports.conducts import load_conducts
+from .reports.pdf import load_labels
+from .domain.moment import Moment
+from .store.db import migrate
+from .store.uow import Store, UnitOfWork
 
 
 @dataclass
@@ -42,10 +41,17 @@ class Mappings:
     questionnaire: Questionnaire
 
 
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
 @dataclass
 class Services:
+    """What the steps and channels are given: configuration, mappings, the store, the archive
+    client and the clock (tests give a fixed one)."""
+
     config: Config
-    engine: Engine
+    store: Store
     mappings: Mappings
     archive: ArchiveClient
     clock: Callable[[], dt.datetime] = utcnow
@@ -54,6 +60,18 @@ class Services:
 
     def now(self) -> dt.datetime:
         return self.clock()
+
+    def moment(self) -> Moment:
+        return Moment(self.clock())
+
+    def unit(self, moment: Moment | None = None, *, urgent: bool = False
+             ) -> ContextManager[UnitOfWork]:
+        """A unit of work at `moment` (now by default): commits when its block ends."""
+        return self.store.unit(moment or self.moment(), self, urgent=urgent)
+
+    def reading(self) -> ContextManager[UnitOfWork]:
+        """A read-only unit (no moment, no transaction held for writers)."""
+        return self.store.reading(self)
 
 
 # Every file of mappings/hl7/ and what reads it: start-up loads (so checks) them all, and a
@@ -100,10 +118,10 @@ def load_mappings(config: Config) -> Mappings:
 
 
 def build(config: Config) -> Services:
-    engine = make_engine(config.db_url)
-    migrate(engine)
+    store = Store.open(config.db_url)
+    migrate(store.engine)
     archive = ArchiveClient(config.orthanc_url, config.orthanc_username, config.orthanc_password)
-    return Services(config=config, engine=engine, mappings=load_mappings(config), archive=archive,
+    return Services(config=config, store=store, mappings=load_mappings(config), archive=archive,
                     internal_token=internal_token(config.data_dir))
 
 

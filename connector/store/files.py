@@ -1,15 +1,9 @@
-"""Small helpers shared by the workflow steps: time formats and the data folder layout."""
+"""Files of the data folder that a transaction refers to (DICOM objects, report PDFs)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from pathlib import Path
-
-
-def dicom_dt(moment: dt.datetime) -> str:
-    """YYYYMMDDHHMMSS in local time, as HL7 TS and DICOM DA+TM expect."""
-    return moment.astimezone().strftime("%Y%m%d%H%M%S")
 
 
 def write_durably(path: Path, data: bytes) -> None:

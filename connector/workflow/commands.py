@@ -1,0 +1,132 @@
+"""What a channel asks the flow to do: one small frozen dataclass per step (`handle(command,
+uow)`), built by the entry points (HL7 router, DICOM SCP, watched folder, API, CLI) from what
+they received.
+
+Commands live in the workflow layer, not in `domain/`, because some carry what an adapter read
+and the step still needs to place an error precisely (an inbound report's HL7 locations, a
+reported teleconsultation's OBX positions). `actor` is who asks, as the audit trail records it
+(`hl7:<sender>`, `api:<token name>`, `dicom:<AE>@<peer>` ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..domain.model import Order, Patient, Practitioner
+from ..hl7.orm import ReportedTeleconsultation
+from ..hl7.report_in import InboundReport
+
+
+@dataclass(frozen=True)
+class OpenCase:
+    order: Order
+    actor: str
+    worklist: bool = True  # False: an act already done takes no images, no worklist entry
+
+
+@dataclass(frozen=True)
+class RecordTeleconsultation:
+    order: Order
+    act: ReportedTeleconsultation
+    actor: str
+
+
+@dataclass(frozen=True)
+class ChangeOrder:
+    order: Order
+    key: str  # the message's key (`update_patient.message_key`)
+    actor: str
+
+
+@dataclass(frozen=True)
+class CancelOrder:
+    order: Order
+    actor: str
+
+
+@dataclass(frozen=True)
+class AttachImage:
+    accession: str
+    data: bytes
+    actor: str
+    kind: str = "photo"
+    site: str = ""
+    laterality: str = ""
+    description: str = ""
+    device: str = ""
+    tracking_id: str = ""
+
+
+@dataclass(frozen=True)
+class ReceiveObject:
+    """A DICOM Part-10 object from a device (C-STORE, a watched folder's .dcm)."""
+
+    data: bytes
+    actor: str
+    accession: str | None = None  # the channel named the case
+    expect: tuple[str, str] | None = None  # (SOP Class, SOP Instance) the C-STORE announced
+    source: str = "dicom"
+
+
+@dataclass(frozen=True)
+class MarkReady:
+    study_uid: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class DeclineCase:
+    accession: str
+    reason: str
+    actor: str
+    specialist: Practitioner | None = None
+
+
+@dataclass(frozen=True)
+class CancelCase:
+    accession: str
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class RecordReport:
+    accession: str
+    text: str
+    conduct: str
+    specialist: Practitioner
+    actor: str
+    correction: bool = False
+
+
+@dataclass(frozen=True)
+class ReceiveReport:
+    """A report from a reporting system (ORU^R01, MDM^T02/T10), as read from the message."""
+
+    report: InboundReport
+    actor: str
+
+
+@dataclass(frozen=True)
+class WithdrawReport:
+    accession: str
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class UpdatePatient:
+    patient: Patient
+    event: str  # A08, A31, XO ...
+    key: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class MergePatients:
+    surviving: Patient
+    prior_id: str
+    prior_issuer: str
+    event: str
+    key: str
+    actor: str
