@@ -127,7 +127,7 @@ def _warm(_):
 def connector(mode: str):
     from connector.config import load_config
     from connector.ports import free_port
-    from connector.server import RunningConnector
+    from connector.runtime.server import RunningConnector
 
     work = Path(tempfile.mkdtemp(prefix="telederm-bench-"))
     config = load_config(None, environ={

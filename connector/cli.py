@@ -25,7 +25,7 @@ def _config(args):
 
 
 def cmd_serve(args) -> int:
-    from .server import RunningConnector
+    from .runtime.server import RunningConnector
     config = _config(args)
     running = RunningConnector(config).start()
     print(f"telederm: serving HL7 on {config.hl7_listen}, HTTP on {config.http_listen}, "
@@ -280,7 +280,7 @@ def _iso_day(text: str, option: str) -> str:
 
 
 def cmd_orthanc(args) -> int:
-    from .server import managed_orthanc
+    from .runtime.server import managed_orthanc
     config = _config(args)
     if not config.orthanc_managed:
         raise ConfigError("this config uses an external Orthanc", where="orthanc.managed",

@@ -109,7 +109,7 @@ class Config:
     hl7_listeners: tuple[Hl7Listener, ...] = ()
     # When the ACK is sent: "processing" (after the message is applied: the ACK tells the
     # outcome) or "storage" (after it is validated and stored durably; applied just after, in
-    # arrival order; for high-volume feeds such as ADT). See workflow/receive_hl7.py.
+    # arrival order; for high-volume feeds such as ADT). See entrypoints/hl7_intake.py.
     hl7_ack_mode: str = "processing"
     # [hl7] test_mode: accept test and demo INS (OIDs 1.2.250.1.213.1.4.10 / .11), refused in
     # production (mappings/hl7/orm_o01.toml [identity]).

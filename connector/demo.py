@@ -27,7 +27,7 @@ from .hl7.client import send_message
 from .hl7.listener import MllpListener
 from .hl7.parse import encode, parse
 from .ports import free_port
-from .server import RunningConnector
+from .runtime.server import RunningConnector
 
 
 class RecordingPeer:

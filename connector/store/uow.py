@@ -84,6 +84,10 @@ class Store:
     def open(cls, url: str) -> "Store":
         return cls(*engine_and_gate(url))
 
+    def close(self) -> None:
+        """Close the pooled connections (the process is stopping)."""
+        self.engine.dispose()
+
     @property
     def dialect(self) -> str:
         """"sqlite" or "postgresql"."""

@@ -22,7 +22,7 @@ from connector.billing.teleexpertise import credit_id
 from connector.config import ApiToken, Destination
 from connector.demo import RecordingPeer, demo_order, demo_photo, local_config, wait_for
 from connector.hl7.client import send_message
-from connector.server import RunningConnector
+from connector.runtime.server import RunningConnector
 
 DEADLINE = 60
 SPECIALIST = {"id": "810001234567", "name": "LEROY^Claire"}

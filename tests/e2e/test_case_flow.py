@@ -14,7 +14,7 @@ from PIL import Image, ImageFilter
 from conftest import dciodvfy_errors
 from connector.demo import RecordingPeer, demo_order, demo_photo, local_config, wait_for
 from connector.hl7.client import send_message
-from connector.server import RunningConnector
+from connector.runtime.server import RunningConnector
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 VL_PHOTO = "1.2.840.10008.5.1.4.1.1.77.1.4"

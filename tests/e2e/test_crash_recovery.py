@@ -39,7 +39,7 @@ from connector.config import load_config
 from connector.demo import wait_for
 from connector.hl7.client import MllpConnection
 from connector.hl7.errors import DeliveryError
-from connector.server import managed_orthanc
+from connector.runtime.server import managed_orthanc
 from reliability_env import (Peer, ServeProcess, by_control_id, db_rows, first_arrivals,
                              logical_effects, order, orthanc_sop_uids, photo, redelivered,
                              report_body, telederm)

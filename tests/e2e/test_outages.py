@@ -23,7 +23,7 @@ from conftest import free_port, write_serve_config
 from connector.config import load_config
 from connector.demo import wait_for
 from connector.hl7.client import send_message
-from connector.server import RunningConnector
+from connector.runtime.server import RunningConnector
 from reliability_env import (Peer, SilentPeer, by_control_id, db_rows, first_arrivals,
                              logical_effects, order, orthanc_sop_uids, photo, report_body,
                              telederm)

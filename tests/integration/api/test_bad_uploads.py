@@ -29,7 +29,7 @@ from upload_corpus import (CASES, MAX_MB, MAX_MEGAPIXELS, PATIENT_MARKERS, UPLOA
 from connector.api.guard import HttpLimits
 from connector.demo import RecordingPeer, demo_order, local_config, wait_for
 from connector.hl7.client import send_message
-from connector.server import RunningConnector
+from connector.runtime.server import RunningConnector
 
 REPO = Path(__file__).resolve().parents[3]
 LIMITS = HttpLimits(header_timeout=4, body_idle_timeout=3, body_grace=3, body_min_rate=64 * 1024)

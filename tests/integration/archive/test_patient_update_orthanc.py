@@ -18,7 +18,8 @@ from connector.domain.model import PersonName, Practitioner
 from connector.hl7.ack import read_ack
 from connector.store import cases
 from connector.store.schema import outbox
-from connector.workflow import attach_image, receive_hl7, record_report, update_patient, worker
+from connector.workflow import attach_image, record_report, update_patient, worker
+from connector.entrypoints import hl7_intake
 from connector.bootstrap import build
 from connector.store.files import write_durably
 
@@ -63,7 +64,7 @@ def test_patient_update_and_merge_rewrite_the_stored_study(orthanc_factory, tmp_
     archive = services.archive
 
     def send(raw: bytes) -> None:
-        ack = read_ack(receive_hl7.handle(services, raw, "test"))
+        ack = read_ack(hl7_intake.handle(services, raw, "test"))
         assert ack.code == "AA", [e.text for e in ack.errors]
 
     def jobs() -> list:

@@ -2,7 +2,7 @@
 here needs images), with real MLLP peers for the requester's EHR and the accounting feed, an
 accounting peer that refuses everything (AE), and a drop folder; plus builders for orders.
 
-Inputs go through the real doors (`receive_hl7.handle` with wire bytes, `record_report`,
+Inputs go through the real doors (`hl7_intake.handle` with wire bytes, `record_report`,
 `withdraw_report`) and outputs are read where the outside world sees them (the peers, the drop
 folder, the store). The outbox worker runs with `worker.run_once`.
 
@@ -30,7 +30,8 @@ from connector.hl7.errors import Hl7Error
 from connector.hl7.parse import encode, parse
 from connector.store import cases
 from connector.store.schema import charges, outbox
-from connector.workflow import receive_hl7, record_report, worker
+from connector.workflow import record_report, worker
+from connector.entrypoints import hl7_intake
 from connector.bootstrap import Services, build
 
 DEADLINE = 30
@@ -95,7 +96,7 @@ class Billing:
     drop: Path
 
     def send(self, raw: bytes) -> AckResult:
-        return read_ack(receive_hl7.handle(self.services, raw, "test"))
+        return read_ack(hl7_intake.handle(self.services, raw, "test"))
 
     def open_case(self, placer: str, **kwargs) -> str:
         ack = self.send(order(placer, **kwargs))

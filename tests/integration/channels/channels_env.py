@@ -28,7 +28,7 @@ from conftest import free_port
 from connector.demo import demo_order, demo_photo, local_config, wait_for
 from connector.domain.errors import NotFound
 from connector.hl7.client import send_message
-from connector.server import RunningConnector
+from connector.runtime.server import RunningConnector
 
 DEADLINE = 60          # worker publication, archive store: well under this on a quiet machine
 _placers = itertools.count(1)

@@ -11,7 +11,7 @@ import pytest
 from conftest import free_port, unused_url
 from connector.config import DEFAULT_WATCH_PATTERN, load_config
 from connector.domain.errors import ConfigError, ConnectorError
-from connector.server import RunningConnector
+from connector.runtime.server import RunningConnector
 
 CHANNELS = """
 data_dir = "./var"

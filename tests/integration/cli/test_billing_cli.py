@@ -15,7 +15,8 @@ from connector.config import load_config
 from connector.domain.model import PersonName, Practitioner
 from connector.domain.states import CaseEvent
 from connector.store import cases, queries
-from connector.workflow import receive_hl7, record_report, withdraw_report
+from connector.workflow import record_report, withdraw_report
+from connector.entrypoints import hl7_intake
 from connector.bootstrap import build
 
 ACT = {"kind": "teleexpertise", "date": "2026-03-02", "patient": "P1", "requester": "R1",
@@ -92,7 +93,7 @@ def _fill_store(config_path):
                f"PV1|1|{patient_class}\r"
                f"ORC|NW|PL-CLI-{n}||||||||||801234567897^MARTIN^Jean\r"
                "OBX|1|CWE|CONSENT^Consentement^L||Y||||||F\r").encode()
-        assert b"MSA|AA" in receive_hl7.handle(services, raw, "test")
+        assert b"MSA|AA" in hl7_intake.handle(services, raw, "test")
         with services.engine.begin() as conn:
             accession = cases.find_by_placer(conn, "DPI|CHU_DEMO", f"PL-CLI-{n}")
             case = cases.load(conn, accession)

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from cli_run import clean_env, one_error_line, process_alive, telederm, write_config
 from conftest import dciodvfy_errors, free_port
 from connector.config import load_config
-from connector.server import managed_orthanc
+from connector.runtime.server import managed_orthanc
 
 COMMANDS = ("demo", "serve", "wrap", "import", "hl7", "stats", "audit", "config", "billing",
             "orthanc")

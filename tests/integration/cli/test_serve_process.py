@@ -27,7 +27,7 @@ from cli_run import clean_env, one_error_line, process_alive, telederm, write_co
 from conftest import free_port, write_serve_config
 from connector.config import load_config
 from connector.demo import RecordingPeer, demo_order, demo_photo, wait_for
-from connector.server import managed_orthanc
+from connector.runtime.server import managed_orthanc
 
 START_DEADLINE = 120    # serve starts Orthanc, migrates the store, binds HL7 and HTTP
 CASE_DEADLINE = 90      # photo archived + study stable; report -> ORU and DFT delivered

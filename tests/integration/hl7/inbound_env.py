@@ -3,7 +3,7 @@ for the requester's EHR and the accounting feed (no Orthanc: archive jobs stay q
 their own line), and builders for what the hospital sends: orders (ORM/OMG/OMI, NW/CA/XO),
 identity messages (ADT A08/A31/A40) and reports (ORU^R01, MDM^T02/T10).
 
-Messages go through the listener's handler (`receive_hl7.handle`, wire bytes in, ACK bytes
+Messages go through the listener's handler (`hl7_intake.handle`, wire bytes in, ACK bytes
 out); results are read where the outside world sees them (ACKs, peers, the store's read models).
 
 Not a conftest.py on purpose; test modules import the fixture by name.
@@ -25,7 +25,8 @@ from connector.demo import RecordingPeer, demo_photo, wait_for
 from connector.hl7.ack import AckResult, read_ack
 from connector.store import cases, queries
 from connector.store.schema import audit, outbox
-from connector.workflow import attach_image, receive_hl7, worker
+from connector.workflow import attach_image, worker
+from connector.entrypoints import hl7_intake
 from connector.bootstrap import Services, build
 
 REQUESTER = "801234567897^MARTIN^Jean^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO"
@@ -128,7 +129,7 @@ class Inbound:
         return read_ack(self.send_raw(raw))
 
     def send_raw(self, raw: bytes) -> bytes:
-        return receive_hl7.handle(self.services, raw, "test")
+        return hl7_intake.handle(self.services, raw, "test")
 
     def open_case(self, placer: str, *, images: int = 0, **kwargs) -> str:
         ack = self.send(order(placer, **kwargs))

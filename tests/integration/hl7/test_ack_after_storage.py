@@ -18,10 +18,11 @@ from connector.demo import wait_for
 from connector.hl7.ack import read_ack
 from connector.hl7.mllp import FrameReader, frame
 from connector.hl7.parse import parse
-from connector.server import RunningConnector
+from connector.runtime.server import RunningConnector
 from connector.store import inbox, queries
 from connector.store.schema import inbox as inbox_table
-from connector.workflow import receive_hl7
+from connector.entrypoints import hl7_intake
+from connector.runtime import hl7_applier
 from connector.bootstrap import build
 from inbound_env import SENDER, adt, inbound, order, pid  # noqa: F401  (fixture)
 
@@ -40,32 +41,32 @@ def rows(services) -> list[dict]:
 
 def test_order_is_acknowledged_before_it_opens_a_case_and_opens_it_when_applied(inbound):
     services = storage_mode(inbound)
-    ack = read_ack(receive_hl7.handle(services, order("P-1"), "test"))
+    ack = read_ack(hl7_intake.handle(services, order("P-1"), "test"))
     assert ack.code == "AA"
     assert inbound.accession("P-1") is None
     assert [r["state"] for r in rows(services)] == ["pending"]
 
-    assert receive_hl7.process_pending(services) == 1
+    assert hl7_applier.process_pending(services) == 1
     accession = inbound.accession("P-1")
     assert accession
     [row] = rows(services)
     assert (row["state"], row["accession"], row["outcome"]) == ("done", accession, "")
-    assert receive_hl7.process_pending(services) == 0
+    assert hl7_applier.process_pending(services) == 0
 
 
 def test_messages_are_applied_in_arrival_order_when_a_cancel_follows_its_order(inbound):
     services = storage_mode(inbound)
     for raw in (order("P-2"), order("P-2", control="CA")):
-        assert read_ack(receive_hl7.handle(services, raw, "test")).code == "AA"
-    receive_hl7.process_pending(services)
+        assert read_ack(hl7_intake.handle(services, raw, "test")).code == "AA"
+    hl7_applier.process_pending(services)
     assert inbound.case(inbound.accession("P-2"))["status"] == "CANCELLED"
     assert [r["state"] for r in rows(services)] == ["done", "done"]
 
 
 def test_cancel_of_an_unknown_order_is_acknowledged_then_marked_failed_with_err_204(inbound):
     services = storage_mode(inbound)
-    assert read_ack(receive_hl7.handle(services, order("NOPE", control="CA"), "test")).code == "AA"
-    receive_hl7.process_pending(services)
+    assert read_ack(hl7_intake.handle(services, order("NOPE", control="CA"), "test")).code == "AA"
+    hl7_applier.process_pending(services)
     [row] = rows(services)
     assert row["state"] == "failed"
     [error] = json.loads(row["outcome"])
@@ -81,16 +82,16 @@ def test_cancel_of_an_unknown_order_is_acknowledged_then_marked_failed_with_err_
 def test_invalid_order_is_refused_in_the_ack_and_never_applied_when_pid_is_missing(inbound):
     services = storage_mode(inbound)
     raw = order("P-3").replace(pid().encode(), b"PID|1")
-    ack = read_ack(receive_hl7.handle(services, raw, "test"))
+    ack = read_ack(hl7_intake.handle(services, raw, "test"))
     assert ack.code == "AE" and ack.errors[0].hl7_code == "101"
     assert [r["state"] for r in rows(services)] == ["done"]
-    assert receive_hl7.process_pending(services) == 0
+    assert hl7_applier.process_pending(services) == 0
 
 
 def test_unsupported_event_is_rejected_ar_and_not_stored_when_acked_after_storage(inbound):
     services = storage_mode(inbound)
     raw = adt("A08").replace(b"ADT^A08^ADT_A01", b"ADT^A01^ADT_A01")
-    ack = read_ack(receive_hl7.handle(services, raw, "test"))
+    ack = read_ack(hl7_intake.handle(services, raw, "test"))
     assert (ack.code, ack.errors[0].hl7_code) == ("AR", "201")
     assert rows(services) == []
 
@@ -98,17 +99,17 @@ def test_unsupported_event_is_rejected_ar_and_not_stored_when_acked_after_storag
 def test_resent_message_gets_the_stored_ack_and_is_applied_once_when_pending(inbound):
     services = storage_mode(inbound)
     raw = order("P-4", control_id="SAME-1")
-    first = receive_hl7.handle(services, raw, "test")
-    assert receive_hl7.handle(services, raw, "test") == first
-    receive_hl7.process_pending(services)
-    assert receive_hl7.handle(services, raw, "test") == first
+    first = hl7_intake.handle(services, raw, "test")
+    assert hl7_intake.handle(services, raw, "test") == first
+    hl7_applier.process_pending(services)
+    assert hl7_intake.handle(services, raw, "test") == first
     assert len(rows(services)) == 1 and len(inbound.cases_of("IPP-1")) == 1
 
 
 def test_batch_with_a_duplicate_inside_answers_both_and_stores_one_when_sent_together(inbound):
     services = storage_mode(inbound)
     raw = order("P-5", control_id="TWICE")
-    acks = receive_hl7.handle_batch(services, [(raw, "a"), (order("P-6"), "b"), (raw, "c")])
+    acks = hl7_intake.handle_batch(services, [(raw, "a"), (order("P-6"), "b"), (raw, "c")])
     assert acks[0] == acks[2] and read_ack(acks[1]).code == "AA"
     assert len(rows(services)) == 2
 
@@ -116,21 +117,21 @@ def test_batch_with_a_duplicate_inside_answers_both_and_stores_one_when_sent_tog
 def test_adt_update_is_applied_after_storage_when_the_patient_has_a_case(inbound):
     services = storage_mode(inbound)
     accession = inbound.open_case("P-7")
-    assert read_ack(receive_hl7.handle(services, adt("A08", name="MARTIN^Hélène"),
+    assert read_ack(hl7_intake.handle(services, adt("A08", name="MARTIN^Hélène"),
                                        "test")).code == "AA"
-    receive_hl7.process_pending(services)
+    hl7_applier.process_pending(services)
     assert inbound.case(accession)["patient"]["name"] == "MARTIN^Hélène"
 
 
 def test_pending_messages_are_applied_after_a_restart_when_the_first_run_stopped_early(inbound):
     services = storage_mode(inbound)
     for n in range(3):
-        receive_hl7.handle(services, order(f"P-R{n}"), "test")
+        hl7_intake.handle(services, order(f"P-R{n}"), "test")
     services.engine.dispose()
     restarted = build(services.config)  # same data folder: what a new process sees
     with restarted.engine.connect() as conn:
         assert len(inbox.pending(conn, 10)) == 3
-    while receive_hl7.process_pending(restarted):
+    while hl7_applier.process_pending(restarted):
         pass
     with restarted.engine.connect() as conn:
         assert inbox.backlog(conn) == (0, None)
@@ -171,8 +172,8 @@ def test_requester_learns_of_an_acknowledged_order_that_could_not_be_applied(inb
     new, duplicate = order("DUP-1"), order("DUP-1")
     cancel, change = order("NOPE", control="CA"), order("NOPE-2", control="XO")
     for raw in (new, duplicate, cancel, change):
-        assert read_ack(receive_hl7.handle(services, raw, "test")).code == "AA"
-    receive_hl7.process_pending(services)
+        assert read_ack(hl7_intake.handle(services, raw, "test")).code == "AA"
+    hl7_applier.process_pending(services)
     assert [r["state"] for r in rows(services)] == ["done", "failed", "failed", "failed"]
     sent = [parse(json.loads(item["payload"])["message"].encode("utf-8"))
             for item in inbound.outbox("hl7.send")]
@@ -189,18 +190,18 @@ def test_requester_learns_of_an_acknowledged_order_that_could_not_be_applied(inb
 
 def test_the_refusal_notice_is_queued_once_when_the_same_message_is_applied_again(inbound):
     services = with_order_status(storage_mode(inbound))
-    receive_hl7.handle(services, order("NOPE", control="CA"), "test")
-    receive_hl7.process_pending(services)
+    hl7_intake.handle(services, order("NOPE", control="CA"), "test")
+    hl7_applier.process_pending(services)
     with services.engine.begin() as conn:  # as if the applier had stopped before its commit
         conn.execute(inbox_table.update().values(state="pending"))
-    receive_hl7.process_pending(services)
+    hl7_applier.process_pending(services)
     assert len(inbound.outbox("hl7.send")) == 1
 
 
 def test_no_refusal_notice_when_the_requester_takes_no_order_status(inbound):
     services = storage_mode(inbound)
-    receive_hl7.handle(services, order("NOPE", control="CA"), "test")
-    receive_hl7.process_pending(services)
+    hl7_intake.handle(services, order("NOPE", control="CA"), "test")
+    hl7_applier.process_pending(services)
     assert rows(services)[0]["state"] == "failed" and inbound.outbox("hl7.send") == []
 
 
@@ -211,9 +212,9 @@ def test_a_notice_that_cannot_be_built_does_not_hold_up_the_messages_behind(inbo
     def broken(*_args, **_kwargs):
         raise ValueError("cannot build")
 
-    monkeypatch.setattr(receive_hl7.notify_status, "unable", broken)
-    receive_hl7.handle(services, order("NOPE", control="CA"), "test")
-    receive_hl7.handle(services, order("NEXT-1"), "test")
-    receive_hl7.process_pending(services)
+    monkeypatch.setattr(hl7_applier.notify_status, "unable", broken)
+    hl7_intake.handle(services, order("NOPE", control="CA"), "test")
+    hl7_intake.handle(services, order("NEXT-1"), "test")
+    hl7_applier.process_pending(services)
     assert [r["state"] for r in rows(services)] == ["failed", "done"]
     assert inbound.accession("NEXT-1")

@@ -23,7 +23,7 @@ from connector.hl7.client import send_message
 from connector.hl7.mllp import FrameReader
 from connector.hl7.parse import decode
 from connector.ports import free_port
-from connector.server import RunningConnector
+from connector.runtime.server import RunningConnector
 
 _serial = itertools.count(1)
 _tally = {"expected": 0}

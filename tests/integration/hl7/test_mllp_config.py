@@ -14,7 +14,7 @@ from connector.domain.errors import ConfigError, ConnectorError
 from connector.hl7.client import send_message
 from connector.hl7.tls import client_context
 from connector.ports import free_port
-from connector.server import RunningConnector
+from connector.runtime.server import RunningConnector
 
 from tls_pki import pki  # noqa: F401  (fixture)
 

@@ -1,6 +1,6 @@
 """Interoperability of the inbound MLLP side (issue #4, "MLLP done right"), over real sockets.
 
-A running connector (`RunningConnector`, real `receive_hl7.handle`, real SQLite) configured
+A running connector (`RunningConnector`, real `hl7_intake.handle`, real SQLite) configured
 with two `[[hl7.listeners]]`: `ehr` (plain) and `lab-tls` (mutual TLS). Against it: python-hl7's
 `mllp_send` command unmodified, a raw-socket client, French accents in UTF-8 and 8859/15,
 messages split into tiny TCP writes, garbage between frames, a stalled partial frame, and the
@@ -30,7 +30,7 @@ from connector.hl7.mllp import FrameReader, frame
 from connector.hl7.parse import decode, encode, parse
 from connector.hl7.tls import client_context
 from connector.ports import free_port
-from connector.server import RunningConnector
+from connector.runtime.server import RunningConnector
 
 from mllp_fixtures import listener_on  # noqa: F401  (fixture)
 from tls_pki import pki  # noqa: F401  (fixture)

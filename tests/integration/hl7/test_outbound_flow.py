@@ -34,7 +34,8 @@ from connector.store import cases, outbox
 from connector.domain.moment import iso
 from connector.store.schema import outbox as outbox_table
 from connector.store.schema import reports
-from connector.workflow import (mark_ready, open_case, receive_hl7, record_report, refuse_order,
+from connector.workflow import mark_ready, open_case, record_report, refuse_order
+from connector.entrypoints import hl7_intake
                                 withdraw_report, worker)
 from connector.bootstrap import build
 
@@ -291,10 +292,10 @@ def orm(placer: str, control: str) -> bytes:
 def test_a_cancel_request_is_answered_cr_once(tmp_path, peers):
     peer = peers(RecordingPeer("ehr"))
     services = services_for(tmp_path, ehr(peer, order_status="ORM^O01"))
-    ack = read_ack(receive_hl7.handle(services, orm("PL-OUT-4", "NW"), "test"))
+    ack = read_ack(hl7_intake.handle(services, orm("PL-OUT-4", "NW"), "test"))
     assert ack.code == "AA", [e.text for e in ack.errors]
     for _ in range(2):  # a resent cancel changes nothing
-        assert read_ack(receive_hl7.handle(services, orm("PL-OUT-4", "CA"), "test")).code == "AA"
+        assert read_ack(hl7_intake.handle(services, orm("PL-OUT-4", "CA"), "test")).code == "AA"
     drain(services)
     crs = [s for s in summary(peer) if s[2] == "CR"]
     assert len(crs) == 1 and crs[0][0] == "ORM^O01^ORM_O01" and crs[0][3] == "CA"

@@ -16,18 +16,19 @@ from urllib.parse import urlparse
 
 import uvicorn
 
-from .api.app import create_app
-from .api.guard import HttpLimits, header_timeout_protocol
-from .archive.managed import ManagedOrthanc
-from .config import Config, split_address
-from .dicom.scp import StoreScp
-from .domain.errors import ConnectorError
-from .hl7.client import close_connections
-from .hl7.listener import MllpListener
-from .hl7.tls import server_context
-from .workflow import receive_dicom, receive_hl7, worker
-from .workflow.watch_folder import FolderWatcher
-from .bootstrap import Services, build, internal_token
+from ..entrypoints.api.app import create_app
+from ..entrypoints.api.guard import HttpLimits, header_timeout_protocol
+from ..archive.managed import ManagedOrthanc
+from ..config import Config, split_address
+from ..dicom.scp import StoreScp
+from ..domain.errors import ConnectorError
+from ..hl7.client import close_connections
+from ..hl7.listener import MllpListener
+from ..hl7.tls import server_context
+from ..bootstrap import Services, build, internal_token
+from ..entrypoints import dicom_scp, hl7_intake
+from ..entrypoints.watch_folder import FolderWatcher
+from . import hl7_applier, worker
 
 log = logging.getLogger("connector.server")
 
@@ -98,7 +99,7 @@ class RunningConnector:
                                         args=(self.services, self._stop_worker),
                                         name="outbox-worker", daemon=True)
         self._worker.start()
-        self._applier = threading.Thread(target=receive_hl7.apply_forever,
+        self._applier = threading.Thread(target=hl7_applier.apply_forever,
                                          args=(self.services, self._stop_worker),
                                          name="inbox-applier", daemon=True)
         self._applier.start()
@@ -111,7 +112,7 @@ class RunningConnector:
         if config.dicom_listen:
             host, port = split_address(config.dicom_listen, "dicom.listen")
             scp = StoreScp(host, port, config.dicom_ae_title,
-                           lambda received: receive_dicom.answer(self.services, received))
+                           lambda received: dicom_scp.answer(self.services, received))
             try:
                 scp.start()
             except OSError as exc:
@@ -154,7 +155,7 @@ class RunningConnector:
             self._thread.join(30)
         if self.orthanc and self._started_orthanc:
             self.orthanc.stop()
-        self.services.engine.dispose()
+        self.services.store.close()
 
     def __enter__(self):
         return self.start()
@@ -220,10 +221,10 @@ class RunningConnector:
         config = self.config
 
         def handle(raw: bytes, peer: str) -> bytes:
-            return receive_hl7.handle(self.services, raw, peer)
+            return hl7_intake.handle(self.services, raw, peer)
 
         def handle_batch(items: list[tuple[bytes, str]]) -> list[bytes]:
-            return receive_hl7.handle_batch(self.services, items)
+            return hl7_intake.handle_batch(self.services, items)
 
         started: list[MllpListener] = []
         try:

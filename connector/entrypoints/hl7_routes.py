@@ -1,0 +1,200 @@
+"""Which step each inbound HL7 message goes to: one table, `ROUTES`, keyed by MSH-9
+(type, trigger event), as HAPI's `ApplicationRouter` binds applications to message types.
+
+Each `Route` has two parts:
+- `read(services, msg)`: everything that needs no case store — the mapping of fields to the
+  domain, codes, embedded images decoded, report content — returning what `apply` needs, or
+  raising `Hl7Error` (its ERR tells where). Storage mode runs only this before the ACK, so the
+  ACK still refuses what can never be applied.
+- `apply(uow, msg, read)`: builds the command and hands it to its step in the unit of work;
+  returns the accession it concerns (None for identity messages: one patient, several cases).
+
+Orders (ORM^O01, OMG^O19, OMI^O23) by ORC-1: NW opens a case (`open_case`), or, when OBR-4
+carries a teleconsultation code, records a teleconsultation done and bills it
+(`record_teleconsultation`); CA cancels the case (`cancel_order`); XO changes it
+(`change_order`). ADT A08/A31 update the patient (`update_patient`), A40 merges
+(`merge_patients`). ORU^R01 and MDM^T02/T10 go to the report path (`receive_report`).
+Images embedded in an order (OBX value type ED) are attached in the order's transaction; a bad
+one refuses the whole order with ERR at its OBX (`OBX^n^5`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..bootstrap import Services
+from ..domain.errors import ConnectorError, StoreUnavailable
+from ..domain.model import Case
+from ..hl7 import adt, report_in
+from ..hl7.errors import Hl7Error
+from ..hl7.orm import OrderImage, images_from_orm, order_from_orm, teleconsultation_from_orm
+from ..hl7.parse import ParsedMessage
+from ..store.uow import UnitOfWork
+from ..workflow import (attach_image, cancel_order, change_order, merge_patients, open_case,
+                        receive_report, record_teleconsultation, update_patient)
+from ..workflow.commands import (AttachImage, CancelOrder, ChangeOrder, MergePatients, OpenCase,
+                                 ReceiveReport, RecordTeleconsultation, UpdatePatient)
+
+
+@dataclass(frozen=True)
+class Route:
+    read: Callable[[Services, ParsedMessage], Any]
+    apply: Callable[[UnitOfWork, ParsedMessage, Any], "str | None"]
+
+
+@dataclass(frozen=True)
+class ReadOrder:
+    control: str  # ORC-1
+    order: Any  # domain Order
+    images: list[OrderImage]
+    teleconsultation: Any  # hl7.orm.ReportedTeleconsultation, or None
+
+
+def actor_of(msg: ParsedMessage) -> str:
+    return f"hl7:{msg.sender}"
+
+
+def read_order(services: Services, msg: ParsedMessage) -> ReadOrder:
+    mapping = services.mappings.orm
+    control, order = order_from_orm(msg, mapping)
+    if control not in ("NW", "CA", "XO"):
+        raise Hl7Error(f"order control {control} is not supported", hl7_code="103",
+                       location="ORC^1^1")
+    images = images_from_orm(msg, mapping) if control != "CA" else []  # decoded before writing
+    teleconsultation = teleconsultation_from_orm(msg, mapping) if control == "NW" else None
+    if teleconsultation is not None and images:
+        raise Hl7Error("a teleconsultation reported as done takes no images",
+                       hl7_code="102", location=images[0].location,
+                       hint="send the images with a tele-expertise order")
+    return ReadOrder(control, order, images, teleconsultation)
+
+
+def apply_order(uow: UnitOfWork, msg: ParsedMessage, read: ReadOrder) -> str:
+    actor = actor_of(msg)
+    if read.control == "CA":
+        return cancel_order.handle(CancelOrder(read.order, actor), uow).accession
+    if read.control == "XO":
+        case = change_order.handle(ChangeOrder(
+            read.order, update_patient.message_key(msg.sender, msg.control_id), actor), uow)
+    elif read.teleconsultation is not None:
+        return _teleconsultation(uow, RecordTeleconsultation(read.order, read.teleconsultation,
+                                                             actor))
+    else:
+        case = open_case.handle(OpenCase(read.order, actor), uow)
+    _attach(uow, case, read.images, actor=actor)
+    return case.accession
+
+
+def _teleconsultation(uow: UnitOfWork, cmd: RecordTeleconsultation) -> str:
+    """Record and bill the act; a majoration the rules do not know is an error at its OBX."""
+    try:
+        case, _ = record_teleconsultation.handle(cmd, uow)
+    except ConnectorError as err:
+        found = re.match(r"^majorations\[(\d+)\]$", err.where)
+        if found is None:
+            raise
+        raise Hl7Error(err.text, hl7_code="103",
+                       location=cmd.act.majoration_locations[int(found[1])],
+                       hint=err.hint) from None
+    return case.accession
+
+
+def _attach(uow: UnitOfWork, case: Case, images: list[OrderImage], *, actor: str) -> None:
+    """Attach each embedded image in the order's transaction; a refusal names its OBX."""
+    for number, image in enumerate(images, start=1):
+        try:
+            prepared = attach_image.prepare(
+                uow.services, case, AttachImage(case.accession, image.data, actor,
+                                                kind=image.kind, site=image.site),
+                number=number)
+            attach_image.handle(prepared, uow)
+        except StoreUnavailable as err:
+            raise Hl7Error(err.text, hl7_code="207", location=image.location,
+                           hint="resend later") from None
+        except ConnectorError as err:
+            raise Hl7Error(f"embedded image refused: {err.text}", hl7_code="102",
+                           location=image.location, hint=err.hint) from None
+
+
+def read_adt(services: Services, msg: ParsedMessage):
+    return adt.read_adt(msg, orm=services.mappings.orm)
+
+
+def apply_adt(uow: UnitOfWork, msg: ParsedMessage, change) -> None:
+    key = update_patient.message_key(msg.sender, msg.control_id)
+    if isinstance(change, adt.PatientMerge):
+        merge_patients.handle(MergePatients(change.surviving, change.prior_id,
+                                            change.prior_issuer, change.event, key,
+                                            actor_of(msg)), uow)
+    else:
+        update_patient.handle(UpdatePatient(change.patient, change.event, key, actor_of(msg)),
+                              uow)
+    return None  # one patient, possibly several cases: each is audited
+
+
+def read_report(services: Services, msg: ParsedMessage):
+    return report_in.read_report(msg, conducts=services.mappings.conducts)
+
+
+def apply_report(uow: UnitOfWork, msg: ParsedMessage, report) -> str:
+    return receive_report.handle(ReceiveReport(report, actor_of(msg)), uow)
+
+
+ORDER_TYPES = frozenset({("ORM", "O01"), ("OMG", "O19"), ("OMI", "O23")})
+ROUTES: dict[tuple[str, str], Route] = {
+    **{kind: Route(read_order, apply_order) for kind in ORDER_TYPES},
+    **{kind: Route(read_adt, apply_adt) for kind in adt.events()},
+    **{kind: Route(read_report, apply_report) for kind in report_in.events()},
+}
+
+
+def route_of(msg: ParsedMessage) -> Route:
+    """The route of the message's type and event; AR 200/201 when none."""
+    route = ROUTES.get((msg.message_type, msg.trigger))
+    if route is not None:
+        return route
+    if msg.message_type not in {t for t, _ in ROUTES}:
+        raise Hl7Error(f"message type {msg.message_type} is not supported", hl7_code="200",
+                       location="MSH^1^9^1", ack_code="AR")
+    raise Hl7Error(f"event {msg.trigger} is not supported for {msg.message_type}",
+                   hl7_code="201", location="MSH^1^9^2", ack_code="AR")
+
+
+# Domain error codes that have a precise HL7 rendering (table 0357 code, ERR-2 location, MSA-1
+# when the code's default is not right: a state conflict is final, resending will not help).
+_DOMAIN_TO_HL7 = {
+    "duplicate-order": ("205", "ORC^1^2", None),
+    "unknown-order": ("204", "ORC^1^2", None),
+    "state-conflict": ("207", "ORC^1^1", "AE"),
+}
+_ERL = re.compile(r"^[A-Z][A-Z0-9]{2}\^\d+(\^\d+){0,4}$")
+
+
+def as_hl7(err: ConnectorError) -> Hl7Error:
+    """A domain refusal as the ERR the sender reads (table 0357 code, ERR-2 location)."""
+    if isinstance(err, Hl7Error):
+        return err
+    code, location, ack_code = _DOMAIN_TO_HL7.get(err.code, ("207", "", None))
+    location = location or (err.where if _ERL.match(err.where) else "")
+    # The hint of an internal error (207) may name our files: not for the sender.
+    hint = err.hint if err.code in _DOMAIN_TO_HL7 else ""
+    return Hl7Error(err.text, hl7_code=code, location=location, ack_code=ack_code, hint=hint)
+
+
+def route(uow: UnitOfWork, msg: ParsedMessage,
+          read: Any = None) -> tuple[str | None, list[Hl7Error]]:
+    """Apply the message in a savepoint: (accession, []) when applied; (None, [the ERR]) when
+    refused, with nothing it wrote kept. `read` is its route's `read` result when the caller
+    has it. The store being unavailable is raised (try again later)."""
+    try:
+        with uow.savepoint():
+            chosen = route_of(msg)
+            if read is None:
+                read = chosen.read(uow.services, msg)
+            return chosen.apply(uow, msg, read), []
+    except StoreUnavailable:
+        raise
+    except ConnectorError as err:
+        return None, [as_hl7(err)]
