@@ -26,7 +26,7 @@ from sqlalchemy import text
 from upload_corpus import (CASES, MAX_MB, MAX_MEGAPIXELS, PATIENT_MARKERS, UPLOAD_CAP,
                            BadUpload)
 
-from connector.api.guard import HttpLimits
+from connector.entrypoints.api.guard import HttpLimits
 from connector.demo import RecordingPeer, demo_order, local_config, wait_for
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector

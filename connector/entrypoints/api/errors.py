@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ..domain.errors import ConnectorError
+from ...domain.errors import ConnectorError
 
 PROBLEM = "application/problem+json"
 

@@ -1,0 +1,34 @@
+"""The HTTP API: the app, its guard (sizes, slow clients), its error rendering
+(problem+json) and its routers (`routes/`)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from ... import __version__
+from ...bootstrap import Services
+from ...domain.errors import ConnectorError
+from . import errors
+from .auth import token_table
+from .guard import MIB, HttpLimits, RequestGuard
+from .routes import cases, health, images, internal, reports
+
+ROUTERS = (health.router, cases.router, images.router, reports.router, internal.router)
+
+
+def create_app(services: Services, *, limits: HttpLimits | None = None) -> FastAPI:
+    limits = limits or HttpLimits()
+    app = FastAPI(title="TeleDerm Connector", version=__version__)
+    app.state.services = services
+    app.state.tokens = token_table(services)
+    app.add_middleware(RequestGuard, limits=limits,
+                       upload_limit=services.config.images_max_mb * MIB
+                       + limits.upload_overhead_bytes)
+    app.add_exception_handler(ConnectorError, errors.connector_error)
+    app.add_exception_handler(RequestValidationError, errors.validation_error)
+    app.add_exception_handler(HTTPException, errors.http_error)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

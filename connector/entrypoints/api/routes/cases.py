@@ -1,0 +1,75 @@
+"""Reading cases: `GET /api/cases`, `GET /api/cases/{accession}`; and what a dermatologist
+or an operator decides on one: decline (specialist), cancel (admin)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from ....bootstrap import Services
+from ....domain.errors import NotFound
+from ....workflow import refuse_order
+from ....workflow.commands import CancelCase, DeclineCase
+from ..auth import Principal, require
+from ..deps import services
+
+router = APIRouter()
+reader = require("requester", "specialist", "device")
+
+
+class RefuseIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=refuse_order.MAX_REASON,
+                        description="why the request is declined or cancelled: the requester "
+                                    "reads it (ORC-16 of the OC order status)")
+
+
+@router.get("/api/cases")
+def list_cases(status: str | None = None, priority: str | None = None,
+               placer_order_number: str | None = None, patient_id: str | None = None,
+               limit: int = Query(100, ge=1, le=1000),
+               sort: str = Query("created", pattern="^(created|triage)$",
+                                 description="created: newest first; triage: most "
+                                             "urgent first (level, score, priority, "
+                                             "oldest)"),
+               _: Principal = Depends(reader), svc: Services = Depends(services)):
+    with svc.reading() as uow:
+        return uow.queries.list_cases(status=status, priority=priority,
+                                      placer_order_number=placer_order_number,
+                                      patient_id=patient_id, limit=limit, sort=sort)
+
+
+@router.get("/api/cases/{accession}")
+def get_case(accession: str, _: Principal = Depends(reader),
+             svc: Services = Depends(services)):
+    with svc.reading() as uow:
+        case = uow.queries.case_detail(accession)
+    if case is None:
+        raise NotFound(f"no case with accession {accession}", where="accession",
+                       hint="list cases with GET /api/cases")
+    return case
+
+
+@router.post("/api/cases/{accession}/decline")
+def decline(accession: str, body: RefuseIn, who: Principal = Depends(require("specialist")),
+            svc: Services = Depends(services)):
+    """The dermatologist declines the request (out of scope, unusable photos, needs a
+    consultation): the case is REJECTED, nothing is billed, and the requester is told why
+    (ORC-1 OC) when its destination takes order status messages."""
+    with svc.unit() as uow:
+        got = refuse_order.decline(DeclineCase(accession, body.reason, who.actor), uow)
+    return _refusal(got)
+
+
+@router.post("/api/cases/{accession}/cancel")
+def cancel(accession: str, body: RefuseIn, who: Principal = Depends(require("admin")),
+           svc: Services = Depends(services)):
+    """An operator cancels the case (duplicate request, wrong patient): CANCELLED, what an
+    answered case charged is credited, and the requester is told why (ORC-1 OC)."""
+    with svc.unit() as uow:
+        got = refuse_order.cancel(CancelCase(accession, body.reason, who.actor), uow)
+    return _refusal(got)
+
+
+def _refusal(got: refuse_order.RefusedOrder) -> dict:
+    return {"accession": got.accession, "status": got.status,
+            "status_control_id": got.status_control_id, "dft_control_id": got.dft_control_id}
