@@ -22,15 +22,10 @@ before CM.
 
 from __future__ import annotations
 
-import datetime as dt
-
-from sqlalchemy.engine import Connection
-
 from ..domain.model import Case, Order, Practitioner
 from ..hl7.order_status import build_order_status
-from . import send_report
-from ..bootstrap import Services
-from ..domain.moment import hl7_dt
+from ..store.uow import UnitOfWork
+from .outbound import enqueue_hl7, sender_of
 
 # step -> (ORC-1, ORC-5, MSH-10 suffix)
 STEPS = {
@@ -46,84 +41,74 @@ DECLINED = "DECLINED"     # the dermatologist declines the request
 CANCELLED = "CANCELLED"   # an operator cancels the case
 
 
-def accepted(conn: Connection, services: Services, case: Case, *, now: str) -> str | None:
-    return notify(conn, services, case, "accepted", now=now)
+def accepted(uow: UnitOfWork, case: Case) -> str | None:
+    return notify(uow, case, "accepted")
 
 
-def in_progress(conn: Connection, services: Services, case: Case, *, now: str,
-                tag: str = "") -> str | None:
-    return notify(conn, services, case, "in_progress", now=now, tag=tag)
+def in_progress(uow: UnitOfWork, case: Case, *, tag: str = "") -> str | None:
+    return notify(uow, case, "in_progress", tag=tag)
 
 
-def completed(conn: Connection, services: Services, case: Case, *, now: str,
-              tag: str = "") -> str | None:
-    return notify(conn, services, case, "completed", now=now, tag=tag)
+def completed(uow: UnitOfWork, case: Case, *, tag: str = "") -> str | None:
+    return notify(uow, case, "completed", tag=tag)
 
 
-def cancelled_as_requested(conn: Connection, services: Services, case: Case, *,
-                           now: str) -> str | None:
-    return notify(conn, services, case, "cancelled_as_requested", now=now)
+def cancelled_as_requested(uow: UnitOfWork, case: Case) -> str | None:
+    return notify(uow, case, "cancelled_as_requested")
 
 
-def refused(conn: Connection, services: Services, case: Case, *, now: str, code: str, text: str,
+def refused(uow: UnitOfWork, case: Case, *, code: str, text: str,
             action_by: Practitioner | None = None) -> str | None:
-    return notify(conn, services, case, "refused", now=now, reason=(code, text),
-                  action_by=action_by)
+    return notify(uow, case, "refused", reason=(code, text), action_by=action_by)
 
 
 # ORC-1 for an order control we acknowledged once stored but could not apply (table 0119).
 UNABLE = {"NW": "UA", "CA": "UC", "XO": "UX"}
 
 
-def unable(conn: Connection, services: Services, order: Order, order_control: str, *,
-           error: tuple[str, str], key: str, now: str) -> str | None:
+def unable(uow: UnitOfWork, order: Order, order_control: str, *, error: tuple[str, str],
+           key: str) -> str | None:
     """Tell the requester that an order acknowledged once stored (`[hl7] ack_mode =
     "storage"`) could not be applied: ORC-1 UA / UC / UX for NW / CA / XO, ORC-16 the HL7
     error (table 0357 code, text) its ACK would have carried in processing mode. `key` is the
     refused message's (`update_patient.message_key`): one notice per message, however often
     it is applied. Returns the MSH-10, or None when no destination takes order status."""
-    targets = [d for d in services.config.destinations_for("requester")
-               if d.order_status != "off"]
+    config = uow.services.config
+    targets = [d for d in config.destinations_for("requester") if d.order_status != "off"]
     if not targets:
         return None
     control_id = f"RJ{key[:18]}"  # MSH-10 is at most 20 characters in v2.5
     for dest in targets:
         message = build_order_status(
-            control_id=control_id, now=hl7_time(now), message_type=dest.order_status,
+            control_id=control_id, now=uow.moment.hl7, message_type=dest.order_status,
             order_control=UNABLE[order_control], order_status="", case_accession="",
             order=order, reason=error, reason_system="HL70357",
-            sending=(services.config.facility_name, services.config.facility_id),
-            receiving=send_report.sender_of(order))
-        send_report.enqueue_hl7(conn, destination=dest.name, control_id=control_id,
-                                message=message, accession=None, now=now)
+            sending=(config.facility_name, config.facility_id),
+            receiving=sender_of(order))
+        enqueue_hl7(uow, destination=dest.name, control_id=control_id, message=message,
+                    accession=None)
     return control_id
 
 
-def notify(conn: Connection, services: Services, case: Case, step: str, *, now: str,
-           tag: str = "", reason: tuple[str, str] = ("", ""),
+def notify(uow: UnitOfWork, case: Case, step: str, *, tag: str = "",
+           reason: tuple[str, str] = ("", ""),
            action_by: Practitioner | None = None) -> str | None:
     """Queue the status message of `step` for each requester destination that takes them;
-    returns its MSH-10, or None when no destination takes order status messages. `now` is the
-    ISO time of the change (its HL7 form is MSH-7, ORC-9 and OBR-22)."""
+    returns its MSH-10, or None when no destination takes order status messages. The unit of
+    work's moment is the time of the change (MSH-7, ORC-9 and OBR-22)."""
     control, status, suffix = STEPS[step]
-    targets = [d for d in services.config.destinations_for("requester")
-               if d.order_status != "off"]
+    config = uow.services.config
+    targets = [d for d in config.destinations_for("requester") if d.order_status != "off"]
     if not targets:
         return None
     control_id = f"ST{case.accession}{suffix}{tag}"
-    hl7_now = hl7_time(now)
     for dest in targets:
         message = build_order_status(
-            control_id=control_id, now=hl7_now, message_type=dest.order_status,
+            control_id=control_id, now=uow.moment.hl7, message_type=dest.order_status,
             order_control=control, order_status=status, case_accession=case.accession,
             order=case.order, reason=reason, action_by=action_by,
-            sending=(services.config.facility_name, services.config.facility_id),
-            receiving=send_report.sender_of(case.order))
-        send_report.enqueue_hl7(conn, destination=dest.name, control_id=control_id,
-                                message=message, accession=case.accession, now=now)
+            sending=(config.facility_name, config.facility_id),
+            receiving=sender_of(case.order))
+        enqueue_hl7(uow, destination=dest.name, control_id=control_id, message=message,
+                    accession=case.accession)
     return control_id
-
-
-def hl7_time(now: str) -> str:
-    """The HL7 TS (local time, as `common.hl7_dt`) of an ISO time as the store writes it."""
-    return hl7_dt(dt.datetime.fromisoformat(now.replace("Z", "+00:00")))

@@ -45,7 +45,7 @@ from ..store import charges as lines
 from ..store import outbox
 from ..store.schema import reports
 from ..bootstrap import Services
-from .send_report import enqueue_hl7
+from .outbound import enqueue_hl7
 
 CSV_KIND = "billing.csv"
 BOOKED = ("sent", "acknowledged")

@@ -14,44 +14,22 @@ After a final report the requesters that take order status messages also get `SC
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy.engine import Connection
 
 from ..archive.client import viewer_url
 from ..dicom.uids import uid_from
-from ..domain.model import Case, Order, Report
+from ..domain.model import Case, Report
 from ..hl7.mdm import build_mdm
 from ..hl7.oru import build_oru
-from ..store import outbox
 from . import notify_status
+from .outbound import enqueue_hl7, requester_of
 from ..bootstrap import Services
-
-
-def enqueue_hl7(conn: Connection, *, destination: str, control_id: str, message: str,
-                accession: str | None, now: str) -> bool:
-    """Queue one outbound HL7 message; the key makes a replay of the same step a no-op."""
-    payload = json.dumps({"control_id": control_id, "message": message}).encode("utf-8")
-    return outbox.enqueue(conn, kind="hl7.send", destination=destination,
-                          key=f"hl7:{destination}:{control_id}", payload=payload,
-                          accession=accession, now=now)
 
 
 def document_uid(study_uid: str, version: int) -> str:
     """The unique document number of a report version: the SOP Instance UID `record_report`
     gives its Encapsulated PDF."""
     return uid_from("report", study_uid, str(version))
-
-
-def requester_of(case: Case) -> tuple[str, str]:
-    """MSH-5/6 of what we send about a case: the application and facility that ordered it."""
-    return sender_of(case.order)
-
-
-def sender_of(order: Order) -> tuple[str, str]:
-    """MSH-5/6 of what we send about an order: the application and facility that sent it."""
-    sender = order.sender
-    return tuple(sender.split("|", 1)) if "|" in sender else (sender, "")
 
 
 def handle(conn: Connection, services: Services, case: Case, report: Report, *, version: int,

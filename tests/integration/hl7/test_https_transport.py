@@ -17,11 +17,9 @@ from connector.hl7.ack import build_ack
 from connector.hl7.errors import DeliveryError
 from connector.hl7.https import post_message
 from connector.hl7.parse import parse
-from connector.store import outbox
-from connector.domain.moment import iso
 from connector.workflow import worker
 from connector.bootstrap import build
-from connector.workflow.send_report import enqueue_hl7
+from connector.workflow.outbound import enqueue_hl7
 
 
 @pytest.fixture(scope="module")
@@ -124,15 +122,15 @@ api_key_env = "ACCT_KEY"
 ca_file = "{certificate[1]}"
 """)
     services = build(load_config(config_file, environ={"ACCT_KEY": "k-123"}))
-    with services.engine.begin() as conn:
-        enqueue_hl7(conn, destination="acct", control_id="H4", accession=None,
-                    message=demo_order("H4", "PL-H4"), now=iso(services.now()))
+    with services.unit() as uow:
+        enqueue_hl7(uow, destination="acct", control_id="H4", accession=None,
+                    message=demo_order("H4", "PL-H4"))
     assert worker.run_once(services) == 1
-    with services.engine.connect() as conn:
-        (item,) = outbox.items(conn)
+    with services.reading() as uow:
+        (item,) = uow.outbox.items()
     assert item["status"] == "done"
     assert [h["X-API-Key"] for h, _ in server.received] == ["k-123"]
-    services.engine.dispose()
+    services.store.close()
 
 
 def test_config_refuses_an_https_destination_when_its_key_variable_is_unset(tmp_path):
