@@ -16,7 +16,9 @@ from types import ModuleType
 from typing import Any, Iterator
 
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
+from ..domain.errors import StoreUnavailable
 from ..domain.moment import Moment
 from . import audit, cases, charges, counters, images, inbox, outbox, queries, reports
 from .db import WriterGate, engine_and_gate
@@ -97,15 +99,17 @@ class Store:
     def unit(self, moment: Moment, services: Any = None, *,
              urgent: bool = False) -> Iterator[UnitOfWork]:
         """A transaction committed when the block ends normally, rolled back when it raises.
-        `urgent`: a peer waits for it (an ACK), it goes before background writers."""
-        with self.urgent() if urgent else contextlib.nullcontext():
+        `urgent`: a peer waits for it (an ACK), it goes before background writers.
+        The database being unreachable or locked is StoreUnavailable (callers retry later)."""
+        with _unavailable_as_domain(), self.urgent() if urgent else contextlib.nullcontext():
             with self.engine.begin() as conn:
                 yield UnitOfWork(conn, moment, services)
 
     @contextlib.contextmanager
     def reading(self, services: Any = None) -> Iterator[UnitOfWork]:
-        """A connection for reads only (no transaction is held open for writers)."""
-        with self.engine.connect() as conn:
+        """A connection for reads only (no transaction is held open for writers); the
+        database unreachable is StoreUnavailable, as for `unit`."""
+        with _unavailable_as_domain(), self.engine.connect() as conn:
             yield UnitOfWork(conn, None, services)
 
     def urgent(self):
@@ -117,3 +121,14 @@ class Store:
 
     def urgent_within(self, seconds: float) -> bool:
         return self.gate is not None and self.gate.urgent_within(seconds)
+
+
+@contextlib.contextmanager
+def _unavailable_as_domain() -> Iterator[None]:
+    """SQLAlchemy's OperationalError (cannot connect, database locked, disk I/O) as the domain's
+    StoreUnavailable, so that channels answer "retry later" without knowing SQLAlchemy."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise StoreUnavailable(f"the database is unavailable: {type(exc.orig).__name__}",
+                               hint="retry later") from None
