@@ -1,5 +1,6 @@
 """What the accounting feed answered about a batch of charges, applied by the outbox worker in
-the transaction that closes the outbox item (hooks keyed by outbox kind, see `worker.py`).
+the unit of work that closes the outbox item (hooks keyed by outbox kind, see
+`runtime/worker.py`).
 
 - An HL7 message delivered with AA/CA: the lines of the batch with this MSH-10 become
   `acknowledged` (also after an operator re-queued a refused batch that is then accepted).
@@ -14,24 +15,22 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy.engine import Connection
-
 from ..hl7.errors import DeliveryError
-from ..store import charges as lines
 from ..store.outbox import Item
+from ..store.uow import UnitOfWork
 
 
-def on_delivered(conn: Connection, item: Item) -> int:
+def on_delivered(uow: UnitOfWork, item: Item) -> int:
     """The peer accepted the message: its charge lines are acknowledged."""
-    return lines.mark(conn, _control_id(item), "acknowledged", only=("sent", "refused"))
+    return uow.charges.mark(_control_id(item), "acknowledged", only=("sent", "refused"))
 
 
-def on_dead(conn: Connection, item: Item, error: BaseException) -> int:
+def on_dead(uow: UnitOfWork, item: Item, error: BaseException) -> int:
     """The item went to dead letters: its lines are refused when the peer answered AE."""
     if not (isinstance(error, DeliveryError) and error.ack is not None and not error.retryable):
         return 0  # never answered (timeouts, refused connections): still `sent`, retry later
-    return lines.mark(conn, _control_id(item), "refused", reason=f"feed refused it: {error.text}",
-                      only=("sent", "acknowledged"))
+    return uow.charges.mark(_control_id(item), "refused",
+                            reason=f"feed refused it: {error.text}", only=("sent", "acknowledged"))
 
 
 def _control_id(item: Item) -> str:

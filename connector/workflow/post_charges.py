@@ -1,4 +1,4 @@
-"""Step 6: an act's lines reach the accounting feed, in the caller's transaction.
+"""Step 6: an act's lines reach the accounting feed, in the caller's unit of work.
 
 - `handle`: a final tele-expertise report bills what the rules allow (requis and requérant).
 - `charge_act`: any act (also a teleconsultation reported as done, `record_teleconsultation`):
@@ -31,9 +31,6 @@ import datetime as dt
 import json
 from collections import defaultdict
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
-
 from ..billing.csvfeed import render_csv
 from ..billing.engine import (Act, PriorAct, credits_for, evaluate, labels_for, not_billable_id,
                               pending)
@@ -42,77 +39,72 @@ from ..billing.teleexpertise import credit_id
 from ..domain.model import Case, Charge, Order, PersonName, Practitioner
 from ..hl7.dft import build_dft
 from ..store import charges as lines
-from ..store import outbox
-from ..store.schema import reports
-from ..bootstrap import Services
+from ..store.uow import UnitOfWork
 from .outbound import enqueue_hl7
 
 CSV_KIND = "billing.csv"
 BOOKED = ("sent", "acknowledged")
 
 
-def handle(conn: Connection, services: Services, case: Case, specialist: Practitioner, *,
-           act_date: str, hl7_now: str, now: str) -> str | None:
+def handle(uow: UnitOfWork, case: Case, specialist: Practitioner, *, act_date: str) -> str | None:
     """Bill the final report of a tele-expertise answered by `specialist` on `act_date`.
 
     Returns the batch's MSH-10, or None when nothing new is billable (replay, all lines
     refused by the rules) or no accounting destination is configured (the lines are still
     recorded for reconciliation)."""
     day = _day(act_date)
-    rules = services.mappings.rules
+    rules = uow.services.mappings.rules
     act = Act(kind="teleexpertise", date=day, patient=case.order.patient.id,
               requester=case.order.requester, specialist=specialist,
               requester_site=requester_site(case.order),
-              specialist_site=services.config.facility_id,
+              specialist_site=uow.services.config.facility_id,
               patient_hospitalised=case.order.patient_hospitalised,
               level=2 if rules.needs_level("teleexpertise", day) else None,
-              prior_acts=prior_acts(conn, case.accession), accession=case.accession,
-              billing_round=_report_round(conn, case.accession))
-    return charge_act(conn, services, case, act, hl7_now=hl7_now, now=now)
+              prior_acts=prior_acts(uow, case.accession), accession=case.accession,
+              billing_round=_report_round(uow, case.accession))
+    return charge_act(uow, case, act)
 
 
-def charge_act(conn: Connection, services: Services, case: Case, act: Act, *, hl7_now: str,
-               now: str) -> str | None:
+def charge_act(uow: UnitOfWork, case: Case, act: Act) -> str | None:
     """Evaluate `act`, record its new lines and queue one batch of its new charges."""
+    services = uow.services
     result = evaluate(act, tariffs=services.mappings.tariffs, rules=services.mappings.rules)
     facility = services.mappings.facilities.get(services.config.facility_id)
     line = lines.Line(accession=case.accession, kind=act.kind, patient_id=act.patient,
                       facility=facility.id, level=act.level, billing_round=act.billing_round)
-    known = lines.recorded_ids(conn, case.accession)
+    known = uow.charges.recorded_ids(case.accession)
     new = pending(result.charges, known)
-    control_id = _batch(conn, services, case, facility, [(c, line, None) for c in new],
-                        hl7_now=hl7_now, now=now) if new else None
+    control_id = _batch(uow, case, facility, [(c, line, None) for c in new]) if new else None
     for refused in result.not_billable:
         key = not_billable_id(case.accession, refused, act.billing_round)
         if key in known:
             continue
         doctor = act.requester if refused.role == "requerant" else act.specialist
-        lines.record_not_billable(
-            conn, line, transaction_id=key, code=refused.code, role=refused.role,
+        uow.charges.record_not_billable(
+            line, transaction_id=key, code=refused.code, role=refused.role,
             reason=refused.reason, act_date=act.act_date, performed_by=doctor.id,
-            performed_by_name=doctor.name.hl7(), ordered_by=act.requester.id, now=now)
+            performed_by_name=doctor.name.hl7(), ordered_by=act.requester.id,
+            now=uow.moment.iso)
     return control_id
 
 
-def credit_case(conn: Connection, services: Services, case: Case, *, reason: str,
-                hl7_now: str, now: str) -> str | None:
+def credit_case(uow: UnitOfWork, case: Case, *, reason: str) -> str | None:
     """Credit every charge of the case that was booked (sent or acknowledged) and not credited
     yet: one CD per CG, same code, role, amount, date and doctors. Refused charges were never
     booked and are not credited. Returns the batch's MSH-10 (the last one when the charges
     were billed for several facilities), or None when there is nothing to credit."""
-    rows = [r for r in lines.of_case(conn, case.accession)
+    rows = [r for r in uow.charges.of_case(case.accession)
             if r.type == "CD" or (r.type == "CG" and r.status in BOOKED)]
     originals = {credit_id(r.transaction_id): r for r in rows if r.type == "CG"}
     by_facility: dict[str, list] = defaultdict(list)
-    for credit in credits_for([_charge_of(conn, case, r) for r in rows]):
+    for credit in credits_for([_charge_of(uow, case, r) for r in rows]):
         original = originals[credit.transaction_id]
         by_facility[original.facility].append((credit, _line_of(original),
                                                original.transaction_id))
     control_id = None
     for facility_id, entries in by_facility.items():
-        facility = services.mappings.facilities.get(facility_id)
-        control_id = _batch(conn, services, case, facility, entries, hl7_now=hl7_now, now=now,
-                            reason=reason)
+        facility = uow.services.mappings.facilities.get(facility_id)
+        control_id = _batch(uow, case, facility, entries, reason=reason)
     return control_id
 
 
@@ -122,10 +114,10 @@ def requester_site(order: Order) -> str:
     return facility.strip() or application.strip()
 
 
-def prior_acts(conn: Connection, accession: str) -> tuple[PriorAct, ...]:
+def prior_acts(uow: UnitOfWork, accession: str) -> tuple[PriorAct, ...]:
     """The other acts of the case's patient that still stand: for each case and billing round,
     one act when a charge of it was booked (sent or acknowledged) and not credited."""
-    rows = lines.of_patient(conn, accession)
+    rows = uow.charges.of_patient(accession)
     credited = {r.credit_of for r in rows if r.type == "CD"}
     rounds: dict[tuple[str, int], list] = defaultdict(list)
     for row in rows:
@@ -147,42 +139,41 @@ def prior_acts(conn: Connection, accession: str) -> tuple[PriorAct, ...]:
 
 # --- batches ------------------------------------------------------------------------------
 
-def _batch(conn: Connection, services: Services, case: Case, facility: Facility,
-           entries: list[tuple[Charge, lines.Line, str | None]], *, hl7_now: str, now: str,
-           reason: str = "") -> str | None:
+def _batch(uow: UnitOfWork, case: Case, facility: Facility,
+           entries: list[tuple[Charge, lines.Line, str | None]], *, reason: str = "") -> str | None:
     """Record the lines of one batch and queue it to every accounting destination."""
-    control_id = f"DFT{case.accession}N{lines.next_batch(conn, case.accession)}"
+    services, now, hl7_now = uow.services, uow.moment.iso, uow.moment.hl7
+    control_id = f"DFT{case.accession}N{uow.charges.next_batch(case.accession)}"
     batch = [charge for charge, _, _ in entries]
     labels = labels_for(batch, services.mappings.tariffs)
     for charge, line, credit_of in entries:
-        lines.record_charge(conn, line, charge, control_id=control_id, now=now,
-                            credit_of=credit_of, reason=reason)
+        uow.charges.record_charge(line, charge, control_id=control_id, now=now,
+                                  credit_of=credit_of, reason=reason)
     destinations = services.config.destinations_for("accounting")
     for dest in destinations:
         if dest.transport == "file":
             text = render_csv(control_id=control_id, now=hl7_now, order=case.order,
                               accession=case.accession, charges=batch, facility=facility,
                               labels=labels)
-            outbox.enqueue(conn, kind=CSV_KIND, destination=dest.name,
-                           key=f"{CSV_KIND}:{dest.name}:{control_id}",
-                           payload=json.dumps({"control_id": control_id, "text": text}).encode(),
-                           accession=case.accession, now=now)
+            uow.outbox.enqueue(kind=CSV_KIND, destination=dest.name,
+                               key=f"{CSV_KIND}:{dest.name}:{control_id}",
+                               payload=json.dumps({"control_id": control_id,
+                                                   "text": text}).encode(),
+                               accession=case.accession, now=now)
             continue
         message = build_dft(control_id=control_id, now=hl7_now, order=case.order,
                             accession=case.accession, charges=batch, labels=labels,
                             facility=facility,
                             sending=(services.config.facility_name, services.config.facility_id),
                             receiving=(dest.name.upper(), ""))
-        enqueue_hl7(conn, destination=dest.name, control_id=control_id, message=message,
-                    accession=case.accession, now=now)
+        enqueue_hl7(uow, destination=dest.name, control_id=control_id, message=message,
+                    accession=case.accession)
     return control_id if destinations else None
 
 
-def _report_round(conn: Connection, accession: str) -> int:
+def _report_round(uow: UnitOfWork, accession: str) -> int:
     """0 for the first final report of the case, 1 for the next one (after a withdrawal)..."""
-    finals = conn.execute(select(func.count()).select_from(reports).where(
-        reports.c.accession == accession, reports.c.status == "F")).scalar()
-    return max(finals - 1, 0)
+    return max(uow.reports.finals(accession) - 1, 0)
 
 
 def _line_of(row) -> lines.Line:
@@ -190,7 +181,7 @@ def _line_of(row) -> lines.Line:
                       facility=row.facility, level=row.level, billing_round=row.billing_round)
 
 
-def _charge_of(conn: Connection, case: Case, row) -> Charge:
+def _charge_of(uow: UnitOfWork, case: Case, row) -> Charge:
     """A recorded CG/CD row as the Charge it was sent as (doctors with their names)."""
     requester = case.order.requester
     if row.performed_by_name:
@@ -199,9 +190,7 @@ def _charge_of(conn: Connection, case: Case, row) -> Charge:
     elif row.performed_by == requester.id:
         performer = requester
     else:  # rows written before migration 0003 kept no name: the specialist of a report
-        found = conn.execute(select(reports.c.specialist_family, reports.c.specialist_given)
-                             .where(reports.c.accession == case.accession,
-                                    reports.c.specialist_id == row.performed_by)).first()
+        found = uow.reports.specialist_name(case.accession, row.performed_by)
         performer = Practitioner(row.performed_by,
                                  PersonName(*found) if found else PersonName(row.performed_by))
     ordered_by = requester if row.ordered_by in ("", requester.id) else Practitioner(

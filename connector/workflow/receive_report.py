@@ -1,6 +1,6 @@
 """The dermatologist's answer arrives from a reporting system (ORU^R01, MDM^T02, MDM^T10) and
-takes the report path of `POST /api/cases/{accession}/report` (`record_report.record`), in the
-message's transaction: PDF, Encapsulated PDF, ORU to the requester and, for a final report,
+takes the report path of `POST /api/cases/{accession}/report` (`record_report.handle`), in the
+message's unit of work: PDF, Encapsulated PDF, ORU to the requester and, for a final report,
 the act's charges, all committed with the ACK.
 
 - Which case: our accession (OBR-3 ...) else the placer order number (ORC-2 ...); when both
@@ -15,33 +15,27 @@ the act's charges, all committed with the ACK.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-
 from ..domain.errors import StateConflict
 from ..domain.states import CaseStatus
 from ..hl7.errors import Hl7Error
-from ..hl7.parse import ParsedMessage
-from ..hl7.report_in import InboundReport, read_report
-from ..store import audit, cases
-from ..store.schema import reports
+from ..hl7.report_in import InboundReport
+from ..store.uow import UnitOfWork
 from . import record_report
-from ..bootstrap import Services
+from .commands import ReceiveReport, RecordReport
 
 ANSWERED = frozenset({CaseStatus.ANSWERED, CaseStatus.AMENDED})
 
 
-def handle(conn: Connection, services: Services, msg: ParsedMessage, *, now: str,
-           actor: str) -> str:
+def handle(cmd: ReceiveReport, uow: UnitOfWork) -> str:
     """Record the report; returns the case's accession."""
-    report = read_report(msg, conducts=services.mappings.conducts)
-    accession = _case(conn, report)
-    case = cases.load(conn, accession)
-    latest = conn.execute(select(reports).where(reports.c.accession == accession)
-                          .order_by(reports.c.version.desc())).first()
+    report, actor = cmd.report, cmd.actor
+    accession = _case(uow, report)
+    case = uow.cases.load(accession)
+    latest = uow.reports.latest(accession)
     if case.status in ANSWERED and latest is not None and _same(latest, report):
-        audit.append(conn, at=now, actor=actor, action="report.resent", accession=accession,
-                     detail={"version": latest.version, "outcome": "same as the latest report"})
+        uow.audit.append(at=uow.moment.iso, actor=actor, action="report.resent",
+                         accession=accession,
+                         detail={"version": latest.version, "outcome": "same as the latest report"})
         return accession
     correction = report.correction and case.status in ANSWERED
     if correction and latest is None:
@@ -49,9 +43,8 @@ def handle(conn: Connection, services: Services, msg: ParsedMessage, *, now: str
                        location=report.status_location,
                        hint="a teleconsultation reported as done has no report")
     try:
-        record_report.record(conn, services, accession, text=report.text,
-                             conduct=report.conduct, specialist=report.specialist, actor=actor,
-                             correction=correction)
+        record_report.handle(RecordReport(accession, report.text, report.conduct,
+                                          report.specialist, actor, correction=correction), uow)
     except StateConflict as err:
         raise Hl7Error(err.text, hl7_code=207, ack_code="AE", location=report.accession_location,
                        hint="answered cases take a correction (OBX-11 C or MDM^T10); a case "
@@ -59,19 +52,19 @@ def handle(conn: Connection, services: Services, msg: ParsedMessage, *, now: str
     return accession
 
 
-def _case(conn: Connection, report: InboundReport) -> str:
+def _case(uow: UnitOfWork, report: InboundReport) -> str:
     if report.accession:
-        if not cases.exists(conn, report.accession):
+        if not uow.cases.exists(report.accession):
             raise Hl7Error("no case has this accession number", hl7_code=204,
                            location=report.accession_location,
                            hint="send the accession number (filler order number) we sent")
-        placer = cases.placer_of(conn, report.accession)
+        placer = uow.cases.placer_of(report.accession)
         if report.placer_order_number and report.placer_order_number != placer:
             raise Hl7Error("the placer order number is not the one of this accession number",
                            hl7_code=204, location=report.placer_location,
                            hint="check which request this report answers")
         return report.accession
-    found = cases.find_by_placer_any(conn, report.placer_order_number)
+    found = uow.cases.find_by_placer_any(report.placer_order_number)
     if report.placer_namespace and len(found) > 1:
         found = [f for f in found if f[1].split("|")[0] == report.placer_namespace] or found
     if not found:

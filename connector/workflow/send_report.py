@@ -14,16 +14,14 @@ After a final report the requesters that take order status messages also get `SC
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Connection
-
 from ..archive.client import viewer_url
 from ..dicom.uids import uid_from
 from ..domain.model import Case, Report
 from ..hl7.mdm import build_mdm
 from ..hl7.oru import build_oru
+from ..store.uow import UnitOfWork
 from . import notify_status
 from .outbound import enqueue_hl7, requester_of
-from ..bootstrap import Services
 
 
 def document_uid(study_uid: str, version: int) -> str:
@@ -32,21 +30,21 @@ def document_uid(study_uid: str, version: int) -> str:
     return uid_from("report", study_uid, str(version))
 
 
-def handle(conn: Connection, services: Services, case: Case, report: Report, *, version: int,
-           conduct_label: str, pdf: bytes, hl7_now: str, now: str,
-           reason: str = "") -> str | None:
+def queue(uow: UnitOfWork, case: Case, report: Report, *, version: int, conduct_label: str,
+          pdf: bytes, reason: str = "") -> str | None:
     """Queue the report for each requester destination; returns the MSH-10 sent to the first
     one, or None when no requester is configured. `reason` (a withdrawal's) goes into the MDM
     form (TXA-21)."""
-    dests = services.config.destinations_for("requester")
+    config = uow.services.config
+    dests = config.destinations_for("requester")
     if not dests:
         return None
     mark = "W" if report.status == "D" else "V"
-    common = dict(now=hl7_now, case_accession=case.accession, study_uid=case.study_uid,
+    common = dict(now=uow.moment.hl7, case_accession=case.accession, study_uid=case.study_uid,
                   order=case.order, report=report, conduct_label=conduct_label, pdf=pdf,
-                  viewer_url=viewer_url(services.config.orthanc_url, case.order.patient.id,
+                  viewer_url=viewer_url(config.orthanc_url, case.order.patient.id,
                                         case.study_uid),
-                  sending=(services.config.facility_name, services.config.facility_id),
+                  sending=(config.facility_name, config.facility_id),
                   receiving=requester_of(case))
     first = None
     for dest in dests:
@@ -56,13 +54,13 @@ def handle(conn: Connection, services: Services, case: Case, report: Report, *, 
                 control_id=control_id, document_id=document_uid(case.study_uid, version),
                 parent_document_id=document_uid(case.study_uid, version - 1)
                 if report.status == "C" else "",
-                change_reason=reason, namespace=services.config.facility_name, **common)
+                change_reason=reason, namespace=config.facility_name, **common)
         else:
             control_id = f"ORU{case.accession}{mark}{version}"
             message = build_oru(control_id=control_id, **common)
-        enqueue_hl7(conn, destination=dest.name, control_id=control_id, message=message,
-                    accession=case.accession, now=now)
+        enqueue_hl7(uow, destination=dest.name, control_id=control_id, message=message,
+                    accession=case.accession)
         first = first or control_id
     if report.status == "F":
-        notify_status.completed(conn, services, case, now=now, tag=f"V{version}")
+        notify_status.completed(uow, case, tag=f"V{version}")
     return first

@@ -11,6 +11,7 @@ from connector.hl7.ack import AckResult
 from connector.hl7.errors import DeliveryError
 from connector.store import charges as lines
 from connector.store.outbox import Item
+from connector.store.uow import UnitOfWork
 from connector.workflow import charges_delivered
 
 SPEC = Practitioner("810001234567", PersonName("LEROY", "Claire"), "1.2.250.1.71.4.2.1")
@@ -65,8 +66,9 @@ def test_an_acknowledged_batch_marks_only_its_own_charge_lines(engine, case):
     with engine.begin() as conn:
         record(conn, case, "AAAAAAAAAAAA", "DFT1")
         record(conn, case, "BBBBBBBBBBBB", "DFT2")
-        assert charges_delivered.on_delivered(conn, item("DFT1")) == 1
-        assert charges_delivered.on_delivered(conn, item("ORU1")) == 0  # no charge lines
+        uow = UnitOfWork(conn, None)
+        assert charges_delivered.on_delivered(uow, item("DFT1")) == 1
+        assert charges_delivered.on_delivered(uow, item("ORU1")) == 0  # no charge lines
         assert [r.status for r in lines.of_case(conn, case)] == ["acknowledged", "sent"]
 
 
@@ -77,8 +79,9 @@ def test_a_batch_refused_with_ae_is_refused_and_an_unanswered_one_stays_sent(eng
     with engine.begin() as conn:
         record(conn, case, "AAAAAAAAAAAA", "DFT1")
         record(conn, case, "BBBBBBBBBBBB", "DFT2")
-        assert charges_delivered.on_dead(conn, item("DFT2"), timeout) == 0
-        assert charges_delivered.on_dead(conn, item("DFT1"), ae) == 1
+        uow = UnitOfWork(conn, None)
+        assert charges_delivered.on_dead(uow, item("DFT2"), timeout) == 0
+        assert charges_delivered.on_dead(uow, item("DFT1"), ae) == 1
         rows = lines.of_case(conn, case)
     assert [(r.status, r.reason) for r in rows] == [
         ("refused", "feed refused it: peer answered AE (ERR 103 at FT1^1^7)"), ("sent", "")]
