@@ -8,32 +8,30 @@ a closed or rejected case is a state conflict; a CA naming no known order is ref
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Connection
-
 from ..domain.errors import NotFound
-from ..domain.model import Case, Order
+from ..domain.model import Case
 from ..domain.states import CaseEvent, CaseStatus
-from ..store import audit, cases
+from ..store.uow import UnitOfWork
 from . import notify_status, post_charges
-from ..bootstrap import Services
+from .commands import CancelOrder
 
 REASON = "act cancelled by the requester (ORC-1 CA)"
 
 
-def handle(conn: Connection, services: Services, order: Order, *, hl7_now: str, now: str,
-           actor: str) -> Case:
-    accession = cases.find_by_placer(conn, order.sender, order.placer_order_number)
+def handle(cmd: CancelOrder, uow: UnitOfWork) -> Case:
+    order, now = cmd.order, uow.moment.iso
+    accession = uow.cases.find_by_placer(order.sender, order.placer_order_number)
     if accession is None:
         raise NotFound("no case has this placer order number", code="unknown-order",
                        where="placer_order_number",
                        hint="cancel with the placer order number of the original order")
-    case = cases.load(conn, accession)
+    case = uow.cases.load(accession)
     if case.status is CaseStatus.CANCELLED:
         return case
     case.apply(CaseEvent.CANCEL)
-    cases.save_status(conn, case, now)
-    dft = post_charges.credit_case(conn, services, case, reason=REASON, hl7_now=hl7_now, now=now)
-    audit.append(conn, at=now, actor=actor, action="case.cancelled", accession=accession,
-                 detail={"dft": dft})
-    notify_status.cancelled_as_requested(conn, services, case, now=now)  # ORC-1 CR
+    uow.cases.save_status(case, now)
+    dft = post_charges.credit_case(uow, case, reason=REASON)
+    uow.audit.append(at=now, actor=cmd.actor, action="case.cancelled", accession=accession,
+                     detail={"dft": dft})
+    notify_status.cancelled_as_requested(uow, case)  # ORC-1 CR
     return case

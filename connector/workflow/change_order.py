@@ -14,28 +14,26 @@ order again).
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Connection
-
 from ..domain.errors import NotFound, StateConflict
-from ..domain.model import Case, Order
+from ..domain.model import Case
 from ..domain.states import CaseStatus
 from ..hl7.errors import Hl7Error
-from ..store import audit, cases
+from ..store.uow import UnitOfWork
 from . import update_patient
-from ..bootstrap import Services
+from .commands import ChangeOrder, UpdatePatient
 
 CHANGEABLE = frozenset({CaseStatus.OPEN, CaseStatus.IMAGES_PENDING, CaseStatus.READY,
                         CaseStatus.IN_REVIEW})
 
 
-def handle(conn: Connection, services: Services, order: Order, *, key: str, now: str,
-           actor: str) -> Case:
-    accession = cases.find_by_placer(conn, order.sender, order.placer_order_number)
+def handle(cmd: ChangeOrder, uow: UnitOfWork) -> Case:
+    order, key, now = cmd.order, cmd.key, uow.moment.iso
+    accession = uow.cases.find_by_placer(order.sender, order.placer_order_number)
     if accession is None:
         raise NotFound("no case has this placer order number", code="unknown-order",
                        where="placer_order_number",
                        hint="change an order with the placer order number of the original order")
-    case = cases.load(conn, accession)
+    case = uow.cases.load(accession)
     if case.status not in CHANGEABLE:
         raise StateConflict(f"a case in state {case.status.value} can no longer be changed",
                             where="case.status",
@@ -45,12 +43,11 @@ def handle(conn: Connection, services: Services, order: Order, *, key: str, now:
         raise Hl7Error("the change names another patient than the order", hl7_code=207,
                        location="PID^1^3", ack_code="AE",
                        hint="merge the patients (ADT^A40), or cancel and order again")
-    changed = cases.update_order(conn, accession, order, now)
+    changed = uow.cases.update_order(accession, order, now)
     if order.patient != known:  # same person, demographics updated
-        update_patient.handle(conn, services, order.patient, event="XO", key=key, now=now,
-                              actor=actor)
+        update_patient.handle(UpdatePatient(order.patient, "XO", key, cmd.actor), uow)
     if changed:
-        update_patient.refresh_worklist(conn, accession, key=key, now=now)
-    audit.append(conn, at=now, actor=actor, action="order.changed", accession=accession,
-                 detail={"changed": changed})
-    return cases.load(conn, accession)
+        update_patient.refresh_worklist(uow, accession, key=key)
+    uow.audit.append(at=now, actor=cmd.actor, action="order.changed", accession=accession,
+                     detail={"changed": changed})
+    return uow.cases.load(accession)

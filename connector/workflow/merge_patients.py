@@ -19,22 +19,18 @@ already written keep the identifier they were billed with.
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Connection
-
-from ..domain.model import Patient
-from ..store import audit, cases
+from ..store.uow import UnitOfWork
 from . import update_patient
-from ..bootstrap import Services
+from .commands import MergePatients
 
 
-def handle(conn: Connection, services: Services, surviving: Patient, *, prior_id: str,
-           prior_issuer: str, event: str, key: str, now: str, actor: str) -> list[str]:
-    """Merge; returns the accessions whose patient is now `surviving`."""
-    prior = (prior_id, prior_issuer)
-    if prior not in update_patient.identity_keys(surviving) and cases.find_patient(
-            conn, *prior) is None:
-        audit.append(conn, at=now, actor=actor, action="patient.merge_ignored",
-                     detail={"event": event, "outcome": "prior patient has no case"})
-    accessions = update_patient.apply(conn, surviving, event=event, key=key, now=now,
-                                      actor=actor, merged=(prior,))
+def handle(cmd: MergePatients, uow: UnitOfWork) -> list[str]:
+    """Merge; returns the accessions whose patient is now `cmd.surviving`."""
+    prior = (cmd.prior_id, cmd.prior_issuer)
+    if prior not in update_patient.identity_keys(cmd.surviving) and uow.cases.find_patient(
+            *prior) is None:
+        uow.audit.append(at=uow.moment.iso, actor=cmd.actor, action="patient.merge_ignored",
+                         detail={"event": cmd.event, "outcome": "prior patient has no case"})
+    accessions = update_patient.apply(uow, cmd.surviving, event=cmd.event, key=cmd.key,
+                                      actor=cmd.actor, merged=(prior,))
     return accessions or []

@@ -14,34 +14,31 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy.engine import Connection
-
 from ..billing.engine import Act
-from ..domain.model import Case, Order
+from ..domain.model import Case
 from ..domain.states import CaseEvent
-from ..hl7.orm import ReportedTeleconsultation
-from ..store import audit, cases
+from ..store.uow import UnitOfWork
 from . import open_case, post_charges
-from ..bootstrap import Services
+from .commands import OpenCase, RecordTeleconsultation
 
 
-def handle(conn: Connection, services: Services, order: Order, act: ReportedTeleconsultation,
-           *, received_on: str, hl7_now: str, now: str, actor: str) -> tuple[Case, str | None]:
+def handle(cmd: RecordTeleconsultation, uow: UnitOfWork) -> tuple[Case, str | None]:
     """Open, complete and charge the case; returns it and the batch's MSH-10 (or None)."""
-    case = open_case.handle(conn, order, now=now, actor=actor, worklist=False)
+    order, act, now = cmd.order, cmd.act, uow.moment.iso
+    case = open_case.handle(OpenCase(order, cmd.actor, worklist=False), uow)
     case.apply(CaseEvent.ACT_REPORTED)
-    cases.save_status(conn, case, now)
-    day = act.performed_on or received_on
+    uow.cases.save_status(case, now)
+    day = act.performed_on or uow.moment.day
     billed = Act(kind="teleconsultation", date=dt.date(int(day[:4]), int(day[4:6]), int(day[6:8])),
                  patient=order.patient.id, requester=order.requester, specialist=act.performer,
                  requester_site=post_charges.requester_site(order),
-                 specialist_site=services.config.facility_id,
+                 specialist_site=uow.services.config.facility_id,
                  patient_hospitalised=order.patient_hospitalised,
                  specialist_is_gp=act.specialist_is_gp, majorations=act.majorations,
-                 prior_acts=post_charges.prior_acts(conn, case.accession),
+                 prior_acts=post_charges.prior_acts(uow, case.accession),
                  accession=case.accession)
-    dft = post_charges.charge_act(conn, services, case, billed, hl7_now=hl7_now, now=now)
-    audit.append(conn, at=now, actor=actor, action="act.reported", accession=case.accession,
-                 detail={"kind": "teleconsultation", "code": act.code,
-                         "majorations": list(act.majorations), "act_date": day, "dft": dft})
+    dft = post_charges.charge_act(uow, case, billed)
+    uow.audit.append(at=now, actor=cmd.actor, action="act.reported", accession=case.accession,
+                     detail={"kind": "teleconsultation", "code": act.code,
+                             "majorations": list(act.majorations), "act_date": day, "dft": dft})
     return case, dft

@@ -19,11 +19,9 @@ from dataclasses import dataclass
 from ..domain.errors import DomainError
 from ..domain.model import Practitioner
 from ..domain.states import CaseEvent
-from ..store import audit, cases
-from ..domain.moment import iso
+from ..store.uow import UnitOfWork
 from . import notify_status, post_charges
-from ..bootstrap import Services
-from ..domain.moment import hl7_dt
+from .commands import CancelCase, DeclineCase
 
 MAX_REASON = 199  # ORC-16.2, CE text: 199 characters in v2.5
 
@@ -36,20 +34,20 @@ class RefusedOrder:
     dft_control_id: str | None      # the credit batch of an answered case, else None
 
 
-def decline(services: Services, accession: str, *, reason: str, actor: str,
-            specialist: Practitioner | None = None) -> RefusedOrder:
+def decline(cmd: DeclineCase, uow: UnitOfWork) -> RefusedOrder:
     """The dermatologist declines the request: REJECTED, OC with the reason."""
-    return _refuse(services, accession, CaseEvent.REFUSE, notify_status.DECLINED, reason=reason,
-                   actor=actor, action_by=specialist, action="case.declined")
+    return _refuse(uow, cmd.accession, CaseEvent.REFUSE, notify_status.DECLINED,
+                   reason=cmd.reason, actor=cmd.actor, action_by=cmd.specialist,
+                   action="case.declined")
 
 
-def cancel(services: Services, accession: str, *, reason: str, actor: str) -> RefusedOrder:
+def cancel(cmd: CancelCase, uow: UnitOfWork) -> RefusedOrder:
     """An operator cancels the case: CANCELLED (charges credited), OC with the reason."""
-    return _refuse(services, accession, CaseEvent.CANCEL, notify_status.CANCELLED,
-                   reason=reason, actor=actor, action_by=None, action="case.cancelled")
+    return _refuse(uow, cmd.accession, CaseEvent.CANCEL, notify_status.CANCELLED,
+                   reason=cmd.reason, actor=cmd.actor, action_by=None, action="case.cancelled")
 
 
-def _refuse(services: Services, accession: str, event: CaseEvent, code: str, *, reason: str,
+def _refuse(uow: UnitOfWork, accession: str, event: CaseEvent, code: str, *, reason: str,
             actor: str, action_by: Practitioner | None, action: str) -> RefusedOrder:
     reason = " ".join(reason.split())
     if not reason:
@@ -57,19 +55,14 @@ def _refuse(services: Services, accession: str, event: CaseEvent, code: str, *, 
                           hint="say why the request is refused; the requester reads it")
     if len(reason) > MAX_REASON:
         raise DomainError(f"reason is longer than {MAX_REASON} characters", where="reason")
-    moment = services.now()
-    now, hl7_now = iso(moment), hl7_dt(moment)
-    with services.engine.begin() as conn:
-        case = cases.load(conn, accession)
-        case.apply(event)  # StateConflict for a closed, cancelled or rejected case
-        cases.save_status(conn, case, now)
-        dft = None
-        if event is CaseEvent.CANCEL:
-            dft = post_charges.credit_case(conn, services, case,
-                                           reason=f"case cancelled: {reason}",
-                                           hl7_now=hl7_now, now=now)
-        sent = notify_status.refused(conn, services, case, now=now, code=code, text=reason,
-                                     action_by=action_by)
-        audit.append(conn, at=now, actor=actor, action=action, accession=accession,
+    now = uow.moment.iso
+    case = uow.cases.load(accession)
+    case.apply(event)  # StateConflict for a closed, cancelled or rejected case
+    uow.cases.save_status(case, now)
+    dft = None
+    if event is CaseEvent.CANCEL:
+        dft = post_charges.credit_case(uow, case, reason=f"case cancelled: {reason}")
+    sent = notify_status.refused(uow, case, code=code, text=reason, action_by=action_by)
+    uow.audit.append(at=now, actor=actor, action=action, accession=accession,
                      detail={"reason": reason, "status": sent, "dft": dft})
     return RefusedOrder(accession, case.status.value, sent, dft)

@@ -39,14 +39,13 @@ import hashlib
 import json
 import logging
 
-from sqlalchemy.engine import Connection
-
 from ..archive.errors import ArchiveUnavailable
 from ..domain.model import Patient
-from ..store import audit, cases, outbox
+from ..store.files import write_durably
+from ..store.uow import UnitOfWork
 from . import publish_worklist
 from ..bootstrap import Services
-from ..store.files import write_durably
+from .commands import UpdatePatient
 
 log = logging.getLogger("connector.identity")
 
@@ -60,14 +59,13 @@ def message_key(sender: str, control_id: str) -> str:
     return hashlib.sha256(f"{sender}|{control_id}".encode()).hexdigest()[:20]
 
 
-def handle(conn: Connection, services: Services, patient: Patient, *, event: str, key: str,
-           now: str, actor: str) -> list[str]:
-    """Store `patient`'s demographics on their record; returns the accessions of their cases
-    ([] when the patient has none). `key` identifies the message (`message_key`)."""
-    accessions = apply(conn, patient, event=event, key=key, now=now, actor=actor)
+def handle(cmd: UpdatePatient, uow: UnitOfWork) -> list[str]:
+    """Store the patient's demographics on their record; returns the accessions of their cases
+    ([] when the patient has none). `cmd.key` identifies the message (`message_key`)."""
+    accessions = apply(uow, cmd.patient, event=cmd.event, key=cmd.key, actor=cmd.actor)
     if accessions is None:
-        audit.append(conn, at=now, actor=actor, action="patient.unknown",
-                     detail={"event": event, "outcome": "no case for this patient"})
+        uow.audit.append(at=uow.moment.iso, actor=cmd.actor, action="patient.unknown",
+                         detail={"event": cmd.event, "outcome": "no case for this patient"})
         return []
     return accessions
 
@@ -83,54 +81,56 @@ def identity_keys(patient: Patient) -> list[tuple[str, str]]:
     return list(dict.fromkeys(keys))
 
 
-def apply(conn: Connection, patient: Patient, *, event: str, key: str, now: str, actor: str,
+def apply(uow: UnitOfWork, patient: Patient, *, event: str, key: str, actor: str,
           merged: tuple[tuple[str, str], ...] = ()) -> list[str] | None:
     """Give the patient's record the message's identity and demographics; the records of the
     `merged` identifiers (a merge's prior patient), and any other record this message names
     (`identity_keys`), give it their cases and are deleted. Returns the accessions of the
     patient's cases, or None when no record matches (nothing is created)."""
-    found = [cases.find_patient(conn, *k) for k in [*identity_keys(patient), *merged]]
+    now = uow.moment.iso
+    found = [uow.cases.find_patient(*k) for k in [*identity_keys(patient), *merged]]
     records = list(dict.fromkeys(pk for pk in found if pk is not None))
     if not records:
         return None
     target, others = records[0], records[1:]
-    own = cases.patient_accessions(conn, target)
-    moved = [a for pk in others for a in cases.move_cases(conn, pk, target, now)]
-    changed = cases.update_patient(conn, target, patient)
-    propagate(conn, moved + (own if changed else []), key=key, now=now)
+    own = uow.cases.patient_accessions(target)
+    moved = [a for pk in others for a in uow.cases.move_cases(pk, target, now)]
+    changed = uow.cases.update_patient(target, patient)
+    propagate(uow, moved + (own if changed else []), key=key)
     for accession in moved:
-        audit.append(conn, at=now, actor=actor, action="patient.merged", accession=accession,
-                     detail={"event": event})
+        uow.audit.append(at=now, actor=actor, action="patient.merged", accession=accession,
+                         detail={"event": event})
     for accession in own:
-        audit.append(conn, at=now, actor=actor, action="patient.updated", accession=accession,
-                     detail={"event": event, "changed": changed})
+        uow.audit.append(at=now, actor=actor, action="patient.updated", accession=accession,
+                         detail={"event": event, "changed": changed})
     return own + moved
 
 
-def propagate(conn: Connection, accessions: list[str], *, key: str, now: str) -> None:
+def propagate(uow: UnitOfWork, accessions: list[str], *, key: str) -> None:
     """After the patient of these cases changed: queue the archive update of each case that has
     archive content, and rewrite the worklist entries of those that still take images."""
-    cases.touch(conn, accessions, now)
+    now = uow.moment.iso
+    uow.cases.touch(accessions, now)
     for accession in accessions:
-        if cases.has_archive_content(conn, accession):
-            outbox.enqueue(conn, kind=KIND, destination=DESTINATION,
-                           key=f"{KIND}:{accession}:{key}",
-                           payload=json.dumps({"accession": accession}).encode(),
-                           accession=accession, now=now)
-        refresh_worklist(conn, accession, key=key, now=now)
+        if uow.cases.has_archive_content(accession):
+            uow.outbox.enqueue(kind=KIND, destination=DESTINATION,
+                               key=f"{KIND}:{accession}:{key}",
+                               payload=json.dumps({"accession": accession}).encode(),
+                               accession=accession, now=now)
+        refresh_worklist(uow, accession, key=key)
 
 
-def refresh_worklist(conn: Connection, accession: str, *, key: str, now: str) -> None:
+def refresh_worklist(uow: UnitOfWork, accession: str, *, key: str) -> None:
     """Queue the rewrite of the case's worklist entries (built from the case as stored when the
     worker runs), if it still takes images."""
-    if cases.load(conn, accession).status not in publish_worklist.SCHEDULABLE:
+    if uow.cases.load(accession).status not in publish_worklist.SCHEDULABLE:
         return
     for modality in publish_worklist.MODALITIES:
-        outbox.enqueue(conn, kind=publish_worklist.KIND, destination=publish_worklist.DESTINATION,
-                       key=f"{publish_worklist.KIND}:{accession}:{modality}:{key}",
-                       payload=json.dumps({"accession": accession,
-                                           "modality": modality}).encode(),
-                       accession=accession, now=now)
+        uow.outbox.enqueue(kind=publish_worklist.KIND, destination=publish_worklist.DESTINATION,
+                           key=f"{publish_worklist.KIND}:{accession}:{modality}:{key}",
+                           payload=json.dumps({"accession": accession,
+                                               "modality": modality}).encode(),
+                           accession=accession, now=uow.moment.iso)
 
 
 def archive_tags(patient: Patient) -> dict[str, str]:
@@ -145,8 +145,8 @@ def perform(services: Services, payload: bytes) -> str:
     Returns "absent" (nothing in the archive), "unchanged" or "updated"; raises
     `ArchiveUnavailable` (retried) while the archive is down or not yet up to date."""
     accession = json.loads(payload)["accession"]
-    with services.engine.connect() as conn:
-        case = cases.load(conn, accession)
+    with services.reading() as uow:
+        case = uow.cases.load(accession)
     target = archive_tags(case.order.patient)
     archive = services.archive
     spool = services.config.data_dir / SPOOL / accession

@@ -35,6 +35,7 @@ from connector.domain.moment import iso
 from connector.store.schema import outbox as outbox_table
 from connector.store.schema import reports
 from connector.workflow import mark_ready, open_case, record_report, refuse_order
+from connector.workflow.commands import CancelCase, DeclineCase
 from connector.entrypoints import hl7_intake
                                 withdraw_report, worker)
 from connector.bootstrap import build
@@ -306,8 +307,9 @@ def test_the_dermatologist_declines_and_the_requester_reads_oc_with_the_reason(t
     peer = peers(RecordingPeer("ehr"))
     services = services_for(tmp_path, ehr(peer, order_status="ORU^R01"))
     accession = open_ready_case(services, "PL-OUT-5")
-    got = refuse_order.decline(services, accession, reason="Photos floues, merci de reprendre",
-                               actor="dermato", specialist=SPECIALIST)
+    with services.unit() as uow:
+        got = refuse_order.decline(DeclineCase(accession, "Photos floues, merci de reprendre",
+                                               "dermato", specialist=SPECIALIST), uow)
     assert (got.status, got.status_control_id) == ("REJECTED", f"ST{accession}OC")
     drain(services)
     oc = peer.parsed()[-1]
@@ -317,8 +319,8 @@ def test_the_dermatologist_declines_and_the_requester_reads_oc_with_the_reason(t
     assert (orc.extract_field(1, 16, 1, 1), orc.extract_field(1, 16, 1, 2)) == (
         "DECLINED", "Photos floues, merci de reprendre")
     assert orc.extract_field(1, 19, 1, 1) == SPECIALIST.id
-    with pytest.raises(StateConflict):  # a rejected case cannot be refused again
-        refuse_order.cancel(services, accession, reason="again", actor="operator")
+    with pytest.raises(StateConflict), services.unit() as uow:  # rejected: not refused again
+        refuse_order.cancel(CancelCase(accession, "again", "operator"), uow)
 
 
 def test_an_operator_cancels_an_answered_case_credits_it_and_sends_oc(tmp_path, peers):
@@ -329,7 +331,8 @@ def test_an_operator_cancels_an_answered_case_credits_it_and_sends_oc(tmp_path, 
     accession = open_ready_case(services, "PL-OUT-6")
     record_report.handle(services, accession, text="Naevus bénin.", conduct="no_visit",
                          specialist=SPECIALIST, actor="test")
-    got = refuse_order.cancel(services, accession, reason="Demande en double", actor="admin")
+    with services.unit() as uow:
+        got = refuse_order.cancel(CancelCase(accession, "Demande en double", "admin"), uow)
     assert got.status == "CANCELLED" and got.dft_control_id
     drain(services)
     drain(services, "compta")
@@ -340,11 +343,11 @@ def test_an_operator_cancels_an_answered_case_credits_it_and_sends_oc(tmp_path, 
 
 def test_an_empty_or_long_reason_is_refused(tmp_path):
     services = services_for(tmp_path)
-    with pytest.raises(DomainError) as exc:
-        refuse_order.decline(services, "TD00000001", reason="  ", actor="x")
+    with pytest.raises(DomainError) as exc, services.unit() as uow:
+        refuse_order.decline(DeclineCase("TD00000001", "  ", "x"), uow)
     assert exc.value.where == "reason"
-    with pytest.raises(DomainError) as exc:
-        refuse_order.cancel(services, "TD00000001", reason="x" * 200, actor="x")
+    with pytest.raises(DomainError) as exc, services.unit() as uow:
+        refuse_order.cancel(CancelCase("TD00000001", "x" * 200, "x"), uow)
     assert exc.value.where == "reason"
 
 
