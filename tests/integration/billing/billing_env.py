@@ -30,7 +30,9 @@ from connector.hl7.errors import Hl7Error
 from connector.hl7.parse import encode, parse
 from connector.store import cases
 from connector.store.schema import charges, outbox
-from connector.workflow import record_report, worker
+from connector.runtime import worker
+from connector.workflow import record_report
+from connector.workflow.commands import RecordReport
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import Services, build
 
@@ -101,37 +103,38 @@ class Billing:
     def open_case(self, placer: str, **kwargs) -> str:
         ack = self.send(order(placer, **kwargs))
         assert ack.code == "AA", [e.text for e in ack.errors]
-        with self.services.engine.connect() as conn:
+        with self.services.store.engine.connect() as conn:
             return cases.find_by_placer(conn, "DPI_HOPITAL|" + kwargs.get("facility", "CHU_DEMO"),
                                         placer)
 
     def answer(self, accession: str, specialist: Practitioner = SPECIALIST):
         """The specialist answers (the case is first given an image, as an upload would)."""
-        with self.services.engine.begin() as conn:
+        with self.services.store.engine.begin() as conn:
             case = cases.load(conn, accession)
             if case.status.value in ("OPEN",):
                 case.apply(CaseEvent.IMAGE_RECEIVED)
                 cases.save_status(conn, case, "2026-11-24T08:00:00+00:00")
-        return record_report.handle(self.services, accession, text="Naevus bénin.",
-                                    conduct="no_visit", specialist=specialist, actor="test")
+        with self.services.unit() as uow:
+            return record_report.handle(
+                RecordReport(accession, "Naevus bénin.", "no_visit", specialist, "test"), uow)
 
     def drain(self, *destinations: str) -> None:
         """Run the worker until the destinations have no pending item left."""
         def idle():
             worker.run_once(self.services)
-            with self.services.engine.connect() as conn:
+            with self.services.store.engine.connect() as conn:
                 return not conn.execute(select(outbox.c.id).where(
                     outbox.c.status == "pending",
                     outbox.c.destination.in_(destinations))).first()
         wait_for(idle, DEADLINE, f"{', '.join(destinations)} drained")
 
     def lines(self, accession: str) -> list[dict]:
-        with self.services.engine.connect() as conn:
+        with self.services.store.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(
                 select(charges).where(charges.c.accession == accession).order_by(charges.c.id))]
 
     def outbox(self, destination: str) -> list[dict]:
-        with self.services.engine.connect() as conn:
+        with self.services.store.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(
                 select(outbox).where(outbox.c.destination == destination)
                 .order_by(outbox.c.id))]
@@ -154,7 +157,7 @@ def billing(tmp_path):
         Destination("accounting-files", "accounting", "file", str(drop)),
     ))
     yield Billing(services, ehr, accounting, drop)
-    services.engine.dispose()
+    services.store.engine.dispose()
     ehr.stop()
     accounting.stop()
 

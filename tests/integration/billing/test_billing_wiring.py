@@ -19,8 +19,7 @@ from connector.demo import RecordingPeer
 from connector.domain.errors import StateConflict
 from connector.store import cases, outbox
 from connector.workflow import post_charges, withdraw_report
-from connector.domain.moment import hl7_dt
-from connector.domain.moment import iso
+from connector.workflow.commands import WithdrawReport
 
 
 def cents(billing: Billing, code: str, role: str, day: str) -> int:
@@ -88,12 +87,9 @@ def test_replayed_final_report_books_nothing_new(billing):
     billing.answer(accession)
     before = billing.lines(accession)
     services = billing.services
-    with services.engine.begin() as conn:
-        case = cases.load(conn, accession)
-        moment = services.now()
-        again = post_charges.handle(conn, services, case, SPECIALIST,
-                                    act_date=before[0]["act_date"], hl7_now=hl7_dt(moment),
-                                    now=iso(moment))
+    with services.unit() as uow:
+        case = uow.cases.load(accession)
+        again = post_charges.handle(uow, case, SPECIALIST, act_date=before[0]["act_date"])
     assert again is None
     assert billing.lines(accession) == before
     assert len(billing.outbox("accounting")) == 1
@@ -119,14 +115,14 @@ def test_refused_dft_leaves_its_charges_refused_with_the_reason(tmp_path):
         assert all("unknown charge code" not in r["reason"] for r in lines)  # peer text not kept
 
         # An operator re-queues the batch: accepted this time, the lines are acknowledged.
-        with repaired.engine.begin() as conn:
+        with repaired.store.engine.begin() as conn:
             assert outbox.retry(conn, item["id"], repaired.now())
         Billing(repaired, None, fixed, tmp_path / "drop").drain("compta")
         assert [r["status"] for r in env.lines(accession)] == ["acknowledged", "acknowledged"]
         assert len(fixed.messages) == 1
     finally:
-        services.engine.dispose()
-        repaired.engine.dispose()
+        services.store.engine.dispose()
+        repaired.store.engine.dispose()
         refusing.stop()
         fixed.stop()
 
@@ -158,7 +154,8 @@ def test_a_credited_act_does_not_use_the_yearly_quota(billing):
     accessions = [billing.open_case(f"PL-Q-{n}", patient="IPP-Q") for n in range(1, 6)]
     for accession in accessions[:4]:
         billing.answer(accession)
-    withdraw_report.handle(billing.services, accessions[0], reason="wrong patient", actor="test")
+    with billing.services.unit() as uow:
+        withdraw_report.handle(WithdrawReport(accessions[0], "wrong patient", "test"), uow)
     assert billing.answer(accessions[4]).dft_control_id
     assert {r["status"] for r in billing.lines(accessions[4])} == {"sent"}
 
@@ -185,8 +182,8 @@ def test_withdrawn_report_credits_exactly_what_was_charged_and_tells_the_request
     billing.drain("accounting", "ehr")
     charged = billing.lines(accession)
 
-    got = withdraw_report.handle(billing.services, accession, reason="wrong patient",
-                                 actor="test")
+    with billing.services.unit() as uow:
+        got = withdraw_report.handle(WithdrawReport(accession, "wrong patient", "test"), uow)
     assert (got.status, got.version, got.credits) == ("IN_REVIEW", 1, 2)
     assert got.oru_control_id == f"ORU{accession}W1"
     assert got.dft_control_id == f"DFT{accession}N2"
@@ -216,8 +213,8 @@ def test_withdrawn_report_credits_exactly_what_was_charged_and_tells_the_request
     assert {str(s(11)) for s in oru.segments("OBX")} == {"D"}
 
     # Withdrawn once: a second withdrawal is a state conflict, and nothing more is credited.
-    with pytest.raises(StateConflict):
-        withdraw_report.handle(billing.services, accession, reason="again", actor="test")
+    with pytest.raises(StateConflict), billing.services.unit() as uow:
+        withdraw_report.handle(WithdrawReport(accession, "again", "test"), uow)
     assert len(billing.lines(accession)) == 4
 
     # Answered again: a new act in billing round 1, with new FT1-2 ids.
@@ -231,8 +228,8 @@ def test_withdrawn_report_credits_exactly_what_was_charged_and_tells_the_request
 
 def test_case_without_report_cannot_be_withdrawn(billing):
     accession = billing.open_case("PL-WD-2")
-    with pytest.raises(StateConflict):
-        withdraw_report.handle(billing.services, accession, reason="x", actor="test")
+    with pytest.raises(StateConflict), billing.services.unit() as uow:
+        withdraw_report.handle(WithdrawReport(accession, "x", "test"), uow)
 
 
 def test_cancelled_order_credits_a_charged_act_and_only_cancels_an_uncharged_one(billing):
@@ -268,7 +265,7 @@ def test_cancel_of_a_closed_case_is_a_final_error(billing):
     accession = billing.open_case("PL-CA-3")
     billing.answer(accession)
     from connector.domain.states import CaseEvent
-    with billing.services.engine.begin() as conn:
+    with billing.services.store.engine.begin() as conn:
         case = cases.load(conn, accession)
         case.apply(CaseEvent.CLOSE)
         cases.save_status(conn, case, "2026-11-24T09:00:00+00:00")
@@ -366,12 +363,12 @@ def test_a_specialist_not_on_file_for_credits_keeps_the_name_sent_with_the_charg
 
 
 def _status(billing: Billing, accession: str) -> str:
-    with billing.services.engine.connect() as conn:
+    with billing.services.store.engine.connect() as conn:
         return cases.load(conn, accession).status.value
 
 
 def _accession(billing: Billing, placer: str) -> str | None:
-    with billing.services.engine.connect() as conn:
+    with billing.services.store.engine.connect() as conn:
         return cases.find_by_placer(conn, "DPI_HOPITAL|CHU_DEMO", placer)
 
 

@@ -17,7 +17,7 @@ Changes Log (`catch_up`), so a stable-study notification lost while the connecto
 still makes its case READY.
 
 What follows an item's outcome is kept out of the worker: `ON_DONE` and `ON_DEAD` map an outbox
-kind to hooks run in the transaction that marks the item done or dead (e.g. charges
+kind to hooks run in the unit of work that marks the item done or dead (e.g. charges
 acknowledged or refused, `charges_delivered`).
 """
 
@@ -28,19 +28,17 @@ import logging
 import threading
 import time
 
-from sqlalchemy import update
-
 from ..billing import csvfeed
+from ..bootstrap import Services
 from ..config import Destination
 from ..domain.errors import ConnectorError
 from ..hl7.client import check_delivery, send_to
-from ..hl7.https import post_message
 from ..hl7.errors import DeliveryError
-from ..store import outbox
-from ..domain.moment import iso
-from ..store.schema import images
-from . import catch_up, charges_delivered, post_charges, publish_worklist, update_patient
-from ..bootstrap import Services
+from ..hl7.https import post_message
+from ..store.outbox import Item
+from ..store.uow import UnitOfWork
+from ..workflow import charges_delivered, post_charges, publish_worklist, update_patient
+from . import catch_up
 
 log = logging.getLogger("connector.worker")
 
@@ -52,7 +50,7 @@ CATCH_UP_SECONDS = 10.0
 LANE_STOP_SECONDS = 25.0
 
 
-def _perform(services: Services, item: outbox.Item) -> None:
+def _perform(services: Services, item: Item) -> None:
     if item.kind == "archive.store":
         path = item.payload.decode()
         with open(path, "rb") as fh:
@@ -86,7 +84,7 @@ def _perform(services: Services, item: outbox.Item) -> None:
     raise ConnectorError(f"unknown outbox kind {item.kind}")
 
 
-def _destination(services: Services, item: outbox.Item, *transports: str) -> Destination:
+def _destination(services: Services, item: Item, *transports: str) -> Destination:
     dest = next((d for d in services.config.destinations if d.name == item.destination), None)
     if dest is None or dest.transport not in transports:
         raise DeliveryError(f"destination '{item.destination}' is not configured"
@@ -95,19 +93,19 @@ def _destination(services: Services, item: outbox.Item, *transports: str) -> Des
     return dest
 
 
-def _archived(services: Services, conn, item: outbox.Item) -> None:
-    conn.execute(update(images).where(images.c.path == item.payload.decode())
-                 .values(archived_at=iso(services.now())))
+def _archived(services: Services, uow: UnitOfWork, item: Item) -> None:
+    uow.images.mark_archived(item.payload.decode(), uow.moment.iso)
 
 
-# Hooks run in the transaction that marks an item done `hook(services, conn, item)` or dead
-# `hook(services, conn, item, error)`, by outbox kind.
-def _charges_delivered(services: Services, conn, item: outbox.Item) -> None:
-    charges_delivered.on_delivered(conn, item)
+# Hooks run in the unit of work that marks an item done `hook(services, uow, item)` or dead
+# `hook(services, uow, item, error)`, by outbox kind.
+def _charges_delivered(services: Services, uow: UnitOfWork, item: Item) -> None:
+    charges_delivered.on_delivered(uow, item)
 
 
-def _charges_refused(services: Services, conn, item: outbox.Item, error: BaseException) -> None:
-    charges_delivered.on_dead(conn, item, error)
+def _charges_refused(services: Services, uow: UnitOfWork, item: Item,
+                     error: BaseException) -> None:
+    charges_delivered.on_dead(uow, item, error)
 
 
 ON_DONE = {
@@ -121,54 +119,60 @@ ON_DEAD = {
 
 def run_once(services: Services) -> int:
     """Claim and perform the due items (one per destination); return how many were attempted."""
-    items = outbox.claim(services.engine, services.now())
+    items = _claim(services)
     for item in items:
         attempt(services, item)
     return len(items)
 
 
-def attempt(services: Services, item: outbox.Item, *,
-            claim_next: bool = False) -> outbox.Item | None:
+def _claim(services: Services, *, exclude: tuple[str, ...] = ()) -> list[Item]:
+    """Lease the due head item of each destination (not of those in `exclude`), in a
+    transaction of its own."""
+    with services.unit() as uow:
+        return uow.outbox.claim_in(uow.moment.utc, exclude=exclude)
+
+
+def attempt(services: Services, item: Item, *, claim_next: bool = False) -> Item | None:
     """Perform one claimed item and record the outcome: done, to be retried, or dead. With
     `claim_next`, the next due item of the same destination is claimed in the transaction
     that records the outcome, and returned (None when there is none)."""
-    following: list[outbox.Item] = []
+    following: list[Item] = []
     try:
         _perform(services, item)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded on the item
         # Content the other side refused, or a case/entry that cannot be built: no retry.
         retryable = getattr(exc, "retryable", True)
-        with services.engine.begin() as conn:
-            status = outbox.fail(conn, item, services.now(), f"{type(exc).__name__}: {exc}",
-                                 max_attempts=services.config.outbox_max_attempts,
-                                 retryable=retryable)
+        with services.unit() as uow:
+            status = uow.outbox.fail(item, uow.moment.utc, f"{type(exc).__name__}: {exc}",
+                                     max_attempts=services.config.outbox_max_attempts,
+                                     retryable=retryable)
             if status == "dead":
                 for hook in ON_DEAD.get(item.kind, ()):
-                    hook(services, conn, item, exc)
+                    hook(services, uow, item, exc)
             if claim_next:
-                following = outbox.claim_in(conn, services.now(), limit=1,
-                                            destination=item.destination)
+                following = uow.outbox.claim_in(uow.moment.utc, limit=1,
+                                                destination=item.destination)
         log.warning("outbox %s %s (%s) failed, now %s: %s", item.id, item.kind,
                     item.accession or "-", status, exc)
         return following[0] if following else None
-    with services.engine.begin() as conn:
-        outbox.complete(conn, item.id, services.now())
+    with services.unit() as uow:
+        uow.outbox.complete(item.id, uow.moment.utc)
         for hook in ON_DONE.get(item.kind, ()):
-            hook(services, conn, item)
+            hook(services, uow, item)
         if claim_next:
-            following = outbox.claim_in(conn, services.now(), limit=1,
-                                        destination=item.destination)
+            following = uow.outbox.claim_in(uow.moment.utc, limit=1,
+                                            destination=item.destination)
     log.info("outbox %s %s (%s) done", item.id, item.kind, item.accession or "-")
     return following[0] if following else None
 
 
-def _lane(services: Services, item: outbox.Item, stop: threading.Event) -> None:
+def _lane(services: Services, item: Item, stop: threading.Event) -> None:
     """Perform `item`, then the next due items of its destination, until none is due or
     `stop` is set (an item claimed but not attempted is then given back)."""
     while item is not None:
         if stop.is_set():
-            with services.engine.begin() as conn:
-                outbox.release(conn, item.id)
+            with services.unit() as uow:
+                uow.outbox.release(item.id)
             return
         try:
             item = attempt(services, item, claim_next=True)
@@ -180,10 +184,10 @@ def _lane(services: Services, item: outbox.Item, stop: threading.Event) -> None:
 def _release_leases(services: Services) -> None:
     """Void the leases of a worker that died (SQLite only: there, the serving process is the
     only worker; several workers share a PostgreSQL store and keep their leases)."""
-    if services.engine.dialect.name != "sqlite":
+    if services.store.dialect != "sqlite":
         return
-    with services.engine.begin() as conn:
-        released = outbox.release_leases(conn)
+    with services.unit() as uow:
+        released = uow.outbox.release_leases()
     if released:
         log.warning("outbox: %s item(s) leased by a previous run taken back", released)
 
@@ -202,7 +206,7 @@ def run_forever(services: Services, stop: threading.Event) -> None:
         for name in [name for name, lane in lanes.items() if not lane.is_alive()]:
             del lanes[name]
         try:
-            items = outbox.claim(services.engine, services.now(), exclude=tuple(lanes))
+            items = _claim(services, exclude=tuple(lanes))
         except Exception:  # noqa: BLE001 - e.g. database briefly locked: log and go on
             log.exception("outbox pass failed")
             items = []
