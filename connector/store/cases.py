@@ -241,3 +241,32 @@ def find_by_placer_any(conn: Connection, placer_order_number: str) -> list[tuple
 def placer_of(conn: Connection, accession: str) -> str:
     return conn.execute(select(cases.c.placer_order_number)
                         .where(cases.c.accession == accession)).scalar() or ""
+
+
+def created_at(conn: Connection, accession: str) -> str | None:
+    """When the case was opened, as stored (ISO UTC)."""
+    return conn.execute(select(cases.c.created_at).where(cases.c.accession == accession)).scalar()
+
+
+def statuses(conn: Connection, accessions: list[str]) -> dict[str, str]:
+    """The status of each of these cases that exists, by accession."""
+    return dict(conn.execute(select(cases.c.accession, cases.c.status)
+                             .where(cases.c.accession.in_(accessions))).all())
+
+
+def patient_id_of(conn: Connection, accession: str) -> str | None:
+    """The identifier of the case's patient, or None when there is no such case."""
+    return conn.execute(select(patients.c.patient_id)
+                        .join(cases, cases.c.patient_pk == patients.c.id)
+                        .where(cases.c.accession == accession)).scalar()
+
+
+def of_patient(conn: Connection, patient_id: str, issuer: str,
+               among: frozenset[CaseStatus]) -> list[str]:
+    """The accessions of the patient's cases whose status is `among` these; any issuer when
+    `issuer` is empty."""
+    query = select(cases.c.accession).join(patients, cases.c.patient_pk == patients.c.id).where(
+        patients.c.patient_id == patient_id, cases.c.status.in_([s.value for s in among]))
+    if issuer:
+        query = query.where(patients.c.issuer == issuer)
+    return list(conn.execute(query).scalars())

@@ -15,20 +15,14 @@ plus the questionnaire's red flags), so capture devices list the most urgent cas
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-
-from ..dicom.worklist import MODALITIES, WorklistEntry, WorklistFolder
-from ..domain.states import CaseEvent, CaseStatus, TRANSITIONS
-from ..store import audit, cases, outbox
-from ..domain.moment import iso
-from ..store.schema import cases as cases_table
 from ..bootstrap import Services
-from ..domain.moment import hl7_dt
+from ..dicom.worklist import MODALITIES, WorklistEntry, WorklistFolder
+from ..domain.moment import Moment
+from ..domain.states import CaseEvent, CaseStatus, TRANSITIONS
+from ..store.uow import UnitOfWork
 
 log = logging.getLogger("connector.worklist")
 
@@ -46,13 +40,14 @@ _TEXT = {
 }
 
 
-def enqueue(conn: Connection, accession: str, *, now: str) -> None:
-    """Queue the publication of the case's entries, in the caller's transaction."""
+def enqueue(uow: UnitOfWork, accession: str) -> None:
+    """Queue the publication of the case's entries, in the caller's unit of work."""
     for modality in MODALITIES:
-        outbox.enqueue(conn, kind=KIND, destination=DESTINATION,
-                       key=f"{KIND}:{accession}:{modality}",
-                       payload=json.dumps({"accession": accession, "modality": modality}).encode(),
-                       accession=accession, now=now)
+        uow.outbox.enqueue(kind=KIND, destination=DESTINATION,
+                           key=f"{KIND}:{accession}:{modality}",
+                           payload=json.dumps({"accession": accession,
+                                               "modality": modality}).encode(),
+                           accession=accession, now=uow.moment.iso)
 
 
 def perform(services: Services, payload: bytes) -> str:
@@ -62,10 +57,9 @@ def perform(services: Services, payload: bytes) -> str:
     accession, modality = body["accession"], body["modality"]
     if not services.config.worklist_enabled:
         return "skipped"
-    with services.engine.connect() as conn:
-        case = cases.load(conn, accession)
-        created_at = conn.execute(select(cases_table.c.created_at).where(
-            cases_table.c.accession == accession)).scalar()
+    with services.reading() as uow:
+        case = uow.cases.load(accession)
+        created_at = uow.cases.created_at(accession)
     if case.status not in SCHEDULABLE:
         return "skipped"
     text = _TEXT[services.config.report_language]
@@ -73,7 +67,7 @@ def perform(services: Services, payload: bytes) -> str:
         accession=accession, study_uid=case.study_uid,
         placer_order_number=case.order.placer_order_number, patient=case.order.patient,
         requester=case.order.requester, priority=case.order.priority, modality=modality,
-        station_ae=services.config.station_ae(modality), start=_local(created_at),
+        station_ae=services.config.station_ae(modality), start=Moment.from_iso(created_at).hl7,
         procedure_description=text["procedure"], step_description=text[modality],
         triage_level=case.order.triage.level)
     WorklistFolder(services.config.worklist_folder).write(entry)
@@ -87,25 +81,17 @@ def retire(services: Services) -> int:
     if not published:
         return 0
     accessions = sorted({a for a, _ in published})
-    with services.engine.connect() as conn:
-        status = dict(conn.execute(select(cases_table.c.accession, cases_table.c.status).where(
-            cases_table.c.accession.in_(accessions))).all())
+    with services.reading() as uow:
+        status = uow.cases.statuses(accessions)
     gone = [(a, m) for a, m in published
             if a in status and CaseStatus(status[a]) not in SCHEDULABLE]
     if not gone:
         return 0
-    now = iso(services.now())
-    with services.engine.begin() as conn:
+    with services.unit() as uow:
         for accession, modality in gone:
             if folder.remove(accession, modality):
-                audit.append(conn, at=now, actor="worker", action="worklist.retired",
-                             accession=accession,
-                             detail={"modality": modality, "status": status[accession]})
+                uow.audit.append(at=uow.moment.iso, actor="worker", action="worklist.retired",
+                                 accession=accession,
+                                 detail={"modality": modality, "status": status[accession]})
     log.info("withdrew %d worklist entr%s", len(gone), "y" if len(gone) == 1 else "ies")
     return len(gone)
-
-
-def _local(stored: str) -> str:
-    """A stored ISO UTC timestamp as local YYYYMMDDHHMMSS (what DICOM DA/TM mean)."""
-    moment = dt.datetime.strptime(stored, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
-    return hl7_dt(moment)

@@ -10,9 +10,10 @@ from connector.archive.client import ArchiveClient
 from connector.config import load_config
 from connector.demo import demo_photo, wait_for
 from connector.domain.model import Order, Patient, PersonName, Practitioner
+from connector.runtime import catch_up, worker
 from connector.store import cases
-from connector.domain.moment import iso
-from connector.workflow import attach_image, catch_up, open_case, worker
+from connector.workflow import attach_image, open_case
+from connector.workflow.commands import AttachImage, OpenCase
 from connector.bootstrap import build
 
 
@@ -25,18 +26,18 @@ def test_catch_up_marks_the_case_ready_when_the_notification_was_lost(orthanc, t
                   patient=Patient("IPP-CATCH", PersonName("MARTIN", "Luc")),
                   requester=Practitioner("801234567897", PersonName("DOC", "Jean")),
                   question="Lésion ?")
-    with services.engine.begin() as conn:
-        case = open_case.handle(conn, order, now=iso(services.now()), actor="test")
-    attach_image.handle(services, case.accession, demo_photo(False), actor="test")
+    with services.unit() as uow:
+        case = open_case.handle(OpenCase(order, "test"), uow)
+    attach_image.attach(services, [AttachImage(case.accession, demo_photo(False), "test")])
     wait_for(lambda: worker.run_once(services) == 0, 30, "the image to be stored")
     assert orthanc.client.find_study(case.study_uid) is not None
 
     # The plugin's notification went to a URL where nothing listens; the Changes Log has it.
     wait_for(lambda: catch_up.run_once(services) > 0, 30, "a StableStudy change")
-    with services.engine.connect() as conn:
+    with services.store.engine.connect() as conn:
         assert cases.load(conn, case.accession).status.value == "READY"
     assert catch_up.run_once(services) == 0  # the cursor moved past it
-    services.engine.dispose()
+    services.store.close()
 
 
 def test_an_unreachable_orthanc_is_logged_once_per_outage_not_every_sweep(tmp_path, caplog,
@@ -53,6 +54,6 @@ def test_an_unreachable_orthanc_is_logged_once_per_outage_not_every_sweep(tmp_pa
              60, "three catch-up sweeps")
     stop.set()
     runner.join(30)
-    services.engine.dispose()
+    services.store.close()
     failed = [r for r in caplog.records if "catch-up failed" in r.getMessage()]
     assert [r.levelname for r in failed[:3]] == ["WARNING", "DEBUG", "DEBUG"]
