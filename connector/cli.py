@@ -101,6 +101,7 @@ def cmd_wrap(args) -> int:
 
 def cmd_import(args) -> int:
     from .workflow import attach_image
+    from .workflow.commands import AttachImage
     from .bootstrap import build
     services = build(_config(args))
     files = sorted(p for p in Path(args.dir).iterdir() if p.is_file()) if Path(args.dir).is_dir() else None
@@ -109,8 +110,8 @@ def cmd_import(args) -> int:
     failed = 0
     for i, path in enumerate(files, start=1):
         try:
-            attach_image.handle(services, args.accession, path.read_bytes(), kind=args.kind,
-                                actor="cli:import")
+            attach_image.attach(services, [AttachImage(args.accession, path.read_bytes(),
+                                                       "cli:import", kind=args.kind)])
         except ImageError as err:
             failed += 1
             print(f"\rtelederm: {path.name} refused: {err.one_line()}", file=sys.stderr)

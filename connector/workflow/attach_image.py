@@ -16,23 +16,18 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
-
+from ..bootstrap import Services
 from ..dicom.dermoscopy import select_device
 from ..dicom.quality import QualityReport, assess_dataset
 from ..dicom.sites import lookup
 from ..dicom.uids import uid_from
 from ..dicom.wrap import WrappedImage, check_kind, wrap_image
-from ..domain.errors import ImageError
+from ..domain.errors import ImageError, StateConflict
 from ..domain.model import Case, ImageKind, LateralityValues
 from ..domain.states import CaseEvent, next_status
-from ..store import audit, cases, outbox
-from ..domain.moment import iso
-from ..store.schema import images
-from ..bootstrap import Services
-from ..domain.moment import hl7_dt
 from ..store.files import write_durably
+from ..store.uow import UnitOfWork
+from .commands import AttachImage
 
 
 @dataclass(frozen=True)
@@ -58,95 +53,119 @@ class Prepared:
     description: str
     wrapped: WrappedImage
     quality: QualityReport
+    actor: str
 
 
-def handle(services: Services, accession: str, data: bytes, *, kind: str = "photo",
-           site: str = "", laterality: str = "", description: str = "", device: str = "",
-           tracking_id: str = "", actor: str) -> AttachedImage:
-    """Build the object outside any transaction (decoding can take a second), then record it,
-    its archive job and the case's transition in one short transaction."""
-    with services.engine.connect() as conn:
-        case = cases.load(conn, accession)
-        number = conn.execute(select(func.count()).select_from(images).where(
-            images.c.accession == accession)).scalar() + 1
-    prepared = prepare(services, case, data, number=number, kind=kind, site=site,
-                       laterality=laterality, description=description, device=device,
-                       tracking_id=tracking_id)
-    with services.engine.begin() as conn:
-        return record(conn, services, prepared, actor=actor)
+def attach(services: Services, commands: list[AttachImage]) -> list[AttachedImage]:
+    """Attach files to one case, all or none: what every channel (HTTP upload, CLI import,
+    watched folder) calls.
+
+    The objects are built outside any transaction (decoding can take a second each), then
+    recorded with their archive jobs and the case's transition in one short unit of work. A
+    case that takes no more images raises StateConflict, unless every file is already attached
+    to it (a client repeating an upload whose answer it lost gets that answer again). A refused
+    file raises its ImageError, naming it by position among several (`for_file`), and nothing
+    is stored.
+    """
+    accession = commands[0].accession
+    with services.reading() as uow:
+        case = uow.cases.load(accession)
+        number = uow.images.count(accession)
+        try:
+            next_status(case.status, CaseEvent.IMAGE_RECEIVED)
+        except StateConflict:
+            known = [attached(uow, case, cmd.data, cmd.kind) for cmd in commands]
+            if not all(known):
+                raise
+            return known
+    prepared = []
+    for index, cmd in enumerate(commands):
+        try:
+            prepared.append(prepare(services, case, cmd, number=number + index + 1))
+        except ImageError as exc:
+            raise for_file(exc, index, len(commands)) from None
+    with services.unit() as uow:
+        return [handle(p, uow) for p in prepared]
 
 
-def prepare(services: Services, case: Case, data: bytes, *, number: int, kind: str = "photo",
-            site: str = "", laterality: str = "", description: str = "", device: str = "",
-            tracking_id: str = "") -> Prepared:
-    """Check the arguments, wrap the file as DICOM and run the quality gate; writes nothing."""
+def prepare(services: Services, case: Case, cmd: AttachImage, *, number: int) -> Prepared:
+    """Check the command, wrap the file as DICOM (instance `number` of the case) and run the
+    quality gate; writes nothing."""
+    kind, laterality = cmd.kind, cmd.laterality
     check_kind(kind)
     if laterality and laterality not in {v.value for v in LateralityValues}:
         raise ImageError(f"laterality '{laterality}' is not R, L, B or U", where="laterality")
-    body_site = lookup(services.mappings.sites, site) if site else None
-    dermoscope = _dermoscope(services, kind, device, tracking_id)
+    body_site = lookup(services.mappings.sites, cmd.site) if cmd.site else None
+    dermoscope = _dermoscope(services, kind, cmd.device, cmd.tracking_id)
     next_status(case.status, CaseEvent.IMAGE_RECEIVED)  # refuse a closed case before any work
-    sha = hashlib.sha256(data).hexdigest()
+    sha = hashlib.sha256(cmd.data).hexdigest()
     sop_uid = uid_from("image", case.study_uid, kind, sha)
     series_uid = uid_from("series", case.study_uid, kind)
-    moment = services.now()
+    moment = services.moment()
     config = services.config
     wrapped = wrap_image(
-        data, kind=kind, patient=case.order.patient, study_uid=case.study_uid,
+        cmd.data, kind=kind, patient=case.order.patient, study_uid=case.study_uid,
         accession=case.accession, series_uid=series_uid, sop_uid=sop_uid,
-        instance_number=number, study_datetime=case.order.ordered_at[:14] or hl7_dt(moment),
-        content_datetime=hl7_dt(moment), referring=case.order.requester.name,
-        site=body_site, laterality=laterality, description=description,
+        instance_number=number, study_datetime=case.order.ordered_at[:14] or moment.hl7,
+        content_datetime=moment.hl7, referring=case.order.requester.name,
+        site=body_site, laterality=laterality, description=cmd.description,
         institution=config.facility_name, dermoscope=dermoscope,
         max_bytes=config.images_max_mb * 1024 * 1024,
         max_pixels=config.images_max_megapixels * 1_000_000)
-    return Prepared(case.accession, kind, sha, sop_uid, series_uid, site, laterality,
-                    description, wrapped, assess_dataset(wrapped.dataset))
+    return Prepared(case.accession, kind, sha, sop_uid, series_uid, cmd.site, laterality,
+                    cmd.description, wrapped, assess_dataset(wrapped.dataset), cmd.actor)
 
 
-def record(conn: Connection, services: Services, prepared: Prepared, *,
-           actor: str) -> AttachedImage:
-    """In the caller's transaction: file, row, case transition, archive job, audit.
-    The same image recorded twice is a no-op (`created` False)."""
+def handle(prepared: Prepared, uow: UnitOfWork) -> AttachedImage:
+    """Record a prepared image in the caller's unit of work: file, row, case transition,
+    archive job, audit. The same image recorded twice is a no-op (`created` False)."""
     p = prepared
-    known = conn.execute(select(images.c.quality).where(images.c.sop_uid == p.sop_uid)).first()
+    known = uow.images.find(p.sop_uid)
     if known is not None:  # the same answer as the first time, quality flags included
         return AttachedImage(p.accession, p.sop_uid, p.kind, created=False,
                              quality=_flags(known.quality))
-    now = iso(services.now())
-    case = cases.load(conn, p.accession)
+    now = uow.moment.iso
+    case = uow.cases.load(p.accession)
     case.apply(CaseEvent.IMAGE_RECEIVED)
-    path = services.config.data_dir / "images" / p.accession / f"{p.sop_uid}.dcm"
+    path = uow.services.config.data_dir / "images" / p.accession / f"{p.sop_uid}.dcm"
     write_durably(path, p.wrapped.to_bytes())
-    conn.execute(images.insert().values(
+    uow.images.insert(
         accession=p.accession, sop_uid=p.sop_uid, series_uid=p.series_uid,
         sop_class_uid=p.wrapped.sop_class_uid, kind=p.kind, source_sha256=p.sha256,
         path=str(path), site_code=p.site, laterality=p.laterality, description=p.description,
-        created_at=now, quality=json.dumps(p.quality.as_dict())))
-    cases.save_status(conn, case, now)
-    outbox.enqueue(conn, kind="archive.store", destination="archive", key=f"archive:{p.sop_uid}",
-                   payload=str(path).encode(), accession=p.accession, now=now)
-    audit.append(conn, at=now, actor=actor, action="image.attached", accession=p.accession,
-                 detail={"sop_instance_uid": p.sop_uid, "sha256": p.sha256, "kind": p.kind,
-                         "source_type": p.wrapped.source_type,
-                         "pixel_path": p.wrapped.pixel_path,
-                         "orientation": p.wrapped.orientation,
-                         "transfer_syntax": p.wrapped.transfer_syntax_uid,
-                         "quality": list(p.quality.flags)})
+        created_at=now, quality=json.dumps(p.quality.as_dict()))
+    uow.cases.save_status(case, now)
+    uow.outbox.enqueue(kind="archive.store", destination="archive", key=f"archive:{p.sop_uid}",
+                       payload=str(path).encode(), accession=p.accession, now=now)
+    uow.audit.append(at=now, actor=p.actor, action="image.attached", accession=p.accession,
+                     detail={"sop_instance_uid": p.sop_uid, "sha256": p.sha256, "kind": p.kind,
+                             "source_type": p.wrapped.source_type,
+                             "pixel_path": p.wrapped.pixel_path,
+                             "orientation": p.wrapped.orientation,
+                             "transfer_syntax": p.wrapped.transfer_syntax_uid,
+                             "quality": list(p.quality.flags)})
     return AttachedImage(p.accession, p.sop_uid, p.kind, created=True, quality=p.quality.flags)
 
 
-def attached(conn: Connection, case: Case, data: bytes, kind: str) -> AttachedImage | None:
-    """The image this file already is in `case` (as `record` answered it), or None: lets a
+def attached(uow: UnitOfWork, case: Case, data: bytes, kind: str) -> AttachedImage | None:
+    """The image this file already is in `case` (as `handle` answered it), or None: lets a
     client repeating an upload whose answer it lost learn that it is there, even once the
     case no longer takes images."""
     sop_uid = uid_from("image", case.study_uid, kind, hashlib.sha256(data).hexdigest())
-    row = conn.execute(select(images.c.kind, images.c.quality).where(
-        images.c.sop_uid == sop_uid, images.c.accession == case.accession)).first()
+    row = uow.images.find(sop_uid, case.accession)
     if row is None:
         return None
     return AttachedImage(case.accession, sop_uid, row.kind, created=False,
                          quality=_flags(row.quality))
+
+
+def for_file(exc: ImageError, index: int, count: int) -> ImageError:
+    """The refusal of file `index` of `count`, saying which (by position: names may carry
+    patient data) and that none of them was stored."""
+    if count == 1 or exc.where != "image":
+        return exc
+    return type(exc)(f"file {index + 1} of {count}: {exc.text}; none of the {count} files was "
+                      "stored", where=f"file.{index}", hint=exc.hint, code=exc.code)
 
 
 def _flags(quality: str) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from connector.hl7.ack import read_ack
 from connector.store import cases
 from connector.store.schema import outbox
 from connector.workflow import attach_image, record_report, update_patient, worker
+from connector.workflow.commands import AttachImage
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import build
 from connector.store.files import write_durably
@@ -89,7 +90,8 @@ def test_patient_update_and_merge_rewrite_the_stored_study(orthanc_factory, tmp_
     with services.engine.connect() as conn:
         case = cases.load(conn, cases.find_by_placer(conn, "DPI_HOPITAL|CHU_DEMO", "PL-ARCH"))
     for dermoscopy in (False, True):
-        attach_image.handle(services, case.accession, demo_photo(dermoscopy), actor="test")
+        attach_image.attach(services, [AttachImage(case.accession, demo_photo(dermoscopy),
+                                                   "test")])
     record_report.handle(services, case.accession, text="Naevus bénin.", conduct="no_visit",
                          specialist=Practitioner("810001234567", PersonName("LEROY", "Claire")),
                          actor="test")

@@ -26,6 +26,7 @@ from connector.hl7.ack import AckResult, read_ack
 from connector.store import cases, queries
 from connector.store.schema import audit, outbox
 from connector.workflow import attach_image, worker
+from connector.workflow.commands import AttachImage
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import Services, build
 
@@ -136,7 +137,8 @@ class Inbound:
         assert ack.code == "AA", [e.text for e in ack.errors]
         accession = self.accession(placer)
         for n in range(images):
-            attach_image.handle(self.services, accession, demo_photo(n % 2 == 1), actor="test")
+            attach_image.attach(self.services, [AttachImage(accession, demo_photo(n % 2 == 1),
+                                                            "test")])
         return accession
 
     def accession(self, placer: str) -> str:

@@ -15,9 +15,9 @@ from connector.config import load_config
 from connector.domain.errors import ImageError
 from connector.domain.model import Order, Patient, PersonName, Practitioner
 from connector.store import cases
-from connector.domain.moment import iso
 from connector.store.schema import audit, images, outbox
 from connector.workflow import attach_image, open_case
+from connector.workflow.commands import AttachImage, OpenCase
 from connector.bootstrap import build
 
 from dicom_samples import ODD, encode, oriented_jpeg, pattern, png_bomb
@@ -43,15 +43,21 @@ def case(tmp_path):
                   patient=Patient("IPP-INTAKE", PersonName("MARTIN", "Luc")),
                   requester=Practitioner("801234567897", PersonName("DOC", "Jean")),
                   question="Lésion ?")
-    with services.engine.begin() as conn:
-        opened = open_case.handle(conn, order, now=iso(services.now()), actor="test")
+    with services.unit() as uow:
+        opened = open_case.handle(OpenCase(order, "test"), uow)
     yield services, opened.accession
-    services.engine.dispose()
+    services.store.close()
 
 
 def _count(services, table) -> int:
-    with services.engine.connect() as conn:
+    with services.store.engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar()
+
+
+def _attach(services, accession: str, data: bytes, **details) -> attach_image.AttachedImage:
+    """One file through the step every channel calls."""
+    [got] = attach_image.attach(services, [AttachImage(accession, data, "test", **details)])
+    return got
 
 
 def _files(services) -> list:
@@ -62,15 +68,15 @@ def _files(services) -> list:
 def test_attach_image_stores_a_decoded_heic_once_when_sent_twice(case):
     services, accession = case
     data = _heic()
-    first = attach_image.handle(services, accession, data, actor="test")
-    again = attach_image.handle(services, accession, data, actor="test")
+    first = _attach(services, accession, data)
+    again = _attach(services, accession, data)
     assert first.created and not again.created
     assert first.sop_instance_uid == again.sop_instance_uid
     (path,) = _files(services)
     ds = dcmread(path)
     assert ds.SOPInstanceUID == first.sop_instance_uid
     assert ds.file_meta.TransferSyntaxUID == JPEGLSLossless
-    with services.engine.connect() as conn:
+    with services.store.engine.connect() as conn:
         row = conn.execute(select(images)).one()
         detail = conn.execute(select(audit.c.detail).where(
             audit.c.action == "image.attached")).scalar_one()
@@ -84,23 +90,23 @@ def test_attach_image_stores_a_decoded_heic_once_when_sent_twice(case):
 def test_attach_image_refuses_and_leaves_nothing_behind_when_file_is_bad(case, data):
     services, accession = case
     before = (_count(services, outbox), _count(services, audit))
-    with services.engine.connect() as conn:
+    with services.store.engine.connect() as conn:
         status = cases.load(conn, accession).status
     with pytest.raises(ImageError) as caught:
-        attach_image.handle(services, accession, data, actor="test")
+        _attach(services, accession, data)
     assert caught.value.hint
     assert _files(services) == []
     assert _count(services, images) == 0
     assert (_count(services, outbox), _count(services, audit)) == before
-    with services.engine.connect() as conn:
+    with services.store.engine.connect() as conn:
         assert cases.load(conn, accession).status == status
 
 
 def test_attach_image_writes_a_dermoscopic_image_when_kind_is_dermoscopy(case):
     services, accession = case
-    got = attach_image.handle(services, accession, encode(pattern(), "JPEG"), kind="dermoscopy",
-                              tracking_id="nevus back 1", actor="test")
-    with services.engine.connect() as conn:
+    got = _attach(services, accession, encode(pattern(), "JPEG"), kind="dermoscopy",
+                  tracking_id="nevus back 1")
+    with services.store.engine.connect() as conn:
         (row,) = conn.execute(select(images)).all()
     ds = dcmread(row.path)
     assert (ds.SOPClassUID, ds.Modality) == ("1.2.840.10008.5.1.4.1.1.77.1.7", "DMS")
@@ -111,16 +117,16 @@ def test_attach_image_writes_a_dermoscopic_image_when_kind_is_dermoscopy(case):
 def test_attach_image_refuses_an_unknown_dermatoscope_before_writing_anything(case):
     services, accession = case
     with pytest.raises(ImageError, match="unknown dermatoscope 'nope'"):
-        attach_image.handle(services, accession, encode(pattern(), "JPEG"), kind="dermoscopy",
-                            device="nope", actor="test")
+        _attach(services, accession, encode(pattern(), "JPEG"), kind="dermoscopy",
+                device="nope")
     assert _count(services, images) == 0 and _files(services) == []
 
 
 def test_same_file_as_photo_and_as_dermoscopy_gives_two_instances(case):
     services, accession = case
     data = encode(pattern(), "JPEG")
-    photo = attach_image.handle(services, accession, data, actor="test")
-    dermo = attach_image.handle(services, accession, data, kind="dermoscopy", actor="test")
+    photo = _attach(services, accession, data)
+    dermo = _attach(services, accession, data, kind="dermoscopy")
     assert photo.sop_instance_uid != dermo.sop_instance_uid and dermo.created
 
 
