@@ -91,7 +91,7 @@ class Channels:
         from sqlalchemy import select
 
         from connector.store.schema import audit
-        with self.services.engine.connect() as conn:
+        with self.services.store.engine.connect() as conn:
             rows = conn.execute(select(audit).where(audit.c.action == action)).mappings().all()
         return [dict(r) for r in rows]
 

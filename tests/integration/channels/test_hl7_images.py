@@ -33,7 +33,7 @@ def obx(n: int, data: bytes | str, *, code: str = "PHOTO", subtype: str = "JPEG"
 
 
 def count(channels, table) -> int:
-    with channels.services.engine.connect() as conn:
+    with channels.services.store.engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar()
 
 

@@ -38,7 +38,7 @@ def send_pynetdicom(channels, ds):
 
 
 def image_rows(channels, sop_uid: str) -> int:
-    with channels.services.engine.connect() as conn:
+    with channels.services.store.engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(images).where(
             images.c.sop_uid == sop_uid)).scalar()
 

@@ -8,7 +8,7 @@ import json
 from channels_env import (DEADLINE, channels, demo_jpeg, jpeg_object,  # noqa: F401 (fixture)
                           part10)
 from connector.demo import wait_for
-from connector.workflow.watch_folder import FolderWatcher
+from connector.entrypoints.watch_folder import FolderWatcher
 
 
 def drop(folder, name: str, data: bytes):

@@ -5,7 +5,7 @@ Which case: a sidecar JSON file beside the image (`<name>.json` or `<stem>.json`
 with `accession` and optionally `kind`, `site`, `laterality`, `description`), else the file name
 matched by `watch.pattern` (a regular expression with a named group `accession`; optional groups
 `kind`, `site`, `laterality` are used when present). A DICOM Part-10 file needs neither: it is
-matched like a C-STORE (receive_dicom), by its own AccessionNumber or PatientID, unless a
+matched like a C-STORE (receive_object), by its own AccessionNumber or PatientID, unless a
 sidecar names the case.
 
 When: a file is taken once it is stable, i.e. its size and modification time (and its
@@ -30,11 +30,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.exc import OperationalError
-
-from ..domain.errors import ConnectorError, StoreUnavailable
-from . import attach_image, receive_dicom
 from ..bootstrap import Services
+from ..domain.errors import ConnectorError, StoreUnavailable
+from ..workflow import attach_image, receive_object
+from ..workflow.commands import AttachImage, ReceiveObject
 
 log = logging.getLogger("connector.watch")
 
@@ -119,8 +118,9 @@ class FolderWatcher:
         try:
             what = self._describe(path.name, sidecars[0] if sidecars else None)
             if data[128:132] == b"DICM":
-                got = receive_dicom.handle(self.services, data, actor=ACTOR,
-                                           accession=what.accession or None, source="folder")
+                with self.services.unit() as uow:
+                    got = receive_object.handle(ReceiveObject(
+                        data, ACTOR, accession=what.accession or None, source="folder"), uow)
             else:
                 if not what.accession:
                     raise SidecarError(
@@ -128,15 +128,14 @@ class FolderWatcher:
                         "not match watch.pattern", where="file name",
                         hint="add <name>.json with an accession, or name the file like "
                              "TD00000001_photo.jpg")
-                got = attach_image.handle(
-                    self.services, what.accession, data, kind=what.kind or self.kind,
-                    site=what.site, laterality=what.laterality, description=what.description,
-                    actor=ACTOR)
-        except (StoreUnavailable, OperationalError) as exc:
-            log.warning("watched file left for a retry: %s", getattr(exc, "text", exc))
+                [got] = attach_image.attach(self.services, [AttachImage(
+                    what.accession, data, ACTOR, kind=what.kind or self.kind, site=what.site,
+                    laterality=what.laterality, description=what.description)])
+        except StoreUnavailable as exc:
+            log.warning("watched file left for a retry: %s", exc.text)
             return None
         except ConnectorError as err:
-            receive_dicom.refused(self.services, actor=ACTOR, reason=err, sop_instance_uid="",
+            receive_object.refused(self.services, actor=ACTOR, reason=err, sop_instance_uid="",
                                   via="folder")
             target = self._move(path, sidecars, FAILED, reason=err.one_line())
             return Taken(path.name, "failed", target, reason=err.one_line())

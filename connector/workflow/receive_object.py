@@ -17,8 +17,9 @@ folder (fsynced) and, in one transaction, recorded in `images`, the case moves b
 IMAGE_RECEIVED, and an `archive.store` job is queued, as for an uploaded photo. The same SOP
 Instance UID received again for the same case changes nothing and is answered as a success.
 
-`answer` is the C-STORE SCP's receiver (connector/dicom/scp.py): it only touches the data folder
-and the database, never the archive, so it is fast enough for the association's thread.
+The C-STORE SCP's receiver (`entrypoints/dicom_scp.answer`) runs this step on the
+association's thread: it only touches the data folder and the database, never the archive, so
+it is fast enough for that.
 """
 
 from __future__ import annotations
@@ -35,23 +36,16 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
 from pydicom.uid import DermoscopicPhotographyImageStorage
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
 
+from ..bootstrap import Services
 from ..dicom.common import check_uid, to_bytes
-from ..dicom.scp import (CANNOT_UNDERSTAND, DATASET_MISMATCH, OUT_OF_RESOURCES, SOP_CLASSES,
-                         SUCCESS, Answer, Received)
+from ..dicom.scp import SOP_CLASSES
 from ..domain.errors import ConnectorError, DomainError, ImageError, NotFound, StoreUnavailable
 from ..domain.model import Case, ImageKind, LateralityValues
 from ..domain.states import CaseEvent
-from ..store import audit, cases, outbox
-from ..domain.moment import iso
-from ..store.schema import cases as cases_table
-from ..store.schema import images, patients
-from ..bootstrap import Services
-from ..domain.moment import hl7_dt
 from ..store.files import write_durably
+from ..store.uow import UnitOfWork
+from .commands import ReceiveObject
 from .publish_worklist import SCHEDULABLE
 
 log = logging.getLogger("connector.dicom.inbound")
@@ -82,122 +76,90 @@ class Unmatched(NotFound):
     code = "unmatched-object"
 
 
-def handle(services: Services, data: bytes, *, actor: str, accession: str | None = None,
-           expect: tuple[str, str] | None = None, source: str = "dicom") -> ReceivedImage:
-    """Attach one DICOM Part-10 object to its case (see the module docstring).
+def handle(cmd: ReceiveObject, uow: UnitOfWork) -> ReceivedImage:
+    """Attach one DICOM Part-10 object to its case (see the module docstring), in the caller's
+    unit of work.
 
-    `accession` forces the case (the channel named it); `expect` is (SOP Class UID, SOP Instance
-    UID) announced by the C-STORE request, checked against the dataset. Raises ImageError for an
-    object we cannot take, Unmatched / StateConflict / DomainError when no case can take it,
-    StoreUnavailable when it could not be persisted.
+    `cmd.accession` forces the case (the channel named it); `cmd.expect` is (SOP Class UID,
+    SOP Instance UID) announced by the C-STORE request, checked against the dataset. Raises
+    ImageError for an object we cannot take, Unmatched / StateConflict / DomainError when no
+    case can take it, StoreUnavailable when it could not be persisted.
     """
-    ds = _read(data)
+    ds = _read(cmd.data)
     sop_class, sop_uid = str(ds.SOPClassUID), str(ds.SOPInstanceUID)
-    if expect is not None and (sop_class, sop_uid) != expect:
+    if cmd.expect is not None and (sop_class, sop_uid) != cmd.expect:
         raise ImageError("the data set's SOP Class/Instance UID differ from the request's",
                          where="SOPInstanceUID", code="dataset-mismatch")
     kind = (ImageKind.DERMOSCOPY if sop_class == DermoscopicPhotographyImageStorage
             else ImageKind.PHOTO).value
-    sha = hashlib.sha256(data).hexdigest()
-    moment = services.now()
-    now = iso(moment)
+    sha = hashlib.sha256(cmd.data).hexdigest()
+    now, config = uow.moment.iso, uow.services.config
+    case = uow.cases.load(_match(uow, ds, cmd.accession))
+    known = uow.images.find(sop_uid)
+    if known is not None and known.accession == case.accession:
+        return ReceivedImage(case.accession, sop_uid, kind, created=False)
+    if known is not None:
+        raise DomainError("this SOP Instance UID was already received for another case",
+                          where="SOPInstanceUID", code="duplicate-instance",
+                          hint="the device must give each image its own UID")
+    case.apply(CaseEvent.IMAGE_RECEIVED)  # refuses a case that takes no more images
+    _coerce_identity(ds, case, modified_at=uow.moment.hl7, system=config.facility_name)
+    path = config.data_dir / "images" / case.accession / f"{sop_uid}.dcm"
     try:
-        with services.engine.begin() as conn:
-            case = cases.load(conn, _match(conn, ds, accession))
-            known = conn.execute(select(images.c.accession).where(
-                images.c.sop_uid == sop_uid)).scalar()
-            if known == case.accession:
-                return ReceivedImage(case.accession, sop_uid, kind, created=False)
-            if known is not None:
-                raise DomainError("this SOP Instance UID was already received for another case",
-                                  where="SOPInstanceUID", code="duplicate-instance",
-                                  hint="the device must give each image its own UID")
-            case.apply(CaseEvent.IMAGE_RECEIVED)  # refuses a case that takes no more images
-            _coerce_identity(ds, case, modified_at=hl7_dt(moment), system=services.config.facility_name)
-            path = services.config.data_dir / "images" / case.accession / f"{sop_uid}.dcm"
-            write_durably(path, to_bytes(ds))
-            conn.execute(images.insert().values(
-                accession=case.accession, sop_uid=sop_uid, series_uid=str(ds.SeriesInstanceUID),
-                sop_class_uid=sop_class, kind=kind, source_sha256=sha, path=str(path),
-                site_code=_site(ds), laterality=_laterality(ds),
-                description=str(ds.get("SeriesDescription", "") or "")[:200], created_at=now))
-            cases.save_status(conn, case, now)
-            outbox.enqueue(conn, kind="archive.store", destination="archive",
-                           key=f"archive:{sop_uid}", payload=str(path).encode(),
-                           accession=case.accession, now=now)
-            audit.append(conn, at=now, actor=actor, action="image.received",
-                         accession=case.accession,
-                         detail={"sop_instance_uid": sop_uid, "sop_class_uid": sop_class,
-                                 "sha256": sha, "kind": kind, "via": source})
-    except OperationalError as exc:
-        raise StoreUnavailable(f"the database is unavailable: {type(exc.orig).__name__}",
-                               hint="retry later") from None
+        write_durably(path, to_bytes(ds))
     except OSError as exc:
         raise StoreUnavailable(f"cannot write the object: {exc.strerror or exc}",
                                hint="check the data folder's space and permissions") from None
-    log.info("object %s attached to %s (%s)", sop_uid, case.accession, source)
+    uow.images.insert(
+        accession=case.accession, sop_uid=sop_uid, series_uid=str(ds.SeriesInstanceUID),
+        sop_class_uid=sop_class, kind=kind, source_sha256=sha, path=str(path),
+        site_code=_site(ds), laterality=_laterality(ds),
+        description=str(ds.get("SeriesDescription", "") or "")[:200], created_at=now)
+    uow.cases.save_status(case, now)
+    uow.outbox.enqueue(kind="archive.store", destination="archive", key=f"archive:{sop_uid}",
+                       payload=str(path).encode(), accession=case.accession, now=now)
+    uow.audit.append(at=now, actor=cmd.actor, action="image.received", accession=case.accession,
+                     detail={"sop_instance_uid": sop_uid, "sop_class_uid": sop_class,
+                             "sha256": sha, "kind": kind, "via": cmd.source})
+    log.info("object %s attached to %s (%s)", sop_uid, case.accession, cmd.source)
     return ReceivedImage(case.accession, sop_uid, kind, created=True)
-
-
-def answer(services: Services, received: Received) -> Answer:
-    """The C-STORE SCP's receiver: persist and answer (success only once durable)."""
-    actor = f"dicom:{received.calling_ae or '-'}@{received.peer}"[:100]
-    try:
-        handle(services, received.data, actor=actor,
-               expect=(received.sop_class_uid, received.sop_instance_uid))
-        return Answer(SUCCESS)
-    except StoreUnavailable as err:
-        log.warning("C-STORE %s not persisted: %s", received.sop_instance_uid, err.text)
-        return Answer(OUT_OF_RESOURCES, "cannot persist now; retry later")
-    except ConnectorError as err:
-        status = DATASET_MISMATCH if err.code == "dataset-mismatch" else CANNOT_UNDERSTAND
-        refused(services, actor=actor, reason=err, sop_instance_uid=received.sop_instance_uid,
-                via="dicom")
-        return Answer(status, err.text)
 
 
 def refused(services: Services, *, actor: str, reason: ConnectorError, sop_instance_uid: str,
             via: str) -> None:
-    """Audit a refused object (no patient data: the SOP Instance UID and the reason)."""
+    """Audit a refused object (no patient data: the SOP Instance UID and the reason), in a
+    unit of work of its own: the refused step's was rolled back."""
     log.warning("%s object %s refused: %s", via, sop_instance_uid or "-", reason.text)
     try:
-        with services.engine.begin() as conn:
-            audit.append(conn, at=iso(services.now()), actor=actor, action="image.refused",
-                         detail={"sop_instance_uid": sop_instance_uid, "via": via,
-                                 "code": reason.code, "reason": reason.text})
+        with services.unit() as uow:
+            uow.audit.append(at=uow.moment.iso, actor=actor, action="image.refused",
+                             detail={"sop_instance_uid": sop_instance_uid, "via": via,
+                                     "code": reason.code, "reason": reason.text})
     except Exception:  # noqa: BLE001 - the refusal itself must still be answered
         log.exception("could not audit the refusal of %s", sop_instance_uid)
 
 
 # --- matching ---------------------------------------------------------------------------
 
-def _match(conn: Connection, ds: Dataset, accession: str | None) -> str:
+def _match(uow: UnitOfWork, ds: Dataset, accession: str | None) -> str:
     if accession:
-        return cases.load(conn, accession).accession  # NotFound names the accession
+        return uow.cases.load(accession).accession  # NotFound names the accession
     patient_id = str(ds.get("PatientID", "") or "").strip()
     claimed = str(ds.get("AccessionNumber", "") or "").strip()
     if claimed:
-        row = conn.execute(select(cases_table.c.accession, patients.c.patient_id).join(
-            patients, cases_table.c.patient_pk == patients.c.id).where(
-            cases_table.c.accession == claimed)).first()
-        if row is not None:
-            if patient_id and patient_id != row.patient_id:
+        owner = uow.cases.patient_id_of(claimed)
+        if owner is not None:
+            if patient_id and patient_id != owner:
                 raise DomainError(f"accession {claimed} belongs to another patient",
                                   where="PatientID", code="patient-mismatch",
                                   hint="check the patient selected on the device")
-            return row.accession
+            return claimed
     if not patient_id:
         raise Unmatched("the object has neither one of our accession numbers nor a patient ID",
                         where="AccessionNumber",
                         hint="pick the case from the worklist on the device")
     issuer = str(ds.get("IssuerOfPatientID", "") or "").strip()
-    query = select(cases_table.c.accession).join(
-        patients, cases_table.c.patient_pk == patients.c.id).where(
-        patients.c.patient_id == patient_id,
-        cases_table.c.status.in_([s.value for s in SCHEDULABLE]))
-    if issuer:
-        query = query.where(patients.c.issuer == issuer)
-    found = list(conn.execute(query).scalars())
+    found = uow.cases.of_patient(patient_id, issuer, SCHEDULABLE)
     if len(found) == 1:
         return found[0]
     if not found:
