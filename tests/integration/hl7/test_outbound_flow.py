@@ -34,10 +34,11 @@ from connector.store import cases, outbox
 from connector.domain.moment import iso
 from connector.store.schema import outbox as outbox_table
 from connector.store.schema import reports
-from connector.workflow import mark_ready, open_case, record_report, refuse_order
-from connector.workflow.commands import CancelCase, DeclineCase
+from connector.runtime import worker
+from connector.workflow import (mark_ready, open_case, record_report, refuse_order,
+                                withdraw_report)
+from connector.workflow.commands import CancelCase, DeclineCase, RecordReport, WithdrawReport
 from connector.entrypoints import hl7_intake
-                                withdraw_report, worker)
 from connector.bootstrap import build
 
 SPECIALIST = Practitioner("810001234567", PersonName("LEROY", "Claire"), "1.2.250.1.71.4.2.1",
@@ -159,7 +160,7 @@ def new_order(placer: str) -> Order:
 def open_ready_case(services, placer: str) -> str:
     """Open a case (as an accepted order), give it an image and let the archive call it stable."""
     now = iso(services.now())
-    with services.engine.begin() as conn:
+    with services.store.engine.begin() as conn:
         case = open_case.handle(conn, new_order(placer), now=now, actor="test",
                                 services=services)
         case.apply(CaseEvent.IMAGE_RECEIVED)
@@ -172,7 +173,7 @@ def drain(services, destination: str = "ehr") -> None:
     """Run the worker until `destination` has nothing pending that is due."""
     for _ in range(200):
         worker.run_once(services)
-        with services.engine.connect() as conn:
+        with services.store.engine.connect() as conn:
             due = conn.execute(select(outbox_table.c.id).where(
                 outbox_table.c.status == "pending", outbox_table.c.destination == destination,
                 outbox_table.c.next_attempt_at <= iso(services.now()))).first()
@@ -182,7 +183,7 @@ def drain(services, destination: str = "ehr") -> None:
 
 
 def items(services, destination: str = "ehr") -> list:
-    with services.engine.connect() as conn:
+    with services.store.engine.connect() as conn:
         return conn.execute(select(outbox_table).where(
             outbox_table.c.destination == destination).order_by(outbox_table.c.id)).all()
 
@@ -204,8 +205,9 @@ def test_orm_status_messages_frame_the_oru_in_the_order_of_the_case(tmp_path, pe
     services = services_for(tmp_path, ehr(peer, order_status="ORM^O01"))
     accession = open_ready_case(services, "PL-OUT-1")
     assert mark_ready.handle(services, cases_study(services, accession), actor="again") == "READY"
-    got = record_report.handle(services, accession, text="Naevus bénin.", conduct="no_visit",
-                               specialist=SPECIALIST, actor="test")
+    with services.unit() as uow:
+        got = record_report.handle(
+            RecordReport(accession, "Naevus bénin.", "no_visit", SPECIALIST, "test"), uow)
     drain(services)
     assert summary(peer) == [
         ("ORM^O01^ORM_O01", f"ST{accession}OK", "OK", "SC"),
@@ -224,8 +226,9 @@ def test_without_order_status_the_requester_gets_the_report_only(tmp_path, peers
     peer = peers(RecordingPeer("ehr"))
     services = services_for(tmp_path, ehr(peer))
     accession = open_ready_case(services, "PL-OUT-2")
-    record_report.handle(services, accession, text="Naevus bénin.", conduct="no_visit",
-                         specialist=SPECIALIST, actor="test")
+    with services.unit() as uow:
+        record_report.handle(
+            RecordReport(accession, "Naevus bénin.", "no_visit", SPECIALIST, "test"), uow)
     drain(services)
     assert [s[0] for s in summary(peer)] == ["ORU^R01^ORU_R01"]
 
@@ -235,14 +238,15 @@ def test_mdm_final_correction_and_withdrawal_with_omg_status(tmp_path, peers):
     services = services_for(tmp_path, ehr(peer, report_message="MDM^T02",
                                           order_status="OMG^O19"))
     accession = open_ready_case(services, "PL-OUT-3")
-    record_report.handle(services, accession, text="Naevus bénin.", conduct="no_visit",
-                         specialist=SPECIALIST, actor="test")
-    with services.engine.begin() as conn:
-        record_report.record(conn, services, accession, text="Naevus bénin, à surveiller.",
-                             conduct="no_visit", specialist=SPECIALIST, actor="test",
-                             correction=True)
-    withdrawn = withdraw_report.handle(services, accession, reason="mauvais dossier",
-                                       actor="test")
+    with services.unit() as uow:
+        record_report.handle(
+            RecordReport(accession, "Naevus bénin.", "no_visit", SPECIALIST, "test"), uow)
+    with services.unit() as uow:
+        record_report.handle(RecordReport(accession, "Naevus bénin, à surveiller.", "no_visit",
+                                          SPECIALIST, "test", correction=True), uow)
+    with services.unit() as uow:
+        withdrawn = withdraw_report.handle(WithdrawReport(accession, "mauvais dossier", "test"),
+                                           uow)
     assert withdrawn.oru_control_id == f"MDM{accession}W2"
     drain(services)
     assert [(s[0], s[1]) for s in summary(peer)] == [
@@ -254,7 +258,7 @@ def test_mdm_final_correction_and_withdrawal_with_omg_status(tmp_path, peers):
         ("MDM^T04^MDM_T02", f"MDM{accession}W2"),
         ("OMG^O19^OMG_O19", f"ST{accession}IPW2"),   # in progress again
     ]
-    with services.engine.connect() as conn:
+    with services.store.engine.connect() as conn:
         uids = [r.sop_uid for r in conn.execute(select(reports.c.sop_uid).where(
             reports.c.accession == accession).order_by(reports.c.version))]
     messages = peer.parsed()
@@ -269,7 +273,7 @@ def test_mdm_final_correction_and_withdrawal_with_omg_status(tmp_path, peers):
 
 
 def cases_study(services, accession: str) -> str:
-    with services.engine.connect() as conn:
+    with services.store.engine.connect() as conn:
         return cases.load(conn, accession).study_uid
 
 
@@ -329,8 +333,9 @@ def test_an_operator_cancels_an_answered_case_credits_it_and_sends_oc(tmp_path, 
                             Destination("compta", "accounting", "mllp",
                                         f"127.0.0.1:{compta.port}"))
     accession = open_ready_case(services, "PL-OUT-6")
-    record_report.handle(services, accession, text="Naevus bénin.", conduct="no_visit",
-                         specialist=SPECIALIST, actor="test")
+    with services.unit() as uow:
+        record_report.handle(
+            RecordReport(accession, "Naevus bénin.", "no_visit", SPECIALIST, "test"), uow)
     with services.unit() as uow:
         got = refuse_order.cancel(CancelCase(accession, "Demande en double", "admin"), uow)
     assert got.status == "CANCELLED" and got.dft_control_id
@@ -356,7 +361,7 @@ def test_an_empty_or_long_reason_is_refused(tmp_path):
 def one_status(tmp_path, destination: Destination, clock: Clock):
     services = services_for(tmp_path, destination, clock=clock)
     now = iso(services.now())
-    with services.engine.begin() as conn:
+    with services.store.engine.begin() as conn:
         open_case.handle(conn, new_order(f"PL-ACK-{next(_ids)}"), now=now, actor="test",
                          services=services)
     return services
@@ -373,7 +378,7 @@ def test_ae_from_the_peer_parks_the_message_for_an_operator(tmp_path, peers):
     clock.advance(3600)
     worker.run_once(services)
     assert len(peer.messages) == 1  # never resent on its own
-    with services.engine.begin() as conn:  # an operator queues it again: accepted this time
+    with services.store.engine.begin() as conn:  # an operator queues it again: accepted this time
         assert outbox.retry(conn, item.id, services.now())
     worker.run_once(services)
     assert items(services)[0].status == "done" and len(peer.messages) == 2
@@ -428,7 +433,7 @@ def test_a_peer_slower_than_its_ack_timeout_is_retried_later(tmp_path):
         services = services_for(tmp_path, Destination(
             "ehr", "requester", "mllp", f"127.0.0.1:{port}", order_status="ORM^O01",
             ack_timeout=0.5))
-        with services.engine.begin() as conn:
+        with services.store.engine.begin() as conn:
             open_case.handle(conn, new_order("PL-SLOW"), now=iso(services.now()), actor="test",
                              services=services)
         worker.run_once(services)
