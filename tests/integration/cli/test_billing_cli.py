@@ -16,6 +16,7 @@ from connector.domain.model import PersonName, Practitioner
 from connector.domain.states import CaseEvent
 from connector.store import cases, queries
 from connector.workflow import record_report, withdraw_report
+from connector.workflow.commands import RecordReport, WithdrawReport
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import build
 
@@ -94,18 +95,20 @@ def _fill_store(config_path):
                f"ORC|NW|PL-CLI-{n}||||||||||801234567897^MARTIN^Jean\r"
                "OBX|1|CWE|CONSENT^Consentement^L||Y||||||F\r").encode()
         assert b"MSA|AA" in hl7_intake.handle(services, raw, "test")
-        with services.engine.begin() as conn:
+        with services.store.engine.begin() as conn:
             accession = cases.find_by_placer(conn, "DPI|CHU_DEMO", f"PL-CLI-{n}")
             case = cases.load(conn, accession)
             case.apply(CaseEvent.IMAGE_RECEIVED)
             cases.save_status(conn, case, "2026-11-24T08:00:00+00:00")
-        record_report.handle(services, accession, text="Avis.", conduct="no_visit",
-                             specialist=specialist, actor="test")
+        with services.unit() as uow:
+            record_report.handle(RecordReport(accession, "Avis.", "no_visit", specialist, "test"),
+                                 uow)
         accessions.append(accession)
-    withdraw_report.handle(services, accessions[1], reason="doublon", actor="test")
-    with services.engine.connect() as conn:
+    with services.unit() as uow:
+        withdraw_report.handle(WithdrawReport(accessions[1], "doublon", "test"), uow)
+    with services.store.engine.connect() as conn:
         rows = queries.charge_rows(conn)
-    services.engine.dispose()
+    services.store.engine.dispose()
     return rows
 
 

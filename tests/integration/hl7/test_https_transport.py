@@ -17,7 +17,7 @@ from connector.hl7.ack import build_ack
 from connector.hl7.errors import DeliveryError
 from connector.hl7.https import post_message
 from connector.hl7.parse import parse
-from connector.workflow import worker
+from connector.runtime import worker
 from connector.bootstrap import build
 from connector.workflow.outbound import enqueue_hl7
 
