@@ -52,7 +52,7 @@ class Env:
 
     def image_count(self, accession: str | None = None) -> int:
         query = "SELECT count(*) FROM images" + (" WHERE accession = :a" if accession else "")
-        with self.running.services.engine.connect() as conn:
+        with self.running.services.store.engine.connect() as conn:
             return conn.execute(text(query), {"a": accession}).scalar_one()
 
     def valid_upload(self) -> None:
