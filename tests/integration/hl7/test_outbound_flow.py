@@ -37,7 +37,8 @@ from connector.store.schema import reports
 from connector.runtime import worker
 from connector.workflow import (mark_ready, open_case, record_report, refuse_order,
                                 withdraw_report)
-from connector.workflow.commands import CancelCase, DeclineCase, RecordReport, WithdrawReport
+from connector.workflow.commands import (CancelCase, DeclineCase, MarkReady, RecordReport,
+                                        WithdrawReport)
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import build
 
@@ -165,7 +166,8 @@ def open_ready_case(services, placer: str) -> str:
                                 services=services)
         case.apply(CaseEvent.IMAGE_RECEIVED)
         cases.save_status(conn, case, now)
-    assert mark_ready.handle(services, case.study_uid, actor="test") == "READY"
+    with services.unit() as uow:
+        assert mark_ready.handle(MarkReady(case.study_uid, "test"), uow) == "READY"
     return case.accession
 
 
@@ -204,7 +206,9 @@ def test_orm_status_messages_frame_the_oru_in_the_order_of_the_case(tmp_path, pe
     peer = peers(RecordingPeer("ehr"))
     services = services_for(tmp_path, ehr(peer, order_status="ORM^O01"))
     accession = open_ready_case(services, "PL-OUT-1")
-    assert mark_ready.handle(services, cases_study(services, accession), actor="again") == "READY"
+    with services.unit() as uow:
+        assert mark_ready.handle(MarkReady(cases_study(services, accession), "again"),
+                                 uow) == "READY"
     with services.unit() as uow:
         got = record_report.handle(
             RecordReport(accession, "Naevus bénin.", "no_visit", SPECIALIST, "test"), uow)
