@@ -18,8 +18,9 @@ from connector.domain.model import PersonName, Practitioner
 from connector.hl7.ack import read_ack
 from connector.store import cases
 from connector.store.schema import outbox
-from connector.workflow import attach_image, record_report, update_patient, worker
-from connector.workflow.commands import AttachImage
+from connector.runtime import worker
+from connector.workflow import attach_image, record_report, update_patient
+from connector.workflow.commands import AttachImage, RecordReport
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import build
 from connector.store.files import write_durably
@@ -69,14 +70,14 @@ def test_patient_update_and_merge_rewrite_the_stored_study(orthanc_factory, tmp_
         assert ack.code == "AA", [e.text for e in ack.errors]
 
     def jobs() -> list:
-        with services.engine.connect() as conn:
+        with services.store.engine.connect() as conn:
             return conn.execute(select(outbox).where(outbox.c.kind == update_patient.KIND)
                                 .order_by(outbox.c.id)).all()
 
     def drain() -> None:
         def idle():
             worker.run_once(services)
-            with services.engine.connect() as conn:
+            with services.store.engine.connect() as conn:
                 return not conn.execute(select(outbox.c.id).where(
                     outbox.c.status == "pending", outbox.c.destination == "archive")).first()
         wait_for(idle, 60, "the archive line drained")
@@ -87,14 +88,15 @@ def test_patient_update_and_merge_rewrite_the_stored_study(orthanc_factory, tmp_
         return study["PatientMainDicomTags"], archive.study_patient_tags(case.study_uid)
 
     send(new_order())
-    with services.engine.connect() as conn:
+    with services.store.engine.connect() as conn:
         case = cases.load(conn, cases.find_by_placer(conn, "DPI_HOPITAL|CHU_DEMO", "PL-ARCH"))
     for dermoscopy in (False, True):
         attach_image.attach(services, [AttachImage(case.accession, demo_photo(dermoscopy),
                                                    "test")])
-    record_report.handle(services, case.accession, text="Naevus bénin.", conduct="no_visit",
-                         specialist=Practitioner("810001234567", PersonName("LEROY", "Claire")),
-                         actor="test")
+    with services.unit() as uow:
+        record_report.handle(RecordReport(
+            case.accession, "Naevus bénin.", "no_visit",
+            Practitioner("810001234567", PersonName("LEROY", "Claire")), "test"), uow)
     drain()
     before = archive.study_instances(case.study_uid)
     assert len(before) == 3  # two photos and the report's Encapsulated PDF
@@ -136,7 +138,7 @@ def test_patient_update_and_merge_rewrite_the_stored_study(orthanc_factory, tmp_
     # An attempt interrupted after deleting an instance (its new version only on disk) is
     # finished by the next one.
     send(adt("A31", "ADT-3", "IPP-SURV", "MARTIN-DURAND^Éloïse", "19580313", "O"))
-    with services.engine.connect() as conn:
+    with services.store.engine.connect() as conn:
         target = update_patient.archive_tags(cases.load(conn, case.accession).order.patient)
     first = archive.study_patient_tags(case.study_uid)[0]
     write_durably(config.data_dir / update_patient.SPOOL / case.accession
@@ -151,4 +153,4 @@ def test_patient_update_and_merge_rewrite_the_stored_study(orthanc_factory, tmp_
     assert {i["PatientName"] for i in instances} == {"MARTIN-DURAND^Éloïse"}
     assert not list((config.data_dir / update_patient.SPOOL / case.accession).glob("*.dcm"))
     assert [json.loads(j.payload) for j in jobs()] == [{"accession": case.accession}] * 3
-    services.engine.dispose()
+    services.store.engine.dispose()

@@ -25,7 +25,8 @@ from connector.demo import RecordingPeer, demo_photo, wait_for
 from connector.hl7.ack import AckResult, read_ack
 from connector.store import cases, queries
 from connector.store.schema import audit, outbox
-from connector.workflow import attach_image, worker
+from connector.runtime import worker
+from connector.workflow import attach_image
 from connector.workflow.commands import AttachImage
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import Services, build
@@ -142,26 +143,26 @@ class Inbound:
         return accession
 
     def accession(self, placer: str) -> str:
-        with self.services.engine.connect() as conn:
+        with self.services.store.engine.connect() as conn:
             return cases.find_by_placer(conn, SENDER, placer)
 
     def case(self, accession: str) -> dict:
-        with self.services.engine.connect() as conn:
+        with self.services.store.engine.connect() as conn:
             return queries.case_detail(conn, accession)
 
     def cases_of(self, patient_id: str) -> list[dict]:
-        with self.services.engine.connect() as conn:
+        with self.services.store.engine.connect() as conn:
             return queries.list_cases(conn, patient_id=patient_id)
 
     def outbox(self, kind: str, accession: str | None = None) -> list[dict]:
         query = select(outbox).where(outbox.c.kind == kind)
         if accession:
             query = query.where(outbox.c.accession == accession)
-        with self.services.engine.connect() as conn:
+        with self.services.store.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query.order_by(outbox.c.id))]
 
     def audit(self, action: str) -> list[dict]:
-        with self.services.engine.connect() as conn:
+        with self.services.store.engine.connect() as conn:
             rows = conn.execute(select(audit).where(audit.c.action == action)
                                 .order_by(audit.c.id)).all()
         return [{**dict(r._mapping), "detail": json.loads(r.detail)} for r in rows]
@@ -170,7 +171,7 @@ class Inbound:
         """Run the worker until `destination` has nothing pending."""
         def idle():
             worker.run_once(self.services)
-            with self.services.engine.connect() as conn:
+            with self.services.store.engine.connect() as conn:
                 return not conn.execute(select(outbox.c.id).where(
                     outbox.c.status == "pending", outbox.c.destination == destination)).first()
         wait_for(idle, 30, f"{destination} drained")
@@ -191,6 +192,6 @@ def inbound(tmp_path):
         Destination("accounting", "accounting", "mllp", f"127.0.0.1:{accounting.port}"),
     ))
     yield Inbound(services, ehr, accounting)
-    services.engine.dispose()
+    services.store.engine.dispose()
     ehr.stop()
     accounting.stop()
