@@ -14,18 +14,18 @@ import signal
 import sys
 from pathlib import Path
 
-from .domain.errors import ConfigError, ConnectorError, DomainError, ImageError, NotFound
+from ..domain.errors import ConfigError, ConnectorError, DomainError, ImageError, NotFound
 
 BAD_INPUT = (DomainError, ImageError, NotFound, ConfigError)
 
 
 def _config(args):
-    from .config import load_config
+    from ..config import load_config
     return load_config(getattr(args, "config", None))
 
 
 def cmd_serve(args) -> int:
-    from .runtime.server import RunningConnector
+    from ..runtime.server import RunningConnector
     config = _config(args)
     running = RunningConnector(config).start()
     print(f"telederm: serving HL7 on {config.hl7_listen}, HTTP on {config.http_listen}, "
@@ -41,23 +41,23 @@ def cmd_serve(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from ..demo import run_demo
     return run_demo(keep=args.keep)
 
 
 def cmd_wrap(args) -> int:
-    from .dicom.sites import load_sites, lookup
-    from .dicom.uids import uid_from
-    from .dicom.wrap import check_kind, wrap_image
-    from .config import default_mappings_dir
-    from .domain.model import Patient, PersonName
-    from .domain.moment import hl7_dt
+    from ..dicom.sites import load_sites, lookup
+    from ..dicom.uids import uid_from
+    from ..dicom.wrap import check_kind, wrap_image
+    from ..config import default_mappings_dir
+    from ..domain.model import Patient, PersonName
+    from ..domain.moment import hl7_dt
     import datetime as dt
 
     check_kind(args.kind, where="--kind")
     dermoscope = None
     if args.kind == "dermoscopy":
-        from .dicom.dermoscopy import load_devices, select_device
+        from ..dicom.dermoscopy import load_devices, select_device
         dermoscope = select_device(load_devices(default_mappings_dir() / "devices.toml"),
                                    args.device or "", tracking_id=args.tracking_id or "")
     elif args.device or args.tracking_id:
@@ -100,9 +100,9 @@ def cmd_wrap(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from .workflow import attach_image
-    from .workflow.commands import AttachImage
-    from .bootstrap import build
+    from ..workflow import attach_image
+    from ..workflow.commands import AttachImage
+    from ..bootstrap import build
     services = build(_config(args))
     files = sorted(p for p in Path(args.dir).iterdir() if p.is_file()) if Path(args.dir).is_dir() else None
     if files is None:
@@ -122,10 +122,10 @@ def cmd_import(args) -> int:
 
 
 def cmd_hl7_send(args) -> int:
-    from .config import split_address
-    from .hl7.client import send_message
-    from .hl7.errors import Hl7Error
-    from .hl7.parse import decode
+    from ..config import split_address
+    from ..hl7.client import send_message
+    from ..hl7.errors import Hl7Error
+    from ..hl7.parse import decode
     host, port = split_address(args.to, "--to")
     messages = []
     for name in args.files:  # read them all first: a bad file sends nothing
@@ -146,21 +146,19 @@ def cmd_hl7_send(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from .store import queries
-    from .bootstrap import build
+    from ..bootstrap import build
     services = build(_config(args))
-    with services.engine.connect() as conn:
-        print(json.dumps(queries.stats(conn), indent=2))
+    with services.reading() as uow:
+        print(json.dumps(uow.queries.stats(), indent=2))
     return 0
 
 
 def cmd_queue(args) -> int:
-    from .store import outbox
-    from .bootstrap import build
+    from ..bootstrap import build
     services = build(_config(args))
-    with services.engine.begin() as conn:
+    with services.unit() as uow:
         if args.queue_command == "list":
-            rows = outbox.items(conn, status=args.status, limit=args.limit)
+            rows = uow.outbox.items(status=args.status, limit=args.limit)
             for r in rows:
                 print(f"{r['id']:>6} {r['status']:<9} {r['kind']:<15} {r['destination']:<12} "
                       f"{r['accession'] or '-':<12} attempts={r['attempts']} "
@@ -168,9 +166,9 @@ def cmd_queue(args) -> int:
             print(f"{len(rows)} item(s)")
             return 0
         if args.queue_command == "retry":
-            done = outbox.retry(conn, args.id, services.now())
+            done = uow.outbox.retry(args.id, uow.moment.utc)
         else:
-            done = outbox.discard(conn, args.id, args.reason, services.now())
+            done = uow.outbox.discard(args.id, args.reason, uow.moment.utc)
     if not done:
         raise NotFound(f"no pending or dead outbox item {args.id}", where="ID",
                        hint="list items with telederm queue list")
@@ -179,23 +177,21 @@ def cmd_queue(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from .store import queries
-    from .bootstrap import build
+    from ..bootstrap import build
     services = build(_config(args))
     reachable = services.archive.is_alive()
-    with services.engine.connect() as conn:
-        report = queries.health(conn, reachable)
+    with services.reading() as uow:
+        report = uow.queries.health(reachable)
     report["orthanc"]["url"] = services.config.orthanc_url
     print(json.dumps(report, indent=2))
     return 0
 
 
 def cmd_audit_verify(args) -> int:
-    from .store import audit
-    from .bootstrap import build
+    from ..bootstrap import build
     services = build(_config(args))
-    with services.engine.connect() as conn:
-        count, broken = audit.verify(conn)
+    with services.reading() as uow:
+        count, broken = uow.audit.verify()
     if broken is not None:
         print(f"telederm: audit chain broken at row {broken} (of {count} checked): "
               "restore the database from a backup and investigate", file=sys.stderr)
@@ -205,7 +201,7 @@ def cmd_audit_verify(args) -> int:
 
 
 def cmd_config_check(args) -> int:
-    from .bootstrap import load_mappings
+    from ..bootstrap import load_mappings
     config = _config(args)
     mappings = load_mappings(config)
     rules, facilities = mappings.rules, mappings.facilities
@@ -228,9 +224,9 @@ def cmd_config_check(args) -> int:
 
 
 def cmd_billing_explain(args) -> int:
-    from .billing.engine import explain
-    from .billing.rules import load_rules
-    from .billing.tariffs import load_tariffs
+    from ..billing.engine import explain
+    from ..billing.rules import load_rules
+    from ..billing.tariffs import load_tariffs
     config = _config(args)
     path = Path(args.act)
     if not path.is_file():
@@ -250,17 +246,16 @@ def cmd_billing_explain(args) -> int:
 
 
 def cmd_billing_report(args) -> int:
-    from .billing.reconcile import reconcile, render_csv
-    from .store import queries
-    from .bootstrap import build
+    from ..billing.reconcile import reconcile, render_csv
+    from ..bootstrap import build
     first, last = _iso_day(args.date_from, "--from"), _iso_day(args.date_to, "--to")
     if last < first:
         raise DomainError(f"the period ends ({args.date_to}) before it starts "
                           f"({args.date_from})", where="--to", hint="swap --from and --to")
     services = build(_config(args))
-    with services.engine.connect() as conn:
-        rows = queries.charge_rows(conn, first_day=first.replace("-", ""),
-                                   last_day=last.replace("-", ""))
+    with services.reading() as uow:
+        rows = uow.queries.charge_rows(first_day=first.replace("-", ""),
+                                       last_day=last.replace("-", ""))
     report = reconcile(rows, date_from=first, date_to=last)
     if args.csv:
         sys.stdout.write(render_csv(report))
@@ -281,7 +276,7 @@ def _iso_day(text: str, option: str) -> str:
 
 
 def cmd_orthanc(args) -> int:
-    from .runtime.server import managed_orthanc
+    from ..runtime.server import managed_orthanc
     config = _config(args)
     if not config.orthanc_managed:
         raise ConfigError("this config uses an external Orthanc", where="orthanc.managed",

@@ -234,7 +234,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 class ServeProcess:
-    """`python -m connector.cli serve --config FILE` as a child process, its output in files."""
+    """`python -m connector.entrypoints.cli serve --config FILE` as a child process, its output in files."""
 
     def __init__(self, config_path: Path, http_port: int, work: Path):
         self.config_path, self.http_port, self.work = config_path, http_port, work
@@ -247,7 +247,7 @@ class ServeProcess:
         err = open(self.work / f"serve{self.runs}.err", "wb")
         with out, err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "connector.cli", "serve", "--config",
+                [sys.executable, "-m", "connector.entrypoints.cli", "serve", "--config",
                  str(self.config_path)], stdout=out, stderr=err, cwd=self.work, env=clean_env())
         wait_for(lambda: self.proc.poll() is not None or self.healthy(), deadline,
                  "GET /api/health to answer")
@@ -282,7 +282,7 @@ class ServeProcess:
 
 
 def telederm(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`python -m connector.cli ARGS` with this interpreter, output captured as text."""
-    return subprocess.run([sys.executable, "-m", "connector.cli", *map(str, args)],
+    """`python -m connector.entrypoints.cli ARGS` with this interpreter, output captured as text."""
+    return subprocess.run([sys.executable, "-m", "connector.entrypoints.cli", *map(str, args)],
                           capture_output=True, text=True, env=clean_env(), timeout=timeout)
 

@@ -244,7 +244,7 @@ def test_billing_report_totals_match_what_the_peer_acknowledged(env):
     config = env.work / "telederm.toml"
     config.write_text(f'data_dir = "{env.work}"\n', encoding="utf-8")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("TELEDERM_")}
-    result = subprocess.run([sys.executable, "-m", "connector.cli", "billing", "report",
+    result = subprocess.run([sys.executable, "-m", "connector.entrypoints.cli", "billing", "report",
                              "--from", "2000-01-01", "--to", "2099-12-31", "--config",
                              str(config)], capture_output=True, text=True, env=environ,
                             timeout=120)

@@ -25,8 +25,8 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def telederm(*args: str | Path, cwd: Path | None = None,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`python -m connector.cli ARGS` with this interpreter, output captured as text."""
-    return subprocess.run([sys.executable, "-m", "connector.cli", *map(str, args)],
+    """`python -m connector.entrypoints.cli ARGS` with this interpreter, output captured as text."""
+    return subprocess.run([sys.executable, "-m", "connector.entrypoints.cli", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, env=env or clean_env(),
                           timeout=COMMAND_DEADLINE)
 

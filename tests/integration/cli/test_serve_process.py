@@ -102,7 +102,7 @@ def served(tmp_path_factory):
                        accounting_port=accounting.port, token=token)
     stdout_path, stderr_path = work / "serve.out", work / "serve.err"
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "serve", "--config",
+        proc = subprocess.Popen([sys.executable, "-m", "connector.entrypoints.cli", "serve", "--config",
                                  str(config_path)], stdout=out, stderr=err, cwd=work,
                                 env=clean_env())
     api = httpx.Client(base_url=f"http://127.0.0.1:{http_port}",

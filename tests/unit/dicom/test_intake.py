@@ -10,7 +10,7 @@ from pydicom import dcmread
 from pydicom.uid import JPEGLSLossless
 from sqlalchemy import func, select
 
-from connector.cli import main
+from connector.entrypoints.cli import main
 from connector.config import load_config
 from connector.domain.errors import ImageError
 from connector.domain.model import Order, Patient, PersonName, Practitioner
