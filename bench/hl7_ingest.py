@@ -144,7 +144,7 @@ def wait_applied(running, deadline: float = 900) -> float:
 
     limit = time.monotonic() + deadline
     while time.monotonic() < limit:
-        with running.services.engine.connect() as conn:
+        with running.services.store.engine.connect() as conn:
             waiting, _ = inbox.backlog(conn)
         if not waiting:
             return time.time()

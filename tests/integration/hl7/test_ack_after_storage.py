@@ -34,7 +34,7 @@ def storage_mode(inbound_env):
 
 
 def rows(services) -> list[dict]:
-    with services.engine.connect() as conn:
+    with services.store.engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(
             select(inbox_table).order_by(inbox_table.c.id))]
 
@@ -73,7 +73,7 @@ def test_cancel_of_an_unknown_order_is_acknowledged_then_marked_failed_with_err_
     assert (error["code"], error["location"]) == ("204", "ORC^1^2")
     [entry] = [a for a in inbound.audit("hl7.received") if a["detail"].get("applied")]
     assert entry["detail"]["applied"] == "failed" and entry["detail"]["errors"] == ["204"]
-    with services.engine.connect() as conn:
+    with services.store.engine.connect() as conn:
         report = queries.health(conn, orthanc_reachable=True)
     assert report["inbox"] == {"pending": 0, "oldest_pending_at": None, "failed": 1}
     assert any("acknowledged but not applied" in p for p in report["problems"])
@@ -127,7 +127,7 @@ def test_pending_messages_are_applied_after_a_restart_when_the_first_run_stopped
     services = storage_mode(inbound)
     for n in range(3):
         hl7_intake.handle(services, order(f"P-R{n}"), "test")
-    services.engine.dispose()
+    services.store.engine.dispose()
     restarted = build(services.config)  # same data folder: what a new process sees
     with restarted.engine.connect() as conn:
         assert len(inbox.pending(conn, 10)) == 3
@@ -153,7 +153,7 @@ def test_running_connector_applies_orders_acknowledged_over_mllp_in_storage_mode
                 assert read_ack(acks[0]).code == "AA"
 
         def applied():
-            with running.services.engine.connect() as conn:
+            with running.services.store.engine.connect() as conn:
                 return inbox.backlog(conn)[0] == 0
         wait_for(applied, 30, "stored orders applied")
     assert all(inbound.accession(f"P-M{n}") for n in range(20))
@@ -192,7 +192,7 @@ def test_the_refusal_notice_is_queued_once_when_the_same_message_is_applied_agai
     services = with_order_status(storage_mode(inbound))
     hl7_intake.handle(services, order("NOPE", control="CA"), "test")
     hl7_applier.process_pending(services)
-    with services.engine.begin() as conn:  # as if the applier had stopped before its commit
+    with services.store.engine.begin() as conn:  # as if the applier had stopped before its commit
         conn.execute(inbox_table.update().values(state="pending"))
     hl7_applier.process_pending(services)
     assert len(inbound.outbox("hl7.send")) == 1

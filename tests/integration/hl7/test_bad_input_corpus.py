@@ -47,7 +47,7 @@ def running(tmp_path_factory):
 
 
 def case_count(running) -> int:
-    with running.services.engine.connect() as conn:
+    with running.services.store.engine.connect() as conn:
         return conn.execute(text("SELECT count(*) FROM cases")).scalar_one()
 
 
@@ -157,7 +157,7 @@ def test_bad_input_is_answered_and_the_listener_keeps_serving(running, case: Bad
     ack = send_message("127.0.0.1", port, order, timeout=30)
     assert (ack.code, ack.control_id_acked) == ("AA", control_id), ack
     if case.stored_patient:
-        with running.services.engine.connect() as conn:
+        with running.services.store.engine.connect() as conn:
             row = conn.execute(text("SELECT family, given FROM patients WHERE patient_id = :id"),
                                {"id": case.stored_patient[0]}).one_or_none()
         if row is None or tuple(row) != case.stored_patient[1:]:

@@ -191,7 +191,7 @@ def test_merge_moves_the_prior_patients_cases_to_the_surviving_patient(inbound):
     assert sorted(c["accession"] for c in inbound.cases_of("IPP-1")) == sorted(
         [prior_a, prior_b, own])
     assert inbound.case(prior_a)["patient"]["name"] == "DUPONT^Hélène"
-    with inbound.services.engine.connect() as conn:
+    with inbound.services.store.engine.connect() as conn:
         ids = [r.patient_id for r in conn.execute(patients.select())]
     assert ids == ["IPP-1"]  # the prior record is gone
     (job,) = inbound.outbox("archive.update_patient")

@@ -124,7 +124,7 @@ def read_frames(sock: socket.socket, count: int, timeout: float = 30) -> list[by
 
 
 def stored_name(running, patient_id: str) -> tuple[str, str] | None:
-    with running.services.engine.connect() as conn:
+    with running.services.store.engine.connect() as conn:
         row = conn.execute(text("SELECT family, given FROM patients WHERE patient_id = :id"),
                            {"id": patient_id}).one_or_none()
     return tuple(row) if row else None

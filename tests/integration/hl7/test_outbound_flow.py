@@ -37,7 +37,7 @@ from connector.store.schema import reports
 from connector.runtime import worker
 from connector.workflow import (mark_ready, open_case, record_report, refuse_order,
                                 withdraw_report)
-from connector.workflow.commands import (CancelCase, DeclineCase, MarkReady, RecordReport,
+from connector.workflow.commands import (CancelCase, DeclineCase, MarkReady, OpenCase, RecordReport,
                                         WithdrawReport)
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import build
@@ -160,12 +160,10 @@ def new_order(placer: str) -> Order:
 
 def open_ready_case(services, placer: str) -> str:
     """Open a case (as an accepted order), give it an image and let the archive call it stable."""
-    now = iso(services.now())
-    with services.store.engine.begin() as conn:
-        case = open_case.handle(conn, new_order(placer), now=now, actor="test",
-                                services=services)
+    with services.unit() as uow:
+        case = open_case.handle(OpenCase(new_order(placer), "test"), uow)
         case.apply(CaseEvent.IMAGE_RECEIVED)
-        cases.save_status(conn, case, now)
+        uow.cases.save_status(case, uow.moment.iso)
     with services.unit() as uow:
         assert mark_ready.handle(MarkReady(case.study_uid, "test"), uow) == "READY"
     return case.accession
@@ -364,10 +362,8 @@ def test_an_empty_or_long_reason_is_refused(tmp_path):
 
 def one_status(tmp_path, destination: Destination, clock: Clock):
     services = services_for(tmp_path, destination, clock=clock)
-    now = iso(services.now())
-    with services.store.engine.begin() as conn:
-        open_case.handle(conn, new_order(f"PL-ACK-{next(_ids)}"), now=now, actor="test",
-                         services=services)
+    with services.unit() as uow:
+        open_case.handle(OpenCase(new_order(f"PL-ACK-{next(_ids)}"), "test"), uow)
     return services
 
 
@@ -437,9 +433,8 @@ def test_a_peer_slower_than_its_ack_timeout_is_retried_later(tmp_path):
         services = services_for(tmp_path, Destination(
             "ehr", "requester", "mllp", f"127.0.0.1:{port}", order_status="ORM^O01",
             ack_timeout=0.5))
-        with services.store.engine.begin() as conn:
-            open_case.handle(conn, new_order("PL-SLOW"), now=iso(services.now()), actor="test",
-                             services=services)
+        with services.unit() as uow:
+            open_case.handle(OpenCase(new_order("PL-SLOW"), "test"), uow)
         worker.run_once(services)
         [item] = items(services)
         assert (item.status, item.attempts) == ("pending", 1)
