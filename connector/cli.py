@@ -405,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     except BAD_INPUT as err:
         if args.debug:
             raise
-        print(f"telederm: {err.one_line()}", file=sys.stderr)
+        for problem in err.problems if isinstance(err, ConfigError) else (err,):
+            print(f"telederm: {problem.one_line()}", file=sys.stderr)
         return 2
     except ConnectorError as err:
         if args.debug:
