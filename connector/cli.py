@@ -204,7 +204,7 @@ def cmd_audit_verify(args) -> int:
 
 
 def cmd_config_check(args) -> int:
-    from .workflow.bootstrap import load_mappings
+    from .mappings import load_mappings
     config = _config(args)
     mappings = load_mappings(config)
     rules, facilities = mappings.rules, mappings.facilities

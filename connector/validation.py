@@ -12,13 +12,14 @@ across rows) and end with `Problems.raise_any()`.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .domain.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 HINT = "fix the file; see the comments at its top"
 
@@ -90,6 +91,14 @@ class Problems:
             return model.model_validate(data)
         except ValidationError as exc:
             self.found += render(exc, where or self.where, keyed=keyed, hint=self.hint)
+            return None
+
+    def run(self, load: Callable[..., T], *args, **kwargs) -> T | None:
+        """`load(...)`, or None with its problems recorded: one bad file hides no other."""
+        try:
+            return load(*args, **kwargs)
+        except ConfigError as exc:
+            self.found += exc.problems
             return None
 
     def add(self, text: str, *, where: str = "", key: str = "", hint: str = "") -> None:

@@ -11,7 +11,7 @@ from connector.domain.model import Patient, PersonName, valid_ins
 from connector.hl7.errors import Hl7Error
 from connector.hl7.orm import MAPPING_FILE, load_mapping, order_from_orm, patient_from_message
 from connector.hl7.parse import parse
-from connector.workflow.bootstrap import load_mappings
+from connector.mappings import load_mappings
 
 from hl7_samples import sample  # noqa: F401  (fixture)
 
