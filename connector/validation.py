@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from .domain.errors import ConfigError
 
@@ -57,7 +57,19 @@ def _reason(error: dict) -> str:
     message = error["msg"]
     if kind == "value_error":  # our validators raise ValueError("must be ...")
         message = str(error["ctx"]["error"])
-    return f"{message} (got {_shown(error['input'])})"
+    shown = _shown(error["input"])
+    return message if shown in message else f"{message} (got {shown})"
+
+
+def _some(value):
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+# Marks a list or table that must hold something, checked once its entries are valid (so a bad
+# entry is one problem, not two): `Annotated[tuple[str, ...], NonEmpty]`.
+NonEmpty = AfterValidator(_some)
 
 
 def render(exc: ValidationError, where: str, *, keyed: bool = True,
