@@ -4,12 +4,11 @@ default), values checked when loaded, a taken DICOM port refused with the key to
 from __future__ import annotations
 
 import socket
-from dataclasses import replace
 
 import pytest
 
 from conftest import free_port, unused_url
-from connector.config import DEFAULT_WATCH_PATTERN, load_config
+from connector.config import DEFAULT_WATCH_PATTERN, HttpSection, load_config
 from connector.domain.errors import ConfigError, ConnectorError
 from connector.server import RunningConnector
 
@@ -76,7 +75,7 @@ def test_environment_switches_the_scp_and_the_folder_on(tmp_path):
 def test_bad_channel_value_is_refused_naming_the_key(tmp_path, text, where):
     with pytest.raises(ConfigError) as exc:
         load_config(write(tmp_path, text), {})
-    assert exc.value.where == where
+    assert exc.value.where.endswith(f" [{where}]")
 
 
 def test_connector_refuses_to_start_naming_dicom_listen_when_the_port_is_taken(tmp_path):
@@ -85,10 +84,11 @@ def test_connector_refuses_to_start_naming_dicom_listen_when_the_port_is_taken(t
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         taken = holder.getsockname()[1]
-        config = replace(config, orthanc_managed=False, orthanc_url=unused_url(),
-                         http_listen=f"127.0.0.1:{free_port()}",
-                         hl7_listen=f"127.0.0.1:{free_port()}",
-                         dicom_listen=f"127.0.0.1:{taken}")
+        config = config.model_copy(update={
+            "orthanc": config.orthanc.model_copy(update={"managed": False, "url": unused_url()}),
+            "http": HttpSection(listen=f"127.0.0.1:{free_port()}"),
+            "hl7": config.hl7.model_copy(update={"listen": f"127.0.0.1:{free_port()}"}),
+            "dicom": config.dicom.model_copy(update={"listen": f"127.0.0.1:{taken}"})})
         with pytest.raises(ConnectorError) as exc:
             RunningConnector(config).start()
     assert exc.value.where == "dicom.listen" and str(taken) in exc.value.text

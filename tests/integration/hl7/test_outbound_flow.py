@@ -16,7 +16,6 @@ import datetime as dt
 import itertools
 import socket
 import threading
-from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -127,7 +126,7 @@ def services_for(tmp_path, *destinations: Destination, clock: Clock | None = Non
     base = load_config(None, environ={
         "TELEDERM_DATA_DIR": str(tmp_path / "data"), "TELEDERM_ORTHANC_URL": unused_url(),
         "TELEDERM_FACILITY_NAME": "TELEDERM_TEST"})
-    services = build(replace(base, destinations=destinations))
+    services = build(base.model_copy(update={"destinations": destinations}))
     services.clock = clock or Clock()
     return services
 
@@ -146,7 +145,7 @@ def peers():
 
 
 def ehr(peer, **options) -> Destination:
-    return Destination("ehr", "requester", "mllp", f"127.0.0.1:{peer.port}", **options)
+    return Destination(name="ehr", role="requester", address=f"127.0.0.1:{peer.port}", **options)
 
 
 def new_order(placer: str) -> Order:
@@ -323,8 +322,8 @@ def test_the_dermatologist_declines_and_the_requester_reads_oc_with_the_reason(t
 def test_an_operator_cancels_an_answered_case_credits_it_and_sends_oc(tmp_path, peers):
     peer, compta = peers(RecordingPeer("ehr")), peers(RecordingPeer("compta"))
     services = services_for(tmp_path, ehr(peer, order_status="ORM^O01"),
-                            Destination("compta", "accounting", "mllp",
-                                        f"127.0.0.1:{compta.port}"))
+                            Destination(name="compta", role="accounting", transport="mllp",
+                                        address=f"127.0.0.1:{compta.port}"))
     accession = open_ready_case(services, "PL-OUT-6")
     record_report.handle(services, accession, text="Naevus bénin.", conduct="no_visit",
                          specialist=SPECIALIST, actor="test")
@@ -405,8 +404,8 @@ def test_ar_wrong_msa2_or_no_ack_is_retried_with_back_off(tmp_path, peers, answe
 
 def test_a_peer_that_is_down_is_retried_later(tmp_path):
     clock = Clock()
-    services = one_status(tmp_path, Destination("ehr", "requester", "mllp",
-                                                f"127.0.0.1:{free_port()}",
+    services = one_status(tmp_path, Destination(name="ehr", role="requester", transport="mllp",
+                                                address=f"127.0.0.1:{free_port()}",
                                                 order_status="ORM^O01"), clock)
     worker.run_once(services)
     (item,) = items(services)
@@ -422,7 +421,7 @@ def test_a_peer_slower_than_its_ack_timeout_is_retried_later(tmp_path):
     port = silent.getsockname()[1]
     try:
         services = services_for(tmp_path, Destination(
-            "ehr", "requester", "mllp", f"127.0.0.1:{port}", order_status="ORM^O01",
+            name="ehr", role="requester", address=f"127.0.0.1:{port}", order_status="ORM^O01",
             ack_timeout=0.5))
         with services.engine.begin() as conn:
             open_case.handle(conn, new_order("PL-SLOW"), now=iso(services.now()), actor="test",
