@@ -47,14 +47,20 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# pydantic's words for a wrong shape, in the words of a TOML file
+_PLAIN = {"dict_type": "must be a table", "model_type": "must be a table",
+          "list_type": "must be a list", "tuple_type": "must be a list"}
+
+
 def _reason(error: dict) -> str:
     """What is wrong and what is expected, from one pydantic error."""
     kind = error["type"]
+    name = error["loc"][-1] if error["loc"] else ""
     if kind == "missing":
-        return "missing key"
+        return f"missing key {name}"
     if kind == "extra_forbidden":
-        return "unknown key"
-    message = error["msg"]
+        return f"unknown key {name}"
+    message = _PLAIN.get(kind, error["msg"])
     if kind == "value_error":  # our validators raise ValueError("must be ...")
         message = str(error["ctx"]["error"])
     shown = _shown(error["input"])

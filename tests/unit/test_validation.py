@@ -37,13 +37,13 @@ def test_load_names_every_bad_key_at_once_when_three_are_wrong():
     assert len(lines) == 3
     assert "'3'" in lines[0] and "integer" in lines[0]  # the value and what is expected
     assert "must be a non-empty list of codes" in lines[1]
-    assert "unknown key" in lines[2]
+    assert "unknown key typo" in lines[2]
 
 
 def test_load_raises_the_problem_itself_when_there_is_one():
     with pytest.raises(ConfigError) as exc:
         load(Outer, {"inner": {"count": 1}}, "site.toml")
-    assert exc.value.where == "site.toml [name]" and exc.value.text == "missing key"
+    assert exc.value.where == "site.toml [name]" and exc.value.text == "missing key name"
     assert exc.value.problems == (exc.value,)
 
 
