@@ -28,8 +28,8 @@ def cmd_serve(args) -> int:
     from .server import RunningConnector
     config = _config(args)
     running = RunningConnector(config).start()
-    print(f"telederm: serving HL7 on {config.hl7_listen}, HTTP on {config.http_listen}, "
-          f"Orthanc at {config.orthanc_url}", flush=True)
+    print(f"telederm: serving HL7 on {config.hl7.listen}, HTTP on {config.http.listen}, "
+          f"Orthanc at {config.orthanc.url}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: running.stop())
     try:
         running.wait()
@@ -184,7 +184,7 @@ def cmd_status(args) -> int:
     reachable = services.archive.is_alive()
     with services.engine.connect() as conn:
         report = queries.health(conn, reachable)
-    report["orthanc"]["url"] = services.config.orthanc_url
+    report["orthanc"]["url"] = services.config.orthanc.url
     print(json.dumps(report, indent=2))
     return 0
 
@@ -208,7 +208,7 @@ def cmd_config_check(args) -> int:
     config = _config(args)
     mappings = load_mappings(config)
     rules, facilities = mappings.rules, mappings.facilities
-    billed = facilities.get(config.facility_id).id
+    billed = facilities.get(config.facility.id).id
     print(f"config ok: data_dir={config.data_dir}, database={config.db_url.split('://')[0]}, "
           f"destinations={[d.name for d in config.destinations] or 'none'}, "
           f"body sites={len(mappings.sites)}, conducts={len(mappings.conducts)}")
@@ -216,13 +216,13 @@ def cmd_config_check(args) -> int:
           f"{len(rules.combinations)} combinations {len(rules.limits)} limits "
           f"{len(rules.exclusions)} exclusions, facilities={sorted(facilities.facilities)} "
           f"(default {facilities.default}), billed as {billed}"
-          + ("" if billed == config.facility_id else
-             f" (facility.id {config.facility_id} is not in facilities.toml)"))
+          + ("" if billed == config.facility.id else
+             f" (facility.id {config.facility.id} is not in facilities.toml)"))
     q = mappings.questionnaire
     print(f"hl7 ok: mappings={sorted(mappings.hl7)}, questionnaire={len(q.items)} items "
           f"(levels {'/'.join(name for name, _ in q.triage.levels)}), consent="
           + (mappings.orm.consent.source if mappings.orm.consent.required else "not required")
-          + (", TEST MODE (test/demo INS accepted)" if config.hl7_test_mode else ""))
+          + (", TEST MODE (test/demo INS accepted)" if config.hl7.test_mode else ""))
     return 0
 
 
@@ -282,14 +282,14 @@ def _iso_day(text: str, option: str) -> str:
 def cmd_orthanc(args) -> int:
     from .server import managed_orthanc
     config = _config(args)
-    if not config.orthanc_managed:
+    if not config.orthanc.managed:
         raise ConfigError("this config uses an external Orthanc", where="orthanc.managed",
                           hint="set orthanc.managed = true to let telederm start one")
     orthanc = managed_orthanc(config)
     if args.action == "start":
         orthanc.write_config()
         orthanc.start()
-        print(f"Orthanc running at {orthanc.url} (DICOM port {config.orthanc_dicom_port})")
+        print(f"Orthanc running at {orthanc.url} (DICOM port {config.orthanc.dicom_port})")
     elif args.action == "stop":
         print("Orthanc stopped" if orthanc.stop() else "Orthanc was not running")
     else:

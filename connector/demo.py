@@ -200,7 +200,7 @@ def run_demo(*, keep: bool = False) -> int:
         print(f"Orthanc holds {len(instances)} instance(s): "
               + ", ".join(sorted({i['Modality'] for i in instances})))
         print(f"Open the study: {running.services.archive.explorer_url(detail['study_instance_uid'])}"
-              f"  (user {config.orthanc_username}, password in {work}/orthanc/orthanc.json)"
+              f"  (user {config.orthanc.username}, password in {work}/orthanc/orthanc.json)"
               if study else "Study not found in Orthanc")
         print(f"ORU^R01 received by the EHR: {len(ehr.messages)}; "
               f"DFT^P03 received by accounting: {len(accounting.messages)}")

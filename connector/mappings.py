@@ -82,5 +82,5 @@ def load_mappings(config: Config) -> Mappings:
     return Mappings(
         tariffs=tariffs, hl7=hl7, questionnaire=questionnaire, **loaded,
         orm=replace(hl7["orm_o01.toml"], questionnaire=questionnaire,
-                    test_mode=config.hl7_test_mode),
+                    test_mode=config.hl7.test_mode),
     )

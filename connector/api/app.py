@@ -55,7 +55,7 @@ def create_app(services: Services, *, limits: HttpLimits | None = None) -> FastA
     app.state.services = services
     app.state.tokens = token_table(services)
     app.add_middleware(RequestGuard, limits=limits,
-                       upload_limit=services.config.images_max_mb * MIB
+                       upload_limit=services.config.images.max_mb * MIB
                        + limits.upload_overhead_bytes)
     app.add_exception_handler(ConnectorError, errors.connector_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
@@ -109,7 +109,7 @@ def create_app(services: Services, *, limits: HttpLimits | None = None) -> FastA
                     who: Principal = Depends(require("requester", "device", "specialist"))):
         """All the files or none: each is read and checked, then all are recorded in one
         transaction, so a refusal (which names the file) leaves nothing stored."""
-        max_mb = services.config.images_max_mb
+        max_mb = services.config.images.max_mb
         with services.engine.connect() as conn:
             case = cases.load(conn, accession)
             number = conn.execute(select(func.count()).select_from(images).where(

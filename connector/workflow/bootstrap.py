@@ -34,7 +34,7 @@ class Services:
 def build(config: Config) -> Services:
     engine = make_engine(config.db_url)
     migrate(engine)
-    archive = ArchiveClient(config.orthanc_url, config.orthanc_username, config.orthanc_password)
+    archive = ArchiveClient(config.orthanc.url, config.orthanc.username, config.orthanc.password)
     return Services(config=config, engine=engine, mappings=load_mappings(config), archive=archive,
                     internal_token=internal_token(config.data_dir))
 

@@ -92,7 +92,7 @@ def unable(conn: Connection, services: Services, order: Order, order_control: st
             control_id=control_id, now=hl7_time(now), message_type=dest.order_status,
             order_control=UNABLE[order_control], order_status="", case_accession="",
             order=order, reason=error, reason_system="HL70357",
-            sending=(services.config.facility_name, services.config.facility_id),
+            sending=(services.config.facility.name, services.config.facility.id),
             receiving=send_report.sender_of(order))
         send_report.enqueue_hl7(conn, destination=dest.name, control_id=control_id,
                                 message=message, accession=None, now=now)
@@ -117,7 +117,7 @@ def notify(conn: Connection, services: Services, case: Case, step: str, *, now: 
             control_id=control_id, now=hl7_now, message_type=dest.order_status,
             order_control=control, order_status=status, case_accession=case.accession,
             order=case.order, reason=reason, action_by=action_by,
-            sending=(services.config.facility_name, services.config.facility_id),
+            sending=(services.config.facility.name, services.config.facility.id),
             receiving=send_report.sender_of(case.order))
         send_report.enqueue_hl7(conn, destination=dest.name, control_id=control_id,
                                 message=message, accession=case.accession, now=now)

@@ -41,7 +41,7 @@ def handle(conn: Connection, order: Order, *, now: str, actor: str,
                 study_uid=uid_from("study", order.sender, order.placer_order_number),
                 order=order)
     cases.insert(conn, case, now)
-    if worklist and (services is None or services.config.worklist_enabled):
+    if worklist and (services is None or services.config.worklist.enabled):
         publish_worklist.enqueue(conn, case.accession, now=now)
     detail = {"priority": order.priority.value}
     if order.triage.level:

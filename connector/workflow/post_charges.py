@@ -63,7 +63,7 @@ def handle(conn: Connection, services: Services, case: Case, specialist: Practit
     act = Act(kind="teleexpertise", date=day, patient=case.order.patient.id,
               requester=case.order.requester, specialist=specialist,
               requester_site=requester_site(case.order),
-              specialist_site=services.config.facility_id,
+              specialist_site=services.config.facility.id,
               patient_hospitalised=case.order.patient_hospitalised,
               level=2 if rules.needs_level("teleexpertise", day) else None,
               prior_acts=prior_acts(conn, case.accession), accession=case.accession,
@@ -75,7 +75,7 @@ def charge_act(conn: Connection, services: Services, case: Case, act: Act, *, hl
                now: str) -> str | None:
     """Evaluate `act`, record its new lines and queue one batch of its new charges."""
     result = evaluate(act, tariffs=services.mappings.tariffs, rules=services.mappings.rules)
-    facility = services.mappings.facilities.get(services.config.facility_id)
+    facility = services.mappings.facilities.get(services.config.facility.id)
     line = lines.Line(accession=case.accession, kind=act.kind, patient_id=act.patient,
                       facility=facility.id, level=act.level, billing_round=act.billing_round)
     known = lines.recorded_ids(conn, case.accession)
@@ -171,7 +171,7 @@ def _batch(conn: Connection, services: Services, case: Case, facility: Facility,
         message = build_dft(control_id=control_id, now=hl7_now, order=case.order,
                             accession=case.accession, charges=batch, labels=labels,
                             facility=facility,
-                            sending=(services.config.facility_name, services.config.facility_id),
+                            sending=(services.config.facility.name, services.config.facility.id),
                             receiving=(dest.name.upper(), ""))
         enqueue_hl7(conn, destination=dest.name, control_id=control_id, message=message,
                     accession=case.accession, now=now)

@@ -60,7 +60,7 @@ def perform(services: Services, payload: bytes) -> str:
     or worklist disabled)."""
     body = json.loads(payload)
     accession, modality = body["accession"], body["modality"]
-    if not services.config.worklist_enabled:
+    if not services.config.worklist.enabled:
         return "skipped"
     with services.engine.connect() as conn:
         case = cases.load(conn, accession)
@@ -68,12 +68,12 @@ def perform(services: Services, payload: bytes) -> str:
             cases_table.c.accession == accession)).scalar()
     if case.status not in SCHEDULABLE:
         return "skipped"
-    text = _TEXT[services.config.report_language]
+    text = _TEXT[services.config.reports.language]
     entry = WorklistEntry(
         accession=accession, study_uid=case.study_uid,
         placer_order_number=case.order.placer_order_number, patient=case.order.patient,
         requester=case.order.requester, priority=case.order.priority, modality=modality,
-        station_ae=services.config.station_ae(modality), start=_local(created_at),
+        station_ae=services.config.worklist.station_ae(modality), start=_local(created_at),
         procedure_description=text["procedure"], step_description=text[modality],
         triage_level=case.order.triage.level)
     WorklistFolder(services.config.worklist_folder).write(entry)

@@ -112,7 +112,8 @@ def handle(services: Services, data: bytes, *, actor: str, accession: str | None
                                   where="SOPInstanceUID", code="duplicate-instance",
                                   hint="the device must give each image its own UID")
             case.apply(CaseEvent.IMAGE_RECEIVED)  # refuses a case that takes no more images
-            _coerce_identity(ds, case, modified_at=dicom_dt(moment), system=services.config.facility_name)
+            _coerce_identity(ds, case, modified_at=dicom_dt(moment),
+                             system=services.config.facility.name)
             path = services.config.data_dir / "images" / case.accession / f"{sop_uid}.dcm"
             write_durably(path, to_bytes(ds))
             conn.execute(images.insert().values(

@@ -88,7 +88,7 @@ def handle_batch(services: Services, items: list[tuple[bytes, str]]) -> list[byt
     """
     moment = services.now()
     now, hl7_now = iso(moment), dicom_dt(moment)
-    storage = services.config.hl7_ack_mode == "storage"
+    storage = services.config.hl7.ack_mode == "storage"
     acks: list[bytes] = [b""] * len(items)
     parsed: list[tuple[int, ParsedMessage, bytes, str]] = []
     for index, (raw, peer) in enumerate(items):

@@ -51,7 +51,7 @@ def record(conn: Connection, services: Services, accession: str, *, text: str, c
            specialist: Practitioner, actor: str, correction: bool = False) -> RecordedReport:
     """Record a final report (or, with `correction`, a corrected one) in `conn`'s transaction."""
     conduct_entry = find_conduct(services.mappings.conducts, conduct)
-    lang = services.config.report_language
+    lang = services.config.reports.language
     conduct_label = getattr(conduct_entry, lang)
     moment = services.now()
     now, signed_at = iso(moment), dicom_dt(moment)

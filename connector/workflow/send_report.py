@@ -66,9 +66,9 @@ def handle(conn: Connection, services: Services, case: Case, report: Report, *, 
     mark = "W" if report.status == "D" else "V"
     common = dict(now=hl7_now, case_accession=case.accession, study_uid=case.study_uid,
                   order=case.order, report=report, conduct_label=conduct_label, pdf=pdf,
-                  viewer_url=viewer_url(services.config.orthanc_url, case.order.patient.id,
+                  viewer_url=viewer_url(services.config.orthanc.url, case.order.patient.id,
                                         case.study_uid),
-                  sending=(services.config.facility_name, services.config.facility_id),
+                  sending=(services.config.facility.name, services.config.facility.id),
                   receiving=requester_of(case))
     first = None
     for dest in dests:
@@ -78,7 +78,7 @@ def handle(conn: Connection, services: Services, case: Case, report: Report, *, 
                 control_id=control_id, document_id=document_uid(case.study_uid, version),
                 parent_document_id=document_uid(case.study_uid, version - 1)
                 if report.status == "C" else "",
-                change_reason=reason, namespace=services.config.facility_name, **common)
+                change_reason=reason, namespace=services.config.facility.name, **common)
         else:
             control_id = f"ORU{case.accession}{mark}{version}"
             message = build_oru(control_id=control_id, **common)

@@ -84,6 +84,6 @@ def _conduct_label(services: Services, code: str) -> str:
     """The conduct's label as the report was sent (the code itself if it left the mappings)."""
     try:
         return find_conduct(services.mappings.conducts, code).label(
-            services.config.report_language)
+            services.config.reports.language)
     except ConnectorError:
         return code

@@ -140,7 +140,7 @@ def attempt(services: Services, item: outbox.Item, *,
         retryable = getattr(exc, "retryable", True)
         with services.engine.begin() as conn:
             status = outbox.fail(conn, item, services.now(), f"{type(exc).__name__}: {exc}",
-                                 max_attempts=services.config.outbox_max_attempts,
+                                 max_attempts=services.config.worker.max_attempts,
                                  retryable=retryable)
             if status == "dead":
                 for hook in ON_DEAD.get(item.kind, ()):
@@ -231,7 +231,7 @@ def run_forever(services: Services, stop: threading.Event) -> None:
                     CATCH_UP_SECONDS)
                 catch_up_failing = True
         if not items:
-            stop.wait(services.config.worker_poll_seconds)
+            stop.wait(services.config.worker.poll_seconds)
     deadline = time.monotonic() + LANE_STOP_SECONDS
     for lane in lanes.values():
         lane.join(max(deadline - time.monotonic(), 0))

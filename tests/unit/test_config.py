@@ -68,15 +68,15 @@ def test_every_key_is_read_when_the_file_sets_them_all(tmp_path):
     config = load_config(write(tmp_path, FULL), {})
     etc = (tmp_path / "etc").resolve()
     assert config.data_dir == etc / "var"
-    assert (config.http_listen, config.hl7_listen) == ("0.0.0.0:9780", "127.0.0.1:3575")
-    assert config.orthanc_managed is False
-    assert (config.orthanc_url, config.orthanc_dicom_port, config.orthanc_username,
-            config.orthanc_password, config.orthanc_stable_age) == (
+    assert (config.http.listen, config.hl7.listen) == ("0.0.0.0:9780", "127.0.0.1:3575")
+    assert config.orthanc.managed is False
+    assert (config.orthanc.url, config.orthanc.dicom_port, config.orthanc.username,
+            config.orthanc.password, config.orthanc.stable_age) == (
         "http://pacs.local:8042", 11112, "u", "p", 5)
-    assert config.database_url == f"sqlite:///{etc / 'db' / 'telederm.db'}"
-    assert (config.facility_name, config.facility_id, config.report_language) == (
+    assert config.database.url == f"sqlite:///{etc / 'db' / 'telederm.db'}"
+    assert (config.facility.name, config.facility.id, config.reports.language) == (
         "DERMA_HUB", "HUB01", "en")
-    assert (config.worker_poll_seconds, config.outbox_max_attempts) == (0.25, 7)
+    assert (config.worker.poll_seconds, config.worker.max_attempts) == (0.25, 7)
 
 
 def test_defaults_apply_when_the_file_is_empty(tmp_path):
@@ -85,7 +85,7 @@ def test_defaults_apply_when_the_file_is_empty(tmp_path):
     assert config.data_dir == path.parent.resolve() / "var"
     assert config == Config(data_dir=path.parent.resolve() / "var")
     assert config.mappings_dir == default_mappings_dir()
-    assert config.destinations == () and config.tokens == ()
+    assert config.destinations == () and config.api.tokens == ()
     assert config.db_url == f"sqlite:///{config.data_dir / 'telederm.db'}"
 
 
@@ -110,7 +110,7 @@ def test_absolute_paths_are_kept_when_given(tmp_path):
     path = write(tmp_path, f'data_dir = "{target}"\n[database]\nurl = "sqlite:///{target}/x.db"\n')
     config = load_config(path, {})
     assert config.data_dir == target
-    assert config.database_url == f"sqlite:///{target}/x.db"
+    assert config.database.url == f"sqlite:///{target}/x.db"
 
 
 def test_database_url_is_kept_as_is_when_not_sqlite(tmp_path):
@@ -124,12 +124,12 @@ def test_section_key_is_overridden_when_environment_sets_it(tmp_path):
                "TELEDERM_ORTHANC_MANAGED": "no", "TELEDERM_WORKER_POLL_SECONDS": "2.5",
                "TELEDERM_FACILITY_NAME": "ÉLÉPHANT"}
     config = load_config(write(tmp_path, FULL), environ)
-    assert config.http_listen == "127.0.0.1:1234"
-    assert config.orthanc_dicom_port == 4343
-    assert config.orthanc_managed is False
-    assert config.worker_poll_seconds == 2.5
-    assert config.facility_name == "ÉLÉPHANT"
-    assert config.hl7_listen == "127.0.0.1:3575"  # untouched keys keep the file's value
+    assert config.http.listen == "127.0.0.1:1234"
+    assert config.orthanc.dicom_port == 4343
+    assert config.orthanc.managed is False
+    assert config.worker.poll_seconds == 2.5
+    assert config.facility.name == "ÉLÉPHANT"
+    assert config.hl7.listen == "127.0.0.1:3575"  # untouched keys keep the file's value
 
 
 def test_top_level_key_is_overridden_when_environment_sets_it(tmp_path):
@@ -152,7 +152,7 @@ def test_relative_sqlite_url_from_environment_resolves_against_file_folder_when_
     ("false", False), ("0", False), ("No", False), ("OFF", False)])
 def test_boolean_words_are_understood_when_given_in_environment(tmp_path, text, expected):
     config = load_config(write(tmp_path, ""), {"TELEDERM_ORTHANC_MANAGED": text})
-    assert config.orthanc_managed is expected
+    assert config.orthanc.managed is expected
 
 
 def test_bad_boolean_is_refused_when_given_in_environment(tmp_path):
@@ -273,7 +273,8 @@ def test_destination_is_refused_when_address_is_not_host_port(tmp_path):
 
 def test_api_token_is_read_when_given_inline(tmp_path):
     config = load_config(write(tmp_path, FULL), {})
-    assert [(t.name, t.role, t.token) for t in config.tokens] == [("dermato-1", "specialist", "s3cret")]
+    assert [(t.name, t.role, t.token) for t in config.api.tokens] == [
+        ("dermato-1", "specialist", "s3cret")]
 
 
 @pytest.mark.parametrize("body", [
@@ -294,7 +295,7 @@ def test_api_token_is_read_from_given_environment_when_token_env_is_set(tmp_path
     path = write(tmp_path, '[[api.tokens]]\nname="dermato-1"\nrole="specialist"\n'
                            'token_env="TELEDERM_TOKEN_DERMATO_1"\n')
     config = load_config(path, {"TELEDERM_TOKEN_DERMATO_1": "from-env"})
-    assert config.tokens[0].token == "from-env"
+    assert config.api.tokens[0].token == "from-env"
 
 
 def test_bootstrap_token_is_read_when_environment_sets_it(tmp_path):

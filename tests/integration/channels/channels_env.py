@@ -48,7 +48,7 @@ class Channels:
 
     @property
     def orthanc_dicom_port(self) -> int:
-        return self.running.config.orthanc_dicom_port
+        return self.running.config.orthanc.dicom_port
 
     def open_case(self, *, patient_id: str | None = None, edit=None) -> dict:
         """Send a new order over MLLP (AA expected) and return the case as the API shows it;
@@ -110,7 +110,7 @@ def channels(tmp_path_factory):
     running = RunningConnector(config).start()
     api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
                        headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    yield Channels(running, api, work, config.watch_folder)
+    yield Channels(running, api, work, config.watch.folder)
     api.close()
     running.stop()
 

@@ -39,28 +39,30 @@ def write(tmp_path, text: str):
 
 def test_channels_are_off_and_the_worklist_on_when_nothing_is_configured(tmp_path):
     config = load_config(write(tmp_path, ""), {})
-    assert config.dicom_listen == "" and config.watch_folder is None
-    assert config.watch_pattern == DEFAULT_WATCH_PATTERN
-    assert config.worklist_enabled is True
+    assert config.dicom.listen == "" and config.watch.folder is None
+    assert config.watch.pattern == DEFAULT_WATCH_PATTERN
+    assert config.worklist.enabled is True
     assert config.worklist_folder == config.data_dir / "orthanc" / "worklists"
-    assert (config.station_ae("XC"), config.station_ae("DMS")) == ("TELEDERM_XC", "TELEDERM_DMS")
+    assert (config.worklist.station_ae("XC"), config.worklist.station_ae("DMS")) == (
+        "TELEDERM_XC", "TELEDERM_DMS")
 
 
 def test_every_channel_key_is_read_and_relative_folders_resolve_against_the_file(tmp_path):
     config = load_config(write(tmp_path, CHANNELS), {})
     etc = (tmp_path / "etc").resolve()
-    assert (config.dicom_listen, config.dicom_ae_title) == ("127.0.0.1:11112", "DERMA_SCP")
-    assert config.watch_folder == etc / "exports"
-    assert (config.watch_interval, config.watch_kind) == (0.5, "dermoscopy")
-    assert config.watch_pattern.startswith("^(?P<accession>TD")
-    assert config.worklist_enabled is False and config.worklist_folder == etc / "mwl"
-    assert (config.station_ae("XC"), config.station_ae("DMS")) == ("CAM01", "DERMATO01")
+    assert (config.dicom.listen, config.dicom.ae_title) == ("127.0.0.1:11112", "DERMA_SCP")
+    assert config.watch.folder == etc / "exports"
+    assert (config.watch.interval, config.watch.kind) == (0.5, "dermoscopy")
+    assert config.watch.pattern.startswith("^(?P<accession>TD")
+    assert config.worklist.enabled is False and config.worklist_folder == etc / "mwl"
+    assert (config.worklist.station_ae("XC"), config.worklist.station_ae("DMS")) == (
+        "CAM01", "DERMATO01")
 
 
 def test_environment_switches_the_scp_and_the_folder_on(tmp_path):
     config = load_config(write(tmp_path, ""), {"TELEDERM_DICOM_LISTEN": "127.0.0.1:104",
                                                "TELEDERM_WATCH_FOLDER": "/srv/in"})
-    assert config.dicom_listen == "127.0.0.1:104" and str(config.watch_folder) == "/srv/in"
+    assert config.dicom.listen == "127.0.0.1:104" and str(config.watch.folder) == "/srv/in"
 
 
 @pytest.mark.parametrize("text, where", [
@@ -93,7 +95,7 @@ def test_connector_refuses_to_start_naming_dicom_listen_when_the_port_is_taken(t
             RunningConnector(config).start()
     assert exc.value.where == "dicom.listen" and str(taken) in exc.value.text
     # Everything it had started is stopped: the HL7 port can be bound again.
-    host, port = config.hl7_listen.rsplit(":", 1)
+    host, port = config.hl7.listen.rsplit(":", 1)
     with socket.socket() as again:
         again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         again.bind((host, int(port)))

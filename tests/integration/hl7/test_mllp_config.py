@@ -49,9 +49,9 @@ def order(control_id: str) -> str:
 
 def test_defaults_are_one_plain_listener_20_mb_and_the_timeouts(tmp_path):
     config = load_config(None, environ={"TELEDERM_DATA_DIR": str(tmp_path)})
-    (listener,) = config.mllp_listeners
+    (listener,) = config.hl7.mllp_listeners
     assert (listener.name, listener.listen, listener.tls) == ("default", "127.0.0.1:2575", False)
-    assert (config.hl7_max_message_mb, config.hl7_idle_timeout, config.hl7_read_timeout) == \
+    assert (config.hl7.max_message_mb, config.hl7.idle_timeout, config.hl7.read_timeout) == \
         (20.0, 300.0, 60.0)
 
 
@@ -69,11 +69,11 @@ max_message_mb = 64
 idle_timeout = 600
 read_timeout = 15.5
 """), environ={})
-    (listener,) = config.mllp_listeners
+    (listener,) = config.hl7.mllp_listeners
     assert listener.tls and listener.require_client_cert
     assert listener.cert_file == tmp_path / "server.pem"
     assert listener.client_ca_file == tmp_path / "clients-ca.pem"
-    assert (config.hl7_max_message_mb, config.hl7_idle_timeout, config.hl7_read_timeout) == \
+    assert (config.hl7.max_message_mb, config.hl7.idle_timeout, config.hl7.read_timeout) == \
         (64.0, 600.0, 15.5)
 
 
@@ -82,8 +82,8 @@ def test_environment_overrides_the_hl7_keys(tmp_path, pki):
         "TELEDERM_DATA_DIR": str(tmp_path), "TELEDERM_HL7_MAX_MESSAGE_MB": "32",
         "TELEDERM_HL7_CERT_FILE": str(pki.server_cert),
         "TELEDERM_HL7_KEY_FILE": str(pki.server_key), "TELEDERM_HL7_READ_TIMEOUT": "5"})
-    assert config.hl7_max_message_mb == 32.0 and config.hl7_read_timeout == 5.0
-    assert config.mllp_listeners[0].cert_file == pki.server_cert
+    assert config.hl7.max_message_mb == 32.0 and config.hl7.read_timeout == 5.0
+    assert config.hl7.mllp_listeners[0].cert_file == pki.server_cert
 
 
 def test_several_listeners(tmp_path, pki):
@@ -99,11 +99,11 @@ listen = "0.0.0.0:12575"
 cert_file = "{pki.server_cert}"
 key_file = "{pki.server_key}"
 """), environ={})
-    ehr, lab = config.mllp_listeners
+    ehr, lab = config.hl7.mllp_listeners
     assert (ehr.name, ehr.listen, ehr.tls) == ("ehr", "127.0.0.1:2575", False)
     assert (lab.name, lab.host_port, lab.tls, lab.require_client_cert) == \
         ("lab", ("0.0.0.0", 12575), True, False)
-    assert config.hl7_listen == "127.0.0.1:2575"  # the first listener's address
+    assert config.hl7.listen == "127.0.0.1:2575"  # the first listener's address
 
 
 @pytest.mark.parametrize("body,key,expected", [

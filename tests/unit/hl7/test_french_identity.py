@@ -128,7 +128,7 @@ def test_test_mode_comes_from_the_config_into_the_loaded_mapping(tmp_path):
     config_file = tmp_path / "telederm.toml"
     config_file.write_text("[hl7]\ntest_mode = true\n", encoding="utf-8")
     config = load_config(config_file, environ={})
-    assert config.hl7_test_mode is True
+    assert config.hl7.test_mode is True
     assert load_mappings(config).orm.test_mode is True
     assert load_mappings(load_config(environ={})).orm.test_mode is False
 
