@@ -83,7 +83,7 @@ def test_ack_timeout_is_read_per_destination_with_a_default_per_transport(tmp_pa
 
 
 @pytest.mark.parametrize("line,transport,address,said", [
-    ("ack_timeout = 0", "mllp", "127.0.0.1:6661", "(got 0)"),
+    ("ack_timeout = 0", "mllp", "127.0.0.1:6661", "between 0 and 3600"),
     ("ack_timeout = -5", "mllp", "127.0.0.1:6661", "(got -5)"),
     ("ack_timeout = 99999", "mllp", "127.0.0.1:6661", "(got 99999)"),
     ("ack_timeout = true", "mllp", "127.0.0.1:6661", "(got True)"),

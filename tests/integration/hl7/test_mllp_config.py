@@ -110,7 +110,7 @@ key_file = "{pki.server_key}"
     ('[hl7]\nlisten = "127.0.0.1:2575"\nport = 4\n', "hl7.port", "unknown key"),
     ('[[hl7.listeners]]\nname = "a"\nlisten = "127.0.0.1:1"\nbacklog = 5\n',
      "hl7.listeners[0].backlog", "unknown key"),
-    ('[hl7.listeners]\nname = "a"\n', "hl7.listeners", "valid tuple"),
+    ('[hl7.listeners]\nname = "a"\n', "hl7.listeners", "list"),
     ('[[hl7.listeners]]\nlisten = "127.0.0.1:1"\n', "hl7.listeners[0].name", "missing"),
     ('[[hl7.listeners]]\nname = "a"\n', "hl7.listeners[0].listen", "missing"),
     ('[[hl7.listeners]]\nname = "a"\nlisten = "127.0.0.1:1"\n'
