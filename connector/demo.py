@@ -15,13 +15,12 @@ import secrets
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import hl7 as pyhl7
 import httpx
 
-from .config import ApiToken, Config, Destination, load_config
+from .config import ApiSection, ApiToken, Config, Destination, load_config
 from .hl7.ack import build_ack
 from .hl7.client import send_message
 from .hl7.listener import MllpListener
@@ -131,10 +130,10 @@ def local_config(work: Path, *, ehr_port: int, accounting_port: int, token: str,
         "TELEDERM_ORTHANC_STABLE_AGE": str(stable_age),
         "TELEDERM_FACILITY_NAME": "TELEDERM_DEMO",
     })
-    return replace(base, destinations=(
-        Destination("ehr", "requester", "mllp", f"127.0.0.1:{ehr_port}"),
-        Destination("accounting", "accounting", "mllp", f"127.0.0.1:{accounting_port}"),
-    ), tokens=(ApiToken("demo", "admin", token),))
+    return base.model_copy(update={"destinations": (
+        Destination(name="ehr", role="requester", address=f"127.0.0.1:{ehr_port}"),
+        Destination(name="accounting", role="accounting", address=f"127.0.0.1:{accounting_port}"),
+    ), "api": ApiSection(tokens=(ApiToken(name="demo", role="admin", token=token),))})
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -201,7 +200,7 @@ def run_demo(*, keep: bool = False) -> int:
         print(f"Orthanc holds {len(instances)} instance(s): "
               + ", ".join(sorted({i['Modality'] for i in instances})))
         print(f"Open the study: {running.services.archive.explorer_url(detail['study_instance_uid'])}"
-              f"  (user {config.orthanc_username}, password in {work}/orthanc/orthanc.json)"
+              f"  (user {config.orthanc.username}, password in {work}/orthanc/orthanc.json)"
               if study else "Study not found in Orthanc")
         print(f"ORU^R01 received by the EHR: {len(ehr.messages)}; "
               f"DFT^P03 received by accounting: {len(accounting.messages)}")

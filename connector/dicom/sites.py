@@ -14,9 +14,13 @@ import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, StringConstraints
 
 from connector.domain.errors import ConfigError, ImageError
 from connector.domain.model import BodySite
+from connector.validation import Problems, SiteModel
 
 COLUMNS = ("scheme", "code", "meaning_en", "label_fr")
 SCHEMES = frozenset({"SCT", "DCM", "FMA"})  # the designators CID 4029 uses
@@ -42,14 +46,41 @@ LATERALITY_MODIFIERS: dict[str, Code] = {
 }
 
 
-@dataclass(frozen=True)
-class SiteEntry:
+def _scheme(value: str) -> str:
+    if value not in SCHEMES:
+        raise ValueError(f"unknown coding scheme {value!r}; "
+                         f"use one of {', '.join(sorted(SCHEMES))}")
+    return value
+
+
+def _code(value: str) -> str:
+    if not _CODE.match(value):
+        raise ValueError(f"code {value!r} is not a numeric code of at most 16 digits")
+    return value
+
+
+def _meaning(value: str) -> str:
+    if not value or len(value) > 64:
+        raise ValueError("the English meaning must be 1 to 64 characters")
+    return value
+
+
+def _label(value: str) -> str:
+    if not value:
+        raise ValueError("the French label is empty")
+    return value
+
+
+_Cell = StringConstraints(strip_whitespace=True)
+
+
+class SiteEntry(SiteModel):
     """One row of body_sites.csv: the DICOM code plus the French label shown to users."""
 
-    scheme: str
-    code: str
-    meaning_en: str
-    label_fr: str
+    scheme: Annotated[str, _Cell, AfterValidator(_scheme)]
+    code: Annotated[str, _Cell, AfterValidator(_code)]
+    meaning_en: Annotated[str, _Cell, AfterValidator(_meaning)]
+    label_fr: Annotated[str, _Cell, AfterValidator(_label)]
 
     def body_site(self) -> BodySite:
         return BodySite(scheme=self.scheme, code=self.code, meaning=self.meaning_en)
@@ -89,47 +120,36 @@ def load_sites(path: str | Path = DEFAULT_PATH) -> SiteTable:
         raise ConfigError(f"the header must be {','.join(COLUMNS)}", where=f"{path}:{header_line}",
                           hint="fix the first line after the comments")
 
+    problems = Problems(str(path), hint="fix the row; see CID 4029 for codes and meanings")
     entries: dict[str, SiteEntry] = {}
     first_seen: dict[str, int] = {}
     for line, text_line in lines[1:]:
         row = _split(text_line)
         if not row or all(not cell.strip() for cell in row):
             continue
-        entry = _parse_row(row, f"{path}:{line}")
+        where = f"{path}:{line}"
+        if len(row) != len(COLUMNS):
+            problems.add(f"expected {len(COLUMNS)} fields, found {len(row)}", where=where,
+                         hint=f"each row needs {','.join(COLUMNS)}; quote values with commas")
+            continue
+        entry = problems.validate(SiteEntry, dict(zip(COLUMNS, row)), where=where, keyed=False)
+        if entry is None:
+            continue
         if entry.code in entries:
-            raise ConfigError(f"code {entry.code} is listed twice (first on line "
-                              f"{first_seen[entry.code]})", where=f"{path}:{line}",
-                              hint="keep one row per code")
+            problems.add(f"code {entry.code} is listed twice (first on line "
+                         f"{first_seen[entry.code]})", where=where, hint="keep one row per code")
+            continue
         entries[entry.code] = entry
         first_seen[entry.code] = line
-    if not entries:
-        raise ConfigError("the body-site file has no rows", where=str(path),
-                          hint="restore mappings/body_sites.csv from the release")
+    if not entries and not problems.found:
+        problems.add("the body-site file has no rows",
+                     hint="restore mappings/body_sites.csv from the release")
+    problems.raise_any()
     return SiteTable(entries, source=str(path))
 
 
 def _split(line: str) -> list[str]:
     return next(csv.reader([line]), [])
-
-
-def _parse_row(row: list[str], where: str) -> SiteEntry:
-    if len(row) != len(COLUMNS):
-        raise ConfigError(f"expected {len(COLUMNS)} fields, found {len(row)}", where=where,
-                          hint=f"each row needs {','.join(COLUMNS)}; quote values with commas")
-    scheme, code, meaning, label = (cell.strip() for cell in row)
-    if scheme not in SCHEMES:
-        raise ConfigError(f"unknown coding scheme {scheme!r}", where=where,
-                          hint=f"use one of {', '.join(sorted(SCHEMES))}")
-    if not _CODE.match(code):
-        raise ConfigError(f"code {code!r} is not a numeric code of at most 16 digits",
-                          where=where, hint="copy the code value from CID 4029")
-    if not meaning or len(meaning) > 64:
-        raise ConfigError("the English meaning must be 1 to 64 characters", where=where,
-                          hint="copy the code meaning from CID 4029")
-    if not label:
-        raise ConfigError("the French label is empty", where=where,
-                          hint="write the label shown to users")
-    return SiteEntry(scheme, code, meaning, label)
 
 
 def lookup(sites: dict[str, SiteEntry], code: str) -> BodySite:

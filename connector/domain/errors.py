@@ -54,8 +54,25 @@ class ImageError(ConnectorError):
 
 
 class ConfigError(ConnectorError):
+    """A bad config or mapping file. A file with several problems raises one ConfigError whose
+    `problems` holds one ConfigError per problem (each with its own `where`), so the site sees
+    all of them at once and a CLI prints one line each; a single problem is its own list."""
+
     code = "bad-config"
     http_status = 500
+
+    def __init__(self, text: str = "", *, where: str = "", hint: str = "",
+                 code: str | None = None, problems: tuple["ConfigError", ...] = ()):
+        if problems:
+            text = "\n".join(p.one_line() for p in problems)
+        super().__init__(text, where=where, hint=hint, code=code)
+        self.problems: tuple[ConfigError, ...] = tuple(problems) or (self,)
+
+    def one_line(self) -> str:
+        """One line per problem."""
+        if len(self.problems) > 1:
+            return self.text
+        return super().one_line()
 
 
 class StoreUnavailable(ConnectorError):

@@ -28,8 +28,8 @@ def cmd_serve(args) -> int:
     from ..runtime.server import RunningConnector
     config = _config(args)
     running = RunningConnector(config).start()
-    print(f"telederm: serving HL7 on {config.hl7_listen}, HTTP on {config.http_listen}, "
-          f"Orthanc at {config.orthanc_url}", flush=True)
+    print(f"telederm: serving HL7 on {config.hl7.listen}, HTTP on {config.http.listen}, "
+          f"Orthanc at {config.orthanc.url}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: running.stop())
     try:
         running.wait()
@@ -182,7 +182,7 @@ def cmd_status(args) -> int:
     reachable = services.archive.is_alive()
     with services.reading() as uow:
         report = uow.queries.health(reachable)
-    report["orthanc"]["url"] = services.config.orthanc_url
+    report["orthanc"]["url"] = services.config.orthanc.url
     print(json.dumps(report, indent=2))
     return 0
 
@@ -201,11 +201,11 @@ def cmd_audit_verify(args) -> int:
 
 
 def cmd_config_check(args) -> int:
-    from ..bootstrap import load_mappings
+    from ..mappings import load_mappings
     config = _config(args)
     mappings = load_mappings(config)
     rules, facilities = mappings.rules, mappings.facilities
-    billed = facilities.get(config.facility_id).id
+    billed = facilities.get(config.facility.id).id
     print(f"config ok: data_dir={config.data_dir}, database={config.db_url.split('://')[0]}, "
           f"destinations={[d.name for d in config.destinations] or 'none'}, "
           f"body sites={len(mappings.sites)}, conducts={len(mappings.conducts)}")
@@ -213,13 +213,13 @@ def cmd_config_check(args) -> int:
           f"{len(rules.combinations)} combinations {len(rules.limits)} limits "
           f"{len(rules.exclusions)} exclusions, facilities={sorted(facilities.facilities)} "
           f"(default {facilities.default}), billed as {billed}"
-          + ("" if billed == config.facility_id else
-             f" (facility.id {config.facility_id} is not in facilities.toml)"))
+          + ("" if billed == config.facility.id else
+             f" (facility.id {config.facility.id} is not in facilities.toml)"))
     q = mappings.questionnaire
     print(f"hl7 ok: mappings={sorted(mappings.hl7)}, questionnaire={len(q.items)} items "
           f"(levels {'/'.join(name for name, _ in q.triage.levels)}), consent="
           + (mappings.orm.consent.source if mappings.orm.consent.required else "not required")
-          + (", TEST MODE (test/demo INS accepted)" if config.hl7_test_mode else ""))
+          + (", TEST MODE (test/demo INS accepted)" if config.hl7.test_mode else ""))
     return 0
 
 
@@ -278,14 +278,14 @@ def _iso_day(text: str, option: str) -> str:
 def cmd_orthanc(args) -> int:
     from ..runtime.server import managed_orthanc
     config = _config(args)
-    if not config.orthanc_managed:
+    if not config.orthanc.managed:
         raise ConfigError("this config uses an external Orthanc", where="orthanc.managed",
                           hint="set orthanc.managed = true to let telederm start one")
     orthanc = managed_orthanc(config)
     if args.action == "start":
         orthanc.write_config()
         orthanc.start()
-        print(f"Orthanc running at {orthanc.url} (DICOM port {config.orthanc_dicom_port})")
+        print(f"Orthanc running at {orthanc.url} (DICOM port {config.orthanc.dicom_port})")
     elif args.action == "stop":
         print("Orthanc stopped" if orthanc.stop() else "Orthanc was not running")
     else:
@@ -401,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     except BAD_INPUT as err:
         if args.debug:
             raise
-        print(f"telederm: {err.one_line()}", file=sys.stderr)
+        for problem in err.problems if isinstance(err, ConfigError) else (err,):
+            print(f"telederm: {problem.one_line()}", file=sys.stderr)
         return 2
     except ConnectorError as err:
         if args.debug:

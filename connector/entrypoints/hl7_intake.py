@@ -50,7 +50,7 @@ def handle_batch(services: Services, items: list[tuple[bytes, str]]) -> list[byt
     lets several connections share the cost of a durable write.
     """
     moment = services.moment()
-    storage = services.config.hl7_ack_mode == "storage"
+    storage = services.config.hl7.ack_mode == "storage"
     acks: list[bytes] = [b""] * len(items)
     parsed: list[tuple[int, ParsedMessage, bytes, str]] = []
     for index, (raw, peer) in enumerate(items):

@@ -27,12 +27,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from annotated_types import Ge, Le
+from pydantic import AfterValidator, StrictInt, StringConstraints
 
 from connector.domain.model import IDENTITY_STATUSES, QUALIFIED, Facility, valid_ins
+from connector.validation import NonEmpty, SiteModel
 
 from .errors import Hl7Error
 from .parse import Location, ParsedMessage
-from .readers import authority_of
+from .readers import Codes, authority_of, position
 
 INS_KINDS = ("nir", "nia", "test", "demo")
 _RELIABILITY_MEANINGS = (*IDENTITY_STATUSES, "attribute", "doubt", "")
@@ -45,21 +50,68 @@ _RPPS = re.compile(r"^[0-9]{11}$")
 class IdentityMapping:
     """[identity], [codes.identity_reliability] and [facility] of mappings/hl7/orm_o01.toml."""
 
-    ins_authorities: tuple[tuple[str, str], ...] = (
-        ("1.2.250.1.213.1.4.8", "nir"), ("1.2.250.1.213.1.4.9", "nia"),
-        ("1.2.250.1.213.1.4.10", "test"), ("1.2.250.1.213.1.4.11", "demo"))
-    reliability: Location = Location("PID", field=32)
-    reliability_codes: tuple[tuple[str, str], ...] = tuple((s, s) for s in IDENTITY_STATUSES)
-    local_types: frozenset[str] = frozenset({"PI"})
-    local_authorities: frozenset[str] = frozenset()
-    qualified_patient_id: str = "ins"     # ins | local
-    idnatps_authority: str = "1.2.250.1.71.4.2.1"
-    practitioner_type_component: int = 13  # XCN-13 identifier type code
-    finess_authority: str = "1.2.250.1.71.4.2.2"
-    finess_types: frozenset[str] = frozenset({"FINEG", "FINEJ", "FINESS"})
-    facility_xon: tuple[Location, ...] = (Location("ORC", field=21),)
-    facility_cwe: tuple[Location, ...] = (Location("ORC", field=17),)
-    facility_hd: tuple[Location, ...] = (Location("MSH", field=4),)
+    ins_authorities: tuple[tuple[str, str], ...]  # OID -> nir | nia | test | demo
+    reliability: Location
+    reliability_codes: tuple[tuple[str, str], ...]
+    local_types: frozenset[str]
+    local_authorities: frozenset[str]
+    qualified_patient_id: str     # ins | local
+    idnatps_authority: str
+    practitioner_type_component: int  # XCN-13 identifier type code
+    finess_authority: str
+    finess_types: frozenset[str]
+    facility_xon: tuple[Location, ...]
+    facility_cwe: tuple[Location, ...]
+    facility_hd: tuple[Location, ...]
+
+
+def _oid(value: str) -> str:
+    if not _OID.match(value):
+        raise ValueError("must be an OID")
+    return value
+
+
+Oid = Annotated[str, AfterValidator(_oid)]
+
+
+class IdentitySection(SiteModel):
+    """[identity] of the ORM mapping."""
+
+    ins_authorities: Annotated[dict[Oid, Literal[INS_KINDS]], NonEmpty]
+    reliability: position(segment="PID")
+    local_types: Codes
+    local_authorities: tuple[Annotated[str, StringConstraints(strip_whitespace=True,
+                                                              min_length=1)], ...]
+    qualified_patient_id: Literal["ins", "local"]
+    idnatps_authority: Oid
+    practitioner_type_component: Annotated[StrictInt, Ge(1), Le(23)]  # an XCN component
+
+
+class FacilitySection(SiteModel):
+    """[facility] of the ORM mapping: where the requesting facility's FINESS is read."""
+
+    xon: tuple[position(whole=True), ...]
+    cwe: tuple[position(whole=True), ...]
+    hd: tuple[position(whole=True), ...]
+    finess_authority: Oid
+    finess_types: Codes
+
+
+ReliabilityCodes = dict[str, Literal[_RELIABILITY_MEANINGS]]
+
+
+def identity_mapping(section: IdentitySection, facility: FacilitySection,
+                     reliability_codes: dict[str, str]) -> IdentityMapping:
+    return IdentityMapping(
+        ins_authorities=tuple(section.ins_authorities.items()), reliability=section.reliability,
+        reliability_codes=tuple((k.upper(), v) for k, v in reliability_codes.items()),
+        local_types=frozenset(section.local_types),
+        local_authorities=frozenset(section.local_authorities),
+        qualified_patient_id=section.qualified_patient_id,
+        idnatps_authority=section.idnatps_authority,
+        practitioner_type_component=section.practitioner_type_component,
+        finess_authority=facility.finess_authority, finess_types=frozenset(facility.finess_types),
+        facility_xon=facility.xon, facility_cwe=facility.cwe, facility_hd=facility.hd)
 
 
 @dataclass(frozen=True)
@@ -74,91 +126,6 @@ class PatientIds:
     flags: tuple[str, ...] = ()
     other_ids: tuple[tuple[str, str], ...] = ()
     location: Location | None = None  # where the patient id was read (errors are put there)
-
-
-def load_identity(data: dict, fail) -> IdentityMapping:
-    """The identity parts of the ORM mapping (defaults for whatever the file leaves out)."""
-    default = IdentityMapping()
-    section = data.get("identity", {})
-    if not isinstance(section, dict):
-        raise fail("identity", "must be a table")
-    unknown = sorted(set(section) - {"ins_authorities", "reliability", "local_types",
-                                     "local_authorities", "qualified_patient_id",
-                                     "idnatps_authority", "practitioner_type_component"})
-    if unknown:
-        raise fail(f"identity.{unknown[0]}", "unknown key")
-    authorities = section.get("ins_authorities", dict(default.ins_authorities))
-    if not isinstance(authorities, dict) or not authorities or not all(
-            _OID.match(k) and v in INS_KINDS for k, v in authorities.items()):
-        raise fail("identity.ins_authorities",
-                   "must map INS OIDs to " + ", ".join(INS_KINDS))
-    try:
-        reliability = Location.parse(section.get("reliability", str(default.reliability)))
-    except (TypeError, ValueError):
-        raise fail("identity.reliability", "must be a position like PID-32") from None
-    if reliability.segment != "PID":
-        raise fail("identity.reliability", "must be a PID position")
-    local_types = _codes(section, "local_types", sorted(default.local_types), fail, "identity")
-    local_authorities = _codes(section, "local_authorities", [], fail, "identity", upper=False)
-    qualified = section.get("qualified_patient_id", default.qualified_patient_id)
-    if qualified not in ("ins", "local"):
-        raise fail("identity.qualified_patient_id", 'must be "ins" or "local"')
-    idnatps = section.get("idnatps_authority", default.idnatps_authority)
-    if not isinstance(idnatps, str) or not _OID.match(idnatps):
-        raise fail("identity.idnatps_authority", "must be an OID")
-    type_component = section.get("practitioner_type_component",
-                                 default.practitioner_type_component)
-    if not isinstance(type_component, int) or isinstance(type_component, bool) or not (
-            1 <= type_component <= 23):
-        raise fail("identity.practitioner_type_component", "must be an XCN component number")
-    codes = data.get("codes", {}).get("identity_reliability", dict(default.reliability_codes))
-    if not isinstance(codes, dict) or not all(
-            isinstance(v, str) and v in _RELIABILITY_MEANINGS for v in codes.values()):
-        raise fail("codes.identity_reliability",
-                   "must map PID-32 codes to PROV, VALI, RECUP, QUAL, \"attribute\", \"doubt\" "
-                   "or \"\" (ignored)")
-    facility = data.get("facility", {})
-    if not isinstance(facility, dict):
-        raise fail("facility", "must be a table")
-    unknown = sorted(set(facility) - {"xon", "cwe", "hd", "finess_authority", "finess_types"})
-    if unknown:
-        raise fail(f"facility.{unknown[0]}", "unknown key")
-
-    def positions(key: str) -> tuple[Location, ...]:
-        raw = facility.get(key)
-        if raw is None:
-            return getattr(default, f"facility_{key}")
-        try:
-            if not isinstance(raw, list):
-                raise ValueError
-            locs = tuple(Location.parse(p) for p in raw)
-        except (TypeError, ValueError):
-            raise fail(f"facility.{key}", "must be a list of positions like ORC-21") from None
-        if any(loc.component for loc in locs):
-            raise fail(f"facility.{key}", "must name whole fields (ORC-21), not components")
-        return locs
-
-    finess_authority = facility.get("finess_authority", default.finess_authority)
-    if not isinstance(finess_authority, str) or not _OID.match(finess_authority):
-        raise fail("facility.finess_authority", "must be an OID")
-    return IdentityMapping(
-        ins_authorities=tuple(authorities.items()), reliability=reliability,
-        reliability_codes=tuple((k.upper(), v) for k, v in codes.items()),
-        local_types=frozenset(local_types), local_authorities=frozenset(local_authorities),
-        qualified_patient_id=qualified, idnatps_authority=idnatps,
-        practitioner_type_component=type_component, finess_authority=finess_authority,
-        finess_types=frozenset(_codes(facility, "finess_types", sorted(default.finess_types),
-                                      fail, "facility")),
-        facility_xon=positions("xon"), facility_cwe=positions("cwe"),
-        facility_hd=positions("hd"))
-
-
-def _codes(section: dict, key: str, default: list, fail, prefix: str,
-           upper: bool = True) -> list[str]:
-    raw = section.get(key, default)
-    if not isinstance(raw, list) or not all(isinstance(c, str) and c.strip() for c in raw):
-        raise fail(f"{prefix}.{key}", "must be a list of codes")
-    return [c.strip().upper() if upper else c.strip() for c in raw]
 
 
 def _erl(loc: Location, repetition: int) -> str:

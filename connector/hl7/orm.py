@@ -19,41 +19,37 @@ import base64
 import binascii
 import functools
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
-from connector.domain.errors import ConfigError, DomainError
+from annotated_types import Len
+
+from connector.domain.errors import DomainError
 from connector.domain.model import Order, Patient, PersonName, Practitioner, Priority, valid_date
+from connector.validation import SiteModel, load
 
 from .errors import Hl7Error
-from .identity import IdentityMapping, facility, load_identity, patient_ids, practitioner_ids
+from .identity import (FacilitySection, IdentityMapping, IdentitySection, ReliabilityCodes,
+                       facility, identity_mapping, patient_ids, practitioner_ids)
 from .parse import Location, ParsedMessage
-from .questionnaire import (ConsentMapping, Questionnaire, answers_from_order,
-                            consent_from_order, load_consent, load_questionnaire)
-from .readers import authority_of
+from .questionnaire import (ConsentMapping, ConsentSection, Questionnaire, answers_from_order,
+                            consent_from_order, load_questionnaire)
+from .readers import Codes, MappingFile, authority_of, position, positions
 
 MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "hl7" / "orm_o01.toml"
 
-_POSITIONS = ("order_control", "placer_order_number", "ordered_at", "question", "priority",
-              "requester", "patient_id", "patient_name", "birth_date", "sex")
-_WHOLE_FIELDS = ("requester", "patient_id", "patient_name")
-# Optional [positions] keys, with their defaults when the mapping file does not list them.
-_OPTIONAL_POSITIONS = {"patient_class": ("PV1-2",)}
 _TIMESTAMP = re.compile(r"^\d{4}(\d{2}){0,5}(\.\d{1,4})?([+-]\d{4})?$")
-_IMAGE_KINDS = ("photo", "dermoscopy")
-_OBX_3_1 = Location("OBX", field=3, component=1)
-_OBX_20_1 = Location("OBX", field=20, component=1)
 
 
 @dataclass(frozen=True)
 class ImageMapping:
     """Where an embedded image's kind and body site are read, and which subtypes are taken."""
 
-    kind: Location = _OBX_3_1
-    site: Location = _OBX_20_1
-    subtypes: frozenset[str] = frozenset({"JPEG", "JPG", "PNG"})
-    kind_codes: tuple[tuple[str, str], ...] = (("DERMOSCOPY", "dermoscopy"),)
+    kind: Location
+    site: Location
+    subtypes: frozenset[str]
+    kind_codes: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -72,14 +68,13 @@ class TeleconsultationMapping:
     """Where a teleconsultation reported as done is recognised and read ([teleconsultation] and
     [codes.teleconsultation]); no codes = the feature is off."""
 
-    service: Location = Location("OBR", field=4, component=1)
-    codes: tuple[tuple[str, bool], ...] = ()  # OBR-4.1 code -> specialist_is_gp (TCG: GP)
-    performed_at: tuple[Location, ...] = (Location("OBR", field=7, component=1),
-                                          Location("ORC", field=9, component=1))
-    performer: tuple[Location, ...] = (Location("PV1", field=7), Location("ORC", field=12))
-    majoration: Location = _OBX_3_1
-    majoration_codes: frozenset[str] = frozenset({"MAJORATION"})
-    majoration_value: Location = Location("OBX", field=5, component=1)
+    service: Location
+    codes: tuple[tuple[str, bool], ...]  # OBR-4.1 code -> specialist_is_gp (TCG: GP)
+    performed_at: tuple[Location, ...]
+    performer: tuple[Location, ...]
+    majoration: Location
+    majoration_codes: frozenset[str]
+    majoration_value: Location
 
 
 @dataclass(frozen=True)
@@ -91,11 +86,11 @@ class OrmMapping:
     order_controls: frozenset[str]
     priority_codes: dict[str, Priority]
     sex_codes: dict[str, str]
-    images: ImageMapping = ImageMapping()
-    inpatient_classes: frozenset[str] = frozenset({"I"})
-    teleconsultation: TeleconsultationMapping = TeleconsultationMapping()
-    identity: IdentityMapping = IdentityMapping()
-    consent: ConsentMapping = ConsentMapping()
+    images: ImageMapping
+    inpatient_classes: frozenset[str]
+    teleconsultation: TeleconsultationMapping
+    identity: IdentityMapping
+    consent: ConsentMapping
     # The questionnaire the order's OBX answer (None: the shipped mappings/questionnaire.toml).
     questionnaire: Questionnaire | None = None
     # Test mode (config `[hl7] test_mode`): test and demo INS are accepted.
@@ -114,133 +109,83 @@ class ReportedTeleconsultation:
     majoration_locations: tuple[str, ...]  # ERR-2 of each claimed majoration (`OBX^n^5`)
 
 
+# --- the mapping file, as written ---------------------------------------------------------
+
+class _Positions(SiteModel):
+    order_control: positions()
+    placer_order_number: positions()
+    ordered_at: positions()
+    question: positions()
+    priority: positions()
+    requester: positions(whole=True)
+    patient_id: positions(whole=True)
+    patient_name: positions(whole=True)
+    birth_date: positions()
+    sex: positions()
+    patient_class: positions()
+
+
+class _Notes(SiteModel):
+    question: position()
+
+
+class _Codes(SiteModel):
+    order_control: tuple[Annotated[str, Len(min_length=1)], ...]
+    inpatient_classes: Codes
+    priority: dict[str, Priority]
+    sex: dict[str, Literal["M", "F", "O", ""]]
+    image_kind: dict[str, Literal["photo", "dermoscopy"]]
+    teleconsultation: dict[str, Literal["specialist", "gp"]]
+    identity_reliability: ReliabilityCodes
+
+
+class _Images(SiteModel):
+    kind: position(segment="OBX")
+    site: position(segment="OBX")
+    subtypes: Codes
+
+
+class _Teleconsultation(SiteModel):
+    service: position(segment="OBR")
+    performer: positions(whole=True)
+    performed_at: positions()
+    majoration: position(segment="OBX")
+    majoration_codes: Codes
+    majoration_value: position(segment="OBX")
+
+
+class _OrmFile(SiteModel):
+    positions: _Positions
+    notes: _Notes
+    codes: _Codes
+    images: _Images
+    teleconsultation: _Teleconsultation
+    identity: IdentitySection
+    facility: FacilitySection
+    consent: ConsentSection
+
+
 @functools.lru_cache(maxsize=None)
 def load_mapping(path: Path = MAPPING_FILE) -> OrmMapping:
     """Read and check the mapping file once; a malformed one raises `ConfigError` naming the
-    file and key."""
-    def fail(key: str, what: str) -> ConfigError:
-        return ConfigError(f"{what}", where=f"{path} [{key}]",
-                           hint="fix the mapping file; see the comments at its top")
-
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise fail("file", f"cannot read ORM mapping: {exc}") from None
-    positions = {}
-    for key in _POSITIONS:
-        raw = data.get("positions", {}).get(key)
-        if not isinstance(raw, list) or not raw or not all(isinstance(p, str) for p in raw):
-            raise fail(f"positions.{key}", "must be a non-empty list of positions like PID-3.1")
-        try:
-            locs = tuple(Location.parse(p) for p in raw)
-        except ValueError as exc:
-            raise fail(f"positions.{key}", str(exc)) from None
-        if key in _WHOLE_FIELDS and any(loc.component for loc in locs):
-            raise fail(f"positions.{key}", "must name whole fields (PID-3), not components")
-        positions[key] = locs
-    for key, default in _OPTIONAL_POSITIONS.items():
-        raw = data.get("positions", {}).get(key, list(default))
-        try:
-            if not isinstance(raw, list) or not raw:
-                raise ValueError("must be a non-empty list of positions like PV1-2")
-            positions[key] = tuple(Location.parse(p) for p in raw)
-        except (TypeError, ValueError) as exc:
-            raise fail(f"positions.{key}", str(exc)) from None
-    try:
-        notes = Location.parse(data["notes"]["question"])
-    except (KeyError, TypeError, ValueError):
-        raise fail("notes.question", "must be a position like NTE-3") from None
-    codes = data.get("codes", {})
-    controls = codes.get("order_control")
-    if not isinstance(controls, list) or not all(isinstance(c, str) and c for c in controls):
-        raise fail("codes.order_control", "must be a list of ORC-1 codes")
-    try:
-        priorities = {k: Priority(v) for k, v in codes["priority"].items()}
-    except (KeyError, AttributeError, ValueError):
-        raise fail("codes.priority", "must map codes to stat, urgent or routine") from None
-    sexes = codes.get("sex")
-    if not isinstance(sexes, dict) or not all(v in ("M", "F", "O", "") for v in sexes.values()):
-        raise fail("codes.sex", "must map PID-8 codes to M, F, O or \"\"")
-    inpatient = codes.get("inpatient_classes", ["I"])
-    if not isinstance(inpatient, list) or not all(isinstance(c, str) and c for c in inpatient):
-        raise fail("codes.inpatient_classes", "must be a list of PV1-2 patient classes")
-    return OrmMapping(positions, notes, frozenset(controls), priorities, dict(sexes),
-                      _image_mapping(data, fail), frozenset(c.upper() for c in inpatient),
-                      _teleconsultation_mapping(data, fail), load_identity(data, fail),
-                      load_consent(data, fail))
-
-
-def _teleconsultation_mapping(data: dict, fail) -> TeleconsultationMapping:
-    """The optional [teleconsultation] section and [codes.teleconsultation] table."""
-    section = data.get("teleconsultation", {})
-    default = TeleconsultationMapping()
-    if not isinstance(section, dict):
-        raise fail("teleconsultation", "must be a table")
-    unknown = sorted(set(section) - {"service", "performed_at", "performer", "majoration",
-                                     "majoration_codes", "majoration_value"})
-    if unknown:
-        raise fail(f"teleconsultation.{unknown[0]}", "unknown key")
-
-    def one(key: str, segment: str) -> Location:
-        try:
-            loc = Location.parse(section[key]) if key in section else getattr(default, key)
-        except (TypeError, ValueError):
-            raise fail(f"teleconsultation.{key}", "must be a position like OBR-4.1") from None
-        if loc.segment != segment:
-            raise fail(f"teleconsultation.{key}", f"must be an {segment} position")
-        return loc
-
-    def many(key: str, whole: bool) -> tuple[Location, ...]:
-        raw = section.get(key)
-        if raw is None:
-            return getattr(default, key)
-        try:
-            if not isinstance(raw, list) or not raw:
-                raise ValueError
-            locs = tuple(Location.parse(p) for p in raw)
-        except (TypeError, ValueError):
-            raise fail(f"teleconsultation.{key}", "must be a non-empty list of positions") from None
-        if whole and any(loc.component for loc in locs):
-            raise fail(f"teleconsultation.{key}", "must name whole fields (PV1-7), not components")
-        return locs
-
-    majoration_codes = section.get("majoration_codes", sorted(default.majoration_codes))
-    if not isinstance(majoration_codes, list) or not all(
-            isinstance(c, str) and c for c in majoration_codes):
-        raise fail("teleconsultation.majoration_codes", "must be a list of OBX-3.1 codes")
-    codes = data.get("codes", {}).get("teleconsultation", {})
-    if not isinstance(codes, dict) or not all(v in ("specialist", "gp") for v in codes.values()):
-        raise fail("codes.teleconsultation", 'must map OBR-4.1 codes to "specialist" or "gp"')
-    return TeleconsultationMapping(
-        service=one("service", "OBR"),
-        codes=tuple((k.upper(), v == "gp") for k, v in codes.items()),
-        performed_at=many("performed_at", False), performer=many("performer", True),
-        majoration=one("majoration", "OBX"),
-        majoration_codes=frozenset(c.upper() for c in majoration_codes),
-        majoration_value=one("majoration_value", "OBX"))
-
-
-def _image_mapping(data: dict, fail) -> ImageMapping:
-    """The optional [images] section and [codes.image_kind] table (defaults when absent)."""
-    section = data.get("images", {})
-    if not isinstance(section, dict):
-        raise fail("images", "must be a table")
-    default = ImageMapping()
-    try:
-        kind = Location.parse(section["kind"]) if "kind" in section else default.kind
-        site = Location.parse(section["site"]) if "site" in section else default.site
-    except (TypeError, ValueError):
-        raise fail("images", "kind and site must be positions like OBX-3.1") from None
-    if kind.segment != "OBX" or site.segment != "OBX":
-        raise fail("images", "kind and site must be OBX positions")
-    subtypes = section.get("subtypes", sorted(default.subtypes))
-    if not isinstance(subtypes, list) or not all(isinstance(x, str) and x for x in subtypes):
-        raise fail("images.subtypes", "must be a list of OBX-5.3 subtypes like JPEG")
-    kinds = data.get("codes", {}).get("image_kind", dict(default.kind_codes))
-    if not isinstance(kinds, dict) or not all(v in _IMAGE_KINDS for v in kinds.values()):
-        raise fail("codes.image_kind", "must map OBX-3 codes to photo or dermoscopy")
-    return ImageMapping(kind, site, frozenset(x.upper() for x in subtypes),
-                        tuple((k.upper(), v) for k, v in kinds.items()))
+    file and every bad key."""
+    f = load(_OrmFile, MappingFile(path, "ORM mapping").data, str(path))
+    codes, tc = f.codes, f.teleconsultation
+    return OrmMapping(
+        positions=dict(f.positions), question_notes=f.notes.question,
+        order_controls=frozenset(codes.order_control), priority_codes=dict(codes.priority),
+        sex_codes=dict(codes.sex),
+        images=ImageMapping(f.images.kind, f.images.site, frozenset(f.images.subtypes),
+                            tuple((k.upper(), v) for k, v in codes.image_kind.items())),
+        inpatient_classes=frozenset(codes.inpatient_classes),
+        teleconsultation=TeleconsultationMapping(
+            service=tc.service, codes=tuple((k.upper(), v == "gp")
+                                            for k, v in codes.teleconsultation.items()),
+            performed_at=tc.performed_at, performer=tc.performer, majoration=tc.majoration,
+            majoration_codes=frozenset(tc.majoration_codes),
+            majoration_value=tc.majoration_value),
+        identity=identity_mapping(f.identity, f.facility, codes.identity_reliability),
+        consent=f.consent.mapping())
 
 
 def images_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> list[OrderImage]:

@@ -18,13 +18,18 @@ import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import StrictBool
 
 from connector.domain.errors import ConfigError, DomainError
 from connector.domain.model import (TRIAGE_LEVELS, Answer, Consent, Priority, TriagePolicy)
 from connector.mapfile import read_toml
+from connector.validation import NonEmpty, SiteModel
 
 from .errors import Hl7Error
 from .parse import Location, ParsedMessage
+from .readers import Codes, position
 
 QUESTIONNAIRE_FILE = Path(__file__).resolve().parents[2] / "mappings" / "questionnaire.toml"
 
@@ -88,16 +93,16 @@ class Questionnaire:
 class ConsentMapping:
     """[consent] of the ORM mapping: where the patient's consent is read and what counts."""
 
-    required: bool = True
-    source: str = "obx"              # obx | con
-    codes: tuple[str, ...] = ("CONSENT",)
-    code: Location = Location("OBX", field=3, component=1)
-    answer: Location = Location("OBX", field=5, component=1)
-    answered_at: Location = Location("OBX", field=14, component=1)
-    yes: tuple[str, ...] = ("Y",)
-    con_status: Location = Location("CON", field=11, component=1)
-    con_granted: tuple[str, ...] = ("A",)
-    con_at: Location = Location("CON", field=13, component=1)
+    required: bool
+    source: str                      # obx | con
+    codes: tuple[str, ...]
+    code: Location
+    answer: Location
+    answered_at: Location
+    yes: tuple[str, ...]
+    con_status: Location
+    con_granted: tuple[str, ...]
+    con_at: Location
 
     def is_consent_obx(self, msg: ParsedMessage, n: int) -> bool:
         return (self.source == "obx"
@@ -274,40 +279,25 @@ def _triage(raw, fail) -> TriagePolicy:
         raise fail(exc.where, exc.text) from None
 
 
-def load_consent(data: dict, fail) -> ConsentMapping:
-    """The [consent] section of the ORM mapping (defaults for what it leaves out)."""
-    section = data.get("consent", {})
-    default = ConsentMapping()
-    if not isinstance(section, dict):
-        raise fail("consent", "must be a table")
-    unknown = sorted(set(section) - {"required", "source", "codes", "code", "answer",
-                                     "answered_at", "yes", "con_status", "con_granted",
-                                     "con_at"})
-    if unknown:
-        raise fail(f"consent.{unknown[0]}", "unknown key")
-    required = section.get("required", default.required)
-    if not isinstance(required, bool):
-        raise fail("consent.required", "must be true or false")
-    source = section.get("source", default.source)
-    if source not in ("obx", "con"):
-        raise fail("consent.source", 'must be "obx" (an OBX answer) or "con" (a CON segment)')
+_SomeCodes = Annotated[Codes, NonEmpty]
 
-    def position(key: str, segment: str) -> Location:
-        try:
-            loc = Location.parse(section[key]) if key in section else getattr(default, key)
-        except (TypeError, ValueError):
-            raise fail(f"consent.{key}", "must be a position like OBX-5.1") from None
-        if loc.segment != segment or not loc.field:
-            raise fail(f"consent.{key}", f"must be a {segment} field position")
-        return loc
 
-    def codes(key: str) -> tuple[str, ...]:
-        return tuple(_strings(section, key, list(getattr(default, key)), fail, "consent"))
+class ConsentSection(SiteModel):
+    """[consent] of the ORM mapping, as written."""
 
-    return ConsentMapping(required, source, codes("codes"), position("code", "OBX"),
-                          position("answer", "OBX"), position("answered_at", "OBX"),
-                          codes("yes"), position("con_status", "CON"), codes("con_granted"),
-                          position("con_at", "CON"))
+    required: StrictBool
+    source: Literal["obx", "con"]  # an OBX answer, or a CON segment
+    codes: _SomeCodes
+    code: position(segment="OBX")
+    answer: position(segment="OBX")
+    answered_at: position(segment="OBX")
+    yes: _SomeCodes
+    con_status: position(segment="CON")
+    con_granted: _SomeCodes
+    con_at: position(segment="CON")
+
+    def mapping(self) -> ConsentMapping:
+        return ConsentMapping(**dict(self))
 
 
 # --- reading an order -----------------------------------------------------------------------

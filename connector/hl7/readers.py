@@ -6,10 +6,49 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, PlainValidator
 
 from connector.domain.errors import ConfigError
+from connector.validation import NonEmpty
 
 from .parse import Location, ParsedMessage
+
+
+def parse_position(raw, *, whole: bool = False, segment: str = "") -> Location:
+    """A mapping file's `PID-3.1`; ValueError saying what is expected."""
+    if not isinstance(raw, str):
+        raise ValueError("must be a position like PID-3.1")
+    loc = Location.parse(raw.strip())
+    if not loc.field:
+        raise ValueError(f"{raw!r} names a segment, not a field")
+    if whole and loc.component:
+        raise ValueError(f"{raw!r} must name a whole field (MRG-1), not a component")
+    if segment and loc.segment != segment:
+        raise ValueError(f"{raw!r} must be an {segment} position")
+    return loc
+
+
+def position(*, whole: bool = False, segment: str = ""):
+    """The model type of one position in a mapping file."""
+    return Annotated[Location, PlainValidator(
+        lambda raw: parse_position(raw, whole=whole, segment=segment))]
+
+
+def positions(*, whole: bool = False, segment: str = ""):
+    """The model type of a non-empty list of positions, tried in order."""
+    return Annotated[tuple[position(whole=whole, segment=segment), ...], NonEmpty]
+
+
+def _codes(raw: tuple[str, ...]) -> tuple[str, ...]:
+    if not all(c.strip() for c in raw):
+        raise ValueError("must be a list of non-empty codes")
+    return tuple(c.strip().upper() for c in raw)
+
+
+# A list of codes as the mappers compare them (stripped, upper case).
+Codes = Annotated[tuple[str, ...], AfterValidator(_codes)]
 
 
 def authority_of(msg: ParsedMessage, loc: Location, component: int) -> str:
@@ -79,16 +118,7 @@ class MappingFile:
         return tuple(self._position(key, p, whole=whole) for p in raw)
 
     def _position(self, key: str, raw, *, whole: bool, segment: str = "") -> Location:
-        if not isinstance(raw, str):
-            raise self.fail(key, "must be a position like PID-3.1")
         try:
-            loc = Location.parse(raw.strip())
+            return parse_position(raw, whole=whole, segment=segment)
         except ValueError as exc:
             raise self.fail(key, str(exc)) from None
-        if not loc.field:
-            raise self.fail(key, f"{raw!r} names a segment, not a field")
-        if whole and loc.component:
-            raise self.fail(key, f"{raw!r} must name a whole field (MRG-1), not a component")
-        if segment and loc.segment != segment:
-            raise self.fail(key, f"{raw!r} must be an {segment} position")
-        return loc

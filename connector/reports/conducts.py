@@ -9,9 +9,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
+from pydantic import AfterValidator, RootModel, StringConstraints
+
+from connector.domain.errors import DomainError
 from connector.mapfile import read_toml
-from connector.domain.errors import ConfigError, DomainError
+from connector.validation import NonEmpty, SiteModel, load
 
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _LANGS = ("fr", "en")
@@ -30,31 +34,29 @@ class Conduct:
         return getattr(self, lang)
 
 
+def _code(code: str) -> str:
+    if not _CODE.match(code):
+        raise ValueError("conduct code must be lower_snake_case")
+    return code
+
+
+_Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class _Labels(SiteModel):
+    fr: _Label
+    en: _Label
+
+
+_File = RootModel[Annotated[dict[Annotated[str, AfterValidator(_code)], _Labels], NonEmpty]]
+
+
 def load_conducts(path: str | Path) -> dict[str, Conduct]:
     """Read and check the conduct file; a bad file raises ConfigError naming file and code."""
     path = Path(path)
-    data = read_toml(path, "conduct codes")
-    if not data:
-        raise ConfigError("no conduct codes defined", where=str(path),
-                          hint="add one [code] table with fr and en labels")
-    conducts = {}
-    for code, entry in data.items():
-        where = f"{path} [{code}]"
-        if not _CODE.match(code):
-            raise ConfigError("conduct code must be lower_snake_case", where=where)
-        if not isinstance(entry, dict):
-            raise ConfigError("conduct must be a table with fr and en labels", where=where)
-        unknown = sorted(set(entry) - set(_LANGS))
-        if unknown:
-            raise ConfigError(f"unknown key {', '.join(unknown)}", where=where,
-                              hint="only fr and en are allowed")
-        for lang in _LANGS:
-            text = entry.get(lang)
-            if not isinstance(text, str) or not text.strip():
-                raise ConfigError(f"missing or empty label {lang!r}", where=where,
-                                  hint="give a non-empty fr and en label")
-        conducts[code] = Conduct(code, entry["fr"].strip(), entry["en"].strip())
-    return conducts
+    data = load(_File, read_toml(path, "conduct codes"), str(path),
+                hint="one [code] table per conduct, with non-empty fr and en labels").root
+    return {code: Conduct(code, labels.fr, labels.en) for code, labels in data.items()}
 
 
 def conduct(conducts: dict[str, Conduct], code: str) -> Conduct:

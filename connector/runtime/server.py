@@ -35,12 +35,12 @@ log = logging.getLogger("connector.server")
 
 def managed_orthanc(config: Config) -> ManagedOrthanc:
     """The Orthanc this config manages, its plugin pointed back at our HTTP API."""
-    http_port = urlparse(config.orthanc_url).port or 8042
-    host, port = split_address(config.http_listen, "http.listen")
+    http_port = urlparse(config.orthanc.url).port or 8042
+    host, port = split_address(config.http.listen, "http.listen")
     return ManagedOrthanc(
-        config.data_dir / "orthanc", http_port=http_port, dicom_port=config.orthanc_dicom_port,
-        username=config.orthanc_username, password=config.orthanc_password,
-        stable_age=config.orthanc_stable_age, connector_url=f"http://{host}:{port}",
+        config.data_dir / "orthanc", http_port=http_port, dicom_port=config.orthanc.dicom_port,
+        username=config.orthanc.username, password=config.orthanc.password,
+        stable_age=config.orthanc.stable_age, connector_url=f"http://{host}:{port}",
         connector_token=internal_token(config.data_dir), worklist_folder=config.worklist_folder)
 
 
@@ -75,7 +75,7 @@ class RunningConnector:
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self, timeout: float = 60) -> "RunningConnector":
-        if self.config.orthanc_managed:
+        if self.config.orthanc.managed:
             self.orthanc = managed_orthanc(self.config)
             if not self.orthanc.status()["running"]:
                 self.orthanc.write_config()
@@ -109,27 +109,27 @@ class RunningConnector:
     def _start_channels(self) -> None:
         """The DICOM SCP and the watched folder, each only when configured."""
         config = self.config
-        if config.dicom_listen:
-            host, port = split_address(config.dicom_listen, "dicom.listen")
-            scp = StoreScp(host, port, config.dicom_ae_title,
+        if config.dicom.listen:
+            host, port = split_address(config.dicom.listen, "dicom.listen")
+            scp = StoreScp(host, port, config.dicom.ae_title,
                            lambda received: dicom_scp.answer(self.services, received))
             try:
                 scp.start()
             except OSError as exc:
                 self.stop()
-                raise _bind_error("dicom.listen", config.dicom_listen, exc) from None
+                raise _bind_error("dicom.listen", config.dicom.listen, exc) from None
             self.scp, self.dicom_port = scp, scp.port
-        if config.watch_folder is not None:
+        if config.watch.folder is not None:
             try:
-                config.watch_folder.mkdir(parents=True, exist_ok=True)
+                config.watch.folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 self.stop()
                 raise ConnectorError(f"cannot use the watched folder: {exc.strerror or exc}",
                                      where="watch.folder",
                                      hint="create it, or make it writable by the connector") from None
-            self.watcher = FolderWatcher(self.services, config.watch_folder,
-                                         pattern=config.watch_pattern, kind=config.watch_kind,
-                                         interval=config.watch_interval)
+            self.watcher = FolderWatcher(self.services, config.watch.folder,
+                                         pattern=config.watch.pattern, kind=config.watch.kind,
+                                         interval=config.watch.interval)
             self._watch_thread = threading.Thread(target=self.watcher.run_forever,
                                                   args=(self._stop_channels,),
                                                   name="watched-folder", daemon=True)
@@ -179,7 +179,7 @@ class RunningConnector:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._shutdown = asyncio.Event()
-        http_host, http_port = split_address(self.config.http_listen, "http.listen")
+        http_host, http_port = split_address(self.config.http.listen, "http.listen")
         hl7_io = _LoopThread("hl7-io")
         try:
             listeners = await hl7_io.run(self._start_listeners())
@@ -194,7 +194,7 @@ class RunningConnector:
             http_socket.close()
             await hl7_io.run(_stop_all(listeners))
             hl7_io.close()
-            raise _bind_error("http.listen", self.config.http_listen, exc) from None
+            raise _bind_error("http.listen", self.config.http.listen, exc) from None
         self.http_port = http_socket.getsockname()[1]
         server = uvicorn.Server(uvicorn.Config(
             create_app(self.services, limits=self.http_limits), log_level="warning",
@@ -228,14 +228,14 @@ class RunningConnector:
 
         started: list[MllpListener] = []
         try:
-            for spec in config.mllp_listeners:
+            for spec in config.hl7.mllp_listeners:
                 host, port = spec.host_port
                 context = None if not spec.tls else server_context(
                     spec.cert_file, spec.key_file, client_ca_file=spec.client_ca_file,
                     require_client_cert=spec.require_client_cert, where=spec.where)
                 listener = MllpListener(
-                    host, port, handle, max_size=int(config.hl7_max_message_mb * 1024 * 1024),
-                    idle_timeout=config.hl7_idle_timeout, read_timeout=config.hl7_read_timeout,
+                    host, port, handle, max_size=int(config.hl7.max_message_mb * 1024 * 1024),
+                    idle_timeout=config.hl7.idle_timeout, read_timeout=config.hl7.read_timeout,
                     ssl=context, name=spec.name, batch_handler=handle_batch)
                 try:
                     await listener.start()

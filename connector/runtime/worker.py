@@ -144,7 +144,7 @@ def attempt(services: Services, item: Item, *, claim_next: bool = False) -> Item
         retryable = getattr(exc, "retryable", True)
         with services.unit() as uow:
             status = uow.outbox.fail(item, uow.moment.utc, f"{type(exc).__name__}: {exc}",
-                                     max_attempts=services.config.outbox_max_attempts,
+                                     max_attempts=services.config.worker.max_attempts,
                                      retryable=retryable)
             if status == "dead":
                 for hook in ON_DEAD.get(item.kind, ()):
@@ -235,7 +235,7 @@ def run_forever(services: Services, stop: threading.Event) -> None:
                     CATCH_UP_SECONDS)
                 catch_up_failing = True
         if not items:
-            stop.wait(services.config.worker_poll_seconds)
+            stop.wait(services.config.worker.poll_seconds)
     deadline = time.monotonic() + LANE_STOP_SECONDS
     for lane in lanes.values():
         lane.join(max(deadline - time.monotonic(), 0))

@@ -109,9 +109,9 @@ def prepare(services: Services, case: Case, cmd: AttachImage, *, number: int) ->
         instance_number=number, study_datetime=case.order.ordered_at[:14] or moment.hl7,
         content_datetime=moment.hl7, referring=case.order.requester.name,
         site=body_site, laterality=laterality, description=cmd.description,
-        institution=config.facility_name, dermoscope=dermoscope,
-        max_bytes=config.images_max_mb * 1024 * 1024,
-        max_pixels=config.images_max_megapixels * 1_000_000)
+        institution=config.facility.name, dermoscope=dermoscope,
+        max_bytes=config.images.max_mb * 1024 * 1024,
+        max_pixels=config.images.max_megapixels * 1_000_000)
     return Prepared(case.accession, kind, sha, sop_uid, series_uid, cmd.site, laterality,
                     cmd.description, wrapped, assess_dataset(wrapped.dataset), cmd.actor)
 
@@ -180,5 +180,5 @@ def _dermoscope(services: Services, kind: str, device: str, tracking_id: str):
                              where="device" if device else "tracking_id",
                              hint="send kind=dermoscopy, or leave them out")
         return None
-    return select_device(services.mappings.devices, device, fallback=services.config.images_device,
+    return select_device(services.mappings.devices, device, fallback=services.config.images.device,
                          tracking_id=tracking_id)

@@ -83,7 +83,7 @@ def unable(uow: UnitOfWork, order: Order, order_control: str, *, error: tuple[st
             control_id=control_id, now=uow.moment.hl7, message_type=dest.order_status,
             order_control=UNABLE[order_control], order_status="", case_accession="",
             order=order, reason=error, reason_system="HL70357",
-            sending=(config.facility_name, config.facility_id),
+            sending=(config.facility.name, config.facility.id),
             receiving=sender_of(order))
         enqueue_hl7(uow, destination=dest.name, control_id=control_id, message=message,
                     accession=None)
@@ -107,7 +107,7 @@ def notify(uow: UnitOfWork, case: Case, step: str, *, tag: str = "",
             control_id=control_id, now=uow.moment.hl7, message_type=dest.order_status,
             order_control=control, order_status=status, case_accession=case.accession,
             order=case.order, reason=reason, action_by=action_by,
-            sending=(config.facility_name, config.facility_id),
+            sending=(config.facility.name, config.facility.id),
             receiving=sender_of(case.order))
         enqueue_hl7(uow, destination=dest.name, control_id=control_id, message=message,
                     accession=case.accession)

@@ -35,7 +35,7 @@ def handle(cmd: OpenCase, uow: UnitOfWork) -> Case:
                 study_uid=uid_from("study", order.sender, order.placer_order_number),
                 order=order)
     uow.cases.insert(case, now)
-    if cmd.worklist and uow.services.config.worklist_enabled:
+    if cmd.worklist and uow.services.config.worklist.enabled:
         publish_worklist.enqueue(uow, case.accession)
     detail = {"priority": order.priority.value}
     if order.triage.level:

@@ -57,7 +57,7 @@ def handle(uow: UnitOfWork, case: Case, specialist: Practitioner, *, act_date: s
     act = Act(kind="teleexpertise", date=day, patient=case.order.patient.id,
               requester=case.order.requester, specialist=specialist,
               requester_site=requester_site(case.order),
-              specialist_site=uow.services.config.facility_id,
+              specialist_site=uow.services.config.facility.id,
               patient_hospitalised=case.order.patient_hospitalised,
               level=2 if rules.needs_level("teleexpertise", day) else None,
               prior_acts=prior_acts(uow, case.accession), accession=case.accession,
@@ -69,7 +69,7 @@ def charge_act(uow: UnitOfWork, case: Case, act: Act) -> str | None:
     """Evaluate `act`, record its new lines and queue one batch of its new charges."""
     services = uow.services
     result = evaluate(act, tariffs=services.mappings.tariffs, rules=services.mappings.rules)
-    facility = services.mappings.facilities.get(services.config.facility_id)
+    facility = services.mappings.facilities.get(services.config.facility.id)
     line = lines.Line(accession=case.accession, kind=act.kind, patient_id=act.patient,
                       facility=facility.id, level=act.level, billing_round=act.billing_round)
     known = uow.charges.recorded_ids(case.accession)
@@ -164,7 +164,7 @@ def _batch(uow: UnitOfWork, case: Case, facility: Facility,
         message = build_dft(control_id=control_id, now=hl7_now, order=case.order,
                             accession=case.accession, charges=batch, labels=labels,
                             facility=facility,
-                            sending=(services.config.facility_name, services.config.facility_id),
+                            sending=(services.config.facility.name, services.config.facility.id),
                             receiving=(dest.name.upper(), ""))
         enqueue_hl7(uow, destination=dest.name, control_id=control_id, message=message,
                     accession=case.accession)

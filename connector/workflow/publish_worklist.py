@@ -55,19 +55,19 @@ def perform(services: Services, payload: bytes) -> str:
     or worklist disabled)."""
     body = json.loads(payload)
     accession, modality = body["accession"], body["modality"]
-    if not services.config.worklist_enabled:
+    if not services.config.worklist.enabled:
         return "skipped"
     with services.reading() as uow:
         case = uow.cases.load(accession)
         created_at = uow.cases.created_at(accession)
     if case.status not in SCHEDULABLE:
         return "skipped"
-    text = _TEXT[services.config.report_language]
+    text = _TEXT[services.config.reports.language]
     entry = WorklistEntry(
         accession=accession, study_uid=case.study_uid,
         placer_order_number=case.order.placer_order_number, patient=case.order.patient,
         requester=case.order.requester, priority=case.order.priority, modality=modality,
-        station_ae=services.config.station_ae(modality), start=Moment.from_iso(created_at).hl7,
+        station_ae=services.config.worklist.station_ae(modality), start=Moment.from_iso(created_at).hl7,
         procedure_description=text["procedure"], step_description=text[modality],
         triage_level=case.order.triage.level)
     WorklistFolder(services.config.worklist_folder).write(entry)

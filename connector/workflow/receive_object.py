@@ -103,7 +103,7 @@ def handle(cmd: ReceiveObject, uow: UnitOfWork) -> ReceivedImage:
                           where="SOPInstanceUID", code="duplicate-instance",
                           hint="the device must give each image its own UID")
     case.apply(CaseEvent.IMAGE_RECEIVED)  # refuses a case that takes no more images
-    _coerce_identity(ds, case, modified_at=uow.moment.hl7, system=config.facility_name)
+    _coerce_identity(ds, case, modified_at=uow.moment.hl7, system=config.facility.name)
     path = config.data_dir / "images" / case.accession / f"{sop_uid}.dcm"
     try:
         write_durably(path, to_bytes(ds))

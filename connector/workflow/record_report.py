@@ -41,7 +41,7 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
     services, accession, text, conduct = uow.services, cmd.accession, cmd.text, cmd.conduct
     specialist, correction = cmd.specialist, cmd.correction
     conduct_entry = find_conduct(services.mappings.conducts, conduct)
-    lang = services.config.report_language
+    lang = services.config.reports.language
     conduct_label = getattr(conduct_entry, lang)
     now, signed_at = uow.moment.iso, uow.moment.hl7
     report = Report(text=text, conduct=conduct, specialist=specialist, signed_at=signed_at,

@@ -32,7 +32,7 @@ def handle(cmd: RecordTeleconsultation, uow: UnitOfWork) -> tuple[Case, str | No
     billed = Act(kind="teleconsultation", date=dt.date(int(day[:4]), int(day[4:6]), int(day[6:8])),
                  patient=order.patient.id, requester=order.requester, specialist=act.performer,
                  requester_site=post_charges.requester_site(order),
-                 specialist_site=uow.services.config.facility_id,
+                 specialist_site=uow.services.config.facility.id,
                  patient_hospitalised=order.patient_hospitalised,
                  specialist_is_gp=act.specialist_is_gp, majorations=act.majorations,
                  prior_acts=post_charges.prior_acts(uow, case.accession),

@@ -42,9 +42,9 @@ def queue(uow: UnitOfWork, case: Case, report: Report, *, version: int, conduct_
     mark = "W" if report.status == "D" else "V"
     common = dict(now=uow.moment.hl7, case_accession=case.accession, study_uid=case.study_uid,
                   order=case.order, report=report, conduct_label=conduct_label, pdf=pdf,
-                  viewer_url=viewer_url(config.orthanc_url, case.order.patient.id,
+                  viewer_url=viewer_url(config.orthanc.url, case.order.patient.id,
                                         case.study_uid),
-                  sending=(config.facility_name, config.facility_id),
+                  sending=(config.facility.name, config.facility.id),
                   receiving=requester_of(case))
     first = None
     for dest in dests:
@@ -54,7 +54,7 @@ def queue(uow: UnitOfWork, case: Case, report: Report, *, version: int, conduct_
                 control_id=control_id, document_id=document_uid(case.study_uid, version),
                 parent_document_id=document_uid(case.study_uid, version - 1)
                 if report.status == "C" else "",
-                change_reason=reason, namespace=config.facility_name, **common)
+                change_reason=reason, namespace=config.facility.name, **common)
         else:
             control_id = f"ORU{case.accession}{mark}{version}"
             message = build_oru(control_id=control_id, **common)

@@ -74,6 +74,6 @@ def _conduct_label(uow: UnitOfWork, code: str) -> str:
     """The conduct's label as the report was sent (the code itself if it left the mappings)."""
     try:
         return find_conduct(uow.services.mappings.conducts, code).label(
-            uow.services.config.report_language)
+            uow.services.config.reports.language)
     except ConnectorError:
         return code

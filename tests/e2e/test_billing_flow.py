@@ -12,14 +12,13 @@ import os
 import secrets
 import subprocess
 import sys
-from dataclasses import replace
 
 import httpx
 import pytest
 
 from connector.billing.csvfeed import file_name
 from connector.billing.teleexpertise import credit_id
-from connector.config import ApiToken, Destination
+from connector.config import ApiSection, ApiToken, Destination
 from connector.demo import RecordingPeer, demo_order, demo_photo, local_config, wait_for
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
@@ -37,9 +36,11 @@ def env(tmp_path_factory):
     drop = work / "drop"
     config = local_config(work, ehr_port=ehr.port, accounting_port=accounting.port, token=token,
                           stable_age=1)
-    config = replace(config, destinations=config.destinations + (
-        Destination("accounting-files", "accounting", "file", str(drop)),),
-        tokens=config.tokens + (ApiToken("ward", "requester", requester_token),))
+    config = config.model_copy(update={"destinations": config.destinations + (
+        Destination(name="accounting-files", role="accounting", transport="file",
+                    address=str(drop)),),
+        "api": ApiSection(tokens=config.api.tokens + (
+            ApiToken(name="ward", role="requester", token=requester_token),))})
     running = RunningConnector(config).start()
     api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
                        headers={"Authorization": f"Bearer {token}"}, timeout=30)

@@ -24,7 +24,7 @@ def create_app(services: Services, *, limits: HttpLimits | None = None) -> FastA
     app.state.services = services
     app.state.tokens = token_table(services)
     app.add_middleware(RequestGuard, limits=limits,
-                       upload_limit=services.config.images_max_mb * MIB
+                       upload_limit=services.config.images.max_mb * MIB
                        + limits.upload_overhead_bytes)
     app.add_exception_handler(ConnectorError, errors.connector_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)

@@ -22,7 +22,7 @@ class Principal:
 
 
 def token_table(services) -> list[tuple[str, Principal]]:
-    table = [(t.token, Principal(t.name, t.role)) for t in services.config.tokens]
+    table = [(t.token, Principal(t.name, t.role)) for t in services.config.api.tokens]
     if services.config.bootstrap_token:
         table.append((services.config.bootstrap_token, Principal("bootstrap", "admin")))
     table.append((services.internal_token, Principal("orthanc", "device")))

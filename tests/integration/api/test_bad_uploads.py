@@ -17,7 +17,7 @@ import json
 import secrets
 import select
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -99,9 +99,10 @@ def env(tmp_path_factory):
     work = tmp_path_factory.mktemp("bad-uploads")
     token = secrets.token_urlsafe(16)
     ehr, accounting = RecordingPeer("ehr").start(), RecordingPeer("accounting").start()
-    config = replace(local_config(work, ehr_port=ehr.port, accounting_port=accounting.port,
-                                  token=token, stable_age=1),
-                     images_max_mb=MAX_MB, images_max_megapixels=MAX_MEGAPIXELS)
+    config = local_config(work, ehr_port=ehr.port, accounting_port=accounting.port,
+                          token=token, stable_age=1)
+    config = config.model_copy(update={"images": config.images.model_copy(
+        update={"max_mb": MAX_MB, "max_megapixels": MAX_MEGAPIXELS})})
     running = RunningConnector(config, http_limits=LIMITS).start()
     # No keep-alive: every request its own connection, so the short header timeout of
     # LIMITS never closes a pooled connection under a request.

@@ -2,7 +2,6 @@
 Changes Log catch-up; the cursor is saved so nothing is processed twice."""
 
 import threading
-from dataclasses import replace
 
 from conftest import orthanc, unused_url  # noqa: F401  (fixture)
 
@@ -18,8 +17,8 @@ from connector.bootstrap import build
 
 
 def test_catch_up_marks_the_case_ready_when_the_notification_was_lost(orthanc, tmp_path):
-    config = replace(load_config(None, environ={"TELEDERM_DATA_DIR": str(tmp_path)}),
-                     orthanc_url=orthanc.url)
+    config = load_config(None, environ={"TELEDERM_DATA_DIR": str(tmp_path),
+                                        "TELEDERM_ORTHANC_URL": orthanc.url})
     services = build(config)
     services.archive = ArchiveClient(orthanc.url, orthanc.username, orthanc.password)
     order = Order(sender="EHR|CHU", placer_order_number="CATCH-1",
@@ -42,8 +41,8 @@ def test_catch_up_marks_the_case_ready_when_the_notification_was_lost(orthanc, t
 
 def test_an_unreachable_orthanc_is_logged_once_per_outage_not_every_sweep(tmp_path, caplog,
                                                                          monkeypatch):
-    config = replace(load_config(None, environ={"TELEDERM_DATA_DIR": str(tmp_path)}),
-                     orthanc_url=unused_url())
+    config = load_config(None, environ={"TELEDERM_DATA_DIR": str(tmp_path),
+                                        "TELEDERM_ORTHANC_URL": unused_url()})
     services = build(config)
     monkeypatch.setattr(worker, "CATCH_UP_SECONDS", 0.01)
     caplog.set_level("DEBUG", logger="connector.worker")

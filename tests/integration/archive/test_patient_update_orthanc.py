@@ -6,7 +6,6 @@ attempt interrupted between deleting an instance and storing its new version."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 from sqlalchemy import select
 
@@ -58,9 +57,9 @@ def adt(trigger: str, control_id: str, patient: str, name: str, birth: str, sex:
 
 def test_patient_update_and_merge_rewrite_the_stored_study(orthanc_factory, tmp_path):
     orthanc = orthanc_factory()
-    config = replace(load_config(None, environ={"TELEDERM_DATA_DIR": str(tmp_path / "data"),
-                                                "TELEDERM_WORKLIST_ENABLED": "false"}),
-                     orthanc_url=orthanc.url)
+    config = load_config(None, environ={"TELEDERM_DATA_DIR": str(tmp_path / "data"),
+                                        "TELEDERM_WORKLIST_ENABLED": "false",
+                                        "TELEDERM_ORTHANC_URL": orthanc.url})
     services = build(config)
     services.archive = ArchiveClient(orthanc.url, orthanc.username, orthanc.password)
     archive = services.archive

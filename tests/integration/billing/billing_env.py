@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -144,7 +144,7 @@ def make_services(data: Path, destinations: tuple[Destination, ...]) -> Services
     base = load_config(None, environ={
         "TELEDERM_DATA_DIR": str(data), "TELEDERM_ORTHANC_URL": unused_url(),
         "TELEDERM_FACILITY_NAME": "TELEDERM_TEST"})
-    return build(replace(base, destinations=destinations))
+    return build(base.model_copy(update={"destinations": destinations}))
 
 
 @pytest.fixture
@@ -152,9 +152,10 @@ def billing(tmp_path):
     ehr, accounting = RecordingPeer("ehr").start(), RecordingPeer("accounting").start()
     drop = tmp_path / "drop"
     services = make_services(tmp_path / "data", (
-        Destination("ehr", "requester", "mllp", f"127.0.0.1:{ehr.port}"),
-        Destination("accounting", "accounting", "mllp", f"127.0.0.1:{accounting.port}"),
-        Destination("accounting-files", "accounting", "file", str(drop)),
+        Destination(name="ehr", role="requester", address=f"127.0.0.1:{ehr.port}"),
+        Destination(name="accounting", role="accounting", address=f"127.0.0.1:{accounting.port}"),
+        Destination(name="accounting-files", role="accounting", transport="file",
+                    address=str(drop)),
     ))
     yield Billing(services, ehr, accounting, drop)
     services.store.engine.dispose()

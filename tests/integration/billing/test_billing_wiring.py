@@ -98,10 +98,10 @@ def test_replayed_final_report_books_nothing_new(billing):
 def test_refused_dft_leaves_its_charges_refused_with_the_reason(tmp_path):
     refusing, fixed = RefusingPeer("compta").start(), RecordingPeer("compta-fixed").start()
     services = make_services(tmp_path / "data", (
-        Destination("compta", "accounting", "mllp", f"127.0.0.1:{refusing.port}"),))
+        Destination(name="compta", role="accounting", address=f"127.0.0.1:{refusing.port}"),))
     # The same store once the site has pointed the feed at a system that accepts the batch.
     repaired = make_services(tmp_path / "data", (
-        Destination("compta", "accounting", "mllp", f"127.0.0.1:{fixed.port}"),))
+        Destination(name="compta", role="accounting", address=f"127.0.0.1:{fixed.port}"),))
     try:
         env = Billing(services, None, refusing, tmp_path / "drop")
         accession = env.open_case("PL-REF-1")

@@ -13,7 +13,7 @@ import itertools
 import os
 import secrets
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -25,6 +25,7 @@ from pydicom.uid import (DermoscopicPhotographyImageStorage, JPEGBaseline8Bit,
                          VLPhotographicImageStorage, generate_uid)
 
 from conftest import free_port
+from connector.config import DicomSection
 from connector.demo import demo_order, demo_photo, local_config, wait_for
 from connector.domain.errors import NotFound
 from connector.hl7.client import send_message
@@ -47,7 +48,7 @@ class Channels:
 
     @property
     def orthanc_dicom_port(self) -> int:
-        return self.running.config.orthanc_dicom_port
+        return self.running.config.orthanc.dicom_port
 
     def open_case(self, *, patient_id: str | None = None, edit=None) -> dict:
         """Send a new order over MLLP (AA expected) and return the case as the API shows it;
@@ -102,13 +103,14 @@ def channels(tmp_path_factory):
     token = secrets.token_urlsafe(16)
     base = local_config(work, ehr_port=free_port(), accounting_port=free_port(), token=token,
                         stable_age=1)
-    config = replace(base, destinations=(), dicom_listen=f"127.0.0.1:{free_port()}",
-                     dicom_ae_title="TELEDERM_SCP", watch_folder=work / "watch",
-                     watch_interval=0.2)
+    config = base.model_copy(update={
+        "destinations": (),
+        "dicom": DicomSection(listen=f"127.0.0.1:{free_port()}", ae_title="TELEDERM_SCP"),
+        "watch": base.watch.model_copy(update={"folder": work / "watch", "interval": 0.2})})
     running = RunningConnector(config).start()
     api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
                        headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    yield Channels(running, api, work, config.watch_folder)
+    yield Channels(running, api, work, config.watch.folder)
     api.close()
     running.stop()
 

@@ -4,12 +4,11 @@ default), values checked when loaded, a taken DICOM port refused with the key to
 from __future__ import annotations
 
 import socket
-from dataclasses import replace
 
 import pytest
 
 from conftest import free_port, unused_url
-from connector.config import DEFAULT_WATCH_PATTERN, load_config
+from connector.config import DEFAULT_WATCH_PATTERN, HttpSection, load_config
 from connector.domain.errors import ConfigError, ConnectorError
 from connector.runtime.server import RunningConnector
 
@@ -40,28 +39,30 @@ def write(tmp_path, text: str):
 
 def test_channels_are_off_and_the_worklist_on_when_nothing_is_configured(tmp_path):
     config = load_config(write(tmp_path, ""), {})
-    assert config.dicom_listen == "" and config.watch_folder is None
-    assert config.watch_pattern == DEFAULT_WATCH_PATTERN
-    assert config.worklist_enabled is True
+    assert config.dicom.listen == "" and config.watch.folder is None
+    assert config.watch.pattern == DEFAULT_WATCH_PATTERN
+    assert config.worklist.enabled is True
     assert config.worklist_folder == config.data_dir / "orthanc" / "worklists"
-    assert (config.station_ae("XC"), config.station_ae("DMS")) == ("TELEDERM_XC", "TELEDERM_DMS")
+    assert (config.worklist.station_ae("XC"), config.worklist.station_ae("DMS")) == (
+        "TELEDERM_XC", "TELEDERM_DMS")
 
 
 def test_every_channel_key_is_read_and_relative_folders_resolve_against_the_file(tmp_path):
     config = load_config(write(tmp_path, CHANNELS), {})
     etc = (tmp_path / "etc").resolve()
-    assert (config.dicom_listen, config.dicom_ae_title) == ("127.0.0.1:11112", "DERMA_SCP")
-    assert config.watch_folder == etc / "exports"
-    assert (config.watch_interval, config.watch_kind) == (0.5, "dermoscopy")
-    assert config.watch_pattern.startswith("^(?P<accession>TD")
-    assert config.worklist_enabled is False and config.worklist_folder == etc / "mwl"
-    assert (config.station_ae("XC"), config.station_ae("DMS")) == ("CAM01", "DERMATO01")
+    assert (config.dicom.listen, config.dicom.ae_title) == ("127.0.0.1:11112", "DERMA_SCP")
+    assert config.watch.folder == etc / "exports"
+    assert (config.watch.interval, config.watch.kind) == (0.5, "dermoscopy")
+    assert config.watch.pattern.startswith("^(?P<accession>TD")
+    assert config.worklist.enabled is False and config.worklist_folder == etc / "mwl"
+    assert (config.worklist.station_ae("XC"), config.worklist.station_ae("DMS")) == (
+        "CAM01", "DERMATO01")
 
 
 def test_environment_switches_the_scp_and_the_folder_on(tmp_path):
     config = load_config(write(tmp_path, ""), {"TELEDERM_DICOM_LISTEN": "127.0.0.1:104",
                                                "TELEDERM_WATCH_FOLDER": "/srv/in"})
-    assert config.dicom_listen == "127.0.0.1:104" and str(config.watch_folder) == "/srv/in"
+    assert config.dicom.listen == "127.0.0.1:104" and str(config.watch.folder) == "/srv/in"
 
 
 @pytest.mark.parametrize("text, where", [
@@ -76,7 +77,7 @@ def test_environment_switches_the_scp_and_the_folder_on(tmp_path):
 def test_bad_channel_value_is_refused_naming_the_key(tmp_path, text, where):
     with pytest.raises(ConfigError) as exc:
         load_config(write(tmp_path, text), {})
-    assert exc.value.where == where
+    assert exc.value.where.endswith(f" [{where}]")
 
 
 def test_connector_refuses_to_start_naming_dicom_listen_when_the_port_is_taken(tmp_path):
@@ -85,15 +86,16 @@ def test_connector_refuses_to_start_naming_dicom_listen_when_the_port_is_taken(t
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         taken = holder.getsockname()[1]
-        config = replace(config, orthanc_managed=False, orthanc_url=unused_url(),
-                         http_listen=f"127.0.0.1:{free_port()}",
-                         hl7_listen=f"127.0.0.1:{free_port()}",
-                         dicom_listen=f"127.0.0.1:{taken}")
+        config = config.model_copy(update={
+            "orthanc": config.orthanc.model_copy(update={"managed": False, "url": unused_url()}),
+            "http": HttpSection(listen=f"127.0.0.1:{free_port()}"),
+            "hl7": config.hl7.model_copy(update={"listen": f"127.0.0.1:{free_port()}"}),
+            "dicom": config.dicom.model_copy(update={"listen": f"127.0.0.1:{taken}"})})
         with pytest.raises(ConnectorError) as exc:
             RunningConnector(config).start()
     assert exc.value.where == "dicom.listen" and str(taken) in exc.value.text
     # Everything it had started is stopped: the HL7 port can be bound again.
-    host, port = config.hl7_listen.rsplit(":", 1)
+    host, port = config.hl7.listen.rsplit(":", 1)
     with socket.socket() as again:
         again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         again.bind((host, int(port)))

@@ -283,7 +283,7 @@ def test_orthanc_start_status_stop_manage_one_orthanc_when_given_a_config(orthan
 
     started = telederm("orthanc", "start", "--config", orthanc_config)
     assert started.returncode == 0, started.stderr
-    assert config.orthanc_url in started.stdout
+    assert config.orthanc.url in started.stdout
 
     status = json.loads(telederm("orthanc", "status", "--config", orthanc_config).stdout)
     assert status["running"] is True and isinstance(status["pid"], int)

@@ -69,6 +69,18 @@ def test_broken_mapping_stops_config_check_with_one_line_naming_file_and_key(tmp
     assert file in line and key in line, line
 
 
+def test_config_check_names_every_broken_mapping_file_one_line_each(tmp_path):
+    def edit(mappings: Path) -> None:
+        replace_in("hl7/orm_o01.toml", 'source = "obx"', 'source = "paper"')(mappings)
+        replace_in("questionnaire.toml", 'type = "boolean"', 'type = "yesno"')(mappings)
+    result = telederm("config", "check", "--config", site(tmp_path, edit))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith("telederm: ") for line in lines), lines
+    assert "orm_o01.toml [consent.source]" in lines[0]
+    assert "questionnaire.toml [items.personal_history.type]" in lines[1]
+
+
 def test_an_hl7_mapping_file_nothing_reads_is_refused(tmp_path):
     def add(mappings: Path) -> None:
         (mappings / "hl7" / "orm_o01_old.toml").write_text("[positions]\n", encoding="utf-8")

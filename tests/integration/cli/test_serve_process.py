@@ -310,7 +310,7 @@ def taken_port_config(tmp_path):
 
     def hold(key: str) -> int:
         config = load_config(config_path, environ={})
-        port = int((config.http_listen if key == "http" else config.hl7_listen).rsplit(":", 1)[1])
+        port = int((config.http.listen if key == "http" else config.hl7.listen).rsplit(":", 1)[1])
         holder = socket.socket()
         holder.bind(("127.0.0.1", port))
         holder.listen()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -181,15 +181,15 @@ def make_services(data: Path, destinations: tuple[Destination, ...]) -> Services
     base = load_config(None, environ={
         "TELEDERM_DATA_DIR": str(data), "TELEDERM_ORTHANC_URL": unused_url(),
         "TELEDERM_FACILITY_NAME": "TELEDERM_TEST"})
-    return build(replace(base, destinations=destinations))
+    return build(base.model_copy(update={"destinations": destinations}))
 
 
 @pytest.fixture
 def inbound(tmp_path):
     ehr, accounting = RecordingPeer("ehr").start(), RecordingPeer("accounting").start()
     services = make_services(tmp_path / "data", (
-        Destination("ehr", "requester", "mllp", f"127.0.0.1:{ehr.port}"),
-        Destination("accounting", "accounting", "mllp", f"127.0.0.1:{accounting.port}"),
+        Destination(name="ehr", role="requester", address=f"127.0.0.1:{ehr.port}"),
+        Destination(name="accounting", role="accounting", address=f"127.0.0.1:{accounting.port}"),
     ))
     yield Inbound(services, ehr, accounting)
     services.store.engine.dispose()

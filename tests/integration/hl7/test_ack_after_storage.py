@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from sqlalchemy import select
 
+from connector.config import HttpSection
 from connector.demo import wait_for
 from connector.hl7.ack import read_ack
 from connector.hl7.mllp import FrameReader, frame
@@ -29,7 +30,8 @@ from inbound_env import SENDER, adt, inbound, order, pid  # noqa: F401  (fixture
 
 def storage_mode(inbound_env):
     services = inbound_env.services
-    config = replace(services.config, hl7_ack_mode="storage")
+    config = services.config.model_copy(update={
+        "hl7": services.config.hl7.model_copy(update={"ack_mode": "storage"})})
     return replace(services, config=config)
 
 
@@ -140,8 +142,11 @@ def test_pending_messages_are_applied_after_a_restart_when_the_first_run_stopped
 
 
 def test_running_connector_applies_orders_acknowledged_over_mllp_in_storage_mode(inbound):
-    config = replace(inbound.services.config, hl7_ack_mode="storage", orthanc_managed=False,
-                     hl7_listen="127.0.0.1:0", http_listen="127.0.0.1:0")
+    base = inbound.services.config
+    config = base.model_copy(update={
+        "hl7": base.hl7.model_copy(update={"ack_mode": "storage", "listen": "127.0.0.1:0"}),
+        "orthanc": base.orthanc.model_copy(update={"managed": False}),
+        "http": HttpSection(listen="127.0.0.1:0")})
     with RunningConnector(config) as running:
         with socket.create_connection(("127.0.0.1", running.hl7_port)) as sock:
             reader = FrameReader()
@@ -162,9 +167,10 @@ def test_running_connector_applies_orders_acknowledged_over_mllp_in_storage_mode
 
 def with_order_status(services):
     """The requester destination takes order status messages (ORM^O01)."""
-    destinations = tuple(replace(d, order_status="ORM^O01") if d.role == "requester" else d
-                         for d in services.config.destinations)
-    return replace(services, config=replace(services.config, destinations=destinations))
+    destinations = tuple(d.model_copy(update={"order_status": "ORM^O01"})
+                         if d.role == "requester" else d for d in services.config.destinations)
+    return replace(services, config=services.config.model_copy(
+        update={"destinations": destinations}))
 
 
 def test_requester_learns_of_an_acknowledged_order_that_could_not_be_applied(inbound):

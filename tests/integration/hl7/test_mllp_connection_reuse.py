@@ -103,7 +103,7 @@ def test_messages_to_a_destination_share_one_connection(listener_on):
         return ack_bytes(raw)[1:-2]
 
     listener = listener_on(handler)
-    dest = Destination("ehr-reuse", "requester", "mllp", f"127.0.0.1:{listener.port}")
+    dest = Destination(name="ehr-reuse", role="requester", address=f"127.0.0.1:{listener.port}")
     for i in range(4):
         check_delivery(send_to(dest, oru(f"U{i}"), timeout=10), f"U{i}")
     assert len(set(peers)) == 1 and len(peers) == 4

@@ -135,8 +135,8 @@ def test_several_messages_on_one_tls_connection_with_a_raw_ssl_socket(tls_listen
 
 def test_send_to_a_tls_destination_reuses_one_mutual_tls_connection(tls_listener, pki):
     listener = tls_listener(mutual=True)
-    dest = Destination("lab-tls", "requester", "mllp", f"127.0.0.1:{listener.port}", tls=True,
-                       ca_file=str(pki.ca), cert_file=str(pki.client_cert),
+    dest = Destination(name="lab-tls", role="requester", address=f"127.0.0.1:{listener.port}",
+                       tls=True, ca_file=str(pki.ca), cert_file=str(pki.client_cert),
                        key_file=str(pki.client_key), server_name="mllp.test")
     for i in range(3):
         ack = send_to(dest, order(f"D{i}"), timeout=10)

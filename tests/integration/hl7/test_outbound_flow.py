@@ -16,7 +16,6 @@ import datetime as dt
 import itertools
 import socket
 import threading
-from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -131,7 +130,7 @@ def services_for(tmp_path, *destinations: Destination, clock: Clock | None = Non
     base = load_config(None, environ={
         "TELEDERM_DATA_DIR": str(tmp_path / "data"), "TELEDERM_ORTHANC_URL": unused_url(),
         "TELEDERM_FACILITY_NAME": "TELEDERM_TEST"})
-    services = build(replace(base, destinations=destinations))
+    services = build(base.model_copy(update={"destinations": destinations}))
     services.clock = clock or Clock()
     return services
 
@@ -150,7 +149,7 @@ def peers():
 
 
 def ehr(peer, **options) -> Destination:
-    return Destination("ehr", "requester", "mllp", f"127.0.0.1:{peer.port}", **options)
+    return Destination(name="ehr", role="requester", address=f"127.0.0.1:{peer.port}", **options)
 
 
 def new_order(placer: str) -> Order:
@@ -332,8 +331,8 @@ def test_the_dermatologist_declines_and_the_requester_reads_oc_with_the_reason(t
 def test_an_operator_cancels_an_answered_case_credits_it_and_sends_oc(tmp_path, peers):
     peer, compta = peers(RecordingPeer("ehr")), peers(RecordingPeer("compta"))
     services = services_for(tmp_path, ehr(peer, order_status="ORM^O01"),
-                            Destination("compta", "accounting", "mllp",
-                                        f"127.0.0.1:{compta.port}"))
+                            Destination(name="compta", role="accounting", transport="mllp",
+                                        address=f"127.0.0.1:{compta.port}"))
     accession = open_ready_case(services, "PL-OUT-6")
     with services.unit() as uow:
         record_report.handle(
@@ -414,8 +413,8 @@ def test_ar_wrong_msa2_or_no_ack_is_retried_with_back_off(tmp_path, peers, answe
 
 def test_a_peer_that_is_down_is_retried_later(tmp_path):
     clock = Clock()
-    services = one_status(tmp_path, Destination("ehr", "requester", "mllp",
-                                                f"127.0.0.1:{free_port()}",
+    services = one_status(tmp_path, Destination(name="ehr", role="requester", transport="mllp",
+                                                address=f"127.0.0.1:{free_port()}",
                                                 order_status="ORM^O01"), clock)
     worker.run_once(services)
     (item,) = items(services)
@@ -431,7 +430,7 @@ def test_a_peer_slower_than_its_ack_timeout_is_retried_later(tmp_path):
     port = silent.getsockname()[1]
     try:
         services = services_for(tmp_path, Destination(
-            "ehr", "requester", "mllp", f"127.0.0.1:{port}", order_status="ORM^O01",
+            name="ehr", role="requester", address=f"127.0.0.1:{port}", order_status="ORM^O01",
             ack_timeout=0.5))
         with services.unit() as uow:
             open_case.handle(OpenCase(new_order("PL-SLOW"), "test"), uow)

@@ -137,3 +137,13 @@ def test_laterality_table_holds_cid_244_codes_when_read():
 def test_laterality_modifier_claims_a_side_only_when_side_is_known(laterality, code):
     modifier = laterality_modifier(laterality)
     assert (modifier.code if modifier else None) == code
+
+
+def test_load_sites_names_the_row_line_and_column_of_every_bad_row(tmp_path):
+    path = _write(tmp_path, HEADER + "SCT,39937001,Skin,Peau\n"
+                  + "XYZ,43067004,Skin of scalp,Peau\n\nSCT,oops,Skin,Peau\n")
+    with pytest.raises(ConfigError) as caught:
+        load_sites(path)
+    scheme, code = caught.value.problems
+    assert scheme.where == f"{path}:3" and scheme.text.startswith("scheme: unknown coding scheme")
+    assert code.where == f"{path}:5" and code.text.startswith("code: code 'oops'")

@@ -201,7 +201,23 @@ def test_malformed_mapping_raises_config_error_naming_file_and_key(tmp_path, old
     path.write_text(MAPPING_FILE.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
     with pytest.raises(ConfigError) as exc:
         load_mapping(path)
-    assert str(path) in exc.value.where and f"[{key}]" in exc.value.where
+    # the key itself, or an entry of it (`[codes.priority.S]`, `[positions.sex[0]]`)
+    assert any(str(path) in p.where and f"[{key}" in p.where for p in exc.value.problems)
+
+
+def test_mapping_with_three_bad_keys_names_all_three(tmp_path):
+    text = MAPPING_FILE.read_text(encoding="utf-8")
+    for old, new in (('sex = ["PID-8"]', 'sex = ["PID 8"]'), ('S = "stat"', 'S = "now"'),
+                     ('source = "obx"', 'source = "paper"')):
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / "orm.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_mapping(path)
+    assert [p.where for p in exc.value.problems] == [
+        f"{path} [positions.sex[0]]", f"{path} [codes.priority.S]", f"{path} [consent.source]"]
+    assert len(exc.value.one_line().splitlines()) == 3
 
 
 def test_shipped_mapping_is_loaded_once():
@@ -307,4 +323,5 @@ def test_malformed_billing_parts_of_the_mapping_are_refused_naming_the_key(tmp_p
     path.write_text(MAPPING_FILE.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
     with pytest.raises(ConfigError) as exc:
         load_mapping(path)
-    assert f"[{key}]" in exc.value.where
+    # the key itself, or an entry of it (`[codes.priority.S]`, `[positions.sex[0]]`)
+    assert any(str(path) in p.where and f"[{key}" in p.where for p in exc.value.problems)

@@ -32,8 +32,8 @@ def test_conduct_label_when_language_unknown_raises_domain_error():
 
 
 @pytest.mark.parametrize("body, reason", [
-    ('[no_visit]\nfr = "Pas de consultation"\n', "'en'"),
-    ('[no_visit]\nfr = "Pas de consultation"\nen = "  "\n', "'en'"),
+    ('[no_visit]\nfr = "Pas de consultation"\n', "missing key en"),
+    ('[no_visit]\nfr = "Pas de consultation"\nen = "  "\n', "at least 1 character"),
     ('[no_visit]\nfr = "a"\nen = "b"\nde = "c"\n', "unknown key de"),
     ('[No-Visit]\nfr = "a"\nen = "b"\n', "lower_snake_case"),
     ('no_visit = "a"\n', "must be a table"),

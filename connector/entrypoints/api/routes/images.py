@@ -26,7 +26,7 @@ def post_images(accession: str, file: list[UploadFile] = File(...),
                 svc: Services = Depends(services)):
     """All the files or none: each is read and checked, then all are recorded in one
     transaction, so a refusal (which names the file) leaves nothing stored."""
-    max_mb = svc.config.images_max_mb
+    max_mb = svc.config.images.max_mb
     commands = []
     for index, upload in enumerate(file):
         data = upload.file.read(max_mb * MIB + 1)  # never more than the limit in memory
