@@ -190,6 +190,17 @@ def create_app(services: Services, *, limits: HttpLimits | None = None) -> FastA
         status = mark_ready.handle(services, study_uid, actor=who.actor)
         return {"study_uid": study_uid, "case_status": status}
 
+    @app.get("/api/internal/orthanc/studies/{study_uid}/context")
+    def study_context(study_uid: str, _: Principal = Depends(require("device"))):
+        """The case of a study, for the Orthanc plugin's panel and its JSON route (the plugin
+        never reads our database): see `queries.study_context`."""
+        with services.engine.connect() as conn:
+            context = queries.study_context(conn, study_uid, services.mappings.sites)
+        if context is None:
+            raise NotFound(f"no case has study {study_uid}", where="study_uid",
+                           hint="the study was not made by a tele-expertise request")
+        return context
+
     return app
 
 
