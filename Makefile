@@ -2,7 +2,8 @@
 PY ?= python3
 VENV := .venv
 DEB_PACKAGES := orthanc orthanc-python orthanc-dicomweb dcmtk dicom3tools poppler-utils \
-                libjpeg-turbo-progs fonts-dejavu-core libgs-common postgresql
+                libjpeg-turbo-progs fonts-dejavu-core libgs-common postgresql \
+                orthanc-webviewer chromium
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test deps debs

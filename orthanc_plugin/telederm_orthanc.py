@@ -1,4 +1,5 @@
-"""TeleDerm plugin for Orthanc (orthanc-python 4.0): tell the connector when a study is stable.
+"""TeleDerm plugin for Orthanc (orthanc-python 4.0): tell the connector when a study is stable,
+and show the case beside its photos (routes and Orthanc Explorer panel: `telederm_seat.py`).
 
 Loaded by Orthanc through the "PythonScript" configuration key; it runs inside Orthanc's
 embedded Python (Debian's 3.11), not the connector's virtualenv, and imports nothing from the
@@ -28,6 +29,8 @@ import urllib.error
 import urllib.request
 
 import orthanc
+
+import telederm_seat  # beside this script: orthanc-python puts its folder on sys.path
 
 PLUGIN_VERSION = "0.1.0"
 NOTIFY_PATH = "/api/internal/orthanc/stable-study"
@@ -139,3 +142,5 @@ def _on_status(output, uri, **request):
 
 orthanc.RegisterOnChangeCallback(_on_change)
 orthanc.RegisterRestCallback("/telederm/status", _on_status)
+# The case beside its photos: context route, Orthanc Explorer panel, worklist page.
+telederm_seat.Seat(_connector_url, _connector_token).register()

@@ -28,7 +28,10 @@ from connector.archive.errors import ArchiveError
 
 ORTHANC_BINARY = Path("/usr/sbin/Orthanc")
 PLUGIN_DIRS = (Path("/usr/share/orthanc/plugins"), Path("/usr/lib/orthanc"))
-PLUGIN_LIBRARIES = ("libOrthancPython.so", "libOrthancDicomWeb.so", "libModalityWorklists.so")
+# The web viewer gives each series a DICOM viewer page (/web-viewer/app/viewer.html?series=ID),
+# beside Orthanc Explorer's preview.
+PLUGIN_LIBRARIES = ("libOrthancPython.so", "libOrthancDicomWeb.so", "libModalityWorklists.so",
+                    "libOrthancWebViewer.so")
 WORKLIST_FOLDER = "worklists"  # default `Worklists.Database`, inside the Orthanc folder
 PLUGIN_SCRIPT = Path(__file__).resolve().parents[2] / "orthanc_plugin" / "telederm_orthanc.py"
 
@@ -44,7 +47,8 @@ POLL_INTERVAL = 0.1
 _LOG_HINTS = (
     ("already in use", "a port is taken: choose free http/dicom ports or stop the other server"),
     ("python", "the TeleDerm Python plugin failed: see the traceback in the log"),
-    ("plugin", "an Orthanc plugin failed to load: check the orthanc-python/orthanc-dicomweb packages"),
+    ("plugin", "an Orthanc plugin failed to load: check the orthanc-python, orthanc-dicomweb "
+               "and orthanc-webviewer packages"),
     ("sqlite", "the Orthanc database in the folder is unusable: check permissions or move it away"),
 )
 
@@ -58,7 +62,7 @@ def find_plugin(name: str) -> Path:
     raise ArchiveError(
         f"Orthanc plugin {name} not found",
         where=" or ".join(str(d) for d in PLUGIN_DIRS),
-        hint="install the Debian packages orthanc-python and orthanc-dicomweb",
+        hint="install the Debian packages orthanc-python, orthanc-dicomweb and orthanc-webviewer",
     )
 
 
@@ -141,6 +145,9 @@ class ManagedOrthanc:
             "PythonScript": str(PLUGIN_SCRIPT),
             "PythonVerbose": False,
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+            # Decoded frames are cached in the folder; two decoding threads (default 4) leave
+            # the CPU to Orthanc and the connector on a small machine.
+            "WebViewer": {"CachePath": "web-viewer-cache", "Threads": 2},
             # One `*.wl` file per scheduled step, read at each query (dicom/worklist.py).
             "Worklists": {"Enable": True, "Database": str(self.worklist_folder)},
             "TeleDerm": {

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import case as when, func, select
 from sqlalchemy.engine import Connection
@@ -129,6 +131,40 @@ def case_detail(conn: Connection, accession: str) -> dict | None:
         for r in conn.execute(select(outbox).where(outbox.c.accession == accession)
                               .order_by(outbox.c.id))]
     return out
+
+
+def study_context(conn: Connection, study_uid: str, sites: Mapping[str, Any]) -> dict | None:
+    """The tele-expertise context of the case whose study this is, as the Orthanc plugin shows
+    it beside the images (`orthanc_plugin/`), or None when the study is no case's.
+
+    Only what reading the photos needs: no patient identity (Orthanc holds it already), no
+    charges or outbox. `sites` maps a body-site code to its entry in mappings/body_sites.csv
+    (`meaning_en`, `label_fr`). Nothing assigns a specialist or sets a deadline yet, so
+    `assigned_specialist` and `deadline` are null until the store knows them.
+    """
+    accession = conn.execute(select(cases.c.accession)
+                             .where(cases.c.study_uid == study_uid)).scalar()
+    detail = case_detail(conn, accession) if accession is not None else None
+    if detail is None:
+        return None
+
+    def site(code: str | None) -> dict | None:
+        if not code:
+            return None
+        entry = sites.get(code)
+        return {"code": code, "label": {"fr": entry.label_fr, "en": entry.meaning_en}
+                if entry is not None else None}
+
+    return {
+        **{key: detail[key] for key in ("accession", "status", "priority", "triage", "question",
+                                        "questionnaire", "consent", "requester",
+                                        "study_instance_uid", "created_at", "updated_at")},
+        "assigned_specialist": None,
+        "deadline": None,
+        "images": [{"sop_instance_uid": i["sop_instance_uid"], "kind": i["kind"],
+                    "site": site(i["site"]), "laterality": i["laterality"],
+                    "quality": i["quality"]} for i in detail["images"]],
+    }
 
 
 def stats(conn: Connection) -> dict:

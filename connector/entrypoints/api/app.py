@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from ... import __version__
@@ -20,7 +21,10 @@ ROUTERS = (health.router, cases.router, images.router, reports.router, internal.
 
 def create_app(services: Services, *, limits: HttpLimits | None = None) -> FastAPI:
     limits = limits or HttpLimits()
-    app = FastAPI(title="TeleDerm Connector", version=__version__)
+    # /docs and /redoc from assets shipped in a package (no CDN: hospital networks are often
+    # offline); no validator badge, which swagger-ui would fetch from its public validator.
+    app = FastAPIOffline(title="TeleDerm Connector", version=__version__,
+                         swagger_ui_parameters={"validatorUrl": None})
     app.state.services = services
     app.state.tokens = token_table(services)
     app.add_middleware(RequestGuard, limits=limits,
