@@ -8,10 +8,10 @@ import secrets
 import pytest
 from fastapi.testclient import TestClient
 
-from connector.api.app import create_app
+from connector.entrypoints.api.app import create_app
 from connector.demo import local_config
 from connector.ports import free_port
-from connector.workflow.bootstrap import build
+from connector.bootstrap import build
 
 # src=, href=, spec-url= attributes and Swagger's `url:` option: what the browser fetches.
 _REFERENCE = re.compile(r"""(?:src|href|spec-url)\s*=\s*["']([^"']+)["']|url\s*:\s*["']([^"']+)["']""")

@@ -23,7 +23,7 @@ from pydicom.uid import (DermoscopicPhotographyImageStorage, JPEGLSLossless,
 
 from pynetdicom import AE, evt
 
-from connector.cli import main as telederm
+from connector.entrypoints.cli import main as telederm
 from connector.dicom.scu import PeerRefused, PeerUnavailable, send
 from connector.ports import free_port
 

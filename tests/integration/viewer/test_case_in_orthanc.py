@@ -18,10 +18,10 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from connector.cli import main as telederm
+from connector.entrypoints.cli import main as telederm
 from connector.demo import RecordingPeer, local_config, wait_for
 from connector.hl7.client import send_message
-from connector.server import RunningConnector, managed_orthanc
+from connector.runtime.server import RunningConnector, managed_orthanc
 
 REPO = Path(__file__).resolve().parents[3]
 ORDER = REPO / "conformance" / "samples" / "orm_o01_nw_questionnaire.hl7"

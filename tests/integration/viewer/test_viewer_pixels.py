@@ -36,7 +36,7 @@ import httpx
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageOps, ImageStat
 
-from connector.cli import main as telederm
+from connector.entrypoints.cli import main as telederm
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "viewer"
 CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browser download is never used
