@@ -348,7 +348,7 @@ def test_every_bad_key_is_named_when_a_file_has_several(tmp_path):
 
 
 def test_config_check_prints_one_line_per_bad_key_and_exits_2(tmp_path, capsys):
-    from connector.cli import main
+    from connector.entrypoints.cli import main
     assert main(["config", "check", "--config", str(write(tmp_path, THREE_BAD_KEYS))]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 3 and all(line.startswith("telederm: ") for line in lines)
