@@ -131,14 +131,14 @@ def test_pending_messages_are_applied_after_a_restart_when_the_first_run_stopped
         hl7_intake.handle(services, order(f"P-R{n}"), "test")
     services.store.engine.dispose()
     restarted = build(services.config)  # same data folder: what a new process sees
-    with restarted.engine.connect() as conn:
+    with restarted.store.engine.connect() as conn:
         assert len(inbox.pending(conn, 10)) == 3
     while hl7_applier.process_pending(restarted):
         pass
-    with restarted.engine.connect() as conn:
+    with restarted.store.engine.connect() as conn:
         assert inbox.backlog(conn) == (0, None)
     assert all(inbound.accession(f"P-R{n}") for n in range(3))
-    restarted.engine.dispose()
+    restarted.store.close()
 
 
 def test_running_connector_applies_orders_acknowledged_over_mllp_in_storage_mode(inbound):

@@ -203,9 +203,9 @@ def test_orm_status_messages_frame_the_oru_in_the_order_of_the_case(tmp_path, pe
     peer = peers(RecordingPeer("ehr"))
     services = services_for(tmp_path, ehr(peer, order_status="ORM^O01"))
     accession = open_ready_case(services, "PL-OUT-1")
+    study_uid = cases_study(services, accession)  # read before the unit holds the writer
     with services.unit() as uow:
-        assert mark_ready.handle(MarkReady(cases_study(services, accession), "again"),
-                                 uow) == "READY"
+        assert mark_ready.handle(MarkReady(study_uid, "again"), uow) == "READY"
     with services.unit() as uow:
         got = record_report.handle(
             RecordReport(accession, "Naevus bénin.", "no_visit", SPECIALIST, "test"), uow)
