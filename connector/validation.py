@@ -32,9 +32,12 @@ class SiteModel(BaseModel):
 
 
 def key_path(loc: tuple[int | str, ...]) -> str:
-    """`("order", "accession")` → `order.accession`; list indexes as `[0]`."""
+    """`("order", "accession")` → `order.accession`; list indexes as `[0]`. A bad table name
+    is named by itself (pydantic adds `[key]` after it)."""
     out = ""
     for part in loc:
+        if part == "[key]":
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -63,6 +66,8 @@ def _reason(error: dict) -> str:
     message = _PLAIN.get(kind, error["msg"])
     if kind == "value_error":  # our validators raise ValueError("must be ...")
         message = str(error["ctx"]["error"])
+    if isinstance(error["input"], dict):  # a whole table: its key says where, not its text
+        return message
     shown = _shown(error["input"])
     return message if shown in message else f"{message} (got {shown})"
 

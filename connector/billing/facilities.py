@@ -16,11 +16,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, PlainValidator, model_validator
 
 from connector.billing import rowfile as rf
 from connector.billing.tariffs import ROLES, TariffTable
-from connector.domain.errors import ConfigError, DomainError
+from connector.domain.errors import DomainError
 from connector.domain.model import Charge
+from connector.validation import SiteModel
 
 _MAX_CODE = 20  # CE.1 is ST; keep codes short enough for any chargemaster
 
@@ -89,32 +93,80 @@ class FacilityMap:
         return self.facilities.get(facility_id or "", self.facilities[self.default])
 
 
+def _currency(value) -> str:
+    if not isinstance(value, str) or len(value) != 3 or not value.isalpha():
+        raise ValueError(f"{value!r} is not a 3-letter ISO 4217 code")
+    return value
+
+
+def _short(value: str) -> str:
+    if len(value) > _MAX_CODE:
+        raise ValueError(f"longer than {_MAX_CODE} characters")
+    return value
+
+
+class _Facility(SiteModel):
+    id: rf.Text
+    label: rf.Text
+    coding_system: rf.Text
+    send_amounts: rf.Flag
+    department: rf.Text = ""
+    currency: Annotated[str, PlainValidator(_currency)] = "EUR"
+    note: rf.Text = ""
+
+
+class _Charge(SiteModel):
+    facility: rf.Text
+    code: rf.Text
+    charge_code: Annotated[rf.Text, AfterValidator(_short)]
+    label: rf.Text
+    role: rf.one_of(ROLES) = None  # None: any role
+    department: rf.Text = ""
+    valid_from: rf.MaybeDate = None
+    valid_to: rf.MaybeDate = None
+    note: rf.Text = ""
+
+    @model_validator(mode="after")
+    def _period(self):
+        if self.valid_to is not None and self.valid_from is None:
+            raise ValueError("valid_to needs a valid_from")
+        if self.valid_to is not None and self.valid_to < self.valid_from:
+            raise ValueError(f"valid_to {self.valid_to} is before valid_from {self.valid_from}")
+        return self
+
+    def charge(self) -> ChargeCode:
+        return ChargeCode(self.facility, self.code, self.role, self.charge_code, self.label,
+                          self.department, self.valid_from, self.valid_to)
+
+
 def load_facilities(path: str | Path, *, tariffs: TariffTable) -> FacilityMap:
-    file = rf.read_rows(path, "facility mapping", sections=("facility", "charge"),
-                        scalars=("default",))
-    facilities_rows = file.check("facility", _facility_fields)
-    if not facilities_rows:
-        raise ConfigError("no [[facility]] rows", where=str(file.path),
-                          hint="add a [[facility]] row per facility billed through this connector")
+    """Read and check facilities.toml; a ConfigError names file, row, line and reason of every
+    problem."""
+    file = rf.RowFile(path, "facility mapping", sections=("facility", "charge"),
+                      scalars=("default",))
+    rows = file.rows("facility", _Facility)
+    charges = [row.charge() for row in file.rows("charge", _Charge)]
+    if not file.problems.found and not rows:
+        file.add_file("no [[facility]] rows",
+                      hint="add a [[facility]] row per facility billed through this connector")
+    file.raise_any()
     ids: dict[str, int] = {}
-    for i, fields in enumerate(facilities_rows):
-        if fields["id"] in ids:
-            raise file.error("facility", i, f"facility {fields['id']} is already row "
-                             f"#{ids[fields['id']] + 1}")
-        ids[fields["id"]] = i
+    for i, row in enumerate(rows):
+        if row.id in ids:
+            file.add("facility", i, f"facility {row.id} is already row #{ids[row.id] + 1}")
+        ids.setdefault(row.id, i)
     default = file.data.get("default")
     if not isinstance(default, str) or default not in ids:
-        raise ConfigError(f"default {default!r} is not the id of a [[facility]]",
-                          where=str(file.path), hint='write default = "<id of a facility>"')
-    charges = file.check("charge", _charge_row)
+        file.add_file(f"default {default!r} is not the id of a [[facility]]",
+                      hint='write default = "<id of a facility>"')
     per_act = {(t.code, t.role) for t in tariffs.rows if t.billing == "per_act"}
     codes = {t.code for t in tariffs.rows}
     for i, row in enumerate(charges):
         if row.facility not in ids:
-            raise file.error("charge", i, f"facility {row.facility} is not a [[facility]] id")
+            file.add("charge", i, f"facility {row.facility} is not a [[facility]] id")
         if row.code not in codes or (row.role and (row.code, row.role) not in per_act):
             role = f" billed per act by {row.role}" if row.role else ""
-            raise file.error("charge", i, f"no tariff for {row.code}{role} in {tariffs.source}")
+            file.add("charge", i, f"no tariff for {row.code}{role} in {tariffs.source}")
         for j, other in enumerate(charges[:i]):
             same = (other.facility, other.code) == (row.facility, row.code) and (
                 other.role is None or row.role is None or other.role == row.role)
@@ -122,49 +174,18 @@ def load_facilities(path: str | Path, *, tariffs: TariffTable) -> FacilityMap:
             day = rf.overlap((row.valid_from, row.valid_to) if row.valid_from else always,
                              (other.valid_from, other.valid_to) if other.valid_from else always)
             if same and day is not None:
-                raise file.error("charge", i, f"{row.code} at {row.facility} is already mapped "
-                                 f"by row #{j + 1}", "end one period the day before the next "
-                                 "starts, or tell them apart by role")
+                file.add("charge", i, f"{row.code} at {row.facility} is already mapped by row "
+                         f"#{j + 1}", "end one period the day before the next starts, or tell "
+                         "them apart by role")
     facilities = {}
-    for i, fields in enumerate(facilities_rows):
-        mine = tuple(r for r in charges if r.facility == fields["id"])
+    for i, row in enumerate(rows):
+        mine = tuple(r for r in charges if r.facility == row.id)
         for code, role in sorted(per_act):
             if not any(r.code == code and r.role in (None, role) for r in mine):
-                raise file.error("facility", i, f"facility {fields['id']} maps no charge code "
-                                 f"for {code} ({role})",
-                                 f"add a [[charge]] row with facility = \"{fields['id']}\"")
-        facilities[fields["id"]] = Facility(charges=mine, source=str(file.path), **fields)
+                file.add("facility", i, f"facility {row.id} maps no charge code for {code} "
+                         f"({role})", f"add a [[charge]] row with facility = \"{row.id}\"")
+        facilities.setdefault(row.id, Facility(
+            row.id, row.label, row.coding_system, row.department, row.send_amounts,
+            row.currency, mine, str(file.path)))
+    file.raise_any()
     return FacilityMap(facilities, default, str(file.path))
-
-
-def _facility_fields(entry: dict) -> dict:
-    rf.keys(entry, ("id", "label", "coding_system", "send_amounts"),
-            ("department", "currency", "note"))
-    fields = {
-        "id": rf.text(entry, "id"),
-        "label": rf.text(entry, "label"),
-        "coding_system": rf.text(entry, "coding_system"),
-        "department": rf.text(entry, "department") if "department" in entry else "",
-        "send_amounts": rf.boolean(entry, "send_amounts"),
-        "currency": rf.text(entry, "currency", default="EUR"),
-    }
-    if len(fields["currency"]) != 3 or not fields["currency"].isalpha():
-        raise ValueError(f"currency {fields['currency']!r} is not a 3-letter ISO 4217 code")
-    return fields
-
-
-def _charge_row(entry: dict) -> ChargeCode:
-    rf.keys(entry, ("facility", "code", "charge_code", "label"),
-            ("role", "department", "valid_from", "valid_to", "note"))
-    if "valid_to" in entry and "valid_from" not in entry:
-        raise ValueError("valid_to needs a valid_from")
-    valid_from, valid_to = rf.period(entry) if "valid_from" in entry else (None, None)
-    charge_code = rf.text(entry, "charge_code")
-    if len(charge_code) > _MAX_CODE:
-        raise ValueError(f"charge_code is longer than {_MAX_CODE} characters")
-    return ChargeCode(
-        facility=rf.text(entry, "facility"), code=rf.text(entry, "code"),
-        role=rf.choice(entry, "role", ROLES) if "role" in entry else None,
-        charge_code=charge_code, label=rf.text(entry, "label"),
-        department=rf.text(entry, "department") if "department" in entry else "",
-        valid_from=valid_from, valid_to=valid_to)

@@ -21,10 +21,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import PlainValidator, model_validator
 
 from connector.billing import rowfile as rf
 from connector.billing.tariffs import KINDS, ROLES, TariffTable
-from connector.domain.errors import ConfigError
 
 SECTIONS = ("line", "combination", "limit", "exclusion")
 CONDITIONS = ("patient_hospitalised", "same_site")
@@ -123,77 +125,90 @@ class Rules:
                 and rf.covers(e.valid_from, e.valid_to, day)]
 
 
+def _level(value) -> int:
+    if type(value) is not int or value not in LEVELS:
+        raise ValueError(f"{value!r} must be a whole number from 1 to 2")
+    return value
+
+
+class _Row(rf.Dated):
+    source: rf.Text
+    note: rf.Text = ""
+
+
+class _Line(_Row):
+    kind: rf.one_of(KINDS)
+    code: rf.Text
+    role: rf.one_of(ROLES)
+    level: Annotated[int | None, PlainValidator(_level)] = None
+    specialist_is_gp: rf.Flag = None
+
+    @model_validator(mode="after")
+    def _level_for_teleexpertise(self):
+        if self.level is not None and self.kind != "teleexpertise":
+            raise ValueError("level applies to tele-expertise only")
+        return self
+
+    def rule(self) -> LineRule:
+        return LineRule(self.kind, self.code, self.role, self.valid_from, self.valid_to,
+                        self.level, self.specialist_is_gp, self.source)
+
+
+class _Combination(_Row):
+    id: rf.Text
+    codes: rf.texts(some="base code")
+    majorations: rf.texts()
+    reason: rf.Text
+
+    def rule(self) -> Combination:
+        return Combination(self.id, self.codes, self.majorations, self.valid_from,
+                           self.valid_to, self.reason, self.source)
+
+
+class _Limit(_Row):
+    id: rf.Text
+    kind: rf.one_of(KINDS)
+    role: rf.one_of(ROLES)
+    codes: rf.texts(some="code")
+    max: rf.whole(1)
+    per: rf.one_of(DOCTORS)
+    reason: rf.Text
+
+    def rule(self) -> Limit:
+        return Limit(self.id, self.kind, self.role, self.codes, self.max, self.per,
+                     self.valid_from, self.valid_to, self.reason, self.source)
+
+
+class _Exclusion(_Row):
+    id: rf.Text
+    when: rf.one_of(CONDITIONS)
+    kinds: rf.texts(KINDS, some="kind")
+    roles: rf.texts(ROLES) = ROLES
+    reason: rf.Text
+
+    def rule(self) -> Exclusion:
+        return Exclusion(self.id, self.when, self.kinds, self.roles, self.valid_from,
+                         self.valid_to, self.reason, self.source)
+
+
+_MODELS = {"line": _Line, "combination": _Combination, "limit": _Limit, "exclusion": _Exclusion}
+
+
 def load_rules(path: str | Path, *, tariffs: TariffTable) -> Rules:
-    """Read and check rules.toml; ConfigError with file, row, line and reason on any error."""
-    file = rf.read_rows(path, "billing rules", sections=SECTIONS)
-    if not file.rows("line"):
-        raise ConfigError("no [[line]] rows", where=str(file.path),
-                             hint="add [[line]] rows saying which role bills which code")
-    lines = file.check("line", _line)
-    combinations = file.check("combination", _combination)
-    limits = file.check("limit", _limit)
-    exclusions = file.check("exclusion", _exclusion)
-    rules = Rules(tuple(lines), tuple(combinations), tuple(limits), tuple(exclusions),
+    """Read and check rules.toml; a ConfigError names file, row, line and reason of every
+    problem."""
+    file = rf.RowFile(path, "billing rules", sections=SECTIONS)
+    read = {section: tuple(row.rule() for row in file.rows(section, model))
+            for section, model in _MODELS.items()}
+    if not file.problems.found and not read["line"]:
+        file.add_file("no [[line]] rows",
+                      hint="add [[line]] rows saying which role bills which code")
+    file.raise_any()
+    rules = Rules(read["line"], read["combination"], read["limit"], read["exclusion"],
                   str(file.path))
     _cross_check(file, rules, tariffs)
+    file.raise_any()
     return rules
-
-
-def _common(entry: dict) -> tuple[dt.date, dt.date | None, str]:
-    valid_from, valid_to = rf.period(entry)
-    return valid_from, valid_to, rf.text(entry, "source")
-
-
-def _line(entry: dict) -> LineRule:
-    rf.keys(entry, ("kind", "code", "role", "valid_from", "source"),
-            ("valid_to", "level", "specialist_is_gp", "note"))
-    kind = rf.choice(entry, "kind", KINDS)
-    level = None
-    if "level" in entry:
-        level = rf.integer(entry, "level", minimum=1, maximum=2)
-        if kind != "teleexpertise":
-            raise ValueError("level applies to tele-expertise only")
-    gp = rf.boolean(entry, "specialist_is_gp") if "specialist_is_gp" in entry else None
-    valid_from, valid_to, source = _common(entry)
-    return LineRule(kind, rf.text(entry, "code"), rf.choice(entry, "role", ROLES),
-                    valid_from, valid_to, level, gp, source)
-
-
-def _combination(entry: dict) -> Combination:
-    rf.keys(entry, ("id", "codes", "majorations", "valid_from", "reason", "source"),
-            ("valid_to", "note"))
-    valid_from, valid_to, source = _common(entry)
-    codes = rf.choices(entry, "codes", None)
-    if not codes:
-        raise ValueError("codes must list at least one base code")
-    majorations = rf.choices(entry, "majorations", None)
-    return Combination(rf.text(entry, "id"), codes, majorations, valid_from, valid_to,
-                       rf.text(entry, "reason"), source)
-
-
-def _limit(entry: dict) -> Limit:
-    rf.keys(entry, ("id", "kind", "role", "codes", "max", "per", "valid_from", "reason", "source"),
-            ("valid_to", "note"))
-    valid_from, valid_to, source = _common(entry)
-    codes = rf.choices(entry, "codes", None)
-    if not codes:
-        raise ValueError("codes must list at least one code")
-    return Limit(rf.text(entry, "id"), rf.choice(entry, "kind", KINDS),
-                 rf.choice(entry, "role", ROLES), codes, rf.integer(entry, "max", minimum=1),
-                 rf.choice(entry, "per", DOCTORS), valid_from, valid_to,
-                 rf.text(entry, "reason"), source)
-
-
-def _exclusion(entry: dict) -> Exclusion:
-    rf.keys(entry, ("id", "when", "kinds", "valid_from", "reason", "source"),
-            ("roles", "valid_to", "note"))
-    valid_from, valid_to, source = _common(entry)
-    kinds = rf.choices(entry, "kinds", KINDS)
-    if not kinds:
-        raise ValueError("kinds must list at least one kind")
-    return Exclusion(rf.text(entry, "id"), rf.choice(entry, "when", CONDITIONS), kinds,
-                     rf.choices(entry, "roles", ROLES, default=ROLES), valid_from, valid_to,
-                     rf.text(entry, "reason"), source)
 
 
 def _tariff_kinds(tariffs: TariffTable) -> dict[tuple[str, str], set[str]]:
@@ -208,47 +223,47 @@ def _cross_check(file: rf.RowFile, rules: Rules, tariffs: TariffTable) -> None:
     hint = f"add the tariff to {tariffs.source} or fix the code"
     for i, line in enumerate(rules.lines):
         if line.kind not in known.get((line.code, line.role), set()):
-            raise file.error("line", i, f"no {line.kind} tariff for {line.code} billed by "
-                             f"{line.role} in {tariffs.source}", hint)
+            file.add("line", i, f"no {line.kind} tariff for {line.code} billed by "
+                     f"{line.role} in {tariffs.source}", hint)
         for j, other in enumerate(rules.lines[:i]):
             same = (other.kind, other.role) == (line.kind, line.role)
             levels = other.level is None or line.level is None or other.level == line.level
             gps = other.gp is None or line.gp is None or other.gp == line.gp
             day = rf.overlap((line.valid_from, line.valid_to), (other.valid_from, other.valid_to))
             if same and levels and gps and day is not None:
-                raise file.error("line", i, f"{line.kind} {line.role} line overlaps row #{j + 1} "
-                                 f"(both apply on {day})",
-                                 "end one period the day before the next starts, or tell "
-                                 "them apart by level or specialist_is_gp")
+                file.add("line", i, f"{line.kind} {line.role} line overlaps row #{j + 1} "
+                         f"(both apply on {day})",
+                         "end one period the day before the next starts, or tell "
+                         "them apart by level or specialist_is_gp")
     line_codes = {line.code for line in rules.lines}
     for i, combo in enumerate(rules.combinations):
         for code in combo.codes:
             if code not in line_codes:
-                raise file.error("combination", i, f"base code {code} is billed by no [[line]]")
+                file.add("combination", i, f"base code {code} is billed by no [[line]]")
         for code in combo.majorations:
             if code in line_codes:
-                raise file.error("combination", i, f"{code} is a base code, not a majoration")
+                file.add("combination", i, f"{code} is a base code, not a majoration")
             roles = {ln.role for ln in rules.lines if ln.code in combo.codes}
             for role in sorted(roles):
                 if (code, role) not in known:
-                    raise file.error("combination", i, f"no tariff for majoration {code} "
-                                     f"billed by {role} in {tariffs.source}", hint)
+                    file.add("combination", i, f"no tariff for majoration {code} "
+                             f"billed by {role} in {tariffs.source}", hint)
         for j, other in enumerate(rules.combinations[:i]):
             shared = set(combo.codes) & set(other.codes)
             day = rf.overlap((combo.valid_from, combo.valid_to), (other.valid_from, other.valid_to))
             if shared and day is not None:
-                raise file.error("combination", i, f"{sorted(shared)[0]} is already covered by "
-                                 f"row #{j + 1} on {day}")
+                file.add("combination", i, f"{sorted(shared)[0]} is already covered by "
+                         f"row #{j + 1} on {day}")
     for i, limit in enumerate(rules.limits):
         billed = {ln.code for ln in rules.lines if (ln.kind, ln.role) == (limit.kind, limit.role)}
         for code in limit.codes:
             if code not in billed:
-                raise file.error("limit", i, f"no [[line]] bills {code} for {limit.kind} "
-                                 f"role {limit.role}")
+                file.add("limit", i, f"no [[line]] bills {code} for {limit.kind} "
+                         f"role {limit.role}")
     ids = {}
     for section, rows in (("combination", rules.combinations), ("limit", rules.limits),
                           ("exclusion", rules.exclusions)):
         for i, row in enumerate(rows):
             if row.id in ids:
-                raise file.error(section, i, f"id {row.id!r} is already used by {ids[row.id]}")
-            ids[row.id] = f"[[{section}]] #{i + 1}"
+                file.add(section, i, f"id {row.id!r} is already used by {ids[row.id]}")
+            ids.setdefault(row.id, f"[[{section}]] #{i + 1}")

@@ -13,17 +13,18 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Annotated
 
-from connector.domain.errors import ConfigError, DomainError
+from pydantic import PlainValidator
+
 from connector.billing import rowfile
+from connector.domain.errors import DomainError
 from connector.domain.model import valid_date
 
 ROLES = ("requis", "requerant", "doctor")
 KINDS = ("teleexpertise", "teleconsultation")
 STATUSES = ("in_force", "scheduled")
 BILLINGS = ("per_act", "yearly_lump")
-_REQUIRED = ("code", "label_fr", "role", "kind", "amount", "valid_from", "status", "source")
-_OPTIONAL = ("valid_to", "billing", "note")
 _AMOUNT = re.compile(r"^\d{1,6}(\.\d{1,2})?$")
 
 
@@ -42,7 +43,7 @@ class Tariff:
     note: str = ""
 
     def covers(self, day: dt.date) -> bool:
-        return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
+        return rowfile.covers(self.valid_from, self.valid_to, day)
 
 
 @dataclass(frozen=True)
@@ -70,56 +71,52 @@ class TariffTable:
         return row.amount_cents
 
 
-def load_tariffs(path: str | Path) -> TariffTable:
-    file = rowfile.read_rows(path, "tariffs", sections=("tariff",))
-    if not file.rows("tariff"):
-        raise ConfigError("no [[tariff]] rows", where=str(file.path),
-                          hint="add dated [[tariff]] rows")
-    rows = file.check("tariff", _row)
-
-    def where(index: int) -> str:
-        return file.where("tariff", index)
-
-    _check_overlaps(rows, where)
-    return TariffTable(tuple(rows), str(file.path))
-
-
-def _row(entry) -> Tariff:
-    """One row, or ValueError with the reason (the caller adds file and row)."""
-    rowfile.keys(entry, _REQUIRED, _OPTIONAL)
-    for key in ("code", "label_fr", "source", "note"):
-        if key in entry and (not isinstance(entry[key], str) or not entry[key].strip()):
-            raise ValueError(f"{key} must be a non-empty string")
-    role = rowfile.choice(entry, "role", ROLES)
-    kind = rowfile.choice(entry, "kind", KINDS)
-    status = rowfile.choice(entry, "status", STATUSES)
-    billing = rowfile.choice(entry, "billing", BILLINGS, default="per_act")
-    valid_from = rowfile.date(entry, "valid_from")
-    valid_to = rowfile.date(entry, "valid_to") if "valid_to" in entry else None
-    if valid_to is not None and valid_to < valid_from:
-        raise ValueError(f"valid_to {valid_to} is before valid_from {valid_from}")
-    return Tariff(entry["code"].strip(), entry["label_fr"].strip(), role, kind,
-                  _cents(entry["amount"]), valid_from, valid_to, status, billing,
-                  entry["source"].strip(), entry.get("note", "").strip())
-
-
 def _cents(value) -> int:
     """Euros from a decimal string; floats are refused because they round."""
     if not isinstance(value, str) or not _AMOUNT.match(value):
-        raise ValueError(f"amount {value!r} is not a quoted decimal string of euros like \"20.00\"")
+        raise ValueError(f"{value!r} is not a quoted decimal string of euros like \"20.00\"")
     return int(Decimal(value) * 100)
 
 
-def _check_overlaps(rows: list[Tariff], where) -> None:
+class _Row(rowfile.Dated):
+    """One [[tariff]] row, as written."""
+
+    code: rowfile.Text
+    label_fr: rowfile.Text
+    role: rowfile.one_of(ROLES)
+    kind: rowfile.one_of(KINDS)
+    amount: Annotated[int, PlainValidator(_cents)]  # in cents
+    status: rowfile.one_of(STATUSES)
+    billing: rowfile.one_of(BILLINGS) = "per_act"
+    source: rowfile.Text
+    note: rowfile.Text = ""
+
+    def tariff(self) -> Tariff:
+        return Tariff(self.code, self.label_fr, self.role, self.kind, self.amount,
+                      self.valid_from, self.valid_to, self.status, self.billing, self.source,
+                      self.note)
+
+
+def load_tariffs(path: str | Path) -> TariffTable:
+    """Read and check ngap.toml; every bad row is a ConfigError naming file, row and line."""
+    file = rowfile.RowFile(path, "tariffs", sections=("tariff",))
+    rows = [row.tariff() for row in file.rows("tariff", _Row)]
+    if not file.problems.found and not rows:
+        file.add_file("no [[tariff]] rows", hint="add dated [[tariff]] rows")
+    file.raise_any()
+    _check_overlaps(rows, file)
+    file.raise_any()
+    return TariffTable(tuple(rows), str(file.path))
+
+
+def _check_overlaps(rows: list[Tariff], file: rowfile.RowFile) -> None:
     """Two periods of one (code, role) may not share a day: the act date would be ambiguous."""
     seen: dict[tuple[str, str], list[tuple[int, Tariff]]] = {}
     for index, row in enumerate(rows):
         for other_index, other in seen.get((row.code, row.role), []):
-            ends_before = other.valid_to is not None and other.valid_to < row.valid_from
-            starts_after = row.valid_to is not None and row.valid_to < other.valid_from
-            if not (ends_before or starts_after):
-                raise ConfigError(
-                    f"{row.code} for role {row.role} overlaps row #{other_index + 1} "
-                    f"(both apply on {max(row.valid_from, other.valid_from)})",
-                    where=where(index), hint="end one period the day before the next starts")
+            day = rowfile.overlap((row.valid_from, row.valid_to), (other.valid_from, other.valid_to))
+            if day is not None:
+                file.add("tariff", index, f"{row.code} for role {row.role} overlaps row "
+                         f"#{other_index + 1} (both apply on {day})",
+                         hint="end one period the day before the next starts")
         seen.setdefault((row.code, row.role), []).append((index, row))

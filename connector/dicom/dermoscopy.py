@@ -23,13 +23,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
+from pydantic import AfterValidator
 from pydicom.dataset import Dataset
 from pydicom.uid import DermoscopicPhotographyImageStorage, VLPhotographicImageStorage
 from pydicom.valuerep import DS
 
-from connector.domain.errors import ConfigError, DomainError, ImageError
+from connector.domain.errors import DomainError, ImageError
 from connector.mapfile import read_toml
+from connector.validation import NonEmpty, Problems, SiteModel
 
 from .uids import uid_from
 
@@ -325,72 +328,63 @@ def _ds(value: float) -> DS:
 
 
 # ---------------------------------------------------------------------------------------------
-# mappings/devices.toml
+# mappings/devices.toml: the models check the keys; Device and DermoscopyParams check the values
+# (the same checks as for a device given any other way).
 
-_DEVICE_KEYS = {"manufacturer", "model", "serial", "software_versions", "defaults"}
-_PARAM_KEYS = {"polarization", "contact", "immersion_media", "magnification",
-               "emitter_color_temperature", "recognizable_visual_features"}
+class _Params(SiteModel):
+    polarization: Any
+    contact: Any
+    magnification: Any
+    immersion_media: Any = None
+    emitter_color_temperature: Any = None
+    recognizable_visual_features: Any = None
+
+
+class _Device(SiteModel):
+    manufacturer: Any
+    model: Any
+    serial: Any
+    software_versions: Any
+    defaults: _Params | None = None
+
+
+def _device_id(value: str) -> str:
+    if not _DEVICE_ID.match(value):
+        raise ValueError("device id must be lower-case letters, digits, '.', '_' or '-'")
+    return value
+
+
+class _File(SiteModel):
+    devices: Annotated[dict[Annotated[str, AfterValidator(_device_id)], _Device], NonEmpty]
 
 
 def load_devices(path: str | Path = DEFAULT_DEVICES_PATH) -> dict[str, Device]:
-    """Read the dermatoscope file; any bad entry raises ConfigError naming the file and key.
+    """Read the dermatoscope file; a ConfigError names the file and every bad key.
 
     Layout: one `[devices.<id>]` table per device (id: lower-case letters, digits, `.`, `_`,
     `-`) with manufacturer, model, serial, software_versions, and an optional
     `[devices.<id>.defaults]` table of DermoscopyParams fields (tracking is per image).
     """
     path = Path(path)
-    data = read_toml(path, "the dermatoscope device file")
-    unknown = sorted(set(data) - {"devices"})
-    if unknown:
-        raise ConfigError(f"unknown top-level key(s) {', '.join(unknown)}", where=str(path),
-                          hint="put each device in a [devices.<id>] table")
-    tables = data.get("devices")
-    if not isinstance(tables, dict) or not tables:
-        raise ConfigError("no device defined", where=f"{path} [devices]",
-                          hint="add one [devices.<id>] table per dermatoscope")
+    problems = Problems(str(path), hint="one [devices.<id>] table per dermatoscope")
+    f = problems.validate(_File, read_toml(path, "the dermatoscope device file"))
     devices: dict[str, Device] = {}
-    for device_id, entry in tables.items():
-        where = f"{path} [devices.{device_id}]"
-        if not _DEVICE_ID.match(device_id):
-            raise ConfigError("device id must be lower-case letters, digits, '.', '_' or '-'",
-                              where=where)
-        if not isinstance(entry, dict):
-            raise ConfigError("a device must be a table", where=where)
-        extra = sorted(set(entry) - _DEVICE_KEYS)
-        if extra:
-            raise ConfigError(f"unknown key(s) {', '.join(extra)}", where=where,
-                              hint=f"allowed: {', '.join(sorted(_DEVICE_KEYS))}")
-        defaults = None
-        if "defaults" in entry:
-            defaults = _load_params(entry["defaults"], f"{path} [devices.{device_id}.defaults]")
+    for device_id, entry in (f.devices if f else {}).items():
+        key = f"devices.{device_id}"
         try:
+            defaults = None
+            if entry.defaults is not None:
+                key = f"devices.{device_id}.defaults"
+                defaults = DermoscopyParams(**entry.defaults.model_dump(exclude_unset=True))
+                key = f"devices.{device_id}"
             devices[device_id] = Device(
-                manufacturer=entry.get("manufacturer"),
-                model=entry.get("model"),
-                serial=entry.get("serial"),
-                software_versions=entry.get("software_versions"),
-                default_params=defaults,
-            )
+                manufacturer=entry.manufacturer, model=entry.model, serial=entry.serial,
+                software_versions=entry.software_versions, default_params=defaults)
         except DomainError as err:
-            raise ConfigError(err.text, where=f"{where} {err.where}", hint=err.hint) from None
+            problems.add(err.text, key=f"{key}.{err.where}" if err.where else key,
+                         hint=err.hint)
+    problems.raise_any()
     return devices
-
-
-def _load_params(table, where: str) -> DermoscopyParams:
-    if not isinstance(table, dict):
-        raise ConfigError("defaults must be a table", where=where)
-    extra = sorted(set(table) - _PARAM_KEYS)
-    if extra:
-        raise ConfigError(f"unknown key(s) {', '.join(extra)}", where=where,
-                          hint=f"allowed: {', '.join(sorted(_PARAM_KEYS))}")
-    for key in ("polarization", "contact", "magnification"):
-        if key not in table:
-            raise ConfigError(f"missing key {key}", where=f"{where} {key}")
-    try:
-        return DermoscopyParams(**table)
-    except DomainError as err:
-        raise ConfigError(err.text, where=f"{where} {err.where}", hint=err.hint) from None
 
 
 def select_device(devices: Mapping[str, Device], name: str = "", *, fallback: str = "",

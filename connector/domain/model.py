@@ -277,9 +277,8 @@ class TriagePolicy:
     the weights of the answers; the level is the most urgent one whose minimum the score reaches
     (the least urgent level when it reaches none)."""
 
-    priority_points: tuple[tuple[Priority, int], ...] = (
-        (Priority.STAT, 100), (Priority.URGENT, 50), (Priority.ROUTINE, 0))
-    levels: tuple[tuple[str, int], ...] = (("STAT", 100), ("HIGH", 40), ("ROUTINE", 0))
+    priority_points: tuple[tuple[Priority, int], ...]
+    levels: tuple[tuple[str, int], ...]
 
     def __post_init__(self):
         if not self.levels:

@@ -12,13 +12,18 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from connector.domain.model import Patient
+from connector.mapfile import read_toml
+from connector.validation import NonEmpty, Problems, SiteModel
 
 from .errors import Hl7Error
 from .orm import OrmMapping, patient_from_message
 from .parse import Location, ParsedMessage
-from .readers import MappingFile, authority_of
+from .readers import Codes, authority_of, position
 
 MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "hl7" / "adt.toml"
 MESSAGE_TYPE = "ADT"
@@ -29,7 +34,7 @@ _MAX_ID = 64  # as Patient.id
 class AdtMapping:
     update_events: frozenset[str]
     merge_events: frozenset[str]
-    prior_patient_id: Location = Location("MRG", field=1)
+    prior_patient_id: Location
 
 
 @dataclass(frozen=True)
@@ -51,21 +56,42 @@ class PatientMerge:
     prior_location: str  # ERR-2 of the prior identifier (`MRG^1^1`)
 
 
+def _triggers(codes: tuple[str, ...]) -> tuple[str, ...]:
+    if any(len(c) != 3 or not c[0].isalpha() or not c[1:].isdigit() for c in codes):
+        raise ValueError("must list ADT trigger events like A08")
+    return codes
+
+
+_Triggers = Annotated[Codes, NonEmpty, AfterValidator(_triggers)]
+
+
+class _Events(SiteModel):
+    update: _Triggers
+    merge: _Triggers
+
+
+class _Merge(SiteModel):
+    prior_patient_id: position(whole=True, segment="MRG")
+
+
+class _File(SiteModel):
+    events: _Events
+    merge: _Merge
+
+
 @functools.lru_cache(maxsize=None)
 def load_mapping(path: Path = MAPPING_FILE) -> AdtMapping:
     """Read and check the mapping file once; a malformed one raises `ConfigError` naming the
-    file and key."""
-    f = MappingFile(path, "ADT mapping")
-    update, merge = f.codes("events.update"), f.codes("events.merge")
-    for key, codes in (("events.update", update), ("events.merge", merge)):
-        bad = [c for c in codes if len(c) != 3 or not c[0].isalpha() or not c[1:].isdigit()]
-        if bad:
-            raise f.fail(key, "must list ADT trigger events like A08")
-    both = sorted(set(update) & set(merge))
-    if both:
-        raise f.fail("events", f"{both[0]} is listed both as update and as merge")
-    return AdtMapping(frozenset(update), frozenset(merge),
-                      f.position("merge.prior_patient_id", whole=True, segment="MRG"))
+    file and every bad key."""
+    problems = Problems(str(path))
+    f = problems.validate(_File, read_toml(path, "ADT mapping"))
+    if f is not None:
+        both = sorted(set(f.events.update) & set(f.events.merge))
+        if both:
+            problems.add(f"{both[0]} is listed both as update and as merge", key="events")
+    problems.raise_any()
+    return AdtMapping(frozenset(f.events.update), frozenset(f.events.merge),
+                      f.merge.prior_patient_id)
 
 
 def events(mapping: AdtMapping | None = None) -> frozenset[tuple[str, str]]:

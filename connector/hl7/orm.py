@@ -27,6 +27,7 @@ from annotated_types import Len
 
 from connector.domain.errors import DomainError
 from connector.domain.model import Order, Patient, PersonName, Practitioner, Priority, valid_date
+from connector.mapfile import read_toml
 from connector.validation import SiteModel, load
 
 from .errors import Hl7Error
@@ -35,7 +36,7 @@ from .identity import (FacilitySection, IdentityMapping, IdentitySection, Reliab
 from .parse import Location, ParsedMessage
 from .questionnaire import (ConsentMapping, ConsentSection, Questionnaire, answers_from_order,
                             consent_from_order, load_questionnaire)
-from .readers import Codes, MappingFile, authority_of, position, positions
+from .readers import Codes, authority_of, position, positions
 
 MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "hl7" / "orm_o01.toml"
 
@@ -169,7 +170,7 @@ class _OrmFile(SiteModel):
 def load_mapping(path: Path = MAPPING_FILE) -> OrmMapping:
     """Read and check the mapping file once; a malformed one raises `ConfigError` naming the
     file and every bad key."""
-    f = load(_OrmFile, MappingFile(path, "ORM mapping").data, str(path))
+    f = load(_OrmFile, read_toml(path, "ORM mapping"), str(path))
     codes, tc = f.codes, f.teleconsultation
     return OrmMapping(
         positions=dict(f.positions), question_notes=f.notes.question,

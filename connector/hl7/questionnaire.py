@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import StrictBool
+from pydantic import (AfterValidator, Field, PlainValidator, StrictBool, StrictInt, StrictStr,
+                      StringConstraints, model_validator)
 
-from connector.domain.errors import ConfigError, DomainError
+from connector.domain.errors import DomainError
 from connector.domain.model import (TRIAGE_LEVELS, Answer, Consent, Priority, TriagePolicy)
 from connector.mapfile import read_toml
-from connector.validation import NonEmpty, SiteModel
+from connector.validation import NonEmpty, Problems, SiteModel
 
 from .errors import Hl7Error
 from .parse import Location, ParsedMessage
@@ -73,13 +74,13 @@ class Questionnaire:
 
     items: tuple[Item, ...]
     triage: TriagePolicy
-    code: Location = Location("OBX", field=3, component=1)
-    value: Location = Location("OBX", field=5)
-    value_type: Location = Location("OBX", field=2)
-    skip_value_types: frozenset[str] = frozenset({"ED"})
-    unknown_codes: str = "ignore"  # ignore | refuse
-    yes: frozenset[str] = frozenset({"Y"})
-    no: frozenset[str] = frozenset({"N"})
+    code: Location                  # where an OBX's question code is read
+    value: Location                 # its answer (a whole field)
+    skip_value_types: frozenset[str]
+    unknown_codes: str              # ignore | refuse
+    yes: frozenset[str]
+    no: frozenset[str]
+    value_type: Location = Location("OBX", field=2)  # OBX-2, the HL7 value type
 
     def item_for(self, code: str) -> Item | None:
         return self._by_code.get(code.upper())
@@ -111,175 +112,141 @@ class ConsentMapping:
 
 # --- loading -------------------------------------------------------------------------------
 
+_HINT = "fix the questionnaire file; see the comments at its top"
+_SomeCodes = Annotated[Codes, NonEmpty]
+_Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _item_id(key: str) -> str:
+    if not _ID.match(key):
+        raise ValueError("item ids are lowercase letters, digits and _ (at most 40)")
+    return key
+
+
+def _answer_code(code: str) -> str:
+    if not code.strip() or code != code.strip():
+        raise ValueError("answer codes are non-empty, without spaces around")
+    return code
+
+
+def _number(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number")
+    return value
+
+
+class _Labels(SiteModel):
+    fr: _Label
+    en: _Label
+
+
+class _Choice(_Labels):
+    weight: Annotated[StrictInt, Field(ge=-1000, le=1000)] = 0
+    red_flag: StrictBool = False
+
+
+class _Item(SiteModel):
+    """One [items.<id>] table; which keys an item takes depends on its type."""
+
+    codes: _SomeCodes
+    type: Literal[TYPES]
+    label: _Labels
+    multiple: StrictBool = False
+    answers: dict[Annotated[str, AfterValidator(_answer_code)], _Choice] | None = None
+    min: Annotated[float, PlainValidator(_number)] | None = None
+    max: Annotated[float, PlainValidator(_number)] | None = None
+    unit: StrictStr | None = None
+    max_length: Annotated[StrictInt, Field(ge=1, le=10000)] | None = None
+
+    @model_validator(mode="after")
+    def _keys_fit_the_type(self):
+        given = {k for k in ("answers", "min", "max", "unit", "max_length")
+                 if getattr(self, k) is not None}
+        if self.type in ("coded", "boolean"):
+            if not self.answers:
+                raise ValueError("answers: a coded or boolean item needs its answers")
+            if self.type == "boolean" and sorted(self.answers) != ["N", "Y"]:
+                raise ValueError("answers: a boolean item's answers are exactly Y and N")
+            if self.type == "boolean" and self.multiple:
+                raise ValueError("multiple: a boolean item takes one answer")
+            allowed = {"answers"}
+        else:
+            allowed = {"min", "max", "unit"} if self.type == "number" else {"max_length"}
+        wrong = sorted(given - allowed)
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: not for a {self.type} item")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min is above max")
+        return self
+
+    def item(self, key: str) -> Item:
+        choices = tuple(Choice(code.upper(), c.fr, c.en, c.weight, c.red_flag)
+                        for code, c in (self.answers or {}).items())
+        extra = {} if self.max_length is None else {"max_length": self.max_length}
+        return Item(key, frozenset(self.codes), self.type, self.label.fr, self.label.en,
+                    self.multiple, choices, self.min, self.max, self.unit or "", **extra)
+
+
+class _Obx(SiteModel):
+    code: position(segment="OBX")
+    value: position(whole=True, segment="OBX")
+    skip_value_types: _SomeCodes
+    unknown_codes: Literal["ignore", "refuse"]
+
+
+class _Values(SiteModel):
+    yes: _SomeCodes
+    no: _SomeCodes
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        if set(self.yes) & set(self.no):
+            raise ValueError("a code cannot mean both yes and no")
+        return self
+
+
+class _Points(SiteModel):
+    stat: StrictInt
+    urgent: StrictInt
+    routine: StrictInt
+
+
+class _Triage(SiteModel):
+    priority: _Points
+    levels: Annotated[dict[Literal[TRIAGE_LEVELS], StrictInt], NonEmpty]
+
+
+class _File(SiteModel):
+    obx: _Obx
+    values: _Values
+    items: Annotated[dict[Annotated[str, AfterValidator(_item_id)], _Item], NonEmpty]
+    triage: _Triage
+
+
 @functools.lru_cache(maxsize=None)
 def load_questionnaire(path: Path = QUESTIONNAIRE_FILE) -> Questionnaire:
     """Read and check the questionnaire file once; a malformed one raises `ConfigError`
-    naming the file and the key at fault."""
+    naming the file and every key at fault."""
     path = Path(path)
-
-    def fail(key: str, what: str) -> ConfigError:
-        return ConfigError(what, where=f"{path} [{key}]",
-                           hint="fix the questionnaire file; see the comments at its top")
-
-    data = read_toml(path, "questionnaire")
-    unknown = sorted(set(data) - {"obx", "values", "items", "triage"})
-    if unknown:
-        raise fail(unknown[0], "unknown key")
-    obx = data.get("obx", {})
-    if not isinstance(obx, dict):
-        raise fail("obx", "must be a table")
-    default = Questionnaire((), TriagePolicy())
-    try:
-        code = Location.parse(obx.get("code", str(default.code)))
-        value = Location.parse(obx.get("value", str(default.value)))
-    except (TypeError, ValueError):
-        raise fail("obx", "code and value must be positions like OBX-3.1 and OBX-5") from None
-    if code.segment != "OBX" or value.segment != "OBX" or value.component:
-        raise fail("obx", "code must be an OBX position and value a whole OBX field (OBX-5)")
-    skip = _strings(obx, "skip_value_types", ["ED"], fail, "obx")
-    unknown_codes = obx.get("unknown_codes", "ignore")
-    if unknown_codes not in ("ignore", "refuse"):
-        raise fail("obx.unknown_codes", 'must be "ignore" or "refuse"')
-    values = data.get("values", {})
-    if not isinstance(values, dict):
-        raise fail("values", "must be a table")
-    yes = _strings(values, "yes", ["Y"], fail, "values")
-    no = _strings(values, "no", ["N"], fail, "values")
-    if set(yes) & set(no):
-        raise fail("values", "a code cannot mean both yes and no")
-    items = data.get("items")
-    if not isinstance(items, dict) or not items:
-        raise fail("items", "must hold at least one [items.<id>] table")
-    parsed = tuple(_item(key, raw, fail) for key, raw in items.items())
+    problems = Problems(str(path), hint=_HINT)
+    f = problems.validate(_File, read_toml(path, "questionnaire"))
+    if f is None:
+        problems.raise_any()
     seen: dict[str, str] = {}
-    for item in parsed:
+    for key, item in f.items.items():
         for c in item.codes:
             if c in seen:
-                raise fail(f"items.{item.id}.codes", f"code also used by item {seen[c]}")
-            seen[c] = item.id
-    return Questionnaire(parsed, _triage(data.get("triage"), fail), code, value,
-                         skip_value_types=frozenset(skip), unknown_codes=unknown_codes,
-                         yes=frozenset(yes), no=frozenset(no))
-
-
-def _item(key: str, raw, fail) -> Item:
-    where = f"items.{key}"
-    if not _ID.match(key):
-        raise fail(where, "item ids are lowercase letters, digits and _ (at most 40)")
-    if not isinstance(raw, dict):
-        raise fail(where, "must be a table")
-    allowed = {"codes", "type", "label", "multiple", "answers", "min", "max", "unit",
-               "max_length"}
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise fail(f"{where}.{unknown[0]}", "unknown key")
-    codes = _strings(raw, "codes", None, fail, where)
-    kind = raw.get("type")
-    if kind not in TYPES:
-        raise fail(f"{where}.type", "must be one of " + ", ".join(TYPES))
-    fr, en = _labels(raw.get("label"), fail, f"{where}.label")
-    multiple = raw.get("multiple", False)
-    if not isinstance(multiple, bool):
-        raise fail(f"{where}.multiple", "must be true or false")
-    answers = raw.get("answers")
-    if kind in ("coded", "boolean"):
-        if not isinstance(answers, dict) or not answers:
-            raise fail(f"{where}.answers", "a coded or boolean item needs its answers")
-        choices = tuple(_choice(code, spec, fail, f"{where}.answers.{code}")
-                        for code, spec in answers.items())
-        if kind == "boolean" and sorted(c.code for c in choices) != ["N", "Y"]:
-            raise fail(f"{where}.answers", "a boolean item's answers are exactly Y and N")
-        if kind == "boolean" and multiple:
-            raise fail(f"{where}.multiple", "a boolean item takes one answer")
-        if any(k in raw for k in ("min", "max", "unit", "max_length")):
-            raise fail(where, "min, max, unit and max_length are for number and text items")
-        return Item(key, frozenset(codes), kind, fr, en, multiple, choices)
-    if answers is not None:
-        raise fail(f"{where}.answers", "only coded and boolean items list answers")
-    if kind == "number":
-        bounds = []
-        for bound in ("min", "max"):
-            value = raw.get(bound)
-            if value is not None and (isinstance(value, bool)
-                                      or not isinstance(value, (int, float))):
-                raise fail(f"{where}.{bound}", "must be a number")
-            bounds.append(value)
-        if None not in bounds and bounds[0] > bounds[1]:
-            raise fail(f"{where}.min", "is above max")
-        unit = raw.get("unit", "")
-        if not isinstance(unit, str):
-            raise fail(f"{where}.unit", "must be a text")
-        return Item(key, frozenset(codes), kind, fr, en, multiple, (), bounds[0], bounds[1],
-                    unit)
-    length = raw.get("max_length", 500)
-    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= 10000:
-        raise fail(f"{where}.max_length", "must be a whole number from 1 to 10000")
-    if any(k in raw for k in ("min", "max", "unit")):
-        raise fail(where, "min, max and unit are for number items")
-    return Item(key, frozenset(codes), kind, fr, en, multiple, max_length=length)
-
-
-def _choice(code: str, spec, fail, where: str) -> Choice:
-    if not code.strip() or code != code.strip():
-        raise fail(where, "answer codes are non-empty, without spaces around")
-    if not isinstance(spec, dict):
-        raise fail(where, "must be a table like { fr = \"...\", en = \"...\" }")
-    unknown = sorted(set(spec) - {"fr", "en", "weight", "red_flag"})
-    if unknown:
-        raise fail(f"{where}.{unknown[0]}", "unknown key")
-    fr, en = _labels(spec, fail, where)
-    weight = spec.get("weight", 0)
-    if isinstance(weight, bool) or not isinstance(weight, int) or not -1000 <= weight <= 1000:
-        raise fail(f"{where}.weight", "must be a whole number from -1000 to 1000")
-    red_flag = spec.get("red_flag", False)
-    if not isinstance(red_flag, bool):
-        raise fail(f"{where}.red_flag", "must be true or false")
-    return Choice(code.upper(), fr, en, weight, red_flag)
-
-
-def _labels(raw, fail, where: str) -> tuple[str, str]:
-    if not isinstance(raw, dict):
-        raise fail(where, "needs a French and an English label: { fr = \"...\", en = \"...\" }")
-    labels = []
-    for language in ("fr", "en"):
-        text = raw.get(language)
-        if not isinstance(text, str) or not text.strip() or len(text) > 200:
-            raise fail(f"{where}.{language}", "must be a label of 1 to 200 characters")
-        labels.append(text.strip())
-    return labels[0], labels[1]
-
-
-def _strings(section: dict, key: str, default, fail, prefix: str) -> list[str]:
-    raw = section.get(key, default)
-    if not isinstance(raw, list) or not raw or not all(
-            isinstance(c, str) and c.strip() for c in raw):
-        raise fail(f"{prefix}.{key}", "must be a non-empty list of codes")
-    return [c.strip().upper() for c in raw]
-
-
-def _triage(raw, fail) -> TriagePolicy:
-    if raw is None:
-        return TriagePolicy()
-    if not isinstance(raw, dict) or sorted(set(raw) - {"priority", "levels"}):
-        raise fail("triage", "holds only [triage.priority] and [triage.levels]")
-    points = raw.get("priority", {})
-    if not isinstance(points, dict) or set(points) != {p.value for p in Priority} or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in points.values()):
-        raise fail("triage.priority", "must give whole points for stat, urgent and routine")
-    levels = raw.get("levels", {})
-    if not isinstance(levels, dict) or not levels or not all(
-            k in TRIAGE_LEVELS and isinstance(v, int) and not isinstance(v, bool)
-            for k, v in levels.items()):
-        raise fail("triage.levels", "must map levels among " + ", ".join(TRIAGE_LEVELS)
-                   + " to whole minimum scores")
+                problems.add(f"code {c} also used by item {seen[c]}", key=f"items.{key}.codes")
+            seen.setdefault(c, key)
     try:
-        return TriagePolicy(tuple((Priority(k), v) for k, v in points.items()),
-                            tuple(levels.items()))
+        triage = TriagePolicy(tuple((Priority(k), v) for k, v in dict(f.triage.priority).items()),
+                              tuple(f.triage.levels.items()))
     except DomainError as exc:
-        raise fail(exc.where, exc.text) from None
-
-
-_SomeCodes = Annotated[Codes, NonEmpty]
+        problems.add(exc.text, key=exc.where)
+    problems.raise_any()
+    return Questionnaire(tuple(item.item(key) for key, item in f.items.items()), triage,
+                         f.obx.code, f.obx.value, frozenset(f.obx.skip_value_types),
+                         f.obx.unknown_codes, frozenset(f.values.yes), frozenset(f.values.no))
 
 
 class ConsentSection(SiteModel):

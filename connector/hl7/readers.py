@@ -4,13 +4,10 @@ loaded. Composite parts are read with `ParsedMessage.part`."""
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, PlainValidator
 
-from connector.domain.errors import ConfigError
 from connector.validation import NonEmpty
 
 from .parse import Location, ParsedMessage
@@ -71,54 +68,3 @@ def where_missing(msg: ParsedMessage, locs: tuple[Location, ...]) -> Location:
     message has (an MDM is told about TXA, not OBR), else the first one."""
     present = set(msg.segment_ids())
     return next((loc for loc in locs if loc.segment in present), locs[0])
-
-
-class MappingFile:
-    """A mapping file being loaded: every problem is a `ConfigError` naming the file and key."""
-
-    def __init__(self, path: Path, what: str):
-        self.path = path
-        try:
-            self.data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise self.fail("file", f"cannot read {what}: {exc}") from None
-
-    def fail(self, key: str, what: str) -> ConfigError:
-        return ConfigError(what, where=f"{self.path} [{key}]",
-                           hint="fix the mapping file; see the comments at its top")
-
-    def table(self, key: str) -> dict:
-        """A table (`a.b` walks sub-tables); {} when absent."""
-        value = self.data
-        for name in key.split("."):
-            value = value.get(name, {}) if isinstance(value, dict) else None
-            if not isinstance(value, dict):
-                raise self.fail(key, "must be a table")
-        return value
-
-    def codes(self, key: str, *, upper: bool = True) -> tuple[str, ...]:
-        """A non-empty list of non-empty codes."""
-        section, _, name = key.rpartition(".")
-        raw = self.table(section).get(name) if section else self.data.get(name)
-        if not isinstance(raw, list) or not raw or not all(isinstance(c, str) and c.strip()
-                                                           for c in raw):
-            raise self.fail(key, "must be a non-empty list of codes")
-        return tuple(c.strip().upper() if upper else c.strip() for c in raw)
-
-    def position(self, key: str, *, whole: bool = False, segment: str = "") -> Location:
-        section, _, name = key.rpartition(".")
-        raw = self.table(section).get(name) if section else self.data.get(name)
-        return self._position(key, raw, whole=whole, segment=segment)
-
-    def positions(self, key: str, *, whole: bool = False) -> tuple[Location, ...]:
-        section, _, name = key.rpartition(".")
-        raw = self.table(section).get(name) if section else self.data.get(name)
-        if not isinstance(raw, list) or not raw:
-            raise self.fail(key, "must be a non-empty list of positions like OBR-3.1")
-        return tuple(self._position(key, p, whole=whole) for p in raw)
-
-    def _position(self, key: str, raw, *, whole: bool, segment: str = "") -> Location:
-        try:
-            return parse_position(raw, whole=whole, segment=segment)
-        except ValueError as exc:
-            raise self.fail(key, str(exc)) from None

@@ -14,13 +14,18 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, ConfigDict
 
 from connector.domain.errors import DomainError
 from connector.domain.model import PersonName, Practitioner
+from connector.mapfile import read_toml
+from connector.validation import NonEmpty, Problems, SiteModel
 
 from .errors import Hl7Error
 from .parse import Location, ParsedMessage
-from .readers import MappingFile, authority_of, first_valued, where_missing
+from .readers import Codes, authority_of, first_valued, position, positions, where_missing
 
 MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "hl7" / "report_in.toml"
 
@@ -73,65 +78,103 @@ class InboundReport:
     status_location: str
 
 
+# --- the mapping file, as written ---------------------------------------------------------
+
+def _triggers(codes: tuple[str, ...]) -> tuple[str, ...]:
+    if not all(_TRIGGER.match(c) for c in codes):
+        raise ValueError("must list trigger events like R01")
+    return codes
+
+
+def _conduct_code(code: str) -> str:
+    if not _CONDUCT.match(code):
+        raise ValueError("must be a conduct code like no_visit")
+    return code
+
+
+def _conduct_or_none(code: str) -> str:
+    if code and not _CONDUCT.match(code):
+        raise ValueError('must be a conduct code like no_visit, or ""')
+    return code
+
+
+_Triggers = Annotated[Codes, NonEmpty, AfterValidator(_triggers)]
+_ConductCode = Annotated[str, AfterValidator(_conduct_code)]
+
+
+class _Events(SiteModel):
+    """[events]: one key per message type (`ORU = ["R01"]`), and the events that correct."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, _Triggers]
+    corrections: Codes = ()
+
+
+class _Positions(SiteModel):
+    accession: positions()
+    placer_order_number: positions()
+    status: positions()
+
+
+class _Person(SiteModel):
+    position: position(whole=True)
+    type: Literal[_PERSON_TYPES]
+
+
+class _Report(SiteModel):
+    specialist: Annotated[tuple[_Person, ...], NonEmpty]
+    text_value_types: Annotated[Codes, NonEmpty]
+
+
+class _Conduct(SiteModel):
+    observation: position(segment="OBX")
+    identifiers: Annotated[Codes, NonEmpty]
+    value: position(segment="OBX")
+    when_absent: Annotated[str, AfterValidator(_conduct_or_none)]
+
+
+class _Codes(SiteModel):
+    status: Annotated[dict[str, Literal[_STATUSES]], NonEmpty]
+    conduct: dict[str, _ConductCode]
+
+
+class _File(SiteModel):
+    events: _Events
+    positions: _Positions
+    report: _Report
+    conduct: _Conduct
+    codes: _Codes
+
+
 @functools.lru_cache(maxsize=None)
 def load_mapping(path: Path = MAPPING_FILE) -> ReportInMapping:
     """Read and check the mapping file once; a malformed one raises `ConfigError` naming the
-    file and key."""
-    f = MappingFile(path, "inbound report mapping")
-    section = f.table("events")
-    events = {}
-    for name in section:
-        if name == "corrections":
-            continue
+    file and every bad key."""
+    problems = Problems(str(path))
+    f = problems.validate(_File, read_toml(path, "inbound report mapping"))
+    if f is None:
+        problems.raise_any()
+    events = {name: frozenset(codes) for name, codes in f.events.model_extra.items()}
+    for name in events:
         if not _TYPE.match(name):
-            raise f.fail(f"events.{name}", "must be a message type like ORU")
-        codes = f.codes(f"events.{name}")
-        if not all(_TRIGGER.match(c) for c in codes):
-            raise f.fail(f"events.{name}", "must list trigger events like R01")
-        events[name] = frozenset(codes)
+            problems.add("must be a message type like ORU", key=f"events.{name}")
     if not events:
-        raise f.fail("events", "must list at least one message type")
-    corrections = set()
-    for text in section.get("corrections", []):
-        kind = tuple(str(text).strip().upper().split("^"))
-        if len(kind) != 2 or kind[1] not in events.get(kind[0], ()):
-            raise f.fail("events.corrections", "must list taken events written like MDM^T10")
-        corrections.add(kind)
-    report = f.table("report")
-    people = report.get("specialist")
-    if not isinstance(people, list) or not people:
-        raise f.fail("report.specialist", "must be a non-empty list of {position, type}")
-    specialist = []
-    for entry in people:
-        if not isinstance(entry, dict) or set(entry) != {"position", "type"}:
-            raise f.fail("report.specialist", "each entry must be {position = ..., type = ...}")
-        if entry["type"] not in _PERSON_TYPES:
-            raise f.fail("report.specialist", "type must be NDL or XCN")
-        specialist.append(PersonField(f._position("report.specialist", entry["position"],
-                                                  whole=True), entry["type"]))
-    conduct = f.table("conduct")
-    when_absent = conduct.get("when_absent", "")
-    if not isinstance(when_absent, str) or (when_absent and not _CONDUCT.match(when_absent)):
-        raise f.fail("conduct.when_absent", 'must be a conduct code like no_visit, or ""')
-    statuses = f.table("codes.status")
-    if not statuses or not all(v in _STATUSES for v in statuses.values()):
-        raise f.fail("codes.status", "must map status codes to final or corrected")
-    conducts = f.table("codes.conduct")
-    if not all(isinstance(v, str) and _CONDUCT.match(v) for v in conducts.values()):
-        raise f.fail("codes.conduct", "must map codes to conduct codes like no_visit")
+        problems.add("must list at least one message type", key="events")
+    corrections = {tuple(text.split("^")) for text in f.events.corrections}
+    if any(len(kind) != 2 or kind[1] not in events.get(kind[0], ()) for kind in corrections):
+        problems.add("must list taken events written like MDM^T10", key="events.corrections")
+    problems.raise_any()
     return ReportInMapping(
         events=events, corrections=frozenset(corrections),
-        accession=f.positions("positions.accession"),
-        placer_order_number=f.positions("positions.placer_order_number"),
-        status=f.positions("positions.status"),
-        specialist=tuple(specialist),
-        text_value_types=frozenset(f.codes("report.text_value_types")),
-        conduct_observation=f.position("conduct.observation", segment="OBX"),
-        conduct_identifiers=frozenset(f.codes("conduct.identifiers")),
-        conduct_value=f.position("conduct.value", segment="OBX"),
-        conduct_when_absent=when_absent,
-        status_codes={k.upper(): v for k, v in statuses.items()},
-        conduct_codes={k.upper(): v for k, v in conducts.items()})
+        accession=f.positions.accession, placer_order_number=f.positions.placer_order_number,
+        status=f.positions.status,
+        specialist=tuple(PersonField(p.position, p.type) for p in f.report.specialist),
+        text_value_types=frozenset(f.report.text_value_types),
+        conduct_observation=f.conduct.observation,
+        conduct_identifiers=frozenset(f.conduct.identifiers), conduct_value=f.conduct.value,
+        conduct_when_absent=f.conduct.when_absent,
+        status_codes={k.upper(): v for k, v in f.codes.status.items()},
+        conduct_codes={k.upper(): v for k, v in f.codes.conduct.items()})
 
 
 def events(mapping: ReportInMapping | None = None) -> frozenset[tuple[str, str]]:

@@ -29,9 +29,11 @@ import json
 import re
 import secrets
 from pathlib import Path
+from typing import Annotated
 from xml.sax.saxutils import escape
 
 import reportlab
+from pydantic import AfterValidator, StrictStr, create_model
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.pdfencrypt import StandardEncryption
@@ -41,9 +43,10 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from connector.mapfile import read_toml
-from connector.domain.errors import ConfigError, DomainError
+from connector.domain.errors import DomainError
 from connector.domain.model import Order, PersonName, Report
+from connector.mapfile import read_toml
+from connector.validation import SiteModel, load
 
 LANGS = ("fr", "en")
 LABEL_KEYS = (
@@ -58,32 +61,26 @@ _FONT, _BOLD = "TeleDermSans", "TeleDermSans-Bold"
 _DT = re.compile(r"^(\d{12})(\d{2})?(?:\.\d{1,4})?([+-]\d{4})?$")
 
 
+def _some_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value  # as written: a label's spaces are the site's
+
+
+_Label = Annotated[StrictStr, AfterValidator(_some_text)]
+# One language's labels: every key of LABEL_KEYS, nothing else.
+_Labels = create_model("_Labels", __base__=SiteModel, **{k: (_Label, ...) for k in LABEL_KEYS})
+_File = create_model("_File", __base__=SiteModel, **{lang: (_Labels, ...) for lang in LANGS})
+
+
 def load_labels(path: str | Path) -> dict[str, dict[str, str]]:
-    """Read the label file; every language must have every key of LABEL_KEYS, nothing else."""
+    """Read the label file; a ConfigError names every language or label missing, empty or
+    unknown."""
     path = Path(path)
-    data = read_toml(path, "report labels")
-    labels = {}
-    for lang in LANGS:
-        table = data.get(lang)
-        where = f"{path} [{lang}]"
-        if not isinstance(table, dict):
-            raise ConfigError(f"no [{lang}] table of labels", where=str(path),
-                              hint=f"add a [{lang}] table with: {', '.join(LABEL_KEYS)}")
-        missing = [k for k in LABEL_KEYS
-                   if not isinstance(table.get(k), str) or not table[k].strip()]
-        if missing:
-            raise ConfigError(f"missing or empty label {', '.join(missing)}", where=where,
-                              hint="every language needs every label")
-        unknown = sorted(set(table) - set(LABEL_KEYS))
-        if unknown:
-            raise ConfigError(f"unknown label {', '.join(unknown)}", where=where,
-                              hint=f"allowed labels: {', '.join(LABEL_KEYS)}")
-        labels[lang] = dict(table)
-    unknown_langs = sorted(set(data) - set(LANGS))
-    if unknown_langs:
-        raise ConfigError(f"unsupported language {', '.join(unknown_langs)}", where=str(path),
-                          hint=f"languages are: {', '.join(LANGS)}")
-    return labels
+    data = load(_File, read_toml(path, "report labels"), str(path),
+                hint=f"every language ({', '.join(LANGS)}) needs every label: "
+                     f"{', '.join(LABEL_KEYS)}")
+    return {lang: dict(getattr(data, lang)) for lang in LANGS}
 
 
 def report_digest(*, report: Report, accession: str) -> str:

@@ -106,10 +106,10 @@ def test_load_rules_accepts_a_minimal_file(tmp_path):
     ('code = "RQD"\nrole', 'code = "RQX"\nrole', "line", 2,
      "no teleexpertise tariff for RQX billed by requerant"),
     ('role = "requerant"\nvalid_from', 'role = "requérant"\nvalid_from', "line", 2,
-     "role 'requérant' is not one of"),
+     "role: 'requérant' is not one of"),
     ('code = "RQD"\nrole = "requerant"\nvalid_from = 2022-04-01',
      'code = "RQD"\nrole = "requerant"\nvalid_from = 2022-04-01\nlevel = 3', "line", 2,
-     "level 3 must be a whole number from 1 to 2"),
+     "level: 3 must be a whole number from 1 to 2"),
     ('code = "RQD"\nrole = "requerant"\nvalid_from = 2022-04-01',
      'code = "RQD"\nrole = "requerant"\nvalid_from = 2022-04-01\nvalid_to = 2021-01-01', "line", 2,
      "valid_to 2021-01-01 is before valid_from 2022-04-01"),
@@ -124,19 +124,19 @@ def test_load_rules_accepts_a_minimal_file(tmp_path):
     ('codes = ["TE2", "RQD"]', 'codes = ["TE2", "TC"]', "combination", 1,
      "base code TC is billed by no [[line]]"),
     ('reason = "alone"\n', '', "combination", 1, "missing key reason"),
-    ('max = 4', 'max = 0', "limit", 1, "max 0 must be a whole number 1 or more"),
+    ('max = 4', 'max = 0', "limit", 1, "max: 0 must be a whole number 1 or more"),
     ('max = 4', 'max = "4"', "limit", 1, "must be a whole number"),
-    ('per = "specialist"', 'per = "patient"', "limit", 1, "per 'patient' is not one of"),
+    ('per = "specialist"', 'per = "patient"', "limit", 1, "per: 'patient' is not one of"),
     ('codes = ["TE2"]', 'codes = ["TE1"]', "limit", 1, "no [[line]] bills TE1 for teleexpertise"),
     ('when = "patient_hospitalised"', 'when = "weekend"', "exclusion", 1,
-     "when 'weekend' is not one of patient_hospitalised, same_site"),
+     "when: 'weekend' is not one of patient_hospitalised, same_site"),
     ('kinds = ["teleexpertise"]', 'kinds = ["teleexpertise", "teleexpertise"]', "exclusion", 1,
-     "kinds lists a value twice"),
+     "kinds: lists a value twice"),
     ('id = "inpatient"', 'id = "te-alone"', "exclusion", 1,
      "id 'te-alone' is already used by [[combination]] #1"),
     ('valid_from = 2022-04-01\nreason = "inpatient"',
      'valid_from = "01/04/2022"\nreason = "inpatient"', "exclusion", 1,
-     "valid_from '01/04/2022' is not a date written YYYY-MM-DD"),
+     "valid_from: '01/04/2022' is not a date written YYYY-MM-DD"),
 ])
 def test_load_rules_when_a_row_is_wrong_names_file_row_line_and_reason(tmp_path, old, new,
                                                                        section, n, reason):
@@ -146,8 +146,9 @@ def test_load_rules_when_a_row_is_wrong_names_file_row_line_and_reason(tmp_path,
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         load_rules(path, tariffs=NGAP)
-    assert err.value.where == f"{path}: [[{section}]] #{n}, line {line_of(text, section, n)}"
-    assert reason in err.value.text
+    where = f"{path}: [[{section}]] #{n}, line {line_of(text, section, n)}"
+    assert any(p.where == where and reason in p.text for p in err.value.problems), \
+        err.value.one_line()
 
 
 @pytest.mark.parametrize("text, reason", [
@@ -232,7 +233,7 @@ def test_facility_charge_rows_may_change_by_date(tmp_path):
     (lambda t: t + '\n[[charge]]\nfacility = "F1"\ncode = "TE2"\ncharge_code = "D"\nlabel = "d"\n',
      "charge", 9, "TE2 at F1 is already mapped by row #2"),
     (lambda t: t.replace('charge_code = "F-TC"', 'charge_code = "' + "C" * 21 + '"'), "charge", 4,
-     "charge_code is longer than 20 characters"),
+     "charge_code: longer than 20 characters"),
     (lambda t: t.replace('charge_code = "F-TC"', 'charge_code = "F-TC"\nvalid_to = 2030-01-01'),
      "charge", 4, "valid_to needs a valid_from"),
     (lambda t: t.replace('code = "MCS"\ncharge_code = "F-MCS"\nlabel = "MCS"\n', 'code = "MCG"\n'
@@ -242,9 +243,9 @@ def test_facility_charge_rows_may_change_by_date(tmp_path):
                          'label = "MCS"\n', ''),
      "facility", 1, "facility F1 maps no charge code for MCS (doctor)"),
     (lambda t: t.replace("send_amounts = true", 'send_amounts = "yes"'), "facility", 1,
-     "send_amounts must be true or false"),
+     "send_amounts: must be true or false"),
     (lambda t: t.replace("send_amounts = true", 'send_amounts = true\ncurrency = "EURO"'),
-     "facility", 1, "currency 'EURO' is not a 3-letter ISO 4217 code"),
+     "facility", 1, "currency: 'EURO' is not a 3-letter ISO 4217 code"),
     (lambda t: t + '\n[[facility]]\nid = "F1"\nlabel = "again"\ncoding_system = "X"\n'
                    'send_amounts = false\n', "facility", 2, "facility F1 is already row #1"),
 ])
@@ -255,8 +256,9 @@ def test_load_facilities_when_a_row_is_wrong_names_file_row_line_and_reason(tmp_
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         load_facilities(path, tariffs=NGAP)
-    assert err.value.where == f"{path}: [[{section}]] #{n}, line {line_of(text, section, n)}"
-    assert reason in err.value.text
+    where = f"{path}: [[{section}]] #{n}, line {line_of(text, section, n)}"
+    assert any(p.where == where and reason in p.text for p in err.value.problems), \
+        err.value.one_line()
 
 
 @pytest.mark.parametrize("text, reason", [
@@ -271,3 +273,29 @@ def test_load_facilities_when_the_file_is_unusable_names_the_file(tmp_path, text
         load_facilities(path, tariffs=NGAP)
     assert err.value.where == str(path)
     assert reason in err.value.text
+
+
+def test_load_rules_names_every_bad_row_and_key_at_once(tmp_path):
+    text = (RULES_OK.replace('role = "requerant"\nvalid_from', 'role = "requérant"\nvalid_from', 1)
+            .replace('max = 4', 'max = 0').replace('when = "patient_hospitalised"', 'when = "x"'))
+    path = tmp_path / "rules.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_rules(path, tariffs=NGAP)
+    found = [(p.where, p.text.split(":")[0]) for p in err.value.problems]
+    assert found == [(f"{path}: [[{section}]] #{n}, line {line_of(text, section, n)}", key)
+                     for section, n, key in (("line", 2, "role"), ("limit", 1, "max"),
+                                             ("exclusion", 1, "when"))]
+
+
+def test_load_facilities_names_every_bad_row_and_key_at_once(tmp_path):
+    text = (_facility_file(ALL_CODES).replace("send_amounts = true", 'send_amounts = "yes"')
+            .replace('charge_code = "F-TC"', 'charge_code = ""'))
+    path = tmp_path / "facilities.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_facilities(path, tariffs=NGAP)
+    found = [(p.where, p.text.split(":")[0]) for p in err.value.problems]
+    assert found == [(f"{path}: [[{section}]] #{n}, line {line_of(text, section, n)}", key)
+                     for section, n, key in (("facility", 1, "send_amounts"),
+                                             ("charge", 4, "charge_code"))]

@@ -112,19 +112,19 @@ def test_load_tariffs_accepts_two_adjacent_periods_and_quoted_dates(tmp_path):
 @pytest.mark.parametrize("changes, reason", [
     ({"colour": '"blue"'}, "unknown key colour"),
     ({"source": None}, "missing key source"),
-    ({"valid_from": '"2026-02-30"'}, "valid_from '2026-02-30' is not a date"),
-    ({"valid_from": '"01/01/2026"'}, "valid_from '01/01/2026' is not a date"),
+    ({"valid_from": '"2026-02-30"'}, "valid_from: '2026-02-30' is not a date"),
+    ({"valid_from": '"01/01/2026"'}, "valid_from: '01/01/2026' is not a date"),
     ({"valid_from": "2026-01-01T00:00:00"}, "is not a date"),
     ({"valid_to": "2025-06-30"}, "valid_to 2025-06-30 is before valid_from 2026-01-01"),
-    ({"amount": "23.0"}, "amount 23.0 is not a quoted decimal string"),
-    ({"amount": '"23,00"'}, "amount '23,00' is not a quoted decimal string"),
+    ({"amount": "23.0"}, "amount: 23.0 is not a quoted decimal string"),
+    ({"amount": '"23,00"'}, "amount: '23,00' is not a quoted decimal string"),
     ({"amount": '"23.001"'}, "not a quoted decimal string"),
     ({"amount": '"-1.00"'}, "not a quoted decimal string"),
-    ({"role": '"requérant"'}, "role 'requérant' is not one of requis, requerant, doctor"),
-    ({"kind": '"visit"'}, "kind 'visit' is not one of"),
-    ({"status": '"maybe"'}, "status 'maybe' is not one of"),
-    ({"billing": '"monthly"'}, "billing 'monthly' is not one of"),
-    ({"code": '""'}, "code must be a non-empty string"),
+    ({"role": '"requérant"'}, "role: 'requérant' is not one of requis, requerant, doctor"),
+    ({"kind": '"visit"'}, "kind: 'visit' is not one of"),
+    ({"status": '"maybe"'}, "status: 'maybe' is not one of"),
+    ({"billing": '"monthly"'}, "billing: 'monthly' is not one of"),
+    ({"code": '""'}, "code: must be a non-empty string"),
     ({"valid_from": "2025-12-31"}, "overlaps row #1 (both apply on 2025-12-31)"),
 ])
 def test_load_tariffs_when_row_is_malformed_names_file_row_and_reason(tmp_path, changes, reason):
@@ -134,6 +134,18 @@ def test_load_tariffs_when_row_is_malformed_names_file_row_and_reason(tmp_path, 
         load_tariffs(path)
     assert err.value.where.startswith(f"{path}: [[tariff]] #2, line 13")
     assert reason in err.value.text
+
+
+def test_load_tariffs_names_every_bad_row_and_key_at_once(tmp_path):
+    path = tmp_path / "ngap.toml"
+    path.write_text(GOOD + _second_row(role='"requérant"', amount="23.0")
+                    + _second_row(kind='"visit"', valid_from="2027-01-01"), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_tariffs(path)
+    found = [(p.where, p.text.split(":")[0]) for p in err.value.problems]
+    assert found == [(f"{path}: [[tariff]] #2, line 13", "role"),
+                     (f"{path}: [[tariff]] #2, line 13", "amount"),
+                     (f"{path}: [[tariff]] #3, line 23", "kind")]
 
 
 def test_load_tariffs_when_open_ended_rows_overlap_refuses(tmp_path):

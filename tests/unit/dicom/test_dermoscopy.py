@@ -371,20 +371,20 @@ def test_load_devices_accepts_an_entry_without_defaults(tmp_path):
 
 
 @pytest.mark.parametrize("text, key", [
-    (GOOD.replace('serial = "SN-1"\n', ""), "[devices.dl5] serial"),
-    (GOOD.replace('"DermLite"', '""'), "[devices.dl5] manufacturer"),
+    (GOOD.replace('serial = "SN-1"\n', ""), "[devices.dl5.serial]"),
+    (GOOD.replace('"DermLite"', '""'), "[devices.dl5.manufacturer]"),
     (GOOD.replace('software_versions = "2.0"', "software_versions = []"),
-     "[devices.dl5] software_versions"),
-    (GOOD + "colour = 'red'\n", "[devices.dl5]"),
+     "[devices.dl5.software_versions]"),
+    (GOOD + "colour = 'red'\n", "[devices.dl5.colour]"),
     (GOOD.replace("[devices.dl5]", '[devices."DL 5"]'), "[devices.DL 5]"),
     (GOOD + "[devices.dl5.defaults]\npolarization = 'POLARIZED'\ncontact = 'CONTACT'\n"
-            "magnification = 10\n", "[devices.dl5.defaults] immersion_media"),
+            "magnification = 10\n", "[devices.dl5.defaults.immersion_media]"),
     (GOOD + "[devices.dl5.defaults]\npolarization = 'CROSSED'\ncontact = 'NON_CONTACT'\n"
-            "magnification = 10\n", "[devices.dl5.defaults] polarization"),
+            "magnification = 10\n", "[devices.dl5.defaults.polarization]"),
     (GOOD + "[devices.dl5.defaults]\npolarization = 'POLARIZED'\ncontact = 'NON_CONTACT'\n",
-     "[devices.dl5.defaults] magnification"),
+     "[devices.dl5.defaults.magnification]"),
     (GOOD + "[devices.dl5.defaults]\npolarization = 'POLARIZED'\ncontact = 'NON_CONTACT'\n"
-            "magnification = 10\ntracking_id = 'L1'\n", "[devices.dl5.defaults]"),
+            "magnification = 10\ntracking_id = 'L1'\n", "[devices.dl5.defaults.tracking_id]"),
     ("[devices]\n", "[devices]"),
     ("[printers.x]\nmodel = 'y'\n", ""),
     ("[devices.dl5\nmodel = 'y'\n", ""),
@@ -397,6 +397,18 @@ def test_load_devices_raises_config_error_naming_file_and_key_when_entry_is_bad(
         load_devices(path)
     assert caught.value.where.startswith(str(path))
     assert key in caught.value.where
+
+
+def test_load_devices_names_every_bad_key_at_once(tmp_path):
+    path = tmp_path / "devices.toml"
+    path.write_text(GOOD.replace('serial = "SN-1"\n', "") + "colour = 'red'\n"
+                    + "[devices.dl5.defaults]\npolarization = 'POLARIZED'\n"
+                      "contact = 'NON_CONTACT'\ntracking_id = 'L1'\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_devices(path)
+    assert sorted(p.where for p in caught.value.problems) == [
+        f"{path} [devices.dl5.{key}]" for key in ("colour", "defaults.magnification",
+                                                  "defaults.tracking_id", "serial")]
 
 
 def test_load_devices_raises_config_error_when_file_is_missing(tmp_path):

@@ -88,8 +88,7 @@ def test_shipped_mapping_takes_a08_a31_a40():
      "merge.prior_patient_id"),
     ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\n[merge]\nprior_patient_id = "PID-3"\n',
      "merge.prior_patient_id"),
-    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\n', "merge.prior_patient_id"),
-    ('[events\n', "file"),
+    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\n', "merge"),
 ])
 def test_a_bad_mapping_file_names_the_key(tmp_path: Path, body, key):
     path = tmp_path / "adt.toml"
@@ -97,3 +96,21 @@ def test_a_bad_mapping_file_names_the_key(tmp_path: Path, body, key):
     with pytest.raises(ConfigError) as exc:
         load_mapping(path)
     assert exc.value.where == f"{path} [{key}]"
+
+
+def test_an_unreadable_mapping_file_names_the_file(tmp_path: Path):
+    path = tmp_path / "adt.toml"
+    path.write_text("[events\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_mapping(path)
+    assert exc.value.where == str(path)
+
+
+def test_a_bad_mapping_file_names_every_bad_key_at_once(tmp_path: Path):
+    path = tmp_path / "adt.toml"
+    path.write_text('[events]\nupdate = ["ADT08"]\nmerge = []\n[merge]\n'
+                    'prior_patient_id = "PID-3"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_mapping(path)
+    assert [p.where for p in exc.value.problems] == [
+        f"{path} [{key}]" for key in ("events.update", "events.merge", "merge.prior_patient_id")]

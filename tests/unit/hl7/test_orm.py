@@ -194,7 +194,6 @@ def test_question_keeps_clinical_information_and_each_reason_for_study_when_both
     ('S = "stat"', 'S = "now"', "codes.priority"),
     ('A = "O"', 'A = "X"', "codes.sex"),
     ('question = "NTE-3"', 'question = 3', "notes.question"),
-    ('[positions]', '[positions', "file"),
 ])
 def test_malformed_mapping_raises_config_error_naming_file_and_key(tmp_path, old, new, key):
     path = tmp_path / "orm.toml"
@@ -203,6 +202,15 @@ def test_malformed_mapping_raises_config_error_naming_file_and_key(tmp_path, old
         load_mapping(path)
     # the key itself, or an entry of it (`[codes.priority.S]`, `[positions.sex[0]]`)
     assert any(str(path) in p.where and f"[{key}" in p.where for p in exc.value.problems)
+
+
+def test_unreadable_mapping_raises_config_error_naming_the_file(tmp_path):
+    path = tmp_path / "orm.toml"
+    path.write_text(MAPPING_FILE.read_text(encoding="utf-8").replace("[positions]", "[positions"),
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_mapping(path)
+    assert exc.value.where == str(path) and "cannot read ORM mapping" in exc.value.text
 
 
 def test_mapping_with_three_bad_keys_names_all_three(tmp_path):

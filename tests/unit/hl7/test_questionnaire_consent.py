@@ -242,7 +242,7 @@ def test_shipped_questionnaire_is_loaded_once_with_both_languages():
     ('codes = ["DERM-SYMPTOMES", "SYMPTOMS"]', 'codes = ["DERM-SYMPTOMES", "PHOTOTYPE"]',
      "items.phototype.codes"),
     ('HIGH = 40', 'HIGH = 400', "triage.levels"),
-    ('urgent = 50\n', '', "triage.priority"),
+    ('urgent = 50\n', '', "triage.priority.urgent"),
     ('unknown_codes = "ignore"', 'unknown_codes = "warn"', "obx.unknown_codes"),
     ('[items.duration]', '[items.Duration]', "items.Duration"),
     ('yes = ["Y", "YES", "O", "OUI"]', 'yes = ["Y", "N"]', "values"),
@@ -254,7 +254,7 @@ def test_malformed_questionnaire_names_file_and_key(tmp_path, old, new, key):
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
     with pytest.raises(ConfigError) as exc:
         load_questionnaire(path)
-    assert exc.value.where == f"{path} [{key}]", exc.value.one_line()
+    assert f"{path} [{key}]" in [p.where for p in exc.value.problems], exc.value.one_line()
 
 
 def test_unreadable_questionnaire_names_the_file(tmp_path):
@@ -263,3 +263,18 @@ def test_unreadable_questionnaire_names_the_file(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_questionnaire(path)
     assert exc.value.where == str(path)
+
+
+def test_malformed_questionnaire_names_every_bad_key_at_once(tmp_path):
+    text = QUESTIONNAIRE_FILE.read_text(encoding="utf-8")
+    for old, new in (('type = "number"', 'type = "integer"'),
+                     ('unknown_codes = "ignore"', 'unknown_codes = "warn"'),
+                     ('HIGH = 40', 'HIGH = "40"')):
+        text = text.replace(old, new, 1)
+    path = tmp_path / "questionnaire.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_questionnaire(path)
+    assert sorted(p.where for p in exc.value.problems) == [
+        f"{path} [{key}]" for key in ("items.size_mm.type", "obx.unknown_codes",
+                                      "triage.levels.HIGH")]

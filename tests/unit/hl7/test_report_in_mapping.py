@@ -144,15 +144,15 @@ def test_shipped_mapping_events():
     ('ORU = ["R01"]', 'oru = ["R01"]', "events.oru"),
     ('corrections = ["MDM^T10"]', 'corrections = ["MDM^T04"]', "events.corrections"),
     ('accession = ["OBR-3.1", "ORC-3.1", "TXA-15.1"]', 'accession = ["OBR3"]',
-     "positions.accession"),
+     "positions.accession[0]"),
     ('{ position = "OBR-32", type = "NDL" }', '{ position = "OBR-32", type = "CNN" }',
-     "report.specialist"),
+     "report.specialist[0].type"),
     ('{ position = "OBR-32", type = "NDL" }', '{ position = "OBR-32.1", type = "NDL" }',
-     "report.specialist"),
+     "report.specialist[0].position"),
     ('observation = "OBX-3.1"', 'observation = "OBR-3.1"', "conduct.observation"),
     ('when_absent = "see_report"', 'when_absent = "See report"', "conduct.when_absent"),
-    ('F = "final"', 'F = "done"', "codes.status"),
-    ('CONSEILS = "no_visit"', 'CONSEILS = "No visit"', "codes.conduct"),
+    ('F = "final"', 'F = "done"', "codes.status.F"),
+    ('CONSEILS = "no_visit"', 'CONSEILS = "No visit"', "codes.conduct.CONSEILS"),
     ('text_value_types = ["TX", "FT"]', 'text_value_types = []', "report.text_value_types"),
 ])
 def test_a_bad_mapping_file_names_the_key(tmp_path: Path, old, new, key):
@@ -163,3 +163,16 @@ def test_a_bad_mapping_file_names_the_key(tmp_path: Path, old, new, key):
     with pytest.raises(ConfigError) as exc:
         load_mapping(path)
     assert exc.value.where == f"{path} [{key}]"
+
+
+def test_a_bad_mapping_file_names_every_bad_key_at_once(tmp_path: Path):
+    text = MAPPING_FILE.read_text(encoding="utf-8")
+    for old, new in (('ORU = ["R01"]', 'ORU = []'), ('F = "final"', 'F = "done"'),
+                     ('observation = "OBX-3.1"', 'observation = "OBR-3.1"')):
+        text = text.replace(old, new)
+    path = tmp_path / "report_in.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_mapping(path)
+    assert sorted(p.where for p in exc.value.problems) == [
+        f"{path} [{key}]" for key in ("codes.status.F", "conduct.observation", "events.ORU")]

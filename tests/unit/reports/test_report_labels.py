@@ -32,7 +32,7 @@ def test_load_labels_when_english_lacks_a_key_names_file_language_and_key(tmp_pa
     path = _write(tmp_path, full, {k: "x" for k in LABEL_KEYS if k != "conduct"})
     with pytest.raises(ConfigError) as err:
         load_labels(path)
-    assert err.value.where == f"{path} [en]"
+    assert err.value.where == f"{path} [en.conduct]"
     assert "conduct" in err.value.text
 
 
@@ -40,8 +40,8 @@ def test_load_labels_when_a_language_is_missing_names_it(tmp_path):
     path = _write(tmp_path, {k: "x" for k in LABEL_KEYS}, None)
     with pytest.raises(ConfigError) as err:
         load_labels(path)
-    assert err.value.where == str(path)
-    assert "[en]" in err.value.text
+    assert err.value.where == f"{path} [en]"
+    assert "missing key en" in err.value.text
 
 
 def test_load_labels_when_a_label_is_unknown_refuses_it(tmp_path):
@@ -49,7 +49,7 @@ def test_load_labels_when_a_label_is_unknown_refuses_it(tmp_path):
     path = _write(tmp_path, {**full, "titel": "typo"}, full)
     with pytest.raises(ConfigError) as err:
         load_labels(path)
-    assert err.value.where == f"{path} [fr]"
+    assert err.value.where == f"{path} [fr.titel]"
     assert "titel" in err.value.text
 
 
@@ -59,3 +59,14 @@ def test_load_labels_when_a_language_is_unsupported_refuses_it(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_labels(path)
     assert "de" in err.value.text
+
+
+
+def test_load_labels_names_every_missing_empty_or_unknown_label_at_once(tmp_path):
+    full = {k: "x" for k in LABEL_KEYS}
+    path = _write(tmp_path, {**full, "title": " "}, {k: "x" for k in LABEL_KEYS if k != "page"},
+                  extra='[de]\ntitle = "x"\n')
+    with pytest.raises(ConfigError) as err:
+        load_labels(path)
+    assert [p.where for p in err.value.problems] == [
+        f"{path} [fr.title]", f"{path} [en.page]", f"{path} [de]"]

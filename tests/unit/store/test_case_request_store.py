@@ -14,6 +14,9 @@ from connector.store.migrations import MIGRATIONS
 
 from store_samples import engine, make_order, open_case, stamp  # noqa: F401  (fixture)
 
+TRIAGE = TriagePolicy(((Priority.STAT, 100), (Priority.URGENT, 50), (Priority.ROUTINE, 0)),
+                      (("STAT", 100), ("HIGH", 40), ("ROUTINE", 0)))
+
 NIR = "279035121518989"
 INS_OID = "1.2.250.1.213.1.4.8"
 ULCERATION = Answer("red_flags", ("ULCERATION", "BORDER"), weight=30,
@@ -38,7 +41,7 @@ def full_order(placer="CMD-FULL", *, qualified=True, answers=(ULCERATION, PHOTOT
         Practitioner("801234567897", PersonName("MARTIN", "François"), "1.2.250.1.71.4.2.1",
                      id_type="IDNPS", rpps="01234567897"),
         "Lésion", priority, questionnaire=tuple(answers),
-        consent=Consent("OBX", "20261115"), triage=TriagePolicy().assess(priority, answers),
+        consent=Consent("OBX", "20261115"), triage=TRIAGE.assess(priority, answers),
         facility=Facility("300780038", "CHU de Nîmes", "FINEG"))
 
 
