@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from ..dicom.dermoscopy import select_device
 from ..dicom.quality import QualityReport, assess_dataset
 from ..dicom.sites import lookup
-from ..dicom.uids import uid_from
+from ..dicom import uids
 from ..dicom.wrap import WrappedImage, check_kind, wrap_image
 from ..domain.errors import ImageError
 from ..domain.model import Case, ImageKind, LateralityValues
@@ -86,8 +86,8 @@ def prepare(services: Services, case: Case, data: bytes, *, number: int, kind: s
     dermoscope = _dermoscope(services, kind, device, tracking_id)
     next_status(case.status, CaseEvent.IMAGE_RECEIVED)  # refuse a closed case before any work
     sha = hashlib.sha256(data).hexdigest()
-    sop_uid = uid_from("image", case.study_uid, kind, sha)
-    series_uid = uid_from("series", case.study_uid, kind)
+    sop_uid = uids.image_uid(case.study_uid, kind, sha)
+    series_uid = uids.series_uid(case.study_uid, kind)
     moment = services.now()
     config = services.config
     wrapped = wrap_image(
@@ -139,7 +139,7 @@ def attached(conn: Connection, case: Case, data: bytes, kind: str) -> AttachedIm
     """The image this file already is in `case` (as `record` answered it), or None: lets a
     client repeating an upload whose answer it lost learn that it is there, even once the
     case no longer takes images."""
-    sop_uid = uid_from("image", case.study_uid, kind, hashlib.sha256(data).hexdigest())
+    sop_uid = uids.image_uid(case.study_uid, kind, hashlib.sha256(data).hexdigest())
     row = conn.execute(select(images.c.kind, images.c.quality).where(
         images.c.sop_uid == sop_uid, images.c.accession == case.accession)).first()
     if row is None:

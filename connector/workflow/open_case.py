@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 
-from ..dicom.uids import uid_from
+from ..dicom import uids
 from ..domain.errors import DomainError
 from ..domain.model import Case, Order
 from ..store import audit, cases
@@ -38,7 +38,7 @@ def handle(conn: Connection, order: Order, *, now: str, actor: str,
                           where="placer_order_number",
                           hint="send a new placer order number, or ORC-1 XO to change the order")
     case = Case(accession=cases.next_accession(conn),
-                study_uid=uid_from("study", order.sender, order.placer_order_number),
+                study_uid=uids.study_uid(order.sender, order.placer_order_number),
                 order=order)
     cases.insert(conn, case, now)
     if worklist and (services is None or services.config.worklist_enabled):

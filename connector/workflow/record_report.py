@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from ..dicom.pdf import encapsulate_pdf
-from ..dicom.uids import uid_from
+from ..dicom.uids import report_series_uid, report_uid
 from ..dicom.wrap import to_bytes
 from ..domain.model import Practitioner, Report
 from ..domain.states import CaseEvent
@@ -70,10 +70,10 @@ def record(conn: Connection, services: Services, accession: str, *, text: str, c
                             conduct_label=conduct_label, labels=services.mappings.labels,
                             lang=lang, images=len(image_rows),
                             now_text=moment.astimezone().strftime("%d/%m/%Y %H:%M"))
-    sop_uid = uid_from("report", case.study_uid, str(version))
+    sop_uid = report_uid(case.study_uid, version)
     ds = encapsulate_pdf(
         pdf, patient=case.order.patient, study_uid=case.study_uid, accession=accession,
-        series_uid=uid_from("series", case.study_uid, "report"), sop_uid=sop_uid,
+        series_uid=report_series_uid(case.study_uid), sop_uid=sop_uid,
         instance_number=version, title=services.mappings.labels[lang]["title"],
         content_datetime=signed_at, referring=case.order.requester.name,
         source_images=[(r.sop_class_uid, r.sop_uid) for r in image_rows])
