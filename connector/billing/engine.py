@@ -25,7 +25,6 @@ nothing new once the first ids are recorded. `credits_for` reverses exactly what
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +32,10 @@ from connector.billing.rules import LineRule, Rules, load_rules
 from connector.billing.tariffs import KINDS, TariffTable, load_tariffs
 from connector.billing.teleexpertise import credit_id, transaction_id
 from connector.domain.errors import DomainError
-from connector.domain.model import Charge, PersonName, Practitioner
+from connector.domain.model import Charge, PersonName, Practitioner, parse_iso_date
 
 LUMP_REASON = ("paid by the insurer as a yearly lump to the requérant, not billed per act "
                "(no requérant act code before 2022-04-01)")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -385,11 +383,9 @@ def _identifier(data: dict, key: str, where: str | None = None) -> str:
 
 def _date(data: dict, key: str, where: str | None = None) -> dt.date:
     value = _required(data, key, str, where)
-    if _ISO_DATE.match(value):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            pass
+    day = parse_iso_date(value)
+    if day is not None:
+        return day
     raise DomainError(f"{key} {value!r} is not a date written YYYY-MM-DD", where=where or key)
 
 

@@ -16,16 +16,15 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import re
 from dataclasses import dataclass, field
 
 from connector.domain.errors import DomainError
+from connector.domain.model import parse_iso_date, parse_yyyymmdd
 
 STATUSES = ("sent", "acknowledged", "refused", "not_billable")
 BOOKED = ("sent", "acknowledged")
 _FIELDS = ("transaction_id", "accession", "code", "role", "type", "amount_cents", "act_date",
            "performed_by", "status", "reason")
-_DATES = (re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"), re.compile(r"^(\d{4})(\d{2})(\d{2})$"))
 
 
 @dataclass
@@ -154,13 +153,9 @@ def _check(row, i: int) -> None:
 def _day(value, where: str) -> dt.date:
     if type(value) is dt.date:
         return value
-    match = next((m for p in _DATES if (m := p.match(value))), None) if isinstance(value, str) \
-        else None
-    if match:
-        try:
-            return dt.date(*(int(g) for g in match.groups()))
-        except ValueError:
-            pass
+    day = (parse_iso_date(value) or parse_yyyymmdd(value)) if isinstance(value, str) else None
+    if day is not None:
+        return day
     raise DomainError(f"{value!r} is not a date (YYYY-MM-DD or YYYYMMDD)", where=where)
 
 

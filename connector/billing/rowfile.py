@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from connector.domain.errors import ConfigError
+from connector.domain.model import parse_iso_date
 
 T = TypeVar("T")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -150,11 +150,9 @@ def date(entry: dict, key: str) -> dt.date:
     value = entry[key]
     if type(value) is dt.date:
         return value
-    if isinstance(value, str) and _ISO_DATE.match(value):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            pass
+    day = parse_iso_date(value) if isinstance(value, str) else None
+    if day is not None:
+        return day
     raise ValueError(f"{key} {value!r} is not a date written YYYY-MM-DD")
 
 

@@ -43,7 +43,10 @@ class LateralityValues(str, enum.Enum):
     U = "U"
 
 
-_DATE = re.compile(r"^\d{8}$")
+_DATE = re.compile(r"\d{8}")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_OID = re.compile(r"[0-2](\.(0|[1-9]\d*))+")
+_CONDUCT_CODE = re.compile(r"[a-z][a-z0-9_]*")
 NAME_MAX = 64  # DICOM PN: 64 characters per component group
 
 
@@ -137,7 +140,7 @@ class Patient:
             raise DomainError("patient identifier is empty", where="patient.id")
         if len(self.id) > 64:
             raise DomainError("patient identifier is longer than 64 characters", where="patient.id")
-        if self.birth_date and not _valid_date(self.birth_date):
+        if self.birth_date and not valid_date(self.birth_date):
             raise DomainError("birth date is not a valid YYYYMMDD date", where="patient.birth_date")
         if self.sex and self.sex not in {s.value for s in SexValues}:
             raise DomainError("sex must be M, F or O", where="patient.sex")
@@ -168,7 +171,30 @@ class Patient:
 
 
 IDNATPS_OID = "1.2.250.1.71.4.2.1"  # assigning authority of the French IdNatPS
-_RPPS = re.compile(r"^[0-9]{11}$")
+_RPPS = re.compile(r"[0-9]{11}")
+_FINESS = re.compile(r"(?:[0-9]{2}|2A|2B)[0-9]{7}")
+
+
+def valid_rpps(value: str) -> bool:
+    """An RPPS number (the French practitioners' directory): 11 digits."""
+    return bool(_RPPS.fullmatch(value))
+
+
+def valid_finess(value: str) -> bool:
+    """A FINESS number (French care facilities): the department (2 digits, or Corsica's 2A/2B)
+    and 7 digits."""
+    return bool(_FINESS.fullmatch(value))
+
+
+def valid_oid(value: str) -> bool:
+    """An ISO object identifier in dotted decimal form (1.2.250.1.71.4.2.1), as HL7 universal
+    ids of type ISO and DICOM Universal Entity IDs write assigning authorities."""
+    return bool(_OID.fullmatch(value))
+
+
+def valid_conduct_code(value: str) -> bool:
+    """A conduct code as reports carry it (mappings/conducts.toml): lower_snake_case."""
+    return bool(_CONDUCT_CODE.fullmatch(value))
 
 
 @dataclass(frozen=True)
@@ -188,7 +214,7 @@ class Practitioner:
     def __post_init__(self):
         if not self.id.strip():
             raise DomainError("practitioner identifier is empty", where="practitioner.id")
-        if self.rpps and not _RPPS.match(self.rpps):
+        if self.rpps and not valid_rpps(self.rpps):
             raise DomainError("RPPS number must be 11 digits", where="practitioner.id")
 
 
@@ -201,7 +227,7 @@ class Facility:
     kind: str = ""  # FINEG (geographic) | FINEJ (legal entity) | "" when not said
 
     def __post_init__(self):
-        if self.finess and not re.fullmatch(r"(?:[0-9]{2}|2A|2B)[0-9]{7}", self.finess):
+        if self.finess and not valid_finess(self.finess):
             raise DomainError("FINESS number must be 9 characters (department + 7 digits)",
                               where="facility.finess")
         if len(self.name) > 100:
@@ -356,19 +382,30 @@ class Case:
         return new
 
 
-def _valid_date(text: str) -> bool:
-    if not _DATE.match(text):
-        return False
+def parse_yyyymmdd(text: str) -> dt.date | None:
+    """The calendar date written YYYYMMDD (HL7 DT, DICOM DA), or None."""
+    if not _DATE.fullmatch(text):
+        return None
     try:
-        dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def parse_iso_date(text: str) -> dt.date | None:
+    """The calendar date written YYYY-MM-DD, or None; `date.fromisoformat` alone would also
+    take 20220401 and 2022-W13-5."""
+    if not _ISO_DATE.fullmatch(text):
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def valid_date(text: str) -> bool:
     """True for a real calendar date written YYYYMMDD."""
-    return _valid_date(text)
+    return parse_yyyymmdd(text) is not None
 
 
 @dataclass(frozen=True)
@@ -421,7 +458,7 @@ class Charge:
             raise DomainError("charge type must be CG or CD", where="type")
         if self.role not in ("requis", "requerant", "doctor"):
             raise DomainError("charge role must be requis, requerant or doctor", where="role")
-        if not _valid_date(self.act_date):
+        if not valid_date(self.act_date):
             raise DomainError("act date is not a valid YYYYMMDD date", where="act_date")
         if self.amount_cents < 0:
             raise DomainError("amount is negative", where="amount")

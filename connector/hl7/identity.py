@@ -25,10 +25,10 @@ Error texts never quote the received values (ERR-7 must not carry patient data).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from connector.domain.model import IDENTITY_STATUSES, QUALIFIED, Facility, valid_ins
+from connector.domain.model import (IDENTITY_STATUSES, QUALIFIED, Facility, valid_finess, valid_ins,
+                                    valid_oid, valid_rpps)
 
 from .errors import Hl7Error
 from .parse import Location, ParsedMessage
@@ -36,9 +36,6 @@ from .readers import authority_of
 
 INS_KINDS = ("nir", "nia", "test", "demo")
 _RELIABILITY_MEANINGS = (*IDENTITY_STATUSES, "attribute", "doubt", "")
-_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
-_FINESS = re.compile(r"^(?:[0-9]{2}|2A|2B)[0-9]{7}$")
-_RPPS = re.compile(r"^[0-9]{11}$")
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,7 @@ def load_identity(data: dict, fail) -> IdentityMapping:
         raise fail(f"identity.{unknown[0]}", "unknown key")
     authorities = section.get("ins_authorities", dict(default.ins_authorities))
     if not isinstance(authorities, dict) or not authorities or not all(
-            _OID.match(k) and v in INS_KINDS for k, v in authorities.items()):
+            valid_oid(k) and v in INS_KINDS for k, v in authorities.items()):
         raise fail("identity.ins_authorities",
                    "must map INS OIDs to " + ", ".join(INS_KINDS))
     try:
@@ -104,7 +101,7 @@ def load_identity(data: dict, fail) -> IdentityMapping:
     if qualified not in ("ins", "local"):
         raise fail("identity.qualified_patient_id", 'must be "ins" or "local"')
     idnatps = section.get("idnatps_authority", default.idnatps_authority)
-    if not isinstance(idnatps, str) or not _OID.match(idnatps):
+    if not isinstance(idnatps, str) or not valid_oid(idnatps):
         raise fail("identity.idnatps_authority", "must be an OID")
     type_component = section.get("practitioner_type_component",
                                  default.practitioner_type_component)
@@ -139,7 +136,7 @@ def load_identity(data: dict, fail) -> IdentityMapping:
         return locs
 
     finess_authority = facility.get("finess_authority", default.finess_authority)
-    if not isinstance(finess_authority, str) or not _OID.match(finess_authority):
+    if not isinstance(finess_authority, str) or not valid_oid(finess_authority):
         raise fail("facility.finess_authority", "must be an OID")
     return IdentityMapping(
         ins_authorities=tuple(authorities.items()), reliability=reliability,
@@ -261,7 +258,7 @@ def practitioner_ids(msg: ParsedMessage, loc: Location, m: IdentityMapping,
         rpps = ident
     elif (authority == m.idnatps_authority or id_type == "IDNPS") and ident.startswith("8"):
         rpps = ident[1:]
-    if rpps and not _RPPS.match(rpps):
+    if rpps and not valid_rpps(rpps):
         raise Hl7Error("RPPS-based practitioner id must be 8 followed by the 11-digit RPPS "
                        "(or the 11 digits alone with type RPPS)", hl7_code=102,
                        location=loc.erl())
@@ -289,7 +286,7 @@ def facility(msg: ParsedMessage, m: IdentityMapping) -> Facility | None:
             return _facility(ident, name, system)
     for loc in m.facility_hd:
         namespace, universal = msg.part(loc, 1), msg.part(loc, 2)
-        finess = next((v for v in (namespace, universal) if _FINESS.match(v)), "")
+        finess = next((v for v in (namespace, universal) if valid_finess(v)), "")
         name = namespace if namespace != finess else ""
         if finess or name:
             return _facility(finess, name, "")
@@ -297,7 +294,7 @@ def facility(msg: ParsedMessage, m: IdentityMapping) -> Facility | None:
 
 
 def _check_finess(value: str, loc: Location) -> None:
-    if not _FINESS.match(value):
+    if not valid_finess(value):
         raise Hl7Error("FINESS number must be 9 characters (department + 7 digits)",
                        hl7_code=102, location=loc.erl())
 

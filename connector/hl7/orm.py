@@ -18,17 +18,17 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from connector.domain.errors import ConfigError, DomainError
-from connector.domain.model import Order, Patient, PersonName, Practitioner, Priority, valid_date
+from connector.domain.model import (ImageKind, Order, Patient, PersonName, Practitioner, Priority,
+                                    valid_date)
 
 from .errors import Hl7Error
 from .identity import IdentityMapping, facility, load_identity, patient_ids, practitioner_ids
-from .parse import Location, ParsedMessage
+from .parse import Location, ParsedMessage, is_timestamp
 from .questionnaire import (ConsentMapping, Questionnaire, answers_from_order,
                             consent_from_order, load_consent, load_questionnaire)
 from .readers import authority_of
@@ -40,8 +40,7 @@ _POSITIONS = ("order_control", "placer_order_number", "ordered_at", "question", 
 _WHOLE_FIELDS = ("requester", "patient_id", "patient_name")
 # Optional [positions] keys, with their defaults when the mapping file does not list them.
 _OPTIONAL_POSITIONS = {"patient_class": ("PV1-2",)}
-_TIMESTAMP = re.compile(r"^\d{4}(\d{2}){0,5}(\.\d{1,4})?([+-]\d{4})?$")
-_IMAGE_KINDS = ("photo", "dermoscopy")
+_IMAGE_KINDS = tuple(k.value for k in ImageKind)
 _OBX_3_1 = Location("OBX", field=3, component=1)
 _OBX_20_1 = Location("OBX", field=20, component=1)
 
@@ -365,7 +364,7 @@ def teleconsultation_from_orm(msg: ParsedMessage,
     performed_on = ""
     loc, value = reader.first_of(t.performed_at)
     if value:
-        if not _TIMESTAMP.match(value) or not valid_date(value[:8]):
+        if not is_timestamp(value) or not valid_date(value[:8]):
             raise Hl7Error("date/time the teleconsultation took place is not an HL7 timestamp",
                            hl7_code=102, location=loc.erl())
         performed_on = value[:8]
@@ -490,7 +489,7 @@ def _priority(r: _Reader) -> Priority:
 
 def _ordered_at(r: _Reader) -> str:
     loc, value = r.first("ordered_at")
-    if value and not _TIMESTAMP.match(value):
+    if value and not is_timestamp(value):
         raise Hl7Error("order date/time is not an HL7 timestamp", hl7_code=102,
                        location=loc.erl())
     return value

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connector.domain.errors import DomainError
-from connector.domain.model import PersonName, Practitioner
+from connector.domain.model import PersonName, Practitioner, valid_conduct_code
 
 from .errors import Hl7Error
 from .parse import Location, ParsedMessage
@@ -26,7 +26,6 @@ MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "hl7" / "repor
 
 _TYPE = re.compile(r"^[A-Z]{3}$")
 _TRIGGER = re.compile(r"^[A-Z0-9]{3}$")
-_CONDUCT = re.compile(r"^[a-z][a-z0-9_]*$")
 _STATUSES = ("final", "corrected")
 _PERSON_TYPES = ("NDL", "XCN")
 
@@ -111,13 +110,13 @@ def load_mapping(path: Path = MAPPING_FILE) -> ReportInMapping:
                                                   whole=True), entry["type"]))
     conduct = f.table("conduct")
     when_absent = conduct.get("when_absent", "")
-    if not isinstance(when_absent, str) or (when_absent and not _CONDUCT.match(when_absent)):
+    if not isinstance(when_absent, str) or (when_absent and not valid_conduct_code(when_absent)):
         raise f.fail("conduct.when_absent", 'must be a conduct code like no_visit, or ""')
     statuses = f.table("codes.status")
     if not statuses or not all(v in _STATUSES for v in statuses.values()):
         raise f.fail("codes.status", "must map status codes to final or corrected")
     conducts = f.table("codes.conduct")
-    if not all(isinstance(v, str) and _CONDUCT.match(v) for v in conducts.values()):
+    if not all(isinstance(v, str) and valid_conduct_code(v) for v in conducts.values()):
         raise f.fail("codes.conduct", "must map codes to conduct codes like no_visit")
     return ReportInMapping(
         events=events, corrections=frozenset(corrections),

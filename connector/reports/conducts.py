@@ -6,14 +6,13 @@ report's language. Codes live in a mapping file because a site may add or reword
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from connector.mapfile import read_toml
 from connector.domain.errors import ConfigError, DomainError
+from connector.domain.model import valid_conduct_code
 
-_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _LANGS = ("fr", "en")
 
 
@@ -40,7 +39,7 @@ def load_conducts(path: str | Path) -> dict[str, Conduct]:
     conducts = {}
     for code, entry in data.items():
         where = f"{path} [{code}]"
-        if not _CODE.match(code):
+        if not valid_conduct_code(code):
             raise ConfigError("conduct code must be lower_snake_case", where=where)
         if not isinstance(entry, dict):
             raise ConfigError("conduct must be a table with fr and en labels", where=where)

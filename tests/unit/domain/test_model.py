@@ -15,7 +15,13 @@ from connector.domain.model import (
     Practitioner,
     Priority,
     Report,
+    parse_iso_date,
+    parse_yyyymmdd,
+    valid_conduct_code,
     valid_date,
+    valid_finess,
+    valid_oid,
+    valid_rpps,
 )
 from connector.domain.states import CaseEvent, CaseStatus
 
@@ -151,6 +157,29 @@ def test_valid_date_answers_true_only_when_text_is_a_real_date():
     assert valid_date("20261115")
     assert not valid_date("20261131")
     assert not valid_date("")
+
+
+def test_parse_iso_date_takes_only_yyyy_mm_dd_when_fromisoformat_takes_more():
+    assert parse_iso_date("2022-04-01").isoformat() == "2022-04-01"
+    for text in ("20220401", "2022-W13-5", "2022-04-31", "2022-04-01\n", ""):
+        assert parse_iso_date(text) is None
+
+
+def test_parse_yyyymmdd_takes_only_a_real_compact_date_when_text_varies():
+    assert parse_yyyymmdd("20261115").isoformat() == "2026-11-15"
+    for text in ("2026-11-15", "20261131", "2026111", "20261115\n"):
+        assert parse_yyyymmdd(text) is None
+
+
+@pytest.mark.parametrize("check, good, bad", [
+    (valid_oid, ["1.2.250.1.71.4.2.1", "2.25", "0.0"], ["", "1", "3.1", "1.02", "1..2", "1.2\n"]),
+    (valid_rpps, ["10000000001"], ["", "1000000000", "100000000012", "1000000000a"]),
+    (valid_finess, ["750000001", "2A0000001", "2B1234567"], ["", "75000000", "2C0000001"]),
+    (valid_conduct_code, ["no_visit", "b2"], ["", "No_visit", "2b", "no-visit", "no_visit\n"]),
+])
+def test_identifier_checks_answer_true_only_when_the_syntax_holds(check, good, bad):
+    assert all(check(text) for text in good)
+    assert not any(check(text) for text in bad)
 
 
 # Practitioner, Order
