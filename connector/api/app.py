@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..dicom.limits import TOO_LARGE
 from ..domain.errors import ConnectorError, ImageError, NotFound, StateConflict
-from ..domain.model import PersonName, Practitioner
+from ..domain.model import MAX_REASON, PersonName, Practitioner
 from ..domain.states import CaseEvent, next_status
 from ..store import cases, outbox, queries
 from ..store.schema import images
@@ -33,12 +33,12 @@ class ReportIn(BaseModel):
 
 
 class WithdrawIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=withdraw_report.MAX_REASON,
+    reason: str = Field(min_length=1, max_length=MAX_REASON,
                         description="why the report is withdrawn (kept in the audit trail)")
 
 
 class RefuseIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=refuse_order.MAX_REASON,
+    reason: str = Field(min_length=1, max_length=MAX_REASON,
                         description="why the request is declined or cancelled: the requester "
                                     "reads it (ORC-16 of the OC order status)")
 

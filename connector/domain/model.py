@@ -408,6 +408,26 @@ def valid_date(text: str) -> bool:
     return parse_yyyymmdd(text) is not None
 
 
+# A reason someone gives for a refusal, a cancellation or a withdrawal travels in ORC-16.2 (CE
+# text, 199 characters in v2.5), TXA-21, FT1 credit lines and the audit trail: one rule for all.
+MAX_REASON = 199
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def reason_text(text: str, *, hint: str) -> str:
+    """`text` with every run of whitespace (line breaks too) made one space; DomainError at
+    `reason` when that is empty, longer than MAX_REASON or holds a control character."""
+    reason = " ".join(text.split())
+    if not reason:
+        raise DomainError("reason is empty", where="reason", hint=hint)
+    if len(reason) > MAX_REASON:
+        raise DomainError(f"reason is longer than {MAX_REASON} characters", where="reason")
+    if _CONTROL.search(reason):
+        raise DomainError("reason contains a control character", where="reason",
+                          hint="write the reason as plain text")
+    return reason
+
+
 @dataclass(frozen=True)
 class BodySite:
     """A coded anatomic site (CID 4029 by default) with optional laterality."""

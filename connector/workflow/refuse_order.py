@@ -16,17 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..domain.errors import DomainError
-from ..domain.model import Practitioner
+from ..domain.model import Practitioner, reason_text
 from ..domain.states import CaseEvent
 from ..store import audit, cases
 from ..store.clock import iso
 from . import notify_status, post_charges
 from .bootstrap import Services
 from .common import dicom_dt
-
-MAX_REASON = 199  # ORC-16.2, CE text: 199 characters in v2.5
-
 
 @dataclass(frozen=True)
 class RefusedOrder:
@@ -51,12 +47,7 @@ def cancel(services: Services, accession: str, *, reason: str, actor: str) -> Re
 
 def _refuse(services: Services, accession: str, event: CaseEvent, code: str, *, reason: str,
             actor: str, action_by: Practitioner | None, action: str) -> RefusedOrder:
-    reason = " ".join(reason.split())
-    if not reason:
-        raise DomainError("reason is empty", where="reason",
-                          hint="say why the request is refused; the requester reads it")
-    if len(reason) > MAX_REASON:
-        raise DomainError(f"reason is longer than {MAX_REASON} characters", where="reason")
+    reason = reason_text(reason, hint="say why the request is refused; the requester reads it")
     moment = services.now()
     now, hl7_now = iso(moment), dicom_dt(moment)
     with services.engine.begin() as conn:

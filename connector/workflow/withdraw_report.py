@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from ..domain.errors import ConnectorError, DomainError, StateConflict
-from ..domain.model import PersonName, Practitioner, Report
+from ..domain.errors import ConnectorError, StateConflict
+from ..domain.model import PersonName, Practitioner, Report, reason_text
 from ..domain.states import CaseEvent
 from ..reports.conducts import conduct as find_conduct
 from ..store import audit, cases
@@ -25,9 +25,6 @@ from ..store.schema import reports
 from . import notify_status, post_charges, send_report
 from .bootstrap import Services
 from .common import dicom_dt
-
-MAX_REASON = 500
-
 
 @dataclass(frozen=True)
 class WithdrawnReport:
@@ -40,12 +37,7 @@ class WithdrawnReport:
 
 
 def handle(services: Services, accession: str, *, reason: str, actor: str) -> WithdrawnReport:
-    reason = reason.strip()
-    if not reason:
-        raise DomainError("reason is empty", where="reason",
-                          hint="say why the report is withdrawn")
-    if len(reason) > MAX_REASON:
-        raise DomainError(f"reason is longer than {MAX_REASON} characters", where="reason")
+    reason = reason_text(reason, hint="say why the report is withdrawn")
     moment = services.now()
     now, hl7_now = iso(moment), dicom_dt(moment)
     with services.engine.begin() as conn:

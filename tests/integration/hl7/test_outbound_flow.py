@@ -345,6 +345,10 @@ def test_an_empty_or_long_reason_is_refused(tmp_path):
     with pytest.raises(DomainError) as exc:
         refuse_order.cancel(services, "TD00000001", reason="x" * 200, actor="x")
     assert exc.value.where == "reason"
+    for bad in ("x" * 200, "mauvais\x00dossier", " \r\n "):  # withdrawals follow the same rule
+        with pytest.raises(DomainError) as exc:
+            withdraw_report.handle(services, "TD00000001", reason=bad, actor="x")
+        assert exc.value.where == "reason"
 
 
 # --- the peer's answer, as the worker sees it ---------------------------------------------------

@@ -17,6 +17,7 @@ from connector.domain.model import (
     Report,
     parse_iso_date,
     parse_yyyymmdd,
+    reason_text,
     valid_conduct_code,
     valid_date,
     valid_finess,
@@ -180,6 +181,18 @@ def test_parse_yyyymmdd_takes_only_a_real_compact_date_when_text_varies():
 def test_identifier_checks_answer_true_only_when_the_syntax_holds(check, good, bad):
     assert all(check(text) for text in good)
     assert not any(check(text) for text in bad)
+
+
+def test_reason_text_makes_whitespace_runs_one_space_when_the_reason_has_line_breaks():
+    assert reason_text("  Photos\r\nfloues\t ", hint="h") == "Photos floues"
+    assert reason_text("é" * 199, hint="h") == "é" * 199
+
+
+@pytest.mark.parametrize("bad", ["", " \r\n\t", "x" * 200, "wrong\x00patient", "a\x1bb", "a\x9bb"])
+def test_reason_text_is_refused_when_empty_too_long_or_holding_a_control(bad):
+    with pytest.raises(DomainError) as exc:
+        reason_text(bad, hint="say why")
+    assert exc.value.where == "reason"
 
 
 # Practitioner, Order
