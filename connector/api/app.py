@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI, File, Form, Query, UploadFile
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from starlette.exceptions import HTTPException
 
 from .. import __version__
@@ -13,7 +13,7 @@ from ..dicom.limits import TOO_LARGE
 from ..domain.errors import ConnectorError, ImageError, NotFound, StateConflict
 from ..domain.model import MAX_REASON, PersonName, Practitioner
 from ..domain.states import CaseEvent, next_status
-from ..store import cases, outbox, queries
+from ..store import cases, queries
 from ..store.schema import images
 from ..workflow import attach_image, mark_ready, record_report, refuse_order, withdraw_report
 from ..workflow.bootstrap import Services

@@ -29,7 +29,6 @@ from connector.domain.errors import ConfigError
 SECTIONS = ("line", "combination", "limit", "exclusion")
 CONDITIONS = ("patient_hospitalised", "same_site")
 DOCTORS = ("specialist", "requester")
-LEVELS = (1, 2)
 
 
 @dataclass(frozen=True)

@@ -170,7 +170,6 @@ class Patient:
         return bool(self.ins) and self.identity_status == QUALIFIED
 
 
-IDNATPS_OID = "1.2.250.1.71.4.2.1"  # assigning authority of the French IdNatPS
 _RPPS = re.compile(r"[0-9]{11}")
 _FINESS = re.compile(r"(?:[0-9]{2}|2A|2B)[0-9]{7}")
 

@@ -27,8 +27,6 @@ from . import post_charges, send_report
 from .bootstrap import Services
 from .common import dicom_dt, write_durably
 
-ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
-
 
 @dataclass(frozen=True)
 class RecordedReport:
