@@ -19,9 +19,10 @@ import io
 from dataclasses import dataclass, field
 
 from connector.domain.errors import DomainError
-from connector.domain.model import parse_iso_date, parse_yyyymmdd
+from connector.domain.model import TransactionTypeValues, parse_iso_date, parse_yyyymmdd
 
 STATUSES = ("sent", "acknowledged", "refused", "not_billable")
+_TYPES = tuple(t.value for t in TransactionTypeValues)
 BOOKED = ("sent", "acknowledged")
 _FIELDS = ("transaction_id", "accession", "code", "role", "type", "amount_cents", "act_date",
            "performed_by", "status", "reason")
@@ -39,7 +40,7 @@ class Totals:
         return self.charged_cents - self.credited_cents
 
     def add(self, type_: str, cents: int) -> None:
-        if type_ == "CD":
+        if type_ == TransactionTypeValues.CREDIT:
             self.credits += 1
             self.credited_cents += cents
         else:
@@ -142,7 +143,7 @@ def _check(row, i: int) -> None:
     if row["status"] not in STATUSES:
         raise DomainError(f"status {row['status']!r} is not one of {', '.join(STATUSES)}",
                           where=f"rows[{i}].status")
-    if row["status"] != "not_billable" and row["type"] not in ("CG", "CD"):
+    if row["status"] != "not_billable" and row["type"] not in _TYPES:
         raise DomainError(f"type {row['type']!r} is not CG or CD", where=f"rows[{i}].type")
     cents = row["amount_cents"]
     if type(cents) is not int or cents < 0:

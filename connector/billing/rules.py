@@ -24,6 +24,7 @@ from pathlib import Path
 
 from connector.billing import rowfile as rf
 from connector.billing.tariffs import KINDS, ROLES, TariffTable
+from connector.domain.model import ActKind
 from connector.domain.errors import ConfigError
 
 SECTIONS = ("line", "combination", "limit", "exclusion")
@@ -150,7 +151,7 @@ def _line(entry: dict) -> LineRule:
     level = None
     if "level" in entry:
         level = rf.integer(entry, "level", minimum=1, maximum=2)
-        if kind != "teleexpertise":
+        if kind != ActKind.TELEEXPERTISE:
             raise ValueError("level applies to tele-expertise only")
     gp = rf.boolean(entry, "specialist_is_gp") if "specialist_is_gp" in entry else None
     valid_from, valid_to, source = _common(entry)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from connector.domain.errors import ConfigError, DomainError
 from connector.billing import rowfile
-from connector.domain.model import valid_date
+from connector.domain.model import ActKind, ChargeRole, valid_date
 
-ROLES = ("requis", "requerant", "doctor")
-KINDS = ("teleexpertise", "teleconsultation")
+ROLES = tuple(r.value for r in ChargeRole)
+KINDS = tuple(k.value for k in ActKind)
 STATUSES = ("in_force", "scheduled")
 BILLINGS = ("per_act", "yearly_lump")
 _REQUIRED = ("code", "label_fr", "role", "kind", "amount", "valid_from", "status", "source")

@@ -43,28 +43,51 @@ class LateralityValues(str, enum.Enum):
     U = "U"
 
 
+class ResultStatusValues(str, enum.Enum):
+    """Observation result status (HL7 table 0085): the OBX-11 of a report version."""
+
+    FINAL = "F"
+    CORRECTED = "C"
+    DELETED = "D"  # the report is withdrawn
+
+
+class TransactionTypeValues(str, enum.Enum):
+    """Transaction type (HL7 table 0017): the FT1-6 of a charge line."""
+
+    CHARGE = "CG"
+    CREDIT = "CD"
+
+
+class ChargeRole(str, enum.Enum):
+    """Who bills a line: the requis answers a tele-expertise, the requérant asked for it, the
+    doctor holds a teleconsultation."""
+
+    REQUIS = "requis"
+    REQUERANT = "requerant"
+    DOCTOR = "doctor"
+
+
+class ActKind(str, enum.Enum):
+    """The billable acts (NGAP) a case can be."""
+
+    TELEEXPERTISE = "teleexpertise"
+    TELECONSULTATION = "teleconsultation"
+
+
+def _member(vocabulary: type[enum.Enum], value: str, text: str, where: str) -> str:
+    """`value` (a code or a member of `vocabulary`) as the plain code it stands for, so stored
+    rows and messages carry the code; DomainError `text` at `where` when it is none of them."""
+    try:
+        return vocabulary(value).value
+    except ValueError:
+        raise DomainError(text, where=where) from None
+
+
 _DATE = re.compile(r"\d{8}")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _OID = re.compile(r"[0-2](\.(0|[1-9]\d*))+")
 _CONDUCT_CODE = re.compile(r"[a-z][a-z0-9_]*")
 NAME_MAX = 64  # DICOM PN: 64 characters per component group
-
-
-# DICOM Specific Character Set (0008,0005) defined terms we write. ISO 8859-15 (the HL7 `8859/15`
-# French senders use, with Œ œ € Š ...) has no DICOM defined term: such text goes in UTF-8.
-LATIN1 = "ISO_IR 100"
-UTF8 = "ISO_IR 192"
-
-
-def dicom_charset(texts) -> str:
-    """The character set for a set of strings: `ISO_IR 100` when every character is Latin-1
-    (ISO 8859-1), else `ISO_IR 192` (UTF-8)."""
-    for text in texts:
-        try:
-            text.encode("latin-1")
-        except UnicodeEncodeError:
-            return UTF8
-    return LATIN1
 
 
 @dataclass(frozen=True)
@@ -448,15 +471,15 @@ class Report:
     conduct: str
     specialist: Practitioner
     signed_at: str  # DICOM/HL7 DT, YYYYMMDDHHMMSS
-    status: str = "F"  # OBX-11: F final, C corrected, D deleted (the report is withdrawn)
+    status: str = ResultStatusValues.FINAL.value  # OBX-11 (ResultStatusValues)
 
     def __post_init__(self):
         if not self.text.strip():
             raise DomainError("report text is empty", where="text")
         if not self.conduct.strip():
             raise DomainError("conduct code is empty", where="conduct")
-        if self.status not in ("F", "C", "D"):
-            raise DomainError("report status must be F, C or D", where="status")
+        object.__setattr__(self, "status", _member(
+            ResultStatusValues, self.status, "report status must be F, C or D", "status"))
 
 
 @dataclass(frozen=True)
@@ -465,18 +488,18 @@ class Charge:
 
     transaction_id: str  # FT1-2, stable: the same act always yields the same id
     code: str  # national code, e.g. NGAP TE2
-    role: str  # requis | requerant | doctor
+    role: str  # ChargeRole: requis | requerant | doctor
     amount_cents: int
-    type: str  # CG charge, CD credit
+    type: str  # TransactionTypeValues: CG charge, CD credit
     act_date: str  # YYYYMMDD
     performed_by: Practitioner
     ordered_by: Practitioner | None = None
 
     def __post_init__(self):
-        if self.type not in ("CG", "CD"):
-            raise DomainError("charge type must be CG or CD", where="type")
-        if self.role not in ("requis", "requerant", "doctor"):
-            raise DomainError("charge role must be requis, requerant or doctor", where="role")
+        object.__setattr__(self, "type", _member(
+            TransactionTypeValues, self.type, "charge type must be CG or CD", "type"))
+        object.__setattr__(self, "role", _member(
+            ChargeRole, self.role, "charge role must be requis, requerant or doctor", "role"))
         if not valid_date(self.act_date):
             raise DomainError("act date is not a valid YYYYMMDD date", where="act_date")
         if self.amount_cents < 0:

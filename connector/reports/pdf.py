@@ -43,7 +43,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 
 from connector.mapfile import read_toml
 from connector.domain.errors import ConfigError, DomainError
-from connector.domain.model import Order, PersonName, Report
+from connector.domain.model import Order, PersonName, Report, ResultStatusValues
 
 LANGS = ("fr", "en")
 LABEL_KEYS = (
@@ -130,7 +130,7 @@ def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_l
     patient = order.patient
     patient_id = f"{patient.id} ({patient.issuer})" if patient.issuer else patient.id
     story = [Paragraph(_text(lab["title"]), s["title"])]
-    if report.status == "C":
+    if report.status == ResultStatusValues.CORRECTED:
         story.append(Paragraph(_text(lab["corrected"]), s["strong"]))
     story += [
         Spacer(1, 4 * mm),

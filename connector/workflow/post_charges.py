@@ -39,7 +39,7 @@ from ..billing.engine import (Act, PriorAct, credits_for, evaluate, labels_for, 
                               pending)
 from ..billing.facilities import Facility
 from ..billing.teleexpertise import credit_id
-from ..domain.model import Case, Charge, Order, PersonName, Practitioner
+from ..domain.model import ActKind, Case, Charge, Order, PersonName, Practitioner
 from ..hl7.dft import build_dft
 from ..store import charges as lines
 from ..store import outbox
@@ -60,12 +60,12 @@ def handle(conn: Connection, services: Services, case: Case, specialist: Practit
     recorded for reconciliation)."""
     day = _day(act_date)
     rules = services.mappings.rules
-    act = Act(kind="teleexpertise", date=day, patient=case.order.patient.id,
+    act = Act(kind=ActKind.TELEEXPERTISE.value, date=day, patient=case.order.patient.id,
               requester=case.order.requester, specialist=specialist,
               requester_site=requester_site(case.order),
               specialist_site=services.config.facility_id,
               patient_hospitalised=case.order.patient_hospitalised,
-              level=2 if rules.needs_level("teleexpertise", day) else None,
+              level=2 if rules.needs_level(ActKind.TELEEXPERTISE.value, day) else None,
               prior_acts=prior_acts(conn, case.accession), accession=case.accession,
               billing_round=_report_round(conn, case.accession))
     return charge_act(conn, services, case, act, hl7_now=hl7_now, now=now)

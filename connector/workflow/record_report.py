@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from ..dicom.pdf import encapsulate_pdf
 from ..dicom.uids import report_series_uid, report_uid
 from ..dicom.wrap import to_bytes
-from ..domain.model import Practitioner, Report
+from ..domain.model import Practitioner, Report, ResultStatusValues
 from ..domain.states import CaseEvent
 from ..reports.conducts import conduct as find_conduct
 from ..reports.pdf import render_report_pdf, report_digest
@@ -54,7 +54,8 @@ def record(conn: Connection, services: Services, accession: str, *, text: str, c
     moment = services.now()
     now, signed_at = iso(moment), dicom_dt(moment)
     report = Report(text=text, conduct=conduct, specialist=specialist, signed_at=signed_at,
-                    status="C" if correction else "F")
+                    status=ResultStatusValues.CORRECTED if correction
+                    else ResultStatusValues.FINAL)
     case = cases.load(conn, accession)
     # REPORT_FINAL refuses a second final report or a cancelled case; REPORT_CORRECTED
     # takes an answered (or already amended) case only.

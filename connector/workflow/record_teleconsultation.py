@@ -17,7 +17,7 @@ import datetime as dt
 from sqlalchemy.engine import Connection
 
 from ..billing.engine import Act
-from ..domain.model import Case, Order
+from ..domain.model import ActKind, Case, Order
 from ..domain.states import CaseEvent
 from ..hl7.orm import ReportedTeleconsultation
 from ..store import audit, cases
@@ -32,7 +32,8 @@ def handle(conn: Connection, services: Services, order: Order, act: ReportedTele
     case.apply(CaseEvent.ACT_REPORTED)
     cases.save_status(conn, case, now)
     day = act.performed_on or received_on
-    billed = Act(kind="teleconsultation", date=dt.date(int(day[:4]), int(day[4:6]), int(day[6:8])),
+    billed = Act(kind=ActKind.TELECONSULTATION.value,
+                 date=dt.date(int(day[:4]), int(day[4:6]), int(day[6:8])),
                  patient=order.patient.id, requester=order.requester, specialist=act.performer,
                  requester_site=post_charges.requester_site(order),
                  specialist_site=services.config.facility_id,
@@ -42,6 +43,6 @@ def handle(conn: Connection, services: Services, order: Order, act: ReportedTele
                  accession=case.accession)
     dft = post_charges.charge_act(conn, services, case, billed, hl7_now=hl7_now, now=now)
     audit.append(conn, at=now, actor=actor, action="act.reported", accession=case.accession,
-                 detail={"kind": "teleconsultation", "code": act.code,
+                 detail={"kind": ActKind.TELECONSULTATION.value, "code": act.code,
                          "majorations": list(act.majorations), "act_date": day, "dft": dft})
     return case, dft

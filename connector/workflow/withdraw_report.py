@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from ..domain.errors import ConnectorError, StateConflict
-from ..domain.model import PersonName, Practitioner, Report, reason_text
+from ..domain.model import PersonName, Practitioner, Report, ResultStatusValues, reason_text
 from ..domain.states import CaseEvent
 from ..reports.conducts import conduct as find_conduct
 from ..store import audit, cases
@@ -53,7 +53,7 @@ def handle(services: Services, accession: str, *, reason: str, actor: str) -> Wi
         specialist = Practitioner(row.specialist_id,
                                   PersonName(row.specialist_family, row.specialist_given))
         withdrawn = Report(text=row.text, conduct=row.conduct, specialist=specialist,
-                           signed_at=row.signed_at, status="D")
+                           signed_at=row.signed_at, status=ResultStatusValues.DELETED)
         oru = send_report.handle(conn, services, case, withdrawn, version=row.version,
                                  conduct_label=_conduct_label(services, row.conduct),
                                  pdf=row.pdf, hl7_now=hl7_now, now=now, reason=reason)

@@ -9,12 +9,15 @@ from connector.domain.model import (
     BodySite,
     Case,
     Charge,
+    ChargeRole,
     Order,
     Patient,
     PersonName,
     Practitioner,
     Priority,
     Report,
+    ResultStatusValues,
+    TransactionTypeValues,
     parse_iso_date,
     parse_yyyymmdd,
     reason_text,
@@ -237,6 +240,12 @@ def test_report_is_accepted_when_status_is_corrected():
     assert Report("Naevus bénin.", "no_visit", doctor(), "20261116101500", "C").status == "C"
 
 
+def test_report_keeps_the_plain_code_when_given_a_status_member():
+    report = Report("Naevus bénin.", "no_visit", doctor(), "20261116101500",
+                    ResultStatusValues.CORRECTED)
+    assert type(report.status) is str and f"OBX-11 {report.status}" == "OBX-11 C"
+
+
 @pytest.mark.parametrize("field, changes", [
     ("text", {"text": "  \n"}),
     ("conduct", {"conduct": ""}),
@@ -259,6 +268,12 @@ def test_charge_is_accepted_when_amount_is_zero_and_type_is_credit():
 @pytest.mark.parametrize("role", ["requis", "requerant", "doctor"])
 def test_charge_is_accepted_when_role_is_known(role):
     assert charge(role=role).role == role
+
+
+def test_charge_keeps_the_plain_codes_when_given_members():
+    c = charge(type=TransactionTypeValues.CREDIT, role=ChargeRole.REQUERANT)
+    assert (type(c.type), type(c.role)) == (str, str) and f"{c.type} {c.role}" == "CD requerant"
+    assert c == charge(type="CD", role="requerant")
 
 
 @pytest.mark.parametrize("where, changes", [
