@@ -8,4 +8,5 @@ their adapters to the accounting feed.
 - `csvfeed.py`     one CSV file per batch, dropped atomically in a folder
 - `reconcile.py`   totals over recorded charge rows for a period
 - `teleexpertise.py` FT1-2 transaction ids of charges and their credits
+- `rowfile.py`     reading the `[[section]]` row files above, with a line number per row
 """

@@ -9,8 +9,8 @@ doctor. What this module does today:
 - the integrity line prints `report_digest()`, a SHA-256 over the canonical report content,
   so anyone holding the recorded report can recompute it and compare.
 
-That digest is not an electronic signature. A real PAdES signature with the site's certificate
-comes in a later issue; until then nothing here claims to sign.
+That digest is not an electronic signature (no PAdES signature with the site's certificate is
+made), so nothing here claims to sign.
 
 Text comes from `mappings/reports/labels.toml` (per site, per language); the font is a TrueType
 font so that accents and names from other European languages render: DejaVu Sans from Debian's

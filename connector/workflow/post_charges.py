@@ -20,7 +20,8 @@ Where the act's facts come from:
 - facility codes: `mappings/billing/facilities.toml`, facility `[facility] id` (else its default).
 - prior acts for yearly limits: the same patient's other cases with a charge booked and not
   credited (`prior_acts`); a case whose lines were all refused by the rules did not use quota.
-- level: tele-expertise before 2022-04-01 is billed as level 2 (TE2), as the first release did.
+- level: tele-expertise before 2022-04-01 is billed as level 2 (TE2): nothing in an order tells
+  a level-1 "simple question" apart.
 - billing round: 0 for a case's first final report, 1, 2... for a new final report after a
   withdrawal (the credited charges keep their ids, the new ones get new ids).
 """
