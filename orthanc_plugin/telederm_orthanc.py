@@ -10,8 +10,8 @@ runs on Orthanc's own thread, so it only puts `(change, orthanc_id)` on an in-pr
 worker thread, started on ORTHANC_STARTED and stopped on ORTHANC_STOPPED, reads the Study
 Instance UID and POSTs the event to the connector over loopback. Delivery is best effort: if
 the connector is down or not configured the event is logged and dropped, and the connector's
-Changes Log catch-up (`/changes?since=N` from a saved cursor; `connector/archive/changes.py`)
-finds the stable study later.
+Changes Log catch-up (`/changes?since=N` from a cursor saved in the store;
+`connector/workflow/catch_up.py`) finds the stable study later.
 
 Configuration, in the "TeleDerm" section of Orthanc's configuration:
   ConnectorUrl    base URL of the connector (e.g. http://127.0.0.1:8780); empty = drop events

@@ -7,5 +7,6 @@ their adapters to the accounting feed.
 - `engine.py`      `evaluate(act)` -> charges + not billable; `credits_for`; `explain`
 - `csvfeed.py`     one CSV file per batch, dropped atomically in a folder
 - `reconcile.py`   totals over recorded charge rows for a period
-- `teleexpertise.py` FT1-2 transaction ids (and the first release's `charges_for_final_report`)
+- `teleexpertise.py` FT1-2 transaction ids of charges and their credits
+- `rowfile.py`     reading the `[[section]]` row files above, with a line number per row
 """

@@ -72,17 +72,8 @@ def render_csv(*, control_id: str, now: str, order: Order, accession: str,
     return out.getvalue()
 
 
-def write_batch(folder: str | Path, *, control_id: str, now: str, order: Order, accession: str,
-                charges: list[Charge], facility: "Facility", labels: dict[str, str]) -> Path:
-    """Write the batch atomically to `folder/file_name(control_id)` and return the path; the
-    same control id always lands on the same file (a retry overwrites it)."""
-    text = render_csv(control_id=control_id, now=now, order=order, accession=accession,
-                      charges=charges, facility=facility, labels=labels)
-    return drop(folder, control_id=control_id, text=text)
-
-
 def drop(folder: str | Path, *, control_id: str, text: str) -> Path:
-    """Write an already rendered batch (`render_csv`) atomically as `folder/file_name(control_id)`.
+    """Write a rendered batch (`render_csv`) atomically as `folder/file_name(control_id)`.
 
     The outbox renders the batch in the transaction that records its charges and the worker
     drops it later with this function: a retry writes the same bytes to the same file."""

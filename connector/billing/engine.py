@@ -25,7 +25,6 @@ nothing new once the first ids are recorded. `credits_for` reverses exactly what
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +32,11 @@ from connector.billing.rules import LineRule, Rules, load_rules
 from connector.billing.tariffs import KINDS, TariffTable, load_tariffs
 from connector.billing.teleexpertise import credit_id, transaction_id
 from connector.domain.errors import DomainError
-from connector.domain.model import Charge, PersonName, Practitioner
+from connector.domain.model import (ActKind, Charge, ChargeRole, PersonName, Practitioner,
+                                    TransactionTypeValues, parse_iso_date)
 
 LUMP_REASON = ("paid by the insurer as a yearly lump to the requérant, not billed per act "
                "(no requérant act code before 2022-04-01)")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -94,11 +93,11 @@ class Act:
             value = getattr(self, name)
             if not isinstance(value, str):
                 raise DomainError(f"{name} must be a string", where=name)
-            if self.kind == "teleexpertise" and not value.strip():
+            if self.kind == ActKind.TELEEXPERTISE and not value.strip():
                 raise DomainError(f"{name} is empty", where=name,
                                   hint="tele-expertise between two doctors of the same site is "
                                        "not billable, so both sites must be known")
-        if self.kind == "teleexpertise" and self.requester.id == self.specialist.id:
+        if self.kind == ActKind.TELEEXPERTISE and self.requester.id == self.specialist.id:
             raise DomainError("requester and specialist are the same practitioner",
                               where="specialist",
                               hint="a tele-expertise is asked by one doctor and answered "
@@ -221,13 +220,14 @@ def _condition(act: Act, when: str) -> bool:
 
 
 def _charge(act: Act, code: str, role: str, tariffs: TariffTable) -> Charge:
-    performed_by = act.requester if role == "requerant" else act.specialist
+    performed_by = act.requester if role == ChargeRole.REQUERANT else act.specialist
     return Charge(
-        transaction_id=transaction_id(act.accession, code, "CG", act.billing_round),
+        transaction_id=transaction_id(act.accession, code, TransactionTypeValues.CHARGE.value,
+                                      act.billing_round),
         code=code,
         role=role,
         amount_cents=tariffs.amount_cents(code, role, act.act_date),
-        type="CG",
+        type=TransactionTypeValues.CHARGE.value,
         act_date=act.act_date,
         performed_by=performed_by,
         ordered_by=act.requester,
@@ -238,17 +238,18 @@ def credits_for(charged: list[Charge]) -> list[Charge]:
     """One CD per CG in `charged`, same code, role, amount, date and doctors, with a stable
     FT1-2 of its own. Credits already in `charged` (CD rows) are not credited again, and a CG
     whose credit is already there yields nothing: passing all rows of an act is safe."""
-    done = {c.transaction_id for c in charged if c.type == "CD"}
+    done = {c.transaction_id for c in charged if c.type == TransactionTypeValues.CREDIT}
     out = []
     for charge in charged:
-        if charge.type != "CG":
+        if charge.type != TransactionTypeValues.CHARGE:
             continue
         cd = credit_id(charge.transaction_id)
         if cd in done:
             continue
         done.add(cd)
         out.append(Charge(transaction_id=cd, code=charge.code, role=charge.role,
-                          amount_cents=charge.amount_cents, type="CD", act_date=charge.act_date,
+                          amount_cents=charge.amount_cents,
+                          type=TransactionTypeValues.CREDIT.value, act_date=charge.act_date,
                           performed_by=charge.performed_by, ordered_by=charge.ordered_by))
     return out
 
@@ -300,7 +301,7 @@ def act_from_json(data: object, *, accession: str = "EXPLAIN") -> Act:
     kind = _required(data, "kind", str)
     if kind not in KINDS:
         raise DomainError(f"kind {kind!r} is not one of {', '.join(KINDS)}", where="kind")
-    te = kind == "teleexpertise"
+    te = kind == ActKind.TELEEXPERTISE
     majorations = data.get("majorations", [])
     if not isinstance(majorations, list):
         raise DomainError("majorations must be a list of codes", where="majorations")
@@ -385,11 +386,9 @@ def _identifier(data: dict, key: str, where: str | None = None) -> str:
 
 def _date(data: dict, key: str, where: str | None = None) -> dt.date:
     value = _required(data, key, str, where)
-    if _ISO_DATE.match(value):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            pass
+    day = parse_iso_date(value)
+    if day is not None:
+        return day
     raise DomainError(f"{key} {value!r} is not a date written YYYY-MM-DD", where=where or key)
 
 

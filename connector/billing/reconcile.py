@@ -16,16 +16,16 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import re
 from dataclasses import dataclass, field
 
 from connector.domain.errors import DomainError
+from connector.domain.model import TransactionTypeValues, parse_iso_date, parse_yyyymmdd
 
 STATUSES = ("sent", "acknowledged", "refused", "not_billable")
+_TYPES = tuple(t.value for t in TransactionTypeValues)
 BOOKED = ("sent", "acknowledged")
 _FIELDS = ("transaction_id", "accession", "code", "role", "type", "amount_cents", "act_date",
            "performed_by", "status", "reason")
-_DATES = (re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"), re.compile(r"^(\d{4})(\d{2})(\d{2})$"))
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Totals:
         return self.charged_cents - self.credited_cents
 
     def add(self, type_: str, cents: int) -> None:
-        if type_ == "CD":
+        if type_ == TransactionTypeValues.CREDIT:
             self.credits += 1
             self.credited_cents += cents
         else:
@@ -143,7 +143,7 @@ def _check(row, i: int) -> None:
     if row["status"] not in STATUSES:
         raise DomainError(f"status {row['status']!r} is not one of {', '.join(STATUSES)}",
                           where=f"rows[{i}].status")
-    if row["status"] != "not_billable" and row["type"] not in ("CG", "CD"):
+    if row["status"] != "not_billable" and row["type"] not in _TYPES:
         raise DomainError(f"type {row['type']!r} is not CG or CD", where=f"rows[{i}].type")
     cents = row["amount_cents"]
     if type(cents) is not int or cents < 0:
@@ -154,13 +154,9 @@ def _check(row, i: int) -> None:
 def _day(value, where: str) -> dt.date:
     if type(value) is dt.date:
         return value
-    match = next((m for p in _DATES if (m := p.match(value))), None) if isinstance(value, str) \
-        else None
-    if match:
-        try:
-            return dt.date(*(int(g) for g in match.groups()))
-        except ValueError:
-            pass
+    day = (parse_iso_date(value) or parse_yyyymmdd(value)) if isinstance(value, str) else None
+    if day is not None:
+        return day
     raise DomainError(f"{value!r} is not a date (YYYY-MM-DD or YYYYMMDD)", where=where)
 
 

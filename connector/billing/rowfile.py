@@ -21,10 +21,10 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, PlainValidator, model_validator
 
 from connector.domain.errors import ConfigError
+from connector.domain.model import parse_iso_date
 from connector.validation import Problems, SiteModel
 
 M = TypeVar("M", bound=BaseModel)
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 HINT = "see the key list at the top of the file"
 
 
@@ -103,11 +103,9 @@ def _date(value: Any) -> dt.date:
     """A TOML date (2022-04-01) or the same as a quoted string; a datetime is refused."""
     if type(value) is dt.date:
         return value
-    if isinstance(value, str) and _ISO_DATE.match(value):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            pass
+    day = parse_iso_date(value) if isinstance(value, str) else None
+    if day is not None:
+        return day
     raise ValueError(f"{value!r} is not a date written YYYY-MM-DD")
 
 

@@ -27,6 +27,7 @@ from pydantic import PlainValidator, model_validator
 
 from connector.billing import rowfile as rf
 from connector.billing.tariffs import KINDS, ROLES, TariffTable
+from connector.domain.model import ActKind
 
 SECTIONS = ("line", "combination", "limit", "exclusion")
 CONDITIONS = ("patient_hospitalised", "same_site")
@@ -145,7 +146,7 @@ class _Line(_Row):
 
     @model_validator(mode="after")
     def _level_for_teleexpertise(self):
-        if self.level is not None and self.kind != "teleexpertise":
+        if self.level is not None and self.kind != ActKind.TELEEXPERTISE:
             raise ValueError("level applies to tele-expertise only")
         return self
 

@@ -19,10 +19,10 @@ from pydantic import PlainValidator
 
 from connector.billing import rowfile
 from connector.domain.errors import DomainError
-from connector.domain.model import valid_date
+from connector.domain.model import ActKind, ChargeRole, valid_date
 
-ROLES = ("requis", "requerant", "doctor")
-KINDS = ("teleexpertise", "teleconsultation")
+ROLES = tuple(r.value for r in ChargeRole)
+KINDS = tuple(k.value for k in ActKind)
 STATUSES = ("in_force", "scheduled")
 BILLINGS = ("per_act", "yearly_lump")
 _AMOUNT = re.compile(r"^\d{1,6}(\.\d{1,2})?$")

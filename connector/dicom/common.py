@@ -27,11 +27,27 @@ from pydicom.sequence import Sequence
 from pydicom.uid import RE_VALID_UID
 
 from connector.domain.errors import DomainError
-from connector.domain.model import UTF8, Patient, PersonName, dicom_charset
+from connector.domain.model import Patient, PersonName, valid_oid
+
+# DICOM Specific Character Set (0008,0005) defined terms we write. ISO 8859-15 (the HL7 `8859/15`
+# French senders use, with Œ œ € Š ...) has no DICOM defined term: such text goes in UTF-8.
+LATIN1 = "ISO_IR 100"
+UTF8 = "ISO_IR 192"
+
+
+def dicom_charset(texts) -> str:
+    """The character set for a set of strings: `ISO_IR 100` when every character is Latin-1
+    (ISO 8859-1), else `ISO_IR 192` (UTF-8)."""
+    for text in texts:
+        try:
+            text.encode("latin-1")
+        except UnicodeEncodeError:
+            return UTF8
+    return LATIN1
+
 
 CHARSET = UTF8  # the widest we write; `fit_charset` picks ISO_IR 100 when it is enough
 _TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "PN", "UC"})
-_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
 
 
 def patient_and_study(
@@ -65,7 +81,7 @@ def add_patient(ds: Dataset, patient: Patient) -> None:
     ds.PatientID = patient.id
     if patient.issuer:
         ds.IssuerOfPatientID = patient.issuer
-        if _OID.match(patient.issuer):
+        if valid_oid(patient.issuer):
             ds.IssuerOfPatientIDQualifiersSequence = Sequence([_qualifiers(patient.issuer)])
     if patient.other_ids:
         ds.OtherPatientIDsSequence = Sequence(
@@ -86,7 +102,7 @@ def _other_id(value: str, issuer: str) -> Dataset:
     item.PatientID = value
     if issuer:
         item.IssuerOfPatientID = issuer
-        if _OID.match(issuer):
+        if valid_oid(issuer):
             item.IssuerOfPatientIDQualifiersSequence = Sequence([_qualifiers(issuer)])
     item.TypeOfPatientID = "TEXT"
     return item

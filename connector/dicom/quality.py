@@ -13,7 +13,6 @@ retake. Thresholds are parameters so a site can tune them from the config.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 from PIL import Image, ImageFilter, ImageStat
@@ -70,14 +69,6 @@ def assess(image: Image.Image, thresholds: Thresholds = Thresholds()) -> Quality
         flags.append("too_small")
     return QualityReport(round(sharpness, 1), round(dark, 3), round(bright, 3), image.width,
                          image.height, tuple(flags))
-
-
-def assess_bytes(data: bytes, thresholds: Thresholds = Thresholds()) -> QualityReport:
-    """Decode any format Pillow reads (upright per EXIF orientation) and assess it."""
-    from PIL import ImageOps
-
-    with Image.open(io.BytesIO(data)) as img:
-        return assess(ImageOps.exif_transpose(img), thresholds)
 
 
 def assess_dataset(ds, thresholds: Thresholds = Thresholds()) -> QualityReport:

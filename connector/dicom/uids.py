@@ -33,3 +33,43 @@ def uid_from(*parts: str) -> str:
     b[6] = (b[6] & 0x0F) | 0x80  # version 8
     b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122/9562 variant
     return ROOT + str(int.from_bytes(b, "big"))
+
+
+# The UIDs of cases, images and reports, each spelt once (dermoscopy's Tracking and Frame of
+# Reference UIDs are made in `dermoscopy.py`). Stored objects carry UIDs made by these recipes
+# and a re-sent photo or report must find its earlier copy: changing a recipe's parts changes
+# every UID it makes.
+
+def study_uid(sender: str, placer_order_number: str) -> str:
+    """Study Instance UID of a case: its order's sender and placer order number, so a case
+    re-created for the same order (after a restore) keeps its study."""
+    return uid_from("study", sender, placer_order_number)
+
+
+def wrap_study_uid(key: str) -> str:
+    """Study Instance UID of files wrapped outside a case (`telederm wrap`): from the
+    accession given, else the patient ID."""
+    return uid_from("wrap-study", key)
+
+
+def series_uid(study_uid: str, kind: str) -> str:
+    """Series Instance UID of the images of one kind (`photo`, `dermoscopy`) in a study: one
+    series, one modality."""
+    return uid_from("series", study_uid, kind)
+
+
+def report_series_uid(study_uid: str) -> str:
+    """Series Instance UID of the reports of a study (every version in one series)."""
+    return uid_from("series", study_uid, "report")
+
+
+def image_uid(study_uid: str, kind: str, sha256: str) -> str:
+    """SOP Instance UID of an image: the same file (by SHA-256 of its bytes, hex) sent twice to
+    the same study as the same kind is one instance."""
+    return uid_from("image", study_uid, kind, sha256)
+
+
+def report_uid(study_uid: str, version: int) -> str:
+    """SOP Instance UID of a report version's Encapsulated PDF, also its document number
+    (MDM TXA-12; TXA-13 of a correction names the previous version's)."""
+    return uid_from("report", study_uid, str(version))

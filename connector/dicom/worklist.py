@@ -39,10 +39,9 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from connector.domain.errors import DomainError
-from connector.domain.model import (TRIAGE_LEVELS, Patient, Practitioner, Priority,
-                                    dicom_charset)
+from connector.domain.model import TRIAGE_LEVELS, Patient, Practitioner, Priority
 
-from .common import add_patient
+from .common import add_patient, dicom_charset
 
 __all__ = ["MODALITIES", "PRIORITY_VALUES", "WorklistEntry", "WorklistFolder", "entry_dataset",
            "sort_key"]

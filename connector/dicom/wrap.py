@@ -75,10 +75,6 @@ class WrappedImage:
     lossy: bool  # Lossy Image Compression 01: the source was lossy (JPEG, HEIC, JPEG in TIFF)
     sha256: str  # of the file as received
 
-    @property
-    def orientation_applied(self) -> bool:
-        return self.orientation != 1
-
     def to_bytes(self) -> bytes:
         return to_bytes(self.dataset)
 

@@ -43,25 +43,51 @@ class LateralityValues(str, enum.Enum):
     U = "U"
 
 
-_DATE = re.compile(r"^\d{8}$")
+class ResultStatusValues(str, enum.Enum):
+    """Observation result status (HL7 table 0085): the OBX-11 of a report version."""
+
+    FINAL = "F"
+    CORRECTED = "C"
+    DELETED = "D"  # the report is withdrawn
+
+
+class TransactionTypeValues(str, enum.Enum):
+    """Transaction type (HL7 table 0017): the FT1-6 of a charge line."""
+
+    CHARGE = "CG"
+    CREDIT = "CD"
+
+
+class ChargeRole(str, enum.Enum):
+    """Who bills a line: the requis answers a tele-expertise, the requérant asked for it, the
+    doctor holds a teleconsultation."""
+
+    REQUIS = "requis"
+    REQUERANT = "requerant"
+    DOCTOR = "doctor"
+
+
+class ActKind(str, enum.Enum):
+    """The billable acts (NGAP) a case can be."""
+
+    TELEEXPERTISE = "teleexpertise"
+    TELECONSULTATION = "teleconsultation"
+
+
+def _member(vocabulary: type[enum.Enum], value: str, text: str, where: str) -> str:
+    """`value` (a code or a member of `vocabulary`) as the plain code it stands for, so stored
+    rows and messages carry the code; DomainError `text` at `where` when it is none of them."""
+    try:
+        return vocabulary(value).value
+    except ValueError:
+        raise DomainError(text, where=where) from None
+
+
+_DATE = re.compile(r"\d{8}")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_OID = re.compile(r"[0-2](\.(0|[1-9]\d*))+")
+_CONDUCT_CODE = re.compile(r"[a-z][a-z0-9_]*")
 NAME_MAX = 64  # DICOM PN: 64 characters per component group
-
-
-# DICOM Specific Character Set (0008,0005) defined terms we write. ISO 8859-15 (the HL7 `8859/15`
-# French senders use, with Œ œ € Š ...) has no DICOM defined term: such text goes in UTF-8.
-LATIN1 = "ISO_IR 100"
-UTF8 = "ISO_IR 192"
-
-
-def dicom_charset(texts) -> str:
-    """The character set for a set of strings: `ISO_IR 100` when every character is Latin-1
-    (ISO 8859-1), else `ISO_IR 192` (UTF-8)."""
-    for text in texts:
-        try:
-            text.encode("latin-1")
-        except UnicodeEncodeError:
-            return UTF8
-    return LATIN1
 
 
 @dataclass(frozen=True)
@@ -137,7 +163,7 @@ class Patient:
             raise DomainError("patient identifier is empty", where="patient.id")
         if len(self.id) > 64:
             raise DomainError("patient identifier is longer than 64 characters", where="patient.id")
-        if self.birth_date and not _valid_date(self.birth_date):
+        if self.birth_date and not valid_date(self.birth_date):
             raise DomainError("birth date is not a valid YYYYMMDD date", where="patient.birth_date")
         if self.sex and self.sex not in {s.value for s in SexValues}:
             raise DomainError("sex must be M, F or O", where="patient.sex")
@@ -167,8 +193,30 @@ class Patient:
         return bool(self.ins) and self.identity_status == QUALIFIED
 
 
-IDNATPS_OID = "1.2.250.1.71.4.2.1"  # assigning authority of the French IdNatPS
-_RPPS = re.compile(r"^[0-9]{11}$")
+_RPPS = re.compile(r"[0-9]{11}")
+_FINESS = re.compile(r"(?:[0-9]{2}|2A|2B)[0-9]{7}")
+
+
+def valid_rpps(value: str) -> bool:
+    """An RPPS number (the French practitioners' directory): 11 digits."""
+    return bool(_RPPS.fullmatch(value))
+
+
+def valid_finess(value: str) -> bool:
+    """A FINESS number (French care facilities): the department (2 digits, or Corsica's 2A/2B)
+    and 7 digits."""
+    return bool(_FINESS.fullmatch(value))
+
+
+def valid_oid(value: str) -> bool:
+    """An ISO object identifier in dotted decimal form (1.2.250.1.71.4.2.1), as HL7 universal
+    ids of type ISO and DICOM Universal Entity IDs write assigning authorities."""
+    return bool(_OID.fullmatch(value))
+
+
+def valid_conduct_code(value: str) -> bool:
+    """A conduct code as reports carry it (mappings/conducts.toml): lower_snake_case."""
+    return bool(_CONDUCT_CODE.fullmatch(value))
 
 
 @dataclass(frozen=True)
@@ -188,7 +236,7 @@ class Practitioner:
     def __post_init__(self):
         if not self.id.strip():
             raise DomainError("practitioner identifier is empty", where="practitioner.id")
-        if self.rpps and not _RPPS.match(self.rpps):
+        if self.rpps and not valid_rpps(self.rpps):
             raise DomainError("RPPS number must be 11 digits", where="practitioner.id")
 
 
@@ -201,7 +249,7 @@ class Facility:
     kind: str = ""  # FINEG (geographic) | FINEJ (legal entity) | "" when not said
 
     def __post_init__(self):
-        if self.finess and not re.fullmatch(r"(?:[0-9]{2}|2A|2B)[0-9]{7}", self.finess):
+        if self.finess and not valid_finess(self.finess):
             raise DomainError("FINESS number must be 9 characters (department + 7 digits)",
                               where="facility.finess")
         if len(self.name) > 100:
@@ -355,19 +403,50 @@ class Case:
         return new
 
 
-def _valid_date(text: str) -> bool:
-    if not _DATE.match(text):
-        return False
+def parse_yyyymmdd(text: str) -> dt.date | None:
+    """The calendar date written YYYYMMDD (HL7 DT, DICOM DA), or None."""
+    if not _DATE.fullmatch(text):
+        return None
     try:
-        dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def parse_iso_date(text: str) -> dt.date | None:
+    """The calendar date written YYYY-MM-DD, or None; `date.fromisoformat` alone would also
+    take 20220401 and 2022-W13-5."""
+    if not _ISO_DATE.fullmatch(text):
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def valid_date(text: str) -> bool:
     """True for a real calendar date written YYYYMMDD."""
-    return _valid_date(text)
+    return parse_yyyymmdd(text) is not None
+
+
+# A reason someone gives for a refusal, a cancellation or a withdrawal travels in ORC-16.2 (CE
+# text, 199 characters in v2.5), TXA-21, FT1 credit lines and the audit trail: one rule for all.
+MAX_REASON = 199
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def reason_text(text: str, *, hint: str) -> str:
+    """`text` with every run of whitespace (line breaks too) made one space; DomainError at
+    `reason` when that is empty, longer than MAX_REASON or holds a control character."""
+    reason = " ".join(text.split())
+    if not reason:
+        raise DomainError("reason is empty", where="reason", hint=hint)
+    if len(reason) > MAX_REASON:
+        raise DomainError(f"reason is longer than {MAX_REASON} characters", where="reason")
+    if _CONTROL.search(reason):
+        raise DomainError("reason contains a control character", where="reason",
+                          hint="write the reason as plain text")
+    return reason
 
 
 @dataclass(frozen=True)
@@ -391,15 +470,15 @@ class Report:
     conduct: str
     specialist: Practitioner
     signed_at: str  # DICOM/HL7 DT, YYYYMMDDHHMMSS
-    status: str = "F"  # OBX-11: F final, C corrected, D deleted (the report is withdrawn)
+    status: str = ResultStatusValues.FINAL.value  # OBX-11 (ResultStatusValues)
 
     def __post_init__(self):
         if not self.text.strip():
             raise DomainError("report text is empty", where="text")
         if not self.conduct.strip():
             raise DomainError("conduct code is empty", where="conduct")
-        if self.status not in ("F", "C", "D"):
-            raise DomainError("report status must be F, C or D", where="status")
+        object.__setattr__(self, "status", _member(
+            ResultStatusValues, self.status, "report status must be F, C or D", "status"))
 
 
 @dataclass(frozen=True)
@@ -408,19 +487,19 @@ class Charge:
 
     transaction_id: str  # FT1-2, stable: the same act always yields the same id
     code: str  # national code, e.g. NGAP TE2
-    role: str  # requis | requerant | doctor
+    role: str  # ChargeRole: requis | requerant | doctor
     amount_cents: int
-    type: str  # CG charge, CD credit
+    type: str  # TransactionTypeValues: CG charge, CD credit
     act_date: str  # YYYYMMDD
     performed_by: Practitioner
     ordered_by: Practitioner | None = None
 
     def __post_init__(self):
-        if self.type not in ("CG", "CD"):
-            raise DomainError("charge type must be CG or CD", where="type")
-        if self.role not in ("requis", "requerant", "doctor"):
-            raise DomainError("charge role must be requis, requerant or doctor", where="role")
-        if not _valid_date(self.act_date):
+        object.__setattr__(self, "type", _member(
+            TransactionTypeValues, self.type, "charge type must be CG or CD", "type"))
+        object.__setattr__(self, "role", _member(
+            ChargeRole, self.role, "charge role must be requis, requerant or doctor", "role"))
+        if not valid_date(self.act_date):
             raise DomainError("act date is not a valid YYYYMMDD date", where="act_date")
         if self.amount_cents < 0:
             raise DomainError("amount is negative", where="amount")

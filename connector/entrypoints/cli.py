@@ -47,7 +47,7 @@ def cmd_demo(args) -> int:
 
 def cmd_wrap(args) -> int:
     from ..dicom.sites import load_sites, lookup
-    from ..dicom.uids import uid_from
+    from ..dicom.uids import image_uid, series_uid, wrap_study_uid
     from ..dicom.wrap import check_kind, wrap_image
     from ..config import default_mappings_dir
     from ..domain.model import Patient, PersonName
@@ -75,17 +75,17 @@ def cmd_wrap(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     now = hl7_dt(dt.datetime.now(dt.timezone.utc))
-    study_uid = uid_from("wrap-study", args.accession or patient.id)
+    study_uid = wrap_study_uid(args.accession or patient.id)
     for number, name in enumerate(args.files, start=1):
         path = Path(name)
         if not path.is_file():
             raise ImageError(f"{name} is not a readable file", where=name, hint="check the path")
         data = path.read_bytes()
-        sop_uid = uid_from("image", study_uid, args.kind, hashlib.sha256(data).hexdigest())
+        sop_uid = image_uid(study_uid, args.kind, hashlib.sha256(data).hexdigest())
         try:
             wrapped = wrap_image(data, kind=args.kind, patient=patient, study_uid=study_uid,
                                  accession=args.accession or "",
-                                 series_uid=uid_from("series", study_uid, args.kind),
+                                 series_uid=series_uid(study_uid, args.kind),
                                  sop_uid=sop_uid, instance_number=number, study_datetime=now,
                                  content_datetime=now, site=site,
                                  laterality=args.laterality or "", dermoscope=dermoscope)

@@ -28,7 +28,7 @@ from ..bootstrap import Services
 from ..domain.errors import ConnectorError, StoreUnavailable
 from ..domain.model import Case
 from ..hl7 import adt, report_in
-from ..hl7.errors import Hl7Error
+from ..hl7.errors import Hl7Error, is_erl
 from ..hl7.orm import OrderImage, images_from_orm, order_from_orm, teleconsultation_from_orm
 from ..hl7.parse import ParsedMessage
 from ..store.uow import UnitOfWork
@@ -169,7 +169,6 @@ _DOMAIN_TO_HL7 = {
     "unknown-order": ("204", "ORC^1^2", None),
     "state-conflict": ("207", "ORC^1^1", "AE"),
 }
-_ERL = re.compile(r"^[A-Z][A-Z0-9]{2}\^\d+(\^\d+){0,4}$")
 
 
 def as_hl7(err: ConnectorError) -> Hl7Error:
@@ -177,7 +176,7 @@ def as_hl7(err: ConnectorError) -> Hl7Error:
     if isinstance(err, Hl7Error):
         return err
     code, location, ack_code = _DOMAIN_TO_HL7.get(err.code, ("207", "", None))
-    location = location or (err.where if _ERL.match(err.where) else "")
+    location = location or (err.where if is_erl(err.where) else "")
     # The hint of an internal error (207) may name our files: not for the sender.
     hint = err.hint if err.code in _DOMAIN_TO_HL7 else ""
     return Hl7Error(err.text, hl7_code=code, location=location, ack_code=ack_code, hint=hint)

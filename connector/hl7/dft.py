@@ -6,7 +6,7 @@ FT1-2 is the charge's stable transaction id, so the billing system can drop a re
 With a `facility` (connector.billing.facilities.Facility) each FT1 carries the facility's own
 codes: FT1-7 `charge_code^label^coding_system`, FT1-13 its department, FT1-11/12 only when the
 facility takes amounts; FT1-25 always carries the national code `code^label^NGAP`. Without
-one, FT1-7 repeats the national code and `department` fills FT1-13 (the first release's shape).
+one, FT1-7 repeats the national code and `department` fills FT1-13.
 
 FT1 fields written: 1 set id, 2 transaction id, 4 transaction date (DR: act date as a one-day
 range), 5 posting date, 6 type (CG/CD, table 0017), 7 transaction code, 10 quantity 1,

@@ -47,7 +47,12 @@ _SLUGS = {
 }
 
 # ERL: segment id ^ segment sequence [^ field [^ repetition [^ component [^ subcomponent]]]].
-_ERL = re.compile(r"^[A-Z][A-Z0-9]{2}\^\d+(\^\d+){0,4}$")
+_ERL = re.compile(r"[A-Z][A-Z0-9]{2}\^\d+(\^\d+){0,4}")
+
+
+def is_erl(text: str) -> bool:
+    """True for an ERR-2 error location (ERL) such as `PID^1^3`."""
+    return bool(_ERL.fullmatch(text))
 
 
 class Hl7Error(ConnectorError):
@@ -65,7 +70,7 @@ class Hl7Error(ConnectorError):
         hl7_code = str(hl7_code)
         if not hl7_code.isdigit():
             raise ValueError(f"HL7 error code must be numeric (table 0357), got {hl7_code!r}")
-        if location and not _ERL.match(location):
+        if location and not is_erl(location):
             raise ValueError(f"error location must be an ERL such as PID^1^3, got {location!r}")
         if severity not in ("E", "W", "I"):
             raise ValueError(f"severity must be E, W or I, got {severity!r}")

@@ -25,14 +25,14 @@ Error texts never quote the received values (ERR-7 must not carry patient data).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from annotated_types import Ge, Le
 from pydantic import AfterValidator, StrictInt, StringConstraints
 
-from connector.domain.model import IDENTITY_STATUSES, QUALIFIED, Facility, valid_ins
+from connector.domain.model import (IDENTITY_STATUSES, QUALIFIED, Facility, valid_finess, valid_ins,
+                                    valid_oid, valid_rpps)
 from connector.validation import NonEmpty, SiteModel
 
 from .errors import Hl7Error
@@ -41,9 +41,6 @@ from .readers import Codes, authority_of, position
 
 INS_KINDS = ("nir", "nia", "test", "demo")
 _RELIABILITY_MEANINGS = (*IDENTITY_STATUSES, "attribute", "doubt", "")
-_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
-_FINESS = re.compile(r"^(?:[0-9]{2}|2A|2B)[0-9]{7}$")
-_RPPS = re.compile(r"^[0-9]{11}$")
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,7 @@ class IdentityMapping:
 
 
 def _oid(value: str) -> str:
-    if not _OID.match(value):
+    if not valid_oid(value):
         raise ValueError("must be an OID")
     return value
 
@@ -228,7 +225,7 @@ def practitioner_ids(msg: ParsedMessage, loc: Location, m: IdentityMapping,
         rpps = ident
     elif (authority == m.idnatps_authority or id_type == "IDNPS") and ident.startswith("8"):
         rpps = ident[1:]
-    if rpps and not _RPPS.match(rpps):
+    if rpps and not valid_rpps(rpps):
         raise Hl7Error("RPPS-based practitioner id must be 8 followed by the 11-digit RPPS "
                        "(or the 11 digits alone with type RPPS)", hl7_code=102,
                        location=loc.erl())
@@ -256,7 +253,7 @@ def facility(msg: ParsedMessage, m: IdentityMapping) -> Facility | None:
             return _facility(ident, name, system)
     for loc in m.facility_hd:
         namespace, universal = msg.part(loc, 1), msg.part(loc, 2)
-        finess = next((v for v in (namespace, universal) if _FINESS.match(v)), "")
+        finess = next((v for v in (namespace, universal) if valid_finess(v)), "")
         name = namespace if namespace != finess else ""
         if finess or name:
             return _facility(finess, name, "")
@@ -264,7 +261,7 @@ def facility(msg: ParsedMessage, m: IdentityMapping) -> Facility | None:
 
 
 def _check_finess(value: str, loc: Location) -> None:
-    if not _FINESS.match(value):
+    if not valid_finess(value):
         raise Hl7Error("FINESS number must be 9 characters (department + 7 digits)",
                        hl7_code=102, location=loc.erl())
 

@@ -25,13 +25,16 @@ availability; 21 change reason (T04); 22 authentication person and time (PPN).
 
 from __future__ import annotations
 
-from connector.domain.model import Order, Report
+from connector.domain.model import Order, Report, ResultStatusValues
 
 from .oru import observation_segments, order_segments
 from .segments import HD, escape, msh, pid, ppn, pv1_outpatient, segment, xcn
 
-TRIGGERS = {"F": "T02", "C": "T10", "D": "T04"}
-AVAILABILITY = {"F": "AV", "C": "AV", "D": "CA"}  # table 0273: available / deleted
+_FINAL = ResultStatusValues.FINAL.value
+_CORRECTED = ResultStatusValues.CORRECTED.value
+_DELETED = ResultStatusValues.DELETED.value
+TRIGGERS = {_FINAL: "T02", _CORRECTED: "T10", _DELETED: "T04"}
+AVAILABILITY = {_FINAL: "AV", _CORRECTED: "AV", _DELETED: "CA"}  # table 0273: available / deleted
 DOCUMENT_TYPE = "CN"        # table 0270: consultation
 CONTENT_PRESENTATION = "TX"  # table 0191
 COMPLETION = "LA"           # table 0271: legally authenticated
@@ -55,7 +58,7 @@ def build_mdm(*, control_id: str, now: str, case_accession: str, study_uid: str,
     `document_id` is this version's unique document number; `parent_document_id` the version it
     replaces (a correction, T10); `change_reason` why it changes (a withdrawal, T04)."""
     trigger = trigger_for(report.status)
-    if report.status == "C" and not parent_document_id:
+    if report.status == _CORRECTED and not parent_document_id:
         raise ValueError("a corrected report (MDM^T10) needs the document it replaces")
     if not document_id:
         raise ValueError("an MDM needs a unique document number (TXA-12)")
@@ -64,9 +67,9 @@ def build_mdm(*, control_id: str, now: str, case_accession: str, study_uid: str,
         "TXA", "1", DOCUMENT_TYPE, CONTENT_PRESENTATION, report.signed_at,
         xcn(report.specialist), report.signed_at, "", "", xcn(report.specialist), "", "",
         f"{escape(document_id)}^{ns}",
-        f"{escape(parent_document_id)}^{ns}" if report.status == "C" else "",
+        f"{escape(parent_document_id)}^{ns}" if report.status == _CORRECTED else "",
         escape(order.placer_order_number), escape(case_accession), "", COMPLETION, "",
-        AVAILABILITY[report.status], "", escape(change_reason) if report.status == "D" else "",
+        AVAILABILITY[report.status], "", escape(change_reason) if report.status == _DELETED else "",
         ppn(report.specialist, report.signed_at))
     lines = [
         msh(sending=sending, receiving=receiving, now=now,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -26,21 +25,22 @@ from typing import Annotated, Literal
 from annotated_types import Len
 
 from connector.domain.errors import DomainError
-from connector.domain.model import Order, Patient, PersonName, Practitioner, Priority, valid_date
+from connector.domain.model import (ImageKind, Order, Patient, PersonName, Practitioner, Priority,
+                                    valid_date)
 from connector.mapfile import read_toml
 from connector.validation import SiteModel, load
 
 from .errors import Hl7Error
 from .identity import (FacilitySection, IdentityMapping, IdentitySection, ReliabilityCodes,
                        facility, identity_mapping, patient_ids, practitioner_ids)
-from .parse import Location, ParsedMessage
+from .parse import Location, ParsedMessage, is_timestamp
 from .questionnaire import (ConsentMapping, ConsentSection, Questionnaire, answers_from_order,
                             consent_from_order, load_questionnaire)
 from .readers import Codes, authority_of, position, positions
 
 MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "hl7" / "orm_o01.toml"
 
-_TIMESTAMP = re.compile(r"^\d{4}(\d{2}){0,5}(\.\d{1,4})?([+-]\d{4})?$")
+_IMAGE_KINDS = tuple(k.value for k in ImageKind)
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class _Codes(SiteModel):
     inpatient_classes: Codes
     priority: dict[str, Priority]
     sex: dict[str, Literal["M", "F", "O", ""]]
-    image_kind: dict[str, Literal["photo", "dermoscopy"]]
+    image_kind: dict[str, Literal[_IMAGE_KINDS]]
     teleconsultation: dict[str, Literal["specialist", "gp"]]
     identity_reliability: ReliabilityCodes
 
@@ -311,7 +311,7 @@ def teleconsultation_from_orm(msg: ParsedMessage,
     performed_on = ""
     loc, value = reader.first_of(t.performed_at)
     if value:
-        if not _TIMESTAMP.match(value) or not valid_date(value[:8]):
+        if not is_timestamp(value) or not valid_date(value[:8]):
             raise Hl7Error("date/time the teleconsultation took place is not an HL7 timestamp",
                            hl7_code=102, location=loc.erl())
         performed_on = value[:8]
@@ -436,7 +436,7 @@ def _priority(r: _Reader) -> Priority:
 
 def _ordered_at(r: _Reader) -> str:
     loc, value = r.first("ordered_at")
-    if value and not _TIMESTAMP.match(value):
+    if value and not is_timestamp(value):
         raise Hl7Error("order date/time is not an HL7 timestamp", hl7_code=102,
                        location=loc.erl())
     return value

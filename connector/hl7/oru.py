@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 
-from connector.domain.model import Order, Report
+from connector.domain.model import Order, Report, ResultStatusValues
 
 from .segments import HD, cnn, escape, msh, pid, pv1_outpatient, segment, xcn
 
@@ -49,7 +49,8 @@ def order_segments(*, now: str, case_accession: str, order: Order, report: Repor
     """ORC (RE: observations follow) and OBR: the requester's and our order numbers, the
     requester, the signature time (OBR-7), OBR-22 `now`, OBR-25 the result status (table 0123:
     F, C, and C for a withdrawal) and the signing dermatologist (OBR-32)."""
-    result_status = "C" if report.status == "D" else report.status
+    result_status = (ResultStatusValues.CORRECTED.value
+                     if report.status == ResultStatusValues.DELETED else report.status)
     placer, filler = escape(order.placer_order_number), escape(case_accession)
     return [
         segment("ORC", "RE", placer, filler, "", "", "", "", "", now, "", "",

@@ -23,6 +23,7 @@ SUPPORTED_VERSIONS = ("2.3.1", "2.4", "2.5", "2.5.1")
 _CODECS = {"UNICODE UTF-8": "utf-8", "8859/15": "iso8859-15"}
 _CODECS.update({f"8859/{n}": f"iso8859-{n}" for n in range(1, 10)})
 
+_DTM = re.compile(r"\d{4}(\d{2}){0,5}(\.\d{1,4})?([+-]\d{4})?")
 _LOCATION = re.compile(
     r"^(?P<seg>[A-Z][A-Z0-9]{2})(?:\[(?P<occ>\d+)\])?"
     r"(?:-(?P<field>\d+)(?:\[(?P<rep>\d+)\])?(?:\.(?P<comp>\d+)(?:\.(?P<sub>\d+))?)?)?$")
@@ -287,6 +288,11 @@ class _Tree:
 _HEADERS = ("MSH", "BHS", "FHS")
 _FORMATTING = {".br": "\r", ".sp": "\r", ".fi": "", ".nf": "", ".in": "    ", ".ti": "    ",
                ".sk": " ", ".ce": "\r"}
+
+
+def is_timestamp(value: str) -> bool:
+    """True for HL7 TS/DTM syntax: YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]."""
+    return bool(_DTM.fullmatch(value))
 
 
 def codec(charset: str) -> str | None:

@@ -29,7 +29,7 @@ from connector.mapfile import read_toml
 from connector.validation import NonEmpty, Problems, SiteModel
 
 from .errors import Hl7Error
-from .parse import Location, ParsedMessage
+from .parse import Location, ParsedMessage, is_timestamp
 from .readers import Codes, position
 
 QUESTIONNAIRE_FILE = Path(__file__).resolve().parents[2] / "mappings" / "questionnaire.toml"
@@ -37,7 +37,6 @@ QUESTIONNAIRE_FILE = Path(__file__).resolve().parents[2] / "mappings" / "questio
 TYPES = ("coded", "boolean", "number", "text")
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-_TIMESTAMP = re.compile(r"^\d{4}(\d{2}){0,5}(\.\d{1,4})?([+-]\d{4})?$")
 
 
 @dataclass(frozen=True)
@@ -402,4 +401,4 @@ def consent_from_order(msg: ParsedMessage, m: ConsentMapping) -> Consent | None:
 
 def _timestamp(value: str) -> str:
     value = value.strip()
-    return value if _TIMESTAMP.match(value) else ""
+    return value if is_timestamp(value) else ""

@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, ConfigDict
 
 from connector.domain.errors import DomainError
-from connector.domain.model import PersonName, Practitioner
+from connector.domain.model import PersonName, Practitioner, valid_conduct_code
 from connector.mapfile import read_toml
 from connector.validation import NonEmpty, Problems, SiteModel
 
@@ -31,7 +31,6 @@ MAPPING_FILE = Path(__file__).resolve().parents[2] / "mappings" / "hl7" / "repor
 
 _TYPE = re.compile(r"^[A-Z]{3}$")
 _TRIGGER = re.compile(r"^[A-Z0-9]{3}$")
-_CONDUCT = re.compile(r"^[a-z][a-z0-9_]*$")
 _STATUSES = ("final", "corrected")
 _PERSON_TYPES = ("NDL", "XCN")
 
@@ -87,13 +86,13 @@ def _triggers(codes: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _conduct_code(code: str) -> str:
-    if not _CONDUCT.match(code):
+    if not valid_conduct_code(code):
         raise ValueError("must be a conduct code like no_visit")
     return code
 
 
 def _conduct_or_none(code: str) -> str:
-    if code and not _CONDUCT.match(code):
+    if code and not valid_conduct_code(code):
         raise ValueError('must be a conduct code like no_visit, or ""')
     return code
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import re
 
-from connector.domain.model import Patient, PersonName, Practitioner
+from connector.domain.model import Patient, PersonName, Practitioner, valid_oid
 
 _ESCAPES = {"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "&": "\\T\\", "~": "\\R\\"}
 _ESCAPE_TABLE = str.maketrans(_ESCAPES)
 _SPECIAL = re.compile(r"[\\|^&~\r\n]")
 _LINE_BREAKS = re.compile(r"[\r\n]+")
-_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
 
 HD = str | tuple[str, ...]  # a hierarchic designator: namespace, or its components
 
@@ -57,7 +56,7 @@ def hd(value: HD) -> str:
 def authority(value: str) -> str:
     """An assigning authority inside a composite: an OID goes to the universal id with type ISO,
     anything else is a namespace id."""
-    if _OID.match(value):
+    if valid_oid(value):
         return f"&{value}&ISO"
     return escape(value)
 
@@ -93,7 +92,7 @@ def cnn(person: Practitioner) -> str:
     CNN-9 (namespace) or CNN-10/11 (OID, ISO)."""
     parts = [escape(person.id), escape(person.name.family), escape(person.name.given)]
     if person.authority:
-        auth = [person.authority, "ISO"] if _OID.match(person.authority) else []
+        auth = [person.authority, "ISO"] if valid_oid(person.authority) else []
         parts += ["", "", "", "", ""] + ([""] + auth if auth else [escape(person.authority)])
     return "&".join(parts).rstrip("&")
 

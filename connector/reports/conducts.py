@@ -6,7 +6,6 @@ report's language. Codes live in a mapping file because a site may add or reword
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -15,9 +14,9 @@ from pydantic import AfterValidator, RootModel, StringConstraints
 
 from connector.domain.errors import DomainError
 from connector.mapfile import read_toml
+from connector.domain.model import valid_conduct_code
 from connector.validation import NonEmpty, SiteModel, load
 
-_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _LANGS = ("fr", "en")
 
 
@@ -35,7 +34,7 @@ class Conduct:
 
 
 def _code(code: str) -> str:
-    if not _CODE.match(code):
+    if not valid_conduct_code(code):
         raise ValueError("conduct code must be lower_snake_case")
     return code
 

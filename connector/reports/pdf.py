@@ -9,8 +9,8 @@ doctor. What this module does today:
 - the integrity line prints `report_digest()`, a SHA-256 over the canonical report content,
   so anyone holding the recorded report can recompute it and compare.
 
-That digest is not an electronic signature. A real PAdES signature with the site's certificate
-comes in a later issue; until then nothing here claims to sign.
+That digest is not an electronic signature (no PAdES signature with the site's certificate is
+made), so nothing here claims to sign.
 
 Text comes from `mappings/reports/labels.toml` (per site, per language); the font is a TrueType
 font so that accents and names from other European languages render: DejaVu Sans from Debian's
@@ -44,7 +44,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from connector.domain.errors import DomainError
-from connector.domain.model import Order, PersonName, Report
+from connector.domain.model import Order, PersonName, Report, ResultStatusValues
 from connector.mapfile import read_toml
 from connector.validation import SiteModel, load
 
@@ -127,7 +127,7 @@ def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_l
     patient = order.patient
     patient_id = f"{patient.id} ({patient.issuer})" if patient.issuer else patient.id
     story = [Paragraph(_text(lab["title"]), s["title"])]
-    if report.status == "C":
+    if report.status == ResultStatusValues.CORRECTED:
         story.append(Paragraph(_text(lab["corrected"]), s["strong"]))
     story += [
         Spacer(1, 4 * mm),

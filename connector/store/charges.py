@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
-from ..domain.model import Charge
+from ..domain.model import Charge, TransactionTypeValues
 from .schema import cases, charges
 
 STATUSES = ("sent", "acknowledged", "refused", "not_billable")
@@ -105,4 +105,4 @@ def mark(conn: Connection, control_id: str, status: str, *, reason: str = "",
         values["reason"] = reason
     return conn.execute(update(charges).where(
         charges.c.message_control_id == control_id, charges.c.status.in_(only),
-        charges.c.type.in_(("CG", "CD"))).values(**values)).rowcount
+        charges.c.type.in_([t.value for t in TransactionTypeValues])).values(**values)).rowcount

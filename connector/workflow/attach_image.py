@@ -20,7 +20,7 @@ from ..bootstrap import Services
 from ..dicom.dermoscopy import select_device
 from ..dicom.quality import QualityReport, assess_dataset
 from ..dicom.sites import lookup
-from ..dicom.uids import uid_from
+from ..dicom import uids
 from ..dicom.wrap import WrappedImage, check_kind, wrap_image
 from ..domain.errors import ImageError, StateConflict
 from ..domain.model import Case, ImageKind, LateralityValues
@@ -99,8 +99,8 @@ def prepare(services: Services, case: Case, cmd: AttachImage, *, number: int) ->
     dermoscope = _dermoscope(services, kind, cmd.device, cmd.tracking_id)
     next_status(case.status, CaseEvent.IMAGE_RECEIVED)  # refuse a closed case before any work
     sha = hashlib.sha256(cmd.data).hexdigest()
-    sop_uid = uid_from("image", case.study_uid, kind, sha)
-    series_uid = uid_from("series", case.study_uid, kind)
+    sop_uid = uids.image_uid(case.study_uid, kind, sha)
+    series_uid = uids.series_uid(case.study_uid, kind)
     moment = services.moment()
     config = services.config
     wrapped = wrap_image(
@@ -151,7 +151,7 @@ def attached(uow: UnitOfWork, case: Case, data: bytes, kind: str) -> AttachedIma
     """The image this file already is in `case` (as `handle` answered it), or None: lets a
     client repeating an upload whose answer it lost learn that it is there, even once the
     case no longer takes images."""
-    sop_uid = uid_from("image", case.study_uid, kind, hashlib.sha256(data).hexdigest())
+    sop_uid = uids.image_uid(case.study_uid, kind, hashlib.sha256(data).hexdigest())
     row = uow.images.find(sop_uid, case.accession)
     if row is None:
         return None

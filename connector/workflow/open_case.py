@@ -8,7 +8,7 @@ triage and where the consent came from, never the answers themselves."""
 
 from __future__ import annotations
 
-from ..dicom.uids import uid_from
+from ..dicom import uids
 from ..domain.errors import DomainError
 from ..domain.model import Case
 from ..store.uow import UnitOfWork
@@ -32,7 +32,7 @@ def handle(cmd: OpenCase, uow: UnitOfWork) -> Case:
                           where="placer_order_number",
                           hint="send a new placer order number, or ORC-1 XO to change the order")
     case = Case(accession=uow.cases.next_accession(),
-                study_uid=uid_from("study", order.sender, order.placer_order_number),
+                study_uid=uids.study_uid(order.sender, order.placer_order_number),
                 order=order)
     uow.cases.insert(case, now)
     if cmd.worklist and uow.services.config.worklist.enabled:

@@ -20,7 +20,8 @@ Where the act's facts come from:
 - facility codes: `mappings/billing/facilities.toml`, facility `[facility] id` (else its default).
 - prior acts for yearly limits: the same patient's other cases with a charge booked and not
   credited (`prior_acts`); a case whose lines were all refused by the rules did not use quota.
-- level: tele-expertise before 2022-04-01 is billed as level 2 (TE2), as the first release did.
+- level: tele-expertise before 2022-04-01 is billed as level 2 (TE2): nothing in an order tells
+  a level-1 "simple question" apart.
 - billing round: 0 for a case's first final report, 1, 2... for a new final report after a
   withdrawal (the credited charges keep their ids, the new ones get new ids).
 """
@@ -36,7 +37,7 @@ from ..billing.engine import (Act, PriorAct, credits_for, evaluate, labels_for, 
                               pending)
 from ..billing.facilities import Facility
 from ..billing.teleexpertise import credit_id
-from ..domain.model import Case, Charge, Order, PersonName, Practitioner
+from ..domain.model import ActKind, Case, Charge, Order, PersonName, Practitioner
 from ..hl7.dft import build_dft
 from ..store import charges as lines
 from ..store.uow import UnitOfWork
@@ -54,12 +55,12 @@ def handle(uow: UnitOfWork, case: Case, specialist: Practitioner, *, act_date: s
     recorded for reconciliation)."""
     day = _day(act_date)
     rules = uow.services.mappings.rules
-    act = Act(kind="teleexpertise", date=day, patient=case.order.patient.id,
+    act = Act(kind=ActKind.TELEEXPERTISE.value, date=day, patient=case.order.patient.id,
               requester=case.order.requester, specialist=specialist,
               requester_site=requester_site(case.order),
               specialist_site=uow.services.config.facility.id,
               patient_hospitalised=case.order.patient_hospitalised,
-              level=2 if rules.needs_level("teleexpertise", day) else None,
+              level=2 if rules.needs_level(ActKind.TELEEXPERTISE.value, day) else None,
               prior_acts=prior_acts(uow, case.accession), accession=case.accession,
               billing_round=_report_round(uow, case.accession))
     return charge_act(uow, case, act)

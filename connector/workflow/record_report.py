@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..dicom.pdf import encapsulate_pdf
-from ..dicom.uids import uid_from
+from ..dicom.uids import report_series_uid, report_uid
 from ..dicom.wrap import to_bytes
-from ..domain.model import Report
+from ..domain.model import Report, ResultStatusValues
 from ..domain.states import CaseEvent
 from ..reports.conducts import conduct as find_conduct
 from ..reports.pdf import render_report_pdf, report_digest
@@ -22,8 +22,6 @@ from ..store.files import write_durably
 from ..store.uow import UnitOfWork
 from . import post_charges, send_report
 from .commands import RecordReport
-
-ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,8 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
     conduct_label = getattr(conduct_entry, lang)
     now, signed_at = uow.moment.iso, uow.moment.hl7
     report = Report(text=text, conduct=conduct, specialist=specialist, signed_at=signed_at,
-                    status="C" if correction else "F")
+                    status=ResultStatusValues.CORRECTED if correction
+                    else ResultStatusValues.FINAL)
     case = uow.cases.load(accession)
     # REPORT_FINAL refuses a second final report or a cancelled case; REPORT_CORRECTED
     # takes an answered (or already amended) case only.
@@ -57,10 +56,10 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
                             conduct_label=conduct_label, labels=services.mappings.labels,
                             lang=lang, images=len(references),
                             now_text=uow.moment.local.strftime("%d/%m/%Y %H:%M"))
-    sop_uid = uid_from("report", case.study_uid, str(version))
+    sop_uid = report_uid(case.study_uid, version)
     ds = encapsulate_pdf(
         pdf, patient=case.order.patient, study_uid=case.study_uid, accession=accession,
-        series_uid=uid_from("series", case.study_uid, "report"), sop_uid=sop_uid,
+        series_uid=report_series_uid(case.study_uid), sop_uid=sop_uid,
         instance_number=version, title=services.mappings.labels[lang]["title"],
         content_datetime=signed_at, referring=case.order.requester.name,
         source_images=references)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..billing.engine import Act
-from ..domain.model import Case
+from ..domain.model import ActKind, Case
 from ..domain.states import CaseEvent
 from ..store.uow import UnitOfWork
 from . import open_case, post_charges
@@ -29,7 +29,8 @@ def handle(cmd: RecordTeleconsultation, uow: UnitOfWork) -> tuple[Case, str | No
     case.apply(CaseEvent.ACT_REPORTED)
     uow.cases.save_status(case, now)
     day = act.performed_on or uow.moment.day
-    billed = Act(kind="teleconsultation", date=dt.date(int(day[:4]), int(day[4:6]), int(day[6:8])),
+    billed = Act(kind=ActKind.TELECONSULTATION.value,
+                 date=dt.date(int(day[:4]), int(day[4:6]), int(day[6:8])),
                  patient=order.patient.id, requester=order.requester, specialist=act.performer,
                  requester_site=post_charges.requester_site(order),
                  specialist_site=uow.services.config.facility.id,
@@ -39,6 +40,6 @@ def handle(cmd: RecordTeleconsultation, uow: UnitOfWork) -> tuple[Case, str | No
                  accession=case.accession)
     dft = post_charges.charge_act(uow, case, billed)
     uow.audit.append(at=now, actor=cmd.actor, action="act.reported", accession=case.accession,
-                     detail={"kind": "teleconsultation", "code": act.code,
+                     detail={"kind": ActKind.TELECONSULTATION.value, "code": act.code,
                              "majorations": list(act.majorations), "act_date": day, "dft": dft})
     return case, dft

@@ -16,15 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..domain.errors import DomainError
-from ..domain.model import Practitioner
+from ..domain.model import Practitioner, reason_text
 from ..domain.states import CaseEvent
 from ..store.uow import UnitOfWork
 from . import notify_status, post_charges
 from .commands import CancelCase, DeclineCase
-
-MAX_REASON = 199  # ORC-16.2, CE text: 199 characters in v2.5
-
 
 @dataclass(frozen=True)
 class RefusedOrder:
@@ -49,12 +45,7 @@ def cancel(cmd: CancelCase, uow: UnitOfWork) -> RefusedOrder:
 
 def _refuse(uow: UnitOfWork, accession: str, event: CaseEvent, code: str, *, reason: str,
             actor: str, action_by: Practitioner | None, action: str) -> RefusedOrder:
-    reason = " ".join(reason.split())
-    if not reason:
-        raise DomainError("reason is empty", where="reason",
-                          hint="say why the request is refused; the requester reads it")
-    if len(reason) > MAX_REASON:
-        raise DomainError(f"reason is longer than {MAX_REASON} characters", where="reason")
+    reason = reason_text(reason, hint="say why the request is refused; the requester reads it")
     now = uow.moment.iso
     case = uow.cases.load(accession)
     case.apply(event)  # StateConflict for a closed, cancelled or rejected case

@@ -5,7 +5,7 @@ destination, in the form each one takes (`[[destinations]] report_message`):
   `ORU<accession>V<version>`, or `ORU<accession>W<version>` for a withdrawal.
 - `MDM^T02`: MDM^T02 (final), MDM^T10 (corrected, replacing the previous version), MDM^T04
   (withdrawn, with the reason); MSH-10 `MDM<accession>V<version>` / `MDM<accession>W<version>`.
-  TXA-12 is the report version's document UID (`document_uid`), the SOP Instance UID of its
+  TXA-12 is the report version's document UID (`dicom.uids.report_uid`), the SOP Instance UID of its
   Encapsulated PDF in the archive.
 
 After a final report the requesters that take order status messages also get `SC`/`CM`
@@ -15,19 +15,13 @@ After a final report the requesters that take order status messages also get `SC
 from __future__ import annotations
 
 from ..archive.client import viewer_url
-from ..dicom.uids import uid_from
+from ..dicom.uids import report_uid
 from ..domain.model import Case, Report
 from ..hl7.mdm import build_mdm
 from ..hl7.oru import build_oru
 from ..store.uow import UnitOfWork
 from . import notify_status
 from .outbound import enqueue_hl7, requester_of
-
-
-def document_uid(study_uid: str, version: int) -> str:
-    """The unique document number of a report version: the SOP Instance UID `record_report`
-    gives its Encapsulated PDF."""
-    return uid_from("report", study_uid, str(version))
 
 
 def queue(uow: UnitOfWork, case: Case, report: Report, *, version: int, conduct_label: str,
@@ -51,8 +45,8 @@ def queue(uow: UnitOfWork, case: Case, report: Report, *, version: int, conduct_
         if dest.report_message == "MDM^T02":
             control_id = f"MDM{case.accession}{mark}{version}"
             message = build_mdm(
-                control_id=control_id, document_id=document_uid(case.study_uid, version),
-                parent_document_id=document_uid(case.study_uid, version - 1)
+                control_id=control_id, document_id=report_uid(case.study_uid, version),
+                parent_document_id=report_uid(case.study_uid, version - 1)
                 if report.status == "C" else "",
                 change_reason=reason, namespace=config.facility.name, **common)
         else:

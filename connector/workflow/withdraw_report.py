@@ -12,16 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..domain.errors import ConnectorError, DomainError, StateConflict
-from ..domain.model import PersonName, Practitioner, Report
+from ..domain.errors import ConnectorError, StateConflict
+from ..domain.model import PersonName, Practitioner, Report, ResultStatusValues, reason_text
 from ..domain.states import CaseEvent
 from ..reports.conducts import conduct as find_conduct
 from ..store.uow import UnitOfWork
 from . import notify_status, post_charges, send_report
 from .commands import WithdrawReport
-
-MAX_REASON = 500
-
 
 @dataclass(frozen=True)
 class WithdrawnReport:
@@ -35,12 +32,8 @@ class WithdrawnReport:
 
 def handle(cmd: WithdrawReport, uow: UnitOfWork) -> WithdrawnReport:
     """Withdraw the case's latest report, in the caller's unit of work."""
-    accession, reason, now = cmd.accession, cmd.reason.strip(), uow.moment.iso
-    if not reason:
-        raise DomainError("reason is empty", where="reason",
-                          hint="say why the report is withdrawn")
-    if len(reason) > MAX_REASON:
-        raise DomainError(f"reason is longer than {MAX_REASON} characters", where="reason")
+    accession, now = cmd.accession, uow.moment.iso
+    reason = reason_text(cmd.reason, hint="say why the report is withdrawn")
     case = uow.cases.load(accession)
     row = uow.reports.latest(accession)
     if row is None:
@@ -52,7 +45,7 @@ def handle(cmd: WithdrawReport, uow: UnitOfWork) -> WithdrawnReport:
     specialist = Practitioner(row.specialist_id,
                               PersonName(row.specialist_family, row.specialist_given))
     withdrawn = Report(text=row.text, conduct=row.conduct, specialist=specialist,
-                       signed_at=row.signed_at, status="D")
+                       signed_at=row.signed_at, status=ResultStatusValues.DELETED)
     oru = send_report.queue(uow, case, withdrawn, version=row.version,
                             conduct_label=_conduct_label(uow, row.conduct), pdf=row.pdf,
                             reason=reason)

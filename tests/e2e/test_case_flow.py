@@ -74,8 +74,11 @@ def test_case_runs_end_to_end_on_real_orthanc_and_sockets(env):
     assert len(instances) == 3
     assert sorted(i["SOPClassUID"] for i in instances) == sorted([VL_PHOTO, VL_PHOTO, ENCAPSULATED_PDF])
     assert {i["AccessionNumber"] for i in instances} == {accession}
+    config = running.services.config
     for inst in instances:
-        blob = running.services.archive.instance_file(inst["orthanc_id"])
+        blob = httpx.get(f"{config.orthanc.url}/instances/{inst['orthanc_id']}/file",
+                         auth=(config.orthanc.username, config.orthanc.password)
+                         ).raise_for_status().content
         path = work / f"{inst['SOPInstanceUID']}.dcm"
         path.write_bytes(blob)
         assert dciodvfy_errors(path) == [], inst["SOPClassUID"]

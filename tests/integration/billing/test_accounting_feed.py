@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.billing.csvfeed import file_name, write_batch
+from connector.billing import csvfeed
+from connector.billing.csvfeed import file_name
 from connector.billing.engine import (Act, PriorAct, credits_for, evaluate, labels_for,
                                       load_shipped, pending)
 from connector.billing.facilities import load_facilities
@@ -59,7 +60,7 @@ class Feed:
                          **args)
         ack = send_message("127.0.0.1", self.port, text, timeout=10)
         check_delivery(ack, control_id)
-        write_batch(self.drop, **args)
+        csvfeed.drop(self.drop, control_id=control_id, text=csvfeed.render_csv(**args))
         for c in new:
             self.rows[c.transaction_id]["status"] = "acknowledged"
         return control_id

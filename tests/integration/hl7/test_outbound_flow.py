@@ -355,6 +355,10 @@ def test_an_empty_or_long_reason_is_refused(tmp_path):
     with pytest.raises(DomainError) as exc, services.unit() as uow:
         refuse_order.cancel(CancelCase("TD00000001", "x" * 200, "x"), uow)
     assert exc.value.where == "reason"
+    for bad in ("x" * 200, "mauvais\x00dossier", " \r\n "):  # withdrawals follow the same rule
+        with pytest.raises(DomainError) as exc, services.unit() as uow:
+            withdraw_report.handle(WithdrawReport("TD00000001", bad, "x"), uow)
+        assert exc.value.where == "reason"
 
 
 # --- the peer's answer, as the worker sees it ---------------------------------------------------

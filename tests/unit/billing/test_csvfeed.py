@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from connector.billing.csvfeed import COLUMNS, file_name, render_csv, write_batch
+from connector.billing.csvfeed import COLUMNS, drop, file_name, render_csv
 from connector.billing.engine import Act, credits_for, evaluate, labels_for
 
 from billing_cases import NGAP, ORDER, REQ, RULES, SPEC, facilities
@@ -57,7 +57,12 @@ def test_csv_for_a_facility_without_amounts_leaves_amount_and_currency_empty(fac
     assert got == [("B-TE2", "UF200", "", ""), ("B-RQD", "UF201", "", "")]
 
 
-def test_write_batch_is_atomic_and_a_retry_rewrites_the_same_file(tmp_path, fac, charges):
+def write_batch(folder, *, control_id, **args):
+    """What the outbox does: render in the transaction, drop later."""
+    return drop(folder, control_id=control_id, text=render_csv(control_id=control_id, **args))
+
+
+def test_drop_is_atomic_and_a_retry_rewrites_the_same_file(tmp_path, fac, charges):
     folder = tmp_path / "drop"
     args = dict(control_id="DFT-TD-2026-000042-1", now=NOW, order=ORDER,
                 accession="TD-2026-000042", charges=charges, facility=fac.get("CHU_A"),

@@ -6,7 +6,7 @@ import pytest
 
 from connector.billing.engine import (Act, PriorAct, act_from_json, credits_for, evaluate,
                                       explain, labels_for, not_billable_id, pending)
-from connector.billing.teleexpertise import charges_for_final_report, credit_id, transaction_id
+from connector.billing.teleexpertise import credit_id, transaction_id
 from connector.domain.errors import DomainError
 
 from billing_cases import NGAP, REQ, RULES, SPEC
@@ -141,13 +141,11 @@ def _act(**changes) -> Act:
     return Act(**(base | changes))
 
 
-def test_evaluate_ids_are_those_of_the_first_release():
-    """A store holding charges made by charges_for_final_report sees the same FT1-2 ids."""
+def test_evaluate_ids_are_the_ones_stored_charges_carry_when_the_act_repeats():
+    """Charges already in stores and at accounting carry these FT1-2 ids: they are pinned."""
     charges = evaluate(_act(), tariffs=NGAP, rules=RULES).charges
-    old = charges_for_final_report(tariffs=NGAP, accession="ACC00042", act_date="20230510",
-                                   requester=REQ, specialist=SPEC)
-    assert [c.transaction_id for c in charges] == [c.transaction_id for c in old]
-    assert [(c.code, c.amount_cents) for c in charges] == [(c.code, c.amount_cents) for c in old]
+    assert [c.transaction_id for c in charges] == ["W7SEBIBOKKKX", "YQYUFO45WWAV"]
+    assert [(c.code, c.amount_cents) for c in charges] == [("TE2", 2000), ("RQD", 1000)]
     assert charges[0].performed_by == SPEC and charges[0].ordered_by == REQ
     assert charges[1].performed_by == REQ and charges[1].ordered_by == REQ
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 
+import httpx
 import pytest
 from pydicom import dcmread
 from pydicom.uid import DermoscopicPhotographyImageStorage, JPEGBaseline8Bit
@@ -50,7 +51,9 @@ def _check_stored(orthanc, study_uid: str, data: bytes) -> None:
     assert stored["TransferSyntaxUID"] == JPEGBaseline8Bit
     # The data set arrives unchanged (the file meta header is the receiver's own over C-STORE).
     sent = dcmread(io.BytesIO(data))
-    received = dcmread(io.BytesIO(orthanc.client.instance_file(stored["orthanc_id"])))
+    stored_file = httpx.get(f"{orthanc.url}/instances/{stored['orthanc_id']}/file",
+                            auth=(orthanc.username, orthanc.password))
+    received = dcmread(io.BytesIO(stored_file.raise_for_status().content))
     assert received == sent
     assert received.PixelData == sent.PixelData
     assert received.file_meta.TransferSyntaxUID == JPEGBaseline8Bit

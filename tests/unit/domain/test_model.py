@@ -9,13 +9,23 @@ from connector.domain.model import (
     BodySite,
     Case,
     Charge,
+    ChargeRole,
     Order,
     Patient,
     PersonName,
     Practitioner,
     Priority,
     Report,
+    ResultStatusValues,
+    TransactionTypeValues,
+    parse_iso_date,
+    parse_yyyymmdd,
+    reason_text,
+    valid_conduct_code,
     valid_date,
+    valid_finess,
+    valid_oid,
+    valid_rpps,
 )
 from connector.domain.states import CaseEvent, CaseStatus
 
@@ -153,6 +163,41 @@ def test_valid_date_answers_true_only_when_text_is_a_real_date():
     assert not valid_date("")
 
 
+def test_parse_iso_date_takes_only_yyyy_mm_dd_when_fromisoformat_takes_more():
+    assert parse_iso_date("2022-04-01").isoformat() == "2022-04-01"
+    for text in ("20220401", "2022-W13-5", "2022-04-31", "2022-04-01\n", ""):
+        assert parse_iso_date(text) is None
+
+
+def test_parse_yyyymmdd_takes_only_a_real_compact_date_when_text_varies():
+    assert parse_yyyymmdd("20261115").isoformat() == "2026-11-15"
+    for text in ("2026-11-15", "20261131", "2026111", "20261115\n"):
+        assert parse_yyyymmdd(text) is None
+
+
+@pytest.mark.parametrize("check, good, bad", [
+    (valid_oid, ["1.2.250.1.71.4.2.1", "2.25", "0.0"], ["", "1", "3.1", "1.02", "1..2", "1.2\n"]),
+    (valid_rpps, ["10000000001"], ["", "1000000000", "100000000012", "1000000000a"]),
+    (valid_finess, ["750000001", "2A0000001", "2B1234567"], ["", "75000000", "2C0000001"]),
+    (valid_conduct_code, ["no_visit", "b2"], ["", "No_visit", "2b", "no-visit", "no_visit\n"]),
+])
+def test_identifier_checks_answer_true_only_when_the_syntax_holds(check, good, bad):
+    assert all(check(text) for text in good)
+    assert not any(check(text) for text in bad)
+
+
+def test_reason_text_makes_whitespace_runs_one_space_when_the_reason_has_line_breaks():
+    assert reason_text("  Photos\r\nfloues\t ", hint="h") == "Photos floues"
+    assert reason_text("é" * 199, hint="h") == "é" * 199
+
+
+@pytest.mark.parametrize("bad", ["", " \r\n\t", "x" * 200, "wrong\x00patient", "a\x1bb", "a\x9bb"])
+def test_reason_text_is_refused_when_empty_too_long_or_holding_a_control(bad):
+    with pytest.raises(DomainError) as exc:
+        reason_text(bad, hint="say why")
+    assert exc.value.where == "reason"
+
+
 # Practitioner, Order
 
 @pytest.mark.parametrize("bad_id", ["", "  "])
@@ -195,6 +240,12 @@ def test_report_is_accepted_when_status_is_corrected():
     assert Report("Naevus bénin.", "no_visit", doctor(), "20261116101500", "C").status == "C"
 
 
+def test_report_keeps_the_plain_code_when_given_a_status_member():
+    report = Report("Naevus bénin.", "no_visit", doctor(), "20261116101500",
+                    ResultStatusValues.CORRECTED)
+    assert type(report.status) is str and f"OBX-11 {report.status}" == "OBX-11 C"
+
+
 @pytest.mark.parametrize("field, changes", [
     ("text", {"text": "  \n"}),
     ("conduct", {"conduct": ""}),
@@ -217,6 +268,12 @@ def test_charge_is_accepted_when_amount_is_zero_and_type_is_credit():
 @pytest.mark.parametrize("role", ["requis", "requerant", "doctor"])
 def test_charge_is_accepted_when_role_is_known(role):
     assert charge(role=role).role == role
+
+
+def test_charge_keeps_the_plain_codes_when_given_members():
+    c = charge(type=TransactionTypeValues.CREDIT, role=ChargeRole.REQUERANT)
+    assert (type(c.type), type(c.role)) == (str, str) and f"{c.type} {c.role}" == "CD requerant"
+    assert c == charge(type="CD", role="requerant")
 
 
 @pytest.mark.parametrize("where, changes", [

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from connector.archive.client import viewer_url
 from connector.billing.teleexpertise import credit_id, transaction_id
-from connector.dicom.uids import uid_from
+from connector.dicom.uids import report_uid, study_uid
 from connector.domain.model import Charge, Order, Patient, PersonName, Practitioner, Report
 from connector.hl7.ack import build_ack
 from connector.hl7.dft import build_dft
@@ -45,7 +45,7 @@ SPECIALIST = Practitioner("810000000001", PersonName("DURAND", "Amélie"),
                           "1.2.250.1.71.4.2.1", id_type="IDNPS")
 ORDER = Order("DPI_CHU|CHU_NIMES", "CMD-2026-0042", PATIENT, REQUESTER,
               "Lésion pigmentée du dos, évolution récente")
-STUDY_UID = uid_from("study", ORDER.sender, ORDER.placer_order_number)
+STUDY_UID = study_uid(ORDER.sender, ORDER.placer_order_number)
 VIEWER = viewer_url("http://127.0.0.1:8042", PATIENT.id, STUDY_UID)
 TEXT = ("Kératose séborrhéique | lésion bénigne.\n\n"
         "Surveillance ^ simple, pas d'exérèse.\n")
@@ -66,7 +66,7 @@ def report(status: str) -> Report:
 
 
 def document_uid(version: int) -> str:
-    return uid_from("report", STUDY_UID, str(version))
+    return report_uid(STUDY_UID, version)
 
 
 def _ack(code: str, errors: list[Hl7Error]) -> str:

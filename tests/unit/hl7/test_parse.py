@@ -1,7 +1,7 @@
 import pytest
 
-from connector.hl7.errors import Hl7Error
-from connector.hl7.parse import Location, decode, encode, parse, salvage_header
+from connector.hl7.errors import Hl7Error, is_erl
+from connector.hl7.parse import Location, decode, encode, is_timestamp, parse, salvage_header
 
 from hl7_samples import sample  # noqa: F401  (fixture)
 
@@ -121,3 +121,22 @@ def test_location_refuses_malformed_positions(text):
 def test_location_erl_is_field_level():
     assert Location.parse("PID-3.1").erl() == "PID^1^3"
     assert Location.parse("NTE[2]-3").erl() == "NTE^2^3"
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2026", True), ("20261116", True), ("20261116120000", True), ("20261116120000.1234", True),
+    ("20261116120000+0100", True), ("20261116120000.5-0500", True),
+    ("", False), ("202611", True), ("2026111", False), ("2026111612000000", False),
+    ("20261116T120000", False), ("20261116+01", False), ("20261116\n", False),
+])
+def test_is_timestamp_answers_the_hl7_ts_syntax_when_values_vary(value, expected):
+    assert is_timestamp(value) is expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("PID^1", True), ("PID^1^3", True), ("ZX1^1^2^1^1^1", True), ("ORC^1^1", True),
+    ("", False), ("PID", False), ("PID-3", False), ("pid^1^3", False), ("PID^1^2^3^4^5^6", False),
+    ("PID^1^3\n", False),
+])
+def test_is_erl_answers_the_err2_syntax_when_texts_vary(text, expected):
+    assert is_erl(text) is expected

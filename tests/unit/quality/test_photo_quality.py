@@ -5,7 +5,9 @@ import io
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from connector.dicom.quality import Thresholds, assess, assess_bytes
+from connector.dicom.quality import Thresholds, assess, assess_dataset
+from connector.dicom.wrap import wrap_image
+from connector.domain.model import Patient, PersonName
 
 
 def lesion_photo(size=(800, 600), blur=0.0, background=(224, 180, 150)) -> Image.Image:
@@ -46,10 +48,14 @@ def test_thresholds_are_parameters_when_a_site_tunes_them():
     assert assess(lesion_photo(size=(100, 80), blur=8), lenient).flags == ()
 
 
-def test_orientation_is_applied_when_assessing_encoded_bytes():
+def test_the_upright_image_is_assessed_when_a_photo_arrives_rotated():
     out = io.BytesIO()
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90: stored 800x600, shown 600x800
     lesion_photo().save(out, "JPEG", quality=92, exif=exif)
-    report = assess_bytes(out.getvalue())
+    wrapped = wrap_image(out.getvalue(), patient=Patient("P1", PersonName("DOE")),
+                         study_uid="1.2.3", accession="A1", series_uid="1.2.3.4",
+                         sop_uid="1.2.3.4.5", instance_number=1,
+                         study_datetime="20260101120000", content_datetime="20260101120000")
+    report = assess_dataset(wrapped.dataset)
     assert (report.width, report.height) == (600, 800) and "blurred" not in report.flags

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from ....bootstrap import Services
 from ....domain.errors import NotFound
+from ....domain.model import MAX_REASON
 from ....workflow import refuse_order
 from ....workflow.commands import CancelCase, DeclineCase
 from ..auth import Principal, require
@@ -18,7 +19,7 @@ reader = require("requester", "specialist", "device")
 
 
 class RefuseIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=refuse_order.MAX_REASON,
+    reason: str = Field(min_length=1, max_length=MAX_REASON,
                         description="why the request is declined or cancelled: the requester "
                                     "reads it (ORC-16 of the OC order status)")
 

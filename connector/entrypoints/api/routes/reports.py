@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from ....bootstrap import Services
-from ....domain.model import PersonName, Practitioner
+from ....domain.model import MAX_REASON, PersonName, Practitioner
 from ....workflow import record_report, withdraw_report
 from ....workflow.commands import RecordReport, WithdrawReport
 from ..auth import Principal, require
@@ -27,7 +27,7 @@ class ReportIn(BaseModel):
 
 
 class WithdrawIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=withdraw_report.MAX_REASON,
+    reason: str = Field(min_length=1, max_length=MAX_REASON,
                         description="why the report is withdrawn (kept in the audit trail)")
 
 
