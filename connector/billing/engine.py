@@ -147,6 +147,9 @@ def evaluate(act: Act, *, tariffs: TariffTable, rules: Rules) -> Evaluation:
                           hint="give 1 (TE1, simple question) or 2 (TE2, complex situation)")
     gp = act.specialist_is_gp
     lines = rules.lines_for(act.kind, act.date, act.level, gp)
+    start = rules.billable_from(act.kind)
+    if not lines and start is not None and act.date < start:
+        return _before_billable(act, start, rules)
     if not lines:
         raise DomainError(f"no {act.kind} billing rule covers {act.date}", where="date",
                           hint=f"add a [[line]] row covering this date to {rules.source}")
@@ -232,6 +235,16 @@ def _charge(act: Act, code: str, role: str, tariffs: TariffTable) -> Charge:
         performed_by=performed_by,
         ordered_by=act.requester,
     )
+
+
+def _before_billable(act: Act, start: dt.date, rules: Rules) -> Evaluation:
+    """An act dated before its kind became billable: not an error in the rules but an answer —
+    each line the act would bill from `start`, not billable, with that reason."""
+    lines = (rules.lines_for(act.kind, start, act.level, act.specialist_is_gp)
+             or [r for r in rules.lines if r.kind == act.kind and r.valid_from == start])
+    reason = f"{act.kind} billable from {start.isoformat()}"
+    pairs = dict.fromkeys((line.code, line.role) for line in lines)
+    return Evaluation(not_billable=[NotBillable(code, role, reason) for code, role in pairs])
 
 
 def credits_for(charged: list[Charge]) -> list[Charge]:

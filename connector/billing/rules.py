@@ -105,6 +105,10 @@ class Rules:
         return [r for r in self.lines if r.applies(kind, day, level, gp)
                 and (role is None or r.role == role)]
 
+    def billable_from(self, kind: str) -> dt.date | None:
+        """The first day any line of this kind applies: before it, the act is not billable."""
+        return min((r.valid_from for r in self.lines if r.kind == kind), default=None)
+
     def needs_level(self, kind: str, day: dt.date) -> bool:
         """True when the lines of this kind on this day depend on the act's level."""
         return any(r.level is not None for r in self.lines

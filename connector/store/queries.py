@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case as when, func, select
+from sqlalchemy import and_, case as when, func, or_, select
 from sqlalchemy.engine import Connection
 
+from ..domain.errors import DomainError
 from . import inbox
 from . import outbox as outbox_store
 from .schema import cases, charges, images, outbox, patients, reports
@@ -49,24 +52,24 @@ def _base():
 SORTS = ("created", "triage")
 
 
-def _triage_order():
-    """Most urgent first: triage level (STAT ... LOW, never assessed last), score, the order
-    priority, then the case waiting longest."""
-    level = when({"STAT": 0, "HIGH": 1, "MEDIUM": 2, "ROUTINE": 3, "LOW": 4},
-                 value=cases.c.triage_level, else_=5)
-    priority = when({"stat": 0, "urgent": 1}, value=cases.c.priority, else_=2)
-    return (level, cases.c.triage_score.desc(), priority, cases.c.created_at,
-            cases.c.accession)
+def _sort_keys(sort: str) -> tuple[tuple[Any, bool], ...]:
+    """The sort as (expression, descending) pairs, ending on the accession so that the order is
+    total and a page can start strictly after the last case of the previous one.
+
+    `created`: newest first. `triage`: most urgent first — triage level (STAT ... LOW, never
+    assessed last), score, the order priority, then the case waiting longest."""
+    if sort == "triage":
+        level = when({"STAT": 0, "HIGH": 1, "MEDIUM": 2, "ROUTINE": 3, "LOW": 4},
+                     value=cases.c.triage_level, else_=5)
+        priority = when({"stat": 0, "urgent": 1}, value=cases.c.priority, else_=2)
+        return ((level, False), (cases.c.triage_score, True), (priority, False),
+                (cases.c.created_at, False), (cases.c.accession, False))
+    if sort == "created":
+        return (cases.c.created_at, True), (cases.c.accession, True)
+    raise ValueError(f"sort must be one of {', '.join(SORTS)}")
 
 
-def list_cases(conn: Connection, *, status: str | None = None, priority: str | None = None,
-               placer_order_number: str | None = None, patient_id: str | None = None,
-               limit: int = 100, sort: str = "created") -> list[dict]:
-    """Cases matching the filters: newest first (`sort="created"`), or most urgent first
-    (`sort="triage"`, see `_triage_order`)."""
-    if sort not in SORTS:
-        raise ValueError(f"sort must be one of {', '.join(SORTS)}")
-    query = _base()
+def _filtered(query, *, status, priority, placer_order_number, patient_id):
     if status:
         query = query.where(cases.c.status == status)
     if priority:
@@ -75,9 +78,66 @@ def list_cases(conn: Connection, *, status: str | None = None, priority: str | N
         query = query.where(cases.c.placer_order_number == placer_order_number)
     if patient_id:
         query = query.where(patients.c.patient_id == patient_id)
-    order = _triage_order() if sort == "triage" else (cases.c.created_at.desc(),)
-    rows = conn.execute(query.order_by(*order).limit(limit)).all()
-    return [_case_dict(r) for r in rows]
+    return query
+
+
+def _after(keys: tuple[tuple[Any, bool], ...], values: list) -> Any:
+    """Rows strictly after `values` in the order of `keys` (keyset paging: a case opened while a
+    client pages neither shifts nor repeats the pages it has not read yet)."""
+    branches = []
+    for i, (expr, descending) in enumerate(keys):
+        beyond = expr < values[i] if descending else expr > values[i]
+        branches.append(and_(*(e == v for (e, _), v in zip(keys[:i], values[:i])), beyond))
+    return or_(*branches)
+
+
+def encode_cursor(sort: str, values: list) -> str:
+    raw = json.dumps([sort, *values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(sort: str, cursor: str) -> list:
+    """The sort-key values a cursor carries; DomainError for one this server did not give for
+    this sort."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        data = None
+    width = len(_sort_keys(sort))
+    if (not isinstance(data, list) or len(data) != width + 1 or data[0] != sort
+            or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in data[1:])):
+        raise DomainError("cursor is not one this server gave for this sort", where="cursor",
+                          hint="follow the Link rel=\"next\" URL of the previous page as given")
+    return data[1:]
+
+
+@dataclass(frozen=True)
+class CasePage:
+    items: list[dict]
+    total: int  # cases matching the filters, all pages together
+    next_cursor: str | None  # None on the last page
+
+
+def list_cases(conn: Connection, *, status: str | None = None, priority: str | None = None,
+               placer_order_number: str | None = None, patient_id: str | None = None,
+               limit: int = 100, sort: str = "created", cursor: str | None = None) -> CasePage:
+    """One page of the cases matching the filters, in the order of `sort` (see `_sort_keys`),
+    starting after `cursor` (the previous page's `next_cursor`)."""
+    keys = _sort_keys(sort)
+    filters = dict(status=status, priority=priority, placer_order_number=placer_order_number,
+                   patient_id=patient_id)
+    query = _filtered(_base().add_columns(*(e.label(f"sort_key_{i}") for i, (e, _) in enumerate(keys))),
+                      **filters)
+    if cursor is not None:
+        query = query.where(_after(keys, decode_cursor(sort, cursor)))
+    order = [e.desc() if descending else e for e, descending in keys]
+    rows = conn.execute(query.order_by(*order).limit(limit + 1)).all()
+    total = conn.execute(_filtered(select(func.count()).select_from(
+        cases.join(patients, cases.c.patient_pk == patients.c.id)), **filters)).scalar_one()
+    more, rows = len(rows) > limit, rows[:limit]
+    next_cursor = (encode_cursor(sort, [getattr(rows[-1], f"sort_key_{i}") for i in range(len(keys))])
+                   if more else None)
+    return CasePage([_case_dict(r) for r in rows], total, next_cursor)
 
 
 def case_detail(conn: Connection, accession: str) -> dict | None:

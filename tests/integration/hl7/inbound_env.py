@@ -152,7 +152,7 @@ class Inbound:
 
     def cases_of(self, patient_id: str) -> list[dict]:
         with self.services.store.engine.connect() as conn:
-            return queries.list_cases(conn, patient_id=patient_id)
+            return queries.list_cases(conn, patient_id=patient_id).items
 
     def outbox(self, kind: str, accession: str | None = None) -> list[dict]:
         query = select(outbox).where(outbox.c.kind == kind)

@@ -100,13 +100,29 @@ def test_explain_level_1_before_2022_bills_te1_and_reports_the_requerant_lump():
     ({"date": "2021-05-05", "level": 2, "prior_acts": [
         {"kind": "teleexpertise", "date": "2021-01-01", "requester": "801111111111",
          "specialist": "802222222222"}]}, "prior_acts[0].level", "level is required"),
-    ({"date": "2019-02-09"}, "date", "no teleexpertise billing rule covers 2019-02-09"),
 ])
 def test_explain_when_input_is_wrong_raises_domain_error_naming_the_field(changes, where, text):
     with pytest.raises(DomainError) as err:
         _explain(**changes)
     assert err.value.where == where
     assert text in err.value.text
+
+
+@pytest.mark.parametrize("level, codes", [(None, ["TE1", "TE2"]), (2, ["TE2"])])
+def test_an_act_before_tele_expertise_was_billable_is_answered_not_billable(level, codes):
+    out = _explain(date="2019-02-09", **({"level": level} if level else {}))
+    assert out["charges"] == []
+    assert sorted({n["code"] for n in out["not_billable"]}) == codes
+    assert {n["role"] for n in out["not_billable"]} == {"requis", "requerant"}
+    assert {n["reason"] for n in out["not_billable"]} == {"teleexpertise billable from 2019-02-10"}
+
+
+def test_an_act_in_a_gap_of_the_rules_is_still_a_rules_error():
+    gap = dataclasses.replace(RULES, lines=tuple(r for r in RULES.lines
+                                                 if r.valid_from.year != 2022))
+    with pytest.raises(DomainError) as err:
+        explain(TE_2026, tariffs=NGAP, rules=gap)
+    assert err.value.where == "date" and "add a [[line]] row" in err.value.hint
 
 
 def test_explain_input_must_be_an_object():

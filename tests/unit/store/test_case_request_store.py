@@ -4,10 +4,12 @@ the case list sorts on triage."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import inspect, select, text
 
 from connector.domain.model import (Answer, Case, Consent, Facility, Order, Patient, PersonName,
                                     Practitioner, Priority, Triage, TriagePolicy)
+from connector.domain.errors import DomainError
 from connector.store import cases, queries, schema
 from connector.store.db import migrate
 from connector.store.migrations import MIGRATIONS
@@ -101,9 +103,9 @@ def test_case_list_sorts_by_triage_level_score_priority_then_age(engine):
         stat = open_case(conn, full_order("P-6", answers=(), priority=Priority.STAT),
                          now=stamp(5))
     with engine.connect() as conn:
-        by_triage = [c["accession"] for c in queries.list_cases(conn, sort="triage")]
-        newest = [c["accession"] for c in queries.list_cases(conn)]
-        listed = queries.list_cases(conn, sort="triage", limit=1)[0]
+        by_triage = [c["accession"] for c in queries.list_cases(conn, sort="triage").items]
+        newest = [c["accession"] for c in queries.list_cases(conn).items]
+        listed = queries.list_cases(conn, sort="triage", limit=1).items[0]
     assert by_triage == [stat.accession, high.accession, medium_old.accession,
                          medium_new.accession, routine.accession, untriaged_stat.accession]
     assert newest[0] == stat.accession and newest[-1] == untriaged_stat.accession
@@ -141,3 +143,55 @@ def test_patient_record_takes_the_identity_of_the_latest_order(engine):
     with engine.connect() as conn:
         rows = conn.execute(select(schema.patients)).all()
     assert len(rows) == 1 and rows[0].identity_status == status_patient.identity_status
+
+
+def _all_pages(engine, sort, limit, between=lambda: None):
+    """Every page, each read in its own transaction as an HTTP client would."""
+    seen, cursor, totals = [], None, set()
+    while True:
+        with engine.connect() as conn:
+            page = queries.list_cases(conn, sort=sort, limit=limit, cursor=cursor)
+        seen += [c["accession"] for c in page.items]
+        totals.add(page.total)
+        if page.next_cursor is None:
+            return seen, totals
+        cursor = page.next_cursor
+        between()
+
+
+@pytest.mark.parametrize("sort", ["created", "triage"])
+def test_paging_lists_every_case_once_in_the_order_of_one_query(engine, sort):
+    with engine.begin() as conn:
+        for n in range(23):  # same instants and same triage: only the accession breaks ties
+            order = full_order(f"P-{n}", answers=(ULCERATION,) if n % 3 else ())
+            open_case(conn, order, now=stamp(n // 4))
+    with engine.connect() as conn:
+        whole = [c["accession"] for c in queries.list_cases(conn, sort=sort, limit=1000).items]
+    paged, totals = _all_pages(engine, sort, limit=5)
+    assert paged == whole and len(set(paged)) == 23 and totals == {23}
+
+
+def test_a_case_opened_while_paging_newest_first_shifts_no_page(engine):
+    with engine.begin() as conn:
+        first = [open_case(conn, make_order(f"P-{n}"), now=stamp(n)).accession for n in range(9)]
+    opened = iter(range(100, 103))
+
+    def open_one():
+        with engine.begin() as conn:
+            open_case(conn, make_order(f"P-NEW-{next(opened)}"), now=stamp(50))
+
+    paged, _ = _all_pages(engine, "created", limit=4, between=open_one)
+    assert paged == list(reversed(first))
+
+
+def test_a_cursor_from_elsewhere_or_another_sort_is_refused_naming_the_cursor(engine):
+    with engine.begin() as conn:
+        for n in range(3):
+            open_case(conn, make_order(f"P-{n}"), now=stamp(n))
+    with engine.connect() as conn:
+        cursor = queries.list_cases(conn, limit=1).next_cursor
+        for bad, sort in ((cursor, "triage"), ("not-a-cursor", "created"),
+                          (queries.encode_cursor("created", [1.5, None]), "created")):
+            with pytest.raises(DomainError) as err:
+                queries.list_cases(conn, sort=sort, cursor=bad)
+            assert err.value.where == "cursor"

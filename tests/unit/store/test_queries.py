@@ -37,46 +37,46 @@ def add_image(conn, accession, sop_uid, archived_at=None):
 def test_list_cases_returns_newest_first_when_no_filter_is_given(engine):
     a, b, c = three_cases(engine)
     with engine.connect() as conn:
-        assert accessions(queries.list_cases(conn)) == [c, b, a]
+        assert accessions(queries.list_cases(conn).items) == [c, b, a]
 
 
 def test_list_cases_keeps_only_matching_status_when_status_is_given(engine):
     _, b, _ = three_cases(engine)
     with engine.connect() as conn:
-        assert accessions(queries.list_cases(conn, status="IMAGES_PENDING")) == [b]
-        assert queries.list_cases(conn, status="CLOSED") == []
+        assert accessions(queries.list_cases(conn, status="IMAGES_PENDING").items) == [b]
+        assert queries.list_cases(conn, status="CLOSED").items == []
 
 
 def test_list_cases_keeps_only_matching_priority_when_priority_is_given(engine):
     _, _, c = three_cases(engine)
     with engine.connect() as conn:
-        assert accessions(queries.list_cases(conn, priority="stat")) == [c]
+        assert accessions(queries.list_cases(conn, priority="stat").items) == [c]
 
 
 def test_list_cases_finds_one_case_when_placer_number_is_given(engine):
     a, _, _ = three_cases(engine)
     with engine.connect() as conn:
-        assert accessions(queries.list_cases(conn, placer_order_number="P-1")) == [a]
+        assert accessions(queries.list_cases(conn, placer_order_number="P-1").items) == [a]
 
 
 def test_list_cases_keeps_the_patients_cases_when_patient_id_is_given(engine):
     a, _, c = three_cases(engine)
     with engine.connect() as conn:
-        assert accessions(queries.list_cases(conn, patient_id="IPP1")) == [c, a]
+        assert accessions(queries.list_cases(conn, patient_id="IPP1").items) == [c, a]
         assert accessions(queries.list_cases(conn, patient_id="IPP1", status="OPEN",
-                                             priority="routine")) == [a]
+                                             priority="routine").items) == [a]
 
 
 def test_list_cases_stops_at_the_limit_when_more_cases_match(engine):
     _, b, c = three_cases(engine)
     with engine.connect() as conn:
-        assert accessions(queries.list_cases(conn, limit=2)) == [c, b]
+        assert accessions(queries.list_cases(conn, limit=2).items) == [c, b]
 
 
 def test_list_cases_renders_patient_and_requester_when_case_is_listed(engine):
     _, b, _ = three_cases(engine)
     with engine.connect() as conn:
-        [row] = queries.list_cases(conn, placer_order_number="P-2")
+        [row] = queries.list_cases(conn, placer_order_number="P-2").items
     assert row["accession"] == b and row["status"] == "IMAGES_PENDING" and row["priority"] == "urgent"
     assert row["patient"] == {"id": "IPP2", "issuer": "CHU_NIMES", "name": "DURAND",
                               "birth_date": "19720314", "sex": "F"}

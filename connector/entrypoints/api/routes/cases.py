@@ -3,7 +3,7 @@ or an operator decides on one: decline (specialist), cancel (admin)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from ....bootstrap import Services
@@ -24,19 +24,40 @@ class RefuseIn(BaseModel):
                                     "reads it (ORC-16 of the OC order status)")
 
 
-@router.get("/api/cases")
-def list_cases(status: str | None = None, priority: str | None = None,
-               placer_order_number: str | None = None, patient_id: str | None = None,
-               limit: int = Query(100, ge=1, le=1000),
+_PAGE_HEADERS = {
+    "X-Total-Count": {"description": "cases matching the filters, all pages together",
+                      "schema": {"type": "integer"}},
+    "Link": {"description": 'the next page, `<URL>; rel="next"`, absent on the last page',
+             "schema": {"type": "string"}},
+}
+
+
+@router.get("/api/cases", responses={200: {"headers": _PAGE_HEADERS}})
+def list_cases(request: Request, response: Response, status: str | None = None,
+               priority: str | None = None, placer_order_number: str | None = None,
+               patient_id: str | None = None,
+               limit: int = Query(100, ge=1, le=1000, description="cases per page"),
                sort: str = Query("created", pattern="^(created|triage)$",
                                  description="created: newest first; triage: most "
                                              "urgent first (level, score, priority, "
                                              "oldest)"),
+               cursor: str | None = Query(None, max_length=512,
+                                          description="where the page starts: the cursor of "
+                                                      "the previous page's Link rel=next"),
                _: Principal = Depends(reader), svc: Services = Depends(services)):
+    """One page of cases (a JSON list). `X-Total-Count` says how many match in all; while more
+    remain, `Link: <...>; rel="next"` gives the URL of the next page (same filters, its cursor).
+    Paging is by key, so cases opened meanwhile neither repeat nor hide the remaining pages."""
     with svc.reading() as uow:
-        return uow.queries.list_cases(status=status, priority=priority,
+        page = uow.queries.list_cases(status=status, priority=priority,
                                       placer_order_number=placer_order_number,
-                                      patient_id=patient_id, limit=limit, sort=sort)
+                                      patient_id=patient_id, limit=limit, sort=sort,
+                                      cursor=cursor)
+    response.headers["X-Total-Count"] = str(page.total)
+    if page.next_cursor:
+        url = request.url.include_query_params(cursor=page.next_cursor)
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    return page.items
 
 
 @router.get("/api/cases/{accession}")
