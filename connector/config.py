@@ -266,6 +266,12 @@ class ReportsSection(SiteModel):
     language: Literal["fr", "en"] = "fr"
 
 
+class UiSection(SiteModel):
+    """The /ui/ pages for people: how long a login lasts before the browser must log in again."""
+
+    session_minutes: Annotated[int, Field(gt=0, le=7 * 24 * 60)] = 480
+
+
 class WorkerSection(SiteModel):
     poll_seconds: float = 0.5
     max_attempts: int = 20  # outbox deliveries before an item is dead
@@ -487,6 +493,7 @@ class Config(SiteModel):
     database: DatabaseSection = DatabaseSection()
     facility: FacilitySection = FacilitySection()
     reports: ReportsSection = ReportsSection()
+    ui: UiSection = UiSection()
     worker: WorkerSection = WorkerSection()
     dicom: DicomSection = DicomSection()
     watch: WatchSection = WatchSection()

@@ -126,6 +126,17 @@ class ArchiveClient:
         if study_id is not None:
             self._request("post", f"studies/{study_id}/reconstruct", json={})
 
+    def rendered(self, sop_uid: str, *, height: int) -> bytes:
+        """One stored instance as Orthanc draws it (`/instances/{id}/rendered`: orientation,
+        colour and windowing applied), a PNG `height` pixels high; NotFound when the archive
+        does not hold it."""
+        matches = self._request("post", "tools/lookup", data=sop_uid).json()
+        instance = next((m["ID"] for m in matches if m["Type"] == "Instance"), None)
+        if instance is None:
+            raise NotFound(f"instance {sop_uid} is not in the archive", where=self.url)
+        return self._request("get", f"instances/{instance}/rendered",
+                             params={"height": height}, headers={"Accept": "image/png"}).content
+
     def explorer_url(self, study_uid: str) -> str:
         """Link that opens the study in Orthanc Explorer."""
         return f"{self.url}/app/explorer.html#study?uuid={self._require_study(study_uid)}"

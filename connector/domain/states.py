@@ -73,7 +73,9 @@ TRANSITIONS: dict[tuple[CaseStatus, CaseEvent], CaseStatus] = {
     (S.AMENDED, E.CANCEL): S.CANCELLED,
     (S.OPEN, E.ACT_REPORTED): S.ANSWERED,
 }
-for _s in (S.OPEN, S.IMAGES_PENDING, S.READY, S.IN_REVIEW):
+# The cases a dermatologist still has to answer (or decline): the worklist's.
+AWAITING_ANSWER = (S.OPEN, S.IMAGES_PENDING, S.READY, S.IN_REVIEW)
+for _s in AWAITING_ANSWER:
     TRANSITIONS[(_s, E.CANCEL)] = S.CANCELLED
     TRANSITIONS[(_s, E.REFUSE)] = S.REJECTED
 

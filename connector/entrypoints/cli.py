@@ -10,6 +10,7 @@ import argparse
 import hashlib
 import json
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
@@ -275,6 +276,70 @@ def _iso_day(text: str, option: str) -> str:
                       hint="e.g. --from 2026-01-01 --to 2026-01-31")
 
 
+_LOGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+def cmd_users(args) -> int:
+    from ..bootstrap import build
+    if args.users_command == "add":
+        user = _new_user(args)  # every check before the store is opened
+    services = build(_config(args))
+    with services.unit() as uow:
+        if args.users_command == "add":
+            uow.users.add(**user, now=uow.moment.iso)
+            uow.audit.append(at=uow.moment.iso, actor="cli:users", action="user.added",
+                             detail={"login": args.login, "role": args.role})
+            print(f"user {args.login} added ({args.role})")
+        elif args.users_command == "disable":
+            if not uow.users.disable(args.login):
+                raise NotFound(f"no user {args.login!r}", where="LOGIN",
+                               hint="list users with telederm users list")
+            uow.audit.append(at=uow.moment.iso, actor="cli:users", action="user.disabled",
+                             detail={"login": args.login})
+            print(f"user {args.login} disabled (their sessions are closed)")
+        else:
+            rows = uow.users.listing()
+            for u in rows:
+                print(f"{u['login']:<20} {u['role']:<10} {u['name']:<30} "
+                      f"{u['practitioner_id'] or '-':<14} "
+                      f"{'disabled' if u['disabled'] else 'active'}")
+            print(f"{len(rows)} user(s)")
+    return 0
+
+
+def _new_user(args) -> dict:
+    """The row of `users add`, checked: login, name, the id a specialist signs with, and the
+    password (from --password-stdin or a prompt, never the command line)."""
+    from ..domain.model import PersonName, Practitioner
+    from .ui.passwords import hash_password, problem
+    if not _LOGIN.match(args.login):
+        raise DomainError(f"login {args.login!r} is not 1-64 letters, digits or . _ @ -",
+                          where="LOGIN", hint="e.g. jdupont")
+    try:
+        name = PersonName.parse(args.name)
+        if args.id:
+            Practitioner(args.id, name)
+    except DomainError as err:
+        raise DomainError(err.text, where="--id" if err.where.startswith("practitioner") else "--name",
+                          hint="--name FAMILY^GIVEN, --id the RPPS-based IdNatPS") from None
+    if args.role == "specialist" and not args.id:
+        raise DomainError("a specialist needs the id they sign with", where="--id",
+                          hint="give --id with the IdNatPS (8 + RPPS number)")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        import getpass
+        password = getpass.getpass(f"password for {args.login}: ")
+        if getpass.getpass("again: ") != password:
+            raise DomainError("the two passwords differ", where="password",
+                              hint="type the same password twice")
+    refused = problem(password)
+    if refused:
+        raise DomainError(refused, where="password", hint="choose a longer passphrase")
+    return {"login": args.login, "name": name.hl7(), "role": args.role,
+            "practitioner_id": args.id or "", "password": hash_password(password)}
+
+
 def cmd_orthanc(args) -> int:
     from ..runtime.server import managed_orthanc
     config = _config(args)
@@ -384,6 +449,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")
     p.add_argument("--csv", action="store_true", help="one CSV table instead of JSON")
     p.set_defaults(func=cmd_billing_report)
+    users = sub.add_parser("users", help="people who log in to the /ui/ pages")
+    users_sub = users.add_subparsers(dest="users_command", required=True, parser_class=_Parser)
+    p = with_config(users_sub.add_parser(
+        "add", help="add a user; the password is asked for (or read from stdin)"))
+    p.add_argument("login", metavar="LOGIN")
+    p.add_argument("--role", required=True, choices=["requester", "specialist", "admin"])
+    p.add_argument("--name", required=True, metavar="FAMILY^GIVEN")
+    p.add_argument("--id", metavar="RPPS", help="IdNatPS the specialist signs with (8 + RPPS)")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of standard input")
+    p.set_defaults(func=cmd_users)
+    with_config(users_sub.add_parser("list", help="list users")).set_defaults(func=cmd_users)
+    p = with_config(users_sub.add_parser("disable", help="disable a user and end their "
+                                                         "sessions"))
+    p.add_argument("login", metavar="LOGIN")
+    p.set_defaults(func=cmd_users)
     p = with_config(sub.add_parser("orthanc", help="the managed Orthanc"))
     p.add_argument("action", choices=["start", "stop", "status"])
     p.set_defaults(func=cmd_orthanc)

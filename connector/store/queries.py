@@ -12,6 +12,7 @@ from sqlalchemy import and_, case as when, func, or_, select
 from sqlalchemy.engine import Connection
 
 from ..domain.errors import DomainError
+from ..domain.states import AWAITING_ANSWER
 from . import inbox
 from . import outbox as outbox_store
 from .schema import cases, charges, images, outbox, patients, reports
@@ -140,6 +141,18 @@ def list_cases(conn: Connection, *, status: str | None = None, priority: str | N
     return CasePage([_case_dict(r) for r in rows], total, next_cursor)
 
 
+def worklist(conn: Connection, *, status: str | None = None, limit: int = 500) -> list[dict]:
+    """The cases still waiting for an answer (`AWAITING_ANSWER`, or the one of them given),
+    most urgent first (`_sort_keys("triage")`: triage level, score, priority, then the oldest)."""
+    waiting = tuple(s.value for s in AWAITING_ANSWER)
+    wanted = (status,) if status in waiting else waiting
+    rows = conn.execute(_base().where(cases.c.status.in_(wanted))
+                        .order_by(*(e.desc() if descending else e
+                                    for e, descending in _sort_keys("triage")))
+                        .limit(limit)).all()
+    return [_case_dict(r) for r in rows]
+
+
 def case_detail(conn: Connection, accession: str) -> dict | None:
     row = conn.execute(_base().where(cases.c.accession == accession)).first()
     if row is None:
@@ -195,18 +208,23 @@ def case_detail(conn: Connection, accession: str) -> dict | None:
 
 def study_context(conn: Connection, study_uid: str, sites: Mapping[str, Any]) -> dict | None:
     """The tele-expertise context of the case whose study this is, as the Orthanc plugin shows
-    it beside the images (`orthanc_plugin/`), or None when the study is no case's.
-
-    Only what reading the photos needs: no patient identity (Orthanc holds it already), no
-    charges or outbox. `sites` maps a body-site code to its entry in mappings/body_sites.csv
-    (`meaning_en`, `label_fr`). Nothing assigns a specialist or sets a deadline yet, so
-    `assigned_specialist` and `deadline` are null until the store knows them.
-    """
+    it beside the images (`orthanc_plugin/`), or None when the study is no case's: see
+    `case_context`."""
     accession = conn.execute(select(cases.c.accession)
                              .where(cases.c.study_uid == study_uid)).scalar()
     detail = case_detail(conn, accession) if accession is not None else None
-    if detail is None:
-        return None
+    return case_context(detail, sites) if detail is not None else None
+
+
+def case_context(detail: dict, sites: Mapping[str, Any]) -> dict:
+    """What reading the photos of a case needs, from its `case_detail`: the plugin's panel and
+    the /ui/ case page show the same thing.
+
+    No patient identity (Orthanc holds it already), no charges or outbox. `sites` maps a
+    body-site code to its entry in mappings/body_sites.csv (`meaning_en`, `label_fr`).
+    Nothing assigns a specialist or sets a deadline yet, so `assigned_specialist` and
+    `deadline` are null until the store knows them.
+    """
 
     def site(code: str | None) -> dict | None:
         if not code:
@@ -225,6 +243,12 @@ def study_context(conn: Connection, study_uid: str, sites: Mapping[str, Any]) ->
                     "site": site(i["site"]), "laterality": i["laterality"],
                     "quality": i["quality"]} for i in detail["images"]],
     }
+
+
+def case_with_context(conn: Connection, accession: str, sites: Mapping[str, Any]) -> dict | None:
+    """`case_detail` plus its `case_context` under "context" (the /ui/ case page), or None."""
+    detail = case_detail(conn, accession)
+    return {**detail, "context": case_context(detail, sites)} if detail is not None else None
 
 
 def stats(conn: Connection) -> dict:

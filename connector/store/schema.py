@@ -188,3 +188,30 @@ audit = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# People who log in to the /ui/ pages (0007). `name` is FAMILY^GIVEN; `practitioner_id` the
+# IdNatPS (RPPS-based) a specialist signs with; `password` is the scrypt record of
+# `connector/entrypoints/ui/passwords.py` (parameters, salt and hash together).
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("login", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(12), nullable=False),  # requester | specialist | admin
+    Column("practitioner_id", String(64), nullable=False, default=""),
+    Column("password", Text, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+# Logged-in browsers (0007): the SHA-256 of the cookie's random id (a copy of the database
+# opens no session), the CSRF token its forms carry, and when it ends.
+sessions = Table(
+    "sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+)
+Index("ix_sessions_expiry", sessions.c.expires_at)

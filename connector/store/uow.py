@@ -5,7 +5,7 @@ A step of the flow is `handle(command, uow)`: everything it changes (case state,
 report rows, outbox effects, audit rows) goes through `uow`'s repositories and commits
 together when the `with store.unit(...)` block ends, or not at all. Steps never see a
 connection or SQL: the repositories are the store modules (`cases`, `images`, `reports`,
-`charges`, `outbox`, `audit`, `inbox`, `counters`) with this transaction bound as their
+`charges`, `outbox`, `audit`, `inbox`, `counters`, `users`) with this transaction bound as their
 first argument, so `uow.cases.load(accession)` is `cases.load(conn, accession)`.
 """
 
@@ -20,7 +20,8 @@ from sqlalchemy.exc import OperationalError
 
 from ..domain.errors import StoreUnavailable
 from ..domain.moment import Moment
-from . import audit, cases, charges, counters, images, inbox, outbox, queries, reports
+from . import (audit, cases, charges, counters, images, inbox, outbox, queries, reports,
+               users)
 from .db import WriterGate, engine_and_gate
 
 
@@ -61,6 +62,7 @@ class UnitOfWork:
         self.inbox = Repository(inbox, conn)
         self.counters = Repository(counters, conn)
         self.queries = Repository(queries, conn)
+        self.users = Repository(users, conn)
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator["UnitOfWork"]:

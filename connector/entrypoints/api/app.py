@@ -1,5 +1,6 @@
 """The HTTP API: the app, its guard (sizes, slow clients), its error rendering
-(problem+json) and its routers (`routes/`)."""
+(problem+json) and its routers (`routes/`); the people's pages (`entrypoints/ui/`) are mounted
+on the same app."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from ...domain.errors import ConnectorError
 from . import errors
 from .auth import token_table
 from .guard import MIB, HttpLimits, RequestGuard
+from ..ui import pages
+from ..ui.session import PageDenied
 from .routes import cases, health, images, internal, reports
 
-ROUTERS = (health.router, cases.router, images.router, reports.router, internal.router)
+ROUTERS = (health.router, cases.router, images.router, reports.router, internal.router,
+           pages.router)
 
 
 def create_app(services: Services, *, limits: HttpLimits | None = None) -> FastAPI:
@@ -33,6 +37,7 @@ def create_app(services: Services, *, limits: HttpLimits | None = None) -> FastA
     app.add_exception_handler(ConnectorError, errors.connector_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.add_exception_handler(HTTPException, errors.http_error)
+    app.add_exception_handler(PageDenied, pages.denied)
     for router in ROUTERS:
         app.include_router(router)
     return app

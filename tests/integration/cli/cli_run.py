@@ -23,12 +23,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def telederm(*args: str | Path, cwd: Path | None = None,
-             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`python -m connector.entrypoints.cli ARGS` with this interpreter, output captured as text."""
+def telederm(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+             stdin: str = "") -> subprocess.CompletedProcess:
+    """`python -m connector.entrypoints.cli ARGS` with this interpreter, `stdin` as its standard
+    input, output captured as text."""
     return subprocess.run([sys.executable, "-m", "connector.entrypoints.cli", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, env=env or clean_env(),
-                          timeout=COMMAND_DEADLINE)
+                          input=stdin, timeout=COMMAND_DEADLINE)
 
 
 def one_error_line(result: subprocess.CompletedProcess, code: int) -> str:

@@ -36,7 +36,7 @@ def test_migrate_creates_every_table_when_database_is_new(tmp_path):
     names = set(inspect(engine).get_table_names())
     engine.dispose()
     assert names == {"schema_version", "counters", "patients", "cases", "images", "reports",
-                     "charges", "inbox", "outbox", "audit"}
+                     "charges", "inbox", "outbox", "audit", "users", "sessions"}
 
 
 def test_migrate_is_idempotent_when_run_twice(engine):

@@ -1,0 +1,317 @@
+"""The /ui/ pages: login, the specialist's worklist, the case page with its photos, and the
+answer and decline forms, which go through the same steps as the API
+(`record_report.handle`, `refuse_order.decline`).
+
+Every page needs a session (else a redirect to /ui/login) and a role: the worklist, the case
+and its photos are for specialists and admins; answering and declining for specialists, who
+sign with their own RPPS-based id and name (never typed in the form). Pages with patient data
+are sent with `Cache-Control: no-store`. A form carries the case's status and report version
+as it was shown: when they changed before the form came back (someone else answered, the case
+was cancelled), nothing is recorded and the page says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import jinja2
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ...archive.errors import ArchiveError
+from ...archive.client import viewer_url
+from ...domain.errors import DomainError, NotFound, StateConflict
+from ...domain.model import PersonName, Practitioner
+from ...domain.moment import Moment
+from ...domain.states import AWAITING_ANSWER
+from ...workflow import record_report, refuse_order
+from ...workflow.commands import DeclineCase, RecordReport
+from . import i18n, passwords, session
+from .session import PageDenied, Person
+
+router = APIRouter(include_in_schema=False)
+READERS = ("specialist", "admin")
+WAITING = tuple(s.value for s in AWAITING_ANSWER)
+THUMB_HEIGHT = 240
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# The pages load nothing from elsewhere and run no script; nobody may frame them.
+SECURITY = {"Content-Security-Policy": "default-src 'none'; img-src 'self'; "
+                                       "style-src 'unsafe-inline'; form-action 'self'; "
+                                       "frame-ancestors 'none'; base-uri 'none'",
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+MAX_LOGIN = 64
+
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def _person_name(text: str) -> str:
+    """FAMILY^GIVEN as people write it: FAMILY Given."""
+    family, _, given = (text or "").partition("^")
+    return f"{family} {given.split('^')[0]}".strip()
+
+
+def _day(text: str, lang: str) -> str:
+    """YYYYMMDD[HHMMSS] as a date in the page's language."""
+    if len(text or "") < 8 or not text[:8].isdigit():
+        return text or ""
+    y, m, d = text[:4], text[4:6], text[6:8]
+    return f"{d}/{m}/{y}" if lang == "fr" else f"{y}-{m}-{d}"
+
+
+_templates.filters["person_name"] = _person_name
+
+
+def render(request: Request, template: str, *, who: Person | None = None, status: int = 200,
+           csrf: str = "", **context) -> HTMLResponse:
+    services = request.app.state.services
+    lang = i18n.choose(request.headers.get("accept-language", ""),
+                       services.config.reports.language)
+    labels = i18n.labels()[lang]
+    html = _templates.get_template(template).render(
+        t=labels, lang=lang, who=who, csrf=csrf or (who.csrf if who else ""),
+        day=lambda text: _day(text, lang), **context)
+    return HTMLResponse(html, status_code=status, headers={**NO_STORE, **SECURITY})
+
+
+def _message(request: Request, who: Person | None, status: int, title: str, text: str, *,
+             back: str = "") -> HTMLResponse:
+    return render(request, "message.html", who=who, status=status, title_key=title, text=text,
+                  back=back)
+
+
+async def denied(request: Request, exc: PageDenied) -> Response:
+    """PageDenied as the browser should see it: the login page, or the 403 page."""
+    if exc.reason == "login":
+        target = request.url.path if request.method == "GET" else "/ui/"
+        return RedirectResponse(f"/ui/login?next={target}", status_code=303,
+                                headers=NO_STORE)
+    labels = i18n.labels()[i18n.choose(request.headers.get("accept-language", ""),
+                                       request.app.state.services.config.reports.language)]
+    text = (labels["csrf_failed"] if exc.reason == "csrf" else
+            labels["forbidden"].format(role=labels["role"].get(exc.role, exc.role)))
+    return _message(request, session.current(request), 403, "forbidden_title", text,
+                    back="/ui/")
+
+
+def _safe_next(target: str) -> str:
+    """Where to go after login: a page of ours only (no open redirect)."""
+    return target if target.startswith("/ui/") and not target.startswith("//") else "/ui/"
+
+
+@router.get("/ui/login")
+def login_page(request: Request, next: str = "/ui/"):
+    if session.current(request) is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return _login_form(request, next=_safe_next(next))
+
+
+def _login_form(request: Request, *, next: str, failed: bool = False) -> HTMLResponse:
+    token = session.new_token()
+    response = render(request, "login.html", status=401 if failed else 200, csrf=token,
+                      next=next, failed=failed)
+    session.set_cookie(request, response, session.LOGIN_CSRF_COOKIE, token, max_age=3600)
+    return response
+
+
+@router.post("/ui/login")
+async def login(request: Request):
+    form = await request.form()
+    login_name = str(form.get("login", "")).strip()[:MAX_LOGIN]
+    password = str(form.get("password", ""))
+    target = _safe_next(str(form.get("next", "/ui/")))
+    if not session.same(str(form.get("csrf", "")),
+                        request.cookies.get(session.LOGIN_CSRF_COOKIE, "")):
+        raise PageDenied("csrf")
+    services = request.app.state.services
+    with services.reading() as uow:
+        found = uow.users.credentials(login_name) if login_name else None
+    user, record = found if found is not None else (None, None)
+    ok = passwords.verify(password, record)
+    with services.unit() as uow:  # the audit names the login tried, never the password
+        uow.audit.append(at=uow.moment.iso, actor=f"ui:{login_name or '-'}",
+                         action="ui.login" if ok else "ui.login_failed",
+                         detail={"login": login_name, "client": _client(request)})
+    if not ok:
+        return _login_form(request, next=target, failed=True)
+    response = RedirectResponse(target, status_code=303)
+    session.start(request, response, user)
+    return response
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+@router.post("/ui/logout")
+def logout(request: Request,
+           who: Person = Depends(session.poster("requester", "specialist", "admin"))):
+    response = RedirectResponse("/ui/login", status_code=303)
+    session.end(request, response)
+    return response
+
+
+def _age(created_at: str, now: dt.datetime, labels: dict) -> str:
+    minutes = max(0, int((now - Moment.from_iso(created_at).utc).total_seconds() // 60))
+    if minutes < 120:
+        return labels["age_minutes"].format(n=minutes)
+    if minutes < 48 * 60:
+        return labels["age_hours"].format(n=minutes // 60)
+    return labels["age_days"].format(n=minutes // (24 * 60))
+
+
+@router.get("/ui/")
+def worklist(request: Request, status: str = "", who: Person = Depends(session.person(*READERS))):
+    services = request.app.state.services
+    with services.reading() as uow:
+        cases = uow.queries.worklist(status=status or None)
+    now = services.now()
+    return render(request, "worklist.html", who=who, cases=cases, statuses=WAITING,
+                  selected=status if status in WAITING else "",
+                  age=lambda created: _age(created, now, i18n.labels()[_lang(request)]))
+
+
+def _lang(request: Request) -> str:
+    return i18n.choose(request.headers.get("accept-language", ""),
+                       request.app.state.services.config.reports.language)
+
+
+def _case(request: Request, accession: str) -> dict:
+    services = request.app.state.services
+    with services.reading() as uow:
+        case = uow.queries.case_with_context(accession, services.mappings.sites)
+    if case is None:
+        raise NotFound(f"no case with accession {accession}", where="accession")
+    return case
+
+
+def _case_page(request: Request, who: Person, accession: str, *, status: int = 200,
+               notice: str = "", error: str = "", text: str = "", conduct: str = "",
+               reason: str = "") -> HTMLResponse:
+    try:
+        case = _case(request, accession)
+    except NotFound:
+        labels = i18n.labels()[_lang(request)]
+        return _message(request, who, 404, "not_found_title",
+                        labels["not_found"].format(accession=accession), back="/ui/")
+    services = request.app.state.services
+    images = [{**shown, "n": n, "archived": stored["archived"]} for n, (shown, stored)
+              in enumerate(zip(case["context"]["images"], case["images"]), start=1)]
+    return render(
+        request, "case.html", who=who, status=status, case=case, images=images,
+        viewer=viewer_url(services.config.orthanc.url, case["patient"]["id"],
+                          case["study_instance_uid"]),
+        conducts=list(services.mappings.conducts.values()),
+        answerable=case["status"] in WAITING,
+        version=len(case["reports"]), notice=notice, error=error, text=text,
+        conduct=conduct, reason=reason)
+
+
+@router.get("/ui/cases/{accession}")
+def case_page(request: Request, accession: str, done: str = "",
+              who: Person = Depends(session.person(*READERS))):
+    labels = i18n.labels()[_lang(request)]
+    notice = {"answered": labels["answered_ok"], "declined": labels["declined_ok"]}.get(done, "")
+    return _case_page(request, who, accession, notice=notice)
+
+
+@router.get("/ui/cases/{accession}/images/{number}/thumb")
+def thumbnail(request: Request, accession: str, number: int,
+              who: Person = Depends(session.person(*READERS))):
+    """The case's photo number `number` (1, 2 ... as on the case page), drawn by Orthanc and
+    fetched with the connector's own credentials; nothing else of the archive is reachable."""
+    services = request.app.state.services
+    with services.reading() as uow:
+        case = uow.queries.case_detail(accession)
+    images = case["images"] if case is not None else []
+    if not 1 <= number <= len(images):
+        return Response(status_code=404, headers=NO_STORE)
+    try:
+        png = services.archive.rendered(images[number - 1]["sop_instance_uid"],
+                                        height=THUMB_HEIGHT)
+    except NotFound:
+        return Response(status_code=404, headers=NO_STORE)
+    except ArchiveError:
+        return Response(status_code=503, headers={**NO_STORE, "Retry-After": "30"})
+    return Response(png, media_type="image/png", headers={**NO_STORE, **SECURITY})
+
+
+class _Stale(Exception):
+    """The form was made for a state of the case that is gone."""
+
+
+def _check_fresh(uow, accession: str, form) -> None:
+    """Refuse a form whose case has changed since it was shown: another report version, or a
+    status where an answer no longer belongs (answered, declined, cancelled, closed)."""
+    shown_version, shown_status = str(form.get("version", "")), str(form.get("status", ""))
+    status = uow.cases.statuses([accession]).get(accession)
+    if status is None:
+        raise NotFound(f"no case with accession {accession}", where="accession")
+    if (str(uow.reports.count(accession)) != shown_version
+            or (status != shown_status and status not in WAITING)):
+        raise _Stale(status)
+
+
+def _specialist(who: Person) -> Practitioner | None:
+    if not who.practitioner_id:
+        return None
+    return Practitioner(who.practitioner_id, PersonName.parse(who.name))
+
+
+@router.post("/ui/cases/{accession}/report")
+async def answer(request: Request, accession: str,
+                 who: Person = Depends(session.poster("specialist"))):
+    form = await request.form()
+    text, conduct = str(form.get("text", "")).strip(), str(form.get("conduct", ""))
+    labels = i18n.labels()[_lang(request)]
+    specialist = _specialist(who)
+    if specialist is None:
+        return _case_page(request, who, accession, status=403, text=text, conduct=conduct,
+                          error=labels["no_practitioner_id"])
+    services = request.app.state.services
+    try:
+        with services.unit() as uow:
+            _check_fresh(uow, accession, form)
+            if not text:
+                raise DomainError("the opinion is empty", where="text")
+            record_report.handle(RecordReport(accession, text, conduct, specialist, who.actor),
+                                 uow)
+    except (_Stale, StateConflict) as exc:
+        return _stale(request, who, accession, exc)
+    except NotFound:
+        return _case_page(request, who, accession)
+    except DomainError as err:
+        return _case_page(request, who, accession, status=422, text=text, conduct=conduct,
+                          error=err.one_line())
+    return RedirectResponse(f"/ui/cases/{accession}?done=answered", status_code=303)
+
+
+@router.post("/ui/cases/{accession}/decline")
+async def decline(request: Request, accession: str,
+                  who: Person = Depends(session.poster("specialist"))):
+    form = await request.form()
+    reason = str(form.get("reason", ""))
+    services = request.app.state.services
+    try:
+        with services.unit() as uow:
+            _check_fresh(uow, accession, form)
+            refuse_order.decline(DeclineCase(accession, reason, who.actor,
+                                             specialist=_specialist(who)), uow)
+    except (_Stale, StateConflict) as exc:
+        return _stale(request, who, accession, exc)
+    except NotFound:
+        return _case_page(request, who, accession)
+    except DomainError as err:
+        return _case_page(request, who, accession, status=422, reason=reason,
+                          error=err.one_line())
+    return RedirectResponse(f"/ui/cases/{accession}?done=declined", status_code=303)
+
+
+def _stale(request: Request, who: Person, accession: str, exc: Exception) -> HTMLResponse:
+    labels = i18n.labels()[_lang(request)]
+    with request.app.state.services.reading() as uow:
+        status = uow.cases.statuses([accession]).get(accession, "")
+    text = labels["stale"].format(status=labels["status"].get(status, status))
+    return _message(request, who, 409, "stale_title", text, back=f"/ui/cases/{accession}")
