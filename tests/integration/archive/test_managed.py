@@ -18,8 +18,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from connector.archive.errors import ArchiveError, ArchiveRejected, ArchiveUnavailable
-from conftest import free_port
 from connector.archive.managed import PLUGIN_SCRIPT, ManagedOrthanc
+from connector.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

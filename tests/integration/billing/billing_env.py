@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from conftest import unused_url
 from connector.config import Destination, load_config
 from connector.demo import RecordingPeer, wait_for
 from connector.domain.model import PersonName, Practitioner
@@ -35,6 +34,7 @@ from connector.workflow import record_report
 from connector.workflow.commands import RecordReport
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import Services, build
+from tests.support.net import unused_url
 
 DEADLINE = 30
 REQUESTER = "801234567897"

@@ -24,11 +24,11 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import (DermoscopicPhotographyImageStorage, JPEGBaseline8Bit,
                          VLPhotographicImageStorage, generate_uid)
 
-from conftest import free_port
 from connector.config import DicomSection
 from connector.demo import demo_order, demo_photo, local_config, wait_for
 from connector.domain.errors import NotFound
 from connector.hl7.client import send_message
+from connector.ports import free_port
 from connector.runtime.server import RunningConnector
 
 DEADLINE = 60          # worker publication, archive store: well under this on a quiet machine

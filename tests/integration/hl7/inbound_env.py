@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from conftest import unused_url
 from connector.config import Destination, load_config
 from connector.demo import RecordingPeer, demo_photo, wait_for
 from connector.hl7.ack import AckResult, read_ack
@@ -30,6 +29,7 @@ from connector.workflow import attach_image
 from connector.workflow.commands import AttachImage
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import Services, build
+from tests.support.net import unused_url
 
 REQUESTER = "801234567897^MARTIN^Jean^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO"
 DERMATOLOGIST = "810001234567&LEROY&Claire&&&&&&&1.2.250.1.71.4.2.1&ISO"
