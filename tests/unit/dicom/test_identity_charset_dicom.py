@@ -15,8 +15,6 @@ from connector.hl7.orm import order_from_orm
 from connector.hl7.parse import parse
 from tests.support.dciodvfy import dciodvfy_errors
 
-from dicom_samples import plain_jpeg  # noqa: F401  (fixture)
-
 NIR = "279035121518989"
 INS_OID = "1.2.250.1.213.1.4.8"
 

@@ -6,11 +6,11 @@ import time
 
 import pytest
 from sqlalchemy import select
-from store_samples import at, engine, stamp  # noqa: F401  (fixture)
 
 from connector.store import audit, outbox
 from connector.domain.moment import iso
 from connector.store.schema import outbox as outbox_table
+from tests.support.store_samples import at, stamp
 
 
 def put(engine, key, destination="ehr", payload=b"MSH|...", accession="TD00000001", now=0):
