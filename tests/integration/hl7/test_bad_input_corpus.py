@@ -14,7 +14,6 @@ import time
 
 import hl7
 import pytest
-from bad_corpus import CASES, START, BadCase, framed
 from sqlalchemy import text
 
 from connector.config import load_config
@@ -24,6 +23,7 @@ from connector.hl7.mllp import FrameReader
 from connector.hl7.parse import decode
 from connector.ports import free_port
 from connector.runtime.server import RunningConnector
+from tests.support.bad_corpus import CASES, START, BadCase, framed
 
 _serial = itertools.count(1)
 _tally = {"expected": 0}

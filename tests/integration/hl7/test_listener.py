@@ -15,8 +15,6 @@ from connector.hl7.listener import MllpListener
 from connector.hl7.mllp import FrameReader, frame
 from connector.hl7.parse import encode, parse
 
-from mllp_fixtures import listener_on  # noqa: F401  (fixture)
-
 NOW = "20261115093005"
 
 
