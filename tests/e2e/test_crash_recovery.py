@@ -109,11 +109,11 @@ class Traffic:
                 try:
                     ack = connection.send(text, timeout=30)
                 except DeliveryError:  # no answer: connection refused, closed, timed out
-                    time.sleep(0.1)
+                    time.sleep(0.1)  # the sender's pause before resending, part of the scenario
                     continue
                 assert ack.control_id_acked == f"CR{i:04d}", (ack.control_id_acked, ack.text)
                 if ack.code == "AR":  # cannot accept now (e.g. store busy): resend later
-                    time.sleep(0.1)
+                    time.sleep(0.1)  # the sender's pause before resending
                     continue
                 assert ack.code == "AA", (ack.code, ack.text)
                 break
@@ -140,7 +140,7 @@ class Traffic:
                 if retried is not None:
                     retried.append(True)
             first = False
-            time.sleep(0.1)
+            time.sleep(0.1)  # the client's pause before retrying, part of the scenario
         raise RuntimeError("stopped")
 
     def _http(self, client: int) -> None:

@@ -136,7 +136,7 @@ def test_bad_input_is_answered_and_the_listener_keeps_serving(running, case: Bad
             setup_acks += read_frames(sock, reader, 1)
         for i, chunk in enumerate(case.wire):
             if i:
-                time.sleep(0.05)  # separate TCP writes
+                time.sleep(0.05)  # part of the input: separate TCP writes
             sock.sendall(chunk)
         answers = read_frames(sock, reader, len(case.expect))
         first_error = True

@@ -160,7 +160,7 @@ def test_each_item_is_delivered_once_and_in_order_when_four_workers_claim_at_onc
                     delivered.append(item.key)
                     complete(engine, item, 0)
                 if not claimed:
-                    time.sleep(0.001)
+                    time.sleep(0.001)  # a worker's idle pause, part of what runs here
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 
