@@ -17,7 +17,6 @@ import threading
 import time
 from pathlib import Path
 
-import hl7 as pyhl7
 import httpx
 
 from .config import ApiSection, ApiToken, Config, Destination, load_config
@@ -72,9 +71,6 @@ class RecordingPeer:
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
-
-    def parsed(self) -> list[pyhl7.Message]:
-        return [pyhl7.parse(m) for m in self.messages]
 
 
 def demo_order(control_id: str, placer: str) -> str:

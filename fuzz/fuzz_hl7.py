@@ -17,7 +17,7 @@
   mapping is reached past the parser. Answer: a value, or an `Hl7Error` / `ConnectorError`.
 
 Anything else raised is a crash. Seeds: conformance/samples/*.hl7, the demo order and the
-malformed-HL7 corpus of tests/integration/hl7/bad_corpus.py (frames under 64 KiB).
+malformed-HL7 corpus of tests/support/bad_corpus.py (frames under 64 KiB).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def _samples() -> tuple[bytes, ...]:
 @cache
 def _bad_corpus_frames() -> tuple[bytes, ...]:
     """The malformed messages of the HL7 bad-input corpus, each as sent (framed) and bare."""
-    path = REPO / "tests" / "integration" / "hl7" / "bad_corpus.py"
+    path = REPO / "tests" / "support" / "bad_corpus.py"
     spec = importlib.util.spec_from_file_location("_fuzz_bad_corpus", path)
     module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
     spec.loader.exec_module(module)  # in sys.modules first: its dataclasses look it up

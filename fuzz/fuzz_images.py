@@ -10,7 +10,7 @@
 Anything else raised is a crash. Seeds: small JPEG (baseline, grey, progressive, CMYK, EXIF
 orientation 6 and 3), PNG (RGB, RGBA, palette, 16-bit), TIFF (raw, LZW, JPEG-compressed),
 HEIC, made with Pillow at start, plus the broken files of the bad-upload corpus
-(tests/integration/api/upload_corpus.py) under 64 KiB.
+(tests/support/upload_corpus.py) under 64 KiB.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def _made() -> tuple[bytes, ...]:
 
 @cache
 def _upload_corpus_files() -> tuple[bytes, ...]:
-    path = REPO / "tests" / "integration" / "api" / "upload_corpus.py"
+    path = REPO / "tests" / "support" / "upload_corpus.py"
     spec = importlib.util.spec_from_file_location("_fuzz_upload_corpus", path)
     module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
     spec.loader.exec_module(module)  # in sys.modules first: its dataclasses look it up

@@ -19,9 +19,11 @@ import pytest
 from connector.billing.csvfeed import file_name
 from connector.billing.teleexpertise import credit_id
 from connector.config import ApiSection, ApiToken, Destination
-from connector.demo import RecordingPeer, demo_order, demo_photo, local_config, wait_for
+from connector.demo import demo_order, demo_photo, local_config
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
+from tests.support.peers import RecordingPeer
+from tests.support.wait import wait_until
 
 DEADLINE = 60
 SPECIALIST = {"id": "810001234567", "name": "LEROY^Claire"}
@@ -106,8 +108,8 @@ def ft1s(message) -> list[dict]:
 
 def test_final_report_reaches_the_accounting_peer_and_the_drop_folder_and_is_acknowledged(env):
     accession = env.answered_case("PL-BILL-1", "IPP-BILL-1")
-    wait_for(lambda: env.dfts(accession), DEADLINE, "the DFT at the accounting peer")
-    wait_for(lambda: env.settled(accession), DEADLINE, "the charges acknowledged")
+    wait_until(lambda: env.dfts(accession), DEADLINE, "the DFT at the accounting peer")
+    wait_until(lambda: env.settled(accession), DEADLINE, "the charges acknowledged")
     charges = env.case(accession)["charges"]
     assert [(c["code"], c["role"], c["type"], c["status"]) for c in charges] == [
         ("TE2", "requis", "CG", "acknowledged"), ("RQD", "requerant", "CG", "acknowledged")]
@@ -142,7 +144,7 @@ def test_final_report_reaches_the_accounting_peer_and_the_drop_folder_and_is_ack
 
     # The drop folder got the same batch as a CSV file named after the DFT's MSH-10.
     path = env.drop / file_name(control_id)
-    wait_for(path.exists, DEADLINE, "the CSV file")
+    wait_until(path.exists, DEADLINE, "the CSV file")
     rows = list(csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8"), newline="")))
     assert [(r["control_id"], r["line"], r["transaction_id"], r["transaction_type"],
              r["act_date"], r["posted_at"], r["charge_code"], r["national_code"], r["amount"],
@@ -156,7 +158,7 @@ def test_final_report_reaches_the_accounting_peer_and_the_drop_folder_and_is_ack
 def test_fifth_act_for_the_same_patient_and_specialist_is_not_billable_and_not_sent(env):
     accessions = [env.answered_case(f"PL-LIM-{n}", "IPP-BILL-LIM") for n in range(1, 6)]
     for accession in accessions:
-        wait_for(lambda: env.settled(accession), DEADLINE, f"{accession} settled")
+        wait_until(lambda: env.settled(accession), DEADLINE, f"{accession} settled")
     for accession in accessions[:4]:
         assert len(env.dfts(accession)) == 1
     assert env.dfts(accessions[4]) == []
@@ -173,7 +175,7 @@ def test_fifth_act_for_the_same_patient_and_specialist_is_not_billable_and_not_s
 
 def test_withdrawn_report_credits_exactly_what_was_charged(env):
     accession = env.answered_case("PL-WD-1", "IPP-BILL-WD")
-    wait_for(lambda: env.settled(accession), DEADLINE, "the charges acknowledged")
+    wait_until(lambda: env.settled(accession), DEADLINE, "the charges acknowledged")
 
     as_requester = env.api.post(f"/api/cases/{accession}/report/withdraw",
                                 json={"reason": "wrong patient"},
@@ -192,8 +194,8 @@ def test_withdrawn_report_credits_exactly_what_was_charged(env):
     assert again.status_code == 409
     assert again.headers["content-type"].startswith("application/problem+json")
 
-    wait_for(lambda: len(env.dfts(accession)) == 2, DEADLINE, "the credit DFT")
-    wait_for(lambda: env.settled(accession), DEADLINE, "the credits acknowledged")
+    wait_until(lambda: len(env.dfts(accession)) == 2, DEADLINE, "the credit DFT")
+    wait_until(lambda: env.settled(accession), DEADLINE, "the credits acknowledged")
     charged, credited = (ft1s(m) for m in env.dfts(accession))
     assert [c["type"] for c in credited] == ["CD", "CD"]
     assert [c["id"] for c in credited] == [credit_id(c["id"]) for c in charged]
@@ -207,8 +209,8 @@ def test_withdrawn_report_credits_exactly_what_was_charged(env):
         ("CD", "acknowledged", "report withdrawn: wrong patient")] * 2
 
     # The requester's EHR was told the report is withdrawn (OBX-11 D).
-    wait_for(lambda: any(str(m.segment("MSH")(10)) == got["oru_control_id"]
-                         for m in env.ehr.parsed()), DEADLINE, "the withdrawal ORU")
+    wait_until(lambda: any(str(m.segment("MSH")(10)) == got["oru_control_id"]
+                           for m in env.ehr.parsed()), DEADLINE, "the withdrawal ORU")
     (oru,) = [m for m in env.ehr.parsed() if str(m.segment("MSH")(10)) == got["oru_control_id"]]
     assert {str(s(11)) for s in oru.segments("OBX")} == {"D"}
     assert str(oru.segment("OBR")(3)) == accession
@@ -225,7 +227,7 @@ def test_teleconsultation_reported_done_by_the_ehr_is_billed_at_once(env):
     (case,) = env.api.get("/api/cases", params={"placer_order_number": "PL-TC-1"}).json()
     assert case["status"] == "ANSWERED"
     accession = case["accession"]
-    wait_for(lambda: env.settled(accession) and env.dfts(accession), DEADLINE, "the TC DFT")
+    wait_until(lambda: env.settled(accession) and env.dfts(accession), DEADLINE, "the TC DFT")
     (dft,) = env.dfts(accession)
     assert [(x["national"], x["type"], x["from"], x["amount"], x["performed_by"], x["filler"])
             for x in ft1s(dft)] == [
@@ -239,7 +241,7 @@ def test_billing_report_totals_match_what_the_peer_acknowledged(env):
     env.answered_case("PL-REPORT-1", "IPP-BILL-REPORT")
     accessions = [c["accession"] for c in env.api.get("/api/cases").json()]
     for accession in accessions:
-        wait_for(lambda: env.settled(accession), DEADLINE, f"{accession} settled")
+        wait_until(lambda: env.settled(accession), DEADLINE, f"{accession} settled")
     not_billable = sum(c["status"] == "not_billable" for a in accessions
                        for c in env.case(a)["charges"])
     config = env.work / "telederm.toml"

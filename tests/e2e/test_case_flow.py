@@ -11,10 +11,12 @@ import httpx
 import pytest
 from PIL import Image, ImageFilter
 
-from conftest import dciodvfy_errors
-from connector.demo import RecordingPeer, demo_order, demo_photo, local_config, wait_for
+from connector.demo import demo_order, demo_photo, local_config
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
+from tests.support.dciodvfy import dciodvfy_errors
+from tests.support.peers import RecordingPeer
+from tests.support.wait import wait_until
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 VL_PHOTO = "1.2.840.10008.5.1.4.1.1.77.1.4"
@@ -58,15 +60,15 @@ def test_case_runs_end_to_end_on_real_orthanc_and_sockets(env):
         r = api.post(f"/api/cases/{accession}/images", files={"file": ("p.jpg", data, "image/jpeg")},
                      data={"site": "66643007", "laterality": "U"})
         assert r.status_code == 201, r.text
-    wait_for(lambda: api.get(f"/api/cases/{accession}").json()["status"] == "READY", 60,
-             "the case to be READY")
+    wait_until(lambda: api.get(f"/api/cases/{accession}").json()["status"] == "READY", 60,
+               "the case to be READY")
 
     r = api.post(f"/api/cases/{accession}/report", json={
         "text": "Naevus bénin.\nSurveillance annuelle.", "conduct": "no_visit",
         "specialist": {"id": "810001234567", "name": "LEROY^Claire"}})
     assert r.status_code == 201, r.text
-    wait_for(lambda: ehr.messages and accounting.messages, 60, "ORU and DFT")
-    wait_for(lambda: api.get("/api/stats").json()["outbox"]["pending"] == 0, 60, "outbox drained")
+    wait_until(lambda: ehr.messages and accounting.messages, 60, "ORU and DFT")
+    wait_until(lambda: api.get("/api/stats").json()["outbox"]["pending"] == 0, 60, "outbox drained")
     assert api.get(f"/api/cases/{accession}").json()["status"] == "ANSWERED"
 
     # What Orthanc holds: two photos passed through as JPEG baseline, one Encapsulated PDF.
@@ -159,8 +161,8 @@ def test_dermoscopy_upload_lands_as_dms_and_a_blurred_photo_is_flagged(env):
     r = api.post(f"/api/cases/{case['accession']}/images",
                  files={"file": ("blurred.jpg", out.getvalue(), "image/jpeg")})
     assert r.status_code == 201 and "blurred" in r.json()["images"][0]["quality"]
-    wait_for(lambda: all(i["archived"] for i in api.get(f"/api/cases/{case['accession']}").json()["images"]),
-             60, "both images archived")
+    wait_until(lambda: all(i["archived"] for i in api.get(f"/api/cases/{case['accession']}").json()["images"]),
+               60, "both images archived")
     modalities = {i["Modality"] for i in running.services.archive.study_instances(case["study_instance_uid"])}
     assert modalities == {"DMS", "XC"}
     detail = api.get(f"/api/cases/{case['accession']}").json()

@@ -34,15 +34,16 @@ import time
 import httpx
 import pytest
 
-from conftest import free_port, write_serve_config
 from connector.config import load_config
-from connector.demo import wait_for
 from connector.hl7.client import MllpConnection
 from connector.hl7.errors import DeliveryError
 from connector.runtime.server import managed_orthanc
-from reliability_env import (Peer, ServeProcess, by_control_id, db_rows, first_arrivals,
-                             logical_effects, order, orthanc_sop_uids, photo, redelivered,
-                             report_body, telederm)
+from connector.ports import free_port
+from tests.support.cli import write_serve_config
+from tests.support.reliability import (Peer, ServeProcess, by_control_id, db_rows, first_arrivals,
+                                       logical_effects, order, orthanc_sop_uids, photo,
+                                       redelivered, report_body, telederm)
+from tests.support.wait import wait_until
 
 ORDERS = 1000
 PHOTO_EVERY = 5      # cases 0, 5, 10 ...: 200 photos
@@ -108,11 +109,11 @@ class Traffic:
                 try:
                     ack = connection.send(text, timeout=30)
                 except DeliveryError:  # no answer: connection refused, closed, timed out
-                    time.sleep(0.1)
+                    time.sleep(0.1)  # the sender's pause before resending, part of the scenario
                     continue
                 assert ack.control_id_acked == f"CR{i:04d}", (ack.control_id_acked, ack.text)
                 if ack.code == "AR":  # cannot accept now (e.g. store busy): resend later
-                    time.sleep(0.1)
+                    time.sleep(0.1)  # the sender's pause before resending
                     continue
                 assert ack.code == "AA", (ack.code, ack.text)
                 break
@@ -139,7 +140,7 @@ class Traffic:
                 if retried is not None:
                     retried.append(True)
             first = False
-            time.sleep(0.1)
+            time.sleep(0.1)  # the client's pause before retrying, part of the scenario
         raise RuntimeError("stopped")
 
     def _http(self, client: int) -> None:
@@ -219,8 +220,8 @@ def test_sigkill_mid_traffic_loses_nothing_and_doubles_nothing(crash):
     traffic = Traffic(crash["hl7_port"], crash["http_port"], crash["token"]).start()
 
     # --- kill while orders, uploads, reports and outbound messages are all in flight ------
-    wait_for(lambda: traffic.acked_count >= KILL_AFTER or traffic.errors, DEADLINE,
-             f"{KILL_AFTER} orders to be acknowledged")
+    wait_until(lambda: traffic.acked_count >= KILL_AFTER or traffic.errors, DEADLINE,
+               f"{KILL_AFTER} orders to be acknowledged")
     assert not traffic.errors, traffic.errors
     serve.kill()
     at_kill = {"acked": traffic.acked_count, "http": traffic.http_done,
@@ -231,14 +232,14 @@ def test_sigkill_mid_traffic_loses_nothing_and_doubles_nothing(crash):
     traffic.join(DEADLINE)
     assert not traffic.errors, traffic.errors
     api = traffic.api
-    wait_for(lambda: api.get("/api/stats").json()["outbox"]["pending"] == 0, DEADLINE,
-             "the outbox to drain")
+    wait_until(lambda: api.get("/api/stats").json()["outbox"]["pending"] == 0, DEADLINE,
+               "the outbox to drain")
     # A photographed case not answered becomes READY once its study is stable, even when
     # Orthanc's notification came while the process was dead (the Changes Log catch-up).
     expected_states = {"OPEN": ORDERS - len(traffic.photos), "READY": len(traffic.photos)
                        - len(traffic.reports), "ANSWERED": len(traffic.reports)}
-    wait_for(lambda: api.get("/api/stats").json()["cases"]["by_status"] == expected_states,
-             DEADLINE, f"the cases to be {expected_states}")
+    wait_until(lambda: api.get("/api/stats").json()["cases"]["by_status"] == expected_states,
+               DEADLINE, f"the cases to be {expected_states}")
 
     # --- inbound: each order processed exactly once --------------------------------------
     assert all(traffic.acked)

@@ -19,14 +19,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import free_port, write_serve_config
 from connector.config import load_config
-from connector.demo import wait_for
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
-from reliability_env import (Peer, SilentPeer, by_control_id, db_rows, first_arrivals,
-                             logical_effects, order, orthanc_sop_uids, photo, report_body,
-                             telederm)
+from connector.ports import free_port
+from tests.support.cli import write_serve_config
+from tests.support.reliability import (Peer, SilentPeer, by_control_id, db_rows, first_arrivals,
+                                       logical_effects, order, orthanc_sop_uids, photo,
+                                       report_body, telederm)
+from tests.support.wait import wait_until
 
 DEADLINE = 90  # any one wait (back-off after an outage is at most a few seconds here)
 
@@ -137,19 +138,19 @@ def env(tmp_path):
 def test_orthanc_stopped_then_started_again_gets_every_image_once(env):
     env.accounting = Peer("accounting", env.accounting_port).start()
     first = env.new_case()
-    wait_for(env.drained, DEADLINE, "the first image to be archived")
+    wait_until(env.drained, DEADLINE, "the first image to be archived")
     assert env.health()["orthanc"]["reachable"] is True
 
     env.running.orthanc.stop()
-    wait_for(lambda: env.health()["orthanc"]["reachable"] is False, DEADLINE,
-             "health to see Orthanc gone")
+    wait_until(lambda: env.health()["orthanc"]["reachable"] is False, DEADLINE,
+               "health to see Orthanc gone")
     # Orders and photos keep coming; a report goes out to the peers meanwhile.
     during = [env.new_case(photos=2) for _ in range(3)]
     answered = env.report(during[0])
-    wait_for(lambda: f"ORU{during[0]}V1" in by_control_id(env.ehr.messages), DEADLINE,
-             "the ORU to reach the EHR while Orthanc is down")
-    wait_for(lambda: env.destination("archive")["last_error"], DEADLINE,
-             "an archive store to fail")
+    wait_until(lambda: f"ORU{during[0]}V1" in by_control_id(env.ehr.messages), DEADLINE,
+               "the ORU to reach the EHR while Orthanc is down")
+    wait_until(lambda: env.destination("archive")["last_error"], DEADLINE,
+               "an archive store to fail")
     health = env.health()
     archive = health["destinations"]["archive"]
     assert archive["pending"] >= 7  # six photos and the report's PDF
@@ -165,7 +166,7 @@ def test_orthanc_stopped_then_started_again_gets_every_image_once(env):
     assert report["destinations"]["archive"]["last_error"]
 
     env.running.orthanc.start()
-    wait_for(env.drained, DEADLINE, "the archive stores to be retried")
+    wait_until(env.drained, DEADLINE, "the archive stores to be retried")
     images = {uid for (uid,) in db_rows(env.db, "SELECT sop_uid FROM images")}
     pdfs = {uid for (uid,) in db_rows(env.db, "SELECT sop_uid FROM reports")}
     assert len(images) == 7 and len(pdfs) == 1
@@ -184,22 +185,22 @@ def test_accounting_down_then_back_on_the_same_port_gets_each_dft_once_in_order(
     env.accounting = Peer("accounting", env.accounting_port).start()
     cases = [env.new_case() for _ in range(4)]
     env.report(cases[0])
-    wait_for(lambda: f"DFT{cases[0]}N1" in env.accounting.accepted(), DEADLINE,
-             "the first DFT")
+    wait_until(lambda: f"DFT{cases[0]}N1" in env.accounting.accepted(), DEADLINE,
+               "the first DFT")
     before = env.accounting
     before.stop()  # the accounting system goes down
     for accession in cases[1:]:
         env.report(accession)
-    wait_for(lambda: all(f"ORU{a}V1" in env.ehr.accepted() for a in cases), DEADLINE,
-             "the ORUs, which do not wait for accounting")
-    wait_for(lambda: "refused" in env.destination("accounting")["last_error"], DEADLINE,
-             "a DFT to find accounting down")
+    wait_until(lambda: all(f"ORU{a}V1" in env.ehr.accepted() for a in cases), DEADLINE,
+               "the ORUs, which do not wait for accounting")
+    wait_until(lambda: "refused" in env.destination("accounting")["last_error"], DEADLINE,
+               "a DFT to find accounting down")
     accounting = env.destination("accounting")
     assert accounting["pending"] == 3 and accounting["dead"] == 0
     assert accounting["last_success"] is not None and accounting["last_failure"]["at"]
 
     env.accounting = Peer("accounting", env.accounting_port).start()  # back, same port
-    wait_for(env.drained, DEADLINE, "the DFTs to be delivered")
+    wait_until(env.drained, DEADLINE, "the DFTs to be delivered")
     received = before.messages + env.accounting.messages
     assert first_arrivals(received) == env.queued("accounting") == [f"DFT{a}N1" for a in cases]
     assert before.accepted() + env.accounting.accepted() == env.queued("accounting")
@@ -214,7 +215,7 @@ def test_a_peer_answering_ar_gets_the_same_message_until_it_accepts(env):
     cases = [env.new_case() for _ in range(3)]
     for accession in cases:
         env.report(accession)
-    wait_for(env.drained, DEADLINE, "the DFTs to be delivered after the ARs")
+    wait_until(env.drained, DEADLINE, "the DFTs to be delivered after the ARs")
     expected = [f"DFT{a}N1" for a in cases]
     assert env.accounting.answers[:3] == [(expected[0], "AR"), (expected[0], "AR"),
                                           (expected[0], "AA")]
@@ -233,20 +234,20 @@ def test_a_peer_that_never_answers_holds_only_its_own_line(env):
     silent = env.accounting = SilentPeer(env.accounting_port)
     first = env.new_case()
     env.report(first)
-    wait_for(lambda: silent.control_ids(), DEADLINE, "the DFT to reach the silent peer")
+    wait_until(lambda: silent.control_ids(), DEADLINE, "the DFT to reach the silent peer")
     # The accounting line waits for an ACK that does not come; the others go on.
     second = env.new_case(photos=2)
     env.report(second)
-    wait_for(lambda: f"ORU{second}V1" in env.ehr.accepted(), DEADLINE,
-             "the second ORU while the accounting peer is silent")
-    wait_for(lambda: all(i["archived"] for i in env.api.get(f"/api/cases/{second}").json()["images"]),
-             DEADLINE, "the second case's photos to be archived")
+    wait_until(lambda: f"ORU{second}V1" in env.ehr.accepted(), DEADLINE,
+               "the second ORU while the accounting peer is silent")
+    wait_until(lambda: all(i["archived"] for i in env.api.get(f"/api/cases/{second}").json()["images"]),
+               DEADLINE, "the second case's photos to be archived")
     assert env.item("accounting", f"DFT{first}N1")["status"] == "pending"
     assert env.destination("accounting")["pending"] == 2
 
     silent.stop()  # its connections close: the worker stops waiting and tries again
     env.accounting = Peer("accounting", env.accounting_port).start()
-    wait_for(env.drained, DEADLINE, "the DFTs to be delivered to the peer that answers")
+    wait_until(env.drained, DEADLINE, "the DFTs to be delivered to the peer that answers")
     expected = [f"DFT{first}N1", f"DFT{second}N1"]
     assert env.accounting.accepted() == expected == env.queued("accounting")
     assert set(silent.control_ids()) == {expected[0]}  # the same MSH-10, never another
@@ -263,7 +264,7 @@ def test_ae_parks_the_message_for_an_operator_who_queues_it_again(env):
     env.report(accepted)
     dft = f"DFT{refused}N1"
     # AE is final: the item is dead at once, and the line goes on with the next message.
-    wait_for(env.drained, DEADLINE, "the second DFT to be delivered past the dead one")
+    wait_until(env.drained, DEADLINE, "the second DFT to be delivered past the dead one")
     assert env.accounting.answers == [(dft, "AE"), (f"DFT{accepted}N1", "AA")]
     item = env.item("accounting", dft)
     assert item["status"] == "dead" and item["attempts"] == 1 and "AE" in item["last_error"]
@@ -283,7 +284,7 @@ def test_ae_parks_the_message_for_an_operator_who_queues_it_again(env):
 
     retried = env.cli("queue", "retry", str(item["id"]))
     assert retried.returncode == 0, retried.stderr
-    wait_for(env.drained, DEADLINE, "the re-queued DFT to be delivered")
+    wait_until(env.drained, DEADLINE, "the re-queued DFT to be delivered")
     assert env.accounting.answers[-1] == (dft, "AA")
     assert env.accounting.accepted() == [f"DFT{accepted}N1", dft]
     assert db_rows(env.db, "SELECT DISTINCT status FROM charges") == [("acknowledged",)]

@@ -23,13 +23,15 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import text
-from upload_corpus import (CASES, MAX_MB, MAX_MEGAPIXELS, PATIENT_MARKERS, UPLOAD_CAP,
-                           BadUpload)
 
 from connector.entrypoints.api.guard import HttpLimits
-from connector.demo import RecordingPeer, demo_order, local_config, wait_for
+from connector.demo import demo_order, local_config
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
+from tests.support.peers import RecordingPeer
+from tests.support.upload_corpus import (CASES, MAX_MB, MAX_MEGAPIXELS, PATIENT_MARKERS,
+                                         UPLOAD_CAP, BadUpload)
+from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 LIMITS = HttpLimits(header_timeout=4, body_idle_timeout=3, body_grace=3, body_min_rate=64 * 1024)
@@ -285,7 +287,7 @@ def test_store_holds_exactly_the_accepted_images_and_orthanc_has_them_all(env):
         images = env.api.get(f"/api/cases/{accession}").json()["images"]
         return images and all(i["archived"] for i in images) and images
 
-    images = wait_for(all_archived, 120, "every accepted image to be archived")
+    images = wait_until(all_archived, 120, "every accepted image to be archived")
     assert len(images) == env.image_count(accession)
     study_uid = env.api.get(f"/api/cases/{accession}").json()["study_instance_uid"]
     instances = env.running.services.archive.study_instances(study_uid)

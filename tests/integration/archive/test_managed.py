@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -18,8 +17,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from connector.archive.errors import ArchiveError, ArchiveRejected, ArchiveUnavailable
-from conftest import free_port
 from connector.archive.managed import PLUGIN_SCRIPT, ManagedOrthanc
+from connector.ports import free_port
+from tests.support.wait import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -53,17 +53,6 @@ def secondary_capture(accession: str = "ACC0001") -> tuple[Dataset, bytes]:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return ds, buffer.getvalue()
-
-
-def wait_for(condition, timeout: float = 20, interval: float = 0.1):
-    """Poll `condition` until it returns something truthy or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 class ConnectorStandIn:
@@ -249,7 +238,8 @@ def test_stable_study_reaches_the_connector_with_the_bearer_token(orthanc_factor
     running.client.store(data)
     study_id = running.client.find_study(ds.StudyInstanceUID)
 
-    notification = wait_for(lambda: connector_stand_in.received and connector_stand_in.received[0])
+    notification = wait_until(lambda: connector_stand_in.received and connector_stand_in.received[0],
+                              20, "the plugin's notification")
 
     assert notification["path"] == "/api/internal/orthanc/stable-study"
     assert notification["headers"]["Authorization"] == "Bearer s3cret"
@@ -258,14 +248,15 @@ def test_stable_study_reaches_the_connector_with_the_bearer_token(orthanc_factor
         "orthanc_id": study_id,
         "study_uid": ds.StudyInstanceUID,
     }
-    assert wait_for(lambda: plugin_status(running)["last_ok"])
+    assert wait_until(lambda: plugin_status(running)["last_ok"], 20, "the plugin's last success")
 
 
 def test_stable_study_is_dropped_without_blocking_when_the_connector_is_down(orthanc):
     dropped_before = plugin_status(orthanc)["dropped"]
     orthanc.client.store(secondary_capture()[1])
 
-    status = wait_for(lambda: (s := plugin_status(orthanc))["dropped"] > dropped_before and s)
+    status = wait_until(lambda: (s := plugin_status(orthanc))["dropped"] > dropped_before and s,
+                        20, "the plugin to drop the notification")
 
     assert status["last_error_text"] and status["queue_length"] == 0
     assert orthanc.client.is_alive()

@@ -9,10 +9,9 @@ import json
 
 from sqlalchemy import select
 
-from conftest import orthanc_factory  # noqa: F401  (fixture)
 from connector.archive.client import ArchiveClient
 from connector.config import load_config
-from connector.demo import demo_photo, wait_for
+from connector.demo import demo_photo
 from connector.domain.model import PersonName, Practitioner
 from connector.hl7.ack import read_ack
 from connector.store import cases
@@ -23,6 +22,7 @@ from connector.workflow.commands import AttachImage, RecordReport
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import build
 from connector.store.files import write_durably
+from tests.support.wait import wait_until
 
 PATIENT_TAGS = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex")
 
@@ -79,7 +79,7 @@ def test_patient_update_and_merge_rewrite_the_stored_study(orthanc_factory, tmp_
             with services.store.engine.connect() as conn:
                 return not conn.execute(select(outbox.c.id).where(
                     outbox.c.status == "pending", outbox.c.destination == "archive")).first()
-        wait_for(idle, 60, "the archive line drained")
+        wait_until(idle, 60, "the archive line drained")
 
     def stored() -> tuple[dict, list[dict]]:
         study_id = archive.find_study(case.study_uid)

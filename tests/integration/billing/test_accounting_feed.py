@@ -17,10 +17,10 @@ from connector.billing.engine import (Act, PriorAct, credits_for, evaluate, labe
                                       load_shipped, pending)
 from connector.billing.facilities import load_facilities
 from connector.billing.reconcile import reconcile, render_csv
-from connector.demo import RecordingPeer
 from connector.domain.model import Order, Patient, PersonName, Practitioner
 from connector.hl7.client import check_delivery, send_message
 from connector.hl7.dft import build_dft
+from tests.support.peers import RecordingPeer
 
 MAPPINGS = Path(__file__).resolve().parents[3] / "mappings" / "billing"
 NGAP, RULES = load_shipped(MAPPINGS)

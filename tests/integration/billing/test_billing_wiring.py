@@ -10,16 +10,17 @@ import io
 
 import pytest
 
-from billing_env import (REQUESTER, SPECIALIST, Billing, RefusingPeer, billing,  # noqa: F401
-                         majoration, make_services, order, payload)
 from connector.billing.csvfeed import file_name
 from connector.billing.teleexpertise import credit_id
 from connector.config import Destination
-from connector.demo import RecordingPeer
 from connector.domain.errors import StateConflict
 from connector.store import cases, outbox
 from connector.workflow import post_charges, withdraw_report
 from connector.workflow.commands import WithdrawReport
+from tests.support.billing import (REQUESTER, SPECIALIST, Billing, RefusingPeer, majoration, order,
+                                   payload)
+from tests.support.peers import RecordingPeer
+from tests.support.services import make_services
 
 
 def cents(billing: Billing, code: str, role: str, day: str) -> int:

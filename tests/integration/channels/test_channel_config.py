@@ -7,10 +7,11 @@ import socket
 
 import pytest
 
-from conftest import free_port, unused_url
 from connector.config import DEFAULT_WATCH_PATTERN, HttpSection, load_config
 from connector.domain.errors import ConfigError, ConnectorError
+from connector.ports import free_port
 from connector.runtime.server import RunningConnector
+from tests.support.net import unused_url
 
 CHANNELS = """
 data_dir = "./var"

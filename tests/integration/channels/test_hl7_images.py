@@ -7,11 +7,11 @@ import base64
 
 from sqlalchemy import func, select
 
-from channels_env import channels, demo_jpeg  # noqa: F401 (fixture)
 from connector.demo import demo_order, demo_photo
 from connector.hl7.orm import images_from_orm
 from connector.hl7.parse import parse
 from connector.store.schema import cases, images
+from tests.support.channels import demo_jpeg
 
 
 def with_obx(*segments: str):

@@ -15,8 +15,8 @@ from pydicom.uid import (DermoscopicPhotographyImageStorage, ImplicitVRLittleEnd
 from pynetdicom import AE
 from sqlalchemy import func, select
 
-from channels_env import (channels, jpeg_object, part10, storescu)  # noqa: F401 (fixture)
 from connector.store.schema import images
+from tests.support.channels import jpeg_object, part10, storescu
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 
-from channels_env import (DEADLINE, channels, demo_jpeg, jpeg_object,  # noqa: F401 (fixture)
-                          part10)
-from connector.demo import wait_for
 from connector.entrypoints.watch_folder import FolderWatcher
+from tests.support.channels import DEADLINE, demo_jpeg, jpeg_object, part10
+from tests.support.wait import wait_until
 
 
 def drop(folder, name: str, data: bytes):
@@ -20,7 +19,7 @@ def drop(folder, name: str, data: bytes):
 
 def wait_moved(channels, name: str, where: str):
     target = channels.watch / where / name
-    wait_for(target.exists, DEADLINE, f"{name} in {where}/")
+    wait_until(target.exists, DEADLINE, f"{name} in {where}/")
     assert not (channels.watch / name).exists()
     return target
 

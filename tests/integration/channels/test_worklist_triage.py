@@ -4,9 +4,9 @@ qualified INS is the worklist's patient id, with the IPP beside it."""
 
 from __future__ import annotations
 
-from channels_env import (DEADLINE, WORKLIST_KEYS, channels, findscu_worklist)  # noqa: F401
 from connector.dicom.worklist import WorklistFolder
-from connector.demo import wait_for
+from tests.support.channels import DEADLINE, WORKLIST_KEYS, findscu_worklist
+from tests.support.wait import wait_until
 
 BODY = "1841275123456"
 NIR = f"{BODY}{97 - int(BODY) % 97:02d}"
@@ -24,7 +24,7 @@ def entry(channels, tmp_path, accession: str, *keys: str):
                                    "ScheduledProcedureStepSequence[0].Modality=XC",
                                    *WORKLIST_KEYS, *keys)
         return [a for a in answers if a.AccessionNumber == accession]
-    (answer,) = wait_for(found, DEADLINE, f"the XC entry of {accession}")
+    (answer,) = wait_until(found, DEADLINE, f"the XC entry of {accession}")
     return answer
 
 

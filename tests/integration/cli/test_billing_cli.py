@@ -8,7 +8,6 @@ import csv
 import io
 import json
 
-from cli_run import one_error_line, telederm, write_config
 from connector.billing.engine import explain
 from connector.billing.reconcile import reconcile
 from connector.config import load_config
@@ -19,6 +18,7 @@ from connector.workflow import record_report, withdraw_report
 from connector.workflow.commands import RecordReport, WithdrawReport
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import build
+from tests.support.cli import one_error_line, telederm, write_config
 
 ACT = {"kind": "teleexpertise", "date": "2026-03-02", "patient": "P1", "requester": "R1",
        "specialist": "S1", "requester_site": "EHPAD", "specialist_site": "CHU",

@@ -15,10 +15,11 @@ import pydicom
 import pytest
 from PIL import Image, ImageDraw
 
-from cli_run import clean_env, one_error_line, process_alive, telederm, write_config
-from conftest import dciodvfy_errors, free_port
 from connector.config import load_config
+from connector.ports import free_port
 from connector.runtime.server import managed_orthanc
+from tests.support.cli import clean_env, one_error_line, process_alive, telederm, write_config
+from tests.support.dciodvfy import dciodvfy_errors
 
 COMMANDS = ("demo", "serve", "wrap", "import", "hl7", "stats", "audit", "config", "billing",
             "orthanc")

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cli_run import one_error_line, telederm
-
 from connector.config import default_mappings_dir
+from tests.support.cli import one_error_line, telederm
 
 
 def site(tmp_path: Path, edit=None) -> Path:

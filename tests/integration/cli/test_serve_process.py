@@ -23,11 +23,14 @@ import httpx
 import pytest
 from PIL import Image
 
-from cli_run import clean_env, one_error_line, process_alive, telederm, write_config
-from conftest import free_port, write_serve_config
 from connector.config import load_config
-from connector.demo import RecordingPeer, demo_order, demo_photo, wait_for
+from connector.demo import demo_order, demo_photo
+from connector.ports import free_port
 from connector.runtime.server import managed_orthanc
+from tests.support.cli import (clean_env, one_error_line, process_alive, telederm, write_config,
+                               write_serve_config)
+from tests.support.peers import RecordingPeer
+from tests.support.wait import wait_until
 
 START_DEADLINE = 120    # serve starts Orthanc, migrates the store, binds HL7 and HTTP
 CASE_DEADLINE = 90      # photo archived + study stable; report -> ORU and DFT delivered
@@ -112,9 +115,9 @@ def served(tmp_path_factory):
     try:
         # serve prints its announcement once start() returns, which is just after the HTTP
         # server answers: wait for both, or a fast test reads an empty stdout.
-        wait_for(lambda: proc.poll() is not None
-                 or (health(http_port) and stdout_path.read_text().strip()),
-                 START_DEADLINE, "GET /api/health to answer and serve to announce itself")
+        wait_until(lambda: proc.poll() is not None
+                   or (health(http_port) and stdout_path.read_text().strip()),
+                   START_DEADLINE, "GET /api/health to answer and serve to announce itself")
         assert proc.poll() is None, f"serve exited with {proc.returncode}:\n{served.logs()}"
         yield served
     finally:
@@ -145,16 +148,16 @@ def answered(served):
                         files={"file": ("lesion.jpg", demo_photo(True), "image/jpeg")},
                         data={"kind": "photo", "site": "66643007", "laterality": "L"})
     assert r.status_code == 201, r.text
-    wait_for(lambda: served.api.get(f"/api/cases/{accession}").json()["status"] == "READY",
-             CASE_DEADLINE, "the case to be READY")
+    wait_until(lambda: served.api.get(f"/api/cases/{accession}").json()["status"] == "READY",
+               CASE_DEADLINE, "the case to be READY")
     r = served.api.post(f"/api/cases/{accession}/report", json={
         "text": "Naevus bénin.\nSurveillance annuelle.", "conduct": "no_visit",
         "specialist": {"id": "810001234567", "name": "LEROY^Claire"}})
     assert r.status_code == 201, r.text
-    wait_for(lambda: served.ehr.messages and served.accounting.messages, CASE_DEADLINE,
-             "the ORU at the EHR and the DFT at accounting")
-    wait_for(lambda: served.api.get("/api/stats").json()["outbox"]["pending"] == 0, CASE_DEADLINE,
-             "the outbox to drain")
+    wait_until(lambda: served.ehr.messages and served.accounting.messages, CASE_DEADLINE,
+               "the ORU at the EHR and the DFT at accounting")
+    wait_until(lambda: served.api.get("/api/stats").json()["outbox"]["pending"] == 0, CASE_DEADLINE,
+               "the outbox to drain")
     served.facts["answered"] = served.api.get(f"/api/cases/{accession}").json()
     return accession
 
@@ -226,8 +229,8 @@ def test_peers_receive_the_oru_and_the_dft_when_the_report_is_posted(served, ans
 
 def test_serve_exits_0_and_stops_its_orthanc_when_sent_sigterm(served, stopped):
     assert stopped["code"] == 0, served.logs()
-    wait_for(lambda: not process_alive(stopped["orthanc_pid"]), EXIT_DEADLINE,
-             "the managed Orthanc to be gone")
+    wait_until(lambda: not process_alive(stopped["orthanc_pid"]), EXIT_DEADLINE,
+               "the managed Orthanc to be gone")
     assert not stopped["pid_file"].exists()
     status = telederm("orthanc", "status", "--config", served.config_path)
     assert status.returncode == 0, status.stderr

@@ -15,7 +15,6 @@ from dataclasses import replace
 from sqlalchemy import select
 
 from connector.config import HttpSection
-from connector.demo import wait_for
 from connector.hl7.ack import read_ack
 from connector.hl7.mllp import FrameReader, frame
 from connector.hl7.parse import parse
@@ -25,11 +24,12 @@ from connector.store.schema import inbox as inbox_table
 from connector.entrypoints import hl7_intake
 from connector.runtime import hl7_applier
 from connector.bootstrap import build
-from inbound_env import SENDER, adt, inbound, order, pid  # noqa: F401  (fixture)
+from tests.support.inbound import SENDER, adt, order, pid
+from tests.support.wait import wait_until
 
 
-def storage_mode(inbound_env):
-    services = inbound_env.services
+def storage_mode(inbound):
+    services = inbound.services
     config = services.config.model_copy(update={
         "hl7": services.config.hl7.model_copy(update={"ack_mode": "storage"})})
     return replace(services, config=config)
@@ -160,9 +160,9 @@ def test_running_connector_applies_orders_acknowledged_over_mllp_in_storage_mode
         def applied():
             with running.services.store.engine.connect() as conn:
                 return inbox.backlog(conn)[0] == 0
-        wait_for(applied, 30, "stored orders applied")
+        wait_until(applied, 30, "stored orders applied")
     assert all(inbound.accession(f"P-M{n}") for n in range(20))
-    assert SENDER  # the placer numbers above are scoped to the inbound_env sender
+    assert SENDER  # the placer numbers above are scoped to the `inbound` fixture's sender
 
 
 def with_order_status(services):

@@ -14,7 +14,6 @@ import time
 
 import hl7
 import pytest
-from bad_corpus import CASES, START, BadCase, framed
 from sqlalchemy import text
 
 from connector.config import load_config
@@ -24,6 +23,7 @@ from connector.hl7.mllp import FrameReader
 from connector.hl7.parse import decode
 from connector.ports import free_port
 from connector.runtime.server import RunningConnector
+from tests.support.bad_corpus import CASES, START, BadCase, framed
 
 _serial = itertools.count(1)
 _tally = {"expected": 0}
@@ -136,7 +136,7 @@ def test_bad_input_is_answered_and_the_listener_keeps_serving(running, case: Bad
             setup_acks += read_frames(sock, reader, 1)
         for i, chunk in enumerate(case.wire):
             if i:
-                time.sleep(0.05)  # separate TCP writes
+                time.sleep(0.05)  # part of the input: separate TCP writes
             sock.sendall(chunk)
         answers = read_frames(sock, reader, len(case.expect))
         first_error = True

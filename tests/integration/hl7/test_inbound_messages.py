@@ -8,11 +8,10 @@ import base64
 import json
 
 import pytest
-from inbound_env import (REQUESTER, adt, inbound, mdm, msh, order, oru, pid,  # noqa: F401
-                         wire)
 
 from connector.demo import demo_photo
 from connector.store.schema import patients
+from tests.support.inbound import REQUESTER, adt, mdm, msh, order, oru, pid, wire
 
 NEW_REQUESTER = "809876543210^BERNARD^Anne^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO"
 

@@ -1,7 +1,10 @@
 """The listener on a real localhost socket, talked to with raw sockets and python-hl7's client."""
 
 import asyncio
+import fcntl
 import socket
+import struct
+import termios
 import threading
 import time
 
@@ -14,8 +17,7 @@ from connector.hl7 import listener as listener_module
 from connector.hl7.listener import MllpListener
 from connector.hl7.mllp import FrameReader, frame
 from connector.hl7.parse import encode, parse
-
-from mllp_fixtures import listener_on  # noqa: F401  (fixture)
+from tests.support.wait import wait_until
 
 NOW = "20261115093005"
 
@@ -116,7 +118,7 @@ def test_handlers_never_run_concurrently_across_connections(listener_on):
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
-        time.sleep(0.05)
+        time.sleep(0.05)  # a slow handler: the window in which another one could start
         with lock:
             running[0] -= 1
         return echo_aa(raw, peer)
@@ -147,6 +149,12 @@ def _batches_recorder(hold: threading.Event | None = None):
     return batches, started, handle_batch
 
 
+def unacknowledged_bytes(sock: socket.socket) -> int:
+    """Bytes this socket sent that the peer's kernel has not acknowledged yet (Linux SIOCOUTQ):
+    0 means they sit in the listener's receive buffer, read or not."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+
+
 def _connect(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=10)
 
@@ -169,12 +177,15 @@ def test_messages_arriving_while_a_batch_is_handled_form_the_next_batch(listener
         for i, sock in enumerate(socks):  # each connection fully set up on the listener's side
             sock.sendall(frame(message(f"HELLO{i}")))
             assert _ack_of(sock, FrameReader()) == f"HELLO{i}"
-        time.sleep(2 * listener_module.BUSY)  # and none of them busy any more
+        wait_until(lambda: all(time.monotonic() - c.last_message >= listener_module.BUSY
+                               for c in listener._connections), 5, "no connection busy any more",
+                   interval=0.01)
         socks[0].sendall(frame(message("FIRST")))
         assert started.wait(5)
         for i, sock in enumerate(socks[1:], start=1):
             sock.sendall(frame(message(f"WAITING{i}")))
-        time.sleep(0.05)  # on loopback the bytes are in the listener's socket buffers by now
+        wait_until(lambda: not any(map(unacknowledged_bytes, socks[1:])), 5,
+                   "the listener's kernel to have the waiting messages", interval=0.01)
         sent.set()  # the first batch ends only now: the three wait together
         acks = [_ack_of(sock, FrameReader()) for sock in socks]
     finally:
@@ -199,7 +210,7 @@ def test_a_batch_waits_for_the_next_message_of_each_busy_connection_only(listene
         assert _ack_of(b, rb) == "B1"
         # Both are busy now: A2 waits for B2 (well under GROUP_WAIT), not for `quiet`.
         a.sendall(frame(message("A2")))
-        time.sleep(0.1)
+        wait_until(lambda: len(listener._queued) == 1, 5, "A2 queued alone", interval=0.01)
         b.sendall(frame(message("B2")))
         assert (_ack_of(a, ra), _ack_of(b, rb)) == ("A2", "B2")
         # B stays silent: A3 waits GROUP_WAIT for it, then goes alone.
@@ -214,7 +225,7 @@ def test_a_batch_waits_for_the_next_message_of_each_busy_connection_only(listene
 def test_a_peer_that_stops_sending_still_gets_every_answer_then_the_connection_closes(
         listener_on):
     def slow(raw: bytes, peer: str) -> bytes:
-        time.sleep(0.05)  # the end of the peer's stream arrives while messages still wait
+        time.sleep(0.05)  # slow on purpose: the end of the peer's stream comes while messages wait
         return echo_aa(raw, peer)
 
     listener = listener_on(slow)

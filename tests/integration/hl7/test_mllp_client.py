@@ -10,8 +10,6 @@ from connector.hl7.client import check_delivery, send_message
 from connector.hl7.errors import DeliveryError, Hl7Error
 from connector.hl7.parse import encode, parse
 
-from mllp_fixtures import listener_on  # noqa: F401  (fixture)
-
 NOW = "20261116121000"
 ORU = ("MSH|^~\\&|TELEDERM|TELEDERM|DPI|CHU|20261116121000||ORU^R01^ORU_R01|{ctl}|P|2.5"
        "||||||UNICODE UTF-8\rPID|1||123^^^CHU||LEFÈVRE^Hélène\rOBR|1|P1|F1|TELEDERM\r")

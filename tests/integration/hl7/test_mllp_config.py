@@ -16,8 +16,6 @@ from connector.hl7.tls import client_context
 from connector.ports import free_port
 from connector.runtime.server import RunningConnector
 
-from tls_pki import pki  # noqa: F401  (fixture)
-
 
 def write(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "telederm.toml"

@@ -16,8 +16,6 @@ from connector.hl7.errors import DeliveryError
 from connector.hl7.mllp import FrameReader, frame
 from connector.hl7.parse import encode, parse
 
-from mllp_fixtures import listener_on  # noqa: F401  (fixture)
-
 NOW = "20261202080000"
 
 

@@ -32,9 +32,6 @@ from connector.hl7.tls import client_context
 from connector.ports import free_port
 from connector.runtime.server import RunningConnector
 
-from mllp_fixtures import listener_on  # noqa: F401  (fixture)
-from tls_pki import pki  # noqa: F401  (fixture)
-
 MLLP_SEND = Path(sys.executable).with_name("mllp_send")
 READ_TIMEOUT = 1.0  # [hl7] read_timeout of the running connector: a stalled frame is closed
 _serial = iter(range(1, 10_000))

@@ -18,9 +18,6 @@ from connector.hl7.mllp import FrameReader, frame
 from connector.hl7.parse import encode, parse
 from connector.hl7.tls import client_context, server_context
 
-from mllp_fixtures import listener_on  # noqa: F401  (fixture)
-from tls_pki import pki  # noqa: F401  (fixture)
-
 NOW = "20261201101500"
 
 

@@ -20,9 +20,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from conftest import free_port, unused_url
 from connector.config import Destination, load_config
-from connector.demo import RecordingPeer
 from connector.domain.errors import DomainError, StateConflict
 from connector.domain.model import Order, Patient, PersonName, Practitioner
 from connector.domain.states import CaseEvent
@@ -40,6 +38,9 @@ from connector.workflow.commands import (CancelCase, DeclineCase, MarkReady, Ope
                                         WithdrawReport)
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import build
+from connector.ports import free_port
+from tests.support.net import unused_url
+from tests.support.peers import RecordingPeer
 
 SPECIALIST = Practitioner("810001234567", PersonName("LEROY", "Claire"), "1.2.250.1.71.4.2.1",
                           id_type="IDNPS")

@@ -19,9 +19,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 from connector.entrypoints.cli import main as telederm
-from connector.demo import RecordingPeer, local_config, wait_for
+from connector.demo import local_config
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector, managed_orthanc
+from tests.support.peers import RecordingPeer
+from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 ORDER = REPO / "conformance" / "samples" / "orm_o01_nw_questionnaire.hl7"
@@ -77,8 +79,8 @@ def env(tmp_path_factory):
                      files={"file": ("back.jpg", _photo(), "image/jpeg")},
                      data={"site": "66643007", "laterality": "L"})
         assert r.status_code == 201, r.text
-        case_study = wait_for(lambda: _orthanc_study(client, case["study_instance_uid"]), 60,
-                              "the case's photo in Orthanc")
+        case_study = wait_until(lambda: _orthanc_study(client, case["study_instance_uid"]), 60,
+                                "the case's photo in Orthanc")
         photo = work / "other.jpg"
         photo.write_bytes(_photo())
         assert telederm(["wrap", str(photo), "--out", str(work / "other"),

@@ -6,8 +6,7 @@ import pytest
 
 from connector.billing.csvfeed import COLUMNS, drop, file_name, render_csv
 from connector.billing.engine import Act, credits_for, evaluate, labels_for
-
-from billing_cases import NGAP, ORDER, REQ, RULES, SPEC, facilities
+from tests.support.billing_cases import NGAP, ORDER, REQ, RULES, SPEC, facilities
 
 NOW = "20261116121000"
 

@@ -8,8 +8,7 @@ from connector.billing.engine import (Act, PriorAct, act_from_json, credits_for,
                                       explain, labels_for, not_billable_id, pending)
 from connector.billing.teleexpertise import credit_id, transaction_id
 from connector.domain.errors import DomainError
-
-from billing_cases import NGAP, REQ, RULES, SPEC
+from tests.support.billing_cases import NGAP, REQ, RULES, SPEC
 
 TE_2026 = {"kind": "teleexpertise", "date": "2026-03-02", "patient": "IPP1",
            "requester": "801111111111", "specialist": "802222222222",

@@ -9,8 +9,7 @@ from connector.billing.facilities import load_facilities
 from connector.billing.rules import load_rules
 from connector.domain.errors import ConfigError, DomainError
 from connector.domain.model import Charge
-
-from billing_cases import FACILITIES_TOML, MAPPINGS, NGAP, RULES, SPEC
+from tests.support.billing_cases import FACILITIES_TOML, MAPPINGS, NGAP, RULES, SPEC
 
 
 def line_of(text: str, section: str, n: int) -> int:

@@ -17,8 +17,8 @@ import pytest
 
 from connector.billing.engine import act_from_json, credits_for, evaluate, labels_for, pending
 from connector.hl7.dft import build_dft
-
-from billing_cases import NGAP, ORDER, PEOPLE, REQ, REQ2, RULES, SPEC, SPEC2, facilities, reasons
+from tests.support.billing_cases import (NGAP, ORDER, PEOPLE, REQ, REQ2, RULES, SPEC, SPEC2,
+                                         facilities, reasons)
 
 ACC = "TD-2026-000042"
 NOW = "20261116121000"

@@ -19,8 +19,6 @@ from connector.dicom.wrap import to_bytes, wrap_photo
 from connector.domain.errors import ConfigError
 from connector.domain.model import BodySite
 
-from dicom_samples import dciodvfy, patient, plain_jpeg  # noqa: F401 - fixtures
-
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "generate_body_sites.py"
 OVERRIDES = ROOT / "mappings" / "body_sites_fr.csv"

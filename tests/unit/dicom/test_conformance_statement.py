@@ -16,8 +16,6 @@ from connector.dicom.uids import uid_from
 from connector.dicom.wrap import wrap_photo
 from connector.domain.model import PersonName
 
-from dicom_samples import patient, plain_jpeg  # noqa: F401 - fixtures
-
 STATEMENT = Path(__file__).resolve().parents[3] / "conformance" / "dicom-conformance-statement.md"
 
 

@@ -36,8 +36,6 @@ from connector.dicom.wrap import to_bytes, wrap_photo
 from connector.domain.errors import ConfigError, DomainError, ImageError
 from connector.domain.model import Patient, PersonName
 
-from dicom_samples import dciodvfy, exif_jpeg, patient, plain_jpeg, secrets  # noqa: F401
-
 DEVICE = Device(manufacturer="DermLite", model="DL5", serial="SN-0042",
                 software_versions=("iOS 17.5", "Capture 2.1"))
 CONTACT = DermoscopyParams(polarization="NON_POLARIZED", contact="CONTACT", magnification=10,

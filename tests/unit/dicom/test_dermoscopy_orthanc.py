@@ -22,8 +22,6 @@ from connector.dicom.sites import load_sites, lookup
 from connector.dicom.uids import uid_from
 from connector.dicom.wrap import to_bytes, wrap_photo
 
-from dicom_samples import patient, plain_jpeg  # noqa: F401 - fixtures
-
 DEVICE = Device(manufacturer="DermLite", model="DL5", serial="SN-0042",
                 software_versions=("iOS 17.5", "Capture 2.1"))
 PARAMS = DermoscopyParams(polarization="POLARIZED", contact="CONTACT", magnification=10,

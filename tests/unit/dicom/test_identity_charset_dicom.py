@@ -7,15 +7,13 @@ from __future__ import annotations
 import pytest
 from pydicom import dcmread
 
-from conftest import dciodvfy_errors
 from connector.dicom.common import fit_charset, to_bytes
 from connector.dicom.pdf import encapsulate_pdf
 from connector.dicom.uids import uid_from
 from connector.dicom.wrap import wrap_image
 from connector.hl7.orm import order_from_orm
 from connector.hl7.parse import parse
-
-from dicom_samples import plain_jpeg  # noqa: F401  (fixture)
+from tests.support.dciodvfy import dciodvfy_errors
 
 NIR = "279035121518989"
 INS_OID = "1.2.250.1.213.1.4.8"

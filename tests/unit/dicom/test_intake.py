@@ -20,9 +20,9 @@ from connector.workflow import attach_image, open_case
 from connector.workflow.commands import AttachImage, OpenCase
 from connector.bootstrap import build
 
-from dicom_samples import ODD, encode, oriented_jpeg, pattern, png_bomb
-
 import pillow_heif
+
+from tests.support.dicom_samples import ODD, encode, oriented_jpeg, pattern, png_bomb
 
 
 def _half(data: bytes) -> bytes:

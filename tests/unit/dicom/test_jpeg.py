@@ -12,10 +12,6 @@ from PIL import Image
 from connector.dicom.jpeg import inspect, strip_private_segments
 from connector.domain.errors import ImageError
 
-from dicom_samples import (  # noqa: F401 - fixtures
-    cmyk_jpeg, comment_jpeg, decode, exif_jpeg, gray_jpeg, plain_jpeg, progressive_jpeg, secrets,
-)
-
 
 def _markers(data: bytes) -> list[tuple[int, bytes]]:
     """(marker, first bytes of payload) for each header segment up to SOS, read independently."""

@@ -9,8 +9,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from connector.dicom.orientation import TURNS, jpegtran_upright, normalise, upright
-
-from dicom_samples import ALIGNED, ODD, STORED_AS, oriented_jpeg, pattern
+from tests.support.dicom_samples import ALIGNED, ODD, STORED_AS, oriented_jpeg, pattern
 
 
 def _pixels(data: bytes) -> np.ndarray:

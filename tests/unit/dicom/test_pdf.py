@@ -11,8 +11,6 @@ from connector.dicom.uids import uid_from
 from connector.domain.errors import DomainError
 from connector.domain.model import PersonName
 
-from dicom_samples import dciodvfy, patient  # noqa: F401 - fixtures
-
 
 # A minimal but well-formed PDF; its length (odd on purpose) exercises the padding rule.
 PDF = (

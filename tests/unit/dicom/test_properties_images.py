@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dicom_samples import dcmtk_jpeg, oriented_jpeg, tiff16_rgb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -20,6 +19,7 @@ from PIL import Image
 from connector.dicom.images import ImageFrame, read_image, sniff
 from connector.dicom.jpeg import JpegInfo, inspect, strip_private_segments
 from connector.domain.errors import ImageError
+from tests.support.dicom_samples import dcmtk_jpeg, oriented_jpeg, tiff16_rgb
 
 FAST = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

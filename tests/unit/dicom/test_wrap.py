@@ -28,11 +28,6 @@ from connector.dicom.wrap import (
 from connector.domain.errors import DomainError, ImageError
 from connector.domain.model import PersonName
 
-from dicom_samples import (  # noqa: F401 - fixtures
-    cmyk_jpeg, dciodvfy, decode, exif_jpeg, exif_upright_jpeg, gray_jpeg, patient, plain_jpeg,
-    progressive_jpeg, secrets,
-)
-
 
 @pytest.fixture
 def wrap(patient):

@@ -35,11 +35,9 @@ from connector.dicom.wrap import (
     wrap_image,
 )
 from connector.domain.errors import DomainError, ImageError
-
-from dicom_samples import (  # noqa: F401 - fixtures
-    ALIGNED, GS_ICC, ODD, SECRETS, dcmtk_jpeg, dciodvfy, encode, gps_exif, oriented_jpeg,
-    patient, pattern, png_bomb, tiff16_rgb, tiff_declaring,
-)
+from tests.support.dicom_samples import (ALIGNED, GS_ICC, ODD, SECRETS, dcmtk_jpeg, encode,
+                                         gps_exif, oriented_jpeg, pattern, png_bomb, tiff16_rgb,
+                                         tiff_declaring)
 
 @pytest.fixture
 def wrap(patient):

@@ -7,8 +7,6 @@ from connector.hl7.ack import ack_for_unparseable, build_ack, read_ack
 from connector.hl7.errors import Hl7Error
 from connector.hl7.parse import parse
 
-from hl7_samples import sample  # noqa: F401  (fixture)
-
 NOW = "20261115093005"
 
 

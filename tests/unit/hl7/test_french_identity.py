@@ -13,8 +13,6 @@ from connector.hl7.orm import MAPPING_FILE, load_mapping, order_from_orm, patien
 from connector.hl7.parse import parse
 from connector.mappings import load_mappings
 
-from hl7_samples import sample  # noqa: F401  (fixture)
-
 IPP = "IPP0012345^^^CHU_NIMES^PI"
 NIR = "279035121518989"  # key 89 = 97 - 2790351215189 mod 97
 INS_NIR = f"{NIR}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS"

@@ -7,8 +7,6 @@ from connector.hl7.orm import (MAPPING_FILE, load_mapping, order_from_orm,
                                teleconsultation_from_orm)
 from connector.hl7.parse import parse
 
-from hl7_samples import sample  # noqa: F401  (fixture)
-
 REQ = ("801234567897^MARTIN^François^^^DR^^^"
        "ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS")
 

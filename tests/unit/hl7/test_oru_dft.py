@@ -14,8 +14,6 @@ from connector.hl7.orm import order_from_orm
 from connector.hl7.oru import build_oru
 from connector.hl7.parse import encode, parse
 
-from hl7_samples import sample  # noqa: F401  (fixture)
-
 NOW = "20261116121000"
 SPECIALIST = Practitioner("810000000001", PersonName("DURAND", "Amélie"), "1.2.250.1.71.4.2.1")
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40  # ~10 KB: base64 must stay on one line

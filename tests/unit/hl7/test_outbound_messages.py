@@ -18,8 +18,7 @@ from connector.hl7.mdm import build_mdm, trigger_for
 from connector.hl7.order_status import build_order_status
 from connector.hl7.parse import parse
 from connector.hl7.segments import pid, ppn, xcn
-
-import outbound_forms as forms
+from tests.support import outbound_forms as forms
 
 FORMS = forms.FORMS
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import outbound_forms as forms
+from tests.support import outbound_forms as forms
 
 SPEC = Path(__file__).resolve().parents[3] / "conformance" / "hl7-interface-spec.md"
 
@@ -17,8 +17,8 @@ SPEC = Path(__file__).resolve().parents[3] / "conformance" / "hl7-interface-spec
 def test_builder_output_is_the_sample_byte_for_byte(name):
     sample = (forms.SAMPLES / name).read_bytes()
     assert forms.wire(name) == sample, (
-        f"{name} changed; if intended, run tests/unit/hl7/outbound_forms.py --write and update "
-        "conformance/hl7-interface-spec.md")
+        f"{name} changed; if intended, run `python -m tests.support.outbound_forms --write` "
+        "and update conformance/hl7-interface-spec.md")
 
 
 def test_every_outbound_sample_is_a_documented_form():

@@ -3,8 +3,6 @@ import pytest
 from connector.hl7.errors import Hl7Error, is_erl
 from connector.hl7.parse import Location, decode, encode, is_timestamp, parse, salvage_header
 
-from hl7_samples import sample  # noqa: F401  (fixture)
-
 MSH = "MSH|^~\\&|DPI|CHU|TELEDERM|TD|20261115093000||ORM^O01^ORM_O01|C1|P|2.5|||||FRA|{cs}\r"
 PID = "PID|1||123^^^CHU^PI~456^^^ASIP&1.2.250.1.213.1.4.10&ISO^INS||LEFÈVRE^Hélène||19720314|F\r"
 

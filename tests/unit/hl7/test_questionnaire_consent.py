@@ -12,8 +12,6 @@ from connector.hl7.orm import MAPPING_FILE, load_mapping, order_from_orm
 from connector.hl7.parse import parse
 from connector.hl7.questionnaire import QUESTIONNAIRE_FILE, load_questionnaire
 
-from hl7_samples import sample  # noqa: F401  (fixture)
-
 CONSENT = "OBX|1|CWE|CONSENT^Consentement^L||Y^Oui^HL70136||||||F|||20261115"
 
 

@@ -4,10 +4,10 @@ import json
 import threading
 
 from sqlalchemy import delete, select, update
-from store_samples import engine, stamp  # noqa: F401  (fixture)
 
 from connector.store import audit
 from connector.store.schema import audit as audit_table
+from tests.support.store_samples import stamp
 
 
 def append_three(engine):

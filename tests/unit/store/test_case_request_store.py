@@ -13,8 +13,7 @@ from connector.domain.errors import DomainError
 from connector.store import cases, queries, schema
 from connector.store.db import migrate
 from connector.store.migrations import MIGRATIONS
-
-from store_samples import engine, make_order, open_case, stamp  # noqa: F401  (fixture)
+from tests.support.store_samples import make_order, open_case, stamp
 
 TRIAGE = TriagePolicy(((Priority.STAT, 100), (Priority.URGENT, 50), (Priority.ROUTINE, 0)),
                       (("STAT", 100), ("HIGH", 40), ("ROUTINE", 0)))

@@ -3,13 +3,13 @@
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from store_samples import engine, make_order, open_case, stamp  # noqa: F401  (fixture)
 
 from connector.domain.errors import NotFound
 from connector.domain.model import Case, Priority
 from connector.domain.states import CaseEvent, CaseStatus
 from connector.store import cases
 from connector.store.schema import patients
+from tests.support.store_samples import make_order, open_case, stamp
 
 
 def test_next_accession_starts_at_one_and_counts_up_when_called_repeatedly(engine):

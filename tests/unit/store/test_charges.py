@@ -4,7 +4,6 @@ what the feed's answer does to them (`workflow.charges_delivered`)."""
 import json
 
 import pytest
-from store_samples import engine, make_order, open_case, stamp  # noqa: F401  (fixture)
 
 from connector.domain.model import Charge, PersonName, Practitioner
 from connector.hl7.ack import AckResult
@@ -13,6 +12,7 @@ from connector.store import charges as lines
 from connector.store.outbox import Item
 from connector.store.uow import UnitOfWork
 from connector.workflow import charges_delivered
+from tests.support.store_samples import make_order, open_case, stamp
 
 SPEC = Practitioner("810001234567", PersonName("LEROY", "Claire"), "1.2.250.1.71.4.2.1")
 REQ = Practitioner("801234567897", PersonName("MARTIN", "Jean"))

@@ -3,12 +3,12 @@
 import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
-from store_samples import engine, stamp  # noqa: F401  (fixture)
 
 from connector.domain.errors import StoreUnavailable
 from connector.store import schema
 from connector.store.migrations import MIGRATIONS
 from connector.store.db import make_engine, migrate
+from tests.support.store_samples import stamp
 
 LATEST = MIGRATIONS[-1][0]
 
@@ -80,7 +80,7 @@ def test_migrate_adds_the_quality_column_when_the_database_is_at_version_1(engin
 
 
 def test_migrate_adds_the_billing_columns_when_the_database_is_at_version_2(engine):
-    from store_samples import make_order, open_case
+    from tests.support.store_samples import make_order, open_case
     with engine.begin() as conn:
         case = open_case(conn, make_order("P-MIG", patient_id="IPP-MIG"))
         conn.execute(text("DROP INDEX ix_charges_control_id"))

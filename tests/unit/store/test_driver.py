@@ -3,7 +3,6 @@ SQLAlchemy's (callers catch IntegrityError whichever way a statement was sent)."
 
 import pytest
 from sqlalchemy.exc import IntegrityError
-from store_samples import engine  # noqa: F401  (fixture)
 
 from connector.store import driver
 from connector.store.schema import counters

@@ -3,10 +3,10 @@
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from store_samples import engine, stamp  # noqa: F401  (fixture)
 
 from connector.store import inbox
 from connector.store.schema import inbox as inbox_table
+from tests.support.store_samples import stamp
 
 RAW = "MSH|^~\\&|DPI_CHU|CHU_NIMES|TELEDERM|TELEDERM|20261115092500||ORM^O01|MSG0001|P|2.5\rPID|||IPP1||LEFÈVRE^Hélène\r".encode()
 ACK = b"MSH|^~\\&|TELEDERM|TELEDERM|DPI_CHU|CHU_NIMES|20261115092501||ACK^O01|A1|P|2.5\rMSA|AA|MSG0001\r"

@@ -6,11 +6,11 @@ import time
 
 import pytest
 from sqlalchemy import select
-from store_samples import at, engine, stamp  # noqa: F401  (fixture)
 
 from connector.store import audit, outbox
 from connector.domain.moment import iso
 from connector.store.schema import outbox as outbox_table
+from tests.support.store_samples import at, stamp
 
 
 def put(engine, key, destination="ehr", payload=b"MSH|...", accession="TD00000001", now=0):
@@ -160,7 +160,7 @@ def test_each_item_is_delivered_once_and_in_order_when_four_workers_claim_at_onc
                     delivered.append(item.key)
                     complete(engine, item, 0)
                 if not claimed:
-                    time.sleep(0.001)
+                    time.sleep(0.001)  # a worker's idle pause, part of what runs here
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 

@@ -1,8 +1,7 @@
 """Operator actions on the outbox: list, retry a dead item, discard one, per-destination health."""
 
-from store_samples import at, engine, stamp  # noqa: F401  (fixture)
-
 from connector.store import outbox
+from tests.support.store_samples import at, stamp
 
 
 def put(engine, key, destination="ehr", seconds=0):

@@ -2,9 +2,8 @@
 but some, leases left by a dead process, and each destination's last failure kept after a
 later success."""
 
-from store_samples import at, engine, stamp  # noqa: F401  (fixture)
-
 from connector.store import outbox
+from tests.support.store_samples import at, stamp
 
 
 def put(engine, key, destination="ehr", seconds=0):

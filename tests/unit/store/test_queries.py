@@ -3,12 +3,12 @@
 import dataclasses
 
 import pytest
-from store_samples import at, engine, make_order, open_case, stamp  # noqa: F401  (fixture)
 
 from connector.domain.model import PersonName, Practitioner, Priority
 from connector.domain.states import CaseEvent
 from connector.store import cases, outbox, queries
 from connector.store.schema import charges, images, reports
+from tests.support.store_samples import at, make_order, open_case, stamp
 
 
 def three_cases(engine):

@@ -1,8 +1,4 @@
-"""Shared test data for billing: doctors, an order, a two-facility mapping, the shipped rules.
-
-Not a conftest.py on purpose (a second `conftest` module would shadow the root one); test
-modules import what they need by name.
-"""
+"""Shared test data for billing: doctors, an order, a two-facility mapping, the shipped rules."""
 
 from pathlib import Path
 
@@ -10,7 +6,7 @@ from connector.billing.engine import LUMP_REASON, load_shipped
 from connector.billing.facilities import load_facilities
 from connector.domain.model import Order, Patient, PersonName, Practitioner
 
-MAPPINGS = Path(__file__).resolve().parents[3] / "mappings" / "billing"
+MAPPINGS = Path(__file__).resolve().parents[2] / "mappings" / "billing"
 NGAP, RULES = load_shipped(MAPPINGS)
 
 REQ = Practitioner("801111111111", PersonName("MARTIN", "Élise"), "1.2.250.1.71.4.2.1")

@@ -2,8 +2,6 @@
 each unique, MLLP peers that can be stopped and started again on the same port (answering AA,
 AR or AE by script, or never answering), the `telederm serve` process, and readers of what the
 peers got and what the store and Orthanc hold.
-
-Imported by the tests in this folder as `from reliability_env import ...`.
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import os
 import signal
 import socket
 import sqlite3
@@ -26,11 +23,14 @@ import hl7 as pyhl7
 import httpx
 from PIL import Image, ImageDraw
 
-from connector.demo import RecordingPeer, demo_order, wait_for
+from connector.demo import demo_order
 from connector.hl7.ack import build_ack
 from connector.hl7.listener import MllpListener
 from connector.hl7.mllp import FrameReader
 from connector.hl7.parse import encode, parse
+from tests.support.cli import clean_env
+from tests.support.peers import RecordingPeer
+from tests.support.wait import wait_until
 
 SPECIALIST = {"id": "810001234567", "name": "LEROY^Claire"}
 PID_LINE = "PID|1||IPP123456^^^CHU_DEMO&1.2.250.1.999.1&ISO^PI||DUPONT^Hélène^^^^^L||19580312|F"
@@ -226,13 +226,6 @@ def orthanc_sop_uids(url: str, auth: tuple[str, str]) -> list[str]:
 
 # --- the serve process ----------------------------------------------------------------------
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without TELEDERM_* overrides (so only the test's config counts)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEDERM_")}
-    env.update(extra)
-    return env
-
-
 class ServeProcess:
     """`python -m connector.entrypoints.cli serve --config FILE` as a child process, its output in files."""
 
@@ -249,8 +242,8 @@ class ServeProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "connector.entrypoints.cli", "serve", "--config",
                  str(self.config_path)], stdout=out, stderr=err, cwd=self.work, env=clean_env())
-        wait_for(lambda: self.proc.poll() is not None or self.healthy(), deadline,
-                 "GET /api/health to answer")
+        wait_until(lambda: self.proc.poll() is not None or self.healthy(), deadline,
+                   "GET /api/health to answer")
         assert self.proc.poll() is None, f"serve exited with {self.proc.returncode}:\n{self.logs()}"
         return self
 

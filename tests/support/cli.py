@@ -1,7 +1,5 @@
-"""Run the `telederm` command line as a real subprocess, and read what it says.
-
-Imported by the tests in this folder as `from cli_run import telederm, one_error_line`.
-"""
+"""Run the `telederm` command line as a real subprocess, read what it says, and write the
+configuration files it reads."""
 
 from __future__ import annotations
 
@@ -10,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import free_port
+from connector.ports import free_port
 
 # A command that never comes back within this deadline is a failure, not a hang of the suite.
 COMMAND_DEADLINE = 120
@@ -69,4 +67,39 @@ dicom_port = {dicom}
 password = "cli-test-secret"
 stable_age = 1
 {body}""", encoding="utf-8")
+    return path
+
+
+def write_serve_config(path: Path, *, data_dir: Path, http_port: int, hl7_port: int,
+                       orthanc_port: int, dicom_port: int, password: str, ehr_port: int,
+                       accounting_port: int, token: str, extra: str = "") -> Path:
+    """The telederm.toml of a connector served on loopback ports with its managed Orthanc, an
+    EHR peer (requester) and an accounting peer over MLLP, and an admin token; `extra` holds
+    more sections (e.g. `[worker]`)."""
+    path.write_text(f"""data_dir = "{data_dir}"
+[http]
+listen = "127.0.0.1:{http_port}"
+[hl7]
+listen = "127.0.0.1:{hl7_port}"
+[orthanc]
+url = "http://127.0.0.1:{orthanc_port}"
+dicom_port = {dicom_port}
+password = "{password}"
+stable_age = 1
+{extra}
+[[destinations]]
+name = "ehr"
+role = "requester"
+transport = "mllp"
+address = "127.0.0.1:{ehr_port}"
+[[destinations]]
+name = "accounting"
+role = "accounting"
+transport = "mllp"
+address = "127.0.0.1:{accounting_port}"
+[[api.tokens]]
+name = "it-admin"
+role = "admin"
+token = "{token}"
+""", encoding="utf-8")
     return path

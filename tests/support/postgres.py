@@ -1,16 +1,15 @@
-"""A throwaway PostgreSQL cluster for store tests (`postgres_server` fixture), from Debian's
+"""A throwaway PostgreSQL cluster for store tests (the `postgres_server` fixture), from Debian's
 `postgresql` package (`make debs` installs it): initdb in a fresh temporary folder, a server
 listening on a Unix socket in that folder only (no TCP port), stopped and removed at the end
 of the session. Each test gets a database of its own (`fresh_url`).
 
 PostgreSQL refuses to run as root: as root, the cluster runs as the `postgres` user the
 package creates. fsync is off: these tests check what the store does, not the disk.
-
-Not a conftest.py on purpose; test modules import the fixture by name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -54,8 +53,9 @@ class PostgresServer:
         return self.url(name)
 
 
-@pytest.fixture(scope="session")
-def postgres_server():
+@contextlib.contextmanager
+def running_postgres():
+    """Start a cluster in a new temporary folder; stop and remove it when the block ends."""
     bin_dir = _bin_dir()
     folder = Path(tempfile.mkdtemp(prefix="telederm-pg-"))
     if os.geteuid() == 0:

@@ -1,8 +1,4 @@
-"""The `sample` fixture: conformance example messages as wire bytes.
-
-Not a conftest.py on purpose (a second `conftest` module would shadow the root one for
-`from conftest import ...`); test modules import the fixture by name.
-"""
+"""The `sample` fixture: conformance example messages as wire bytes."""
 
 from pathlib import Path
 

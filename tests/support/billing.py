@@ -1,12 +1,9 @@
-"""The `billing` fixture: the connector's services on a real SQLite file (no Orthanc: nothing
-here needs images), with real MLLP peers for the requester's EHR and the accounting feed, an
-accounting peer that refuses everything (AE), and a drop folder; plus builders for orders.
+"""What the billing tests send and read: `Billing` (the `billing` fixture's services, peers and
+drop folder), an accounting peer that refuses everything (AE), and builders for orders.
 
 Inputs go through the real doors (`hl7_intake.handle` with wire bytes, `record_report`,
 `withdraw_report`) and outputs are read where the outside world sees them (the peers, the drop
 folder, the store). The outbox worker runs with `worker.run_once`.
-
-Not a conftest.py on purpose; test modules import the fixture by name.
 """
 
 from __future__ import annotations
@@ -17,12 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
-from conftest import unused_url
-from connector.config import Destination, load_config
-from connector.demo import RecordingPeer, wait_for
 from connector.domain.model import PersonName, Practitioner
 from connector.domain.states import CaseEvent
 from connector.hl7.ack import AckResult, build_ack, read_ack
@@ -34,7 +27,9 @@ from connector.runtime import worker
 from connector.workflow import record_report
 from connector.workflow.commands import RecordReport
 from connector.entrypoints import hl7_intake
-from connector.bootstrap import Services, build
+from connector.bootstrap import Services
+from tests.support.peers import RecordingPeer
+from tests.support.wait import wait_until
 
 DEADLINE = 30
 REQUESTER = "801234567897"
@@ -126,7 +121,7 @@ class Billing:
                 return not conn.execute(select(outbox.c.id).where(
                     outbox.c.status == "pending",
                     outbox.c.destination.in_(destinations))).first()
-        wait_for(idle, DEADLINE, f"{', '.join(destinations)} drained")
+        wait_until(idle, DEADLINE, f"{', '.join(destinations)} drained")
 
     def lines(self, accession: str) -> list[dict]:
         with self.services.store.engine.connect() as conn:
@@ -138,29 +133,6 @@ class Billing:
             return [dict(r._mapping) for r in conn.execute(
                 select(outbox).where(outbox.c.destination == destination)
                 .order_by(outbox.c.id))]
-
-
-def make_services(data: Path, destinations: tuple[Destination, ...]) -> Services:
-    base = load_config(None, environ={
-        "TELEDERM_DATA_DIR": str(data), "TELEDERM_ORTHANC_URL": unused_url(),
-        "TELEDERM_FACILITY_NAME": "TELEDERM_TEST"})
-    return build(base.model_copy(update={"destinations": destinations}))
-
-
-@pytest.fixture
-def billing(tmp_path):
-    ehr, accounting = RecordingPeer("ehr").start(), RecordingPeer("accounting").start()
-    drop = tmp_path / "drop"
-    services = make_services(tmp_path / "data", (
-        Destination(name="ehr", role="requester", address=f"127.0.0.1:{ehr.port}"),
-        Destination(name="accounting", role="accounting", address=f"127.0.0.1:{accounting.port}"),
-        Destination(name="accounting-files", role="accounting", transport="file",
-                    address=str(drop)),
-    ))
-    yield Billing(services, ehr, accounting, drop)
-    services.store.engine.dispose()
-    ehr.stop()
-    accounting.stop()
 
 
 def payload(item: dict) -> dict:

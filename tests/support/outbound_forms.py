@@ -5,9 +5,7 @@ exact bytes (UTF-8, segments ended by CR, no MLLP framing) and
 
 After an intended change to a builder, rewrite the samples and review the diff:
 
-    .venv/bin/python tests/unit/hl7/outbound_forms.py --write
-
-Not a test module (no `test_` prefix) and not a conftest.py: test modules import it by name.
+    .venv/bin/python -m tests.support.outbound_forms --write
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from connector.hl7.order_status import build_order_status
 from connector.hl7.oru import build_oru
 from connector.hl7.parse import encode, parse
 
-SAMPLES = Path(__file__).resolve().parents[3] / "conformance" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "conformance" / "samples"
 
 NOW = "20261116121000"          # MSH-7 of every sample
 SIGNED = "20261116120000"       # the report's signature time
@@ -165,5 +163,6 @@ def write_samples() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: outbound_forms.py --write   (rewrites conformance/samples/out_*.hl7)")
+        sys.exit("usage: python -m tests.support.outbound_forms --write"
+                 "   (rewrites conformance/samples/out_*.hl7)")
     write_samples()

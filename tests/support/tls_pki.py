@@ -2,7 +2,7 @@
 
 `make_pki(folder)` writes a test CA, a server certificate for `127.0.0.1` and `mllp.test`, a
 client certificate signed by that CA, and a client certificate signed by another ("rogue") CA
-the listener does not trust. The `pki` fixture makes one per test module.
+the listener does not trust.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 
 @dataclass(frozen=True)
@@ -60,8 +58,3 @@ def make_pki(folder: Path) -> Pki:
     client = _leaf(folder, "ehr-client", ca, "extendedKeyUsage=clientAuth")
     rogue_client = _leaf(folder, "rogue-client", rogue, "extendedKeyUsage=clientAuth")
     return Pki(ca[0], *server, *client, rogue[0], *rogue_client)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))

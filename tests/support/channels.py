@@ -1,10 +1,5 @@
-"""The `channels` fixture: a RunningConnector (real managed Orthanc with the worklist plugin, real
-SQLite, MLLP, HTTP) with the DICOM C-STORE SCP and the watched folder switched on, plus helpers
-to open cases, build DICOM objects and look into Orthanc.
-
-Not a conftest.py on purpose (a second `conftest` module would shadow the root one); test
-modules import the fixture by name.
-"""
+"""The channel tests' connector as they see it (`Channels`: open cases, look into Orthanc and
+the audit trail), DICOM objects a device would send, and the DCMTK tools that send them."""
 
 from __future__ import annotations
 
@@ -17,19 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (DermoscopicPhotographyImageStorage, JPEGBaseline8Bit,
                          VLPhotographicImageStorage, generate_uid)
 
-from conftest import free_port
-from connector.config import DicomSection
-from connector.demo import demo_order, demo_photo, local_config, wait_for
+from connector.demo import demo_order, demo_photo
 from connector.domain.errors import NotFound
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
+from tests.support.wait import wait_until
 
 DEADLINE = 60          # worker publication, archive store: well under this on a quiet machine
 _placers = itertools.count(1)
@@ -81,8 +74,8 @@ class Channels:
             return []
 
     def wait_instances(self, study_uid: str, count: int) -> list[dict]:
-        return wait_for(lambda: (found := self.instances(study_uid)) and len(found) >= count
-                        and found, DEADLINE, f"{count} instance(s) in the study in Orthanc")
+        return wait_until(lambda: (found := self.instances(study_uid)) and len(found) >= count
+                          and found, DEADLINE, f"{count} instance(s) in the study in Orthanc")
 
     def orthanc_has_sop(self, sop_uid: str) -> bool:
         matches = self.services.archive._request("post", "tools/lookup", data=sop_uid).json()
@@ -95,24 +88,6 @@ class Channels:
         with self.services.store.engine.connect() as conn:
             rows = conn.execute(select(audit).where(audit.c.action == action)).mappings().all()
         return [dict(r) for r in rows]
-
-
-@pytest.fixture(scope="module")
-def channels(tmp_path_factory):
-    work = tmp_path_factory.mktemp("channels")
-    token = secrets.token_urlsafe(16)
-    base = local_config(work, ehr_port=free_port(), accounting_port=free_port(), token=token,
-                        stable_age=1)
-    config = base.model_copy(update={
-        "destinations": (),
-        "dicom": DicomSection(listen=f"127.0.0.1:{free_port()}", ae_title="TELEDERM_SCP"),
-        "watch": base.watch.model_copy(update={"folder": work / "watch", "interval": 0.2})})
-    running = RunningConnector(config).start()
-    api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
-                       headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    yield Channels(running, api, work, config.watch.folder)
-    api.close()
-    running.stop()
 
 
 # --- DICOM objects a device would send -----------------------------------------------------

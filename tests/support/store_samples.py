@@ -1,16 +1,8 @@
-"""The `engine` fixture and builders for store tests.
-
-`engine` is a migrated store, once as a SQLite file in tmp_path (the embedded default) and once
-as a database of a throwaway PostgreSQL cluster (the scaled mode's store, marked `postgres`):
-every store test runs on both (`postgres_server` comes from tests/conftest.py). Not a
-conftest.py on purpose; test modules import the fixture by name.
-"""
+"""Builders for store tests: fixed times, an order, a case inserted as the workflow does."""
 
 from __future__ import annotations
 
 import datetime as dt
-
-import pytest
 
 from connector.domain.model import (
     Case,
@@ -22,7 +14,6 @@ from connector.domain.model import (
 )
 from connector.store import cases
 from connector.domain.moment import iso
-from connector.store.db import make_engine, migrate
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -33,17 +24,6 @@ def at(seconds: float = 0) -> dt.datetime:
 
 def stamp(seconds: float = 0) -> str:
     return iso(at(seconds))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'store' / 'telederm.db'}")
-    else:
-        engine = make_engine(request.getfixturevalue("postgres_server").fresh_url())
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def make_order(placer="CMD-2026-0042", *, sender="DPI_CHU|CHU_NIMES", patient_id="IPP0012345",

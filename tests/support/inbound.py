@@ -1,12 +1,11 @@
-"""The `inbound` fixture: the connector's services on a real SQLite file, with real MLLP peers
-for the requester's EHR and the accounting feed (no Orthanc: archive jobs stay queued, on
-their own line), and builders for what the hospital sends: orders (ORM/OMG/OMI, NW/CA/XO),
-identity messages (ADT A08/A31/A40) and reports (ORU^R01, MDM^T02/T10).
+"""What the inbound HL7 tests send and read: `Inbound` (the `inbound` fixture's services on a
+real SQLite file, with real MLLP peers for the requester's EHR and the accounting feed; no
+Orthanc: archive jobs stay queued, on their own line), and builders for what the hospital
+sends: orders (ORM/OMG/OMI, NW/CA/XO), identity messages (ADT A08/A31/A40) and reports
+(ORU^R01, MDM^T02/T10).
 
 Messages go through the listener's handler (`hl7_intake.handle`, wire bytes in, ACK bytes
 out); results are read where the outside world sees them (ACKs, peers, the store's read models).
-
-Not a conftest.py on purpose; test modules import the fixture by name.
 """
 
 from __future__ import annotations
@@ -14,14 +13,10 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
-from conftest import unused_url
-from connector.config import Destination, load_config
-from connector.demo import RecordingPeer, demo_photo, wait_for
+from connector.demo import demo_photo
 from connector.hl7.ack import AckResult, read_ack
 from connector.store import cases, queries
 from connector.store.schema import audit, outbox
@@ -29,7 +24,9 @@ from connector.runtime import worker
 from connector.workflow import attach_image
 from connector.workflow.commands import AttachImage
 from connector.entrypoints import hl7_intake
-from connector.bootstrap import Services, build
+from connector.bootstrap import Services
+from tests.support.peers import RecordingPeer
+from tests.support.wait import wait_until
 
 REQUESTER = "801234567897^MARTIN^Jean^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO"
 DERMATOLOGIST = "810001234567&LEROY&Claire&&&&&&&1.2.250.1.71.4.2.1&ISO"
@@ -174,24 +171,4 @@ class Inbound:
             with self.services.store.engine.connect() as conn:
                 return not conn.execute(select(outbox.c.id).where(
                     outbox.c.status == "pending", outbox.c.destination == destination)).first()
-        wait_for(idle, 30, f"{destination} drained")
-
-
-def make_services(data: Path, destinations: tuple[Destination, ...]) -> Services:
-    base = load_config(None, environ={
-        "TELEDERM_DATA_DIR": str(data), "TELEDERM_ORTHANC_URL": unused_url(),
-        "TELEDERM_FACILITY_NAME": "TELEDERM_TEST"})
-    return build(base.model_copy(update={"destinations": destinations}))
-
-
-@pytest.fixture
-def inbound(tmp_path):
-    ehr, accounting = RecordingPeer("ehr").start(), RecordingPeer("accounting").start()
-    services = make_services(tmp_path / "data", (
-        Destination(name="ehr", role="requester", address=f"127.0.0.1:{ehr.port}"),
-        Destination(name="accounting", role="accounting", address=f"127.0.0.1:{accounting.port}"),
-    ))
-    yield Inbound(services, ehr, accounting)
-    services.store.engine.dispose()
-    ehr.stop()
-    accounting.stop()
+        wait_until(idle, 30, f"{destination} drained")

@@ -1,0 +1,56 @@
+"""A Debian Orthanc (with the TeleDerm plugin and DICOMweb) started on free ports for a test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from connector.archive.client import ArchiveClient
+from connector.archive.managed import ManagedOrthanc
+from connector.ports import free_port
+from tests.support.net import unused_url
+
+ORTHANC_USER = "telederm"
+ORTHANC_PASSWORD = "test-secret"
+
+
+@dataclass
+class RunningOrthanc:
+    """A started ManagedOrthanc and a client logged into it."""
+
+    managed: ManagedOrthanc
+    client: ArchiveClient
+
+    @property
+    def url(self) -> str:
+        return self.managed.url
+
+    @property
+    def dicom_port(self) -> int:
+        return self.managed.dicom_port
+
+    @property
+    def username(self) -> str:
+        return self.managed.username
+
+    @property
+    def password(self) -> str:
+        return self.managed.password
+
+
+def start_orthanc(folder: Path, **settings) -> RunningOrthanc:
+    """Start an Orthanc in `folder` on free ports; `settings` override ManagedOrthanc arguments."""
+    http_port = free_port()
+    options = {
+        "http_port": http_port,
+        "dicom_port": free_port(exclude=(http_port,)),
+        "username": ORTHANC_USER,
+        "password": ORTHANC_PASSWORD,
+        "stable_age": 1,
+        "connector_url": unused_url(),
+        "connector_token": "test-token",
+    }
+    options.update(settings)
+    managed = ManagedOrthanc(folder, **options)
+    managed.start()
+    return RunningOrthanc(managed, ArchiveClient(managed.url, managed.username, managed.password))

@@ -1,0 +1,28 @@
+"""Fixtures for store tests: `engine`, a migrated store, once as a SQLite file in tmp_path (the
+embedded default) and once as a database of a throwaway PostgreSQL cluster (the scaled mode's
+store, marked `postgres`), so that every store test runs on both; `postgres_server`, that
+cluster, started once for the session (tests/support/postgres.py).
+"""
+
+import pytest
+
+from connector.store.db import make_engine, migrate
+from tests.support.postgres import running_postgres
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster for the session; `fresh_url()` gives each test a database."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'store' / 'telederm.db'}")
+    else:
+        engine = make_engine(request.getfixturevalue("postgres_server").fresh_url())
+    migrate(engine)
+    yield engine
+    engine.dispose()
