@@ -7,7 +7,6 @@ import re
 
 import pytest
 
-from channels_env import channels  # noqa: F401  (fixture)
 from connector.demo import demo_order
 from connector.hl7.client import send_message
 

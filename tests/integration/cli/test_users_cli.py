@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli_run import one_error_line, telederm, write_config
+from tests.support.cli import one_error_line, telederm, write_config
 
 PASSWORD = "a long enough passphrase"
 
