@@ -11,7 +11,7 @@
 - `parse`: `parse` then the ACK the listener would write (`build_ack` for AA and AE, else
   `ack_for_unparseable`). Answer: a `ParsedMessage` or an `Hl7Error`. Checked: every ACK is
   read back by python-hl7 and `read_ack`, and can be encoded for the wire.
-- `orm`: the ORM mapping on parsed orders, as `receive_hl7` calls it (`order_from_orm`,
+- `orm`: the ORM mapping on parsed orders, as `entrypoints/hl7_routes` calls it (`order_from_orm`,
   `teleconsultation_from_orm`, `images_from_orm`). The input is either a whole message or
   (first byte) one field of a valid sample order replaced by the rest of the input, so the
   mapping is reached past the parser. Answer: a value, or an `Hl7Error` / `ConnectorError`.
@@ -38,7 +38,7 @@ from connector.hl7.parse import ParsedMessage, encode, parse
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = "20260101120000"
-ORDER_TYPES = {("ORM", "O01"), ("OMG", "O19"), ("OMI", "O23")}  # as receive_hl7 routes them
+ORDER_TYPES = {("ORM", "O01"), ("OMG", "O19"), ("OMI", "O23")}  # as entrypoints/hl7_routes routes them
 MAX_SEED = 64 * 1024
 
 

@@ -11,7 +11,7 @@ EHR interface that expects the report only gets the report).
 | final report sent (`send_report`) | `completed(tag="V<n>")` | SC / CM | `ST<accession>CMV<n>` |
 | the requester's cancel applied (`cancel_order`) | `cancelled_as_requested` | CR / CA | `ST<accession>CR` |
 | we refuse / cancel (`refuse_order`) | `refused` | OC / CA, ORC-16 | `ST<accession>OC` |
-| a stored order could not be applied (`receive_hl7`, storage mode) | `unable` | UA, UC, UX / - | `RJ<message key>` |
+| a stored order could not be applied (`runtime/hl7_applier`, storage mode) | `unable` | UA, UC, UX / - | `RJ<message key>` |
 
 MSH-10 is derived from the case and the step, and the outbox key from MSH-10 and the
 destination, so a step replayed (a READY reached twice, a resent cancel) queues nothing new,
