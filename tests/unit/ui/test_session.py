@@ -11,69 +11,12 @@ import re
 import secrets
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from connector.bootstrap import build
-from connector.demo import local_config
-from connector.entrypoints.api.app import create_app
-from connector.entrypoints.ui import pages, passwords
-from connector.ports import free_port
+from connector.entrypoints.ui import pages
 from connector.store.schema import audit, sessions
-
-PASSWORD = "a long enough passphrase"
-USERS = {"spec": ("specialist", "DUPONT^Jean", "810001234567"),
-         "req": ("requester", "MARTIN^Paul", ""),
-         "boss": ("admin", "DURAND^Anne", "")}
-
-
-class Clock:
-    def __init__(self):
-        self.now = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
-@pytest.fixture
-def services(tmp_path):
-    config = local_config(tmp_path, ehr_port=free_port(), accounting_port=free_port(),
-                          token=secrets.token_urlsafe(8))
-    svc = build(config)
-    svc.clock = Clock()
-    with svc.unit() as uow:
-        for login, (role, name, rpps) in USERS.items():
-            uow.users.add(login=login, name=name, role=role, practitioner_id=rpps,
-                          password=passwords.hash_password(PASSWORD), now=uow.moment.iso)
-    yield svc
-    svc.store.close()
-
-
-@pytest.fixture
-def app(services):
-    return create_app(services)
-
-
-def _client(app, base_url="http://testserver") -> TestClient:
-    return TestClient(app, base_url=base_url, follow_redirects=False)
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
-
-
-def _login(client: TestClient, login: str, password: str = PASSWORD):
-    form = client.get("/ui/login")
-    return client.post("/ui/login", data={"login": login, "password": password,
-                                          "csrf": _csrf(form.text), "next": "/ui/"})
-
-
-def _logged_in(app, login: str) -> tuple[TestClient, str]:
-    """A client logged in as `login` and its session's CSRF token."""
-    client = _client(app)
-    assert _login(client, login).status_code == 303
-    return client, _csrf(client.get("/ui/login", follow_redirects=True).text)
-
+from tests.support import ui
+from tests.support.ui import PASSWORD
 
 def _audit(services, action: str) -> list[dict]:
     with services.reading() as uow:
@@ -86,13 +29,13 @@ PAGES = ["/ui/", "/ui/cases/TD00000001", "/ui/cases/TD00000001/images/1/thumb"]
 
 @pytest.mark.parametrize("path", PAGES)
 def test_page_redirects_to_login_when_there_is_no_session(app, path):
-    r = _client(app).get(path)
+    r = ui.client(app).get(path)
     assert r.status_code == 303 and r.headers["location"] == f"/ui/login?next={path}"
 
 
 def test_login_opens_a_session_with_a_safe_cookie_when_the_password_is_right(app, services):
-    client = _client(app)
-    r = _login(client, "spec")
+    client = ui.client(app)
+    r = ui.login(client, "spec")
     assert r.status_code == 303 and r.headers["location"] == "/ui/"
     cookie = next(c for c in r.headers.get_list("set-cookie")
                   if c.startswith("telederm_session="))
@@ -109,7 +52,7 @@ def test_login_opens_a_session_with_a_safe_cookie_when_the_password_is_right(app
 
 
 def test_session_cookie_is_secure_when_the_page_came_over_https(app):
-    r = _login(_client(app, "https://testserver"), "spec")
+    r = ui.login(ui.client(app, "https://testserver"), "spec")
     cookie = next(c for c in r.headers.get_list("set-cookie")
                   if c.startswith("telederm_session="))
     assert "Secure" in cookie
@@ -119,8 +62,8 @@ def test_session_cookie_is_secure_when_the_page_came_over_https(app):
                                              ("nobody", PASSWORD), ("", "")])
 def test_failed_login_says_nothing_specific_and_is_audited_without_the_password(
         app, services, login, password):
-    client = _client(app)
-    r = _login(client, login, password)
+    client = ui.client(app)
+    r = ui.login(client, login, password)
     assert r.status_code == 401
     assert "Identifiant ou mot de passe incorrect." in r.text
     assert "telederm_session" not in r.headers.get("set-cookie", "")
@@ -131,13 +74,13 @@ def test_failed_login_says_nothing_specific_and_is_audited_without_the_password(
 
 
 def test_login_is_refused_when_its_form_token_is_missing_or_foreign(app, services):
-    client = _client(app)
+    client = ui.client(app)
     client.get("/ui/login")
     r = client.post("/ui/login", data={"login": "spec", "password": PASSWORD, "csrf": "forged"})
     assert r.status_code == 403 and "formulaire a expiré" in r.text
-    fresh = _client(app)  # a token taken from another browser's form
+    fresh = ui.client(app)  # a token taken from another browser's form
     r = fresh.post("/ui/login", data={"login": "spec", "password": PASSWORD,
-                                      "csrf": _csrf(client.get("/ui/login").text)})
+                                      "csrf": ui.csrf(client.get("/ui/login").text)})
     assert r.status_code == 403
     assert _audit(services, "ui.login") == []
 
@@ -152,7 +95,7 @@ def test_every_form_post_is_refused_without_the_session_csrf_token(app, services
     posts = _ui_posts()
     assert posts == ["/ui/cases/{accession}/decline", "/ui/cases/{accession}/report",
                      "/ui/logout"]
-    client, token = _logged_in(app, "spec")
+    client, token = ui.logged_in(app, "spec")
     for path in posts:
         url = path.replace("{accession}", "TD00000001")
         for form in ({}, {"csrf": ""}, {"csrf": token[:-1] + "x"}):
@@ -164,7 +107,7 @@ def test_every_form_post_is_refused_without_the_session_csrf_token(app, services
 
 @pytest.mark.parametrize("path", PAGES)
 def test_requester_gets_the_403_page_on_specialist_pages(app, path):
-    client, _ = _logged_in(app, "req")
+    client, _ = ui.logged_in(app, "req")
     r = client.get(path)
     assert r.status_code == 403
     assert "Accès refusé" in r.text and "demandeur" in r.text
@@ -172,7 +115,7 @@ def test_requester_gets_the_403_page_on_specialist_pages(app, path):
 
 @pytest.mark.parametrize("login", ["req", "boss"])
 def test_only_a_specialist_may_answer_or_decline(app, login):
-    client, token = _logged_in(app, login)
+    client, token = ui.logged_in(app, login)
     for what in ("report", "decline"):
         r = client.post(f"/ui/cases/TD00000001/{what}",
                         data={"csrf": token, "text": "x", "conduct": "no_visit",
@@ -181,12 +124,12 @@ def test_only_a_specialist_may_answer_or_decline(app, login):
 
 
 def test_admin_sees_the_worklist(app):
-    client, _ = _logged_in(app, "boss")
+    client, _ = ui.logged_in(app, "boss")
     assert client.get("/ui/").status_code == 200
 
 
 def test_session_ends_when_it_expires(app, services):
-    client, _ = _logged_in(app, "spec")
+    client, _ = ui.logged_in(app, "spec")
     minutes = services.config.ui.session_minutes
     services.clock.now += dt.timedelta(minutes=minutes - 1)
     assert client.get("/ui/").status_code == 200
@@ -196,19 +139,19 @@ def test_session_ends_when_it_expires(app, services):
 
 
 def test_session_ends_when_its_user_is_disabled(app, services):
-    client, _ = _logged_in(app, "spec")
+    client, _ = ui.logged_in(app, "spec")
     with services.unit() as uow:
         assert uow.users.disable("spec")
     assert client.get("/ui/").status_code == 303
-    assert _login(_client(app), "spec").status_code == 401
+    assert ui.login(ui.client(app), "spec").status_code == 401
 
 
 def test_logout_ends_the_session_for_whoever_holds_the_cookie(app, services):
-    client, token = _logged_in(app, "spec")
+    client, token = ui.logged_in(app, "spec")
     cookie = client.cookies.get("telederm_session")
     r = client.post("/ui/logout", data={"csrf": token})
     assert r.status_code == 303 and r.headers["location"] == "/ui/login"
-    replay = _client(app)
+    replay = ui.client(app)
     replay.cookies.set("telederm_session", cookie, path="/ui")
     assert replay.get("/ui/").status_code == 303
     with services.reading() as uow:
@@ -216,15 +159,15 @@ def test_logout_ends_the_session_for_whoever_holds_the_cookie(app, services):
 
 
 def test_login_goes_back_only_to_a_page_of_ours(app):
-    client = _client(app)
+    client = ui.client(app)
     form = client.get("/ui/login?next=//evil.example/")
     assert 'name="next" value="/ui/"' in form.text
     r = client.post("/ui/login", data={"login": "spec", "password": PASSWORD,
-                                       "csrf": _csrf(form.text), "next": "https://evil.example"})
+                                       "csrf": ui.csrf(form.text), "next": "https://evil.example"})
     assert r.headers["location"] == "/ui/"
 
 
 def test_pages_follow_the_browser_language(app):
-    client, _ = _logged_in(app, "spec")
+    client, _ = ui.logged_in(app, "spec")
     assert "Cases to answer" in client.get("/ui/", headers={"Accept-Language": "en"}).text
     assert "Demandes à traiter" in client.get("/ui/").text  # the site's [reports] language
