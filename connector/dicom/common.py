@@ -29,6 +29,8 @@ from pydicom.uid import RE_VALID_UID
 from connector.domain.errors import DomainError
 from connector.domain.model import Patient, PersonName, valid_oid
 
+from .uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
 # DICOM Specific Character Set (0008,0005) defined terms we write. ISO 8859-15 (the HL7 `8859/15`
 # French senders use, with Œ œ € Š ...) has no DICOM defined term: such text goes in UTF-8.
 LATIN1 = "ISO_IR 100"
@@ -57,10 +59,18 @@ def patient_and_study(
     accession: str,
     study_datetime: str,
     referring: PersonName | None,
+    study_description: str = "",
+    study_id: str = "",
 ) -> Dataset:
-    """A new dataset holding the Patient and General Study modules and the character set."""
+    """A new dataset holding the Patient and General Study modules and the character set.
+
+    Every object of a case's study is built from the same values (`workflow.study`), so the
+    archive answers one date, description and referring physician whatever instance it reads.
+    """
     check_uid(study_uid, "study_uid")
     check_len(accession, 16, "accession")
+    check_lo(study_description, 64, "study_description")
+    check_len(study_id, 16, "study_id")
     ds = Dataset()
     ds.SpecificCharacterSet = CHARSET
     add_patient(ds, patient)
@@ -69,8 +79,10 @@ def patient_and_study(
         split_datetime(study_datetime, "study_datetime") if study_datetime else ("", "")
     )
     ds.ReferringPhysicianName = referring.hl7() if referring else ""
-    ds.StudyID = ""
+    ds.StudyID = study_id
     ds.AccessionNumber = accession
+    if study_description:
+        ds.StudyDescription = study_description
     fit_charset(ds)
     return ds
 
@@ -122,19 +134,30 @@ def fit_charset(ds: Dataset) -> str:
 
 
 def file_meta(sop_class: str, sop_uid: str, transfer_syntax: str) -> FileMetaDataset:
-    """File meta information; pydicom fills the group length and implementation fields."""
+    """File meta information naming the connector as the implementation that wrote it;
+    pydicom fills the group length."""
     check_uid(sop_uid, "sop_uid")
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = sop_uid
     meta.TransferSyntaxUID = transfer_syntax
+    sign_meta(meta)
     return meta
 
 
+def sign_meta(meta: FileMetaDataset) -> None:
+    """Name the connector as the implementation writing the file (PS3.10 7.1): also for a
+    received object the connector rewrites, whose meta named the sender's."""
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+
+
 def to_bytes(ds: Dataset) -> bytes:
-    """Serialise as a DICOM Part-10 file (preamble, DICM, file meta) in memory, in the
-    narrowest character set its text fits (`fit_charset`)."""
+    """Serialise as a DICOM Part-10 file (preamble, DICM, file meta naming the connector) in
+    memory, in the narrowest character set its text fits (`fit_charset`)."""
     fit_charset(ds)
+    if getattr(ds, "file_meta", None) is not None:
+        sign_meta(ds.file_meta)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()

@@ -38,6 +38,8 @@ def encapsulate_pdf(
     source_images: SequenceABC[tuple[str, str]] = (),
     study_datetime: str = "",
     series_number: int = 1,
+    study_description: str = "",
+    study_id: str = "",
 ) -> Dataset:
     """Build an Encapsulated PDF dataset; `source_images` are (SOP Class UID, SOP Instance UID).
 
@@ -57,7 +59,8 @@ def encapsulate_pdf(
         check_uid(sop_instance, f"source_images[{k}].sop_uid")
 
     ds = patient_and_study(patient=patient, study_uid=study_uid, accession=accession,
-                           study_datetime=study_datetime, referring=referring)
+                           study_datetime=study_datetime, referring=referring,
+                           study_description=study_description, study_id=study_id)
     ds.SOPClassUID = EncapsulatedPDFStorage
     ds.SOPInstanceUID = sop_uid
 

@@ -37,6 +37,8 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
+from .uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
 __all__ = ["CANNOT_UNDERSTAND", "DATASET_MISMATCH", "OUT_OF_RESOURCES", "SOP_CLASSES", "SUCCESS",
            "TRANSFER_SYNTAXES", "Answer", "Received", "StoreScp"]
 
@@ -103,6 +105,8 @@ class StoreScp:
         self.ae_title = ae_title
         self.receiver = receiver
         self._ae = AE(ae_title=ae_title)
+        self._ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID  # the connector's
+        self._ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
         self._ae.maximum_associations = max_associations
         self._ae.network_timeout = network_timeout
         self._ae.add_supported_context(Verification)

@@ -35,6 +35,8 @@ from pynetdicom.presentation import build_context
 
 from connector.domain.errors import ConnectorError, DomainError
 
+from .uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
 __all__ = ["MAX_CONTEXTS", "PeerRefused", "PeerUnavailable", "Sent", "send"]
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,8 @@ def send(files: Sequence[str | Path], *, ae_title: str, host: str, port: int,
                           f"association can propose ({MAX_CONTEXTS})", where="files",
                           hint="send the objects in smaller batches")
     ae = AE(ae_title=calling_ae_title)
+    ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID  # the connector, not pynetdicom
+    ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     ae.connection_timeout = timeout
     contexts = [build_context(sop_class, [syntax]) for sop_class, syntax in pairs]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 
+from connector import __version__
+
 ROOT = "2.25."
 
 
@@ -35,6 +37,14 @@ def uid_from(*parts: str) -> str:
     return ROOT + str(int.from_bytes(b, "big"))
 
 
+# Who wrote a file or speaks on an association (file meta, A-ASSOCIATE user information): the
+# connector, not the toolkit under it, so a peer or an archive that logs or works around an
+# implementation's quirks knows which one it met. The class UID names the implementation (it
+# changes only when the connector's DICOM behaviour is reworked), the version name the release.
+IMPLEMENTATION_CLASS_UID = uid_from("implementation", "TeleDerm Connector")
+IMPLEMENTATION_VERSION_NAME = f"TELEDERM_{__version__}"[:16]
+
+
 # The UIDs of cases, images and reports, each spelt once (dermoscopy's Tracking and Frame of
 # Reference UIDs are made in `dermoscopy.py`). Stored objects carry UIDs made by these recipes
 # and a re-sent photo or report must find its earlier copy: changing a recipe's parts changes
@@ -52,10 +62,16 @@ def wrap_study_uid(key: str) -> str:
     return uid_from("wrap-study", key)
 
 
-def series_uid(study_uid: str, kind: str) -> str:
-    """Series Instance UID of the images of one kind (`photo`, `dermoscopy`) in a study: one
-    series, one modality."""
-    return uid_from("series", study_uid, kind)
+def series_uid(study_uid: str, kind: str, site: str = "", laterality: str = "",
+               description: str = "") -> str:
+    """Series Instance UID of the images of one kind (`photo`, `dermoscopy`) taken of one body
+    site (code and laterality) under one description: each upload of another site or another
+    description is a series of its own in the viewer, and the same image sent again (same
+    facts, same SOP Instance UID) lands in the same series. Images with none of these facts
+    keep the one series per kind that objects stored before sites split series carry."""
+    if not (site or laterality or description):
+        return uid_from("series", study_uid, kind)
+    return uid_from("series", study_uid, kind, site, laterality, description)
 
 
 def report_series_uid(study_uid: str) -> str:

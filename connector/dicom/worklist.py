@@ -41,7 +41,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from connector.domain.errors import DomainError
 from connector.domain.model import TRIAGE_LEVELS, Patient, Practitioner, Priority
 
-from .common import add_patient, dicom_charset
+from .common import add_patient, dicom_charset, sign_meta
 
 __all__ = ["MODALITIES", "PRIORITY_VALUES", "WorklistEntry", "WorklistFolder", "entry_dataset",
            "sort_key"]
@@ -173,6 +173,7 @@ def entry_bytes(entry: WorklistEntry) -> bytes:
     meta.MediaStorageSOPInstanceUID = generate_uid(
         prefix=None, entropy_srcs=["worklist", entry.accession, entry.modality])
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    sign_meta(meta)
     ds.file_meta = meta
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)

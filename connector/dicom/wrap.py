@@ -104,6 +104,9 @@ def wrap_image(
     description: str = "",
     institution: str = "",
     series_number: int = 1,
+    series_description: str = "",
+    study_description: str = "",
+    study_id: str = "",
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     camera_equipment: bool = False,
@@ -131,7 +134,8 @@ def wrap_image(
         sop_uid=sop_uid, instance_number=instance_number, study_datetime=study_datetime,
         content_datetime=content_datetime, referring=referring, site=site,
         laterality=laterality, description=description, institution=institution,
-        series_number=series_number)
+        series_number=series_number, series_description=series_description,
+        study_description=study_description, study_id=study_id)
     frame = read_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
     sha256 = hashlib.sha256(data).hexdigest()
     _add_frame(ds, frame)
@@ -186,6 +190,9 @@ def vl_image_dataset(
     description: str = "",
     institution: str = "",
     series_number: int = 1,
+    series_description: str = "",
+    study_description: str = "",
+    study_id: str = "",
 ) -> Dataset:
     """Every VL Photographic Image module but Image Pixel, ICC Profile and the pixels.
 
@@ -200,10 +207,12 @@ def vl_image_dataset(
     check_number(instance_number, "instance_number")
     check_number(series_number, "series_number")
     check_lo(description, 64, "description")
+    check_lo(series_description, 64, "series_description")
     check_len(institution, 64, "institution")
 
     ds = patient_and_study(patient=patient, study_uid=study_uid, accession=accession,
-                           study_datetime=study_datetime, referring=referring)
+                           study_datetime=study_datetime, referring=referring,
+                           study_description=study_description, study_id=study_id)
     ds.SOPClassUID = VLPhotographicImageStorage
     ds.SOPInstanceUID = sop_uid
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
@@ -213,8 +222,8 @@ def vl_image_dataset(
     ds.Modality = "XC"
     ds.SeriesInstanceUID = series_uid
     ds.SeriesNumber = series_number
-    if description:
-        ds.SeriesDescription = description
+    if series_description or description:
+        ds.SeriesDescription = series_description or description
 
     # General Equipment: Type 2, empty until the camera is known.
     ds.Manufacturer = ""

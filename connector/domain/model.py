@@ -370,6 +370,7 @@ class Order:
     consent: Consent | None = None           # None: not recorded (orders from before consent)
     triage: Triage = Triage()                # level "" when never assessed
     facility: Facility | None = None         # the requesting facility, when the order names it
+    procedure: str = ""  # the requested procedure's label (OBR-4.2), the study's description
 
     def __post_init__(self):
         if not isinstance(self.patient_hospitalised, bool):

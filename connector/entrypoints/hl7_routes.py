@@ -36,6 +36,7 @@ from ..workflow import (attach_image, cancel_order, change_order, merge_patients
                         receive_report, record_teleconsultation, update_patient)
 from ..workflow.commands import (AttachImage, CancelOrder, ChangeOrder, MergePatients, OpenCase,
                                  ReceiveReport, RecordTeleconsultation, UpdatePatient)
+from ..workflow.study import of_case as study_facts
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,13 @@ def _teleconsultation(uow: UnitOfWork, cmd: RecordTeleconsultation) -> str:
 
 def _attach(uow: UnitOfWork, case: Case, images: list[OrderImage], *, actor: str) -> None:
     """Attach each embedded image in the order's transaction; a refusal names its OBX."""
+    study = study_facts(uow, case)
     for number, image in enumerate(images, start=1):
         try:
             prepared = attach_image.prepare(
                 uow.services, case, AttachImage(case.accession, image.data, actor,
                                                 kind=image.kind, site=image.site),
-                number=number)
+                study=study, number=number)
             attach_image.handle(prepared, uow)
         except StoreUnavailable as err:
             raise Hl7Error(err.text, hl7_code="207", location=image.location,

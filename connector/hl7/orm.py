@@ -116,6 +116,7 @@ class _Positions(SiteModel):
     order_control: positions()
     placer_order_number: positions()
     ordered_at: positions()
+    procedure: positions()
     question: positions()
     priority: positions()
     requester: positions(whole=True)
@@ -252,11 +253,12 @@ def order_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> tup
     placer_loc, placer = reader.required("placer_order_number", "placer order number")
     patient, requester = _patient(reader), _requester(reader)
     question, priority, ordered_at = _question(reader), _priority(reader), _ordered_at(reader)
+    _, procedure = reader.first("procedure")
     _, patient_class = reader.first("patient_class")
     hospitalised = patient_class.upper() in m.inpatient_classes
-    extra = {}
+    extra = {"procedure": procedure[:64]}
     if control.upper() == "NW":
-        extra = _request(msg, m, priority)
+        extra.update(_request(msg, m, priority))
     order = _relocate(lambda: Order(msg.sender, placer, patient, requester, question, priority,
                                     ordered_at, hospitalised, **extra),
                       {"placer_order_number": placer_loc})

@@ -16,7 +16,7 @@ from ..domain.errors import NotFound
 from ..domain.model import (Answer, Case, Consent, Facility, Order, Patient, PersonName,
                             Practitioner, Priority, Triage)
 from ..domain.states import CaseStatus
-from . import driver
+from . import counters, driver
 from .schema import cases, images, patients, reports
 
 
@@ -24,9 +24,6 @@ from .schema import cases, images, patients, reports
 # statements go to the driver (`driver.execute`), their SQL written once from the tables.
 _PATIENT_COLUMNS = ("family", "given", "birth_date", "sex", "ins", "ins_oid", "identity_status",
                     "identity_flags", "other_ids")
-# One statement allocates the next value: UPSERT ... RETURNING (SQLite >= 3.35, PostgreSQL).
-_NEXT_VALUE = ("INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name)"
-               " DO UPDATE SET value = counters.value + 1 RETURNING value")
 _PATIENT_PK = "SELECT id FROM patients WHERE patient_id = ? AND issuer = ?"
 _PATIENT_INSERT = driver.insert_sql(patients, ("patient_id", "issuer") + _PATIENT_COLUMNS,
                                     returning="id")
@@ -37,15 +34,14 @@ _CASE_COLUMNS = ("accession", "sender", "placer_order_number", "study_uid", "sta
                  "requester_authority", "question", "ordered_at", "patient_hospitalised",
                  "created_at", "updated_at", "requester_id_type", "requester_rpps",
                  "facility_finess", "facility_name", "facility_kind", "questionnaire", "consent",
-                 "triage_score", "triage_level")
+                 "triage_score", "triage_level", "procedure")
 _CASE_INSERT = driver.insert_sql(cases, _CASE_COLUMNS)
 _BY_PLACER = "SELECT accession FROM cases WHERE sender = ? AND placer_order_number = ?"
 
 
 def next_accession(conn: Connection, prefix: str = "TD") -> str:
     """Allocate the next accession number (SH, ≤ 16 chars) inside the caller's transaction."""
-    (value,) = driver.execute(conn, _NEXT_VALUE, ("accession",)).fetchone()
-    return f"{prefix}{value:08d}"
+    return f"{prefix}{counters.next_value(conn, 'accession'):08d}"
 
 
 def _save_patient(conn: Connection, patient: Patient) -> int:
@@ -105,7 +101,8 @@ def insert(conn: Connection, case: Case, now: str) -> None:
         requester.name.family, requester.name.given, requester.authority, order.question,
         order.ordered_at, order.patient_hospitalised, now, now, requester.id_type,
         requester.rpps, facility.finess, facility.name, facility.kind,
-        answers_json(order.questionnaire), consent, order.triage.score, order.triage.level))
+        answers_json(order.questionnaire), consent, order.triage.score, order.triage.level,
+        order.procedure))
 
 
 def find_by_placer(conn: Connection, sender: str, placer_order_number: str) -> str | None:
@@ -136,7 +133,7 @@ def load(conn: Connection, accession: str) -> Case:
                   consent=Consent(consent["source"], consent["given_at"]) if consent else None,
                   triage=Triage(row["triage_score"], row["triage_level"],
                                 tuple(f"{a.item}:{v}" for a in answers for v in a.red_flags)),
-                  facility=facility)
+                  facility=facility, procedure=row["procedure"])
     return Case(accession=row["accession"], study_uid=row["study_uid"], order=order,
                 status=CaseStatus(row["status"]))
 

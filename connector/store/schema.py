@@ -70,6 +70,8 @@ cases = Table(
     Column("consent", Text, nullable=False, default=""),
     Column("triage_score", Integer, nullable=False, default=0),
     Column("triage_level", String(8), nullable=False, default=""),
+    # 0007: the requested procedure's label (OBR-4.2), the study's StudyDescription
+    Column("procedure", String(64), nullable=False, default=""),
     UniqueConstraint("sender", "placer_order_number"),
 )
 Index("ix_cases_status", cases.c.status)

@@ -28,6 +28,7 @@ from ..domain.states import CaseEvent, next_status
 from ..store.files import write_durably
 from ..store.uow import UnitOfWork
 from .commands import AttachImage
+from .study import MODALITY_LABEL, StudyFacts, of_case
 
 
 @dataclass(frozen=True)
@@ -78,19 +79,27 @@ def attach(services: Services, commands: list[AttachImage]) -> list[AttachedImag
             if not all(known):
                 raise
             return known
+        study = of_case(uow, case)
     prepared = []
     for index, cmd in enumerate(commands):
         try:
-            prepared.append(prepare(services, case, cmd, number=number + index + 1))
+            prepared.append(prepare(services, case, cmd, study=study, number=number + index + 1))
         except ImageError as exc:
             raise for_file(exc, index, len(commands)) from None
     with services.unit() as uow:
         return [handle(p, uow) for p in prepared]
 
 
-def prepare(services: Services, case: Case, cmd: AttachImage, *, number: int) -> Prepared:
+def series_of(case: Case, cmd: AttachImage) -> str:
+    """The Series Instance UID an image joins: one per kind, body site and description."""
+    return uids.series_uid(case.study_uid, cmd.kind, cmd.site, cmd.laterality,
+                           cmd.description)
+
+
+def prepare(services: Services, case: Case, cmd: AttachImage, *, study: StudyFacts,
+            number: int) -> Prepared:
     """Check the command, wrap the file as DICOM (instance `number` of the case) and run the
-    quality gate; writes nothing."""
+    quality gate; writes nothing (the series is numbered when the image is recorded)."""
     kind, laterality = cmd.kind, cmd.laterality
     check_kind(kind)
     if laterality and laterality not in {v.value for v in LateralityValues}:
@@ -100,16 +109,16 @@ def prepare(services: Services, case: Case, cmd: AttachImage, *, number: int) ->
     next_status(case.status, CaseEvent.IMAGE_RECEIVED)  # refuse a closed case before any work
     sha = hashlib.sha256(cmd.data).hexdigest()
     sop_uid = uids.image_uid(case.study_uid, kind, sha)
-    series_uid = uids.series_uid(case.study_uid, kind)
+    series_uid = series_of(case, cmd)
     moment = services.moment()
     config = services.config
     wrapped = wrap_image(
-        cmd.data, kind=kind, patient=case.order.patient, study_uid=case.study_uid,
-        accession=case.accession, series_uid=series_uid, sop_uid=sop_uid,
-        instance_number=number, study_datetime=case.order.ordered_at[:14] or moment.hl7,
-        content_datetime=moment.hl7, referring=case.order.requester.name,
-        site=body_site, laterality=laterality, description=cmd.description,
-        institution=config.facility.name, dermoscope=dermoscope,
+        cmd.data, kind=kind, patient=case.order.patient, **study.attributes(),
+        series_uid=series_uid, sop_uid=sop_uid, instance_number=number,
+        series_description=cmd.description or _series_label(services, kind, body_site,
+                                                               laterality),
+        content_datetime=moment.hl7, site=body_site, laterality=laterality,
+        description=cmd.description, institution=config.facility.name, dermoscope=dermoscope,
         max_bytes=config.images.max_mb * 1024 * 1024,
         max_pixels=config.images.max_megapixels * 1_000_000)
     return Prepared(case.accession, kind, sha, sop_uid, series_uid, cmd.site, laterality,
@@ -127,6 +136,8 @@ def handle(prepared: Prepared, uow: UnitOfWork) -> AttachedImage:
     now = uow.moment.iso
     case = uow.cases.load(p.accession)
     case.apply(CaseEvent.IMAGE_RECEIVED)
+    # numbered here, in the transaction that records it: distinct and stable per case
+    p.wrapped.dataset.SeriesNumber = uow.counters.series_number(p.accession, p.series_uid)
     path = uow.services.config.data_dir / "images" / p.accession / f"{p.sop_uid}.dcm"
     write_durably(path, p.wrapped.to_bytes())
     uow.images.insert(
@@ -166,6 +177,23 @@ def for_file(exc: ImageError, index: int, count: int) -> ImageError:
         return exc
     return type(exc)(f"file {index + 1} of {count}: {exc.text}; none of the {count} files was "
                       "stored", where=f"file.{index}", hint=exc.hint, code=exc.code)
+
+
+# What a series is called when its upload gives no description: its kind, then its body site.
+_MODALITY = {ImageKind.PHOTO.value: "XC", ImageKind.DERMOSCOPY.value: "DMS"}
+_SIDE = {"fr": {"R": "droit", "L": "gauche", "B": "bilatéral"},
+         "en": {"R": "right", "L": "left", "B": "bilateral"}}
+
+
+def _series_label(services: Services, kind: str, site, laterality: str) -> str:
+    """Series Description of an upload without a description: "Dermoscopie — Dos gauche"."""
+    language = services.config.reports.language
+    label = MODALITY_LABEL[language][_MODALITY[kind]]
+    if site is not None:
+        where = services.mappings.sites[site.code].label_fr if language == "fr" else site.meaning
+        side = _SIDE[language].get(laterality, "")
+        label = f"{label} - {where} {side}".strip()
+    return label[:64]
 
 
 def _flags(quality: str) -> tuple[str, ...]:

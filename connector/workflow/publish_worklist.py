@@ -9,6 +9,9 @@ worker runs, and is not written at all if the case no longer takes images.
 `retire` removes the entries of cases that no longer take images (answered, amended, closed,
 cancelled, rejected); the worker calls it periodically, so no other step has to remember to.
 
+The entry's Scheduled Procedure Step start and Requested Procedure Description are the study's
+date-time and description (`study`): the order's time, as on every object of the study.
+
 Each entry carries the case's triage level as Requested Procedure Priority (the order priority
 plus the questionnaire's red flags), so capture devices list the most urgent cases first.
 """
@@ -20,9 +23,9 @@ import logging
 
 from ..bootstrap import Services
 from ..dicom.worklist import MODALITIES, WorklistEntry, WorklistFolder
-from ..domain.moment import Moment
 from ..domain.states import CaseEvent, CaseStatus, TRANSITIONS
 from ..store.uow import UnitOfWork
+from . import study
 
 log = logging.getLogger("connector.worklist")
 
@@ -31,13 +34,6 @@ DESTINATION = "worklist"
 
 # A case is on the worklist while it can still receive images.
 SCHEDULABLE = frozenset(s for (s, e) in TRANSITIONS if e == CaseEvent.IMAGE_RECEIVED)
-
-_TEXT = {
-    "fr": {"procedure": "Télé-expertise dermatologique",
-           "XC": "Photographies cliniques", "DMS": "Dermoscopie"},
-    "en": {"procedure": "Dermatology tele-expertise",
-           "XC": "Clinical photographs", "DMS": "Dermoscopy"},
-}
 
 
 def enqueue(uow: UnitOfWork, accession: str) -> None:
@@ -59,16 +55,16 @@ def perform(services: Services, payload: bytes) -> str:
         return "skipped"
     with services.reading() as uow:
         case = uow.cases.load(accession)
-        created_at = uow.cases.created_at(accession)
+        facts = study.of_case(uow, case)
     if case.status not in SCHEDULABLE:
         return "skipped"
-    text = _TEXT[services.config.reports.language]
+    text = study.MODALITY_LABEL[services.config.reports.language]
     entry = WorklistEntry(
         accession=accession, study_uid=case.study_uid,
         placer_order_number=case.order.placer_order_number, patient=case.order.patient,
         requester=case.order.requester, priority=case.order.priority, modality=modality,
-        station_ae=services.config.worklist.station_ae(modality), start=Moment.from_iso(created_at).hl7,
-        procedure_description=text["procedure"], step_description=text[modality],
+        station_ae=services.config.worklist.station_ae(modality), start=facts.datetime,
+        procedure_description=facts.description, step_description=text[modality],
         triage_level=case.order.triage.level)
     WorklistFolder(services.config.worklist_folder).write(entry)
     return "written"

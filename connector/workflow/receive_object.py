@@ -3,15 +3,17 @@ its case.
 
 Matching, in this order:
 1. the accession given by the channel (a sidecar file in the watched folder), else the object's
-   AccessionNumber when it is one of our cases;
-2. else the object's PatientID (and IssuerOfPatientID when the object has one) to the single
-   case of that patient that still takes images.
+   AccessionNumber, which must be one of our cases (an accession that is no case is refused:
+   the device named another request, and guessing one would file the image in the wrong one);
+2. else, for an object that names no accession, its PatientID (and IssuerOfPatientID when the
+   object has one) to the single case of that patient that still takes images.
 An object that matches no case, several cases, or a case of another patient (same accession,
 different PatientID) is refused with a reason, and the refusal is audited; nothing is stored.
 
 A matched object keeps its SOP Instance UID, Series and pixel data, and takes the case's
-identity: Patient module (name, ID, issuer, birth date, sex), StudyInstanceUID, AccessionNumber,
-ReferringPhysicianName. The values it had are kept in Original Attributes Sequence (PS3.3
+identity: Patient module (name, ID, issuer, birth date, sex), and the study's attributes
+(`study`: StudyInstanceUID, AccessionNumber, StudyID, StudyDate/Time, StudyDescription,
+ReferringPhysicianName), and its series takes a Series Number of its own in the case. The values it had are kept in Original Attributes Sequence (PS3.3
 C.12.1.1.9, reason COERCE), so the change can be traced. The object is written in the data
 folder (fsynced) and, in one transaction, recorded in `images`, the case moves by
 IMAGE_RECEIVED, and an `archive.store` job is queued, as for an uploaded photo. The same SOP
@@ -25,7 +27,6 @@ it is fast enough for that.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import hashlib
 import io
 import logging
@@ -39,6 +40,7 @@ from pydicom.uid import DermoscopicPhotographyImageStorage
 
 from ..bootstrap import Services
 from ..dicom.common import check_uid, to_bytes
+from ..dicom.iod import check_iod
 from ..dicom.scp import SOP_CLASSES
 from ..domain.errors import ConnectorError, DomainError, ImageError, NotFound, StoreUnavailable
 from ..domain.model import Case, ImageKind, LateralityValues
@@ -46,7 +48,9 @@ from ..domain.states import CaseEvent
 from ..store.files import write_durably
 from ..store.uow import UnitOfWork
 from .commands import ReceiveObject
+from . import study
 from .publish_worklist import SCHEDULABLE
+from .study import StudyFacts
 
 log = logging.getLogger("connector.dicom.inbound")
 
@@ -59,7 +63,7 @@ _CONTRADICTING = ("OtherPatientIDsSequence", "OtherPatientNames", "PatientBirthN
 # What we overwrite or remove, recorded with its former value in Original Attributes Sequence.
 _COERCED = ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
             "StudyInstanceUID", "AccessionNumber", "ReferringPhysicianName", "StudyDate",
-            "StudyTime") + _CONTRADICTING
+            "StudyTime", "StudyDescription", "StudyID", "SeriesNumber") + _CONTRADICTING
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,9 @@ def handle(cmd: ReceiveObject, uow: UnitOfWork) -> ReceivedImage:
                           where="SOPInstanceUID", code="duplicate-instance",
                           hint="the device must give each image its own UID")
     case.apply(CaseEvent.IMAGE_RECEIVED)  # refuses a case that takes no more images
-    _coerce_identity(ds, case, modified_at=uow.moment.hl7, system=config.facility.name)
+    _coerce_identity(ds, case, study.of_case(uow, case),
+                     uow.counters.series_number(case.accession, str(ds.SeriesInstanceUID)),
+                     modified_at=uow.moment.hl7, system=config.facility.name)
     path = config.data_dir / "images" / case.accession / f"{sop_uid}.dcm"
     try:
         write_durably(path, to_bytes(ds))
@@ -148,12 +154,14 @@ def _match(uow: UnitOfWork, ds: Dataset, accession: str | None) -> str:
     claimed = str(ds.get("AccessionNumber", "") or "").strip()
     if claimed:
         owner = uow.cases.patient_id_of(claimed)
-        if owner is not None:
-            if patient_id and patient_id != owner:
-                raise DomainError(f"accession {claimed} belongs to another patient",
-                                  where="PatientID", code="patient-mismatch",
-                                  hint="check the patient selected on the device")
-            return claimed
+        if owner is None:  # a named case that is not ours: never guess another one
+            raise Unmatched(f"no case with accession {claimed[:16]}", where="AccessionNumber",
+                            hint="pick the case from the worklist on the device")
+        if patient_id and patient_id != owner:
+            raise DomainError(f"accession {claimed} belongs to another patient",
+                              where="PatientID", code="patient-mismatch",
+                              hint="check the patient selected on the device")
+        return claimed
     if not patient_id:
         raise Unmatched("the object has neither one of our accession numbers nor a patient ID",
                         where="AccessionNumber",
@@ -191,17 +199,20 @@ def _read(data: bytes) -> Dataset:
     if "PixelData" not in ds:
         raise ImageError("the object has no pixel data", where="PixelData",
                          code="dataset-mismatch")
+    check_iod(ds)  # Type 1 and enumerated values of its IOD, before it can join a case
     return ds
 
 
-def _coerce_identity(ds: Dataset, case: Case, *, modified_at: str, system: str) -> None:
-    """Give the object the case's patient and study, recording what it had before."""
+def _coerce_identity(ds: Dataset, case: Case, facts: StudyFacts, series_number: int, *,
+                     modified_at: str, system: str) -> None:
+    """Give the object the case's patient and study (the same study attributes as every other
+    object of the study) and its series' number in the case, recording what it had before."""
     ds.decode()  # every text value to str under the object's own character set
     original = Dataset()
     for keyword in _COERCED:
         if keyword in ds:
             original[keyword] = copy.deepcopy(ds[keyword])
-    patient, order = case.order.patient, case.order
+    patient = case.order.patient
     ds.SpecificCharacterSet = CHARSET  # names may need it; values are re-encoded on write
     ds.PatientName = patient.name.hl7()
     ds.PatientID = patient.id
@@ -214,12 +225,13 @@ def _coerce_identity(ds: Dataset, case: Case, *, modified_at: str, system: str) 
     for keyword in _CONTRADICTING:
         if keyword in ds:
             delattr(ds, keyword)
-    ds.StudyInstanceUID = case.study_uid
-    ds.AccessionNumber = case.accession
-    ds.ReferringPhysicianName = order.requester.name.hl7()
-    ordered = order.ordered_at[:14]
-    if len(ordered) == 14 and ordered.isdigit() and _valid_dt(ordered):
-        ds.StudyDate, ds.StudyTime = ordered[:8], ordered[8:]
+    ds.StudyInstanceUID = facts.uid
+    ds.AccessionNumber = facts.accession
+    ds.StudyID = facts.study_id
+    ds.ReferringPhysicianName = facts.referring.hl7()
+    ds.StudyDate, ds.StudyTime = facts.datetime[:8], facts.datetime[8:]
+    ds.StudyDescription = facts.description
+    ds.SeriesNumber = series_number
     if not len(original):
         return  # the object had none of these: nothing was modified, only added
     item = Dataset()
@@ -230,14 +242,6 @@ def _coerce_identity(ds: Dataset, case: Case, *, modified_at: str, system: str) 
     item.ReasonForTheAttributeModification = "COERCE"
     previous = list(ds.get("OriginalAttributesSequence", []))
     ds.OriginalAttributesSequence = Sequence(previous + [item])
-
-
-def _valid_dt(text: str) -> bool:
-    try:
-        dt.datetime.strptime(text, "%Y%m%d%H%M%S")
-    except ValueError:
-        return False
-    return True
 
 
 def _site(ds: Dataset) -> str:

@@ -20,7 +20,7 @@ from ..reports.conducts import conduct as find_conduct
 from ..reports.pdf import render_report_pdf, report_digest
 from ..store.files import write_durably
 from ..store.uow import UnitOfWork
-from . import post_charges, send_report
+from . import post_charges, send_report, study
 from .commands import RecordReport
 
 
@@ -57,11 +57,12 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
                             lang=lang, images=len(references),
                             now_text=uow.moment.local.strftime("%d/%m/%Y %H:%M"))
     sop_uid = report_uid(case.study_uid, version)
+    series_uid = report_series_uid(case.study_uid)
     ds = encapsulate_pdf(
-        pdf, patient=case.order.patient, study_uid=case.study_uid, accession=accession,
-        series_uid=report_series_uid(case.study_uid), sop_uid=sop_uid,
-        instance_number=version, title=services.mappings.labels[lang]["title"],
-        content_datetime=signed_at, referring=case.order.requester.name,
+        pdf, patient=case.order.patient, **study.of_case(uow, case).attributes(),
+        series_uid=series_uid, series_number=uow.counters.series_number(accession, series_uid),
+        sop_uid=sop_uid, instance_number=version,
+        title=services.mappings.labels[lang]["title"], content_datetime=signed_at,
         source_images=references)
     path = services.config.data_dir / "reports" / accession / f"{sop_uid}.dcm"
     write_durably(path, to_bytes(ds))

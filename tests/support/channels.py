@@ -131,6 +131,16 @@ def jpeg_object(*, accession: str = "", patient_id: str = "DEV-PAT-1", patient_n
     ds.HighBit = 7
     ds.PixelRepresentation = 0
     ds.LossyImageCompression = "01"
+    if dermoscopy:  # Enhanced General Equipment and Dermoscopic Image (Type 1 and 2)
+        ds.ManufacturerModelName = "DC-1"
+        ds.DeviceSerialNumber = "DC1-0042"
+        ds.SoftwareVersions = ["DermoCam 2.1"]
+        ds.RecognizableVisualFeatures = "NO"
+        ds.LightSourcePolarization = "POLARIZED"
+        ds.EmitterColorTemperature = None
+        ds.ContactMethod = "CONTACT"
+        ds.ImmersionMedia = ["ULTRASOUND_GEL"]
+        ds.OpticalMagnificationFactor = "10"
     ds.PixelData = encapsulate([frame])
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True

@@ -94,7 +94,7 @@ def test_dermoscopy_object_from_storescu_r_joins_its_case_when_it_carries_the_ac
 
 
 def test_unmatched_object_gets_a_failure_status_and_nothing_is_stored(channels):
-    ds = jpeg_object(accession="NOSUCHACC", patient_id="NOBODY-42")
+    ds = jpeg_object(accession="", patient_id="NOBODY-42")
     status = send_pynetdicom(channels, ds)
     assert status.Status == 0xC000
     assert "no open case" in status.ErrorComment
@@ -102,6 +102,81 @@ def test_unmatched_object_gets_a_failure_status_and_nothing_is_stored(channels):
     assert not channels.orthanc_has_sop(ds.SOPInstanceUID)
     refused = [a for a in channels.audit_actions("image.refused") if ds.SOPInstanceUID in a["detail"]]
     assert len(refused) == 1 and "NOBODY" not in refused[0]["detail"]
+
+
+def test_unknown_accession_is_refused_when_the_patient_has_an_open_case(channels):
+    case = channels.open_case(patient_id="IPP-ACC-77")
+    ds = jpeg_object(accession="TD77777777", patient_id="IPP-ACC-77", seed=77)
+    status = send_pynetdicom(channels, ds)
+    assert status.Status == 0xC000
+    assert "no case with accession TD77777777" in status.ErrorComment
+    assert image_rows(channels, ds.SOPInstanceUID) == 0
+    assert not channels.orthanc_has_sop(ds.SOPInstanceUID)
+    assert channels.case(case["accession"])["status"] == "OPEN"
+
+
+def _without(keyword):
+    def edit(ds):
+        delattr(ds, keyword)
+        return ds
+    return edit
+
+
+def _set(keyword, value):
+    def edit(ds):
+        setattr(ds, keyword, value)
+        return ds
+    return edit
+
+
+@pytest.mark.parametrize("dermoscopy, edit, named", [
+    (False, _without("Rows"), "Rows"),
+    (False, _set("Modality", "OT"), "Modality"),
+    (False, _set("PhotometricInterpretation", "PALETTE COLOR"), "PhotometricInterpretation"),
+    (True, _set("Modality", "XC"), "Modality"),
+    (True, _without("RecognizableVisualFeatures"), "RecognizableVisualFeatures"),
+    (True, _without("DeviceSerialNumber"), "DeviceSerialNumber"),
+    (True, _set("ContactMethod", "TOUCH"), "ContactMethod"),
+])
+def test_object_not_matching_its_iod_gets_a900_naming_the_attribute_and_nothing_is_stored(
+        channels, dermoscopy, edit, named):
+    case = channels.open_case()
+    ds = edit(jpeg_object(accession=case["accession"], patient_id="IPP123456",
+                          dermoscopy=dermoscopy, seed=31))
+    status = send_pynetdicom(channels, ds)
+    assert status.Status == 0xA900
+    assert named in status.ErrorComment
+    assert image_rows(channels, ds.SOPInstanceUID) == 0
+    assert not channels.orthanc_has_sop(ds.SOPInstanceUID)
+
+
+def test_dermoscopy_object_with_xc_and_no_dermoscopic_attributes_gets_a900_from_storescu(
+        channels, tmp_path):
+    case = channels.open_case()
+    ds = jpeg_object(accession=case["accession"], patient_id="IPP123456", seed=12)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = DermoscopicPhotographyImageStorage
+    path = tmp_path / "bad-dms.dcm"
+    path.write_bytes(part10(ds))
+    done = storescu(path, channels.running.dicom_port, dermoscopy=True)
+    assert done.returncode != 0  # storescu: the peer answered a failure status
+    refused = [a for a in channels.audit_actions("image.refused")
+               if ds.SOPInstanceUID in a["detail"]]
+    assert len(refused) == 1 and "Modality must be DMS" in refused[0]["detail"]
+    assert image_rows(channels, ds.SOPInstanceUID) == 0
+    assert not channels.orthanc_has_sop(ds.SOPInstanceUID)
+
+
+def test_association_names_the_connector_as_the_implementation(channels):
+    from connector.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+    ae = AE(ae_title="DERMOCAM")
+    ae.add_requested_context(VLPhotographicImageStorage, JPEGBaseline8Bit)
+    assoc = ae.associate("127.0.0.1", channels.running.dicom_port, ae_title="TELEDERM_SCP")
+    assert assoc.is_established
+    try:
+        assert assoc.acceptor.implementation_class_uid == IMPLEMENTATION_CLASS_UID
+        assert assoc.acceptor.implementation_version_name == IMPLEMENTATION_VERSION_NAME
+    finally:
+        assoc.release()
 
 
 def test_object_of_another_patient_is_refused_when_it_carries_a_cases_accession(channels):
@@ -155,6 +230,7 @@ def uncompressed_object(*, accession: str, sop_class: str, syntax: str) -> Datas
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.AccessionNumber = accession
     ds.Modality = "OT" if sop_class == SecondaryCaptureImageStorage else "XC"
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
     ds.ConversionType = "WSD"
     ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
     ds.Rows, ds.Columns = pixels.shape[:2]

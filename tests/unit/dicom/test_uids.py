@@ -67,7 +67,18 @@ def test_wrap_study_uid_is_the_one_earlier_wraps_carry_when_the_key_repeats():
 
 def test_series_uids_are_the_ones_stored_objects_carry_when_the_study_repeats():
     assert series_uid(_STUDY, "photo") == "2.25.92484075467463042695004937266551759083"
+    assert series_uid(_STUDY, "photo", "66643007", "L") == \
+        "2.25.328929812382829673232335047083246216242"
     assert report_series_uid(_STUDY) == "2.25.198709408796016026467894319981991866252"
+
+
+def test_series_uid_differs_when_the_site_laterality_description_or_kind_differ():
+    uids = {series_uid(_STUDY, "photo"), series_uid(_STUDY, "photo", "66643007", "L"),
+            series_uid(_STUDY, "photo", "66643007", "R"),
+            series_uid(_STUDY, "photo", "66643007", "L", "Dos"),
+            series_uid(_STUDY, "dermoscopy", "66643007", "L"),
+            series_uid(_STUDY, "photo", "", "", "Dos")}
+    assert len(uids) == 6
 
 
 def test_image_uid_is_the_one_stored_images_carry_when_the_file_repeats():
