@@ -161,3 +161,31 @@ def test_objects_whose_context_is_refused_are_reported_not_stored(objects):
     assert [r.stored for r in results] == [True, True, False]
     assert results[2].status is None and "not accepted" in results[2].comment
     assert stored == [results[0].sop_instance_uid, results[1].sop_instance_uid]
+
+
+def test_each_outcome_is_handed_over_before_the_peer_aborts_mid_send(objects):
+    # The PACS takes the first object, then drops the association while answering the second:
+    # what it took is known to the caller although send() raises.
+    peer = AE(ae_title=PEER_AE)
+    peer.add_supported_context(VLPhotographicImageStorage, [JPEGBaseline8Bit, JPEGLSLossless])
+    peer.add_supported_context(DermoscopicPhotographyImageStorage, JPEGBaseline8Bit)
+    stored = []
+
+    def take_one_then_abort(event):
+        if stored:
+            event.assoc.abort()
+            return 0xA700
+        stored.append(event.request.AffectedSOPInstanceUID)
+        return 0x0000
+
+    server = peer.start_server(("127.0.0.1", 0), block=False,
+                               evt_handlers=[(evt.EVT_C_STORE, take_one_then_abort)])
+    seen = []
+    try:
+        with pytest.raises(PeerUnavailable):
+            send(objects, ae_title=PEER_AE, host="127.0.0.1", port=server.server_address[1],
+                 timeout=5, on_result=seen.append)
+    finally:
+        server.shutdown()
+    assert [(s.sop_instance_uid, s.stored) for s in seen] == [(stored[0], True)]
+    assert seen[0].path == objects[0]
