@@ -9,10 +9,6 @@ SOP Class, Transfer Syntax and dataset bytes that went over the wire.
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -26,9 +22,9 @@ from pynetdicom import AE, evt
 from connector.entrypoints.cli import main as telederm
 from connector.dicom.scu import PeerRefused, PeerUnavailable, send
 from connector.ports import free_port
+from storescp import StoreScp, dataset_bytes
 
 PEER_AE = "HOSPITALPACS"
-START_TIMEOUT = 15  # seconds storescp gets to listen
 
 
 def _picture(fmt: str) -> bytes:
@@ -60,53 +56,11 @@ def objects(tmp_path_factory) -> list[Path]:
     return files
 
 
-class StoreScp:
-    """DCMTK storescp on a free loopback port, writing what it receives into `folder`."""
-
-    def __init__(self, folder: Path, ae_title: str = PEER_AE):
-        self.folder = folder
-        self.ae_title = ae_title
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "StoreScp":
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            ["storescp", "--aetitle", self.ae_title, "+xa", "+B", "-od", str(self.folder),
-             str(self.port)],
-            env={**os.environ, "TCP_NODELAY": "1"}, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.process.stderr.read().decode()
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.1)
-        raise TimeoutError(f"storescp did not listen on {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-
-    def received(self) -> dict[str, Path]:
-        """SOP Instance UID -> the file storescp wrote for it."""
-        return {str(read_file_meta_info(p).MediaStorageSOPInstanceUID): p
-                for p in self.folder.iterdir() if p.is_file()}
-
-
 @pytest.fixture
 def storescp(tmp_path):
-    scp = StoreScp(tmp_path / "received").start()
+    scp = StoreScp(tmp_path / "received", PEER_AE).start()
     yield scp
     scp.stop()
-
-
-def _dataset_bytes(path: Path) -> bytes:
-    """The encoded dataset after the File Meta Information (what C-STORE carries)."""
-    group_length = int(read_file_meta_info(path).FileMetaInformationGroupLength)
-    return path.read_bytes()[132 + 12 + group_length:]  # preamble, DICM, the length element
 
 
 def test_every_object_arrives_with_sop_class_and_transfer_syntax_unchanged(objects, storescp):
@@ -114,12 +68,13 @@ def test_every_object_arrives_with_sop_class_and_transfer_syntax_unchanged(objec
 
     assert [(r.path, r.status, r.stored) for r in results] == [(f, 0, True) for f in objects]
     received = storescp.received()
-    assert len(received) == len(objects)
+    assert storescp.arrivals() == [r.sop_instance_uid for r in results]  # each once, in order
     for sent in results:
         got = read_file_meta_info(received[sent.sop_instance_uid])
         assert str(got.MediaStorageSOPClassUID) == sent.sop_class_uid
         assert str(got.TransferSyntaxUID) == sent.transfer_syntax_uid
-        assert _dataset_bytes(received[sent.sop_instance_uid]) == _dataset_bytes(sent.path)
+        assert (dataset_bytes(received[sent.sop_instance_uid].read_bytes())
+                == dataset_bytes(sent.path.read_bytes()))
 
 
 def test_send_raises_retryable_error_when_peer_is_down(objects):
