@@ -71,6 +71,10 @@ def _ae_title(title: str) -> str:
     return title
 
 
+def _optional_ae_title(title: str) -> str:
+    return _ae_title(title) if title else title
+
+
 def _positive(value: float) -> float:
     if not value > 0:
         raise ValueError("must be a positive number")
@@ -86,6 +90,7 @@ def _not_blank(text: str) -> str:
 Address = Annotated[str, AfterValidator(_host_port)]
 OptionalAddress = Annotated[str, AfterValidator(_optional_host_port)]
 AeTitle = Annotated[str, AfterValidator(_ae_title)]
+OptionalAeTitle = Annotated[str, AfterValidator(_optional_ae_title)]
 Positive = Annotated[float, AfterValidator(_positive)]
 Name = Annotated[str, AfterValidator(_not_blank)]
 
@@ -277,11 +282,59 @@ class WorkerSection(SiteModel):
     max_attempts: int = 20  # outbox deliveries before an item is dead
 
 
+MAX_FORWARD_NAME = 40  # outbox lines are named "dicom:<name>", at most 50 characters
+
+
+def _forward_name(name: str) -> str:
+    if len(name) > MAX_FORWARD_NAME:
+        raise ValueError(f"must be at most {MAX_FORWARD_NAME} characters")
+    return name
+
+
+def _tcp_port(port: int) -> int:
+    if not 1 <= port <= 65535:
+        raise ValueError("must be a TCP port between 1 and 65535")
+    return port
+
+
+class ForwardDestination(SiteModel):
+    """A `[[dicom.forward]]` table: a hospital PACS that receives each case's study by C-STORE
+    when the case is ready for review (`when = "ready"`) or answered (`"answered"`: the
+    images and the report's PDF together); see connector/workflow/forward_study.py."""
+
+    name: Annotated[Name, AfterValidator(_forward_name)]
+    ae_title: AeTitle
+    host: Name
+    port: Annotated[int, AfterValidator(_tcp_port)]
+    when: Literal["ready", "answered"]
+    calling_ae: OptionalAeTitle = ""  # empty: the connector's `[dicom] ae_title`
+
+    @property
+    def line(self) -> str:
+        """The outbox destination of this PACS's items (one line per PACS)."""
+        return f"dicom:{self.name}"
+
+
 class DicomSection(SiteModel):
-    """DICOM C-STORE SCP for DICOM capture devices: off unless `listen` is set."""
+    """DICOM C-STORE SCP for DICOM capture devices (off unless `listen` is set), the
+    connector's AE title, and the PACS each study is forwarded to (`[[dicom.forward]]`)."""
 
     listen: OptionalAddress = ""
     ae_title: AeTitle = "TELEDERM_SCP"
+    forward: tuple[ForwardDestination, ...] = ()
+
+    @field_validator("forward")
+    @classmethod
+    def _unique_names_and_calling_ae(cls, forward: tuple[ForwardDestination, ...],
+                                     info: ValidationInfo):
+        """Each PACS its own name; an unset `calling_ae` is the connector's `ae_title`."""
+        for i, dest in enumerate(forward):
+            if any(other.name == dest.name for other in forward[:i]):
+                raise ValueError(f"must each have their own name (forward[{i}].name "
+                                 f"'{dest.name}' is already used)")
+        ours = info.data.get("ae_title", cls.model_fields["ae_title"].default)
+        return tuple(dest if dest.calling_ae else dest.model_copy(update={"calling_ae": ours})
+                     for dest in forward)
 
 
 class WatchSection(SiteModel):

@@ -11,12 +11,14 @@ matching accepted context, which is what we propose).
 What the caller gets:
 
 - `send()` returns one `Sent` per file, in order, with the DIMSE status the peer answered
-  (warnings such as 0xB000 count as stored, as PS3.4 B.2.3 says the object was kept);
+  (warnings such as 0xB000 count as stored, as PS3.4 B.2.3 says the object was kept), and
+  hands each one to `on_result` as soon as it is known, so a caller can record what the peer
+  took before a later file fails or the association drops;
 - a file whose context the peer refused is reported with `status=None` and a comment: sending
   it again will not help until the PACS is configured to take that SOP class or syntax;
 - `PeerUnavailable` (retryable) when the peer cannot be reached, does not answer, rejects the
-  association transiently or aborts it before every file was answered: the outbox tries the
-  whole batch again later (the PACS keys objects by SOP Instance UID, so a repeat replaces);
+  association transiently or aborts it before every file was answered: the outbox tries again
+  later, with the files `on_result` did not see stored;
 - `PeerRefused` (not retryable) when the peer permanently rejects the association (wrong
   called AE title, calling AE not allowed): an operator must fix the configuration.
 """
@@ -24,7 +26,7 @@ What the caller gets:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,10 +92,13 @@ class _Object:
 
 
 def send(files: Sequence[str | Path], *, ae_title: str, host: str, port: int,
-         calling_ae_title: str = "TELEDERM", timeout: float = 30) -> list[Sent]:
+         calling_ae_title: str = "TELEDERM", timeout: float = 30,
+         on_result: Callable[[Sent], None] | None = None) -> list[Sent]:
     """C-STORE every file to `ae_title` at `host:port` over one association.
 
-    `timeout` bounds connecting, the association negotiation and each answer. Raises
+    `timeout` bounds connecting, the association negotiation and each answer; `on_result` is
+    called with each file's outcome, in order, as the peer answers it (an exception it raises
+    aborts the send: the association is released and the exception propagates). Raises
     DomainError for a file that is not DICOM Part-10 (checked for all files before connecting),
     PeerUnavailable or PeerRefused as described in the module docstring.
     """
@@ -114,9 +119,18 @@ def send(files: Sequence[str | Path], *, ae_title: str, host: str, port: int,
     where = f"{ae_title}@{host}:{port}"
     assoc = ae.associate(host, port, contexts=contexts, ae_title=ae_title)
     refused = "presentation context not accepted by the peer (SOP class or transfer syntax)"
+    results: list[Sent] = []
+
+    def answered(sent: Sent) -> None:
+        results.append(sent)
+        if on_result is not None:
+            on_result(sent)
+
     if not assoc.is_established:
         if _accepted_without_contexts(assoc):  # pynetdicom then aborts: nothing can be offered
-            return [_outcome(obj, None, refused) for obj in objects]
+            for obj in objects:
+                answered(_outcome(obj, None, refused))
+            return results
         if assoc.is_rejected and _permanent(assoc):
             raise PeerRefused(f"the DICOM peer rejected the association ({_reason(assoc)})",
                               where=where, hint="check the peer's AE title and that it "
@@ -125,19 +139,17 @@ def send(files: Sequence[str | Path], *, ae_title: str, host: str, port: int,
                               where=where, hint="the objects are sent again later")
     accepted = {(str(c.abstract_syntax), str(c.transfer_syntax[0]))
                 for c in assoc.accepted_contexts}
-    results: list[Sent] = []
     try:
         for obj in objects:
             if (obj.sop_class_uid, obj.transfer_syntax_uid) not in accepted:
-                results.append(_outcome(obj, None, refused))
+                answered(_outcome(obj, None, refused))
                 continue
             status = assoc.send_c_store(obj.path)
             if "Status" not in status:  # timeout, abort or an invalid answer
                 raise PeerUnavailable(
                     f"the DICOM peer gave no answer for object {len(results) + 1} of "
                     f"{len(objects)}", where=where, hint="the objects are sent again later")
-            results.append(_outcome(obj, int(status.Status),
-                                    str(status.get("ErrorComment", ""))))
+            answered(_outcome(obj, int(status.Status), str(status.get("ErrorComment", ""))))
     finally:
         if assoc.is_established:
             assoc.release()

@@ -1,10 +1,11 @@
 """Outbox worker: performs archive stores, archive patient updates (ADT, `update_patient`), HL7
-sends, worklist publications and CSV drops for the accounting feed, with retries and dead
-letters. Between passes it withdraws the worklist entries of cases that no longer take images
+sends, worklist publications, CSV drops for the accounting feed and C-STORE forwards to the
+hospital PACS (`forward_study`), with retries and dead letters. Between passes it withdraws the worklist entries of cases that no longer take images
 (`publish_worklist.retire`).
 
 Each effect is idempotent on the other side (Orthanc keeps one instance per SOP Instance UID;
-HL7 peers see the same MSH-10 on a retry; a CSV batch is rewritten under the same file name),
+HL7 peers see the same MSH-10 on a retry; a CSV batch is rewritten under the same file name; a
+PACS is offered only the objects it has not acknowledged),
 so an effect performed twice after a crash between "done over there" and "marked done here"
 duplicates nothing.
 
@@ -37,7 +38,8 @@ from ..hl7.errors import DeliveryError
 from ..hl7.https import post_message
 from ..store.outbox import Item
 from ..store.uow import UnitOfWork
-from ..workflow import charges_delivered, post_charges, publish_worklist, update_patient
+from ..workflow import (charges_delivered, forward_study, post_charges, publish_worklist,
+                        update_patient)
 from . import catch_up
 
 log = logging.getLogger("connector.worker")
@@ -76,6 +78,9 @@ def _perform(services: Services, item: Item) -> None:
     if item.kind == update_patient.KIND:
         update_patient.perform(services, item.payload)
         return
+    if item.kind == forward_study.KIND:
+        forward_study.perform(services, item)
+        return
     if item.kind == post_charges.CSV_KIND:
         body = json.loads(item.payload)
         csvfeed.drop(_destination(services, item, "file").folder, control_id=body["control_id"],
@@ -97,6 +102,12 @@ def _archived(services: Services, uow: UnitOfWork, item: Item) -> None:
     uow.images.mark_archived(item.payload.decode(), uow.moment.iso)
 
 
+def _forward_report(services: Services, uow: UnitOfWork, item: Item) -> None:
+    """A report's PDF in the archive goes on to the PACS (archive.store keys are
+    `archive:<SOP Instance UID>`)."""
+    forward_study.report_archived(uow, item.key.removeprefix("archive:"))
+
+
 # Hooks run in the unit of work that marks an item done `hook(services, uow, item)` or dead
 # `hook(services, uow, item, error)`, by outbox kind.
 def _charges_delivered(services: Services, uow: UnitOfWork, item: Item) -> None:
@@ -109,7 +120,7 @@ def _charges_refused(services: Services, uow: UnitOfWork, item: Item,
 
 
 ON_DONE = {
-    "archive.store": (_archived,),
+    "archive.store": (_archived, _forward_report),
     "hl7.send": (_charges_delivered,),
 }
 ON_DEAD = {

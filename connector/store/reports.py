@@ -36,3 +36,9 @@ def specialist_name(conn: Connection, accession: str, specialist_id: str) -> tup
                        .where(reports.c.accession == accession,
                               reports.c.specialist_id == specialist_id)).first()
     return tuple(row) if row else None
+
+
+def accession_of(conn: Connection, sop_uid: str) -> str | None:
+    """The case of the report version whose Encapsulated PDF has this SOP Instance UID; None
+    when no report has it (e.g. an image's)."""
+    return conn.execute(select(reports.c.accession).where(reports.c.sop_uid == sop_uid)).scalar()

@@ -179,6 +179,22 @@ outbox = Table(
 )
 Index("ix_outbox_due", outbox.c.status, outbox.c.next_attempt_at)
 
+# One row per object a hospital PACS acknowledged ([[dicom.forward]]): a retry after a partial
+# send offers only the others, and nothing is sent twice (connector/store/forwarded.py).
+forwarded = Table(
+    "forwarded", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("destination", String(50), nullable=False),   # the [[dicom.forward]] name
+    Column("sop_uid", String(64), nullable=False),
+    Column("accession", String(16), nullable=False),
+    Column("sop_class_uid", String(64), nullable=False),
+    Column("transfer_syntax_uid", String(64), nullable=False),
+    Column("status", Integer, nullable=False),            # the C-STORE status (0, or a warning)
+    Column("at", String(32), nullable=False),
+    UniqueConstraint("destination", "sop_uid"),
+)
+Index("ix_forwarded_case", forwarded.c.destination, forwarded.c.accession)
+
 audit = Table(
     "audit", metadata,
     Column("id", Integer, primary_key=True),

@@ -5,8 +5,8 @@ A step of the flow is `handle(command, uow)`: everything it changes (case state,
 report rows, outbox effects, audit rows) goes through `uow`'s repositories and commits
 together when the `with store.unit(...)` block ends, or not at all. Steps never see a
 connection or SQL: the repositories are the store modules (`cases`, `images`, `reports`,
-`charges`, `outbox`, `audit`, `inbox`, `counters`, `users`) with this transaction bound as their
-first argument, so `uow.cases.load(accession)` is `cases.load(conn, accession)`.
+`charges`, `outbox`, `audit`, `inbox`, `counters`, `users`, `forwarded`) with this transaction
+bound as their first argument, so `uow.cases.load(accession)` is `cases.load(conn, accession)`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from sqlalchemy.exc import OperationalError
 
 from ..domain.errors import StoreUnavailable
 from ..domain.moment import Moment
-from . import (audit, cases, charges, counters, images, inbox, outbox, queries, reports,
-               users)
+from . import (audit, cases, charges, counters, forwarded, images, inbox, outbox, queries,
+               reports, users)
 from .db import WriterGate, engine_and_gate
 
 
@@ -61,6 +61,7 @@ class UnitOfWork:
         self.audit = Repository(audit, conn)
         self.inbox = Repository(inbox, conn)
         self.counters = Repository(counters, conn)
+        self.forwarded = Repository(forwarded, conn)
         self.queries = Repository(queries, conn)
         self.users = Repository(users, conn)
 

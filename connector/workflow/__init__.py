@@ -14,7 +14,9 @@ In flow order:
 3. `mark_ready` — the archive holds the stable study: the case is READY.
 4. `record_report` — the answer: signed PDF, Encapsulated PDF, report to the requester, charges;
    `receive_report` — the same from a reporting system (ORU / MDM).
-5. `send_report` — the report to each requester destination (ORU^R01 or MDM).
+5. `send_report` — the report to each requester destination (ORU^R01 or MDM);
+   `forward_study` — the study (images, then the report's PDF) to each hospital PACS by
+   C-STORE, when the case is ready or answered (`[[dicom.forward]]`).
 6. `post_charges` — billing lines and DFT^P03 / CSV batches; `charges_delivered` — what the
    accounting feed answered.
 7. `withdraw_report` — a final answer withdrawn (OBX-11 D, credits).

@@ -1,13 +1,14 @@
 """Step 3: the archive reports the study stable; once all our images are archived the case is
-READY for the dermatologist, and requesters that take order status messages are told the work
-has started (SC/IP, `notify_status`)."""
+READY for the dermatologist, requesters that take order status messages are told the work
+has started (SC/IP, `notify_status`), and the study is queued for the hospital PACS that take
+it at this moment (`[[dicom.forward]] when = "ready"`, `forward_study`)."""
 
 from __future__ import annotations
 
 from ..domain.errors import StateConflict
 from ..domain.states import CaseEvent, CaseStatus
 from ..store.uow import UnitOfWork
-from . import notify_status
+from . import forward_study, notify_status
 from .commands import MarkReady
 
 
@@ -28,4 +29,5 @@ def handle(cmd: MarkReady, uow: UnitOfWork) -> str | None:
     uow.audit.append(at=now, actor=cmd.actor, action="case.images_stable", accession=accession)
     if case.status is CaseStatus.READY:  # not an answered case getting late images
         notify_status.in_progress(uow, case)  # SC/IP, once per case
+        forward_study.ready(uow, case)
     return case.status.value

@@ -6,7 +6,7 @@ A migration is never edited once released: later changes add a new numbered modu
 
 from . import (m0001_initial, m0002_image_quality, m0003_billing,
                m0004_identity_questionnaire, m0005_patient_identity,
-               m0006_inbox_state, m0007_users, m0008_case_procedure)
+               m0006_inbox_state, m0007_users, m0008_case_procedure, m0009_forwarded)
 
 MIGRATIONS = [
     (1, "initial", m0001_initial.upgrade),
@@ -17,4 +17,5 @@ MIGRATIONS = [
     (6, "inbox processing state", m0006_inbox_state.upgrade),
     (7, "users and sessions", m0007_users.upgrade),
     (8, "requested procedure", m0008_case_procedure.upgrade),
+    (9, "objects forwarded to a PACS", m0009_forwarded.upgrade),
 ]

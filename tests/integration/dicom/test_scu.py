@@ -9,10 +9,6 @@ SOP Class, Transfer Syntax and dataset bytes that went over the wire.
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -26,9 +22,9 @@ from pynetdicom import AE, evt
 from connector.entrypoints.cli import main as telederm
 from connector.dicom.scu import PeerRefused, PeerUnavailable, send
 from connector.ports import free_port
+from tests.support.storescp import StoreScp, dataset_bytes
 
 PEER_AE = "HOSPITALPACS"
-START_TIMEOUT = 15  # seconds storescp gets to listen
 
 
 def _picture(fmt: str) -> bytes:
@@ -60,53 +56,11 @@ def objects(tmp_path_factory) -> list[Path]:
     return files
 
 
-class StoreScp:
-    """DCMTK storescp on a free loopback port, writing what it receives into `folder`."""
-
-    def __init__(self, folder: Path, ae_title: str = PEER_AE):
-        self.folder = folder
-        self.ae_title = ae_title
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "StoreScp":
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            ["storescp", "--aetitle", self.ae_title, "+xa", "+B", "-od", str(self.folder),
-             str(self.port)],
-            env={**os.environ, "TCP_NODELAY": "1"}, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.process.stderr.read().decode()
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.1)
-        raise TimeoutError(f"storescp did not listen on {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-
-    def received(self) -> dict[str, Path]:
-        """SOP Instance UID -> the file storescp wrote for it."""
-        return {str(read_file_meta_info(p).MediaStorageSOPInstanceUID): p
-                for p in self.folder.iterdir() if p.is_file()}
-
-
 @pytest.fixture
 def storescp(tmp_path):
-    scp = StoreScp(tmp_path / "received").start()
+    scp = StoreScp(tmp_path / "received", PEER_AE).start()
     yield scp
     scp.stop()
-
-
-def _dataset_bytes(path: Path) -> bytes:
-    """The encoded dataset after the File Meta Information (what C-STORE carries)."""
-    group_length = int(read_file_meta_info(path).FileMetaInformationGroupLength)
-    return path.read_bytes()[132 + 12 + group_length:]  # preamble, DICM, the length element
 
 
 def test_every_object_arrives_with_sop_class_and_transfer_syntax_unchanged(objects, storescp):
@@ -114,12 +68,13 @@ def test_every_object_arrives_with_sop_class_and_transfer_syntax_unchanged(objec
 
     assert [(r.path, r.status, r.stored) for r in results] == [(f, 0, True) for f in objects]
     received = storescp.received()
-    assert len(received) == len(objects)
+    assert storescp.arrivals() == [r.sop_instance_uid for r in results]  # each once, in order
     for sent in results:
         got = read_file_meta_info(received[sent.sop_instance_uid])
         assert str(got.MediaStorageSOPClassUID) == sent.sop_class_uid
         assert str(got.TransferSyntaxUID) == sent.transfer_syntax_uid
-        assert _dataset_bytes(received[sent.sop_instance_uid]) == _dataset_bytes(sent.path)
+        assert (dataset_bytes(received[sent.sop_instance_uid].read_bytes())
+                == dataset_bytes(sent.path.read_bytes()))
 
 
 def test_send_raises_retryable_error_when_peer_is_down(objects):
@@ -161,3 +116,31 @@ def test_objects_whose_context_is_refused_are_reported_not_stored(objects):
     assert [r.stored for r in results] == [True, True, False]
     assert results[2].status is None and "not accepted" in results[2].comment
     assert stored == [results[0].sop_instance_uid, results[1].sop_instance_uid]
+
+
+def test_each_outcome_is_handed_over_before_the_peer_aborts_mid_send(objects):
+    # The PACS takes the first object, then drops the association while answering the second:
+    # what it took is known to the caller although send() raises.
+    peer = AE(ae_title=PEER_AE)
+    peer.add_supported_context(VLPhotographicImageStorage, [JPEGBaseline8Bit, JPEGLSLossless])
+    peer.add_supported_context(DermoscopicPhotographyImageStorage, JPEGBaseline8Bit)
+    stored = []
+
+    def take_one_then_abort(event):
+        if stored:
+            event.assoc.abort()
+            return 0xA700
+        stored.append(event.request.AffectedSOPInstanceUID)
+        return 0x0000
+
+    server = peer.start_server(("127.0.0.1", 0), block=False,
+                               evt_handlers=[(evt.EVT_C_STORE, take_one_then_abort)])
+    seen = []
+    try:
+        with pytest.raises(PeerUnavailable):
+            send(objects, ae_title=PEER_AE, host="127.0.0.1", port=server.server_address[1],
+                 timeout=5, on_result=seen.append)
+    finally:
+        server.shutdown()
+    assert [(s.sop_instance_uid, s.stored) for s in seen] == [(stored[0], True)]
+    assert seen[0].path == objects[0]

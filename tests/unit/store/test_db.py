@@ -36,7 +36,25 @@ def test_migrate_creates_every_table_when_database_is_new(tmp_path):
     names = set(inspect(engine).get_table_names())
     engine.dispose()
     assert names == {"schema_version", "counters", "patients", "cases", "images", "reports",
-                     "charges", "inbox", "outbox", "audit", "users", "sessions"}
+                     "charges", "inbox", "outbox", "audit", "users", "sessions", "forwarded"}
+
+
+def test_migrate_adds_the_forwarded_table_when_the_database_predates_it(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE forwarded"))
+        conn.execute(text("DELETE FROM schema_version WHERE version >= 9"))
+    assert migrate(engine) == LATEST
+    with engine.begin() as conn:
+        conn.execute(schema.forwarded.insert().values(
+            destination="pacs", sop_uid="1.2.3", accession="TE00000001", sop_class_uid="1.2",
+            transfer_syntax_uid="1.2.840.10008.1.2.4.50", status=0, at="2025-01-01T00:00:00Z"))
+        with pytest.raises(IntegrityError):  # one row per PACS and object
+            conn.execute(schema.forwarded.insert().values(
+                destination="pacs", sop_uid="1.2.3", accession="TE00000001", sop_class_uid="1.2",
+                transfer_syntax_uid="1.2", status=0, at="2025-01-01T00:00:01Z"))
+    engine.dispose()
 
 
 def test_migrate_is_idempotent_when_run_twice(engine):
