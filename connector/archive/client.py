@@ -81,6 +81,10 @@ class ArchiveClient:
         page = self._request("get", "changes", params={"since": since, "limit": limit}).json()
         return page["Changes"], page["Last"], page["Done"]
 
+    def instance_file(self, orthanc_id: str) -> bytes:
+        """The stored Part-10 file, byte for byte (what a forward to a PACS sends)."""
+        return self._request("get", f"instances/{orthanc_id}/file").content
+
     def study_patient_tags(self, study_uid: str) -> list[dict] | None:
         """The patient of each stored instance of a study, as the instance itself says:
         `orthanc_id`, `SOPInstanceUID` and each of `PATIENT_TAGS` ("" when absent); None when
