@@ -36,3 +36,13 @@ def specialist_name(conn: Connection, accession: str, specialist_id: str) -> tup
                        .where(reports.c.accession == accession,
                               reports.c.specialist_id == specialist_id)).first()
     return tuple(row) if row else None
+
+
+def pdf(conn: Connection, accession: str, version: int | None = None) -> tuple[int, bytes] | None:
+    """(version, the PDF as signed) of a version of the case (the latest when `version` is
+    None), or None."""
+    query = select(reports.c.version, reports.c.pdf).where(reports.c.accession == accession)
+    query = (query.where(reports.c.version == version) if version is not None
+             else query.order_by(reports.c.version.desc()))
+    row = conn.execute(query).first()
+    return (row.version, row.pdf) if row else None
