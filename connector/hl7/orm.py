@@ -419,7 +419,7 @@ def _patient(r: _Reader) -> Patient:
     return _relocate(lambda: Patient(ids.id, name, issuer=ids.issuer, birth_date=birth, sex=sex,
                                      ins=ids.ins, ins_oid=ids.ins_oid,
                                      identity_status=ids.status, identity_flags=ids.flags,
-                                     other_ids=ids.other_ids),
+                                     other_ids=ids.other_ids, id_details=ids.details),
                      {"patient.id": id_loc, "patient.birth_date": birth_loc,
                       "patient.sex": sex_loc, "name": name_loc, "patient.ins": id_loc,
                       "patient.other_ids": id_loc,

@@ -6,7 +6,7 @@ A migration is never edited once released: later changes add a new numbered modu
 
 from . import (m0001_initial, m0002_image_quality, m0003_billing,
                m0004_identity_questionnaire, m0005_patient_identity,
-               m0006_inbox_state)
+               m0006_inbox_state, m0007_identifier_forms)
 
 MIGRATIONS = [
     (1, "initial", m0001_initial.upgrade),
@@ -15,4 +15,5 @@ MIGRATIONS = [
     (4, "identity and questionnaire", m0004_identity_questionnaire.upgrade),
     (5, "patient identity", m0005_patient_identity.upgrade),
     (6, "inbox processing state", m0006_inbox_state.upgrade),
+    (7, "identifier forms", m0007_identifier_forms.upgrade),
 ]

@@ -74,6 +74,16 @@ def test_oru_observations_carry_lines_conduct_uid_link_and_pdf(order):
     assert base64.b64decode(str(ed(5))) == PDF
 
 
+@pytest.mark.parametrize("pid3", ["IPP123456^^^CHU_DEMO&1.2.250.1.999.1&ISO^PI",
+                                  "IPP123456^^^CHU_DEMO^PI", "IPP123456^^^&1.2.250.1.999.1&ISO",
+                                  "IPP123456^^^CHU_DEMO"])
+def test_pid3_of_the_order_goes_back_whole(sample, pid3):
+    raw = sample("orm_o01_nw.hl7").replace(
+        "PID|1||IPP0012345^^^CHU_NIMES^PI~".encode(), f"PID|1||{pid3}~".encode())
+    received = order_from_orm(parse(raw))[1]
+    assert str(hl7.parse(oru(received)).segment("PID")(3)) == pid3
+
+
 def test_a_pdf_is_embedded_up_to_the_field_limit_and_refused_beyond(order):
     largest = (MAX_FIELD - len("^AP^PDF^Base64^")) // 4 * 3  # base64: 4 characters per 3 bytes
     assert pdf_fits(b"x" * largest) and not pdf_fits(b"x" * (largest + 1))

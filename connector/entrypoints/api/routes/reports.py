@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from ....bootstrap import Services
 from ....domain.errors import NotFound
-from ....domain.model import MAX_REASON, PersonName, Practitioner
+from ....domain.model import MAX_REASON, PersonName, practitioner_by_id
 from ....workflow import record_report, withdraw_report
 from ....workflow.commands import RecordReport, WithdrawReport
 from ..auth import Principal, require
@@ -37,7 +37,9 @@ class WithdrawIn(BaseModel):
 @router.post("/api/cases/{accession}/report", status_code=201)
 def post_report(accession: str, body: ReportIn, who: Principal = Depends(require("specialist")),
                 svc: Services = Depends(services)):
-    specialist = Practitioner(body.specialist.id, PersonName.parse(body.specialist.name))
+    specialist = practitioner_by_id(
+        body.specialist.id, PersonName.parse(body.specialist.name),
+        idnatps_authority=svc.mappings.orm.identity.idnatps_authority)
     with svc.unit() as uow:
         got = record_report.handle(RecordReport(accession, body.text, body.conduct, specialist,
                                                 who.actor), uow)
