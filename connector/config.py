@@ -240,6 +240,21 @@ class Hl7Section(_ListenerTls):
 
 class HttpSection(SiteModel):
     listen: Address = "127.0.0.1:8780"
+    # The API's address as requesters reach it (behind a proxy, by name): the base of the URLs
+    # we send them, such as a report's PDF sent by reference. Empty: http://<listen>.
+    public_url: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL (the API as requesters reach it)")
+        return url.rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """`public_url`, else the listen address over plain HTTP."""
+        return self.public_url or f"http://{self.listen}"
 
 
 class OrthancSection(SiteModel):
@@ -390,7 +405,7 @@ class ImagesSection(SiteModel):
 
 
 _DESTINATION_TLS_KEYS = ("tls", "ca_file", "cert_file", "key_file", "server_name")
-_REQUESTER_KEYS = ("report_message", "order_status")
+_REQUESTER_KEYS = ("report_message", "order_status", "report_pdf")
 
 
 class Destination(SiteModel):
@@ -416,6 +431,10 @@ class Destination(SiteModel):
     # ORU^R01, or "off" (connector/hl7/order_status.py).
     report_message: Literal["ORU^R01", "MDM^T02"] = "ORU^R01"
     order_status: Literal["off", "ORM^O01", "OMG^O19", "ORU^R01"] = "off"
+    # requester destinations: the signed PDF in the report message (OBX ED, base64), by
+    # reference (OBX RP: a URL of the API where the requester fetches it with its token), or
+    # not at all. A PDF too large for one v2.5 field goes by reference (connector/hl7/oru.py).
+    report_pdf: Literal["embedded", "reference", "none"] = "embedded"
     # mllp, https: seconds to wait for the peer's ACK (or HTTP answer) before retrying later
     ack_timeout: float = 0.0  # 0: the transport's default (DEFAULT_ACK_TIMEOUT)
     _api_key: str = PrivateAttr("")

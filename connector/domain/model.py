@@ -144,7 +144,9 @@ class Patient:
     qualified (`identity_status` QUAL); otherwise it is kept here (`ins`, `ins_oid`) but
     flagged unusable (`ins_usable` False), sent nowhere, and the local IPP is the id.
     `other_ids` are further identifiers of the same patient that may be sent alongside
-    ((id, issuer) pairs: DICOM Other Patient IDs Sequence).
+    ((id, issuer) pairs: DICOM Other Patient IDs Sequence). `id_details` say how the sender
+    wrote each identifier beyond (id, issuer): (id, issuer, the namespace it gave beside an
+    OID issuer, the identifier type code), so messages back name it the same way.
     """
 
     id: str
@@ -157,10 +159,14 @@ class Patient:
     identity_status: str = ""              # PROV | VALI | RECUP | QUAL, "" when not given
     identity_flags: tuple[str, ...] = ()   # other PID-32 codes (identity attributes), as sent
     other_ids: tuple[tuple[str, str], ...] = ()
+    id_details: tuple[tuple[str, str, str, str], ...] = ()
 
     def __post_init__(self):
         if not self.id.strip():
             raise DomainError("patient identifier is empty", where="patient.id")
+        if any(len(d) != 4 or len(d[2]) > 64 or len(d[3]) > 10 for d in self.id_details):
+            raise DomainError("identifier details are (id, issuer, namespace <= 64, type <= 10)",
+                              where="patient.id_details")
         if len(self.id) > 64:
             raise DomainError("patient identifier is longer than 64 characters", where="patient.id")
         if self.birth_date and not valid_date(self.birth_date):
@@ -186,6 +192,11 @@ class Patient:
             raise DomainError("the INS may identify the patient only when the identity is "
                               "qualified (QUAL)", where="patient.ins",
                               hint="keep the local identifier (IPP) as the patient id")
+
+    def details_of(self, ident: str, issuer: str) -> tuple[str, str]:
+        """(namespace, identifier type) the sender gave identifier (ident, issuer), or ("", "")."""
+        return next(((d[2], d[3]) for d in self.id_details if (d[0], d[1]) == (ident, issuer)),
+                    ("", ""))
 
     @property
     def ins_usable(self) -> bool:
@@ -238,6 +249,17 @@ class Practitioner:
             raise DomainError("practitioner identifier is empty", where="practitioner.id")
         if self.rpps and not valid_rpps(self.rpps):
             raise DomainError("RPPS number must be 11 digits", where="practitioner.id")
+
+
+def practitioner_by_id(ident: str, name: PersonName, *, idnatps_authority: str,
+                       ) -> Practitioner:
+    """A practitioner known by an identifier alone (posted through the API). An RPPS-based
+    IdNatPS (`8` + the 11-digit RPPS) is the national identifier: it takes the site's IdNatPS
+    assigning authority and the type `IDNPS`, as a French HL7 sender writes it; any other
+    identifier is local and goes as given."""
+    if ident.startswith("8") and valid_rpps(ident[1:]):
+        return Practitioner(ident, name, idnatps_authority, id_type="IDNPS", rpps=ident[1:])
+    return Practitioner(ident, name)
 
 
 @dataclass(frozen=True)

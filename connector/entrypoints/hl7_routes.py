@@ -11,7 +11,8 @@ Each `Route` has two parts:
 
 Orders (ORM^O01, OMG^O19, OMI^O23) by ORC-1: NW opens a case (`open_case`), or, when OBR-4
 carries a teleconsultation code, records a teleconsultation done and bills it
-(`record_teleconsultation`); CA cancels the case (`cancel_order`); XO changes it
+(`record_teleconsultation`); CA cancels the case named by ORC-2 and/or ORC-3, whatever else
+the message carries (`cancel_order`); XO changes it
 (`change_order`). ADT A08/A31 update the patient (`update_patient`), A40 merges
 (`merge_patients`). ORU^R01 and MDM^T02/T10 go to the report path (`receive_report`).
 Images embedded in an order (OBX value type ED) are attached in the order's transaction; a bad
@@ -29,7 +30,8 @@ from ..domain.errors import ConnectorError, StoreUnavailable
 from ..domain.model import Case
 from ..hl7 import adt, report_in
 from ..hl7.errors import Hl7Error, is_erl
-from ..hl7.orm import OrderImage, images_from_orm, order_from_orm, teleconsultation_from_orm
+from ..hl7.orm import (OrderImage, cancel_from_orm, images_from_orm, order_control,
+                       order_from_orm, teleconsultation_from_orm)
 from ..hl7.parse import ParsedMessage
 from ..store.uow import UnitOfWork
 from ..workflow import (attach_image, cancel_order, change_order, merge_patients, open_case,
@@ -48,9 +50,10 @@ class Route:
 @dataclass(frozen=True)
 class ReadOrder:
     control: str  # ORC-1
-    order: Any  # domain Order
+    order: Any  # domain Order; None for a cancel that carries no whole order
     images: list[OrderImage]
     teleconsultation: Any  # hl7.orm.ReportedTeleconsultation, or None
+    cancel: Any = None  # hl7.orm.OrderCancel for ORC-1 CA
 
 
 def actor_of(msg: ParsedMessage) -> str:
@@ -59,11 +62,15 @@ def actor_of(msg: ParsedMessage) -> str:
 
 def read_order(services: Services, msg: ParsedMessage) -> ReadOrder:
     mapping = services.mappings.orm
-    control, order = order_from_orm(msg, mapping)
+    control = order_control(msg, mapping)
     if control not in ("NW", "CA", "XO"):
         raise Hl7Error(f"order control {control} is not supported", hl7_code="103",
                        location="ORC^1^1")
-    images = images_from_orm(msg, mapping) if control != "CA" else []  # decoded before writing
+    if control == "CA":
+        cancel = cancel_from_orm(msg, mapping)
+        return ReadOrder(control, cancel.order, [], None, cancel)
+    order = order_from_orm(msg, mapping)[1]
+    images = images_from_orm(msg, mapping)  # decoded before writing
     teleconsultation = teleconsultation_from_orm(msg, mapping) if control == "NW" else None
     if teleconsultation is not None and images:
         raise Hl7Error("a teleconsultation reported as done takes no images",
@@ -75,7 +82,9 @@ def read_order(services: Services, msg: ParsedMessage) -> ReadOrder:
 def apply_order(uow: UnitOfWork, msg: ParsedMessage, read: ReadOrder) -> str:
     actor = actor_of(msg)
     if read.control == "CA":
-        return cancel_order.handle(CancelOrder(read.order, actor), uow).accession
+        named = read.cancel
+        return cancel_order.handle(CancelOrder(named.sender, named.placer_order_number,
+                                               named.filler_order_number, actor), uow).accession
     if read.control == "XO":
         case = change_order.handle(ChangeOrder(
             read.order, update_patient.message_key(msg.sender, msg.control_id), actor), uow)
@@ -169,6 +178,7 @@ def route_of(msg: ParsedMessage) -> Route:
 _DOMAIN_TO_HL7 = {
     "duplicate-order": ("205", "ORC^1^2", None),
     "unknown-order": ("204", "ORC^1^2", None),
+    "unknown-filler-order": ("204", "ORC^1^3", None),
     "state-conflict": ("207", "ORC^1^1", "AE"),
 }
 

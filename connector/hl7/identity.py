@@ -123,6 +123,9 @@ class PatientIds:
     flags: tuple[str, ...] = ()
     other_ids: tuple[tuple[str, str], ...] = ()
     location: Location | None = None  # where the patient id was read (errors are put there)
+    # (id, issuer, namespace given beside an OID issuer, CX-5 type) of each repetition that
+    # had more than (id, issuer), so PID-3 goes back as it came
+    details: tuple[tuple[str, str, str, str], ...] = ()
 
 
 def _erl(loc: Location, repetition: int) -> str:
@@ -143,6 +146,7 @@ def patient_ids(msg: ParsedMessage, positions: tuple[Location, ...], m: Identity
     kinds = dict(m.ins_authorities)
     ins: tuple[str, str] | None = None
     local: list[tuple[str, str, str]] = []  # (id, issuer, type)
+    details: list[tuple[str, str, str, str]] = []
     for rep in range(1, len(msg.repetitions(loc)) + 1):
         here = loc.at(repetition=rep)
         ident = msg.part(here, 1)
@@ -150,6 +154,9 @@ def patient_ids(msg: ParsedMessage, positions: tuple[Location, ...], m: Identity
             continue
         oid = authority_of(msg, here, 4)
         id_type = msg.part(here, 5).upper()
+        namespace = msg.part(here, 4, 1) if msg.part(here, 4, 2) else ""
+        if namespace or id_type:
+            details.append((ident, oid, namespace, msg.part(here, 5)))
         kind = kinds.get(oid)
         if kind is None:
             if id_type == "INS":
@@ -187,9 +194,11 @@ def patient_ids(msg: ParsedMessage, positions: tuple[Location, ...], m: Identity
     ins_value, ins_oid = ins or ("", "")
     if usable and (m.qualified_patient_id == "ins" or chosen is None):
         others = ((chosen[0], chosen[1]),) if chosen else ()
-        return PatientIds(ins_value, ins_oid, ins_value, ins_oid, status, flags, others, loc)
+        return PatientIds(ins_value, ins_oid, ins_value, ins_oid, status, flags, others, loc,
+                          tuple(details))
     others = ((ins_value, ins_oid),) if usable else ()
-    return PatientIds(chosen[0], chosen[1], ins_value, ins_oid, status, flags, others, loc)
+    return PatientIds(chosen[0], chosen[1], ins_value, ins_oid, status, flags, others, loc,
+                      tuple(details))
 
 
 def _reliability(msg: ParsedMessage, m: IdentityMapping) -> tuple[str, tuple[str, ...]]:

@@ -11,7 +11,8 @@ status, as the ANS "CDA in HL7 v2" profile maps it (reference hl7-and-billing.md
 
 Segments: MSH, EVN (EVN-1 the trigger, EVN-2 `now`), PID, PV1, the order (ORC + OBR, as in
 the ORU: `oru.order_segments`), TXA, then the same OBX as the ORU (`oru.observation_segments`:
-report lines, conduct, Study Instance UID, viewer link, PDF), OBX-11 F / C / D.
+report lines, conduct, Study Instance UID, viewer link, PDF embedded or by reference),
+OBX-11 F / C / D.
 
 TXA: 1 set id `1`; 2 document type `CN` (consultation, table 0270); 3 content presentation `TX`
 (table 0191: the OBX TX lines are the document; the PDF is the same document as ED); 4 activity
@@ -51,12 +52,13 @@ def trigger_for(status: str) -> str:
 def build_mdm(*, control_id: str, now: str, case_accession: str, study_uid: str, order: Order,
               report: Report, conduct_label: str, pdf: bytes, document_id: str,
               parent_document_id: str = "", change_reason: str = "", viewer_url: str = "",
-              namespace: str = "TELEDERM", sending: tuple[HD, HD] = ("TELEDERM", "TELEDERM"),
+              pdf_url: str = "", namespace: str = "TELEDERM", sending: tuple[HD, HD] = ("TELEDERM", "TELEDERM"),
               receiving: tuple[HD, HD] = ("", "")) -> str:
     """The MDM text (segments separated by CR); encode it with `parse.encode`.
 
     `document_id` is this version's unique document number; `parent_document_id` the version it
-    replaces (a correction, T10); `change_reason` why it changes (a withdrawal, T04)."""
+    replaces (a correction, T10); `change_reason` why it changes (a withdrawal, T04). The PDF
+    goes as in the ORU (`oru.observation_segments`): by reference, embedded, or not at all."""
     trigger = trigger_for(report.status)
     if report.status == _CORRECTED and not parent_document_id:
         raise ValueError("a corrected report (MDM^T10) needs the document it replaces")
@@ -80,6 +82,6 @@ def build_mdm(*, control_id: str, now: str, case_accession: str, study_uid: str,
         *order_segments(now=now, case_accession=case_accession, order=order, report=report),
         txa,
         *observation_segments(study_uid=study_uid, report=report, conduct_label=conduct_label,
-                              pdf=pdf, viewer_url=viewer_url),
+                              pdf=pdf, viewer_url=viewer_url, pdf_url=pdf_url),
     ]
     return "\r".join(lines) + "\r"

@@ -99,6 +99,17 @@ class OrmMapping:
 
 
 @dataclass(frozen=True)
+class OrderCancel:
+    """What a cancel (ORC-1 CA) names: the order by its placer number, its filler number (our
+    accession), or both; the whole order when the message carries one (None otherwise)."""
+
+    sender: str
+    placer_order_number: str  # "" when only the filler number is given
+    filler_order_number: str  # "" when only the placer number is given
+    order: Order | None
+
+
+@dataclass(frozen=True)
 class ReportedTeleconsultation:
     """A teleconsultation the EHR reports as done (OBR-4 carries a teleconsultation code)."""
 
@@ -115,6 +126,7 @@ class ReportedTeleconsultation:
 class _Positions(SiteModel):
     order_control: positions()
     placer_order_number: positions()
+    filler_order_number: positions()
     ordered_at: positions()
     procedure: positions()
     question: positions()
@@ -241,15 +253,8 @@ def order_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> tup
     carries more than one order (we would otherwise silently drop the others).
     """
     m = mapping or load_mapping()
-    if msg.segment_ids().count("ORC") > 1:
-        raise Hl7Error("only one order (ORC) per message is supported", hl7_code=100,
-                       location="ORC^2", hint="send one order per message")
+    control = order_control(msg, m)
     reader = _Reader(msg, m)
-    control_loc, control = reader.required("order_control", "order control")
-    if control.upper() not in m.order_controls:
-        raise Hl7Error(f"order control {control!r} is not supported", hl7_code=103,
-                       location=control_loc.erl(),
-                       hint="use one of " + ", ".join(sorted(m.order_controls)))
     placer_loc, placer = reader.required("placer_order_number", "placer order number")
     patient, requester = _patient(reader), _requester(reader)
     question, priority, ordered_at = _question(reader), _priority(reader), _ordered_at(reader)
@@ -262,7 +267,45 @@ def order_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> tup
     order = _relocate(lambda: Order(msg.sender, placer, patient, requester, question, priority,
                                     ordered_at, hospitalised, **extra),
                       {"placer_order_number": placer_loc})
-    return control.upper(), order
+    return control, order
+
+
+def order_control(msg: ParsedMessage, mapping: OrmMapping | None = None) -> str:
+    """ORC-1 of the message's single order, upper case. Raises `Hl7Error` (AE): 101 when it is
+    missing, 103 when the mapping does not take it, 100 for more than one order (we would
+    otherwise silently drop the others)."""
+    m = mapping or load_mapping()
+    if msg.segment_ids().count("ORC") > 1:
+        raise Hl7Error("only one order (ORC) per message is supported", hl7_code=100,
+                       location="ORC^2", hint="send one order per message")
+    control_loc, control = _Reader(msg, m).required("order_control", "order control")
+    if control.upper() not in m.order_controls:
+        raise Hl7Error(f"order control {control!r} is not supported", hl7_code=103,
+                       location=control_loc.erl(),
+                       hint="use one of " + ", ".join(sorted(m.order_controls)))
+    return control.upper()
+
+
+def cancel_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> OrderCancel:
+    """The order a cancel (ORC-1 CA) names: by the placer's number (ORC-2), ours (ORC-3, the
+    accession), or both. Nothing else is required (ORC-12, OBR, even PID are optional in a
+    v2.5 cancel); when the message also carries the whole order (PID and a requester), it is
+    read as for any order, so the requester can be told should the cancel fail later.
+
+    Raises `Hl7Error` (AE) 101 at ORC-2 when neither number is given."""
+    m = mapping or load_mapping()
+    reader = _Reader(msg, m)
+    placer_loc, placer = reader.first("placer_order_number")
+    _, filler = reader.first("filler_order_number")
+    if not (placer or filler):
+        raise Hl7Error("a cancel names no order (placer or filler order number)", hl7_code=101,
+                       location=placer_loc.erl(),
+                       hint="send the placer order number in ORC-2 or the accession we "
+                            "returned in ORC-3")
+    whole = bool("PID" in msg.segment_ids() and placer
+                 and msg.components(reader.first_field("requester")))
+    order = order_from_orm(msg, m)[1] if whole else None
+    return OrderCancel(msg.sender, placer, filler, order)
 
 
 def _request(msg: ParsedMessage, m: OrmMapping, priority: Priority) -> dict:
@@ -378,7 +421,7 @@ def _patient(r: _Reader) -> Patient:
     return _relocate(lambda: Patient(ids.id, name, issuer=ids.issuer, birth_date=birth, sex=sex,
                                      ins=ids.ins, ins_oid=ids.ins_oid,
                                      identity_status=ids.status, identity_flags=ids.flags,
-                                     other_ids=ids.other_ids),
+                                     other_ids=ids.other_ids, id_details=ids.details),
                      {"patient.id": id_loc, "patient.birth_date": birth_loc,
                       "patient.sex": sex_loc, "name": name_loc, "patient.ins": id_loc,
                       "patient.other_ids": id_loc,

@@ -53,11 +53,12 @@ def hd(value: HD) -> str:
     return "^".join(escape(p) for p in parts)
 
 
-def authority(value: str) -> str:
-    """An assigning authority inside a composite: an OID goes to the universal id with type ISO,
-    anything else is a namespace id."""
+def authority(value: str, namespace: str = "") -> str:
+    """An assigning authority inside a composite: an OID goes to the universal id with type ISO
+    (beside `namespace`, the namespace id the sender gave with it), anything else is a
+    namespace id."""
     if valid_oid(value):
-        return f"&{value}&ISO"
+        return f"{escape(namespace)}&{value}&ISO"
     return escape(value)
 
 
@@ -108,7 +109,10 @@ def msh(*, sending: tuple[HD, HD], receiving: tuple[HD, HD], now: str, message_t
 
 
 def pid(patient: Patient) -> str:
-    """PID-3 (CX: id ^^^ authority [^ INS], repeated), PID-5, PID-7, PID-8, PID-32.
+    """PID-3 (CX: id ^^^ authority ^ type, repeated), PID-5, PID-7, PID-8, PID-32.
+
+    Each identifier goes back as the sender wrote it (`Patient.id_details`): the namespace
+    beside its OID and its type code (`IPP123456^^^CHU_DEMO&1.2.250.1.999.1&ISO^PI`).
 
     PID-3: the patient's identifier, then its other identifiers (e.g. the IPP when a qualified
     INS is the identifier), then the INS when the identity is qualified and it is not there yet;
@@ -122,7 +126,9 @@ def pid(patient: Patient) -> str:
     for pair in dict.fromkeys(pairs):  # in order, once each
         if pair == ins and not patient.ins_usable:
             continue  # (the model refuses this; never send an unusable INS)
-        ids.append(_cx(pair[0], pair[1], "INS" if pair == ins else ""))
+        namespace, id_type = patient.details_of(*pair)
+        ids.append(_cx(pair[0], pair[1], namespace,
+                       "INS" if pair == ins else id_type))
     status = "~".join(escape(s) for s in (patient.identity_status, *patient.identity_flags) if s)
     fields = ["1", "", "~".join(ids), "", xpn(patient.name), "", patient.birth_date, patient.sex]
     if status:
@@ -130,9 +136,10 @@ def pid(patient: Patient) -> str:
     return segment("PID", *fields)
 
 
-def _cx(value: str, issuer: str, type_code: str) -> str:
+def _cx(value: str, issuer: str, namespace: str, type_code: str) -> str:
     """CX: id ^^^ assigning authority (CX-4) ^ identifier type code (CX-5)."""
-    parts = [escape(value), "", "", authority(issuer) if issuer else "", type_code]
+    parts = [escape(value), "", "", authority(issuer, namespace) if issuer else "",
+             escape(type_code)]
     return "^".join(parts).rstrip("^")
 
 

@@ -17,6 +17,14 @@ font so that accents and names from other European languages render: DejaVu Sans
 `fonts-dejavu-core` when installed (wider coverage: Polish, Czech...), else Bitstream Vera,
 which reportlab ships (Latin-1 plus French ligatures). For given inputs on one machine the
 output is identical except for the encryption key, which is random per document.
+
+Size: the PDF travels base64 in one HL7 field (ORU OBX-5 ED), whose v2.5 limit is 65,536
+characters. reportlab embeds a subset of each font (the glyphs a document uses), but copies
+the font's `name` table (DejaVu's holds its whole licence, 15 KB) and hinting programs whole
+into every subset. So the fonts are first trimmed with fontTools (`_lean_font`): the scripts a
+European name or report needs (Latin, Greek, Cyrillic, punctuation, currency), no hinting (a
+PDF viewer rasterises at any size), no layout tables (reportlab does no shaping), names
+reduced to family, style, full and PostScript name. A two-line report is then about 20 KB.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ from typing import Annotated
 from xml.sax.saxutils import escape
 
 import reportlab
+from fontTools import subset as font_subset
+from fontTools.ttLib import TTFont as FontFile
 from pydantic import AfterValidator, StrictStr, create_model
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -59,6 +69,10 @@ _DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 _VERA = Path(reportlab.__file__).parent / "fonts"
 _FONT, _BOLD = "TeleDermSans", "TeleDermSans-Bold"
 _DT = re.compile(r"^(\d{12})(\d{2})?(?:\.\d{1,4})?([+-]\d{4})?$")
+# Code point ranges kept in the embedded fonts: Basic Latin to Latin Extended-B, Greek,
+# Cyrillic, Latin Extended Additional, general punctuation, currency symbols, letterlike symbols.
+_SCRIPTS = ((0x20, 0x24F), (0x370, 0x3FF), (0x400, 0x52F), (0x1E00, 0x1EFF), (0x2000, 0x206F),
+            (0x20A0, 0x20CF), (0x2100, 0x214F))
 
 
 def _some_text(value: str) -> str:
@@ -194,8 +208,27 @@ def _register_fonts() -> None:
     regular, bold = _DEJAVU / "DejaVuSans.ttf", _DEJAVU / "DejaVuSans-Bold.ttf"
     if not (regular.is_file() and bold.is_file()):
         regular, bold = _VERA / "Vera.ttf", _VERA / "VeraBd.ttf"
-    pdfmetrics.registerFont(TTFont(_FONT, str(regular)))
-    pdfmetrics.registerFont(TTFont(_BOLD, str(bold)))
+    pdfmetrics.registerFont(TTFont(_FONT, _lean_font(regular)))
+    pdfmetrics.registerFont(TTFont(_BOLD, _lean_font(bold)))
+
+
+def _lean_font(path: Path) -> io.BytesIO:
+    """The TrueType font at `path` without what reportlab would copy into every document for
+    nothing (see the module docstring), as a file reportlab reads."""
+    font = FontFile(str(path))
+    options = font_subset.Options()
+    options.hinting = False
+    options.layout_features = []
+    options.name_IDs = [1, 2, 4, 6]  # family, style, full name, PostScript name
+    options.drop_tables += ["GSUB", "GPOS", "GDEF", "kern", "hdmx", "VDMX", "LTSH", "gasp", "FFTM"]
+    wanted = {c for low, high in _SCRIPTS for c in range(low, high + 1)}
+    subsetter = font_subset.Subsetter(options)
+    subsetter.populate(unicodes=wanted & set(font.getBestCmap()))
+    subsetter.subset(font)
+    out = io.BytesIO()
+    font.save(out)
+    out.seek(0)
+    return out
 
 
 def _fields(s: dict, rows: list[tuple[str, str]], value_style: str = "value") -> Table:

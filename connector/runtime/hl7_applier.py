@@ -103,6 +103,10 @@ def _tell_requester(uow: UnitOfWork, msg: ParsedMessage, error: Hl7Error) -> Non
         return
     if read.teleconsultation is not None:  # an act reported as done is not an order to us
         return
+    if read.order is None:  # a cancel naming only the order's numbers: no patient to send
+        log.info("order status for refused %s not queued: the cancel carries no order",
+                 msg.control_id)
+        return
     try:
         with uow.savepoint():
             notify_status.unable(uow, read.order, read.control,

@@ -23,7 +23,7 @@ from .schema import cases, images, patients, reports
 # Opening a case is the hot path of processing-mode intake (the ACK waits for it): its
 # statements go to the driver (`driver.execute`), their SQL written once from the tables.
 _PATIENT_COLUMNS = ("family", "given", "birth_date", "sex", "ins", "ins_oid", "identity_status",
-                    "identity_flags", "other_ids")
+                    "identity_flags", "other_ids", "id_details")
 _PATIENT_PK = "SELECT id FROM patients WHERE patient_id = ? AND issuer = ?"
 _PATIENT_INSERT = driver.insert_sql(patients, ("patient_id", "issuer") + _PATIENT_COLUMNS,
                                     returning="id")
@@ -61,7 +61,8 @@ def identity_values(patient: Patient) -> dict:
     return dict(ins=patient.ins, ins_oid=patient.ins_oid,
                 identity_status=patient.identity_status,
                 identity_flags=" ".join(patient.identity_flags),
-                other_ids=json.dumps([list(pair) for pair in patient.other_ids]))
+                other_ids=json.dumps([list(pair) for pair in patient.other_ids]),
+                id_details=json.dumps([list(d) for d in patient.id_details]))
 
 
 def patient_from_row(row) -> Patient:
@@ -71,7 +72,8 @@ def patient_from_row(row) -> Patient:
                    birth_date=row["birth_date"], sex=row["sex"], ins=row["ins"],
                    ins_oid=row["ins_oid"], identity_status=row["identity_status"],
                    identity_flags=tuple(row["identity_flags"].split()),
-                   other_ids=tuple(tuple(pair) for pair in json.loads(row["other_ids"] or "[]")))
+                   other_ids=tuple(tuple(pair) for pair in json.loads(row["other_ids"] or "[]")),
+                   id_details=tuple(tuple(d) for d in json.loads(row["id_details"] or "[]")))
 
 
 def answers_json(answers: tuple[Answer, ...]) -> str:

@@ -47,6 +47,7 @@ def record_charge(conn: Connection, line: Line, charge: Charge, *, control_id: s
         act_date=charge.act_date, performed_by=charge.performed_by.id,
         performed_by_name=charge.performed_by.name.hl7(),
         performed_by_authority=charge.performed_by.authority,
+        performed_by_id_type=charge.performed_by.id_type,
         ordered_by=charge.ordered_by.id if charge.ordered_by else "",
         message_control_id=control_id, created_at=now, status="sent", reason=reason,
         facility=line.facility, kind=line.kind, level=line.level,

@@ -42,3 +42,13 @@ def accession_of(conn: Connection, sop_uid: str) -> str | None:
     """The case of the report version whose Encapsulated PDF has this SOP Instance UID; None
     when no report has it (e.g. an image's)."""
     return conn.execute(select(reports.c.accession).where(reports.c.sop_uid == sop_uid)).scalar()
+
+
+def pdf(conn: Connection, accession: str, version: int | None = None) -> tuple[int, bytes] | None:
+    """(version, the PDF as signed) of a version of the case (the latest when `version` is
+    None), or None."""
+    query = select(reports.c.version, reports.c.pdf).where(reports.c.accession == accession)
+    query = (query.where(reports.c.version == version) if version is not None
+             else query.order_by(reports.c.version.desc()))
+    row = conn.execute(query).first()
+    return (row.version, row.pdf) if row else None

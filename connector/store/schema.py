@@ -37,6 +37,8 @@ patients = Table(
     Column("identity_status", String(5), nullable=False, default=""),
     Column("identity_flags", String(200), nullable=False, default=""),
     Column("other_ids", Text, nullable=False, default="[]"),
+    # [[id, issuer, namespace beside the OID, identifier type]] as PID-3 carried them (m0007)
+    Column("id_details", Text, nullable=False, default="[]"),
     UniqueConstraint("patient_id", "issuer"),
 )
 
@@ -107,6 +109,8 @@ reports = Table(
     Column("specialist_id", String(64), nullable=False),
     Column("specialist_family", String(100), nullable=False),
     Column("specialist_given", String(100), nullable=False, default=""),
+    Column("specialist_authority", String(64), nullable=False, default=""),  # m0007
+    Column("specialist_id_type", String(10), nullable=False, default=""),
     Column("signed_at", String(14), nullable=False),
     Column("digest", String(64), nullable=False),
     Column("sop_uid", String(64), nullable=False),
@@ -141,6 +145,7 @@ charges = Table(
     Column("credit_of", String(64)),  # the FT1-2 a CD reverses
     Column("performed_by_name", String(200), nullable=False, default=""),  # FAMILY^Given
     Column("performed_by_authority", String(64), nullable=False, default=""),
+    Column("performed_by_id_type", String(10), nullable=False, default=""),  # m0007
 )
 Index("ix_charges_control_id", charges.c.message_control_id)
 

@@ -40,7 +40,12 @@ class ChangeOrder:
 
 @dataclass(frozen=True)
 class CancelOrder:
-    order: Order
+    """The order to cancel, by the placer's number (scoped by its sender), our accession (the
+    filler number), or both ("" for the one not given)."""
+
+    sender: str
+    placer_order_number: str
+    accession: str
     actor: str
 
 

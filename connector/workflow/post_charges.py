@@ -185,11 +185,11 @@ def _line_of(row) -> lines.Line:
 def _charge_of(uow: UnitOfWork, case: Case, row) -> Charge:
     """A recorded CG/CD row as the Charge it was sent as (doctors with their names)."""
     requester = case.order.requester
-    if row.performed_by_name:
-        performer = Practitioner(row.performed_by, PersonName.parse(row.performed_by_name),
-                                 row.performed_by_authority)
-    elif row.performed_by == requester.id:
+    if row.performed_by == requester.id:  # the requérant's act: the requester as ordered
         performer = requester
+    elif row.performed_by_name:
+        performer = Practitioner(row.performed_by, PersonName.parse(row.performed_by_name),
+                                 row.performed_by_authority, id_type=row.performed_by_id_type)
     else:  # rows written before migration 0003 kept no name: the specialist of a report
         found = uow.reports.specialist_name(case.accession, row.performed_by)
         performer = Practitioner(row.performed_by,

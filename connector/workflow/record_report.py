@@ -70,6 +70,7 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
         accession=accession, version=version, status=report.status, text=text,
         conduct=conduct, specialist_id=specialist.id,
         specialist_family=specialist.name.family, specialist_given=specialist.name.given,
+        specialist_authority=specialist.authority, specialist_id_type=specialist.id_type,
         signed_at=signed_at, digest=digest, sop_uid=sop_uid, pdf=pdf)
     uow.cases.save_status(case, now)
     uow.outbox.enqueue(kind="archive.store", destination="archive", key=f"archive:{sop_uid}",

@@ -43,7 +43,8 @@ def handle(cmd: WithdrawReport, uow: UnitOfWork) -> WithdrawnReport:
     case.apply(CaseEvent.REPORT_WITHDRAWN)  # ANSWERED or AMENDED only
     uow.cases.save_status(case, now)
     specialist = Practitioner(row.specialist_id,
-                              PersonName(row.specialist_family, row.specialist_given))
+                              PersonName(row.specialist_family, row.specialist_given),
+                              row.specialist_authority, id_type=row.specialist_id_type)
     withdrawn = Report(text=row.text, conduct=row.conduct, specialist=specialist,
                        signed_at=row.signed_at, status=ResultStatusValues.DELETED)
     oru = send_report.queue(uow, case, withdrawn, version=row.version,

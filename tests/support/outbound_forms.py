@@ -36,7 +36,7 @@ PDF = b"%PDF-1.4\n% sample: the real PDF is the signed report\n%%EOF\n"
 
 PATIENT = Patient("IPP0012345", PersonName("LEFÈVRE", "Hélène"), "CHU_NIMES", "19720314", "F",
                   ins="279035121518989", ins_oid="1.2.250.1.213.1.4.10",
-                  identity_status="QUAL")
+                  identity_status="QUAL", id_details=(("IPP0012345", "CHU_NIMES", "", "PI"),))
 REQUESTER = Practitioner("801234567897", PersonName("MARTIN", "François"),
                          "1.2.250.1.71.4.2.1", id_type="IDNPS")
 SPECIALIST = Practitioner("810000000001", PersonName("DURAND", "Amélie"),

@@ -1,5 +1,6 @@
-"""`report_message` and `order_status` of requester destinations: defaults, accepted values,
-refusals (a real TOML file in tmp_path)."""
+"""`report_message`, `order_status` and `report_pdf` of requester destinations, and `[http]
+public_url` (the base of the URLs they are sent): defaults, accepted values, refusals (a real
+TOML file in tmp_path)."""
 
 import pytest
 
@@ -43,7 +44,8 @@ def test_an_https_requester_takes_them_too(tmp_path):
 @pytest.mark.parametrize("line,key,words", [
     ('report_message = "MDM^T10"', "report_message", ["'MDM^T10'", "'ORU^R01' or 'MDM^T02'"]),
     ('order_status = "ORR^O02"', "order_status", ["'ORR^O02'", "'OMG^O19'"]),
-    ('order_status = "on"', "order_status", ["'on'", "'off'"])])
+    ('order_status = "on"', "order_status", ["'on'", "'off'"]),
+    ('report_pdf = "link"', "report_pdf", ["'link'", "'reference'"])])
 def test_unknown_forms_are_refused_with_the_choices(tmp_path, line, key, words):
     with pytest.raises(ConfigError) as exc:
         load(tmp_path, EHR + line + "\n")
@@ -51,10 +53,27 @@ def test_unknown_forms_are_refused_with_the_choices(tmp_path, line, key, words):
     assert exc.value.where.endswith(f" [destinations[0].{key}]")
 
 
-def test_accounting_destinations_refuse_requester_keys(tmp_path):
+@pytest.mark.parametrize("line", ['order_status = "ORM^O01"', 'report_pdf = "none"'])
+def test_accounting_destinations_refuse_requester_keys(tmp_path, line):
     with pytest.raises(ConfigError) as exc:
-        load(tmp_path, EHR + ACCOUNTING + 'order_status = "ORM^O01"\n')
+        load(tmp_path, EHR + ACCOUNTING + line + "\n")
     assert exc.value.where.endswith(" [destinations[1]]") and "requester" in exc.value.text
+
+
+@pytest.mark.parametrize("form", ["embedded", "reference", "none"])
+def test_report_pdf_is_embedded_unless_said_and_urls_start_at_public_url(tmp_path, form):
+    assert load(tmp_path, EHR).destinations[0].report_pdf == "embedded"
+    assert load(tmp_path, EHR).http.base_url == "http://127.0.0.1:8780"
+    config = load(tmp_path, '[http]\npublic_url = "https://telederm.chu.example/"\n' + EHR
+                  + f'report_pdf = "{form}"\n')
+    assert config.destinations[0].report_pdf == form
+    assert config.http.base_url == "https://telederm.chu.example"
+
+
+def test_a_public_url_that_is_no_http_url_is_refused(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        load(tmp_path, '[http]\npublic_url = "telederm.chu.example"\n')
+    assert "http" in exc.value.text and exc.value.where.endswith("[http.public_url]")
 
 
 def _ack_timeout_config(tmp_path, line: str, transport: str = "mllp",

@@ -11,7 +11,7 @@ import pytest
 
 from connector.demo import demo_photo
 from connector.store.schema import patients
-from tests.support.inbound import REQUESTER, adt, mdm, msh, order, oru, pid, wire
+from tests.support.inbound import REQUESTER, adt, mdm, msh, order, oru, pid, segment, wire
 
 NEW_REQUESTER = "809876543210^BERNARD^Anne^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO"
 
@@ -37,6 +37,33 @@ def test_cancel_cancels_the_case(inbound):
     accession = inbound.open_case("PL-CA")
     assert inbound.send(order("PL-CA", control="CA")).code == "AA"
     assert inbound.case(accession)["status"] == "CANCELLED"
+
+
+def minimal_cancel(placer: str = "", accession: str = "") -> bytes:
+    """A cancel as many placers send it: MSH and ORC only, no ORC-12, no PID, no OBR."""
+    orc = {1: "CA", 2: f"{placer}^DPI_HOPITAL" if placer else "", 3: accession}
+    return wire(msh("ORM^O01^ORM_O01", f"CA-MIN-{placer or accession}"), segment("ORC", orc))
+
+
+@pytest.mark.parametrize("by", ["placer", "filler", "both"])
+def test_cancel_without_orc12_is_accepted_and_cancels_the_case(inbound, by):
+    accession = inbound.open_case(f"PL-CAMIN-{by}")
+    placer = f"PL-CAMIN-{by}" if by != "filler" else ""
+    ack = inbound.send(minimal_cancel(placer, accession if by != "placer" else ""))
+    assert (ack.code, ack.errors) == ("AA", ())
+    assert inbound.case(accession)["status"] == "CANCELLED"
+    (cancelled,) = [a for a in inbound.audit("case.cancelled") if a["accession"] == accession]
+    assert cancelled["actor"] == "hl7:DPI_HOPITAL|CHU_DEMO"
+
+
+def test_cancel_naming_no_order_or_another_one_is_refused_at_the_number(inbound):
+    accession = inbound.open_case("PL-CAMIN-X")
+    other = inbound.open_case("PL-CAMIN-Y")
+    assert err(inbound.send(minimal_cancel())) == ("AE", "101", "ORC^1^2")
+    assert err(inbound.send(minimal_cancel("PL-CAMIN-NONE"))) == ("AE", "204", "ORC^1^2")
+    assert err(inbound.send(minimal_cancel(accession="TD99999999"))) == ("AE", "204", "ORC^1^3")
+    assert err(inbound.send(minimal_cancel("PL-CAMIN-X", other))) == ("AE", "204", "ORC^1^3")
+    assert {inbound.case(a)["status"] for a in (accession, other)} == {"OPEN"}
 
 
 def test_change_updates_question_priority_requester_and_is_audited(inbound):

@@ -33,6 +33,7 @@ from connector.ports import free_port
 from connector.runtime.server import RunningConnector
 
 MLLP_SEND = Path(sys.executable).with_name("mllp_send")
+REPO = Path(__file__).resolve().parents[3]
 READ_TIMEOUT = 1.0  # [hl7] read_timeout of the running connector: a stalled frame is closed
 _serial = iter(range(1, 10_000))
 # The patient's consent to the tele-expertise, as `connector.demo.demo_order` carries it.
@@ -186,6 +187,34 @@ def test_mllp_send_command_sends_a_file_of_several_messages(running, tmp_path, l
         [("AA", control_id) for _, control_id, _ in messages]
     assert [ack_charset(a) for a in acks] == ["UNICODE UTF-8", "8859/15", "UNICODE UTF-8"]
     assert stored_name(running, messages[1][2]) == ("Œuvre", "Noël")
+
+
+INBOUND_SAMPLES = {  # conformance/samples/ inbound messages -> (MSA-1, ERR-3 of the first ERR)
+    "orm_o01_nw.hl7": ("AA", None),
+    "omg_o19_nw.hl7": ("AA", None),
+    "orm_o01_nw_questionnaire.hl7": ("AA", None),
+    "orm_o01_no_pid3.hl7": ("AE", "101"),
+}
+
+
+@pytest.mark.parametrize("name", list(INBOUND_SAMPLES))
+def test_mllp_send_sends_each_inbound_sample_file_unmodified(running, name):
+    """The file as stored is what a sender sends: mllp_send takes it as it is (`--loose` frames
+    a file of bare messages; it has no line ends to convert), and its bytes arrive as stored."""
+    path = REPO / "conformance" / "samples" / name
+    stored = path.read_bytes()
+    command = [str(MLLP_SEND), "--port", str(running.hl7_ports["ehr"]), "--file", str(path),
+               "--loose", "127.0.0.1"]
+    result = subprocess.run(command, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    (raw,) = FrameReader().feed(result.stdout)
+    ack = read_ack(raw)
+    assert (ack.code, ack.control_id_acked) == (INBOUND_SAMPLES[name][0], parse(stored).control_id)
+    assert (ack.errors[0].hl7_code if ack.errors else None) == INBOUND_SAMPLES[name][1]
+    with running.services.store.engine.connect() as conn:
+        received = conn.execute(text("SELECT raw FROM inbox WHERE control_id = :id"),
+                                {"id": ack.control_id_acked}).scalar_one()
+    assert received == stored.rstrip(b"\r")  # mllp_send strips the last segment's CR only
 
 
 # --- raw sockets, charsets, partial frames, garbage ------------------------------------------

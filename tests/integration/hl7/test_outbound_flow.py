@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from dataclasses import replace
 import socket
 import threading
 
@@ -22,7 +23,7 @@ from sqlalchemy import select
 
 from connector.config import Destination, load_config
 from connector.domain.errors import DomainError, StateConflict
-from connector.domain.model import Order, Patient, PersonName, Practitioner
+from connector.domain.model import Order, Patient, PersonName, Practitioner, practitioner_by_id
 from connector.domain.states import CaseEvent
 from connector.hl7.ack import build_ack, read_ack
 from connector.hl7.mllp import frame
@@ -346,6 +347,46 @@ def test_an_operator_cancels_an_answered_case_credits_it_and_sends_oc(tmp_path, 
     last = peer.parsed()[-1].segment("ORC")
     assert (str(last(1)), last.extract_field(1, 16, 1, 1)) == ("OC", "CANCELLED")
     assert [str(m.segment("FT1")(6)) for m in compta.parsed()] == ["CG", "CD"]
+
+
+def test_identifiers_go_back_whole_in_report_withdrawal_and_both_billing_batches(tmp_path,
+                                                                                 peers):
+    peer, compta = peers(RecordingPeer("ehr")), peers(RecordingPeer("compta"))
+    services = services_for(tmp_path, ehr(peer, report_message="MDM^T02"),
+                            Destination(name="compta", role="accounting", transport="mllp",
+                                        address=f"127.0.0.1:{compta.port}"))
+    order = new_order("PL-OUT-ID")
+    patient = Patient("IPP123456", order.patient.name, "1.2.250.1.999.1", "19580312", "F",
+                      id_details=(("IPP123456", "1.2.250.1.999.1", "CHU_DEMO", "PI"),))
+    with services.unit() as uow:
+        case = open_case.handle(OpenCase(replace(order, patient=patient), "test"), uow)
+        case.apply(CaseEvent.IMAGE_RECEIVED)
+        uow.cases.save_status(case, uow.moment.iso)
+    with services.unit() as uow:
+        mark_ready.handle(MarkReady(case.study_uid, "test"), uow)
+    posted = practitioner_by_id("810001234567", PersonName("LEROY", "Claire"),
+                                idnatps_authority="1.2.250.1.71.4.2.1")  # as the API builds it
+    with services.unit() as uow:
+        record_report.handle(RecordReport(case.accession, "Naevus.", "no_visit", posted, "t"), uow)
+    with services.unit() as uow:
+        withdraw_report.handle(WithdrawReport(case.accession, "mauvais dossier", "t"), uow)
+    drain(services)
+    drain(services, "compta")
+    whole_pid3 = "IPP123456^^^CHU_DEMO&1.2.250.1.999.1&ISO^PI"
+    xcn = "810001234567^LEROY^Claire^^^^^^&1.2.250.1.71.4.2.1&ISO^^^^IDNPS"
+    requester = "801234567897^MARTIN^Jean^^^^^^&1.2.250.1.71.4.2.1&ISO^^^^IDNPS"
+    for raw in peer.messages + compta.messages:
+        segments = {s.split("|")[0]: s.split("|") for s in raw.split("\r") if s}
+        assert segments["PID"][3] == whole_pid3
+    for raw in peer.messages:  # MDM T02 then T04: TXA-5 and OBR-32
+        segments = {s.split("|")[0]: s.split("|") for s in raw.split("\r") if s}
+        assert segments["TXA"][5] == xcn
+        assert segments["OBR"][32] == "810001234567&LEROY&Claire&&&&&&&1.2.250.1.71.4.2.1&ISO"
+    charge, credit = compta.messages
+    for batch in (charge, credit):  # TE2 then RQD: FT1-20 performed by
+        ft1 = [s.split("|") for s in batch.split("\r") if s.startswith("FT1|")]
+        assert [(f[6], f[20]) for f in ft1] == [("CG" if batch is charge else "CD", xcn),
+                                                ("CG" if batch is charge else "CD", requester)]
 
 
 def test_an_empty_or_long_reason_is_refused(tmp_path):

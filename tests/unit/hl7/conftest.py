@@ -9,7 +9,8 @@ SAMPLES = Path(__file__).resolve().parents[3] / "conformance" / "samples"
 
 @pytest.fixture
 def sample():
-    """Call with a file name in conformance/samples; segments come back ended by CR."""
+    """Call with a file name in conformance/samples; its bytes as stored, which are the bytes a
+    sender puts on the wire (segments ended by CR, no MLLP framing)."""
     def load(name: str) -> bytes:
-        return (SAMPLES / name).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r")
+        return (SAMPLES / name).read_bytes()
     return load

@@ -11,7 +11,7 @@ from connector.billing.tariffs import load_tariffs
 from connector.domain.model import Charge, PersonName, Practitioner, Report
 from connector.hl7.dft import build_dft
 from connector.hl7.orm import order_from_orm
-from connector.hl7.oru import build_oru
+from connector.hl7.oru import MAX_FIELD, build_oru, pdf_fits
 from connector.hl7.parse import encode, parse
 
 NOW = "20261116121000"
@@ -70,6 +70,35 @@ def test_oru_observations_carry_lines_conduct_uid_link_and_pdf(order):
     ed = obx[6](5)(1)
     assert [str(ed(i)) for i in range(2, 5)] == ["AP", "PDF", "Base64"]
     assert base64.b64decode(str(ed(5))) == PDF
+
+
+@pytest.mark.parametrize("pid3", ["IPP123456^^^CHU_DEMO&1.2.250.1.999.1&ISO^PI",
+                                  "IPP123456^^^CHU_DEMO^PI", "IPP123456^^^&1.2.250.1.999.1&ISO",
+                                  "IPP123456^^^CHU_DEMO"])
+def test_pid3_of_the_order_goes_back_whole(sample, pid3):
+    raw = sample("orm_o01_nw.hl7").replace(
+        "PID|1||IPP0012345^^^CHU_NIMES^PI~".encode(), f"PID|1||{pid3}~".encode())
+    received = order_from_orm(parse(raw))[1]
+    assert str(hl7.parse(oru(received)).segment("PID")(3)) == pid3
+
+
+def test_a_pdf_is_embedded_up_to_the_field_limit_and_refused_beyond(order):
+    largest = (MAX_FIELD - len("^AP^PDF^Base64^")) // 4 * 3  # base64: 4 characters per 3 bytes
+    assert pdf_fits(b"x" * largest) and not pdf_fits(b"x" * (largest + 1))
+    report = Report("Naevus.", "SURV", SPECIALIST, "20261116120000", "F")
+    common = dict(control_id="ORU-2", now=NOW, case_accession="TD1", study_uid="1.2.3",
+                  order=order, report=report, conduct_label="Surveillance")
+    text = build_oru(pdf=b"%PDF" + b"x" * (largest - 4), **common)
+    longest = max(len(f) for s in text.split("\r") for f in s.split("|"))
+    assert MAX_FIELD - 4 < longest <= MAX_FIELD  # one more base64 quantum would not fit
+    with pytest.raises(ValueError, match="by reference"):
+        build_oru(pdf=b"x" * (largest + 1), **common)
+    by_reference = hl7.parse(build_oru(pdf=b"x" * (largest + 1),
+                                       pdf_url="https://td/r.pdf?version=1", **common))
+    rp = by_reference.segments("OBX")[-1]
+    assert (str(rp(2)), str(rp(5))) == ("RP", "https://td/r.pdf?version=1^^AP^PDF")
+    assert [str(o(2)) for o in hl7.parse(build_oru(pdf=b"", **common)).segments("OBX")] == [
+        "TX", "CE", "ST"]
 
 
 def test_oru_escapes_delimiters_in_report_text(order):

@@ -3,6 +3,8 @@ import pytest
 from connector.hl7.errors import Hl7Error, is_erl
 from connector.hl7.parse import Location, decode, encode, is_timestamp, parse, salvage_header
 
+from tests.support.outbound_forms import SAMPLES
+
 MSH = "MSH|^~\\&|DPI|CHU|TELEDERM|TD|20261115093000||ORM^O01^ORM_O01|C1|P|2.5|||||FRA|{cs}\r"
 PID = "PID|1||123^^^CHU^PI~456^^^ASIP&1.2.250.1.213.1.4.10&ISO^INS||LEFÈVRE^Hélène||19720314|F\r"
 
@@ -57,6 +59,14 @@ def test_parse_reads_msh_summary_and_positions(sample):
     assert msg.value("NTE[2]-3") == "Photos dermoscopiques jointes & annotées."
     assert msg.value("PID-5.9") == "" and msg.value("ZZZ-1") == "" and msg.value("PID-40") == ""
     assert msg.components("OBR-4") == ("TELEDERM", "Télé-expertise dermatologie", "L")
+
+
+@pytest.mark.parametrize("path", sorted(SAMPLES.glob("[!o]*.hl7")) + sorted(
+    SAMPLES.glob("o[!u]*.hl7")), ids=lambda p: p.name)
+def test_inbound_samples_are_stored_as_sent_with_cr_segment_ends(path):
+    raw = path.read_bytes()
+    assert b"\n" not in raw and raw.startswith(b"MSH|") and raw.endswith(b"\r")
+    assert parse(raw).control_id
 
 
 def test_parse_accepts_lf_line_endings(sample):

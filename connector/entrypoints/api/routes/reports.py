@@ -1,12 +1,15 @@
-"""The dermatologist's answer: `POST /api/cases/{accession}/report` and `.../report/withdraw`."""
+"""The dermatologist's answer: `POST /api/cases/{accession}/report` and `.../report/withdraw`;
+the signed PDF of a version: `GET /api/cases/{accession}/report.pdf?version=N`, where a report
+message sent by reference (OBX RP) points the requester."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from ....bootstrap import Services
-from ....domain.model import MAX_REASON, PersonName, Practitioner
+from ....domain.errors import NotFound
+from ....domain.model import MAX_REASON, PersonName, practitioner_by_id
 from ....workflow import record_report, withdraw_report
 from ....workflow.commands import RecordReport, WithdrawReport
 from ..auth import Principal, require
@@ -34,7 +37,9 @@ class WithdrawIn(BaseModel):
 @router.post("/api/cases/{accession}/report", status_code=201)
 def post_report(accession: str, body: ReportIn, who: Principal = Depends(require("specialist")),
                 svc: Services = Depends(services)):
-    specialist = Practitioner(body.specialist.id, PersonName.parse(body.specialist.name))
+    specialist = practitioner_by_id(
+        body.specialist.id, PersonName.parse(body.specialist.name),
+        idnatps_authority=svc.mappings.orm.identity.idnatps_authority)
     with svc.unit() as uow:
         got = record_report.handle(RecordReport(accession, body.text, body.conduct, specialist,
                                                 who.actor), uow)
@@ -53,3 +58,25 @@ def withdraw(accession: str, body: WithdrawIn, who: Principal = Depends(require(
     return {"accession": got.accession, "status": got.status, "version": got.version,
             "oru_control_id": got.oru_control_id, "dft_control_id": got.dft_control_id,
             "credits": got.credits}
+
+
+@router.get("/api/cases/{accession}/report.pdf", response_class=Response,
+            responses={200: {"content": {"application/pdf": {}}}})
+def report_pdf(accession: str, version: int | None = Query(None, ge=1, description=(
+                   "the report version (the number the report message carries); default: "
+                   "the latest")),
+               who: Principal = Depends(require("requester", "specialist")),
+               svc: Services = Depends(services)):
+    """The report version's PDF exactly as signed (the bytes an embedded ED would carry). Each
+    fetch is audited: it discloses a patient's medical document."""
+    with svc.unit() as uow:
+        found = uow.reports.pdf(accession, version)
+        if found is None:
+            raise NotFound(f"case {accession} has no report version {version or ''}".rstrip(),
+                           where="version" if version else "accession",
+                           hint="the version is the one the report message named")
+        uow.audit.append(at=uow.moment.iso, actor=who.actor, action="report.pdf_read",
+                         accession=accession, detail={"version": found[0]})
+    return Response(found[1], media_type="application/pdf",
+                    headers={"Content-Disposition":
+                             f'inline; filename="{accession}-v{found[0]}.pdf"'})
