@@ -402,6 +402,9 @@ class ImagesSection(SiteModel):
     max_mb: int = 50
     max_megapixels: int = 100
     device: str = ""
+    # Accept the shipped example dermatoscope of mappings/devices.toml (placeholder serial and
+    # versions): the demo and tests only; a site declares its own device instead.
+    example_devices: bool = False
 
 
 _DESTINATION_TLS_KEYS = ("tls", "ca_file", "cert_file", "key_file", "server_name")

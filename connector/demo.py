@@ -125,6 +125,7 @@ def local_config(work: Path, *, ehr_port: int, accounting_port: int, token: str,
         "TELEDERM_ORTHANC_PASSWORD": secrets.token_urlsafe(12),
         "TELEDERM_ORTHANC_STABLE_AGE": str(stable_age),
         "TELEDERM_FACILITY_NAME": "TELEDERM_DEMO",
+        "TELEDERM_IMAGES_EXAMPLE_DEVICES": "true",
     })
     return base.model_copy(update={"destinations": (
         Destination(name="ehr", role="requester", address=f"127.0.0.1:{ehr_port}"),

@@ -73,6 +73,14 @@ def load_mappings(config: Config) -> Mappings:
         labels=problems.run(load_labels, root / "reports" / "labels.toml"),
         devices=problems.run(load_devices, root / "devices.toml"),
     )
+    for device_id, device in (loaded["devices"] or {}).items():
+        if device.example and not config.images.example_devices:
+            problems.add(f"dermatoscope {device_id} is the shipped example (placeholder serial "
+                         f"{device.serial!r}): its values would be archived in every "
+                         "dermoscopic image", where=str(root / "devices.toml"),
+                         key=f"devices.{device_id}",
+                         hint="replace the table with your own dermatoscope (and drop its "
+                              "`example = true`), or delete it if the site has none")
     if tariffs is not None:  # rules and facilities name tariff codes
         billing = root / "billing"
         loaded["rules"] = problems.run(load_rules, billing / "rules.toml", tariffs=tariffs)

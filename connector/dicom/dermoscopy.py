@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StrictBool
 from pydicom.dataset import Dataset
 from pydicom.uid import DermoscopicPhotographyImageStorage, VLPhotographicImageStorage
 from pydicom.valuerep import DS
 
 from connector.domain.errors import DomainError, ImageError
 from connector.mapfile import read_toml
-from connector.validation import NonEmpty, Problems, SiteModel
+from connector.validation import Problems, SiteModel
 
 from .uids import uid_from
 
@@ -143,6 +143,9 @@ class Device:
     serial: str
     software_versions: tuple[str, ...]
     default_params: DermoscopyParams | None = None
+    # The shipped example entry (`example = true`): its serial and versions are placeholders,
+    # so it is refused outside the demo (`[images] example_devices`) rather than archived.
+    example: bool = False
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -345,6 +348,7 @@ class _Device(SiteModel):
     model: Any
     serial: Any
     software_versions: Any
+    example: StrictBool = False
     defaults: _Params | None = None
 
 
@@ -355,7 +359,8 @@ def _device_id(value: str) -> str:
 
 
 class _File(SiteModel):
-    devices: Annotated[dict[Annotated[str, AfterValidator(_device_id)], _Device], NonEmpty]
+    # No table at all is a site without a dermatoscope: dermoscopic uploads are then refused.
+    devices: dict[Annotated[str, AfterValidator(_device_id)], _Device] = {}
 
 
 def load_devices(path: str | Path = DEFAULT_DEVICES_PATH) -> dict[str, Device]:
@@ -379,7 +384,8 @@ def load_devices(path: str | Path = DEFAULT_DEVICES_PATH) -> dict[str, Device]:
                 key = f"devices.{device_id}"
             devices[device_id] = Device(
                 manufacturer=entry.manufacturer, model=entry.model, serial=entry.serial,
-                software_versions=entry.software_versions, default_params=defaults)
+                software_versions=entry.software_versions, default_params=defaults,
+                example=entry.example)
         except DomainError as err:
             problems.add(err.text, key=f"{key}.{err.where}" if err.where else key,
                          hint=err.hint)
@@ -392,6 +398,10 @@ def select_device(devices: Mapping[str, Device], name: str = "", *, fallback: st
     """The device an image names (else the site's `fallback`, else the only one configured)
     and its default settings, with the lesion's tracking id when given."""
     chosen = name or fallback or (next(iter(devices)) if len(devices) == 1 else "")
+    if not devices:
+        raise ImageError("no dermatoscope is declared, so a dermoscopic image cannot be archived",
+                         where="device", hint="declare the site's dermatoscope in "
+                                              "mappings/devices.toml, or send the image as a photo")
     if chosen not in devices:
         raise ImageError(f"unknown dermatoscope '{chosen}'" if chosen else "no dermatoscope named",
                          where="device",

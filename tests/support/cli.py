@@ -14,9 +14,16 @@ from connector.ports import free_port
 COMMAND_DEADLINE = 120
 
 
+# The shipped mappings' example dermatoscope is refused outside the demo; the tests that start
+# the connector on the shipped mappings accept it, as the demo does.
+EXAMPLE_DEVICES = {"TELEDERM_IMAGES_EXAMPLE_DEVICES": "true"}
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without TELEDERM_* overrides (so only the test's config counts)."""
+    """This environment without the caller's TELEDERM_* overrides (so only the test's config
+    counts), accepting the shipped example dermatoscope unless `extra` says otherwise."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELEDERM_")}
+    env.update(EXAMPLE_DEVICES)
     env.update(extra)
     return env
 

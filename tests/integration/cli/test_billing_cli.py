@@ -18,7 +18,7 @@ from connector.workflow import record_report, withdraw_report
 from connector.workflow.commands import RecordReport, WithdrawReport
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import build
-from tests.support.cli import one_error_line, telederm, write_config
+from tests.support.cli import EXAMPLE_DEVICES, one_error_line, telederm, write_config
 
 ACT = {"kind": "teleexpertise", "date": "2026-03-02", "patient": "P1", "requester": "R1",
        "specialist": "S1", "requester_site": "EHPAD", "specialist_site": "CHU",
@@ -85,7 +85,7 @@ def test_billing_report_exits_2_with_one_line_when_a_date_is_malformed(tmp_path)
 def _fill_store(config_path):
     """Three acts through the workflow: two answered tele-expertises for one patient (one
     withdrawn, so credited), one whose patient is hospitalised (not billable)."""
-    services = build(load_config(config_path, environ={}))
+    services = build(load_config(config_path, environ=EXAMPLE_DEVICES))
     specialist = Practitioner("810001234567", PersonName("LEROY", "Claire"))
     accessions = []
     for n, patient_class in ((1, "O"), (2, "O"), (3, "I")):

@@ -313,3 +313,12 @@ def test_orthanc_start_exits_2_with_one_line_when_the_config_uses_an_external_or
     config.write_text(config.read_text().replace("[orthanc]\n", "[orthanc]\nmanaged = false\n"))
     line = one_error_line(telederm("orthanc", "start", "--config", config), 2)
     assert "orthanc.managed" in line
+
+
+def test_config_check_and_serve_refuse_the_shipped_example_dermatoscope_outside_the_demo(tmp_path):
+    config = write_config(tmp_path / "telederm.toml", tmp_path / "data")
+    refused = clean_env(TELEDERM_IMAGES_EXAMPLE_DEVICES="false")
+    for command in (("config", "check"), ("serve",)):
+        line = one_error_line(telederm(*command, "--config", config, env=refused), 2)
+        assert "devices.dermlite-dl5" in line and "shipped example" in line, line
+    assert telederm("config", "check", "--config", config).returncode == 0  # the tests' own flag

@@ -27,6 +27,7 @@ from connector.dicom.dermoscopy import (
     PolarizationValues,
     RecognizableVisualFeaturesValues,
     load_devices,
+    select_device,
     to_dermoscopy,
     tracking_uid,
 )
@@ -383,7 +384,6 @@ def test_load_devices_accepts_an_entry_without_defaults(tmp_path):
      "[devices.dl5.defaults.magnification]"),
     (GOOD + "[devices.dl5.defaults]\npolarization = 'POLARIZED'\ncontact = 'NON_CONTACT'\n"
             "magnification = 10\ntracking_id = 'L1'\n", "[devices.dl5.defaults.tracking_id]"),
-    ("[devices]\n", "[devices]"),
     ("[printers.x]\nmodel = 'y'\n", ""),
     ("[devices.dl5\nmodel = 'y'\n", ""),
 ])
@@ -395,6 +395,23 @@ def test_load_devices_raises_config_error_naming_file_and_key_when_entry_is_bad(
         load_devices(path)
     assert caught.value.where.startswith(str(path))
     assert key in caught.value.where
+
+
+@pytest.mark.parametrize("text", ["", "[devices]\n"])
+def test_a_site_without_a_dermatoscope_refuses_dermoscopic_images_saying_how(tmp_path, text):
+    path = tmp_path / "devices.toml"
+    path.write_text(text, encoding="utf-8")
+    assert load_devices(path) == {}
+    with pytest.raises(ImageError) as caught:
+        select_device({}, "")
+    assert caught.value.where == "device" and "devices.toml" in caught.value.hint
+
+
+def test_the_shipped_entry_is_marked_as_the_example_and_a_site_entry_is_not(tmp_path):
+    assert [d.example for d in load_devices().values()] == [True]
+    path = tmp_path / "devices.toml"
+    path.write_text(GOOD, encoding="utf-8")
+    assert load_devices(path)["dl5"].example is False
 
 
 def test_load_devices_names_every_bad_key_at_once(tmp_path):

@@ -23,6 +23,7 @@ from connector.bootstrap import build
 import pillow_heif
 
 from tests.support.dicom_samples import ODD, encode, oriented_jpeg, pattern, png_bomb
+from tests.support.cli import EXAMPLE_DEVICES
 
 
 def _half(data: bytes) -> bytes:
@@ -38,7 +39,8 @@ def _heic() -> bytes:
 @pytest.fixture
 def case(tmp_path):
     """A store in tmp_path with one open case; yields (services, accession)."""
-    services = build(load_config(None, environ={"TELEDERM_DATA_DIR": str(tmp_path / "data")}))
+    services = build(load_config(None, environ={"TELEDERM_DATA_DIR": str(tmp_path / "data"),
+                                                     **EXAMPLE_DEVICES}))
     order = Order(sender="EHR|CHU", placer_order_number="INTAKE-1",
                   patient=Patient("IPP-INTAKE", PersonName("MARTIN", "Luc")),
                   requester=Practitioner("801234567897", PersonName("DOC", "Jean")),

@@ -12,6 +12,7 @@ from connector.hl7.errors import Hl7Error
 from connector.hl7.orm import MAPPING_FILE, load_mapping, order_from_orm, patient_from_message
 from connector.hl7.parse import parse
 from connector.mappings import load_mappings
+from tests.support.cli import EXAMPLE_DEVICES
 
 IPP = "IPP0012345^^^CHU_NIMES^PI"
 NIR = "279035121518989"  # key 89 = 97 - 2790351215189 mod 97
@@ -125,10 +126,10 @@ def test_test_and_demo_ins_are_accepted_in_test_mode(edit, ins, oid):
 def test_test_mode_comes_from_the_config_into_the_loaded_mapping(tmp_path):
     config_file = tmp_path / "telederm.toml"
     config_file.write_text("[hl7]\ntest_mode = true\n", encoding="utf-8")
-    config = load_config(config_file, environ={})
+    config = load_config(config_file, environ=EXAMPLE_DEVICES)
     assert config.hl7.test_mode is True
     assert load_mappings(config).orm.test_mode is True
-    assert load_mappings(load_config(environ={})).orm.test_mode is False
+    assert load_mappings(load_config(environ=EXAMPLE_DEVICES)).orm.test_mode is False
 
 
 def test_ins_with_a_wrong_key_gives_102_at_its_repetition(edit):
