@@ -370,6 +370,8 @@ class Order:
     consent: Consent | None = None           # None: not recorded (orders from before consent)
     triage: Triage = Triage()                # level "" when never assessed
     facility: Facility | None = None         # the requesting facility, when the order names it
+    service: str = ""     # the requesting service (PV1-3.1 point of care), for routing
+    procedure: str = ""   # the order's code (OBR-4.1), for routing
 
     def __post_init__(self):
         if not isinstance(self.patient_hospitalised, bool):

@@ -124,6 +124,8 @@ class _Positions(SiteModel):
     birth_date: positions()
     sex: positions()
     patient_class: positions()
+    service: positions()
+    procedure: positions()
 
 
 class _Notes(SiteModel):
@@ -254,9 +256,10 @@ def order_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> tup
     question, priority, ordered_at = _question(reader), _priority(reader), _ordered_at(reader)
     _, patient_class = reader.first("patient_class")
     hospitalised = patient_class.upper() in m.inpatient_classes
-    extra = {}
+    extra = {"service": reader.first("service")[1].strip(),
+             "procedure": reader.first("procedure")[1].strip()}
     if control.upper() == "NW":
-        extra = _request(msg, m, priority)
+        extra.update(_request(msg, m, priority))
     order = _relocate(lambda: Order(msg.sender, placer, patient, requester, question, priority,
                                     ordered_at, hospitalised, **extra),
                       {"placer_order_number": placer_loc})

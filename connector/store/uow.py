@@ -5,7 +5,7 @@ A step of the flow is `handle(command, uow)`: everything it changes (case state,
 report rows, outbox effects, audit rows) goes through `uow`'s repositories and commits
 together when the `with store.unit(...)` block ends, or not at all. Steps never see a
 connection or SQL: the repositories are the store modules (`cases`, `images`, `reports`,
-`charges`, `outbox`, `audit`, `inbox`, `counters`, `users`) with this transaction bound as their
+`charges`, `outbox`, `audit`, `inbox`, `counters`, `users`, `routing`) with this transaction bound as their
 first argument, so `uow.cases.load(accession)` is `cases.load(conn, accession)`.
 """
 
@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from ..domain.errors import StoreUnavailable
 from ..domain.moment import Moment
 from . import (audit, cases, charges, counters, images, inbox, outbox, queries, reports,
-               users)
+               routing, users)
 from .db import WriterGate, engine_and_gate
 
 
@@ -63,6 +63,7 @@ class UnitOfWork:
         self.counters = Repository(counters, conn)
         self.queries = Repository(queries, conn)
         self.users = Repository(users, conn)
+        self.routing = Repository(routing, conn)
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator["UnitOfWork"]:

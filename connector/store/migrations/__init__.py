@@ -6,7 +6,7 @@ A migration is never edited once released: later changes add a new numbered modu
 
 from . import (m0001_initial, m0002_image_quality, m0003_billing,
                m0004_identity_questionnaire, m0005_patient_identity,
-               m0006_inbox_state, m0007_users)
+               m0006_inbox_state, m0007_users, m0008_routing)
 
 MIGRATIONS = [
     (1, "initial", m0001_initial.upgrade),
@@ -16,4 +16,5 @@ MIGRATIONS = [
     (5, "patient identity", m0005_patient_identity.upgrade),
     (6, "inbox processing state", m0006_inbox_state.upgrade),
     (7, "users and sessions", m0007_users.upgrade),
+    (8, "care network", m0008_routing.upgrade),
 ]
