@@ -419,7 +419,7 @@ class Destination(SiteModel):
     connector/billing/csvfeed.py). The fields are in the order their checks read each other."""
 
     name: Name
-    role: Literal["requester", "accounting"]
+    role: Literal["requester", "accounting", "specialist"]
     transport: Literal["mllp", "https", "file"] = "mllp"
     address: str
     api_key_env: str = ""          # https: the variable holding the key sent in api_key_header
@@ -438,6 +438,9 @@ class Destination(SiteModel):
     # reference (OBX RP: a URL of the API where the requester fetches it with its token), or
     # not at all. A PDF too large for one v2.5 field goes by reference (connector/hl7/oru.py).
     report_pdf: Literal["embedded", "reference", "none"] = "embedded"
+    # specialist destinations (the reporting side): the case as an order (ORC-1 NW, XO when
+    # reassigned, CA when it leaves them), as ORM^O01 or OMG^O19 (connector/hl7/assignment.py)
+    order_message: Literal["ORM^O01", "OMG^O19"] = "ORM^O01"
     # mllp, https: seconds to wait for the peer's ACK (or HTTP answer) before retrying later
     ack_timeout: float = 0.0  # 0: the transport's default (DEFAULT_ACK_TIMEOUT)
     _api_key: str = PrivateAttr("")
@@ -499,6 +502,9 @@ class Destination(SiteModel):
         if "key_file" in given and "cert_file" not in given:
             raise ValueError("key_file needs cert_file: give the client certificate that goes "
                              "with the key")
+        if "order_message" in given and self.role != "specialist":
+            raise ValueError('order_message applies to specialist destinations: remove it, '
+                             'or use role = "specialist"')
         requester = sorted(given & set(_REQUESTER_KEYS))
         if requester and self.role != "requester":
             raise ValueError(f"{', '.join(requester)} apply to requester destinations: remove "
@@ -538,6 +544,9 @@ class ApiToken(SiteModel):
     role: Literal["requester", "specialist", "device", "admin"]
     token: str = Field("", validate_default=True)
     token_env: str = ""
+    # specialist tokens: the IdNatPS of the dermatologist using it, who may then take and hand
+    # back cases (`POST /api/cases/{acc}/assign`, `.../release`) as themselves
+    practitioner_id: str = ""
 
     @model_validator(mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from .hl7 import adt, orm, report_in
 from .hl7.questionnaire import Questionnaire, load_questionnaire
 from .reports.conducts import load_conducts
 from .reports.pdf import load_labels
+from .routing import Routing, load_routing
 from .validation import Problems
 
 @dataclass
@@ -33,6 +34,7 @@ class Mappings:
     hl7: dict
     orm: orm.OrmMapping
     questionnaire: Questionnaire
+    routing: Routing
 
 
 # Every file of mappings/hl7/ and what reads it: start-up loads (so checks) them all, and a
@@ -72,6 +74,9 @@ def load_mappings(config: Config) -> Mappings:
         conducts=problems.run(load_conducts, root / "conducts.toml"),
         labels=problems.run(load_labels, root / "reports" / "labels.toml"),
         devices=problems.run(load_devices, root / "devices.toml"),
+        routing=problems.run(load_routing, root / "routing.toml",
+                             specialist_destinations=tuple(
+                                 d.name for d in config.destinations_for("specialist"))),
     )
     for device_id, device in (loaded["devices"] or {}).items():
         if device.example and not config.images.example_devices:

@@ -137,6 +137,8 @@ class _Positions(SiteModel):
     birth_date: positions()
     sex: positions()
     patient_class: positions()
+    service: positions()
+    procedure_code: positions()
 
 
 class _Notes(SiteModel):
@@ -261,7 +263,8 @@ def order_from_orm(msg: ParsedMessage, mapping: OrmMapping | None = None) -> tup
     _, procedure = reader.first("procedure")
     _, patient_class = reader.first("patient_class")
     hospitalised = patient_class.upper() in m.inpatient_classes
-    extra = {"procedure": procedure[:64]}
+    extra = {"procedure": procedure[:64], "service": reader.first("service")[1].strip(),
+             "procedure_code": reader.first("procedure_code")[1].strip()}
     if control.upper() == "NW":
         extra.update(_request(msg, m, priority))
     order = _relocate(lambda: Order(msg.sender, placer, patient, requester, question, priority,

@@ -17,6 +17,10 @@ again at once rather than when their leases run out. Between passes it also read
 Changes Log (`catch_up`), so a stable-study notification lost while the connector was down
 still makes its case READY.
 
+Every pass also fires the care network's timers that are due (`fire_timers`: reminders and
+escalations, `escalate_case`); they are rows in the store, so a restart loses none, and each
+is claimed in the transaction that performs it, so none fires twice.
+
 What follows an item's outcome is kept out of the worker: `ON_DONE` and `ON_DEAD` map an outbox
 kind to hooks run in the unit of work that marks the item done or dead (e.g. charges
 acknowledged or refused, `charges_delivered`).
@@ -38,8 +42,9 @@ from ..hl7.errors import DeliveryError
 from ..hl7.https import post_message
 from ..store.outbox import Item
 from ..store.uow import UnitOfWork
-from ..workflow import (charges_delivered, forward_study, post_charges, publish_worklist,
-                        update_patient)
+from ..workflow import (charges_delivered, escalate_case, forward_study, post_charges,
+                        publish_worklist, update_patient)
+from ..workflow.commands import FireTimer
 from . import catch_up
 
 log = logging.getLogger("connector.worker")
@@ -136,6 +141,21 @@ def run_once(services: Services) -> int:
     return len(items)
 
 
+def fire_timers(services: Services) -> int:
+    """Fire the due timers, each in a unit of work of its own; return how many this worker
+    fired (those another worker fired first are not counted)."""
+    with services.unit() as uow:
+        due = uow.routing.due(uow.moment.iso)
+    fired = 0
+    for timer in due:
+        with services.unit() as uow:
+            outcome = escalate_case.handle(FireTimer(timer.id, "worker:timer"), uow)
+        if outcome is not None:
+            fired += 1
+            log.info("timer %s %s (%s): %s", timer.id, timer.kind, timer.accession, outcome)
+    return fired
+
+
 def _claim(services: Services, *, exclude: tuple[str, ...] = ()) -> list[Item]:
     """Lease the due head item of each destination (not of those in `exclude`), in a
     transaction of its own."""
@@ -226,6 +246,10 @@ def run_forever(services: Services, stop: threading.Event) -> None:
                                     name=f"outbox-{item.destination}")
             lanes[item.destination] = lane
             lane.start()
+        try:
+            fire_timers(services)
+        except Exception:  # noqa: BLE001 - e.g. database briefly locked: the next pass
+            log.exception("timers pass failed")
         if last_sweep is None or time.monotonic() - last_sweep >= WORKLIST_SWEEP_SECONDS:
             last_sweep = time.monotonic()
             try:

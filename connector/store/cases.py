@@ -34,7 +34,8 @@ _CASE_COLUMNS = ("accession", "sender", "placer_order_number", "study_uid", "sta
                  "requester_authority", "question", "ordered_at", "patient_hospitalised",
                  "created_at", "updated_at", "requester_id_type", "requester_rpps",
                  "facility_finess", "facility_name", "facility_kind", "questionnaire", "consent",
-                 "triage_score", "triage_level", "procedure")
+                 "triage_score", "triage_level", "procedure", "pool", "assigned_to", "due_at",
+                 "answered_at", "escalations")
 _CASE_INSERT = driver.insert_sql(cases, _CASE_COLUMNS)
 _BY_PLACER = "SELECT accession FROM cases WHERE sender = ? AND placer_order_number = ?"
 
@@ -104,7 +105,7 @@ def insert(conn: Connection, case: Case, now: str) -> None:
         order.ordered_at, order.patient_hospitalised, now, now, requester.id_type,
         requester.rpps, facility.finess, facility.name, facility.kind,
         answers_json(order.questionnaire), consent, order.triage.score, order.triage.level,
-        order.procedure))
+        order.procedure, "", "", "", "", 0))
 
 
 def find_by_placer(conn: Connection, sender: str, placer_order_number: str) -> str | None:
@@ -141,8 +142,13 @@ def load(conn: Connection, accession: str) -> Case:
 
 
 def save_status(conn: Connection, case: Case, now: str) -> None:
+    """Write the case's status; the first time it is ANSWERED is kept (`answered_at`, which
+    statistics compare with its deadline)."""
     conn.execute(update(cases).where(cases.c.accession == case.accession).values(
         status=case.status.value, updated_at=now))
+    if case.status is CaseStatus.ANSWERED:
+        conn.execute(update(cases).where(cases.c.accession == case.accession,
+                                         cases.c.answered_at == "").values(answered_at=now))
 
 
 def accession_for_study(conn: Connection, study_uid: str) -> str | None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case as when, func, or_, select
+from sqlalchemy import and_, case as when, func, literal, or_, select
 from sqlalchemy.engine import Connection
 
 from ..domain.errors import DomainError
@@ -37,13 +37,27 @@ def _case_dict(row) -> dict:
                       "name": _pn(row.requester_family, row.requester_given)},
         "question": row.question,
         "triage": {"level": row.triage_level, "score": row.triage_score},
+        "pool": row.pool or None,
+        "assigned_to": row.assigned_to or None,
+        "due_at": row.due_at or None,
+        "overdue": bool(row.overdue),
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }
 
 
-def _base():
-    return select(cases, patients.c.patient_id, patients.c.issuer, patients.c.family,
+_WAITING = tuple(s.value for s in AWAITING_ANSWER)
+
+
+def _overdue(now: str):
+    """Past its deadline and still waiting for an answer (the worklist's flag)."""
+    return and_(cases.c.due_at != "", cases.c.due_at < now, cases.c.status.in_(_WAITING))
+
+
+def _base(now: str = ""):
+    """Cases with their patient and the `overdue` flag as of `now` (never overdue when "")."""
+    flag = when((_overdue(now), True), else_=False) if now else literal(False)
+    return select(cases, flag.label("overdue"), patients.c.patient_id, patients.c.issuer, patients.c.family,
                   patients.c.given, patients.c.birth_date, patients.c.sex, patients.c.ins,
                   patients.c.ins_oid, patients.c.identity_status, patients.c.identity_flags,
                   patients.c.other_ids).join(
@@ -70,7 +84,14 @@ def _sort_keys(sort: str) -> tuple[tuple[Any, bool], ...]:
     raise ValueError(f"sort must be one of {', '.join(SORTS)}")
 
 
-def _filtered(query, *, status, priority, placer_order_number, patient_id):
+def _filtered(query, *, status, priority, placer_order_number, patient_id, overdue=None,
+              now="", pool=None, assigned_to=None):
+    if overdue is not None and now:
+        query = query.where(_overdue(now) if overdue else ~_overdue(now))
+    if pool:
+        query = query.where(cases.c.pool == pool)
+    if assigned_to:
+        query = query.where(cases.c.assigned_to == assigned_to)
     if status:
         query = query.where(cases.c.status == status)
     if priority:
@@ -121,13 +142,17 @@ class CasePage:
 
 def list_cases(conn: Connection, *, status: str | None = None, priority: str | None = None,
                placer_order_number: str | None = None, patient_id: str | None = None,
-               limit: int = 100, sort: str = "created", cursor: str | None = None) -> CasePage:
+               limit: int = 100, sort: str = "created", cursor: str | None = None,
+               overdue: bool | None = None, pool: str | None = None,
+               assigned_to: str | None = None, now: str = "") -> CasePage:
     """One page of the cases matching the filters, in the order of `sort` (see `_sort_keys`),
-    starting after `cursor` (the previous page's `next_cursor`)."""
+    starting after `cursor` (the previous page's `next_cursor`). `now` (stored form) is when
+    `overdue` is judged: past `due_at` and still waiting for an answer."""
     keys = _sort_keys(sort)
     filters = dict(status=status, priority=priority, placer_order_number=placer_order_number,
-                   patient_id=patient_id)
-    query = _filtered(_base().add_columns(*(e.label(f"sort_key_{i}") for i, (e, _) in enumerate(keys))),
+                   patient_id=patient_id, overdue=overdue, now=now, pool=pool,
+                   assigned_to=assigned_to)
+    query = _filtered(_base(now).add_columns(*(e.label(f"sort_key_{i}") for i, (e, _) in enumerate(keys))),
                       **filters)
     if cursor is not None:
         query = query.where(_after(keys, decode_cursor(sort, cursor)))
@@ -141,20 +166,25 @@ def list_cases(conn: Connection, *, status: str | None = None, priority: str | N
     return CasePage([_case_dict(r) for r in rows], total, next_cursor)
 
 
-def worklist(conn: Connection, *, status: str | None = None, limit: int = 500) -> list[dict]:
+def worklist(conn: Connection, *, status: str | None = None, limit: int = 500, now: str = "",
+             pools: tuple[str, ...] | None = None) -> list[dict]:
     """The cases still waiting for an answer (`AWAITING_ANSWER`, or the one of them given),
-    most urgent first (`_sort_keys("triage")`: triage level, score, priority, then the oldest)."""
-    waiting = tuple(s.value for s in AWAITING_ANSWER)
+    most urgent first (`_sort_keys("triage")`: triage level, score, priority, then the oldest),
+    flagged overdue as of `now`; of the pools in `pools` only, when given (a specialist's)."""
+    waiting = _WAITING
     wanted = (status,) if status in waiting else waiting
-    rows = conn.execute(_base().where(cases.c.status.in_(wanted))
+    query = _base(now).where(cases.c.status.in_(wanted))
+    if pools is not None:
+        query = query.where(cases.c.pool.in_(pools))
+    rows = conn.execute(query
                         .order_by(*(e.desc() if descending else e
                                     for e, descending in _sort_keys("triage")))
                         .limit(limit)).all()
     return [_case_dict(r) for r in rows]
 
 
-def case_detail(conn: Connection, accession: str) -> dict | None:
-    row = conn.execute(_base().where(cases.c.accession == accession)).first()
+def case_detail(conn: Connection, accession: str, now: str = "") -> dict | None:
+    row = conn.execute(_base(now).where(cases.c.accession == accession)).first()
     if row is None:
         return None
     out = _case_dict(row)
@@ -222,8 +252,8 @@ def case_context(detail: dict, sites: Mapping[str, Any]) -> dict:
 
     No patient identity (Orthanc holds it already), no charges or outbox. `sites` maps a
     body-site code to its entry in mappings/body_sites.csv (`meaning_en`, `label_fr`).
-    Nothing assigns a specialist or sets a deadline yet, so `assigned_specialist` and
-    `deadline` are null until the store knows them.
+    `assigned_specialist` (IdNatPS) and `deadline` come from the care network
+    (`mappings/routing.toml`), null while the case has none.
     """
 
     def site(code: str | None) -> dict | None:
@@ -237,17 +267,18 @@ def case_context(detail: dict, sites: Mapping[str, Any]) -> dict:
         **{key: detail[key] for key in ("accession", "status", "priority", "triage", "question",
                                         "questionnaire", "consent", "requester",
                                         "study_instance_uid", "created_at", "updated_at")},
-        "assigned_specialist": None,
-        "deadline": None,
+        "assigned_specialist": detail["assigned_to"],
+        "deadline": detail["due_at"],
         "images": [{"sop_instance_uid": i["sop_instance_uid"], "kind": i["kind"],
                     "site": site(i["site"]), "laterality": i["laterality"],
                     "quality": i["quality"]} for i in detail["images"]],
     }
 
 
-def case_with_context(conn: Connection, accession: str, sites: Mapping[str, Any]) -> dict | None:
+def case_with_context(conn: Connection, accession: str, sites: Mapping[str, Any],
+                      now: str = "") -> dict | None:
     """`case_detail` plus its `case_context` under "context" (the /ui/ case page), or None."""
-    detail = case_detail(conn, accession)
+    detail = case_detail(conn, accession, now)
     return {**detail, "context": case_context(detail, sites)} if detail is not None else None
 
 
@@ -263,7 +294,42 @@ def stats(conn: Connection) -> dict:
         "charges": conn.execute(select(func.count()).select_from(charges)).scalar(),
         "outbox": {"pending": queue.get("pending", 0), "done": queue.get("done", 0),
                    "dead": queue.get("dead", 0), "oldest_pending": oldest},
+        "deadlines": deadlines(conn),
     }
+
+
+def deadlines(conn: Connection) -> dict:
+    """Per priority, the cases with a deadline that were answered, how many of them in time
+    (first answer at or before `due_at`) and that share (null when none was answered)."""
+    in_time = func.count().filter(cases.c.answered_at <= cases.c.due_at)
+    rows = conn.execute(select(cases.c.priority, func.count(), in_time)
+                        .where(cases.c.due_at != "", cases.c.answered_at != "")
+                        .group_by(cases.c.priority)).all()
+    got = {priority: (answered, ok) for priority, answered, ok in rows}
+    out = {}
+    for priority in ("stat", "urgent", "routine"):
+        answered, ok = got.get(priority, (0, 0))
+        out[priority] = {"answered": answered, "in_time": ok,
+                         "share_in_time": round(ok / answered, 4) if answered else None}
+    return out
+
+
+def overdue_digest(conn: Connection, now: str) -> dict:
+    """The cases past their deadline, per pool, for a site's notification tooling: no patient
+    data, the accession leads to the case."""
+    rows = conn.execute(select(cases.c.pool, cases.c.accession, cases.c.priority,
+                               cases.c.status, cases.c.assigned_to, cases.c.due_at,
+                               cases.c.escalations).where(_overdue(now))
+                        .order_by(cases.c.pool, cases.c.due_at, cases.c.accession)).all()
+    pools: dict[str, list] = {}
+    for r in rows:
+        pools.setdefault(r.pool, []).append(
+            {"accession": r.accession, "priority": r.priority, "status": r.status,
+             "assigned_to": r.assigned_to or None, "due_at": r.due_at,
+             "escalations": r.escalations})
+    return {"at": now, "total": len(rows),
+            "pools": [{"pool": pool, "overdue": len(items), "cases": items}
+                      for pool, items in pools.items()]}
 
 
 def charge_rows(conn: Connection, *, first_day: str = "", last_day: str = "") -> list[dict]:

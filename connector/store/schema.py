@@ -74,11 +74,21 @@ cases = Table(
     Column("triage_level", String(8), nullable=False, default=""),
     # 0007: the requested procedure's label (OBR-4.2), the study's StudyDescription
     Column("procedure", String(64), nullable=False, default=""),
+    # 0011, the care network (connector/routing.py): the pool, the member it is assigned to
+    # (IdNatPS, "" while it waits in the pool), the deadline, when it was first answered
+    # (statistics: answered in time) and how often it escalated to a fallback pool
+    Column("pool", String(40), nullable=False, default=""),
+    Column("assigned_to", String(64), nullable=False, default=""),
+    Column("due_at", String(32), nullable=False, default=""),
+    Column("answered_at", String(32), nullable=False, default=""),
+    Column("escalations", Integer, nullable=False, default=0),
     UniqueConstraint("sender", "placer_order_number"),
 )
 Index("ix_cases_status", cases.c.status)
 Index("ix_cases_triage", cases.c.triage_score)
 Index("ix_cases_patient", cases.c.patient_pk)
+Index("ix_cases_assignee", cases.c.assigned_to, cases.c.status)
+Index("ix_cases_due", cases.c.due_at)
 
 images = Table(
     "images", metadata,
@@ -238,3 +248,33 @@ sessions = Table(
     Column("expires_at", String(32), nullable=False),
 )
 Index("ix_sessions_expiry", sessions.c.expires_at)
+
+# Timers of the care network (0008): a reminder before a case's deadline, its escalation
+# after the grace. Driven by the worker (`runtime/timers.py`); `status` pending | fired |
+# cancelled. Firing flips pending to fired in the transaction that performs the timer's
+# effects, so a timer fires once however many workers see it due. `key` makes arming the same
+# timer twice a no-op (`<kind>:<accession>:<round>`).
+timers = Table(
+    "timers", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(80), nullable=False, unique=True),
+    Column("accession", String(16), ForeignKey("cases.accession"), nullable=False),
+    Column("kind", String(12), nullable=False),  # reminder | escalation
+    Column("due_at", String(32), nullable=False),
+    Column("status", String(10), nullable=False, default="pending"),
+    Column("created_at", String(32), nullable=False),
+    Column("fired_at", String(32)),
+)
+Index("ix_timers_due", timers.c.status, timers.c.due_at)
+
+# Absences of pool members entered through the admin API (0008); those of
+# mappings/routing.toml are read from the file. Dates inclusive, YYYY-MM-DD.
+absences = Table(
+    "absences", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("member", String(64), nullable=False),
+    Column("starts_on", String(10), nullable=False),
+    Column("ends_on", String(10), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("created_at", String(32), nullable=False),
+)

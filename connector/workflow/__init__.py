@@ -7,6 +7,9 @@ In flow order:
 1. `open_case` — an order opens a case (accession, Study UID, worklist entries);
    `record_teleconsultation` — an act reported as done is opened, completed and billed at once;
    `change_order` (ORC-1 XO), `cancel_order` (ORC-1 CA).
+   `assign_case` — the care network: pool, specialist and deadline of a new case (`route`),
+   a specialist taking or handing back a case; `escalate_case` — its timers: the reminder
+   before the deadline, the escalation to the fallback pool after the grace.
 2. `attach_image` — a photo or dermoscopy image becomes a DICOM object and an archive job
    (every channel); `receive_object` — a DICOM object from a device joins its case;
    `publish_worklist` — the worklist entries a capture device reads (outbox effect).

@@ -22,6 +22,7 @@ class OpenCase:
     order: Order
     actor: str
     worklist: bool = True  # False: an act already done takes no images, no worklist entry
+    route: bool = True  # False: an act already done goes to no pool (mappings/routing.toml)
 
 
 @dataclass(frozen=True)
@@ -134,4 +135,32 @@ class MergePatients:
     prior_issuer: str
     event: str
     key: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class AssignCase:
+    """A specialist takes a case (`specialist` is their IdNatPS), or an admin gives it to one."""
+
+    accession: str
+    specialist: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class ReleaseCase:
+    """The assignee hands a case back (an admin may do it for them): it goes to another member
+    of the pool present, or waits in the pool. `specialist`: who hands it back, "" for an
+    admin acting for whoever holds it."""
+
+    accession: str
+    specialist: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class FireTimer:
+    """A reminder or escalation timer (`store/routing.py`) the worker found due."""
+
+    timer_id: int
     actor: str

@@ -12,7 +12,7 @@ from ..dicom import uids
 from ..domain.errors import DomainError
 from ..domain.model import Case
 from ..store.uow import UnitOfWork
-from . import notify_status, publish_worklist
+from . import assign_case, notify_status, publish_worklist
 from .commands import OpenCase
 
 
@@ -24,7 +24,8 @@ def handle(cmd: OpenCase, uow: UnitOfWork) -> Case:
     entries are published by the outbox worker (`publish_worklist`), after this commits;
     `cmd.worklist` False publishes none (an act already done takes no images), nor does a site
     whose `[worklist] enabled` is false. Requesters that take order status messages are told
-    the order is accepted (ORC-1 OK, `notify_status`).
+    the order is accepted (ORC-1 OK, `notify_status`). The case then gets its pool, specialist
+    and deadline (`assign_case.route`), unless `cmd.route` is false.
     """
     order, now = cmd.order, uow.moment.iso
     if uow.cases.find_by_placer(order.sender, order.placer_order_number):
@@ -46,4 +47,6 @@ def handle(cmd: OpenCase, uow: UnitOfWork) -> Case:
     uow.audit.append(at=now, actor=cmd.actor, action="case.opened", accession=case.accession,
                      detail=detail)
     notify_status.accepted(uow, case)  # ORC-1 OK
+    if cmd.route:
+        assign_case.route(uow, case, actor=cmd.actor)
     return case

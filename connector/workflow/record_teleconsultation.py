@@ -25,7 +25,7 @@ from .commands import OpenCase, RecordTeleconsultation
 def handle(cmd: RecordTeleconsultation, uow: UnitOfWork) -> tuple[Case, str | None]:
     """Open, complete and charge the case; returns it and the batch's MSH-10 (or None)."""
     order, act, now = cmd.order, cmd.act, uow.moment.iso
-    case = open_case.handle(OpenCase(order, cmd.actor, worklist=False), uow)
+    case = open_case.handle(OpenCase(order, cmd.actor, worklist=False, route=False), uow)
     case.apply(CaseEvent.ACT_REPORTED)
     uow.cases.save_status(case, now)
     day = act.performed_on or uow.moment.day

@@ -18,6 +18,7 @@ from connector.billing.teleexpertise import credit_id, transaction_id
 from connector.dicom.uids import report_uid, study_uid
 from connector.domain.model import Charge, Order, Patient, PersonName, Practitioner, Report
 from connector.hl7.ack import build_ack
+from connector.hl7.assignment import build_specialist_order
 from connector.hl7.dft import build_dft
 from connector.hl7.errors import Hl7Error
 from connector.hl7.mdm import build_mdm
@@ -97,6 +98,17 @@ def _status(message_type: str, control: str, status: str, suffix: str, *,
                               receiving=REQUESTER_APP)
 
 
+DUE = "20261116161000"  # the answer deadline (TQ1-8) of the specialist-side samples
+ASSIGNEE, REPLACEMENT = "810001234567", "810009876543"
+
+
+def _specialist(message_type: str, control: str, suffix: str, assignee: str = ASSIGNEE) -> str:
+    return build_specialist_order(
+        control_id=f"SP{ACCESSION}{suffix}", now=NOW, message_type=message_type,
+        order_control=control, case_accession=ACCESSION, order=ORDER, assignee=assignee,
+        due=DUE, reminder=control == "SC", sending=SENDING, receiving=("spec-chu", ""))
+
+
 def _charges(kind: str) -> list[Charge]:
     te2 = transaction_id(ACCESSION, "TE2", "CG")
     rqd = transaction_id(ACCESSION, "RQD", "CG")
@@ -145,6 +157,11 @@ FORMS = {
     "out_omg_o19_ok.hl7": lambda: _status("OMG^O19", "OK", "SC", "OK"),
     "out_oru_r01_oc.hl7": lambda: _status("ORU^R01", "OC", "CA", "OC",
                                           reason=("CANCELLED", "Demande en double")),
+    "out_orm_o01_specialist_nw.hl7": lambda: _specialist("ORM^O01", "NW", "A1"),
+    "out_orm_o01_specialist_xo.hl7": lambda: _specialist("ORM^O01", "XO", "A2", REPLACEMENT),
+    "out_orm_o01_specialist_ca.hl7": lambda: _specialist("ORM^O01", "CA", "A3"),
+    "out_orm_o01_specialist_reminder.hl7": lambda: _specialist("ORM^O01", "SC", "R4"),
+    "out_omg_o19_specialist_nw.hl7": lambda: _specialist("OMG^O19", "NW", "A1"),
     "out_dft_p03_charge.hl7": lambda: _dft("CG", f"DFT{ACCESSION}N1"),
     "out_dft_p03_credit.hl7": lambda: _dft("CD", f"DFT{ACCESSION}N2"),
 }

@@ -17,10 +17,10 @@ from .auth import token_table
 from .guard import MIB, HttpLimits, RequestGuard
 from ..ui import pages
 from ..ui.session import PageDenied
-from .routes import cases, health, images, internal, reports
+from .routes import cases, health, images, internal, reports, routing
 
-ROUTERS = (health.router, cases.router, images.router, reports.router, internal.router,
-           pages.router)
+ROUTERS = (health.router, cases.router, routing.router, images.router, reports.router,
+           internal.router, pages.router)
 
 
 def create_app(services: Services, *, limits: HttpLimits | None = None) -> FastAPI:

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 class Principal:
     name: str
     role: str
+    practitioner_id: str = ""  # a specialist token's IdNatPS (`[[api.tokens]] practitioner_id`)
 
     @property
     def actor(self) -> str:
@@ -22,7 +23,8 @@ class Principal:
 
 
 def token_table(services) -> list[tuple[str, Principal]]:
-    table = [(t.token, Principal(t.name, t.role)) for t in services.config.api.tokens]
+    table = [(t.token, Principal(t.name, t.role, t.practitioner_id))
+             for t in services.config.api.tokens]
     if services.config.bootstrap_token:
         table.append((services.config.bootstrap_token, Principal("bootstrap", "admin")))
     table.append((services.internal_token, Principal("orthanc", "device")))

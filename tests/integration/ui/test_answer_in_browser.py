@@ -25,7 +25,9 @@ import httpx
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
-from connector.demo import RecordingPeer, local_config, wait_for
+from connector.demo import local_config
+from tests.support.peers import RecordingPeer
+from tests.support.wait import wait_until
 from connector.entrypoints.cli import main as telederm
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
@@ -106,7 +108,7 @@ def env(tmp_path_factory):
                      files={"file": ("back.jpg", _jpeg(photo), "image/jpeg")},
                      data={"site": "66643007", "laterality": "L"})
         assert r.status_code == 201, r.text
-        wait_for(lambda: all(i["archived"] for i in
+        wait_until(lambda: all(i["archived"] for i in
                              api.get(f"/api/cases/{case['accession']}").json()["images"]),
                  60, "the photo archived in Orthanc")
         yield Env(base, api, orthanc, config.orthanc.password, ehr, case["accession"], photo)
@@ -197,7 +199,7 @@ def test_specialist_answers_a_case_and_a_second_one_gets_the_stale_form_message(
     assert "Réponse signée et envoyée" in first.locator("#notice").inner_text()
     assert first.locator("#case-status").inner_text() == "Répondue"
 
-    oru = wait_for(lambda: next((m for m in env.ehr.messages if "ORU^R01" in m
+    oru = wait_until(lambda: next((m for m in env.ehr.messages if "ORU^R01" in m
                                  and env.accession in m), None), 60, "the ORU at the EHR")
     assert "Naevus atypique" in oru
     assert f"{FIRST[2]}&DUPONT&Jean" in oru  # OBR-32: the logged-in specialist's own id, name

@@ -75,6 +75,16 @@ EXPECTED = {
                            ["MSH", "PID", "PV1", "ORC", "OBR"], "OMG_O19"),
     "out_oru_r01_oc.hl7": ("ORU^R01^ORU_R01", "STTD00000042OC",
                            ["MSH", "PID", "PV1", "ORC", "OBR"], "ORU_R01"),
+    "out_orm_o01_specialist_nw.hl7": ("ORM^O01^ORM_O01", "SPTD00000042A1",
+                                      ["MSH", "PID", "PV1", "ORC", "OBR"], "ORM_O01"),
+    "out_orm_o01_specialist_xo.hl7": ("ORM^O01^ORM_O01", "SPTD00000042A2",
+                                      ["MSH", "PID", "PV1", "ORC", "OBR"], "ORM_O01"),
+    "out_orm_o01_specialist_ca.hl7": ("ORM^O01^ORM_O01", "SPTD00000042A3",
+                                      ["MSH", "PID", "PV1", "ORC", "OBR"], "ORM_O01"),
+    "out_orm_o01_specialist_reminder.hl7": ("ORM^O01^ORM_O01", "SPTD00000042R4",
+                                            ["MSH", "PID", "PV1", "ORC", "OBR", "NTE"], "ORM_O01"),
+    "out_omg_o19_specialist_nw.hl7": ("OMG^O19^OMG_O19", "SPTD00000042A1",
+                                      ["MSH", "PID", "PV1", "ORC", "TQ1", "OBR"], "OMG_O19"),
     "out_dft_p03_charge.hl7": ("DFT^P03^DFT_P03", "DFTTD00000042N1",
                                ["MSH", "EVN", "PID", "PV1", "FT1", "FT1"], "DFT_P03"),
     "out_dft_p03_credit.hl7": ("DFT^P03^DFT_P03", "DFTTD00000042N2",
@@ -113,8 +123,8 @@ def test_form_parses_with_hl7apy_tolerant_into_its_structure(name):
         # hl7apy validates ORM_O01's OBR/RQD/RQ1... choice as a sequence and always asks for RQD
         # (hl7apy issues #142/#151): check the groups instead.
         order = msg.ORM_O01_ORDER
-        assert order.orc.orc_1.to_er7() in ("OK", "SC", "CR", "OC", "UA")
-        assert order.children[1].name == "ORM_O01_ORDER_DETAIL"
+        assert order.orc.orc_1.to_er7() in ("OK", "SC", "CR", "OC", "UA", "NW", "XO", "CA")
+        assert "ORM_O01_ORDER_DETAIL" in [c.name for c in order.children]
         filler = "" if order.orc.orc_1.to_er7() == "UA" else forms.ACCESSION  # no case: none
         assert order.ORM_O01_ORDER_DETAIL.children[0].obr.obr_3.to_er7() == filler
     else:
@@ -325,3 +335,31 @@ def test_a_qualified_ins_as_identifier_keeps_the_ipp_in_pid3():
                       identity_status="QUAL", other_ids=(("IPP1", "CHU"),))
     msg = hl7.parse("MSH|^~\\&|A|B|||20260101||ADT^A31|1|P|2.5\r" + pid(patient))
     assert str(msg.segment("PID")(3)) == f"{INS}^^^&{TEST_OID}&ISO^INS~IPP1^^^CHU"
+
+
+@pytest.mark.parametrize("name, control, status, assignee", [
+    ("out_orm_o01_specialist_nw.hl7", "NW", "SC", forms.ASSIGNEE),
+    ("out_orm_o01_specialist_xo.hl7", "XO", "SC", forms.REPLACEMENT),
+    ("out_orm_o01_specialist_ca.hl7", "CA", "CA", forms.ASSIGNEE),
+    ("out_orm_o01_specialist_reminder.hl7", "SC", "SC", forms.ASSIGNEE),
+])
+def test_specialist_orders_carry_control_deadline_priority_and_assignee(name, control, status,
+                                                                          assignee):
+    msg = hl7.parse(FORMS[name]())
+    assert (msg["ORC.F1"], msg["ORC.F3"], msg["ORC.F5"]) == (control, forms.ACCESSION, status)
+    assert (msg["ORC.F7.R1.C5"], msg["ORC.F7.R1.C6"]) == (forms.DUE, "R")  # ORM: no TQ1
+    assert (msg["OBR.F3"], msg["OBR.F32"]) == (forms.ACCESSION, assignee)
+    assert ("NTE" in [str(s(0)) for s in msg]) is (control == "SC")
+
+
+def test_the_omg_specialist_order_carries_the_deadline_in_tq1():
+    msg = hl7.parse(FORMS["out_omg_o19_specialist_nw.hl7"]())
+    assert (msg["TQ1.F8"], msg["TQ1.F9"], msg["ORC.F7"]) == (forms.DUE, "R", "")
+
+
+def test_specialist_order_refuses_a_reminder_without_sc():
+    from connector.hl7.assignment import build_specialist_order
+    with pytest.raises(ValueError):
+        build_specialist_order(control_id="X", now=forms.NOW, message_type="ORM^O01",
+                               order_control="NW", case_accession=forms.ACCESSION,
+                               order=forms.ORDER, assignee="", due="", reminder=True)

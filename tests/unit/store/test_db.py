@@ -36,7 +36,8 @@ def test_migrate_creates_every_table_when_database_is_new(tmp_path):
     names = set(inspect(engine).get_table_names())
     engine.dispose()
     assert names == {"schema_version", "counters", "patients", "cases", "images", "reports",
-                     "charges", "inbox", "outbox", "audit", "users", "sessions", "forwarded"}
+                     "charges", "inbox", "outbox", "audit", "users", "sessions", "forwarded",
+                     "timers", "absences"}
 
 
 def test_migrate_adds_the_forwarded_table_when_the_database_predates_it(tmp_path):
@@ -122,3 +123,22 @@ def test_migrate_adds_the_billing_columns_when_the_database_is_at_version_2(engi
                                              None, "")
     assert hospitalised is False
     assert "ix_charges_control_id" in {i["name"] for i in inspect(engine).get_indexes("charges")}
+
+
+def test_migrate_adds_the_care_network_when_the_database_is_at_version_10(engine):
+    from tests.support.store_samples import make_order, open_case
+    with engine.begin() as conn:
+        case = open_case(conn, make_order("P-NET", patient_id="IPP-NET"))
+        conn.execute(text("DROP TABLE timers"))
+        conn.execute(text("DROP TABLE absences"))
+        conn.execute(text("DROP INDEX ix_cases_assignee"))
+        conn.execute(text("DROP INDEX ix_cases_due"))
+        for column in ("pool", "assigned_to", "due_at", "answered_at", "escalations"):
+            conn.execute(text(f"ALTER TABLE cases DROP COLUMN {column}"))
+        conn.execute(text("DELETE FROM schema_version WHERE version > 10"))
+    assert migrate(engine) == LATEST
+    with engine.connect() as conn:
+        row = conn.execute(select(schema.cases)).one()
+    assert (row.accession, row.pool, row.assigned_to, row.due_at, row.escalations) == (
+        case.accession, "", "", "", 0)
+    assert {"timers", "absences"} <= set(inspect(engine).get_table_names())

@@ -137,7 +137,9 @@ def test_stats_are_zero_when_store_is_empty(engine):
     with engine.connect() as conn:
         assert queries.stats(conn) == {
             "cases": {"total": 0, "by_status": {}}, "images": 0, "reports": 0, "charges": 0,
-            "outbox": {"pending": 0, "done": 0, "dead": 0, "oldest_pending": None}}
+            "outbox": {"pending": 0, "done": 0, "dead": 0, "oldest_pending": None},
+            "deadlines": {p: {"answered": 0, "in_time": 0, "share_in_time": None}
+                          for p in ("stat", "urgent", "routine")}}
 
 
 def test_stats_count_cases_images_and_queue_when_store_has_content(engine):

@@ -36,6 +36,10 @@ _PAGE_HEADERS = {
 def list_cases(request: Request, response: Response, status: str | None = None,
                priority: str | None = None, placer_order_number: str | None = None,
                patient_id: str | None = None,
+               overdue: bool | None = Query(None, description="true: only the cases past "
+                                            "their deadline and still waiting for an answer; "
+                                            "false: only the others"),
+               pool: str | None = None, assigned_to: str | None = None,
                limit: int = Query(100, ge=1, le=1000, description="cases per page"),
                sort: str = Query("created", pattern="^(created|triage)$",
                                  description="created: newest first; triage: most "
@@ -52,7 +56,8 @@ def list_cases(request: Request, response: Response, status: str | None = None,
         page = uow.queries.list_cases(status=status, priority=priority,
                                       placer_order_number=placer_order_number,
                                       patient_id=patient_id, limit=limit, sort=sort,
-                                      cursor=cursor)
+                                      cursor=cursor, overdue=overdue, pool=pool,
+                                      assigned_to=assigned_to, now=svc.moment().iso)
     response.headers["X-Total-Count"] = str(page.total)
     if page.next_cursor:
         url = request.url.include_query_params(cursor=page.next_cursor)
@@ -64,7 +69,7 @@ def list_cases(request: Request, response: Response, status: str | None = None,
 def get_case(accession: str, _: Principal = Depends(reader),
              svc: Services = Depends(services)):
     with svc.reading() as uow:
-        case = uow.queries.case_detail(accession)
+        case = uow.queries.case_detail(accession, svc.moment().iso)
     if case is None:
         raise NotFound(f"no case with accession {accession}", where="accession",
                        hint="list cases with GET /api/cases")

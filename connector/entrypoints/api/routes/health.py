@@ -27,5 +27,7 @@ def health(svc: Services = Depends(services)):
 
 @router.get("/api/stats")
 def stats(_: Principal = Depends(reader), svc: Services = Depends(services)):
+    """Counts of cases, images, reports, charges and the outbox; `deadlines`: per priority,
+    the share of answered cases answered by their deadline (mappings/routing.toml)."""
     with svc.reading() as uow:
         return uow.queries.stats()
