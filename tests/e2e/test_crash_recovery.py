@@ -44,6 +44,7 @@ from tests.support.reliability import (Peer, ServeProcess, by_control_id, db_row
                                        logical_effects, order, orthanc_sop_uids, photo,
                                        redelivered, report_body, telederm)
 from tests.support.wait import wait_until
+from tests.support.cli import EXAMPLE_DEVICES
 
 ORDERS = 1000
 PHOTO_EVERY = 5      # cases 0, 5, 10 ...: 200 photos
@@ -209,7 +210,7 @@ def crash(tmp_path):
         yield env
     finally:
         serve.terminate()
-        managed_orthanc(load_config(config_path, environ={})).stop()
+        managed_orthanc(load_config(config_path, environ=EXAMPLE_DEVICES)).stop()
         ehr.stop()
         accounting.stop()
 
@@ -327,7 +328,7 @@ def test_sigkill_mid_traffic_loses_nothing_and_doubles_nothing(crash):
 
     # The restarted serve adopted the Orthanc the killed one left, and stops it on exit.
     assert serve.terminate() == 0
-    assert not managed_orthanc(load_config(crash["config_path"], environ={})).status()["running"]
+    assert not managed_orthanc(load_config(crash["config_path"], environ=EXAMPLE_DEVICES)).status()["running"]
 
     # What the clients had to repeat (for the record when the test fails elsewhere).
     print(f"at kill {at_kill}; HL7 resends {traffic.hl7_resends}, HTTP retries "

@@ -32,6 +32,7 @@ from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
 from tests.support.reliability import Peer, db_rows, order, photo, report_body, telederm
 from tests.support.storescp import StoreScp, dataset_bytes
+from tests.support.cli import EXAMPLE_DEVICES
 
 DEADLINE = 90  # any one wait (the back-off after an outage is a few seconds here)
 
@@ -99,7 +100,7 @@ def connector(tmp_path):
             password=secrets.token_urlsafe(12), ehr_port=ehr.port,
             accounting_port=accounting.port, token=token,
             extra="[worker]\npoll_seconds = 0.2\n" + tables)
-        running = RunningConnector(load_config(config_path, environ={})).start()
+        running = RunningConnector(load_config(config_path, environ=EXAMPLE_DEVICES)).start()
         started.append(running)
         api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
                            headers={"Authorization": f"Bearer {token}"}, timeout=60)

@@ -28,6 +28,7 @@ from tests.support.reliability import (Peer, SilentPeer, by_control_id, db_rows,
                                        logical_effects, order, orthanc_sop_uids, photo,
                                        report_body, telederm)
 from tests.support.wait import wait_until
+from tests.support.cli import EXAMPLE_DEVICES
 
 DEADLINE = 90  # any one wait (back-off after an outage is at most a few seconds here)
 
@@ -120,7 +121,7 @@ def env(tmp_path):
                        hl7_port=hl7_port, orthanc_port=orthanc_port, dicom_port=dicom_port,
                        password=password, ehr_port=ehr.port, accounting_port=accounting_port,
                        token=token, extra="[worker]\npoll_seconds = 0.2")
-    running = RunningConnector(load_config(config_path, environ={})).start()
+    running = RunningConnector(load_config(config_path, environ=EXAMPLE_DEVICES)).start()
     api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
                        headers={"Authorization": f"Bearer {token}"}, timeout=60)
     state = Env(running, api, ehr, None, accounting_port, config_path,

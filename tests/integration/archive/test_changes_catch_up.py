@@ -14,10 +14,11 @@ from connector.workflow.commands import AttachImage, OpenCase
 from connector.bootstrap import build
 from tests.support.net import unused_url
 from tests.support.wait import wait_until
+from tests.support.cli import EXAMPLE_DEVICES
 
 
 def test_catch_up_marks_the_case_ready_when_the_notification_was_lost(orthanc, tmp_path):
-    config = load_config(None, environ={"TELEDERM_DATA_DIR": str(tmp_path),
+    config = load_config(None, environ={**EXAMPLE_DEVICES, "TELEDERM_DATA_DIR": str(tmp_path),
                                         "TELEDERM_ORTHANC_URL": orthanc.url})
     services = build(config)
     services.archive = ArchiveClient(orthanc.url, orthanc.username, orthanc.password)
@@ -41,7 +42,7 @@ def test_catch_up_marks_the_case_ready_when_the_notification_was_lost(orthanc, t
 
 def test_an_unreachable_orthanc_is_logged_once_per_outage_not_every_sweep(tmp_path, caplog,
                                                                          monkeypatch):
-    config = load_config(None, environ={"TELEDERM_DATA_DIR": str(tmp_path),
+    config = load_config(None, environ={**EXAMPLE_DEVICES, "TELEDERM_DATA_DIR": str(tmp_path),
                                         "TELEDERM_ORTHANC_URL": unused_url()})
     services = build(config)
     monkeypatch.setattr(worker, "CATCH_UP_SECONDS", 0.01)

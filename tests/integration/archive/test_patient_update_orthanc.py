@@ -23,6 +23,7 @@ from connector.entrypoints import hl7_intake
 from connector.bootstrap import build
 from connector.store.files import write_durably
 from tests.support.wait import wait_until
+from tests.support.cli import EXAMPLE_DEVICES
 
 PATIENT_TAGS = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex")
 
@@ -57,7 +58,7 @@ def adt(trigger: str, control_id: str, patient: str, name: str, birth: str, sex:
 
 def test_patient_update_and_merge_rewrite_the_stored_study(orthanc_factory, tmp_path):
     orthanc = orthanc_factory()
-    config = load_config(None, environ={"TELEDERM_DATA_DIR": str(tmp_path / "data"),
+    config = load_config(None, environ={**EXAMPLE_DEVICES, "TELEDERM_DATA_DIR": str(tmp_path / "data"),
                                         "TELEDERM_WORKLIST_ENABLED": "false",
                                         "TELEDERM_ORTHANC_URL": orthanc.url})
     services = build(config)

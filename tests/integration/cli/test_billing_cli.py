@@ -159,4 +159,4 @@ address = "drop"
     assert billing_line.startswith("billing ok: ")
     assert "limits" in billing_line and "'EXAMPLE_CHU', 'TELEDERM'" in billing_line
     assert billing_line.endswith("billed as EXAMPLE_CHU")
-    assert load_config(config, environ={}).destinations[0].folder == tmp_path / "drop"
+    assert load_config(config, environ=EXAMPLE_DEVICES).destinations[0].folder == tmp_path / "drop"

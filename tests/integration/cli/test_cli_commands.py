@@ -20,6 +20,7 @@ from connector.ports import free_port
 from connector.runtime.server import managed_orthanc
 from tests.support.cli import clean_env, one_error_line, process_alive, telederm, write_config
 from tests.support.dciodvfy import dciodvfy_errors
+from tests.support.cli import EXAMPLE_DEVICES
 
 COMMANDS = ("demo", "serve", "wrap", "import", "hl7", "stats", "audit", "config", "billing",
             "orthanc")
@@ -68,7 +69,7 @@ def config_file(tmp_path) -> Path:
 def orthanc_config(config_file):
     """A config whose managed Orthanc is stopped when the test ends, whatever happened."""
     yield config_file
-    managed_orthanc(load_config(config_file, environ={})).stop()
+    managed_orthanc(load_config(config_file, environ=EXAMPLE_DEVICES)).stop()
 
 
 # --- help ----------------------------------------------------------------------------------
@@ -280,7 +281,7 @@ def test_stats_prints_json_when_the_data_folder_is_fresh(config_file, tmp_path):
 # --- orthanc start | status | stop ---------------------------------------------------------
 
 def test_orthanc_start_status_stop_manage_one_orthanc_when_given_a_config(orthanc_config):
-    config = load_config(orthanc_config, environ={})
+    config = load_config(orthanc_config, environ=EXAMPLE_DEVICES)
 
     started = telederm("orthanc", "start", "--config", orthanc_config)
     assert started.returncode == 0, started.stderr

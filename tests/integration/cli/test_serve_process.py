@@ -31,6 +31,7 @@ from tests.support.cli import (clean_env, one_error_line, process_alive, teleder
                                write_serve_config)
 from tests.support.peers import RecordingPeer
 from tests.support.wait import wait_until
+from tests.support.cli import EXAMPLE_DEVICES
 
 START_DEADLINE = 120    # serve starts Orthanc, migrates the store, binds HL7 and HTTP
 CASE_DEADLINE = 90      # photo archived + study stable; report -> ORU and DFT delivered
@@ -129,7 +130,7 @@ def served(tmp_path_factory):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        managed_orthanc(load_config(config_path, environ={})).stop()
+        managed_orthanc(load_config(config_path, environ=EXAMPLE_DEVICES)).stop()
         ehr.stop()
         accounting.stop()
 
@@ -312,7 +313,7 @@ def taken_port_config(tmp_path):
     holders: list[socket.socket] = []
 
     def hold(key: str) -> int:
-        config = load_config(config_path, environ={})
+        config = load_config(config_path, environ=EXAMPLE_DEVICES)
         port = int((config.http.listen if key == "http" else config.hl7.listen).rsplit(":", 1)[1])
         holder = socket.socket()
         holder.bind(("127.0.0.1", port))
@@ -323,7 +324,7 @@ def taken_port_config(tmp_path):
     yield config_path, hold
     for holder in holders:
         holder.close()
-    managed_orthanc(load_config(config_path, environ={})).stop()
+    managed_orthanc(load_config(config_path, environ=EXAMPLE_DEVICES)).stop()
 
 
 @pytest.mark.parametrize("key", ["http", "hl7"])

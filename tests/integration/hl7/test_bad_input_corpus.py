@@ -24,6 +24,7 @@ from connector.hl7.parse import decode
 from connector.ports import free_port
 from connector.runtime.server import RunningConnector
 from tests.support.bad_corpus import CASES, START, BadCase, framed
+from tests.support.cli import EXAMPLE_DEVICES
 
 _serial = itertools.count(1)
 _tally = {"expected": 0}
@@ -34,7 +35,7 @@ def running(tmp_path_factory):
     work = tmp_path_factory.mktemp("bad-corpus")
     http_port = free_port(())
     hl7_port = free_port((http_port,))
-    config = load_config(None, environ={
+    config = load_config(None, environ={**EXAMPLE_DEVICES, 
         "TELEDERM_DATA_DIR": str(work),
         "TELEDERM_HTTP_LISTEN": f"127.0.0.1:{http_port}",
         "TELEDERM_HL7_LISTEN": f"127.0.0.1:{hl7_port}",

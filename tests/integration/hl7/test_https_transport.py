@@ -20,6 +20,7 @@ from connector.hl7.parse import parse
 from connector.runtime import worker
 from connector.bootstrap import build
 from connector.workflow.outbound import enqueue_hl7
+from tests.support.cli import EXAMPLE_DEVICES
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,7 @@ address = "{server.url}"
 api_key_env = "ACCT_KEY"
 ca_file = "{certificate[1]}"
 """)
-    services = build(load_config(config_file, environ={"ACCT_KEY": "k-123"}))
+    services = build(load_config(config_file, environ={**EXAMPLE_DEVICES, "ACCT_KEY": "k-123"}))
     with services.unit() as uow:
         enqueue_hl7(uow, destination="acct", control_id="H4", accession=None,
                     message=demo_order("H4", "PL-H4"))
@@ -144,4 +145,4 @@ address = "https://billing.example/hl7"
 api_key_env = "MISSING_KEY"
 """)
     with pytest.raises(ConfigError, match="MISSING_KEY is not set"):
-        load_config(config_file, environ={})
+        load_config(config_file, environ=EXAMPLE_DEVICES)

@@ -15,6 +15,7 @@ from connector.hl7.client import send_message
 from connector.hl7.tls import client_context
 from connector.ports import free_port
 from connector.runtime.server import RunningConnector
+from tests.support.cli import EXAMPLE_DEVICES
 
 
 def write(tmp_path: Path, body: str) -> Path:
@@ -221,7 +222,8 @@ key_file = "{pki.client_key}"
 def base_env(tmp_path: Path) -> dict:
     return {"TELEDERM_DATA_DIR": str(tmp_path / "data"),
             "TELEDERM_HTTP_LISTEN": f"127.0.0.1:{free_port()}",
-            "TELEDERM_ORTHANC_MANAGED": "false", "TELEDERM_WORKLIST_ENABLED": "false"}
+            "TELEDERM_ORTHANC_MANAGED": "false", "TELEDERM_WORKLIST_ENABLED": "false",
+            **EXAMPLE_DEVICES}
 
 
 def test_the_single_listener_form_serves_tls(tmp_path, pki):

@@ -31,6 +31,7 @@ from connector.hl7.parse import decode, encode, parse
 from connector.hl7.tls import client_context
 from connector.ports import free_port
 from connector.runtime.server import RunningConnector
+from tests.support.cli import EXAMPLE_DEVICES
 
 MLLP_SEND = Path(sys.executable).with_name("mllp_send")
 REPO = Path(__file__).resolve().parents[3]
@@ -84,7 +85,7 @@ require_client_cert = true
     level = logger.level
     logger.setLevel(logging.INFO)
     logger.addHandler(records)
-    connector = RunningConnector(load_config(config_path, environ={})).start()
+    connector = RunningConnector(load_config(config_path, environ=EXAMPLE_DEVICES)).start()
     connector.log_lines = records.lines
     yield connector
     connector.stop()

@@ -42,6 +42,7 @@ from connector.bootstrap import build
 from connector.ports import free_port
 from tests.support.net import unused_url
 from tests.support.peers import RecordingPeer
+from tests.support.cli import EXAMPLE_DEVICES
 
 SPECIALIST = Practitioner("810001234567", PersonName("LEROY", "Claire"), "1.2.250.1.71.4.2.1",
                           id_type="IDNPS")
@@ -129,7 +130,7 @@ class HangingUpPeer:
 
 
 def services_for(tmp_path, *destinations: Destination, clock: Clock | None = None):
-    base = load_config(None, environ={
+    base = load_config(None, environ={**EXAMPLE_DEVICES, 
         "TELEDERM_DATA_DIR": str(tmp_path / "data"), "TELEDERM_ORTHANC_URL": unused_url(),
         "TELEDERM_FACILITY_NAME": "TELEDERM_TEST"})
     services = build(base.model_copy(update={"destinations": destinations}))

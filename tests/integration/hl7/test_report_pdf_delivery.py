@@ -38,6 +38,7 @@ from connector.runtime.server import RunningConnector
 from connector.domain.states import CaseEvent
 from connector.workflow import mark_ready, send_report
 from connector.workflow.commands import MarkReady
+from tests.support.cli import EXAMPLE_DEVICES
 
 CONSENT = "OBX|1|CWE|CONSENT^Consentement du patient à la télé-expertise^L||Y^Oui^HL70136||||||F"
 LINES = [f"Ligne {n} : lésion pigmentée du dos, réseau régulier, pas de signe de malignité."
@@ -90,7 +91,7 @@ enabled = false
     records = Records()
     logger = logging.getLogger("connector.reports")
     logger.addHandler(records)
-    running = RunningConnector(load_config(config_path, environ={})).start()
+    running = RunningConnector(load_config(config_path, environ=EXAMPLE_DEVICES)).start()
     api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}", timeout=60)
     yield running, peers, tokens, api, records
     api.close()
