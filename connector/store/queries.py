@@ -266,17 +266,46 @@ def stats(conn: Connection) -> dict:
     }
 
 
+# Outbox kinds that carry a batch of charge lines (`workflow/post_charges.py`); their key
+# ends with ":" and the batch's MSH-10.
+BATCH_KINDS = ("hl7.send", "billing.csv")
+
+
 def charge_rows(conn: Connection, *, first_day: str = "", last_day: str = "") -> list[dict]:
     """Charge lines as `billing.reconcile.reconcile` reads them, act date (YYYYMMDD) within
-    [first_day, last_day] when given, oldest first."""
+    [first_day, last_day] when given, oldest first.
+
+    A line still `sent` in the charges table is only as far as the outbox got its batch: `sent`
+    when an item of the batch was delivered (a CSV file dropped; an HL7 peer's AA already made
+    it `acknowledged`), `pending` while one is still queued, `undelivered` when none ever will
+    be (dead without an answer, discarded, or no accounting destination)."""
     query = select(charges.c.transaction_id, charges.c.accession, charges.c.code, charges.c.role,
                    charges.c.type, charges.c.amount_cents, charges.c.act_date,
-                   charges.c.performed_by, charges.c.status, charges.c.reason)
+                   charges.c.performed_by, charges.c.status, charges.c.reason,
+                   charges.c.message_control_id)
     if first_day:
         query = query.where(charges.c.act_date >= first_day)
     if last_day:
         query = query.where(charges.c.act_date <= last_day)
-    return [dict(r._mapping) for r in conn.execute(query.order_by(charges.c.id))]
+    rows = [dict(r._mapping) for r in conn.execute(query.order_by(charges.c.id))]
+    batches = {r["message_control_id"] for r in rows if r["status"] == "sent"}
+    delivery: dict[str, set[str]] = {}
+    accessions = sorted({r["accession"] for r in rows if r["status"] == "sent"})
+    for start in range(0, len(accessions), 500):  # bound the number of bound parameters
+        items = select(outbox.c.key, outbox.c.status).where(
+            outbox.c.kind.in_(BATCH_KINDS), outbox.c.accession.in_(accessions[start:start + 500]))
+        for key, status in conn.execute(items):
+            control_id = key.rsplit(":", 1)[-1]
+            if control_id in batches:
+                delivery.setdefault(control_id, set()).add(status)
+    for row in rows:
+        if row["status"] == "sent":
+            got = delivery.get(row.pop("message_control_id"), set())
+            row["status"] = ("sent" if "done" in got else "pending" if "pending" in got
+                             else "undelivered")
+        else:
+            row.pop("message_control_id")
+    return rows
 
 
 def oldest_pending(conn: Connection) -> dict | None:
