@@ -272,6 +272,14 @@ class UiSection(SiteModel):
     session_minutes: Annotated[int, Field(gt=0, le=7 * 24 * 60)] = 480
 
 
+class LogSection(SiteModel):
+    """What `telederm serve` logs on stderr: from which level, as text lines or one JSON
+    object a line (for a log collector)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
 class WorkerSection(SiteModel):
     poll_seconds: float = 0.5
     max_attempts: int = 20  # outbox deliveries before an item is dead
@@ -495,6 +503,7 @@ class Config(SiteModel):
     reports: ReportsSection = ReportsSection()
     ui: UiSection = UiSection()
     worker: WorkerSection = WorkerSection()
+    log: LogSection = LogSection()
     dicom: DicomSection = DicomSection()
     watch: WatchSection = WatchSection()
     worklist: WorklistSection = WorklistSection()

@@ -350,3 +350,70 @@ def health_problems(queue: dict, destinations: dict[str, dict], orthanc_reachabl
             problems.append(f"destination {name}: {entry['pending']} waiting, last attempt "
                             f"failed: {entry['last_error'][:200]}")
     return problems
+
+
+# --- messages: the HL7 traffic, in (the inbox) and out (the outbox's hl7.send items) ---------
+
+DIRECTIONS = ("in", "out")
+
+
+def messages(conn: Connection, *, direction: str | None = None, accession: str | None = None,
+             limit: int = 50) -> list[dict]:
+    """The latest HL7 messages received and sent (of one direction, of one case, when given),
+    newest first, each with its raw bytes under `raw` for the caller to read the header from
+    (and to show only where patient data may be shown): inbound with the ACK code we answered
+    and its state; outbound with its delivery status (`ack` "accepted" once the peer took it),
+    attempts and last error."""
+    out: list[dict] = []
+    if direction in (None, "in"):
+        query = select(inbox_table.c.id, inbox_table.c.received_at, inbox_table.c.sender,
+                       inbox_table.c.control_id, inbox_table.c.message_type,
+                       inbox_table.c.ack_code, inbox_table.c.state, inbox_table.c.accession,
+                       inbox_table.c.raw)
+        if accession:
+            query = query.where(inbox_table.c.accession == accession)
+        for r in conn.execute(query.order_by(inbox_table.c.id.desc()).limit(limit)):
+            out.append({"id": f"in-{r.id}", "direction": "in", "at": r.received_at,
+                        "peer": r.sender, "control_id": r.control_id,
+                        "type": r.message_type, "accession": r.accession,
+                        "status": r.state, "ack": r.ack_code, "raw": bytes(r.raw)})
+    if direction in (None, "out"):
+        query = select(outbox.c.id, outbox.c.created_at, outbox.c.destination, outbox.c.key,
+                       outbox.c.accession, outbox.c.status, outbox.c.attempts, outbox.c.done_at,
+                       outbox.c.last_error, outbox.c.payload).where(outbox.c.kind == "hl7.send")
+        if accession:
+            query = query.where(outbox.c.accession == accession)
+        for r in conn.execute(query.order_by(outbox.c.id.desc()).limit(limit)):
+            out.append({"id": f"out-{r.id}", "direction": "out", "at": r.created_at,
+                        "peer": r.destination, "control_id": r.key.rsplit(":", 1)[-1],
+                        "accession": r.accession, "status": r.status,
+                        "ack": "accepted" if r.status == "done" else "", "attempts": r.attempts,
+                        "done_at": r.done_at, "last_error": r.last_error,
+                        "raw": json.loads(r.payload)["message"].encode("utf-8")})
+    out.sort(key=lambda m: m["at"], reverse=True)
+    return out[:limit]
+
+
+def message(conn: Connection, message_id: str) -> dict | None:
+    """One message of `messages` by its id (`in-N` or `out-N`), with the ACK we answered to an
+    inbound one (`ack_raw`) and why it could not be applied (`outcome`); None when unknown."""
+    direction, _, number = message_id.partition("-")
+    if direction not in DIRECTIONS or not number.isdigit():
+        return None
+    if direction == "in":
+        r = conn.execute(select(inbox_table).where(inbox_table.c.id == int(number))).first()
+        if r is None:
+            return None
+        return {"id": message_id, "direction": "in", "at": r.received_at, "peer": r.sender,
+                "control_id": r.control_id, "type": r.message_type, "accession": r.accession,
+                "status": r.state, "ack": r.ack_code, "ack_raw": bytes(r.ack),
+                "outcome": r.outcome, "raw": bytes(r.raw)}
+    r = conn.execute(select(outbox).where(outbox.c.id == int(number),
+                                          outbox.c.kind == "hl7.send")).first()
+    if r is None:
+        return None
+    return {"id": message_id, "direction": "out", "at": r.created_at, "peer": r.destination,
+            "control_id": r.key.rsplit(":", 1)[-1], "accession": r.accession,
+            "status": r.status, "ack": "accepted" if r.status == "done" else "",
+            "attempts": r.attempts, "done_at": r.done_at, "last_error": r.last_error,
+            "raw": json.loads(r.payload)["message"].encode("utf-8")}
