@@ -468,7 +468,7 @@ class ApiToken(SiteModel):
     """An `[[api.tokens]]` table: the secret inline (`token`) or read from `token_env`."""
 
     name: Name
-    role: Literal["requester", "specialist", "device", "admin"]
+    role: Literal["requester", "specialist", "device", "manager", "admin"]
     token: str = Field("", validate_default=True)
     token_env: str = ""
 

@@ -17,6 +17,7 @@ from .hl7 import adt, orm, report_in
 from .hl7.questionnaire import Questionnaire, load_questionnaire
 from .reports.conducts import load_conducts
 from .reports.pdf import load_labels
+from .statistics import StatisticsMap, load_statistics
 from .validation import Problems
 
 @dataclass
@@ -33,6 +34,7 @@ class Mappings:
     hl7: dict
     orm: orm.OrmMapping
     questionnaire: Questionnaire
+    statistics: StatisticsMap  # mappings/statistics.toml: how figures read the answers
 
 
 # Every file of mappings/hl7/ and what reads it: start-up loads (so checks) them all, and a
@@ -78,6 +80,9 @@ def load_mappings(config: Config) -> Mappings:
         loaded["rules"] = problems.run(load_rules, billing / "rules.toml", tariffs=tariffs)
         loaded["facilities"] = problems.run(load_facilities, billing / "facilities.toml",
                                             tariffs=tariffs)
+    if loaded["conducts"] is not None:  # the figures name conduct codes
+        loaded["statistics"] = problems.run(load_statistics, root / "statistics.toml",
+                                            conducts=loaded["conducts"])
     problems.raise_any()
     return Mappings(
         tariffs=tariffs, hl7=hl7, questionnaire=questionnaire, **loaded,

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..domain.errors import ConfigError, ConnectorError, DomainError, ImageError, NotFound
 from ..domain.model import Priority
 from ..domain.states import CaseStatus
+from ..store.users import ROLES as USER_ROLES
 
 BAD_INPUT = (DomainError, ImageError, NotFound, ConfigError)
 ACCEPTED = ("AA", "CA")  # MSA-1 codes of a message the peer took
@@ -190,9 +191,14 @@ def cmd_hl7_send(args) -> int:
 
 def cmd_stats(args) -> int:
     from ..bootstrap import build
+    from ..statistics import figures, period, render
+    try:
+        start, end = period(args.date_from, args.date_to)
+    except DomainError as err:
+        raise DomainError(err.text, where=f"--{err.where}", hint=err.hint) from None
     services = build(_config(args))
     with services.reading() as uow:
-        print(json.dumps(uow.queries.stats(), indent=2))
+        sys.stdout.write(render(figures(uow, start, end), args.format))
     return 0
 
 
@@ -551,7 +557,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30)
     p.set_defaults(func=cmd_hl7_send)
 
-    with_config(sub.add_parser("stats", help="case and queue statistics")).set_defaults(func=cmd_stats)
+    p = with_config(sub.add_parser(
+        "stats", help="turnaround, outcomes, volumes, photo quality, billing, incidents",
+        description="Figures of the cases opened in a period (whole days, UTC; all time "
+                    "by default). Which conducts count as answered without a visit: "
+                    "mappings/statistics.toml."))
+    p.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="json")
+    p.set_defaults(func=cmd_stats)
     with_config(sub.add_parser("status", help="queue depths, peers, Orthanc reachability")).set_defaults(
         func=cmd_status)
     queue = sub.add_parser("queue", help="the outbox: list, retry or discard items")
@@ -623,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(users_sub.add_parser(
         "add", help="add a user; the password is asked for (or read from stdin)"))
     p.add_argument("login", metavar="LOGIN")
-    p.add_argument("--role", required=True, choices=["requester", "specialist", "admin"])
+    p.add_argument("--role", required=True, choices=list(USER_ROLES))
     p.add_argument("--name", required=True, metavar="FAMILY^GIVEN")
     p.add_argument("--id", metavar="RPPS", help="IdNatPS the specialist signs with (8 + RPPS)")
     p.add_argument("--password-stdin", action="store_true",

@@ -248,7 +248,7 @@ def test_audit_is_intact_and_stats_count_one_answered_case_when_serve_has_stoppe
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
     assert stats["cases"]["by_status"]["ANSWERED"] == 1
-    assert stats["cases"]["total"] == 3  # the answered case and the two import cases
+    assert stats["cases"]["opened"] == 3  # the answered case and the two import cases
     assert stats["outbox"]["dead"] == 0
 
 
