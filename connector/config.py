@@ -292,6 +292,14 @@ class UiSection(SiteModel):
     session_minutes: Annotated[int, Field(gt=0, le=7 * 24 * 60)] = 480
 
 
+class LogSection(SiteModel):
+    """What `telederm serve` logs on stderr: from which level, as text lines or one JSON
+    object a line (for a log collector)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
 class WorkerSection(SiteModel):
     poll_seconds: float = 0.5
     max_attempts: int = 20  # outbox deliveries before an item is dead
@@ -541,7 +549,7 @@ class ApiToken(SiteModel):
     """An `[[api.tokens]]` table: the secret inline (`token`) or read from `token_env`."""
 
     name: Name
-    role: Literal["requester", "specialist", "device", "admin"]
+    role: Literal["requester", "specialist", "device", "manager", "admin"]
     token: str = Field("", validate_default=True)
     token_env: str = ""
     # specialist tokens: the IdNatPS of the dermatologist using it, who may then take and hand
@@ -579,6 +587,7 @@ class Config(SiteModel):
     reports: ReportsSection = ReportsSection()
     ui: UiSection = UiSection()
     worker: WorkerSection = WorkerSection()
+    log: LogSection = LogSection()
     dicom: DicomSection = DicomSection()
     watch: WatchSection = WatchSection()
     worklist: WorklistSection = WorklistSection()

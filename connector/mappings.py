@@ -18,6 +18,7 @@ from .hl7.questionnaire import Questionnaire, load_questionnaire
 from .reports.conducts import load_conducts
 from .reports.pdf import load_labels
 from .routing import Routing, load_routing
+from .statistics import StatisticsMap, load_statistics
 from .validation import Problems
 
 @dataclass
@@ -35,6 +36,7 @@ class Mappings:
     orm: orm.OrmMapping
     questionnaire: Questionnaire
     routing: Routing
+    statistics: StatisticsMap  # mappings/statistics.toml: how figures read the answers
 
 
 # Every file of mappings/hl7/ and what reads it: start-up loads (so checks) them all, and a
@@ -91,6 +93,9 @@ def load_mappings(config: Config) -> Mappings:
         loaded["rules"] = problems.run(load_rules, billing / "rules.toml", tariffs=tariffs)
         loaded["facilities"] = problems.run(load_facilities, billing / "facilities.toml",
                                             tariffs=tariffs)
+    if loaded["conducts"] is not None:  # the figures name conduct codes
+        loaded["statistics"] = problems.run(load_statistics, root / "statistics.toml",
+                                            conducts=loaded["conducts"])
     problems.raise_any()
     return Mappings(
         tariffs=tariffs, hl7=hl7, questionnaire=questionnaire, **loaded,

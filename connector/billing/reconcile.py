@@ -2,13 +2,19 @@
 
 Fed with charge rows (dicts, as the store keeps them):
 `transaction_id, accession, code, role, type (CG|CD), amount_cents, act_date (YYYYMMDD),
-performed_by, status (sent|acknowledged|refused|not_billable), reason`.
+performed_by, status, reason`, the status as `store.queries.charge_rows` reads it from
+the charge and the outbox item of its batch:
+`acknowledged` (the peer answered AA), `sent` (handed over where no answer comes: a CSV file
+dropped), `pending` (queued, not delivered yet), `undelivered` (never delivered: dead letter
+without an answer, discarded by an operator, or no accounting destination), `refused` (the
+peer answered AE), `not_billable` (the rules refused it).
 
 - A row belongs to the period when its act date is inside it (both ends included).
-- Money totals (per code, per doctor, overall) count the rows the feed was asked to book and
-  did not refuse: status `sent` or `acknowledged`. A CD (credit) row subtracts its amount.
-- `by_status` counts every row of the period; `refused` sums refused rows apart, so the
-  difference is visible; `not_billable` counts lines recorded as not billable, by reason.
+- Money totals (per code, per doctor, overall) count only what reached the feed and was not
+  refused: status `sent` or `acknowledged`. A CD (credit) row subtracts its amount.
+- `by_status` counts every row of the period; `refused` and `not_delivered` (pending or
+  undelivered) sum their rows apart, so the difference is visible; `not_billable` counts
+  lines recorded as not billable, by reason.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from dataclasses import dataclass, field
 from connector.domain.errors import DomainError
 from connector.domain.model import TransactionTypeValues, parse_iso_date, parse_yyyymmdd
 
-STATUSES = ("sent", "acknowledged", "refused", "not_billable")
+STATUSES = ("sent", "acknowledged", "pending", "undelivered", "refused", "not_billable")
+NOT_DELIVERED = ("pending", "undelivered")
 _TYPES = tuple(t.value for t in TransactionTypeValues)
 BOOKED = ("sent", "acknowledged")
 _FIELDS = ("transaction_id", "accession", "code", "role", "type", "amount_cents", "act_date",
@@ -62,6 +69,7 @@ class Reconciliation:
     by_status: dict[str, int] = field(default_factory=lambda: {s: 0 for s in STATUSES})
     total: Totals = field(default_factory=Totals)
     refused: Totals = field(default_factory=Totals)
+    not_delivered: Totals = field(default_factory=Totals)
     by_code: dict[str, Totals] = field(default_factory=dict)
     by_doctor: dict[str, Totals] = field(default_factory=dict)
     not_billable: dict[str, int] = field(default_factory=dict)  # reason -> lines
@@ -71,6 +79,7 @@ class Reconciliation:
             "from": self.date_from.isoformat(), "to": self.date_to.isoformat(),
             "acts": self.acts, "lines": self.lines, "by_status": dict(self.by_status),
             "total": self.total.to_dict(), "refused": self.refused.to_dict(),
+            "not_delivered": self.not_delivered.to_dict(),
             "by_code": {k: v.to_dict() for k, v in sorted(self.by_code.items())},
             "by_doctor": {k: v.to_dict() for k, v in sorted(self.by_doctor.items())},
             "not_billable": dict(sorted(self.not_billable.items())),
@@ -99,6 +108,8 @@ def reconcile(rows, *, date_from: str | dt.date, date_to: str | dt.date) -> Reco
             result.not_billable[reason] = result.not_billable.get(reason, 0) + 1
         elif status == "refused":
             result.refused.add(row["type"], row["amount_cents"])
+        elif status in NOT_DELIVERED:
+            result.not_delivered.add(row["type"], row["amount_cents"])
         else:
             for totals in (result.total, result.by_code.setdefault(row["code"], Totals()),
                            result.by_doctor.setdefault(row["performed_by"], Totals())):
@@ -109,7 +120,7 @@ def reconcile(rows, *, date_from: str | dt.date, date_to: str | dt.date) -> Reco
 
 def render_csv(report: Reconciliation) -> str:
     """One table: `section,key,lines,charges,credits,charged,credited,net` with sections
-    period, status, total, refused, code, doctor, not_billable (RFC 4180, CRLF)."""
+    period, status, total, refused, not_delivered, code, doctor, not_billable (RFC 4180, CRLF)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["section", "key", "lines", "charges", "credits", "charged", "credited", "net"])
@@ -125,6 +136,7 @@ def render_csv(report: Reconciliation) -> str:
 
     money("total", "", report.total)
     money("refused", "", report.refused)
+    money("not_delivered", "", report.not_delivered)
     for code, totals in sorted(report.by_code.items()):
         money("code", code, totals)
     for doctor, totals in sorted(report.by_doctor.items()):

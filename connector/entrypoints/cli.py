@@ -16,8 +16,12 @@ import sys
 from pathlib import Path
 
 from ..domain.errors import ConfigError, ConnectorError, DomainError, ImageError, NotFound
+from ..domain.model import Priority
+from ..domain.states import CaseStatus
+from ..store.users import ROLES as USER_ROLES
 
 BAD_INPUT = (DomainError, ImageError, NotFound, ConfigError)
+ACCEPTED = ("AA", "CA")  # MSA-1 codes of a message the peer took
 
 
 def _config(args):
@@ -26,9 +30,12 @@ def _config(args):
 
 
 def cmd_serve(args) -> int:
+    from ..runtime.logs import configure
     from ..runtime.server import RunningConnector
     config = _config(args)
-    running = RunningConnector(config).start()
+    running = RunningConnector(config).start()  # a start-up failure stays one line
+    if not args.debug:
+        configure(config.log.level, config.log.format)
     print(f"telederm: serving HL7 on {config.hl7.listen}, HTTP on {config.http.listen}, "
           f"Orthanc at {config.orthanc.url}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: running.stop())
@@ -104,22 +111,52 @@ def cmd_import(args) -> int:
     from ..workflow import attach_image
     from ..workflow.commands import AttachImage
     from ..bootstrap import build
-    services = build(_config(args))
-    files = sorted(p for p in Path(args.dir).iterdir() if p.is_file()) if Path(args.dir).is_dir() else None
-    if files is None:
+    folder = Path(args.dir)
+    if not folder.is_dir():
         raise ImageError(f"{args.dir} is not a folder", where=args.dir, hint="give a folder of images")
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    if not files:
+        raise ImageError(f"{args.dir} holds no file", where=args.dir,
+                         hint="give the folder that holds the case's images")
+    services = build(_config(args))
+    with services.reading() as uow:
+        uow.cases.load(args.accession)  # an unknown case is named before any file is read
     failed = 0
-    for i, path in enumerate(files, start=1):
-        try:
-            attach_image.attach(services, [AttachImage(args.accession, path.read_bytes(),
-                                                       "cli:import", kind=args.kind)])
-        except ImageError as err:
-            failed += 1
-            print(f"\rtelederm: {path.name} refused: {err.one_line()}", file=sys.stderr)
-        done = int(30 * i / len(files))
-        print(f"\r[{'#' * done}{'.' * (30 - done)}] {i}/{len(files)}", end="", flush=True)
-    print(f"\nimported {len(files) - failed} of {len(files)} file(s) into {args.accession}")
+    with progress() as bar:
+        task = bar.add_task("import", total=len(files))
+        for path in files:
+            try:
+                attach_image.attach(services, [AttachImage(args.accession, path.read_bytes(),
+                                                           "cli:import", kind=args.kind)])
+            except ImageError as err:
+                failed += 1
+                bar.console.print(f"telederm: {path.name} refused: {err.one_line()}",
+                                  markup=False, highlight=False, soft_wrap=True)
+            bar.advance(task)
+    print(f"imported {len(files) - failed} of {len(files)} file(s) into {args.accession}")
     return 1 if failed else 0
+
+
+def progress():
+    """The progress bar of a long command, on stderr (stdout keeps what scripts read): done
+    and total counts, the rate, the time left. Drawn on a terminal only: a script reading
+    stderr gets the error lines alone."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
+                               TextColumn, TimeRemainingColumn)
+
+    class _Rate(TextColumn):
+        def __init__(self):
+            super().__init__("")
+
+        def render(self, task):
+            from rich.text import Text
+            return Text(f"{task.speed or 0:.1f}/s")
+
+    console = Console(stderr=True)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TaskProgressColumn(), _Rate(), TimeRemainingColumn(), console=console,
+                    disable=not console.is_terminal)
 
 
 def cmd_hl7_send(args) -> int:
@@ -138,19 +175,30 @@ def cmd_hl7_send(args) -> int:
             raise DomainError(f"{name} cannot be read as HL7: {err.text}", where=name,
                               hint="check MSH-18 against the file's encoding") from None
         messages.append((name, text.replace("\r\n", "\r").replace("\n", "\r").strip("\r") + "\r"))
+    refused = []
     for name, text in messages:
         ack = send_message(host, port, text, timeout=args.timeout)
-        print(f"{name}: {ack.code} {ack.control_id_acked} {ack.text}".rstrip())
+        print(f"{name}: {ack.code} {ack.control_id_acked} {ack.text}".rstrip(), flush=True)
         for err in ack.errors:
             print(f"  ERR {err}")
-    return 0
+        if ack.code not in ACCEPTED:
+            refused.append((name, ack.code))
+    for name, code in refused:  # a script sees the refusal in the exit status
+        print(f"telederm: {name} refused by the peer ({args.to}): it answered {code}, see the "
+              "ERR lines above", file=sys.stderr)
+    return 1 if refused else 0
 
 
 def cmd_stats(args) -> int:
     from ..bootstrap import build
+    from ..statistics import figures, period, render
+    try:
+        start, end = period(args.date_from, args.date_to)
+    except DomainError as err:
+        raise DomainError(err.text, where=f"--{err.where}", hint=err.hint) from None
     services = build(_config(args))
     with services.reading() as uow:
-        print(json.dumps(uow.queries.stats(), indent=2))
+        sys.stdout.write(render(figures(uow, start, end), args.format))
     return 0
 
 
@@ -185,6 +233,82 @@ def cmd_status(args) -> int:
         report = uow.queries.health(reachable)
     report["orthanc"]["url"] = services.config.orthanc.url
     print(json.dumps(report, indent=2))
+    for problem in report["problems"]:
+        print(f"telederm: {problem}", file=sys.stderr)
+    return 1 if report["problems"] else 0
+
+
+def cmd_cases(args) -> int:
+    from ..bootstrap import build
+    services = build(_config(args))
+    with services.reading() as uow:
+        if args.cases_command == "list":
+            page = uow.queries.list_cases(status=args.status, priority=args.priority,
+                                          limit=args.limit)
+            for c in page.items:
+                print(f"{c['accession']:<16} {c['status']:<15} {c['priority']:<8} "
+                      f"{c['placer_order_number']:<20} {c['created_at']}")
+            print(f"{len(page.items)} of {page.total} case(s)")
+            return 0
+        detail = uow.queries.case_detail(args.accession)
+    if detail is None:
+        raise NotFound(f"no case with accession {args.accession}", where="ACCESSION",
+                       hint="list cases with telederm cases list")
+    if args.show_patient_data:
+        _audit_disclosure(services, "case.shown", accession=args.accession)
+    else:
+        detail["patient"] = HIDDEN
+    print(json.dumps(detail, indent=2, ensure_ascii=False))
+    return 0
+
+
+HIDDEN = "hidden: add --show-patient-data (audited)"
+
+
+def _audit_disclosure(services, action: str, **detail) -> None:
+    """Record who was shown patient data from the command line, before it is shown."""
+    import getpass
+    accession = detail.pop("accession", None)
+    with services.unit() as uow:
+        uow.audit.append(at=uow.moment.iso, actor=f"cli:{getpass.getuser()}", action=action,
+                         accession=accession, detail=detail)
+
+
+def cmd_messages(args) -> int:
+    from ..bootstrap import build
+    from ..hl7.parse import decode, salvage_header
+    services = build(_config(args))
+    if args.messages_command == "list":
+        with services.reading() as uow:
+            rows = uow.queries.messages(direction=args.direction, accession=args.accession,
+                                        limit=args.limit)
+        for m in rows:
+            h = salvage_header(m["raw"])
+            kind = f"{h.message_type}^{h.trigger}" if h.message_type else m.get("type", "")
+            print(f"{m['id']:<10} {m['at'][:19]:<19} {m['direction']:<3} {m['peer'][:20]:<20} "
+                  f"{kind:<8} {m['control_id'][:24]:<24} {m['ack'] or '-':<8} "
+                  f"{m['status']:<9} {m['accession'] or '-'}")
+        print(f"{len(rows)} message(s)")
+        return 0
+    with services.reading() as uow:
+        m = uow.queries.message(args.id)
+    if m is None:
+        raise NotFound(f"no message {args.id}", where="ID",
+                       hint="ids are in-N or out-N: list them with telederm messages list")
+    h = salvage_header(m["raw"])
+    text = decode(m.pop("raw"))
+    out = {**m, "type": f"{h.message_type}^{h.trigger}", "version": h.version,
+           "sending": "|".join(h.sending_application[:1] + h.sending_facility[:1]),
+           "receiving": "|".join(h.receiving_application[:1] + h.receiving_facility[:1]),
+           "segments": [s[:3] for s in text.replace("\n", "\r").split("\r") if s]}
+    if "ack_raw" in out:
+        out["ack_sent"] = decode(out.pop("ack_raw")).replace("\r", "\n").strip()
+    if args.show_patient_data:
+        _audit_disclosure(services, "message.shown", accession=m["accession"], message=args.id)
+        out["message"] = text.replace("\r", "\n").strip()
+    else:
+        out["message"] = HIDDEN
+    print(json.dumps(out, indent=2, ensure_ascii=False))
     return 0
 
 
@@ -221,7 +345,24 @@ def cmd_config_check(args) -> int:
           f"(levels {'/'.join(name for name, _ in q.triage.levels)}), consent="
           + (mappings.orm.consent.source if mappings.orm.consent.required else "not required")
           + (", TEST MODE (test/demo INS accepted)" if config.hl7.test_mode else ""))
+    for warning in config_warnings(config):
+        print(f"warning: {warning}")
     return 0
+
+
+def config_warnings(config) -> list[str]:
+    """What loads but should not go live, one line each: the Orthanc password everyone knows,
+    nowhere to send orders' answers and charges. (The example dermatoscope is not a warning:
+    it stops the start, see `mappings.load_mappings`.)"""
+    from ..config import OrthancSection
+    out = []
+    if config.orthanc.password == OrthancSection.model_fields["password"].default:
+        out.append("orthanc.password is the default one: set a secret of this site "
+                   "(TELEDERM_ORTHANC_PASSWORD)")
+    if not config.destinations:
+        out.append("no [[destinations]]: reports, order status and charges reach no system "
+                   "(add the EHR and the accounting feed)")
+    return out
 
 
 def cmd_billing_explain(args) -> int:
@@ -410,7 +551,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30)
     p.set_defaults(func=cmd_hl7_send)
 
-    with_config(sub.add_parser("stats", help="case and queue statistics")).set_defaults(func=cmd_stats)
+    p = with_config(sub.add_parser(
+        "stats", help="turnaround, outcomes, volumes, photo quality, billing, incidents",
+        description="Figures of the cases opened in a period (whole days, UTC; all time "
+                    "by default). Which conducts count as answered without a visit: "
+                    "mappings/statistics.toml."))
+    p.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="json")
+    p.set_defaults(func=cmd_stats)
     with_config(sub.add_parser("status", help="queue depths, peers, Orthanc reachability")).set_defaults(
         func=cmd_status)
     queue = sub.add_parser("queue", help="the outbox: list, retry or discard items")
@@ -426,6 +575,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("--reason", required=True)
     p.set_defaults(func=cmd_queue)
+    cases_parser = sub.add_parser("cases", help="the cases: list them, show one")
+    cases_sub = cases_parser.add_subparsers(dest="cases_command", required=True,
+                                            parser_class=_Parser)
+    p = with_config(cases_sub.add_parser("list", help="list cases, newest first (no patient "
+                                                      "data)"))
+    p.add_argument("--status", choices=[s.value for s in CaseStatus])
+    p.add_argument("--priority", choices=[p.value for p in Priority])
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_cases)
+    p = with_config(cases_sub.add_parser("show", help="one case as JSON: images, reports, "
+                                                      "charges, outbox"))
+    p.add_argument("accession", metavar="ACCESSION")
+    p.add_argument("--show-patient-data", action="store_true",
+                   help="include the patient's identity (admin; recorded in the audit trail)")
+    p.set_defaults(func=cmd_cases)
+    msgs = sub.add_parser("messages", help="HL7 messages received and sent, with their ACKs")
+    msgs_sub = msgs.add_subparsers(dest="messages_command", required=True, parser_class=_Parser)
+    p = with_config(msgs_sub.add_parser("list", help="list messages, newest first (header "
+                                                     "fields only)"))
+    p.add_argument("--direction", choices=["in", "out"])
+    p.add_argument("--accession")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_messages)
+    p = with_config(msgs_sub.add_parser("show", help="one message: header, segments, ACK"))
+    p.add_argument("id", metavar="ID", help="in-N (received) or out-N (sent)")
+    p.add_argument("--show-patient-data", action="store_true",
+                   help="include the message itself (admin; recorded in the audit trail)")
+    p.set_defaults(func=cmd_messages)
     audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
     with_config(audit.add_parser("verify", help="check the audit hash chain")).set_defaults(
         func=cmd_audit_verify)
@@ -454,7 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(users_sub.add_parser(
         "add", help="add a user; the password is asked for (or read from stdin)"))
     p.add_argument("login", metavar="LOGIN")
-    p.add_argument("--role", required=True, choices=["requester", "specialist", "admin"])
+    p.add_argument("--role", required=True, choices=list(USER_ROLES))
     p.add_argument("--name", required=True, metavar="FAMILY^GIVEN")
     p.add_argument("--id", metavar="RPPS", help="IdNatPS the specialist signs with (8 + RPPS)")
     p.add_argument("--password-stdin", action="store_true",

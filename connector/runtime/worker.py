@@ -40,6 +40,7 @@ from ..domain.errors import ConnectorError
 from ..hl7.client import check_delivery, send_to
 from ..hl7.errors import DeliveryError
 from ..hl7.https import post_message
+from ..hl7.parse import salvage_header
 from ..store.outbox import Item
 from ..store.uow import UnitOfWork
 from ..workflow import (charges_delivered, escalate_case, forward_study, post_charges,
@@ -193,7 +194,13 @@ def attempt(services: Services, item: Item, *, claim_next: bool = False) -> Item
         if claim_next:
             following = uow.outbox.claim_in(uow.moment.utc, limit=1,
                                             destination=item.destination)
-    log.info("outbox %s %s (%s) done", item.id, item.kind, item.accession or "-")
+    if item.kind == "hl7.send":  # type and control id only: the message holds patient data
+        header = salvage_header(json.loads(item.payload)["message"].encode("utf-8"))
+        log.info("%s^%s %s to %s: accepted (outbox %s, %s)", header.message_type,
+                 header.trigger, header.control_id, item.destination, item.id,
+                 item.accession or "-")
+    else:
+        log.info("outbox %s %s (%s) done", item.id, item.kind, item.accession or "-")
     return following[0] if following else None
 
 

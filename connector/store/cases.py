@@ -118,7 +118,7 @@ def load(conn: Connection, accession: str) -> Case:
                        .where(cases.c.accession == accession)).mappings().first()
     if row is None:
         raise NotFound(f"no case with accession {accession}", where="accession",
-                       hint="list cases with GET /api/cases")
+                       hint="list cases with telederm cases list (or GET /api/cases)")
     patient = patient_from_row(row)
     requester = Practitioner(row["requester_id"],
                              PersonName(row["requester_family"], row["requester_given"]),

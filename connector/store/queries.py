@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +17,7 @@ from ..domain.errors import DomainError
 from ..domain.states import AWAITING_ANSWER
 from . import inbox
 from . import outbox as outbox_store
+from .schema import audit as audit_table
 from .schema import cases, charges, images, outbox, patients, reports
 from .schema import inbox as inbox_table
 
@@ -298,13 +301,18 @@ def stats(conn: Connection) -> dict:
     }
 
 
-def deadlines(conn: Connection) -> dict:
-    """Per priority, the cases with a deadline that were answered, how many of them in time
-    (first answer at or before `due_at`) and that share (null when none was answered)."""
+def deadlines(conn: Connection, *, start: str = "", end: str = "") -> dict:
+    """Per priority, the cases with a deadline (opened in [start, end) when given) that were
+    answered, how many of them in time (first answer at or before `due_at`) and that share
+    (null when none was answered)."""
     in_time = func.count().filter(cases.c.answered_at <= cases.c.due_at)
-    rows = conn.execute(select(cases.c.priority, func.count(), in_time)
-                        .where(cases.c.due_at != "", cases.c.answered_at != "")
-                        .group_by(cases.c.priority)).all()
+    query = select(cases.c.priority, func.count(), in_time).where(
+        cases.c.due_at != "", cases.c.answered_at != "")
+    if start:
+        query = query.where(cases.c.created_at >= start)
+    if end:
+        query = query.where(cases.c.created_at < end)
+    rows = conn.execute(query.group_by(cases.c.priority)).all()
     got = {priority: (answered, ok) for priority, answered, ok in rows}
     out = {}
     for priority in ("stat", "urgent", "routine"):
@@ -332,17 +340,46 @@ def overdue_digest(conn: Connection, now: str) -> dict:
                       for pool, items in pools.items()]}
 
 
+# Outbox kinds that carry a batch of charge lines (`workflow/post_charges.py`); their key
+# ends with ":" and the batch's MSH-10.
+BATCH_KINDS = ("hl7.send", "billing.csv")
+
+
 def charge_rows(conn: Connection, *, first_day: str = "", last_day: str = "") -> list[dict]:
     """Charge lines as `billing.reconcile.reconcile` reads them, act date (YYYYMMDD) within
-    [first_day, last_day] when given, oldest first."""
+    [first_day, last_day] when given, oldest first.
+
+    A line still `sent` in the charges table is only as far as the outbox got its batch: `sent`
+    when an item of the batch was delivered (a CSV file dropped; an HL7 peer's AA already made
+    it `acknowledged`), `pending` while one is still queued, `undelivered` when none ever will
+    be (dead without an answer, discarded, or no accounting destination)."""
     query = select(charges.c.transaction_id, charges.c.accession, charges.c.code, charges.c.role,
                    charges.c.type, charges.c.amount_cents, charges.c.act_date,
-                   charges.c.performed_by, charges.c.status, charges.c.reason)
+                   charges.c.performed_by, charges.c.status, charges.c.reason,
+                   charges.c.message_control_id)
     if first_day:
         query = query.where(charges.c.act_date >= first_day)
     if last_day:
         query = query.where(charges.c.act_date <= last_day)
-    return [dict(r._mapping) for r in conn.execute(query.order_by(charges.c.id))]
+    rows = [dict(r._mapping) for r in conn.execute(query.order_by(charges.c.id))]
+    batches = {r["message_control_id"] for r in rows if r["status"] == "sent"}
+    delivery: dict[str, set[str]] = {}
+    accessions = sorted({r["accession"] for r in rows if r["status"] == "sent"})
+    for start in range(0, len(accessions), 500):  # bound the number of bound parameters
+        items = select(outbox.c.key, outbox.c.status).where(
+            outbox.c.kind.in_(BATCH_KINDS), outbox.c.accession.in_(accessions[start:start + 500]))
+        for key, status in conn.execute(items):
+            control_id = key.rsplit(":", 1)[-1]
+            if control_id in batches:
+                delivery.setdefault(control_id, set()).add(status)
+    for row in rows:
+        if row["status"] == "sent":
+            got = delivery.get(row.pop("message_control_id"), set())
+            row["status"] = ("sent" if "done" in got else "pending" if "pending" in got
+                             else "undelivered")
+        else:
+            row.pop("message_control_id")
+    return rows
 
 
 def oldest_pending(conn: Connection) -> dict | None:
@@ -387,3 +424,232 @@ def health_problems(queue: dict, destinations: dict[str, dict], orthanc_reachabl
             problems.append(f"destination {name}: {entry['pending']} waiting, last attempt "
                             f"failed: {entry['last_error'][:200]}")
     return problems
+
+
+# --- messages: the HL7 traffic, in (the inbox) and out (the outbox's hl7.send items) ---------
+
+DIRECTIONS = ("in", "out")
+
+
+def messages(conn: Connection, *, direction: str | None = None, accession: str | None = None,
+             limit: int = 50) -> list[dict]:
+    """The latest HL7 messages received and sent (of one direction, of one case, when given),
+    newest first, each with its raw bytes under `raw` for the caller to read the header from
+    (and to show only where patient data may be shown): inbound with the ACK code we answered
+    and its state; outbound with its delivery status (`ack` "accepted" once the peer took it),
+    attempts and last error."""
+    out: list[dict] = []
+    if direction in (None, "in"):
+        query = select(inbox_table.c.id, inbox_table.c.received_at, inbox_table.c.sender,
+                       inbox_table.c.control_id, inbox_table.c.message_type,
+                       inbox_table.c.ack_code, inbox_table.c.state, inbox_table.c.accession,
+                       inbox_table.c.raw)
+        if accession:
+            query = query.where(inbox_table.c.accession == accession)
+        for r in conn.execute(query.order_by(inbox_table.c.id.desc()).limit(limit)):
+            out.append({"id": f"in-{r.id}", "direction": "in", "at": r.received_at,
+                        "peer": r.sender, "control_id": r.control_id,
+                        "type": r.message_type, "accession": r.accession,
+                        "status": r.state, "ack": r.ack_code, "raw": bytes(r.raw)})
+    if direction in (None, "out"):
+        query = select(outbox.c.id, outbox.c.created_at, outbox.c.destination, outbox.c.key,
+                       outbox.c.accession, outbox.c.status, outbox.c.attempts, outbox.c.done_at,
+                       outbox.c.last_error, outbox.c.payload).where(outbox.c.kind == "hl7.send")
+        if accession:
+            query = query.where(outbox.c.accession == accession)
+        for r in conn.execute(query.order_by(outbox.c.id.desc()).limit(limit)):
+            out.append({"id": f"out-{r.id}", "direction": "out", "at": r.created_at,
+                        "peer": r.destination, "control_id": r.key.rsplit(":", 1)[-1],
+                        "accession": r.accession, "status": r.status,
+                        "ack": "accepted" if r.status == "done" else "", "attempts": r.attempts,
+                        "done_at": r.done_at, "last_error": r.last_error,
+                        "raw": json.loads(r.payload)["message"].encode("utf-8")})
+    out.sort(key=lambda m: m["at"], reverse=True)
+    return out[:limit]
+
+
+def message(conn: Connection, message_id: str) -> dict | None:
+    """One message of `messages` by its id (`in-N` or `out-N`), with the ACK we answered to an
+    inbound one (`ack_raw`) and why it could not be applied (`outcome`); None when unknown."""
+    direction, _, number = message_id.partition("-")
+    if direction not in DIRECTIONS or not number.isdigit():
+        return None
+    if direction == "in":
+        r = conn.execute(select(inbox_table).where(inbox_table.c.id == int(number))).first()
+        if r is None:
+            return None
+        return {"id": message_id, "direction": "in", "at": r.received_at, "peer": r.sender,
+                "control_id": r.control_id, "type": r.message_type, "accession": r.accession,
+                "status": r.state, "ack": r.ack_code, "ack_raw": bytes(r.ack),
+                "outcome": r.outcome, "raw": bytes(r.raw)}
+    r = conn.execute(select(outbox).where(outbox.c.id == int(number),
+                                          outbox.c.kind == "hl7.send")).first()
+    if r is None:
+        return None
+    return {"id": message_id, "direction": "out", "at": r.created_at, "peer": r.destination,
+            "control_id": r.key.rsplit(":", 1)[-1], "accession": r.accession,
+            "status": r.status, "ack": "accepted" if r.status == "done" else "",
+            "attempts": r.attempts, "done_at": r.done_at, "last_error": r.last_error,
+            "raw": json.loads(r.payload)["message"].encode("utf-8")}
+
+
+# --- figures of a period: what `telederm stats`, GET /api/stats and /ui/dashboard show -------
+
+def case_figures(conn: Connection, *, start: str, end: str, without_visit: frozenset[str],
+                 urgent_referral: frozenset[str], within_hours: tuple[int, ...]) -> dict:
+    """The figures of the cases opened in [start, end) (stored timestamps, UTC).
+
+    A case is answered at its first final report (audit `report.final`); its outcome is the
+    conduct of its latest report; `without_visit` and `urgent_referral` are the conduct codes
+    (mappings/statistics.toml) that count as answered without an in-person visit and as an
+    urgent referral. Turnaround is in hours, from opening to answer, with the share of answers
+    within each of `within_hours`, and how many answers fall in each bin of `HISTOGRAM_HOURS`.
+    Weeks are ISO weeks (`2026-W03`) of the opening (requests)
+    or of the answer (per specialist)."""
+    opened = {r.accession: r for r in conn.execute(
+        select(cases.c.accession, cases.c.created_at, cases.c.priority, cases.c.status,
+               cases.c.sender).where(cases.c.created_at >= start, cases.c.created_at < end))}
+    answered_at: dict[str, str] = {}
+    declined: dict[str, str] = {}
+    events = select(audit_table.c.accession, audit_table.c.action, audit_table.c.at,
+                    audit_table.c.detail).where(
+        audit_table.c.action.in_(("report.final", "case.declined")),
+        audit_table.c.accession.in_(select(cases.c.accession).where(
+            cases.c.created_at >= start, cases.c.created_at < end)))
+    for r in conn.execute(events.order_by(audit_table.c.id)):
+        if r.action == "report.final":
+            answered_at.setdefault(r.accession, r.at)
+        else:
+            declined[r.accession] = json.loads(r.detail or "{}").get("reason", "")
+    latest: dict[str, tuple[str, str]] = {}  # accession -> (conduct, specialist) of the last
+    for r in conn.execute(select(reports.c.accession, reports.c.conduct, reports.c.specialist_id)
+                          .where(reports.c.accession.in_(list(answered_at) or [""]))
+                          .order_by(reports.c.version)):
+        latest[r.accession] = (r.conduct, r.specialist_id)
+
+    def hours(accession: str) -> float:
+        return (_instant(answered_at[accession]) - _instant(opened[accession].created_at)
+                ).total_seconds() / 3600
+
+    turnaround = {"all": _distribution([hours(a) for a in answered_at], within_hours)}
+    histogram = {label: 0 for label in HISTOGRAM_LABELS}
+    for accession in answered_at:
+        value = hours(accession)
+        label = next((f"<={edge}h" for edge in HISTOGRAM_HOURS if value <= edge),
+                     HISTOGRAM_LABELS[-1])
+        histogram[label] += 1
+    for priority in sorted({r.priority for r in opened.values()}):
+        turnaround[priority] = _distribution(
+            [hours(a) for a in answered_at if opened[a].priority == priority], within_hours)
+    conducts: dict[str, int] = {}
+    for conduct, _ in latest.values():
+        conducts[conduct] = conducts.get(conduct, 0) + 1
+    answered = len(latest)
+    no_visit = sum(n for c, n in conducts.items() if c in without_visit)
+    urgent = sum(n for c, n in conducts.items() if c in urgent_referral)
+    reasons: dict[str, int] = {}
+    for reason in declined.values():
+        reasons[reason] = reasons.get(reason, 0) + 1
+    by_status: dict[str, int] = {}
+    per_week: dict[str, int] = {}
+    per_service: dict[str, int] = {}
+    for r in opened.values():
+        by_status[r.status] = by_status.get(r.status, 0) + 1
+        week = _iso_week(r.created_at)
+        per_week[week] = per_week.get(week, 0) + 1
+        per_service[r.sender] = per_service.get(r.sender, 0) + 1
+    per_specialist: dict[str, dict[str, int]] = {}
+    for accession, (_, specialist) in latest.items():
+        weeks = per_specialist.setdefault(specialist, {})
+        week = _iso_week(answered_at[accession])
+        weeks[week] = weeks.get(week, 0) + 1
+    return {
+        "period": {"start": start, "end": end},
+        "cases": {"opened": len(opened), "by_status": dict(sorted(by_status.items()))},
+        "turnaround_hours": turnaround,
+        "turnaround_histogram": histogram,
+        "outcomes": {
+            "answered": answered, "by_conduct": dict(sorted(conducts.items())),
+            "without_visit": no_visit, "without_visit_share": _share(no_visit, answered),
+            "urgent_referrals": urgent, "urgent_referral_share": _share(urgent, answered),
+            "refused": len(declined), "refusal_reasons": dict(sorted(reasons.items())),
+        },
+        "volumes": {
+            "requests_per_week": dict(sorted(per_week.items())),
+            "per_requesting_service": dict(sorted(per_service.items())),
+            "per_specialist_per_week": {s: dict(sorted(w.items()))
+                                        for s, w in sorted(per_specialist.items())},
+        },
+        "photo_quality": _quality(conn, list(opened)),
+        "incidents": _incidents(conn, start, end),
+    }
+
+
+# Bins of the turnaround histogram: answers within 6 h, within 12 h (and over 6), ... over 72.
+HISTOGRAM_HOURS = (6, 12, 24, 48, 72)
+HISTOGRAM_LABELS = tuple(f"<={edge}h" for edge in HISTOGRAM_HOURS) + (f">{HISTOGRAM_HOURS[-1]}h",)
+
+
+def _instant(stamp: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _iso_week(stamp: str) -> str:
+    year, week, _ = _instant(stamp).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _distribution(values: list[float], within_hours: tuple[int, ...]) -> dict:
+    """Count, median and quartiles (inclusive method: the quartiles of the values themselves)
+    and the share within each target, of turnaround hours; None where there is nothing."""
+    values = sorted(values)
+    out: dict[str, Any] = {"answered": len(values), "median": None, "q1": None, "q3": None}
+    if len(values) == 1:
+        out.update(median=round(values[0], 2), q1=round(values[0], 2), q3=round(values[0], 2))
+    elif values:
+        q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+        out.update(median=round(q2, 2), q1=round(q1, 2), q3=round(q3, 2))
+    for limit in within_hours:
+        out[f"within_{limit}h"] = _share(sum(1 for v in values if v <= limit), len(values))
+    return out
+
+
+def _quality(conn: Connection, accessions: list[str]) -> dict:
+    """Images of these cases, those the quality gate flagged, and how often each flag came."""
+    total = flagged = 0
+    flags: dict[str, int] = {}
+    for start in range(0, len(accessions), 500):
+        for (quality,) in conn.execute(select(images.c.quality).where(
+                images.c.accession.in_(accessions[start:start + 500]))):
+            total += 1
+            found = json.loads(quality or "{}").get("flags", [])
+            flagged += bool(found)
+            for flag in found:
+                flags[flag] = flags.get(flag, 0) + 1
+    return {"images": total, "flagged": flagged, "flagged_share": _share(flagged, total),
+            "by_flag": dict(sorted(flags.items()))}
+
+
+def _incidents(conn: Connection, start: str, end: str) -> dict:
+    """What went wrong in the period: outbox items given up (dead, discarded), per destination,
+    and HL7 messages we refused (AE/AR) or acknowledged but could not apply."""
+    given_up: dict[str, dict[str, int]] = {}
+    for destination, status, count in conn.execute(
+            select(outbox.c.destination, outbox.c.status, func.count())
+            .where(outbox.c.status.in_(("dead", "discarded")), outbox.c.created_at >= start,
+                   outbox.c.created_at < end)
+            .group_by(outbox.c.destination, outbox.c.status)):
+        given_up.setdefault(destination, {"dead": 0, "discarded": 0})[status] = count
+    window = and_(inbox_table.c.received_at >= start, inbox_table.c.received_at < end)
+    refused = conn.execute(select(func.count()).select_from(inbox_table).where(
+        window, inbox_table.c.ack_code.in_(("AE", "AR", "CE", "CR")))).scalar()
+    failed = conn.execute(select(func.count()).select_from(inbox_table).where(
+        window, inbox_table.c.state == "failed")).scalar()
+    return {"outbox_given_up": dict(sorted(given_up.items())),
+            "dead_letters": sum(v["dead"] for v in given_up.values()),
+            "discarded": sum(v["discarded"] for v in given_up.values()),
+            "hl7_refused": refused, "hl7_not_applied": failed}

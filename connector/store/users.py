@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from ..domain.errors import DomainError
 from .schema import sessions, users
 
-ROLES = ("requester", "specialist", "admin")
+ROLES = ("requester", "specialist", "manager", "admin")
 
 
 def _public(row) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 from fastapi import APIRouter, Depends, Request
@@ -32,6 +33,7 @@ from .session import PageDenied, Person
 
 router = APIRouter(include_in_schema=False)
 READERS = ("specialist", "admin")
+MANAGERS = ("manager", "admin")
 WAITING = tuple(s.value for s in AWAITING_ANSWER)
 THUMB_HEIGHT = 240
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -85,8 +87,9 @@ def _message(request: Request, who: Person | None, status: int, title: str, text
 async def denied(request: Request, exc: PageDenied) -> Response:
     """PageDenied as the browser should see it: the login page, or the 403 page."""
     if exc.reason == "login":
-        target = request.url.path if request.method == "GET" else "/ui/"
-        return RedirectResponse(f"/ui/login?next={target}", status_code=303,
+        query = f"?{request.url.query}" if request.url.query else ""  # e.g. a period
+        target = request.url.path + query if request.method == "GET" else "/ui/"
+        return RedirectResponse(f"/ui/login?next={quote(target, safe='/')}", status_code=303,
                                 headers=NO_STORE)
     labels = i18n.labels()[i18n.choose(request.headers.get("accept-language", ""),
                                        request.app.state.services.config.reports.language)]
@@ -147,7 +150,8 @@ def _client(request: Request) -> str:
 
 @router.post("/ui/logout")
 def logout(request: Request,
-           who: Person = Depends(session.poster("requester", "specialist", "admin"))):
+           who: Person = Depends(session.poster("requester", "specialist", "manager",
+                                                "admin"))):
     response = RedirectResponse("/ui/login", status_code=303)
     session.end(request, response)
     return response
@@ -315,3 +319,28 @@ def _stale(request: Request, who: Person, accession: str, exc: Exception) -> HTM
         status = uow.cases.statuses([accession]).get(accession, "")
     text = labels["stale"].format(status=labels["status"].get(status, status))
     return _message(request, who, 409, "stale_title", text, back=f"/ui/cases/{accession}")
+
+
+@router.get("/ui/dashboard")
+def dashboard(request: Request, who: Person = Depends(session.person(*MANAGERS))):
+    """The figures of `telederm stats` for a period (the last 12 weeks by default), with
+    plots drawn on the server (`plots.py`); a bad date shows the error and all time."""
+    from ...statistics import figures, period
+    from .plots import dashboard_plots
+    services = request.app.state.services
+    labels = i18n.labels()[_lang(request)]
+    given = {k: request.query_params.get(k, "") for k in ("from", "to")}
+    if not any(given.values()):
+        today = services.now().date()
+        given = {"from": (today - dt.timedelta(weeks=12)).isoformat(), "to": today.isoformat()}
+    error = ""
+    try:
+        start, end = period(given["from"] or None, given["to"] or None)
+    except DomainError as err:
+        error, start, end = err.one_line(), *period(None, None)
+    with services.reading() as uow:
+        data = figures(uow, start, end)
+    return render(request, "dashboard.html", who=who, f=data, error=error,
+                  date_from=given["from"], date_to=given["to"],
+                  plots=dashboard_plots(data, labels) if data["cases"]["opened"] else {},
+                  pct=lambda share: "—" if share is None else f"{share * 100:.0f} %")

@@ -188,7 +188,8 @@ def test_acts_reach_the_accounting_peer_and_the_drop_folder_exactly_once(feed):
     # The reconciliation of January 2026 matches what the peer acknowledged.
     report = reconcile(feed.rows.values(), date_from="2026-01-01", date_to="2026-01-31").to_dict()
     assert report["acts"] == 3 and report["lines"] == 8
-    assert report["by_status"] == {"sent": 0, "acknowledged": 6, "refused": 0, "not_billable": 2}
+    assert report["by_status"] == {"sent": 0, "acknowledged": 6, "pending": 0,
+                                   "undelivered": 0, "refused": 0, "not_billable": 2}
     assert report["total"] == {"charges": 4, "credits": 2, "charged": "66.00",
                                "credited": "33.00", "net": "33.00"}
     assert report["by_code"]["TE2"]["net"] == "23.00" and report["by_code"]["RQD"]["net"] == "10.00"

@@ -18,7 +18,10 @@ from connector.workflow import record_report, withdraw_report
 from connector.workflow.commands import RecordReport, WithdrawReport
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import build
+from connector.runtime import worker
 from tests.support.cli import EXAMPLE_DEVICES, one_error_line, telederm, write_config
+from tests.support.peers import RecordingPeer
+from tests.support.wait import wait_until
 
 ACT = {"kind": "teleexpertise", "date": "2026-03-02", "patient": "P1", "requester": "R1",
        "specialist": "S1", "requester_site": "EHPAD", "specialist_site": "CHU",
@@ -82,9 +85,10 @@ def test_billing_report_exits_2_with_one_line_when_a_date_is_malformed(tmp_path)
     assert "--to" in line
 
 
-def _fill_store(config_path):
+def _fill_store(config_path, deliver=None):
     """Three acts through the workflow: two answered tele-expertises for one patient (one
-    withdrawn, so credited), one whose patient is hospitalised (not billable)."""
+    withdrawn, so credited), one whose patient is hospitalised (not billable); then
+    `deliver(services)`, when given, before the charge rows are read."""
     services = build(load_config(config_path, environ=EXAMPLE_DEVICES))
     specialist = Practitioner("810001234567", PersonName("LEROY", "Claire"))
     accessions = []
@@ -106,13 +110,15 @@ def _fill_store(config_path):
         accessions.append(accession)
     with services.unit() as uow:
         withdraw_report.handle(WithdrawReport(accessions[1], "doublon", "test"), uow)
+    if deliver is not None:
+        deliver(services)
     with services.store.engine.connect() as conn:
         rows = queries.charge_rows(conn)
     services.store.engine.dispose()
     return rows
 
 
-def test_billing_report_reconciles_the_charges_of_the_store(tmp_path):
+def test_billing_report_counts_nothing_as_billed_when_no_accounting_destination_got_it(tmp_path):
     config = write_config(tmp_path / "telederm.toml", tmp_path / "data")
     rows = _fill_store(config)
     day = rows[0]["act_date"]
@@ -123,9 +129,12 @@ def test_billing_report_reconciles_the_charges_of_the_store(tmp_path):
     assert report == reconcile(rows, date_from=iso, date_to=iso).to_dict()
     te2 = rows[0]["amount_cents"]
     assert report["acts"] == 3
-    assert report["by_status"] == {"sent": 6, "acknowledged": 0, "refused": 0, "not_billable": 2}
-    assert report["total"]["charges"] == 4 and report["total"]["credits"] == 2
-    assert report["total"]["net"] == f"{(te2 + 1000) // 100}.{(te2 + 1000) % 100:02d}"
+    assert report["by_status"] == {"sent": 0, "acknowledged": 0, "pending": 0,
+                                   "undelivered": 6, "refused": 0, "not_billable": 2}
+    assert report["total"]["net"] == "0.00"
+    assert report["not_delivered"]["charges"] == 4 and report["not_delivered"]["credits"] == 2
+    net = te2 + 1000
+    assert report["not_delivered"]["net"] == f"{net // 100}.{net % 100:02d}"
     ((reason, count),) = report["not_billable"].items()  # one exclusion, both roles
     assert count == 2 and "hospitalised" in reason
 
@@ -135,12 +144,49 @@ def test_billing_report_reconciles_the_charges_of_the_store(tmp_path):
     table = list(csv.reader(io.StringIO(as_csv.stdout, newline="")))
     assert table[0] == ["section", "key", "lines", "charges", "credits", "charged", "credited",
                         "net"]
-    assert ["total", "", "6", "4", "2"] == table[[r[0] for r in table].index("total")][:5]
+    assert ["not_delivered", "", "6", "4", "2"] == table[[r[0] for r in table].index(
+        "not_delivered")][:5]
 
     # A period without acts: everything zero.
     empty = telederm("billing", "report", "--from", "2020-01-01", "--to", "2020-01-31",
                      "--config", config)
     assert json.loads(empty.stdout)["lines"] == 0
+
+
+def test_billing_report_counts_what_the_peer_acknowledged_and_not_a_discarded_dft(tmp_path):
+    peer = RecordingPeer("accounting").start()
+    try:
+        config = write_config(tmp_path / "telederm.toml", tmp_path / "data", f"""
+[[destinations]]
+name = "accounting"
+role = "accounting"
+address = "127.0.0.1:{peer.port}"
+""")
+
+        def deliver(services):
+            with services.reading() as uow:
+                (credit,) = [i for i in uow.outbox.items() if i["kind"] == "hl7.send"][:1]
+            discarded = telederm("queue", "discard", credit["id"], "--reason", "test",
+                                 "--config", config)
+            assert discarded.returncode == 0, discarded.stderr
+            wait_until(lambda: worker.run_once(services) == 0, 30, "the DFTs to be delivered")
+
+        rows = _fill_store(config, deliver)
+    finally:
+        peer.stop()
+    assert len(peer.messages) == 2  # the two charge batches; the credit batch was discarded
+    day = rows[0]["act_date"]
+    iso = f"{day[:4]}-{day[4:6]}-{day[6:]}"
+    report = json.loads(telederm("billing", "report", "--from", iso, "--to", iso,
+                                 "--config", config).stdout)
+    assert report["by_status"] == {"sent": 0, "acknowledged": 4, "pending": 0,
+                                   "undelivered": 2, "refused": 0, "not_billable": 2}
+    te2 = rows[0]["amount_cents"]
+    net = 2 * (te2 + 1000)
+    assert report["total"] == {"charges": 4, "credits": 0, "charged": f"{net // 100}."
+                               f"{net % 100:02d}", "credited": "0.00",
+                               "net": f"{net // 100}.{net % 100:02d}"}
+    assert report["not_delivered"]["credits"] == 2
 
 
 def test_config_check_shows_the_billing_rules_and_facilities(tmp_path):

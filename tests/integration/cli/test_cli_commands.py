@@ -273,7 +273,7 @@ def test_stats_prints_json_when_the_data_folder_is_fresh(config_file, tmp_path):
     result = telederm("stats", "--config", config_file)
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
-    assert stats["cases"] == {"total": 0, "by_status": {}}
+    assert stats["cases"] == {"opened": 0, "by_status": {}}
     assert stats["outbox"]["pending"] == 0
     assert (tmp_path / "data" / "telederm.db").is_file()
 

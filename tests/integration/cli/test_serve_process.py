@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import secrets
 import signal
 import socket
@@ -248,7 +249,7 @@ def test_audit_is_intact_and_stats_count_one_answered_case_when_serve_has_stoppe
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
     assert stats["cases"]["by_status"]["ANSWERED"] == 1
-    assert stats["cases"]["total"] == 3  # the answered case and the two import cases
+    assert stats["cases"]["opened"] == 3  # the answered case and the two import cases
     assert stats["outbox"]["dead"] == 0
 
 
@@ -257,9 +258,13 @@ def test_import_attaches_every_jpeg_with_a_progress_bar_when_serve_has_stopped(
     accession = import_cases[0]
     for i in range(3):
         (tmp_path / f"img{i}.jpg").write_bytes(jpeg(100 + 40 * i))
-    result = telederm("import", tmp_path, "--accession", accession, "--config", served.config_path)
+    # As on a terminal (rich's TTY_COMPATIBLE): the bar with counts and a rate, on stderr.
+    result = telederm("import", tmp_path, "--accession", accession, "--config",
+                      served.config_path, env=clean_env(TTY_COMPATIBLE="1"))
     assert result.returncode == 0, result.stderr
-    assert f"[{'#' * 30}] 3/3" in result.stdout
+    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stderr)
+    bar = [line for line in drawn.splitlines() if line.startswith("import ")][-1]
+    assert " 3/3 " in bar and "100%" in bar and "/s" in bar, bar
     assert result.stdout.rstrip().endswith(f"imported 3 of 3 file(s) into {accession}")
     assert db_count(served.data_dir, "SELECT count(*) FROM images WHERE accession = ?", accession) == 3
     assert len(list((served.data_dir / "images" / accession).glob("*.dcm"))) == 3

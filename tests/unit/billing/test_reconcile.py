@@ -38,7 +38,8 @@ def test_reconcile_totals_per_code_doctor_status_and_reason():
     report = reconcile(ROWS, date_from="2026-01-01", date_to="2026-01-31").to_dict()
     assert (report["from"], report["to"], report["acts"], report["lines"]) == (
         "2026-01-01", "2026-01-31", 5, 8)
-    assert report["by_status"] == {"sent": 2, "acknowledged": 2, "refused": 1, "not_billable": 3}
+    assert report["by_status"] == {"sent": 2, "acknowledged": 2, "pending": 0, "undelivered": 0,
+                                   "refused": 1, "not_billable": 3}
     assert report["total"] == {"charges": 3, "credits": 1, "charged": "56.00",
                                "credited": "23.00", "net": "33.00"}
     assert report["refused"] == {"charges": 1, "credits": 0, "charged": "23.00",
@@ -59,6 +60,20 @@ def test_reconcile_totals_per_code_doctor_status_and_reason():
         "patient": 1,
         "yearly limit reached: 4 tele-expertises per year per requis for the same patient": 1,
     }
+
+
+def test_reconcile_keeps_lines_not_delivered_out_of_the_money_totals():
+    rows = ROWS + [row("A8", "TE2", "requis", "CG", 2300, "20260114", S1, "undelivered"),
+                   row("A8", "RQD", "requerant", "CG", 1000, "20260114", R1, "undelivered"),
+                   row("A9", "TE2", "requis", "CG", 2300, "20260115", S2, "pending")]
+    report = reconcile(rows, date_from="2026-01-01", date_to="2026-01-31").to_dict()
+    assert (report["by_status"]["undelivered"], report["by_status"]["pending"]) == (2, 1)
+    assert report["total"]["net"] == "33.00"  # as without them
+    assert report["not_delivered"] == {"charges": 3, "credits": 0, "charged": "56.00",
+                                       "credited": "0.00", "net": "56.00"}
+    assert ["not_delivered", "", "3", "3", "0", "56.00", "0.00", "56.00"] in list(
+        csv.reader(io.StringIO(render_csv(reconcile(rows, date_from="2026-01-01",
+                                                     date_to="2026-01-31")), newline="")))
 
 
 def test_reconcile_period_includes_both_ends_and_takes_compact_dates():

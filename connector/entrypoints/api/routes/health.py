@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
 from .... import __version__
 from ....bootstrap import Services
+from ....statistics import figures, period, render
 from ..auth import Principal, require
 from ..deps import services
 
 router = APIRouter()
-reader = require("requester", "specialist", "device")
 
 
 @router.get("/api/health")
@@ -25,9 +28,17 @@ def health(svc: Services = Depends(services)):
     return {"status": "ok", "version": __version__, **report}
 
 
-@router.get("/api/stats")
-def stats(_: Principal = Depends(reader), svc: Services = Depends(services)):
-    """Counts of cases, images, reports, charges and the outbox; `deadlines`: per priority,
-    the share of answered cases answered by their deadline (mappings/routing.toml)."""
+@router.get("/api/stats", responses={200: {"content": {"text/csv": {}}}})
+def stats(date_from: str | None = Query(None, alias="from", description="YYYY-MM-DD (UTC)"),
+          date_to: str | None = Query(None, alias="to", description="YYYY-MM-DD, included"),
+          format: Literal["json", "csv"] = "json",
+          _: Principal = Depends(require("manager")), svc: Services = Depends(services)):
+    """The figures of `telederm stats` for the cases opened in the period (all time by
+    default): turnaround per priority, outcomes, volumes, photo quality, billing per code,
+    incidents, the share answered by the deadline per priority, and the queue now. For medical managers and admins."""
+    start, end = period(date_from, date_to)
     with svc.reading() as uow:
-        return uow.queries.stats()
+        data = figures(uow, start, end)
+    if format == "csv":
+        return Response(render(data, "csv"), media_type="text/csv; charset=utf-8")
+    return data
