@@ -245,6 +245,6 @@ def test_a_late_case_is_flagged_reminded_and_escalated_once_across_a_restart(net
                         accession) == [("reminder", "fired"), ("escalation", "fired")]
     assert network.rows("SELECT count(*) FROM audit WHERE accession = ? AND action = "
                         "'case.escalated'", accession) == [(1,)]
-    with network.client("m4-secret") as m4:
-        stats = m4.get("/api/stats").json()
+    with network.client("admin-secret") as admin:
+        stats = admin.get("/api/stats").json()
     assert set(stats["deadlines"]) == {"stat", "urgent", "routine"}

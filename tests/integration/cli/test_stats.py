@@ -19,6 +19,7 @@ from connector.entrypoints.api.app import create_app
 from connector.statistics import figures, period
 from tests.support.cli import one_error_line, telederm, write_config
 from tests.support.history import CASES, PLAN, SPECIALISTS, build_history
+from tests.support.cli import EXAMPLE_DEVICES
 
 MANAGER, REQUESTER = "stats-manager-token", "stats-requester-token"
 
@@ -36,7 +37,7 @@ name = "ward"
 role = "requester"
 token = "{REQUESTER}"
 """)
-    services = build(load_config(config, environ={}))
+    services = build(load_config(config, environ=EXAMPLE_DEVICES))
     build_history(services)
     yield config, services
     services.store.engine.dispose()

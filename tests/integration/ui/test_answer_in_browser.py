@@ -97,7 +97,8 @@ def env(tmp_path_factory):
                            auth=(config.orthanc.username, config.orthanc.password), timeout=30)
     try:
         config_file = work / "telederm.toml"
-        config_file.write_text(f'data_dir = "{work}"\n', encoding="utf-8")  # the same store
+        config_file.write_text(f'data_dir = "{work}"\n[images]\nexample_devices = true\n',
+                               encoding="utf-8")  # the same store and mappings
         for user in (FIRST, SECOND):
             _add_user(config_file, *user)
         ack = send_message("127.0.0.1", running.hl7_port, ORDER.read_text(encoding="utf-8"))

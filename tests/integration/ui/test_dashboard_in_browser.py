@@ -19,6 +19,7 @@ from connector.ports import free_port
 from tests.support.cli import telederm, write_config
 from tests.support.history import build_history
 from tests.support.wait import wait_until
+from tests.support.cli import EXAMPLE_DEVICES
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -38,7 +39,7 @@ def site(tmp_path_factory):
         added = telederm("users", "add", login, "--role", role, "--name", "MARTIN^Anne",
                          *extra, "--password-stdin", "--config", config, stdin=PASSWORD + "\n")
         assert added.returncode == 0, added.stderr
-    services = build(load_config(config, environ={}))
+    services = build(load_config(config, environ=EXAMPLE_DEVICES))
     build_history(services)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(services), host="127.0.0.1", port=port,
