@@ -76,11 +76,11 @@ def pick(uow: UnitOfWork, pool: Pool, *, exclude: str = "") -> str:
 
 
 def handle(cmd: AssignCase, uow: UnitOfWork) -> Assignment:
-    """`cmd.specialist` takes the case: they must be a member of its pool, and the case still
-    waits for an answer. Taking a case one already holds changes nothing."""
+    """`cmd.specialist` takes the case: they must read its pool (`Pool.admits`), and the case
+    still waits for an answer. Taking a case one already holds changes nothing."""
     before = _waiting(uow, cmd.accession)
     pool = routing_of(uow).pools.get(before.pool)
-    if pool is None or cmd.specialist not in pool.members:
+    if pool is None or not pool.admits(cmd.specialist):
         raise DomainError(f"{cmd.specialist} is not a member of pool {before.pool or '-'}",
                           code="not-in-pool", where="specialist",
                           hint=f"add them to the pool's members in {routing_of(uow).source}")
