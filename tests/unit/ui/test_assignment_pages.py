@@ -170,3 +170,20 @@ def test_a_requester_may_not_take_a_case(app, services, cases):
     r = browser.post(f"/ui/cases/{cases['routine']}/take", data={"csrf": token})
     assert r.status_code == 403
     assert _assignment(services, cases["routine"]).assigned_to == SPEC
+
+
+def test_an_admin_hands_back_anyones_case(app, services, cases):
+    browser, _ = ui.logged_in(app, "boss")
+    page = browser.get(f"/ui/cases/{cases['routine']}").text
+    assert 'id="take-form"' not in page  # an admin takes nothing for themselves
+    r = browser.post(f"/ui/cases/{cases['routine']}/release",
+                     data={"csrf": _csrf_of(page, "release-form")})
+    assert r.status_code == 303
+    assert _assignment(services, cases["routine"]).assigned_to == SPEC2
+
+
+def test_a_specialist_cannot_take_a_case_of_a_pool_they_do_not_read(app, services, cases):
+    browser, token = ui.logged_in(app, "spec")
+    r = browser.post(f"/ui/cases/{cases['stat']}/take", data={"csrf": token})
+    assert r.status_code == 404  # the page does not tell them the case exists
+    assert _assignment(services, cases["stat"]).assigned_to == OTHER
