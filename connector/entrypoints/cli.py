@@ -18,7 +18,7 @@ from pathlib import Path
 from ..domain.errors import ConfigError, ConnectorError, DomainError, ImageError, NotFound
 from ..domain.model import Priority
 from ..domain.states import CaseStatus
-from ..store.users import ROLES as USER_ROLES
+from ..domain.roles import USER_ROLES
 
 BAD_INPUT = (DomainError, ImageError, NotFound, ConfigError)
 ACCEPTED = ("AA", "CA")  # MSA-1 codes of a message the peer took
@@ -89,19 +89,22 @@ def cmd_wrap(args) -> int:
         if not path.is_file():
             raise ImageError(f"{name} is not a readable file", where=name, hint="check the path")
         data = path.read_bytes()
-        sop_uid = image_uid(study_uid, args.kind, hashlib.sha256(data).hexdigest())
+        sha256 = hashlib.sha256(data).hexdigest()
         try:
             wrapped = wrap_image(data, kind=args.kind, patient=patient, study_uid=study_uid,
                                  accession=args.accession or "",
                                  series_uid=series_uid(study_uid, args.kind),
-                                 sop_uid=sop_uid, instance_number=number, study_datetime=now,
+                                 sop_uid=image_uid(study_uid, args.kind, sha256),
+                                 instance_number=number, study_datetime=now,
                                  content_datetime=now, site=site,
-                                 laterality=args.laterality or "", dermoscope=dermoscope)
+                                 laterality=args.laterality or "", dermoscope=dermoscope,
+                                 sha256=sha256)
         except ImageError as err:
             raise ImageError(err.text, where=name, hint=err.hint, code=err.code) from None
         target = out / f"{path.stem}.dcm"
         partial = target.with_name(target.name + ".tmp")  # a failed write leaves no .dcm behind
-        partial.write_bytes(wrapped.to_bytes())
+        with partial.open("wb") as fh:
+            wrapped.write(fh)
         partial.replace(target)
         print(target)
     return 0
