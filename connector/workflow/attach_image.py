@@ -120,7 +120,7 @@ def prepare(services: Services, case: Case, cmd: AttachImage, *, study: StudyFac
         content_datetime=moment.hl7, site=body_site, laterality=laterality,
         description=cmd.description, institution=config.facility.name, dermoscope=dermoscope,
         max_bytes=config.images.max_mb * 1024 * 1024,
-        max_pixels=config.images.max_megapixels * 1_000_000)
+        max_pixels=config.images.max_megapixels * 1_000_000, sha256=sha)
     return Prepared(case.accession, kind, sha, sop_uid, series_uid, cmd.site, laterality,
                     cmd.description, wrapped, assess_dataset(wrapped.dataset), cmd.actor)
 
