@@ -84,8 +84,10 @@ def assess_dataset(ds, thresholds: Thresholds = Thresholds()) -> QualityReport:
 
     A JPEG Baseline frame (the camera's stream, passed through or turned by jpegtran) is
     decoded by Pillow straight to greyscale at the smallest DCT scale (1/2, 1/4 or 1/8) that
-    still leaves 1024 pixels on the long side, which the measure is taken at anyway: a 12-Mpx
-    photo then costs a few tens of milliseconds instead of a full colour decode. Any other
+    leaves both sides at 1024 pixels or more, then resized to the 1024-px copy the measure is
+    taken on, as before: a 12-Mpx photo is read at 2000 x 1500 instead of being decoded whole
+    in colour. Scaling further (1/4) would skip the resize but changes the blur measure
+    (DCT scaling does not smooth like a resize does) and so the verdicts. Any other
     frame is decoded whole by pydicom (RGB for YBR, as pydicom 3 converts by default).
     """
     if ds.file_meta.TransferSyntaxUID == JPEGBaseline8Bit:
