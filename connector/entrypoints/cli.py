@@ -157,15 +157,18 @@ def cmd_import(args) -> int:
     with services.reading() as uow:
         uow.cases.load(args.accession)  # an unknown case is named before any file is read
     failed = 0
+
+    def command(path: Path):
+        return lambda: AttachImage(args.accession, path.read_bytes(), "cli:import",
+                                   kind=args.kind)
+
     with progress() as bar:
         task = bar.add_task("import", total=len(files))
-        for path in files:
-            try:
-                attach_image.attach(services, [AttachImage(args.accession, path.read_bytes(),
-                                                           "cli:import", kind=args.kind)])
-            except ImageError as err:
+        results = attach_image.attach_each(services, args.accession, map(command, files))
+        for path, result in zip(files, results):
+            if isinstance(result, ImageError):
                 failed += 1
-                bar.console.print(f"telederm: {path.name} refused: {err.one_line()}",
+                bar.console.print(f"telederm: {path.name} refused: {result.one_line()}",
                                   markup=False, highlight=False, soft_wrap=True)
             bar.advance(task)
     print(f"imported {len(files) - failed} of {len(files)} file(s) into {args.accession}")
