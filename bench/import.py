@@ -18,9 +18,7 @@ Run: .venv/bin/python bench/import.py [--count 60] [--megapixels 12]
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import secrets
 import shutil
 import subprocess
@@ -31,9 +29,9 @@ from pathlib import Path
 
 import httpx
 
+from results import append
 from wrap import TELEDERM, corpus
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def held(archive, study_uid: str) -> int:
@@ -143,19 +141,9 @@ def main() -> None:
         accounting.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    lines = [
-        f"\n## import — {dt.datetime.now().isoformat(timespec='seconds')} "
-        f"({platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, {n} JPEGs "
-        f"of {args.megapixels:g} Mpx, {size:.1f} MB each, Orthanc managed by the connector; load "
-        f"average {os.getloadavg()[0]:.1f}: the machine is shared, compare ratios)\n",
-        "| measure | value | rate ratio to the straight REST upload |",
-        "|---|---|---|",
-        *[f"| {a} | {b} | {c} |" for a, b, c in rows],
-    ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with RESULTS.open("a") as fh:
-        fh.write(text)
+    append("import", f"{n} JPEGs of {args.megapixels:g} Mpx, {size:.1f} MB each, Orthanc "
+           "managed by the connector",
+           ("measure", "value", "rate ratio to the straight REST upload"), rows)
 
 
 if __name__ == "__main__":

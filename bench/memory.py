@@ -17,11 +17,9 @@ Run: .venv/bin/python bench/memory.py [--megapixels 50] [--count 200] [--import-
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import importlib
 import io
 import os
-import platform
 import secrets
 import shutil
 import subprocess
@@ -29,9 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import append
 from wrap import TELEDERM, corpus
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 MB = 1024 * 1024
 
 
@@ -132,18 +130,8 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    lines = [
-        f"\n## memory — {dt.datetime.now().isoformat(timespec='seconds')} "
-        f"({platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs; load "
-        f"average {os.getloadavg()[0]:.1f}: the machine is shared)\n",
-        "| measure | value | ratio to the reference above it |",
-        "|---|---|---|",
-        *[f"| {a} | {b} | {c} |" for a, b, c in rows],
-    ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with RESULTS.open("a") as fh:
-        fh.write(text)
+    append("memory", "peak and running RSS read from /proc",
+           ("measure", "value", "ratio to the reference above it"), rows)
 
 
 if __name__ == "__main__":

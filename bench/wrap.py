@@ -17,10 +17,8 @@ Run: .venv/bin/python bench/wrap.py [--count 200] [--megapixels 12]
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import io
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -28,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from results import append
+
 TELEDERM = Path(sys.executable).with_name("telederm")
 
 
@@ -127,19 +126,8 @@ def main() -> None:
         ("telederm wrap, past start-up (first file written to last)",
          f"{past_start:.2f} s ({ours_rate / mb:,.0f} MB/s)", "—", f"{ours_rate / cp_rate:.3f}"),
     ]
-    lines = [
-        f"\n## wrap — {dt.datetime.now().isoformat(timespec='seconds')} "
-        f"({platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"{len(files)} JPEGs of {args.megapixels:g} Mpx, {per_file / mb:.1f} MB each; "
-        f"load average {os.getloadavg()[0]:.1f}: the machine is shared, compare ratios)\n",
-        "| measure | value | time ratio to img2dcm loop | throughput ratio to cp |",
-        "|---|---|---|---|",
-        *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows],
-    ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with RESULTS.open("a") as fh:
-        fh.write(text)
+    append("wrap", f"{len(files)} JPEGs of {args.megapixels:g} Mpx, {per_file / mb:.1f} MB each",
+           ("measure", "value", "time ratio to img2dcm loop", "throughput ratio to cp"), rows)
 
 
 if __name__ == "__main__":
