@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+from typing import BinaryIO
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
@@ -155,12 +156,18 @@ def sign_meta(meta: FileMetaDataset) -> None:
 def to_bytes(ds: Dataset) -> bytes:
     """Serialise as a DICOM Part-10 file (preamble, DICM, file meta naming the connector) in
     memory, in the narrowest character set its text fits (`fit_charset`)."""
+    buffer = io.BytesIO()
+    write(ds, buffer)
+    return buffer.getvalue()
+
+
+def write(ds: Dataset, fh: BinaryIO) -> None:
+    """What `to_bytes` returns, written straight into an open file: a 12-Mpx photo's Pixel
+    Data is not copied into a buffer first."""
     fit_charset(ds)
     if getattr(ds, "file_meta", None) is not None:
         sign_meta(ds.file_meta)
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    ds.save_as(fh, enforce_file_format=True)
 
 
 def split_datetime(value: str, where: str) -> tuple[str, str]:

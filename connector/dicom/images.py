@@ -53,7 +53,7 @@ from pydicom.uid import (
 from connector.domain.errors import ImageError
 
 from .common import file_meta
-from .jpeg import JpegInfo, inspect, photometric_interpretation, strip_private_segments
+from .jpeg import JpegInfo, photometric_interpretation, read
 from .limits import TOO_LARGE, check_pixels, check_size
 from .orientation import TURNS, UPRIGHT, jpegtran_upright, normalise, upright
 
@@ -166,10 +166,9 @@ def read_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageFrame:
 # --- JPEG ----------------------------------------------------------------------------------
 
 def _from_jpeg(data: bytes, max_pixels: int) -> ImageFrame:
-    info = inspect(data)  # walks every marker: refuses truncated or malformed streams
+    info, stripped = read(data)  # one walk: refuses truncated or malformed streams
     check_pixels(info.columns, info.rows, max_pixels)
     orientation = normalise(info.exif_orientation)
-    stripped = strip_private_segments(data)
     make, model = _lo(info.make), _lo(info.model)
     if _passes_through(info):
         icc, space = _icc_for(info.icc_profile, info.components)
@@ -178,11 +177,11 @@ def _from_jpeg(data: bytes, max_pixels: int) -> ImageFrame:
                                model, ())
         turned = jpegtran_upright(stripped, orientation)
         if turned is not None:
-            turned_info = inspect(turned)
+            turned_info, turned = read(turned)
             if _passes_through(turned_info):
                 step = f"{TURNS[orientation].text} losslessly by jpegtran " \
                        f"(EXIF orientation {orientation})"
-                return _jpeg_frame(strip_private_segments(turned), turned_info, JPEGTRAN,
+                return _jpeg_frame(turned, turned_info, JPEGTRAN,
                                    orientation, icc, space, make, model, (step,))
         reason = "jpegtran cannot turn it exactly (edges are not whole blocks)"
     else:

@@ -13,9 +13,12 @@ retake. Thresholds are parameters so a site can tune them from the config.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 from PIL import Image, ImageFilter, ImageStat
+from pydicom.encaps import generate_frames
+from pydicom.uid import JPEGBaseline8Bit
 
 LAPLACIAN = ImageFilter.Kernel((3, 3), (0, 1, 0, 1, -4, 1, 0, 1, 0), scale=1, offset=128)
 
@@ -46,10 +49,15 @@ class QualityReport:
                 "width": self.width, "height": self.height}
 
 
-def assess(image: Image.Image, thresholds: Thresholds = Thresholds()) -> QualityReport:
+def assess(image: Image.Image, thresholds: Thresholds = Thresholds(),
+           size: tuple[int, int] | None = None) -> QualityReport:
     """Measure an upright decoded image; large images are measured on a 1024-px copy so the
-    cost stays bounded and the blur measure is comparable across camera resolutions."""
-    pixels = image.width * image.height
+    cost stays bounded and the blur measure is comparable across camera resolutions.
+
+    `size` (width, height) is the picture's own size when `image` was decoded reduced (a JPEG
+    drafted at 1/2 to 1/8): the pixel count and the report give the real picture's.
+    """
+    width, height = size or image.size
     grey = image.convert("L")
     if max(grey.size) > 1024:
         grey.thumbnail((1024, 1024))
@@ -65,13 +73,26 @@ def assess(image: Image.Image, thresholds: Thresholds = Thresholds()) -> Quality
         flags.append("underexposed")
     if bright > thresholds.max_clipped:
         flags.append("overexposed")
-    if pixels < thresholds.min_pixels:
+    if width * height < thresholds.min_pixels:
         flags.append("too_small")
-    return QualityReport(round(sharpness, 1), round(dark, 3), round(bright, 3), image.width,
-                         image.height, tuple(flags))
+    return QualityReport(round(sharpness, 1), round(dark, 3), round(bright, 3), width, height,
+                         tuple(flags))
 
 
 def assess_dataset(ds, thresholds: Thresholds = Thresholds()) -> QualityReport:
-    """Assess what the viewer will show: the object's own pixels, decoded by pydicom."""
-    array = ds.pixel_array  # RGB for YBR_FULL_422 JPEG, as pydicom 3 converts by default
-    return assess(Image.fromarray(array), thresholds)
+    """Assess what the viewer will show: the object's own pixels.
+
+    A JPEG Baseline frame (the camera's stream, passed through or turned by jpegtran) is
+    decoded by Pillow straight to greyscale at the smallest DCT scale (1/2, 1/4 or 1/8) that
+    leaves both sides at 1024 pixels or more, then resized to the 1024-px copy the measure is
+    taken on, as before: a 12-Mpx photo is read at 2000 x 1500 instead of being decoded whole
+    in colour. Scaling further (1/4) would skip the resize but changes the blur measure
+    (DCT scaling does not smooth like a resize does) and so the verdicts. Any other
+    frame is decoded whole by pydicom (RGB for YBR, as pydicom 3 converts by default).
+    """
+    if ds.file_meta.TransferSyntaxUID == JPEGBaseline8Bit:
+        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+        image = Image.open(io.BytesIO(frame))
+        image.draft("L", (1024, 1024))
+        return assess(image, thresholds, size=(ds.Columns, ds.Rows))
+    return assess(Image.fromarray(ds.pixel_array), thresholds)

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydicom.dataset import Dataset
-from pydicom.encaps import encapsulate
 from pydicom.sequence import Sequence
 from pydicom.uid import VLPhotographicImageStorage
 
@@ -44,6 +44,7 @@ from .common import (
     patient_and_study,
     split_datetime,
     to_bytes,
+    write,
 )
 from .dermoscopy import DermoscopyParams, Device, to_dermoscopy
 from .images import PASS_THROUGH, ImageFrame, read_image
@@ -60,6 +61,7 @@ PRIVATE_SOURCE_SHA256 = 0x01  # element offset in the block: SHA-256 of the file
 SUPPORTED_KINDS = frozenset(k.value for k in ImageKind)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_ITEM = b"\xfe\xff\x00\xe0"  # (FFFE,E000) little endian
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,10 @@ class WrappedImage:
 
     def to_bytes(self) -> bytes:
         return to_bytes(self.dataset)
+
+    def write(self, fh: BinaryIO) -> None:
+        """The Part-10 file `to_bytes` gives, written into `fh` without an in-memory copy."""
+        write(self.dataset, fh)
 
 
 def check_kind(kind: str, where: str = "kind") -> None:
@@ -111,6 +117,7 @@ def wrap_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     camera_equipment: bool = False,
     dermoscope: tuple[Device, DermoscopyParams] | None = None,
+    sha256: str = "",
 ) -> WrappedImage:
     """Build the DICOM object for one image file (JPEG, PNG, TIFF, HEIC/HEIF) of a case.
 
@@ -120,6 +127,9 @@ def wrap_image(
 
     `kind="dermoscopy"` needs `dermoscope` (the device and its acquisition settings) and
     yields a Dermoscopic Photography Image (`dermoscopy.to_dermoscopy`) with the same pixels.
+
+    `sha256` is the hex SHA-256 of `data` when the caller already computed it (for the SOP
+    Instance UID, `uids.image_uid`): a 12-Mpx photo is then hashed once, not twice.
 
     Raises DomainError for a bad argument (checked first, before any pixel work) and
     ImageError for a file that is refused: wrong or unknown type, over `max_bytes` or
@@ -137,7 +147,7 @@ def wrap_image(
         series_number=series_number, series_description=series_description,
         study_description=study_description, study_id=study_id)
     frame = read_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
-    sha256 = hashlib.sha256(data).hexdigest()
+    sha256 = sha256 or hashlib.sha256(data).hexdigest()
     _add_frame(ds, frame)
     if camera_equipment:
         ds.Manufacturer = frame.make
@@ -171,7 +181,7 @@ def wrap_photo(data: bytes, *, source_sha256: str = "", **identity: Any) -> Data
         if source_sha256 != hashlib.sha256(data).hexdigest():
             raise DomainError("source SHA-256 is not the hash of this file",
                               where="source_sha256")
-    return wrap_image(data, **identity).dataset
+    return wrap_image(data, sha256=source_sha256, **identity).dataset
 
 
 def vl_image_dataset(
@@ -268,9 +278,18 @@ def _add_frame(ds: Dataset, frame: ImageFrame) -> None:
         if frame.color_space:
             ds.ColorSpace = frame.color_space
 
-    ds.PixelData = encapsulate([frame.data])
+    ds.PixelData = _encapsulated(frame.data)
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
+
+
+def _encapsulated(frame: bytes) -> bytes:
+    """What `pydicom.encaps.encapsulate([frame])` gives (a Basic Offset Table item holding the
+    one frame's offset 0, then the frame as one item padded to even length), built in one copy
+    where pydicom's makes three of a 3-MB photo."""
+    pad = b"\x00" if len(frame) % 2 else b""
+    return b"".join((_ITEM, b"\x04\x00\x00\x00\x00\x00\x00\x00", _ITEM,
+                     struct.pack("<I", len(frame) + len(pad)), frame, pad))
 
 
 def _anatomic_region(site: BodySite, laterality: str) -> Dataset:

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..domain.errors import ConfigError, ConnectorError, DomainError, ImageError, NotFound
 from ..domain.model import Priority
 from ..domain.states import CaseStatus
-from ..store.users import ROLES as USER_ROLES
+from ..domain.roles import USER_ROLES
 
 BAD_INPUT = (DomainError, ImageError, NotFound, ConfigError)
 ACCEPTED = ("AA", "CA")  # MSA-1 codes of a message the peer took
@@ -54,13 +54,20 @@ def cmd_demo(args) -> int:
 
 
 def cmd_wrap(args) -> int:
+    """Wrap each file into `--out`, instance numbers in the order given; a batch is shared
+    between worker processes, one per CPU (a file's work is CPU-bound: hashing, scanning,
+    writing), and the written paths are printed in the order given. The first refused file
+    ends the command with its error: files before it are written, later ones may be too."""
+    from concurrent.futures import ProcessPoolExecutor
+
     from ..dicom.sites import load_sites, lookup
-    from ..dicom.uids import image_uid, series_uid, wrap_study_uid
-    from ..dicom.wrap import check_kind, wrap_image
+    from ..dicom.uids import series_uid, wrap_study_uid
+    from ..dicom.wrap import check_kind
     from ..config import default_mappings_dir
     from ..domain.model import Patient, PersonName
     from ..domain.moment import hl7_dt
     import datetime as dt
+    import os
 
     check_kind(args.kind, where="--kind")
     dermoscope = None
@@ -80,31 +87,59 @@ def cmd_wrap(args) -> int:
         raise DomainError(err.text, where=options.get(err.where, err.where),
                           hint="see telederm wrap --help") from None
     site = lookup(load_sites(default_mappings_dir() / "body_sites.csv"), args.site) if args.site else None
+    for name in args.files:  # a wrong path is named before any file is written
+        if not Path(name).is_file():
+            raise ImageError(f"{name} is not a readable file", where=name, hint="check the path")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     now = hl7_dt(dt.datetime.now(dt.timezone.utc))
     study_uid = wrap_study_uid(args.accession or patient.id)
-    for number, name in enumerate(args.files, start=1):
-        path = Path(name)
-        if not path.is_file():
-            raise ImageError(f"{name} is not a readable file", where=name, hint="check the path")
-        data = path.read_bytes()
-        sop_uid = image_uid(study_uid, args.kind, hashlib.sha256(data).hexdigest())
-        try:
-            wrapped = wrap_image(data, kind=args.kind, patient=patient, study_uid=study_uid,
-                                 accession=args.accession or "",
-                                 series_uid=series_uid(study_uid, args.kind),
-                                 sop_uid=sop_uid, instance_number=number, study_datetime=now,
-                                 content_datetime=now, site=site,
-                                 laterality=args.laterality or "", dermoscope=dermoscope)
-        except ImageError as err:
-            raise ImageError(err.text, where=name, hint=err.hint, code=err.code) from None
-        target = out / f"{path.stem}.dcm"
-        partial = target.with_name(target.name + ".tmp")  # a failed write leaves no .dcm behind
-        partial.write_bytes(wrapped.to_bytes())
-        partial.replace(target)
-        print(target)
+    common = {"kind": args.kind, "patient": patient, "study_uid": study_uid,
+              "accession": args.accession or "", "series_uid": series_uid(study_uid, args.kind),
+              "study_datetime": now, "content_datetime": now, "site": site,
+              "laterality": args.laterality or "", "dermoscope": dermoscope}
+    jobs = [(name, number, out, common) for number, name in enumerate(args.files, start=1)]
+    workers = min(os.cpu_count() or 1, len(jobs))
+    if workers == 1:
+        results = map(_wrap_file, jobs)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(workers)
+        results = pool.map(_wrap_file, jobs)
+    try:
+        for target, refusal in results:
+            if refusal is not None:
+                text, hint, code = refusal
+                raise ImageError(text, where=target, hint=hint, code=code)
+            print(target, flush=True)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return 0
+
+
+def _wrap_file(job) -> tuple[str, tuple[str, str, str] | None]:
+    """Wrap one file of `telederm wrap` (in a worker process): its target path, or the file's
+    name and the refusal (text, hint, code; an exception with keyword arguments does not cross
+    processes)."""
+    from ..dicom.uids import image_uid
+    from ..dicom.wrap import wrap_image
+
+    name, number, out, common = job
+    path = Path(name)
+    data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        wrapped = wrap_image(data, sop_uid=image_uid(common["study_uid"], common["kind"], sha256),
+                             instance_number=number, sha256=sha256, **common)
+    except ImageError as err:
+        return name, (err.text, err.hint, err.code)
+    target = out / f"{path.stem}.dcm"
+    partial = target.with_name(target.name + ".tmp")  # a failed write leaves no .dcm behind
+    with partial.open("wb") as fh:
+        wrapped.write(fh)
+    partial.replace(target)
+    return str(target), None
 
 
 def cmd_import(args) -> int:
@@ -122,15 +157,18 @@ def cmd_import(args) -> int:
     with services.reading() as uow:
         uow.cases.load(args.accession)  # an unknown case is named before any file is read
     failed = 0
+
+    def command(path: Path):
+        return lambda: AttachImage(args.accession, path.read_bytes(), "cli:import",
+                                   kind=args.kind)
+
     with progress() as bar:
         task = bar.add_task("import", total=len(files))
-        for path in files:
-            try:
-                attach_image.attach(services, [AttachImage(args.accession, path.read_bytes(),
-                                                           "cli:import", kind=args.kind)])
-            except ImageError as err:
+        results = attach_image.attach_each(services, args.accession, map(command, files))
+        for path, result in zip(files, results):
+            if isinstance(result, ImageError):
                 failed += 1
-                bar.console.print(f"telederm: {path.name} refused: {err.one_line()}",
+                bar.console.print(f"telederm: {path.name} refused: {result.one_line()}",
                                   markup=False, highlight=False, soft_wrap=True)
             bar.advance(task)
     print(f"imported {len(files) - failed} of {len(files)} file(s) into {args.accession}")

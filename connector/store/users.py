@@ -14,9 +14,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from ..domain.errors import DomainError
+from ..domain.roles import USER_ROLES as ROLES
 from .schema import sessions, users
-
-ROLES = ("requester", "specialist", "manager", "admin")
 
 
 def _public(row) -> dict:

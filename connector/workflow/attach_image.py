@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..bootstrap import Services
@@ -90,6 +93,55 @@ def attach(services: Services, commands: list[AttachImage]) -> list[AttachedImag
         return [handle(p, uow) for p in prepared]
 
 
+def attach_each(services: Services, accession: str,
+                commands: Iterable[Callable[[], AttachImage]], *,
+                ahead: int = 2) -> Iterator[AttachedImage | ImageError]:
+    """Attach a batch file by file, each recorded in its own unit of work, for a channel where
+    a refused file must not stop the others (`telederm import`): yields, in order, each
+    file's AttachedImage or its ImageError. Each command is a callable that reads its file.
+
+    While one image is recorded, the next `ahead` are read and prepared in threads (hashing,
+    writing, and Pillow's decode and resize in the quality gate release the GIL), so a batch
+    keeps both CPUs and the disk busy and the archive worker is fed sooner; at most `ahead` + 1
+    files are in memory. Instance numbers follow the batch order after the case's images. A
+    case that no longer takes images is handed to `attach` file by file, which answers for
+    files already attached and refuses the others.
+    """
+    with services.reading() as uow:
+        case = uow.cases.load(accession)
+        number = uow.images.count(accession)
+        study = of_case(uow, case)
+    try:
+        next_status(case.status, CaseEvent.IMAGE_RECEIVED)
+    except StateConflict:
+        for make in commands:
+            try:
+                yield attach(services, [make()])[0]
+            except ImageError as exc:
+                yield exc
+        return
+
+    def job(index: int, make: Callable[[], AttachImage]) -> Prepared:
+        return prepare(services, case, make(), study=study, number=number + index + 1)
+
+    def record(future: Future) -> AttachedImage | ImageError:
+        try:
+            prepared = future.result()
+        except ImageError as exc:
+            return exc
+        with services.unit() as uow:
+            return handle(prepared, uow)
+
+    with ThreadPoolExecutor(ahead, thread_name_prefix="attach") as pool:
+        pending: deque[Future] = deque()
+        for index, make in enumerate(commands):
+            pending.append(pool.submit(job, index, make))
+            if len(pending) > ahead:
+                yield record(pending.popleft())
+        while pending:
+            yield record(pending.popleft())
+
+
 def series_of(case: Case, cmd: AttachImage) -> str:
     """The Series Instance UID an image joins: one per kind, body site and description."""
     return uids.series_uid(case.study_uid, cmd.kind, cmd.site, cmd.laterality,
@@ -120,7 +172,7 @@ def prepare(services: Services, case: Case, cmd: AttachImage, *, study: StudyFac
         content_datetime=moment.hl7, site=body_site, laterality=laterality,
         description=cmd.description, institution=config.facility.name, dermoscope=dermoscope,
         max_bytes=config.images.max_mb * 1024 * 1024,
-        max_pixels=config.images.max_megapixels * 1_000_000)
+        max_pixels=config.images.max_megapixels * 1_000_000, sha256=sha)
     return Prepared(case.accession, kind, sha, sop_uid, series_uid, cmd.site, laterality,
                     cmd.description, wrapped, assess_dataset(wrapped.dataset), cmd.actor)
 

@@ -146,6 +146,13 @@ def test_wrap_error_names_the_bad_file_when_one_of_several_inputs_is_not_a_jpeg(
     assert "notes.jpg" in line
 
 
+def test_wrap_names_a_missing_file_before_writing_any_when_one_of_several_is_absent(tmp_path, photos):
+    line = one_error_line(telederm("wrap", *photos, tmp_path / "gone.jpg", "--out",
+                                   tmp_path / "out"), 2)
+    assert "gone.jpg" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_wrap_exits_2_with_one_line_when_the_site_code_is_unknown(tmp_path, photos):
     line = one_error_line(telederm("wrap", photos[0], "--out", tmp_path / "out", "--site", "999999"), 2)
     assert "999999" in line

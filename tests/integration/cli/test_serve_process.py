@@ -8,6 +8,7 @@ The module runs one serve process. Fixtures do the steps in the order a case liv
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -23,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
+from pydicom import dcmread
 
 from connector.config import load_config
 from connector.demo import demo_order, demo_photo
@@ -268,6 +270,13 @@ def test_import_attaches_every_jpeg_with_a_progress_bar_when_serve_has_stopped(
     assert result.stdout.rstrip().endswith(f"imported 3 of 3 file(s) into {accession}")
     assert db_count(served.data_dir, "SELECT count(*) FROM images WHERE accession = ?", accession) == 3
     assert len(list((served.data_dir / "images" / accession).glob("*.dcm"))) == 3
+    # prepared ahead in threads, numbered in the folder's order all the same
+    by_number = {}
+    for stored in (served.data_dir / "images" / accession).glob("*.dcm"):
+        ds = dcmread(stored)
+        by_number[ds.InstanceNumber] = ds.private_block(0x0011, "TELEDERM 1.0")[0x01].value
+    assert by_number == {i + 1: hashlib.sha256((tmp_path / f"img{i}.jpg").read_bytes()).hexdigest()
+                         for i in range(3)}
     assert db_count(served.data_dir, "SELECT count(*) FROM outbox WHERE kind = 'archive.store' "
                     "AND accession = ?", accession) == 3
     verify = telederm("audit", "verify", "--config", served.config_path)
