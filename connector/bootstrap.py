@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ class Services:
 
 
 def build(config: Config) -> Services:
+    config = with_orthanc_password(config)
     store = Store.open(config.db_url)
     migrate(store.engine)
     archive = ArchiveClient(config.orthanc.url, config.orthanc.username, config.orthanc.password)
@@ -59,9 +61,29 @@ def build(config: Config) -> Services:
 
 def internal_token(data_dir: Path) -> str:
     """The secret shared with the managed Orthanc's plugin, made once, readable by us only."""
-    path = data_dir / "internal_token"
+    return secret_file(data_dir / "internal_token")
+
+
+def with_orthanc_password(config: Config) -> Config:
+    """`config` with the managed Orthanc's password filled in when the site set none: a
+    random one made on first start and kept in `data_dir/orthanc_password`, so no install
+    runs on a password everyone knows. An external Orthanc's password is the site's own."""
+    if config.orthanc.password or not config.orthanc.managed:
+        return config
+    password = secret_file(config.data_dir / "orthanc_password")
+    return config.model_copy(
+        update={"orthanc": config.orthanc.model_copy(update={"password": password})})
+
+
+def secret_file(path: Path) -> str:
+    """The random secret in `path`, made on first use with mode 0600 (readable by us only)."""
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(32))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it meanwhile: read theirs
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
     return path.read_text().strip()

@@ -351,14 +351,20 @@ def cmd_config_check(args) -> int:
 
 
 def config_warnings(config) -> list[str]:
-    """What loads but should not go live, one line each: the Orthanc password everyone knows,
-    nowhere to send orders' answers and charges. (The example dermatoscope is not a warning:
-    it stops the start, see `mappings.load_mappings`.)"""
-    from ..config import OrthancSection
+    """What loads but should not go live, one line each: an Orthanc password everyone knows
+    or none for an external Orthanc, a managed Orthanc no device may send to, nowhere to send
+    orders' answers and charges. (The example dermatoscope is not a warning: it stops the
+    start, see `mappings.load_mappings`.)"""
     out = []
-    if config.orthanc.password == OrthancSection.model_fields["password"].default:
-        out.append("orthanc.password is the default one: set a secret of this site "
+    if config.orthanc.password == "change-me":
+        out.append("orthanc.password is 'change-me', a password everyone knows: set a secret "
+                   "of this site (TELEDERM_ORTHANC_PASSWORD), or none to have one generated")
+    elif not config.orthanc.password and not config.orthanc.managed:
+        out.append("orthanc.password is empty for an external Orthanc: set its password "
                    "(TELEDERM_ORTHANC_PASSWORD)")
+    if config.orthanc.managed and not config.orthanc.modalities:
+        out.append("no [[orthanc.modalities]]: the managed Orthanc refuses every DICOM device "
+                   "(declare each one's name, ae_title, host and port)")
     if not config.destinations:
         out.append("no [[destinations]]: reports, order status and charges reach no system "
                    "(add the EHR and the accounting feed)")

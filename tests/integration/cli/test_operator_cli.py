@@ -16,7 +16,7 @@ from connector.bootstrap import build
 from connector.config import load_config
 from connector.runtime import worker
 from connector.store.schema import audit
-from tests.support.cli import one_error_line, telederm, write_config
+from tests.support.cli import EXAMPLE_DEVICES, one_error_line, telederm, write_config
 from tests.support.inbound import Inbound, msh, order, segment, wire
 from tests.support.peers import IntakePeer, RecordingPeer
 from tests.support.wait import wait_until
@@ -36,7 +36,7 @@ role = "requester"
 address = "127.0.0.1:{ehr.port}"
 order_status = "ORM^O01"
 """)
-    services = build(load_config(config, environ={}))
+    services = build(load_config(config, environ=EXAMPLE_DEVICES))
     intake = IntakePeer(services).start()
     yield config, services, intake, ehr
     intake.stop()
@@ -179,22 +179,28 @@ password = "{orthanc.password}"
     assert json.loads(well.stdout)["problems"] == []
 
 
-def test_config_check_warns_of_the_default_password_and_no_destination(tmp_path):
+def test_config_check_warns_of_a_known_password_no_device_and_no_destination(tmp_path):
     config = tmp_path / "telederm.toml"
-    config.write_text(f'data_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n[orthanc]\npassword = "change-me"\n',
+                      encoding="utf-8")
     result = telederm("config", "check", "--config", config)
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
-    assert len(warnings) == 2, result.stdout
-    assert "orthanc.password" in warnings[0]
-    assert "no [[destinations]]" in warnings[1]
+    assert len(warnings) == 3, result.stdout
+    assert "orthanc.password is 'change-me'" in warnings[0]
+    assert "no [[orthanc.modalities]]" in warnings[1]
+    assert "no [[destinations]]" in warnings[2]
 
     fixed = write_config(tmp_path / "fixed.toml", tmp_path / "data", """
+[[orthanc.modalities]]
+name = "dermatoscope"
+ae_title = "DERMOCAM"
+host = "127.0.0.1"
+port = 104
 [[destinations]]
 name = "ehr"
 role = "requester"
 address = "127.0.0.1:6661"
 """)
     quiet = telederm("config", "check", "--config", fixed)
-    assert [line for line in quiet.stdout.splitlines() if line.startswith("warning: ")
-            and "orthanc" in line] == []
+    assert [line for line in quiet.stdout.splitlines() if line.startswith("warning: ")] == []
