@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, ContextManager
 
 from .archive.client import ArchiveClient
+from .audit import AuditAnchor
 from .config import Config
 from .mappings import Mappings, load_mappings
 from .domain.moment import Moment
@@ -30,6 +31,7 @@ class Services:
     store: Store
     mappings: Mappings
     archive: ArchiveClient
+    anchor: AuditAnchor  # the audit chain's signed checkpoints (connector/audit.py)
     clock: Callable[[], dt.datetime] = utcnow
     # Token the managed Orthanc's plugin uses to notify us (kept in the data folder).
     internal_token: str = ""
@@ -52,16 +54,27 @@ class Services:
 
 def build(config: Config) -> Services:
     config = with_orthanc_password(config)
-    store = Store.open(config.db_url)
+    key = audit_key(config)
+    store = Store.open(config.db_url, key)
     migrate(store.engine)
     archive = ArchiveClient(config.orthanc.url, config.orthanc.username, config.orthanc.password)
+    anchor = AuditAnchor(key, config.audit.checkpoint_file
+                         or config.data_dir / "audit-checkpoints.jsonl")
     return Services(config=config, store=store, mappings=load_mappings(config), archive=archive,
-                    internal_token=internal_token(config.data_dir))
+                    anchor=anchor, internal_token=internal_token(config.data_dir))
 
 
 def internal_token(data_dir: Path) -> str:
     """The secret shared with the managed Orthanc's plugin, made once, readable by us only."""
     return secret_file(data_dir / "internal_token")
+
+
+def audit_key(config: Config) -> bytes:
+    """The key the audit chain is signed with, never stored in the database: `[audit] key`
+    (TELEDERM_AUDIT_KEY), else the key file, made on first start."""
+    if config.audit.key:
+        return config.audit.key.encode("utf-8")
+    return secret_file(config.audit.key_file or config.data_dir / "audit.key").encode("ascii")
 
 
 def with_orthanc_password(config: Config) -> Config:

@@ -322,6 +322,24 @@ class UiSection(SiteModel):
     session_minutes: Annotated[int, Field(gt=0, le=7 * 24 * 60)] = 480
 
 
+class AuditSection(SiteModel):
+    """The audit trail's key and anchor, both outside the database: `key` (normally from
+    TELEDERM_AUDIT_KEY), else the file `key_file` (made on first start, mode 0600; default
+    `data_dir/audit.key`); the signed checkpoints of the chain's head go to
+    `checkpoint_file` (default `data_dir/audit-checkpoints.jsonl`). See connector/audit.py."""
+
+    key: str = ""
+    key_file: Path | None = None
+    checkpoint_file: Path | None = None
+
+    @field_validator("key_file", "checkpoint_file")
+    @classmethod
+    def _resolved(cls, value, info: ValidationInfo):
+        if value is None or str(value) in ("", "."):
+            return None
+        return value if value.is_absolute() else (_base(info) / value).resolve()
+
+
 class LogSection(SiteModel):
     """What `telederm serve` logs on stderr: from which level, as text lines or one JSON
     object a line (for a log collector)."""
@@ -612,6 +630,7 @@ class Config(SiteModel):
     ui: UiSection = UiSection()
     worker: WorkerSection = WorkerSection()
     log: LogSection = LogSection()
+    audit: AuditSection = AuditSection()
     dicom: DicomSection = DicomSection()
     watch: WatchSection = WatchSection()
     worklist: WorklistSection = WorklistSection()
