@@ -354,10 +354,12 @@ def parse(raw: bytes) -> ParsedMessage:
 # ISO 2022 character sets): a NUL would be stored and sent on to the specialist.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f]")
 # Field lengths past which a message is refused: MSH-10 as long as our inbox keeps it (HL7
-# v2.5 says 20, v2.7 199; 64 takes UUIDs), OBR-13 as HL7 v2.5.1 sets it, and any field at
-# all past 65,536 characters (the largest of the standard, TX and FT).
+# v2.5 says 20, v2.7 199; 64 takes UUIDs), OBR-13 as HL7 v2.5.1 sets it, and any other field
+# past 65,536 characters (the largest of the standard, TX and FT), except OBX-5, whose ED
+# value carries whole documents (a report's PDF) and is bounded by the message size only.
 MAX_CONTROL_ID = 64
-MAX_FIELD_LENGTHS = {("MSH", 10): MAX_CONTROL_ID, ("OBR", 13): 300}
+MAX_FIELD_LENGTHS: dict[tuple[str, int], int | None] = {
+    ("MSH", 10): MAX_CONTROL_ID, ("OBR", 13): 300, ("OBX", 5): None}
 MAX_ANY_FIELD = 65_536
 
 
@@ -375,7 +377,7 @@ def _check_content(tree: "_Tree") -> None:
                                hl7_code=102, location=where,
                                hint="send text without NUL or other control characters")
             limit = MAX_FIELD_LENGTHS.get((seg_id, number), MAX_ANY_FIELD)
-            if len(value) > limit:
+            if limit is not None and len(value) > limit:
                 raise Hl7Error(f"{seg_id}-{number} is longer than {limit} characters",
                                hl7_code=102, location=where,
                                hint=f"send at most {limit} characters in {seg_id}-{number}")

@@ -54,3 +54,8 @@ def test_any_field_beyond_the_largest_hl7_length_is_refused():
     text = demo_order("CTRL-6", "PL-6") + "\rNTE|1||" + "N" * (MAX_ANY_FIELD + 1)
     err, _ = _refused(text)
     assert err.location.startswith("NTE^") and err.location.endswith("^3")
+
+
+def test_an_obx_5_document_may_be_longer_than_any_other_field():
+    text = demo_order("CTRL-7", "PL-7") + "\rOBX|1|ED|PDF^Report||^AP^PDF^Base64^" + "A" * 200_000
+    assert parse(text.encode("utf-8")).control_id == "CTRL-7"

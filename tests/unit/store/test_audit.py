@@ -73,8 +73,8 @@ def test_verify_names_the_row_after_a_gap_when_a_row_was_deleted(engine):
 def test_verify_names_the_next_row_when_an_edited_row_was_rehashed(engine):
     rows = append_three(engine)
     forged_detail = '{"placer": "CMD-999"}'
-    forged_hash = audit._digest(TEST_AUDIT_KEY, rows[0].prev_hash, rows[0].at, rows[0].actor, rows[0].action,
-                                rows[0].accession, forged_detail)
+    forged_hash = audit._digest(TEST_AUDIT_KEY, rows[0].prev_hash, rows[0].at, rows[0].actor,
+                                rows[0].action, rows[0].accession, forged_detail)
     with engine.begin() as conn:
         conn.execute(update(audit_table).where(audit_table.c.id == rows[0].id).values(
             detail=forged_detail, hash=forged_hash))
