@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ContextManager
 
 from .archive.client import ArchiveClient
+from .audit import AuditAnchor
 from .config import Config
 from .mappings import Mappings, load_mappings
 from .domain.moment import Moment
@@ -29,6 +31,7 @@ class Services:
     store: Store
     mappings: Mappings
     archive: ArchiveClient
+    anchor: AuditAnchor  # the audit chain's signed checkpoints (connector/audit.py)
     clock: Callable[[], dt.datetime] = utcnow
     # Token the managed Orthanc's plugin uses to notify us (kept in the data folder).
     internal_token: str = ""
@@ -50,18 +53,50 @@ class Services:
 
 
 def build(config: Config) -> Services:
-    store = Store.open(config.db_url)
+    config = with_orthanc_password(config)
+    key = audit_key(config)
+    store = Store.open(config.db_url, key)
     migrate(store.engine)
     archive = ArchiveClient(config.orthanc.url, config.orthanc.username, config.orthanc.password)
+    anchor = AuditAnchor(key, config.audit.checkpoint_file
+                         or config.data_dir / "audit-checkpoints.jsonl")
     return Services(config=config, store=store, mappings=load_mappings(config), archive=archive,
-                    internal_token=internal_token(config.data_dir))
+                    anchor=anchor, internal_token=internal_token(config.data_dir))
 
 
 def internal_token(data_dir: Path) -> str:
     """The secret shared with the managed Orthanc's plugin, made once, readable by us only."""
-    path = data_dir / "internal_token"
+    return secret_file(data_dir / "internal_token")
+
+
+def audit_key(config: Config) -> bytes:
+    """The key the audit chain is signed with, never stored in the database: `[audit] key`
+    (TELEDERM_AUDIT_KEY), else the key file, made on first start."""
+    if config.audit.key:
+        return config.audit.key.encode("utf-8")
+    return secret_file(config.audit.key_file or config.data_dir / "audit.key").encode("ascii")
+
+
+def with_orthanc_password(config: Config) -> Config:
+    """`config` with the managed Orthanc's password filled in when the site set none: a
+    random one made on first start and kept in `data_dir/orthanc_password`, so no install
+    runs on a password everyone knows. An external Orthanc's password is the site's own."""
+    if config.orthanc.password or not config.orthanc.managed:
+        return config
+    password = secret_file(config.data_dir / "orthanc_password")
+    return config.model_copy(
+        update={"orthanc": config.orthanc.model_copy(update={"password": password})})
+
+
+def secret_file(path: Path) -> str:
+    """The random secret in `path`, made on first use with mode 0600 (readable by us only)."""
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(32))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it meanwhile: read theirs
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
     return path.read_text().strip()

@@ -257,13 +257,43 @@ class HttpSection(SiteModel):
         return self.public_url or f"http://{self.listen}"
 
 
+def _tcp_port(port: int) -> int:
+    if not 1 <= port <= 65535:
+        raise ValueError("must be a TCP port between 1 and 65535")
+    return port
+
+
+class OrthancModality(SiteModel):
+    """An `[[orthanc.modalities]]` table: a capture device the managed Orthanc lets store
+    images, query the worklist and echo, when it calls as `ae_title` from `host`; `port` is
+    its own SCP's (Orthanc's modality entries need one)."""
+
+    name: Name
+    ae_title: AeTitle
+    host: Name
+    port: Annotated[int, AfterValidator(_tcp_port)]
+
+
 class OrthancSection(SiteModel):
+    """The archive. `password` empty: for the managed Orthanc, a random one made on first
+    start and kept in `data_dir` (connector/bootstrap.py `orthanc_password`)."""
+
     managed: bool = True
     url: str = "http://127.0.0.1:8042"
     dicom_port: int = 4242
     username: str = "telederm"
-    password: str = "change-me"
+    password: str = ""
     stable_age: int = 60
+    modalities: tuple[OrthancModality, ...] = ()
+
+    @field_validator("modalities")
+    @classmethod
+    def _unique_names(cls, modalities: tuple[OrthancModality, ...]):
+        for i, modality in enumerate(modalities):
+            if any(other.name == modality.name for other in modalities[:i]):
+                raise ValueError(f"must each have their own name (modalities[{i}].name "
+                                 f"'{modality.name}' is already used)")
+        return modalities
 
 
 class DatabaseSection(SiteModel):
@@ -292,6 +322,24 @@ class UiSection(SiteModel):
     session_minutes: Annotated[int, Field(gt=0, le=7 * 24 * 60)] = 480
 
 
+class AuditSection(SiteModel):
+    """The audit trail's key and anchor, both outside the database: `key` (normally from
+    TELEDERM_AUDIT_KEY), else the file `key_file` (made on first start, mode 0600; default
+    `data_dir/audit.key`); the signed checkpoints of the chain's head go to
+    `checkpoint_file` (default `data_dir/audit-checkpoints.jsonl`). See connector/audit.py."""
+
+    key: str = ""
+    key_file: Path | None = None
+    checkpoint_file: Path | None = None
+
+    @field_validator("key_file", "checkpoint_file")
+    @classmethod
+    def _resolved(cls, value, info: ValidationInfo):
+        if value is None or str(value) in ("", "."):
+            return None
+        return value if value.is_absolute() else (_base(info) / value).resolve()
+
+
 class LogSection(SiteModel):
     """What `telederm serve` logs on stderr: from which level, as text lines or one JSON
     object a line (for a log collector)."""
@@ -312,12 +360,6 @@ def _forward_name(name: str) -> str:
     if len(name) > MAX_FORWARD_NAME:
         raise ValueError(f"must be at most {MAX_FORWARD_NAME} characters")
     return name
-
-
-def _tcp_port(port: int) -> int:
-    if not 1 <= port <= 65535:
-        raise ValueError("must be a TCP port between 1 and 65535")
-    return port
 
 
 class ForwardDestination(SiteModel):
@@ -588,6 +630,7 @@ class Config(SiteModel):
     ui: UiSection = UiSection()
     worker: WorkerSection = WorkerSection()
     log: LogSection = LogSection()
+    audit: AuditSection = AuditSection()
     dicom: DicomSection = DicomSection()
     watch: WatchSection = WatchSection()
     worklist: WorklistSection = WorklistSection()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from .config import ApiSection, ApiToken, Config, Destination, load_config
+from .config import ApiSection, ApiToken, Config, Destination, OrthancModality, load_config
 from .entrypoints.ui import passwords
 from .hl7.ack import build_ack
 from .hl7.client import send_message
@@ -118,9 +118,13 @@ def demo_photo(with_exif: bool) -> bytes:
     return out.getvalue()
 
 
+DEMO_DEVICE_AE = "DERMOCAM"
+
+
 def local_config(work: Path, *, ehr_port: int, accounting_port: int, token: str,
                  stable_age: int = 2) -> Config:
-    """Everything on free loopback ports in `work`: Orthanc, HL7, HTTP, and the two peers."""
+    """Everything on free loopback ports in `work`: Orthanc, HL7, HTTP, and the two peers;
+    the example dermatoscope (AE title DEMO_DEVICE_AE, on this machine) may send to Orthanc."""
     taken: list[int] = []
     for _ in range(4):
         taken.append(free_port(tuple(taken)))
@@ -136,10 +140,15 @@ def local_config(work: Path, *, ehr_port: int, accounting_port: int, token: str,
         "TELEDERM_FACILITY_NAME": "TELEDERM_DEMO",
         "TELEDERM_IMAGES_EXAMPLE_DEVICES": "true",
     })
-    return base.model_copy(update={"destinations": (
-        Destination(name="ehr", role="requester", address=f"127.0.0.1:{ehr_port}"),
-        Destination(name="accounting", role="accounting", address=f"127.0.0.1:{accounting_port}"),
-    ), "api": ApiSection(tokens=(ApiToken(name="demo", role="admin", token=token),))})
+    device = OrthancModality(name="dermatoscope", ae_title=DEMO_DEVICE_AE, host="127.0.0.1",
+                             port=104)
+    return base.model_copy(update={
+        "orthanc": base.orthanc.model_copy(update={"modalities": (device,)}),
+        "destinations": (
+            Destination(name="ehr", role="requester", address=f"127.0.0.1:{ehr_port}"),
+            Destination(name="accounting", role="accounting",
+                        address=f"127.0.0.1:{accounting_port}")),
+        "api": ApiSection(tokens=(ApiToken(name="demo", role="admin", token=token),))})
 
 
 def wait_for(predicate, timeout: float, what: str):

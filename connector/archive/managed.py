@@ -4,8 +4,10 @@ The embedded default runs Debian's Orthanc as a child process with its whole sta
 database, log, pid file) in one folder, so `telederm orthanc stop` in another process can stop
 what `telederm serve` started, and deleting the folder resets the archive.
 
-Orthanc 1.10 quirks handled here: it listens on all interfaces (so `RemoteAccessAllowed` is
-false and a password is always set), it resolves relative paths against its working directory
+Orthanc 1.10 quirks handled here: it listens on all interfaces and has no bind address, so
+`RemoteAccessAllowed` is false (HTTP from another host is refused), a password is always set,
+and DICOM is open only to the declared modalities, each checked by calling AE title and host
+(`DicomCheckModalityHost`) and called AE title; it resolves relative paths against its working directory
 (so it runs with cwd = folder), and it is started in its own session so that a Ctrl-C on the
 CLI reaches us, not Orthanc, and we decide how to stop it.
 """
@@ -20,7 +22,9 @@ import socket
 import subprocess
 import sysconfig
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import httpx
 
@@ -53,6 +57,25 @@ _LOG_HINTS = (
 )
 
 
+@dataclass(frozen=True)
+class Modality:
+    """A DICOM device the managed Orthanc accepts: it may store, query the worklist and echo
+    when it calls as `ae_title` from `host`, nothing else (no C-FIND on studies, no C-MOVE or
+    C-GET: viewers use HTTP)."""
+
+    name: str
+    ae_title: str
+    host: str
+    port: int
+
+    def entry(self) -> dict:
+        """Its `DicomModalities` entry."""
+        return {"AET": self.ae_title, "Host": self.host, "Port": self.port,
+                "AllowEcho": True, "AllowStore": True, "AllowFindWorklist": True,
+                "AllowFind": False, "AllowMove": False, "AllowGet": False,
+                "AllowStorageCommitment": False}
+
+
 def find_plugin(name: str) -> Path:
     """Absolute path of an Orthanc plugin library from the Debian packages (symlink or versioned file)."""
     for folder in PLUGIN_DIRS:
@@ -83,6 +106,7 @@ class ManagedOrthanc:
         connector_token: str = "",
         site_packages: list[str] | None = None,
         worklist_folder: Path | None = None,
+        modalities: Sequence[Modality] = (),
     ):
         self.folder = Path(folder).resolve()
         self.http_port = http_port
@@ -93,6 +117,7 @@ class ManagedOrthanc:
         self.stable_age = stable_age
         self.connector_url = connector_url
         self.connector_token = connector_token
+        self.modalities = tuple(modalities)
         # Where the ModalityWorklists plugin reads `*.wl` entries (the connector writes them).
         self.worklist_folder = Path(worklist_folder or self.folder / WORKLIST_FOLDER).resolve()
         # The plugin runs in Debian's embedded Python; give it our interpreter's packages.
@@ -131,13 +156,17 @@ class ManagedOrthanc:
             "DicomServerEnabled": True,
             "DicomPort": self.dicom_port,
             "DicomAet": self.aet,
-            # Capture devices and the connector send images in, and capture devices ask for
-            # their worklist (C-FIND on the worklist model, refused by default since Orthanc
-            # 1.10); nobody queries or pulls images by DICOM (viewers use HTTP/DICOMweb).
-            "DicomAlwaysAllowEcho": True,
-            "DicomAlwaysAllowStore": True,
+            # Only declared capture devices send images in and ask for their worklist (which
+            # lists every open case's patient); the connector itself stores over HTTP, and
+            # nobody queries or pulls images by DICOM (viewers use HTTP/DICOMweb).
+            "DicomCheckCalledAet": True,
+            "DicomCheckModalityHost": True,
+            "DicomModalitiesInDatabase": False,
+            "DicomModalities": {m.name: m.entry() for m in self.modalities},
+            "DicomAlwaysAllowEcho": False,
+            "DicomAlwaysAllowStore": False,
             "DicomAlwaysAllowFind": False,
-            "DicomAlwaysAllowFindWorklist": True,
+            "DicomAlwaysAllowFindWorklist": False,
             "DicomAlwaysAllowGet": False,
             "DicomAlwaysAllowMove": False,
             "StableAge": self.stable_age,

@@ -15,6 +15,7 @@ Handler contract (EVT_C_STORE), written once here:
 - an exception in the receiver becomes 0xA700 (Refused: out of resources, the sender may
   retry later) with a generic comment; it never reaches pynetdicom (which would answer 0xC211).
 
+Associations calling another AE title than ours are rejected (called AE title not recognised).
 Presentation contexts: VL Photographic Image, Dermoscopic Photography Image (added explicitly:
 it is not in pynetdicom's default storage contexts) and Secondary Capture Image, each with JPEG
 Baseline, Explicit VR Little Endian, Implicit VR Little Endian and RLE Lossless. Accepted
@@ -108,6 +109,7 @@ class StoreScp:
         self._ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID  # the connector's
         self._ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
         self._ae.maximum_associations = max_associations
+        self._ae.require_called_aet = True  # a peer calling another AE title is rejected
         self._ae.network_timeout = network_timeout
         self._ae.add_supported_context(Verification)
         for sop_class in SOP_CLASSES:

@@ -7,6 +7,7 @@ bad input and 1 for runtime failures; `--debug` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from ..domain.errors import ConfigError, ConnectorError, DomainError, ImageError, NotFound
 from ..domain.model import Priority
+from ..domain.moment import Moment
 from ..domain.states import CaseStatus
 from ..domain.roles import USER_ROLES
 
@@ -66,7 +68,6 @@ def cmd_wrap(args) -> int:
     from ..config import default_mappings_dir
     from ..domain.model import Patient, PersonName
     from ..domain.moment import hl7_dt
-    import datetime as dt
     import os
 
     check_kind(args.kind, where="--kind")
@@ -354,12 +355,43 @@ def cmd_audit_verify(args) -> int:
     from ..bootstrap import build
     services = build(_config(args))
     with services.reading() as uow:
-        count, broken = uow.audit.verify()
-    if broken is not None:
-        print(f"telederm: audit chain broken at row {broken} (of {count} checked): "
-              "restore the database from a backup and investigate", file=sys.stderr)
+        verdict = services.anchor.verify(uow)
+    if not verdict.intact:
+        more = f" (and {len(verdict.problems) - 1} more problem(s))" if verdict.problems[1:] else ""
+        print(f"telederm: audit trail tampered with: {verdict.problems[0]}{more}; restore the "
+              "database from a backup and investigate", file=sys.stderr)
         return 1
-    print(f"audit chain intact: {count} rows")
+    print(f"audit chain intact: {verdict.rows} rows, {verdict.checkpoints} checkpoint(s) "
+          f"in {services.anchor.path}")
+    return 0
+
+
+def _since(text: str) -> str:
+    """--since: a date (YYYY-MM-DD) or an ISO instant, as the audit rows' `at` compares."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD) or an ISO "
+                                         "instant") from None
+    from ..domain.moment import iso
+    return iso(moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc))
+
+
+def cmd_audit_list(args) -> int:
+    """The audit rows oldest first (who, what, which case, when); details hold no patient
+    data, so listing them is not itself a disclosure."""
+    from ..bootstrap import build
+    services = build(_config(args))
+    with services.reading() as uow:
+        rows = uow.audit.listing(accession=args.accession, since=args.since, limit=args.limit)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    for row in rows:
+        detail = json.dumps(row["detail"], ensure_ascii=False, sort_keys=True)
+        print(f"{row['id']:<8} {row['at'][:19]:<19} {row['actor'][:30]:<30} "
+              f"{row['action']:<22} {row['accession'] or '-':<12} {detail}")
+    print(f"{len(rows)} row(s)")
     return 0
 
 
@@ -389,14 +421,20 @@ def cmd_config_check(args) -> int:
 
 
 def config_warnings(config) -> list[str]:
-    """What loads but should not go live, one line each: the Orthanc password everyone knows,
-    nowhere to send orders' answers and charges. (The example dermatoscope is not a warning:
-    it stops the start, see `mappings.load_mappings`.)"""
-    from ..config import OrthancSection
+    """What loads but should not go live, one line each: an Orthanc password everyone knows
+    or none for an external Orthanc, a managed Orthanc no device may send to, nowhere to send
+    orders' answers and charges. (The example dermatoscope is not a warning: it stops the
+    start, see `mappings.load_mappings`.)"""
     out = []
-    if config.orthanc.password == OrthancSection.model_fields["password"].default:
-        out.append("orthanc.password is the default one: set a secret of this site "
+    if config.orthanc.password == "change-me":
+        out.append("orthanc.password is 'change-me', a password everyone knows: set a secret "
+                   "of this site (TELEDERM_ORTHANC_PASSWORD), or none to have one generated")
+    elif not config.orthanc.password and not config.orthanc.managed:
+        out.append("orthanc.password is empty for an external Orthanc: set its password "
                    "(TELEDERM_ORTHANC_PASSWORD)")
+    if config.orthanc.managed and not config.orthanc.modalities:
+        out.append("no [[orthanc.modalities]]: the managed Orthanc refuses every DICOM device "
+                   "(declare each one's name, ae_title, host and port)")
     if not config.destinations:
         out.append("no [[destinations]]: reports, order status and charges reach no system "
                    "(add the EHR and the accounting feed)")
@@ -445,7 +483,6 @@ def cmd_billing_report(args) -> int:
 
 
 def _iso_day(text: str, option: str) -> str:
-    import datetime as dt
     try:
         if len(text) == 10:
             return dt.date.fromisoformat(text).isoformat()
@@ -483,6 +520,56 @@ def cmd_users(args) -> int:
                       f"{u['practitioner_id'] or '-':<14} "
                       f"{'disabled' if u['disabled'] else 'active'}")
             print(f"{len(rows)} user(s)")
+    return 0
+
+
+TOKEN_ROLES = ("requester", "specialist", "device", "manager", "admin")
+
+
+def cmd_tokens(args) -> int:
+    """API tokens kept in the store: the secret is printed once, only its digest is kept."""
+    import secrets
+    from ..bootstrap import build
+    if args.tokens_command == "create":
+        if not _LOGIN.match(args.name):
+            raise DomainError(f"token name {args.name!r} is not 1-64 letters, digits or "
+                              ". _ @ -", where="NAME", hint="e.g. ehr-cardio")
+        if args.role == "specialist" and not args.practitioner_id:
+            raise DomainError("a specialist token needs the id its holder signs with",
+                              where="--practitioner-id",
+                              hint="give the IdNatPS (8 + RPPS number)")
+        if not 1 <= args.days <= 3650:
+            raise DomainError("--days must be between 1 and 3650", where="--days")
+    services = build(_config(args))
+    with services.unit() as uow:
+        now = uow.moment
+        if args.tokens_command == "create":
+            secret = "tdt_" + secrets.token_urlsafe(32)
+            expires = Moment(now.utc + dt.timedelta(days=args.days)).iso
+            uow.tokens.create(name=args.name, role=args.role,
+                              practitioner_id=args.practitioner_id, secret=secret,
+                              now=now.iso, expires_at=expires)
+            uow.audit.append(at=now.iso, actor="cli:tokens", action="token.created",
+                             detail={"name": args.name, "role": args.role,
+                                     "expires_at": expires})
+            print(secret)
+            print(f"token {args.name} created ({args.role}, expires {expires[:10]}): "
+                  "copy it now, it is not shown again", file=sys.stderr)
+        elif args.tokens_command == "revoke":
+            if not uow.tokens.revoke(args.name, now.iso):
+                raise NotFound(f"no live token {args.name!r}", where="NAME",
+                               hint="list tokens with telederm tokens list")
+            uow.audit.append(at=now.iso, actor="cli:tokens", action="token.revoked",
+                             detail={"name": args.name})
+            print(f"token {args.name} revoked")
+        else:
+            rows = uow.tokens.listing()
+            for t in rows:
+                state = ("revoked" if t["revoked_at"] else
+                         "expired" if t["expires_at"] <= now.iso else "active")
+                print(f"{t['name']:<24} {t['role']:<10} {t['practitioner_id'] or '-':<14} "
+                      f"{t['expires_at'][:10]:<10} {state}")
+            print(f"{len(rows)} token(s)")
     return 0
 
 
@@ -644,8 +731,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="include the message itself (admin; recorded in the audit trail)")
     p.set_defaults(func=cmd_messages)
     audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
-    with_config(audit.add_parser("verify", help="check the audit hash chain")).set_defaults(
-        func=cmd_audit_verify)
+    with_config(audit.add_parser("verify", help="check the audit chain and its signed "
+                                                "checkpoints")).set_defaults(func=cmd_audit_verify)
+    p = with_config(audit.add_parser("list", help="audit rows, oldest first"))
+    p.add_argument("--accession", help="only this case's rows")
+    p.add_argument("--since", type=_since, metavar="DATE|INSTANT",
+                   help="only rows from then on (YYYY-MM-DD or ISO 8601; UTC if no offset)")
+    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_audit_list)
     conf = sub.add_parser("config", help="configuration").add_subparsers(dest="config_command", required=True, parser_class=_Parser)
     with_config(conf.add_parser("check", help="load and validate config and mappings")).set_defaults(
         func=cmd_config_check)
@@ -682,6 +776,21 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "sessions"))
     p.add_argument("login", metavar="LOGIN")
     p.set_defaults(func=cmd_users)
+    tokens = sub.add_parser("tokens", help="API tokens kept in the store (digests only)")
+    tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True,
+                                       parser_class=_Parser)
+    p = with_config(tokens_sub.add_parser("create", help="make a token and print it once"))
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--role", required=True, choices=list(TOKEN_ROLES))
+    p.add_argument("--practitioner-id", default="",
+                   help="a specialist token: the IdNatPS its holder signs with")
+    p.add_argument("--days", type=int, default=365, help="valid for this many days (365)")
+    p.set_defaults(func=cmd_tokens)
+    with_config(tokens_sub.add_parser("list", help="list tokens (never their secret)")
+                ).set_defaults(func=cmd_tokens)
+    p = with_config(tokens_sub.add_parser("revoke", help="revoke a token at once"))
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=cmd_tokens)
     p = with_config(sub.add_parser("orthanc", help="the managed Orthanc"))
     p.add_argument("action", choices=["start", "stop", "status"])
     p.set_defaults(func=cmd_orthanc)

@@ -5,7 +5,9 @@ It runs on the association's thread, so the peer waits while it runs: the step o
 the data folder and the database, never the archive. Success is answered only once the unit of
 work has committed; a store that cannot persist now is answered "out of resources" (the device
 retries later), an object no case can take "cannot understand" (or "data set does not match"
-when it contradicts the request), and that refusal is audited.
+when it contradicts the request), and that refusal is audited. The peer may be a stranger
+(DICOM has no login): a refusal that depends on which cases exist says only that no case takes
+the object, never that an accession exists or whose it is; the audit row keeps the reason.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from ..workflow import receive_object
 from ..workflow.commands import ReceiveObject
 
 log = logging.getLogger("connector.dicom.inbound")
+
+# Refusals whose text would tell which cases exist (see the module docstring).
+_CASE_MATCHING = frozenset({"unmatched-object", "patient-mismatch", "duplicate-instance"})
+UNMATCHED_COMMENT = "no open case takes this object; pick the case from the worklist"
 
 
 def answer(services: Services, received: Received) -> Answer:
@@ -38,4 +44,4 @@ def answer(services: Services, received: Received) -> Answer:
         status = DATASET_MISMATCH if err.code == "dataset-mismatch" else CANNOT_UNDERSTAND
         receive_object.refused(services, actor=actor, reason=err,
                                sop_instance_uid=received.sop_instance_uid, via="dicom")
-        return Answer(status, err.text)
+        return Answer(status, UNMATCHED_COMMENT if err.code in _CASE_MATCHING else err.text)

@@ -18,10 +18,16 @@ database transaction that attached it has committed; if the process dies in betw
 is taken again at the next start, and since SOP Instance UIDs derive from the case and the
 content, the second take adds nothing and only moves the file. A temporary failure (database
 or disk unavailable) leaves the file where it is, to be tried again.
+
+A file name longer than MAX_NAME_BYTES is refused without being read: `failed/<name>.error.txt`
+would pass the file system's limit (255 bytes), so it moves as `long-name-<digest><ext>`
+beside its `.error.txt`. Names may carry patient data, so the log never shows one; and one
+file that cannot be handled never stops the poll from taking the others.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -39,6 +45,8 @@ log = logging.getLogger("connector.watch")
 
 DONE, FAILED = "done", "failed"
 SIDECAR_KEYS = frozenset({"accession", "kind", "site", "laterality", "description"})
+# Room left under NAME_MAX (255) for "-N" of a taken name, ".error.txt" and a ".json" sidecar.
+MAX_NAME_BYTES = 200
 _IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", "~", ".error.txt", ".json")
 ACTOR = "folder"
 
@@ -99,7 +107,11 @@ class FolderWatcher:
                 continue
             sidecars = [n for n in _sidecar_names(name) if n in snapshot]
             if all(n in previous and previous[n] == snapshot[n] for n in [name, *sidecars]):
-                result = self._take(self.folder / name, [self.folder / n for n in sidecars])
+                try:
+                    result = self._take(self.folder / name, [self.folder / n for n in sidecars])
+                except Exception:  # noqa: BLE001 - one file must not stop the others
+                    log.exception("a watched file could not be handled; the others go on")
+                    result = None
                 if result is None:
                     self._previous.pop(name, None)  # temporary failure: wait two polls again
                 else:
@@ -108,6 +120,13 @@ class FolderWatcher:
 
     # --- one file ---------------------------------------------------------------------------
     def _take(self, path: Path, sidecars: list[Path]) -> Taken | None:
+        if len(path.name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+            err = SidecarError(f"the file name is longer than {MAX_NAME_BYTES} bytes",
+                               where="file name", hint="export with shorter file names")
+            receive_object.refused(self.services, actor=ACTOR, reason=err, sop_instance_uid="",
+                                  via="folder")
+            target = self._move(path, sidecars, FAILED, reason=err.one_line())
+            return Taken(path.name, "failed", target, reason=err.one_line())
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -160,7 +179,7 @@ class FolderWatcher:
     def _move(self, path: Path, sidecars: list[Path], where: str, *, reason: str = "") -> Path:
         folder = self.folder / where
         folder.mkdir(exist_ok=True)
-        target = _free_name(folder, path.name)
+        target = _free_name(folder, _kept_name(path.name))
         if reason:
             error = folder / f"{target.name}.error.txt"
             error.write_text(reason.replace("\n", " ") + "\n", encoding="utf-8")
@@ -218,6 +237,16 @@ def _read_sidecar(path: Path) -> dict[str, str]:
     if not all(isinstance(v, str) for v in raw.values()):
         raise SidecarError("sidecar values must be strings", where=where)
     return {k: v.strip() for k, v in raw.items()}
+
+
+def _kept_name(name: str) -> str:
+    """The name a file keeps in done/ or failed/: its own, or a short one for a name too long
+    (its extension kept when it is a short one)."""
+    if len(name.encode("utf-8", "surrogateescape")) <= MAX_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    ext = Path(name).suffix
+    return f"long-name-{digest}{ext if 1 < len(ext) <= 8 else ''}"
 
 
 def _free_name(folder: Path, name: str) -> Path:

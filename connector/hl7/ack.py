@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import hl7
 
 from .errors import Hl7Error
-from .parse import (SUPPORTED_VERSIONS, Header, ParsedMessage, codec, decode,
+from .parse import (MAX_CONTROL_ID, SUPPORTED_VERSIONS, Header, ParsedMessage, codec, decode,
                     salvage_header)
 from .segments import escape, escape_exact, msh, segment
 
@@ -49,6 +49,8 @@ def ack_for_unparseable(raw: bytes, error: Hl7Error, control_id: str, now: str,
     """The ACK for bytes that failed to parse, using whatever MSH fields can be salvaged;
     MSA-1 is the error's `ack_code`."""
     header = salvage_header(raw)
+    if len(header.control_id) > MAX_CONTROL_ID:  # not echoed back: MSA-2 stays empty
+        header = dataclasses.replace(header, control_id="")
     text = _ack(header, error.ack_code, [error], control_id, now, sending)
     try:
         text.encode(codec(header.charset) or "utf-8")

@@ -346,7 +346,41 @@ def parse(raw: bytes) -> ParsedMessage:
     if header.version not in SUPPORTED_VERSIONS:
         raise Hl7Error(f"HL7 version {header.version} is not supported", hl7_code=203,
                        location="MSH^1^12", hint="send one of " + ", ".join(SUPPORTED_VERSIONS))
+    _check_content(tree)
     return ParsedMessage(tree, header)
+
+
+# Control characters have no place in HL7 text (segments end with CR; ESC, kept, opens the
+# ISO 2022 character sets): a NUL would be stored and sent on to the specialist.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f]")
+# Field lengths past which a message is refused: MSH-10 as long as our inbox keeps it (HL7
+# v2.5 says 20, v2.7 199; 64 takes UUIDs), OBR-13 as HL7 v2.5.1 sets it, and any other field
+# past 65,536 characters (the largest of the standard, TX and FT), except OBX-5, whose ED
+# value carries whole documents (a report's PDF) and is bounded by the message size only.
+MAX_CONTROL_ID = 64
+MAX_FIELD_LENGTHS: dict[tuple[str, int], int | None] = {
+    ("MSH", 10): MAX_CONTROL_ID, ("OBR", 13): 300, ("OBX", 5): None}
+MAX_ANY_FIELD = 65_536
+
+
+def _check_content(tree: "_Tree") -> None:
+    """Refuse (AE, 102 at the field) control characters and fields beyond their length."""
+    counts: dict[str, int] = {}
+    for seg_id, fields in tree.segments:
+        counts[seg_id] = occurrence = counts.get(seg_id, 0) + 1
+        for number, value in enumerate(fields):
+            if not number:
+                continue
+            where = f"{seg_id}^{occurrence}^{number}"
+            if _CONTROL.search(value):
+                raise Hl7Error(f"{seg_id}-{number} contains a control character",
+                               hl7_code=102, location=where,
+                               hint="send text without NUL or other control characters")
+            limit = MAX_FIELD_LENGTHS.get((seg_id, number), MAX_ANY_FIELD)
+            if limit is not None and len(value) > limit:
+                raise Hl7Error(f"{seg_id}-{number} is longer than {limit} characters",
+                               hl7_code=102, location=where,
+                               hint=f"send at most {limit} characters in {seg_id}-{number}")
 
 
 def salvage_header(raw: bytes) -> Header:

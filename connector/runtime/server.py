@@ -18,14 +18,14 @@ import uvicorn
 
 from ..entrypoints.api.app import create_app
 from ..entrypoints.api.guard import HttpLimits, header_timeout_protocol
-from ..archive.managed import ManagedOrthanc
+from ..archive.managed import ManagedOrthanc, Modality
 from ..config import Config, split_address
 from ..dicom.scp import StoreScp
 from ..domain.errors import ConnectorError
 from ..hl7.client import close_connections
 from ..hl7.listener import MllpListener
 from ..hl7.tls import server_context
-from ..bootstrap import Services, build, internal_token
+from ..bootstrap import Services, build, internal_token, with_orthanc_password
 from ..entrypoints import dicom_scp, hl7_intake
 from ..entrypoints.watch_folder import FolderWatcher
 from . import hl7_applier, worker
@@ -35,13 +35,16 @@ log = logging.getLogger("connector.server")
 
 def managed_orthanc(config: Config) -> ManagedOrthanc:
     """The Orthanc this config manages, its plugin pointed back at our HTTP API."""
+    config = with_orthanc_password(config)
     http_port = urlparse(config.orthanc.url).port or 8042
     host, port = split_address(config.http.listen, "http.listen")
     return ManagedOrthanc(
         config.data_dir / "orthanc", http_port=http_port, dicom_port=config.orthanc.dicom_port,
         username=config.orthanc.username, password=config.orthanc.password,
         stable_age=config.orthanc.stable_age, connector_url=f"http://{host}:{port}",
-        connector_token=internal_token(config.data_dir), worklist_folder=config.worklist_folder)
+        connector_token=internal_token(config.data_dir), worklist_folder=config.worklist_folder,
+        modalities=[Modality(m.name, m.ae_title, m.host, m.port)
+                    for m in config.orthanc.modalities])
 
 
 def _bind_error(key: str, address: str, exc: OSError) -> ConnectorError:
@@ -54,7 +57,7 @@ class RunningConnector:
 
     def __init__(self, config: Config, services: Services | None = None, *,
                  http_limits: HttpLimits | None = None):
-        self.config = config
+        self.config = with_orthanc_password(config)
         self.services = services or build(config)
         self.http_limits = http_limits or HttpLimits()  # body size, slow-client timeouts
         self.orthanc: ManagedOrthanc | None = None

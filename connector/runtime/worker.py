@@ -19,7 +19,9 @@ still makes its case READY.
 
 Every pass also fires the care network's timers that are due (`fire_timers`: reminders and
 escalations, `escalate_case`); they are rows in the store, so a restart loses none, and each
-is claimed in the transaction that performs it, so none fires twice.
+is claimed in the transaction that performs it, so none fires twice. Every CHECKPOINT_SECONDS,
+and once when it stops, it anchors the audit chain's head outside the database
+(connector/audit.py).
 
 What follows an item's outcome is kept out of the worker: `ON_DONE` and `ON_DEAD` map an outbox
 kind to hooks run in the unit of work that marks the item done or dead (e.g. charges
@@ -34,6 +36,7 @@ import threading
 import time
 
 from ..billing import csvfeed
+from ..audit import CHECKPOINT_SECONDS
 from ..bootstrap import Services
 from ..config import Destination
 from ..domain.errors import ConnectorError
@@ -238,7 +241,7 @@ def run_forever(services: Services, stop: threading.Event) -> None:
     except Exception:  # noqa: BLE001 - the leases then run out on their own
         log.exception("outbox: could not release old leases")
     lanes: dict[str, threading.Thread] = {}
-    last_sweep = last_catch_up = None
+    last_sweep = last_catch_up = last_checkpoint = None
     catch_up_failing = False
     while not stop.is_set():
         for name in [name for name, lane in lanes.items() if not lane.is_alive()]:
@@ -257,6 +260,9 @@ def run_forever(services: Services, stop: threading.Event) -> None:
             fire_timers(services)
         except Exception:  # noqa: BLE001 - e.g. database briefly locked: the next pass
             log.exception("timers pass failed")
+        if last_checkpoint is None or time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
+            last_checkpoint = time.monotonic()
+            _checkpoint(services)
         if last_sweep is None or time.monotonic() - last_sweep >= WORKLIST_SWEEP_SECONDS:
             last_sweep = time.monotonic()
             try:
@@ -281,3 +287,13 @@ def run_forever(services: Services, stop: threading.Event) -> None:
     deadline = time.monotonic() + LANE_STOP_SECONDS
     for lane in lanes.values():
         lane.join(max(deadline - time.monotonic(), 0))
+    _checkpoint(services)  # what this run appended is anchored before the process ends
+
+
+def _checkpoint(services: Services) -> None:
+    """Anchor the audit chain's head outside the database (connector/audit.py)."""
+    try:
+        with services.reading() as uow:
+            services.anchor.checkpoint(uow, services.moment().iso)
+    except Exception:  # noqa: BLE001 - a full disk or locked database: the next pass
+        log.exception("audit checkpoint failed")

@@ -1,12 +1,19 @@
 """Audit trail: who did what, when, on which case; each row chains the previous row's hash.
 
+The hash is an HMAC keyed with the site's audit key, which is never in the database (a file
+or the environment, see connector/audit.py): someone who can write the table but not read the
+key cannot recompute a chain over edited rows. What the table alone cannot show (its last
+rows deleted, all of it emptied) is caught by the signed checkpoints of connector/audit.py.
+
 Details never hold patient names or identifiers: accession numbers, message ids and codes only.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import weakref
 
 from sqlalchemy import event, select
 from sqlalchemy.engine import Connection, Engine
@@ -17,9 +24,18 @@ from .schema import audit
 GENESIS = "0" * 64
 
 
-def _digest(prev: str, at: str, actor: str, action: str, accession: str | None, detail: str) -> str:
+# The audit key of each engine's database, given by `track` (the composition root's).
+_KEYS: "weakref.WeakKeyDictionary[Engine, bytes]" = weakref.WeakKeyDictionary()
+
+
+def _digest(key: bytes, prev: str, at: str, actor: str, action: str, accession: str | None,
+            detail: str) -> str:
     body = json.dumps([prev, at, actor, action, accession or "", detail], ensure_ascii=False)
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _key(conn: Connection) -> bytes:
+    return _KEYS[conn.engine]
 
 
 # Every inbound message and every step of a case appends a row: straight to the driver.
@@ -36,8 +52,13 @@ _INSERT = ("INSERT INTO audit (at, actor, action, accession, detail, prev_hash, 
 _LAST = "audit.last_hash"
 
 
-def track(engine: Engine) -> None:
-    """Keep each connection's remembered last hash true to what its transaction holds."""
+def track(engine: Engine, key: bytes) -> None:
+    """Chain this engine's rows with `key`, and keep each connection's remembered last hash
+    true to what its transaction holds."""
+    if not key:
+        raise ValueError("the audit key is empty")
+    _KEYS[engine] = key
+
     def forget(conn, *_args) -> None:
         conn.info.pop(_LAST, None)
 
@@ -54,19 +75,44 @@ def append(conn: Connection, *, at: str, actor: str, action: str, accession: str
         row = driver.execute(conn, _LAST_HASH, ()).fetchone()
         prev = row[0] if row is not None else GENESIS
     text = json.dumps(detail or {}, sort_keys=True, ensure_ascii=False)
-    digest = _digest(prev, at, actor, action, accession, text)
+    digest = _digest(_key(conn), prev, at, actor, action, accession, text)
     driver.execute(conn, _INSERT, (at, actor, action, accession, text, prev, digest))
     conn.info[_LAST] = digest
 
 
 def verify(conn: Connection) -> tuple[int, int | None]:
     """Walk the chain; return (rows checked, id of the first broken row or None)."""
+    key = _key(conn)
     prev = GENESIS
     count = 0
     for row in conn.execute(select(audit).order_by(audit.c.id)):
         count += 1
-        expected = _digest(prev, row.at, row.actor, row.action, row.accession, row.detail)
-        if row.prev_hash != prev or row.hash != expected:
+        expected = _digest(key, prev, row.at, row.actor, row.action, row.accession, row.detail)
+        if row.prev_hash != prev or not hmac.compare_digest(row.hash, expected):
             return count, row.id
         prev = row.hash
     return count, None
+
+
+def head(conn: Connection) -> tuple[int, str] | None:
+    """The last row's id and hash (what a checkpoint records), None while the trail is empty."""
+    row = conn.execute(select(audit.c.id, audit.c.hash).order_by(audit.c.id.desc())
+                       .limit(1)).first()
+    return (row.id, row.hash) if row is not None else None
+
+
+def hash_of(conn: Connection, row_id: int) -> str | None:
+    return conn.execute(select(audit.c.hash).where(audit.c.id == row_id)).scalar()
+
+
+def listing(conn: Connection, *, accession: str | None = None, since: str | None = None,
+            limit: int = 1000) -> list[dict]:
+    """Rows oldest first, of one case and/or from an ISO instant on (`at` sorts as text)."""
+    query = select(audit.c.id, audit.c.at, audit.c.actor, audit.c.action, audit.c.accession,
+                   audit.c.detail).order_by(audit.c.id).limit(limit)
+    if accession:
+        query = query.where(audit.c.accession == accession)
+    if since:
+        query = query.where(audit.c.at >= since)
+    return [{**row, "detail": json.loads(row["detail"])}
+            for row in conn.execute(query).mappings()]

@@ -85,13 +85,13 @@ def _raw(connection):
     return getattr(connection, "dbapi_connection", connection)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, audit_key: bytes) -> Engine:
     """The engine of `open_store` (store tests and migrations work on it directly)."""
-    return engine_and_gate(url)[0]
+    return engine_and_gate(url, audit_key)[0]
 
 
-def engine_and_gate(url: str) -> tuple[Engine, WriterGate | None]:
-    """SQLite gets WAL, a busy timeout, foreign keys and a `WriterGate`; its folder is created
+def engine_and_gate(url: str, audit_key: bytes) -> tuple[Engine, WriterGate | None]:
+    """The audit rows are chained with `audit_key` (store/audit.py). SQLite gets WAL, a busy timeout, foreign keys and a `WriterGate`; its folder is created
     if missing. PostgreSQL needs no gate (row locks, several writers)."""
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
@@ -122,10 +122,10 @@ def engine_and_gate(url: str) -> tuple[Engine, WriterGate | None]:
 
         _release_after(engine, gate)
         _plain_savepoints(engine)
-        audit.track(engine)
+        audit.track(engine, audit_key)
         return engine, gate
     engine = create_engine(url, pool_pre_ping=True)
-    audit.track(engine)
+    audit.track(engine, audit_key)
     return engine, None
 
 

@@ -249,6 +249,21 @@ sessions = Table(
 )
 Index("ix_sessions_expiry", sessions.c.expires_at)
 
+# API tokens made by `telederm tokens create` (0012), beside the config's: only the SHA-256 of
+# the secret is kept (a random 256-bit token needs no slow hash, and the digest is the lookup
+# key), with its role, the IdNatPS a specialist token signs with, expiry and revocation.
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(12), nullable=False),
+    Column("practitioner_id", String(64), nullable=False, default=""),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+    Column("revoked_at", String(32), nullable=False, default=""),
+)
+
 # Timers of the care network (0008): a reminder before a case's deadline, its escalation
 # after the grace. Driven by the worker (`runtime/timers.py`); `status` pending | fired |
 # cancelled. Firing flips pending to fired in the transaction that performs the timer's

@@ -5,9 +5,9 @@ A step of the flow is `handle(command, uow)`: everything it changes (case state,
 report rows, outbox effects, audit rows) goes through `uow`'s repositories and commits
 together when the `with store.unit(...)` block ends, or not at all. Steps never see a
 connection or SQL: the repositories are the store modules (`cases`, `images`, `reports`,
-`charges`, `outbox`, `audit`, `inbox`, `counters`, `users`, `forwarded`, `routing`) with this
-transaction bound as their first argument, so `uow.cases.load(accession)` is
-`cases.load(conn, accession)`.
+`charges`, `outbox`, `audit`, `inbox`, `counters`, `users`, `tokens`, `forwarded`,
+`routing`) with this transaction bound as their first argument, so `uow.cases.load(accession)`
+is `cases.load(conn, accession)`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from ..domain.errors import StoreUnavailable
 from ..domain.moment import Moment
 from . import (audit, cases, charges, counters, forwarded, images, inbox, outbox, queries,
-               reports, routing, users)
+               reports, routing, tokens, users)
 from .db import WriterGate, engine_and_gate
 
 
@@ -66,6 +66,7 @@ class UnitOfWork:
         self.queries = Repository(queries, conn)
         self.users = Repository(users, conn)
         self.routing = Repository(routing, conn)
+        self.tokens = Repository(tokens, conn)
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator["UnitOfWork"]:
@@ -88,8 +89,8 @@ class Store:
         self.gate = gate
 
     @classmethod
-    def open(cls, url: str) -> "Store":
-        return cls(*engine_and_gate(url))
+    def open(cls, url: str, audit_key: bytes) -> "Store":
+        return cls(*engine_and_gate(url, audit_key))
 
     def close(self) -> None:
         """Close the pooled connections (the process is stopping)."""

@@ -25,7 +25,7 @@ In flow order:
 7. `withdraw_report` — a final answer withdrawn (OBX-11 D, credits).
 8. `update_patient`, `merge_patients` — identity messages (ADT A08/A31/A40).
 Shared by several steps: `notify_status` (order status to the requester), `outbound` (queueing
-an HL7 message).
+an HL7 message). Beside the flow: `record_read` — a case shown to someone (audit trail).
 
 Channels that build the commands are in `connector/entrypoints/`; what runs in the background
 (the outbox worker, the Orthanc changes catch-up, the storage-mode applier, the server) in

@@ -164,3 +164,15 @@ class FireTimer:
 
     timer_id: int
     actor: str
+
+
+@dataclass(frozen=True)
+class RecordRead:
+    """Someone was shown a case's data: `via` names the channel (api, ui, cli), `peer` where
+    the request came from (an address), `what` the view (case, images...)."""
+
+    accession: str
+    actor: str
+    via: str
+    peer: str = ""
+    what: str = "case"

@@ -213,7 +213,8 @@ def test_take_and_release_move_the_case_and_are_audited(network):
     actions = [a for (a,) in network.rows(
         "SELECT action FROM audit WHERE accession = ? AND action LIKE 'case.%' ORDER BY id",
         accession)]
-    assert actions[-3:] == ["case.assigned", "case.released", "case.taken"]
+    assert [a for a in actions if a != "case.read"][-3:] == ["case.assigned", "case.released",
+                                                          "case.taken"]
     # the requester hears that the work started (SC/IP) once the specialist took it
     wait_until(lambda: any(f"ST{accession}IP" in m for m in network.peers["ehr"].messages),
                WAIT, "SC/IP at the EHR")

@@ -18,7 +18,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import (DermoscopicPhotographyImageStorage, JPEGBaseline8Bit,
                          VLPhotographicImageStorage, generate_uid)
 
-from connector.demo import demo_order, demo_photo
+from connector.demo import DEMO_DEVICE_AE, demo_order, demo_photo
 from connector.domain.errors import NotFound
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
@@ -167,7 +167,7 @@ def storescu(path: Path, port: int, *, dermoscopy: bool = False,
              called: str = "TELEDERM_SCP") -> subprocess.CompletedProcess:
     """DCMTK storescu sending the file unchanged (-xy: propose JPEG baseline; -R: only the
     contexts the file needs, required for the dermoscopy class DCMTK does not propose)."""
-    args = ["storescu", "-xy", "-aet", "DERMOCAM", "-aec", called]
+    args = ["storescu", "-xy", "-aet", DEMO_DEVICE_AE, "-aec", called]
     if dermoscopy:
         args.append("-R")
     return subprocess.run(args + ["127.0.0.1", str(port), str(path)], check=False,
@@ -180,7 +180,7 @@ def findscu_worklist(port: int, out: Path, *keys: str) -> list[Dataset]:
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("rsp*.dcm"):
         old.unlink()
-    args = ["findscu", "-W", "-X", "-od", str(out), "-aet", "DERMOCAM", "-aec", "TELEDERM"]
+    args = ["findscu", "-W", "-X", "-od", str(out), "-aet", DEMO_DEVICE_AE, "-aec", "TELEDERM"]
     for key in keys:
         args += ["-k", key]
     done = subprocess.run(args + ["127.0.0.1", str(port)], check=False, capture_output=True,

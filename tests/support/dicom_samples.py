@@ -155,3 +155,38 @@ def dcmtk_jpeg(pixels, bits: int, option: str, tmp: Path) -> bytes:
                    check=True, capture_output=True, timeout=60)
     compressed = dcmread(tmp / "jpeg.dcm")
     return next(generate_frames(compressed.PixelData, number_of_frames=1))
+
+
+def secondary_capture(accession: str = "ACC0001"):
+    """A small, valid Secondary Capture image (8x8 MONOCHROME2, uncompressed) in a new study:
+    the dataset and its Part-10 bytes."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientName = "TEST^PATIENT"
+    ds.PatientID = "TEST0001"
+    ds.AccessionNumber = accession
+    ds.Modality = "OT"
+    ds.ConversionType = "WSD"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.Rows = ds.Columns = 8
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.PixelData = bytes(range(64))
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return ds, buffer.getvalue()

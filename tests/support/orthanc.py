@@ -6,12 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connector.archive.client import ArchiveClient
-from connector.archive.managed import ManagedOrthanc
+from connector.archive.managed import ManagedOrthanc, Modality
+from connector.demo import DEMO_DEVICE_AE
 from connector.ports import free_port
 from tests.support.net import unused_url
 
 ORTHANC_USER = "telederm"
 ORTHANC_PASSWORD = "test-secret"
+# The one device the test Orthanc lets store and query its worklist (DCMTK tools call as it).
+TEST_DEVICE = Modality("dermatoscope", DEMO_DEVICE_AE, "127.0.0.1", 104)
 
 
 @dataclass
@@ -49,6 +52,7 @@ def start_orthanc(folder: Path, **settings) -> RunningOrthanc:
         "stable_age": 1,
         "connector_url": unused_url(),
         "connector_token": "test-token",
+        "modalities": (TEST_DEVICE,),
     }
     options.update(settings)
     managed = ManagedOrthanc(folder, **options)

@@ -42,3 +42,6 @@ def open_case(conn, order: Order | None = None, *, now: str | None = None) -> Ca
     case = Case(accession, f"1.2.826.0.1.3680043.10.1.{accession[2:].lstrip('0')}", order or make_order())
     cases.insert(conn, case, now or stamp())
     return case
+
+# The audit key of the store tests' engines (a site's comes from connector/bootstrap.py).
+TEST_AUDIT_KEY = b"store-tests-audit-key"

@@ -17,6 +17,7 @@ from .auth import token_table
 from .guard import MIB, HttpLimits, RequestGuard
 from ..ui import pages
 from ..ui.session import PageDenied
+from ..ui.throttle import LoginThrottle
 from .routes import cases, health, images, internal, reports, routing
 
 ROUTERS = (health.router, cases.router, routing.router, images.router, reports.router,
@@ -31,6 +32,7 @@ def create_app(services: Services, *, limits: HttpLimits | None = None) -> FastA
                          swagger_ui_parameters={"validatorUrl": None})
     app.state.services = services
     app.state.tokens = token_table(services)
+    app.state.login_throttle = LoginThrottle()  # failed logins slow the next ones down
     app.add_middleware(RequestGuard, limits=limits,
                        upload_limit=services.config.images.max_mb * MIB
                        + limits.upload_overhead_bytes)

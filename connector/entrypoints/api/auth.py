@@ -1,8 +1,15 @@
-"""Bearer tokens with roles. Tokens come from the config, `TELEDERM_BOOTSTRAP_TOKEN` (admin) and
-the per-run internal token handed to the managed Orthanc's plugin (device)."""
+"""Bearer tokens with roles. Tokens come from the config, `TELEDERM_BOOTSTRAP_TOKEN` (admin),
+the internal token handed to the managed Orthanc's plugin (device), and the store, where
+`telederm tokens create` keeps their digests with an expiry (`store/tokens.py`).
+
+The presented token is compared, by digest and in constant time, with every configured one
+(no early exit, so the time taken says nothing of which or how many matched), then looked up
+by digest in the store.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass
 
@@ -22,16 +29,36 @@ class Principal:
         return f"{self.role}:{self.name}"
 
 
-def token_table(services) -> list[tuple[str, Principal]]:
+def token_table(services) -> list[tuple[bytes, Principal]]:
+    """The configured tokens, by the digest of their secret."""
     table = [(t.token, Principal(t.name, t.role, t.practitioner_id))
              for t in services.config.api.tokens]
     if services.config.bootstrap_token:
         table.append((services.config.bootstrap_token, Principal("bootstrap", "admin")))
     table.append((services.internal_token, Principal("orthanc", "device")))
-    return table
+    return [(_digest(secret), principal) for secret, principal in table if secret]
 
 
 _bearer = HTTPBearer(auto_error=False)
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8")).digest()
+
+
+def _principal(request: Request, secret: str) -> Principal | None:
+    """Who holds `secret`: a configured token, else a live stored one, else None."""
+    presented = _digest(secret)
+    found = None
+    for digest, principal in request.app.state.tokens:
+        if hmac.compare_digest(digest, presented) and found is None:
+            found = principal
+    if found is not None:
+        return found
+    services = request.app.state.services
+    with services.reading() as uow:
+        row = uow.tokens.active(secret, services.moment().iso)
+    return Principal(row["name"], row["role"], row["practitioner_id"]) if row else None
 
 
 def require(*roles: str):
@@ -42,11 +69,11 @@ def require(*roles: str):
         if creds is None:
             raise HTTPException(401, "a bearer token is required",
                                 headers={"WWW-Authenticate": "Bearer"})
-        for token, principal in request.app.state.tokens:
-            if hmac.compare_digest(token.encode(), creds.credentials.encode()):
-                if principal.role == "admin" or principal.role in roles:
-                    return principal
-                raise HTTPException(403, f"role {principal.role} may not do this")
-        raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+        principal = _principal(request, creds.credentials)
+        if principal is None:
+            raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+        if principal.role == "admin" or principal.role in roles:
+            return principal
+        raise HTTPException(403, f"role {principal.role} may not do this")
 
     return dependency

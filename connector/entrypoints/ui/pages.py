@@ -14,6 +14,7 @@ was cancelled), nothing is recorded and the page says so.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 from urllib.parse import quote
@@ -28,8 +29,8 @@ from ...domain.errors import DomainError, NotFound, StateConflict
 from ...domain.model import PersonName, Practitioner
 from ...domain.moment import Moment, iso
 from ...domain.states import AWAITING_ANSWER
-from ...workflow import assign_case, record_report, refuse_order
-from ...workflow.commands import AssignCase, DeclineCase, RecordReport, ReleaseCase
+from ...workflow import assign_case, record_read, record_report, refuse_order
+from ...workflow.commands import AssignCase, DeclineCase, RecordRead, RecordReport, ReleaseCase
 from . import i18n, passwords, session
 from .session import PageDenied, Person
 
@@ -139,14 +140,23 @@ async def login(request: Request):
                         request.cookies.get(session.LOGIN_CSRF_COOKIE, "")):
         raise PageDenied("csrf")
     services = request.app.state.services
+    throttle = request.app.state.login_throttle
+    keys = (f"login:{login_name}", f"client:{_client(request)}")
+    delay = throttle.delay(*keys)
+    if delay:  # before the check: a right guess is not told apart by a quick answer
+        await asyncio.sleep(delay)
     with services.reading() as uow:
         found = uow.users.credentials(login_name) if login_name else None
     user, record = found if found is not None else (None, None)
     ok = passwords.verify(password, record)
+    if not ok:
+        throttle.failed(*keys)
+    detail = {"login": login_name, "client": _client(request)}
+    if not ok:
+        detail.update(failures=throttle.failures(*keys), slowed_seconds=delay)
     with services.unit() as uow:  # the audit names the login tried, never the password
         uow.audit.append(at=uow.moment.iso, actor=f"ui:{login_name or '-'}",
-                         action="ui.login" if ok else "ui.login_failed",
-                         detail={"login": login_name, "client": _client(request)})
+                         action="ui.login" if ok else "ui.login_failed", detail=detail)
     if not ok:
         return _login_form(request, next=target, failed=True)
     response = RedirectResponse(target, status_code=303)
@@ -225,6 +235,14 @@ def _case(request: Request, who: Person, accession: str) -> tuple[dict, dict[str
     return case, names
 
 
+def _record_read(request: Request, who: Person, accession: str, what: str = "case") -> None:
+    """The audit row of a page showing a case's data, committed before the page is sent."""
+    services = request.app.state.services
+    with services.unit() as uow:
+        record_read.handle(RecordRead(accession, who.actor, "ui",
+                                      request.client.host if request.client else "", what), uow)
+
+
 def _case_page(request: Request, who: Person, accession: str, *, status: int = 200,
                notice: str = "", error: str = "", text: str = "", conduct: str = "",
                reason: str = "") -> HTMLResponse:
@@ -235,6 +253,7 @@ def _case_page(request: Request, who: Person, accession: str, *, status: int = 2
         return _message(request, who, 404, "not_found_title",
                         labels["not_found"].format(accession=accession), back="/ui/")
     services = request.app.state.services
+    _record_read(request, who, accession)
     pool = services.mappings.routing.pools.get(case["pool"] or "")
     images = [{**shown, "n": n, "archived": stored["archived"]} for n, (shown, stored)
               in enumerate(zip(case["context"]["images"], case["images"]), start=1)]
@@ -274,6 +293,7 @@ def thumbnail(request: Request, accession: str, number: int,
     images = case["images"] if case is not None else []
     if not 1 <= number <= len(images):
         return Response(status_code=404, headers=NO_STORE)
+    _record_read(request, who, accession, what=f"image {number}")
     try:
         png = services.archive.rendered(images[number - 1]["sop_instance_uid"],
                                         height=THUMB_HEIGHT)

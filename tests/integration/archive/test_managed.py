@@ -19,40 +19,10 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, ge
 from connector.archive.errors import ArchiveError, ArchiveRejected, ArchiveUnavailable
 from connector.archive.managed import PLUGIN_SCRIPT, ManagedOrthanc
 from connector.ports import free_port
+from tests.support.dicom_samples import secondary_capture
 from tests.support.wait import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def secondary_capture(accession: str = "ACC0001") -> tuple[Dataset, bytes]:
-    """A small, valid Secondary Capture image (8x8 MONOCHROME2, uncompressed) in a new study."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.PatientName = "TEST^PATIENT"
-    ds.PatientID = "TEST0001"
-    ds.AccessionNumber = accession
-    ds.Modality = "OT"
-    ds.ConversionType = "WSD"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    ds.Rows = ds.Columns = 8
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.PixelData = bytes(range(64))
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return ds, buffer.getvalue()
 
 
 class ConnectorStandIn:

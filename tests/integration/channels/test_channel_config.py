@@ -12,6 +12,7 @@ from tests.support.cli import EXAMPLE_DEVICES
 from connector.domain.errors import ConfigError, ConnectorError
 from connector.ports import free_port
 from connector.runtime.server import RunningConnector
+from tests.support.cli import EXAMPLE_DEVICES
 from tests.support.net import unused_url
 
 CHANNELS = """

@@ -1,9 +1,10 @@
 """DICOM C-STORE SCP: objects sent by pynetdicom and by DCMTK storescu end up in Orthanc under
 the case's study, with the case's accession and patient; unmatched objects are refused with a
-failure status and nothing is stored."""
+failure status that names no case, and nothing is stored."""
 
 from __future__ import annotations
 
+import json
 import socket
 
 import numpy as np
@@ -15,6 +16,8 @@ from pydicom.uid import (DermoscopicPhotographyImageStorage, ImplicitVRLittleEnd
 from pynetdicom import AE
 from sqlalchemy import func, select
 
+from connector.demo import DEMO_DEVICE_AE
+from connector.entrypoints.dicom_scp import UNMATCHED_COMMENT
 from connector.store.schema import images
 from tests.support.channels import jpeg_object, part10, storescu
 
@@ -97,7 +100,7 @@ def test_unmatched_object_gets_a_failure_status_and_nothing_is_stored(channels):
     ds = jpeg_object(accession="", patient_id="NOBODY-42")
     status = send_pynetdicom(channels, ds)
     assert status.Status == 0xC000
-    assert "no open case" in status.ErrorComment
+    assert status.ErrorComment == UNMATCHED_COMMENT
     assert image_rows(channels, ds.SOPInstanceUID) == 0
     assert not channels.orthanc_has_sop(ds.SOPInstanceUID)
     refused = [a for a in channels.audit_actions("image.refused") if ds.SOPInstanceUID in a["detail"]]
@@ -109,10 +112,28 @@ def test_unknown_accession_is_refused_when_the_patient_has_an_open_case(channels
     ds = jpeg_object(accession="TD77777777", patient_id="IPP-ACC-77", seed=77)
     status = send_pynetdicom(channels, ds)
     assert status.Status == 0xC000
-    assert "no case with accession TD77777777" in status.ErrorComment
+    assert status.ErrorComment == UNMATCHED_COMMENT  # a stranger learns nothing of our cases
     assert image_rows(channels, ds.SOPInstanceUID) == 0
     assert not channels.orthanc_has_sop(ds.SOPInstanceUID)
     assert channels.case(case["accession"])["status"] == "OPEN"
+    assert _refusal_reason(channels, ds) == "no case with accession TD77777777"
+
+
+def _refusal_reason(channels, ds) -> str:
+    """The reason the audit trail keeps for the refusal of `ds` (the peer is not told)."""
+    (row,) = [a for a in channels.audit_actions("image.refused")
+              if ds.SOPInstanceUID in a["detail"]]
+    return json.loads(row["detail"])["reason"]
+
+
+def test_association_calling_another_ae_title_is_rejected(channels):
+    ae = AE(ae_title=DEMO_DEVICE_AE)
+    ae.add_requested_context(VLPhotographicImageStorage, JPEGBaseline8Bit)
+    assoc = ae.associate("127.0.0.1", channels.running.dicom_port, ae_title="ANY-SCP")
+    assert assoc.is_rejected
+    ours = ae.associate("127.0.0.1", channels.running.dicom_port, ae_title="TELEDERM_SCP")
+    assert ours.is_established
+    ours.release()
 
 
 def _without(keyword):
@@ -183,8 +204,9 @@ def test_object_of_another_patient_is_refused_when_it_carries_a_cases_accession(
     case = channels.open_case()
     ds = jpeg_object(accession=case["accession"], patient_id="SOMEONE-ELSE")
     status = send_pynetdicom(channels, ds)
-    assert status.Status == 0xC000 and "another patient" in status.ErrorComment
+    assert status.Status == 0xC000 and status.ErrorComment == UNMATCHED_COMMENT
     assert image_rows(channels, ds.SOPInstanceUID) == 0
+    assert "another patient" in _refusal_reason(channels, ds)
 
 
 def test_object_is_refused_when_the_patient_has_two_open_cases_and_no_accession_is_sent(channels):
@@ -192,8 +214,9 @@ def test_object_is_refused_when_the_patient_has_two_open_cases_and_no_accession_
     channels.open_case(patient_id="IPP-TWICE")
     ds = jpeg_object(patient_id="IPP-TWICE")
     status = send_pynetdicom(channels, ds)
-    assert status.Status == 0xC000 and "2 open cases" in status.ErrorComment
+    assert status.Status == 0xC000 and status.ErrorComment == UNMATCHED_COMMENT
     assert image_rows(channels, ds.SOPInstanceUID) == 0
+    assert _refusal_reason(channels, ds) == "2 open cases for this patient"
 
 
 def test_same_object_sent_twice_is_one_image_when_the_device_retries(channels):

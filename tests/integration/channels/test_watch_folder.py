@@ -120,3 +120,25 @@ def test_file_taken_again_after_a_crash_before_its_move_adds_nothing(channels, t
     (taken,) = again.poll_once()
     assert taken.outcome == "done" and taken.moved_to.name == f"{case['accession']}_b-1.jpg"
     assert len(channels.case(case["accession"])["images"]) == 1
+
+
+def test_an_over_long_name_goes_to_failed_under_a_short_name_and_later_files_are_taken(
+        channels):
+    case = channels.open_case()
+    long_name = f"{case['accession']}_" + "DUPONT-Helene-" * 17 + ".jpg"
+    long_name = long_name[:244] + ".jpg"  # 248 bytes: `<name>.error.txt` would not fit
+    drop(channels.watch, long_name, demo_jpeg())
+    failed = channels.watch / "failed"
+    wait_until(lambda: not (channels.watch / long_name).exists(), DEADLINE,
+               "the long-named file moved away")
+    (moved,) = [p for p in failed.glob("long-name-*") if not p.name.endswith(".error.txt")]
+    assert moved.suffix == ".jpg" and len(moved.name) < 40
+    reason = (failed / f"{moved.name}.error.txt").read_text(encoding="utf-8")
+    assert "longer than 200 bytes" in reason and "DUPONT" not in reason
+    refused = [a for a in channels.audit_actions("image.refused") if "longer than" in a["detail"]]
+    assert len(refused) == 1 and "DUPONT" not in refused[0]["detail"]
+
+    name = f"{case['accession']}_after.jpg"
+    drop(channels.watch, name, demo_jpeg())
+    wait_moved(channels, name, "done")
+    assert len(channels.case(case["accession"])["images"]) == 1

@@ -179,22 +179,28 @@ password = "{orthanc.password}"
     assert json.loads(well.stdout)["problems"] == []
 
 
-def test_config_check_warns_of_the_default_password_and_no_destination(tmp_path):
+def test_config_check_warns_of_a_known_password_no_device_and_no_destination(tmp_path):
     config = tmp_path / "telederm.toml"
-    config.write_text(f'data_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n[orthanc]\npassword = "change-me"\n',
+                      encoding="utf-8")
     result = telederm("config", "check", "--config", config)
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
-    assert len(warnings) == 2, result.stdout
-    assert "orthanc.password" in warnings[0]
-    assert "no [[destinations]]" in warnings[1]
+    assert len(warnings) == 3, result.stdout
+    assert "orthanc.password is 'change-me'" in warnings[0]
+    assert "no [[orthanc.modalities]]" in warnings[1]
+    assert "no [[destinations]]" in warnings[2]
 
     fixed = write_config(tmp_path / "fixed.toml", tmp_path / "data", """
+[[orthanc.modalities]]
+name = "dermatoscope"
+ae_title = "DERMOCAM"
+host = "127.0.0.1"
+port = 104
 [[destinations]]
 name = "ehr"
 role = "requester"
 address = "127.0.0.1:6661"
 """)
     quiet = telederm("config", "check", "--config", fixed)
-    assert [line for line in quiet.stdout.splitlines() if line.startswith("warning: ")
-            and "orthanc" in line] == []
+    assert [line for line in quiet.stdout.splitlines() if line.startswith("warning: ")] == []

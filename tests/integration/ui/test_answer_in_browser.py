@@ -53,6 +53,7 @@ class Env:
     ehr: RecordingPeer
     accession: str
     photo: Image.Image  # the upright original of the case's one photo
+    services: object  # the running connector's (to read its audit trail)
 
 
 def _pattern() -> Image.Image:
@@ -112,7 +113,8 @@ def env(tmp_path_factory):
         wait_until(lambda: all(i["archived"] for i in
                              api.get(f"/api/cases/{case['accession']}").json()["images"]),
                  60, "the photo archived in Orthanc")
-        yield Env(base, api, orthanc, config.orthanc.password, ehr, case["accession"], photo)
+        yield Env(base, api, orthanc, config.orthanc.password, ehr, case["accession"], photo,
+                  running.services)
     finally:
         api.close()
         orthanc.close()
@@ -190,6 +192,12 @@ def test_specialist_answers_a_case_and_a_second_one_gets_the_stale_form_message(
     largest, mean = _differences(drawn.resize(env.photo.size, Image.Resampling.BILINEAR),
                                  env.photo)
     assert largest <= COLOUR_TOLERANCE and mean <= MEAN_TOLERANCE, (largest, mean)
+    with env.services.reading() as uow:
+        reads = [(row["actor"], row["detail"]["what"]) for row in
+                 uow.audit.listing(accession=env.accession) if row["action"] == "case.read"
+                 and row["detail"]["via"] == "ui"]
+    actor = f"specialist:{FIRST[0]}"
+    assert (actor, "case") in reads and (actor, "image 1") in reads, reads
     first.screenshot(path=str(ARTIFACTS / "case.png"), full_page=True)
     print(f"screenshots: {ARTIFACTS / 'worklist.png'}, {ARTIFACTS / 'case.png'}")
 

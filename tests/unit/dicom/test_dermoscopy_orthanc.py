@@ -21,6 +21,7 @@ from connector.dicom.dermoscopy import Device, DermoscopyParams, to_dermoscopy
 from connector.dicom.sites import load_sites, lookup
 from connector.dicom.uids import uid_from
 from connector.dicom.wrap import to_bytes, wrap_photo
+from tests.support.orthanc import TEST_DEVICE
 
 DEVICE = Device(manufacturer="DermLite", model="DL5", serial="SN-0042",
                 software_versions=("iOS 17.5", "Capture 2.1"))
@@ -75,8 +76,8 @@ def test_orthanc_receives_dms_when_sent_with_dcmtk_storescu(orthanc, patient, pl
     # dermoscopy class ("No presentation context"); -xy proposes JPEG baseline
     # (reference/dicom.md 2.4). TCP_NODELAY=1 avoids Nagle delays on loopback.
     done = subprocess.run(
-        [storescu, "-R", "-xy", "-aec", orthanc.managed.aet, "127.0.0.1",
-         str(orthanc.dicom_port), str(path)],
+        [storescu, "-R", "-xy", "-aet", TEST_DEVICE.ae_title, "-aec", orthanc.managed.aet,
+         "127.0.0.1", str(orthanc.dicom_port), str(path)],
         capture_output=True, text=True, timeout=60, env={**os.environ, "TCP_NODELAY": "1"})
     assert done.returncode == 0, done.stdout + done.stderr
     _check_stored(orthanc, study_uid, data)

@@ -8,6 +8,7 @@ import pytest
 
 from connector.store.db import make_engine, migrate
 from tests.support.postgres import running_postgres
+from tests.support.store_samples import TEST_AUDIT_KEY
 
 
 @pytest.fixture(scope="session")
@@ -20,9 +21,10 @@ def postgres_server():
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def engine(request, tmp_path):
     if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'store' / 'telederm.db'}")
+        engine = make_engine(f"sqlite:///{tmp_path / 'store' / 'telederm.db'}", TEST_AUDIT_KEY)
     else:
-        engine = make_engine(request.getfixturevalue("postgres_server").fresh_url())
+        engine = make_engine(request.getfixturevalue("postgres_server").fresh_url(),
+                             TEST_AUDIT_KEY)
     migrate(engine)
     yield engine
     engine.dispose()

@@ -7,7 +7,7 @@ from sqlalchemy import delete, select, update
 
 from connector.store import audit
 from connector.store.schema import audit as audit_table
-from tests.support.store_samples import stamp
+from tests.support.store_samples import TEST_AUDIT_KEY, stamp
 
 
 def append_three(engine):
@@ -73,12 +73,28 @@ def test_verify_names_the_row_after_a_gap_when_a_row_was_deleted(engine):
 def test_verify_names_the_next_row_when_an_edited_row_was_rehashed(engine):
     rows = append_three(engine)
     forged_detail = '{"placer": "CMD-999"}'
-    forged_hash = audit._digest(rows[0].prev_hash, rows[0].at, rows[0].actor, rows[0].action,
-                                rows[0].accession, forged_detail)
+    forged_hash = audit._digest(TEST_AUDIT_KEY, rows[0].prev_hash, rows[0].at, rows[0].actor,
+                                rows[0].action, rows[0].accession, forged_detail)
     with engine.begin() as conn:
         conn.execute(update(audit_table).where(audit_table.c.id == rows[0].id).values(
             detail=forged_detail, hash=forged_hash))
     assert verify(engine) == (2, rows[1].id)
+
+
+def test_verify_names_the_first_row_when_the_chain_was_recomputed_without_the_key(engine):
+    """Someone who can write the table but not read the key rebuilds the chain over an edited
+    row with plain SHA-256 (or any other key): the first row no longer verifies."""
+    rows = append_three(engine)
+    prev = audit.GENESIS
+    with engine.begin() as conn:
+        for row in rows:
+            detail = '{"placer": "CMD-999"}' if row.id == rows[0].id else row.detail
+            digest = audit._digest(b"a guessed key", prev, row.at, row.actor, row.action,
+                                   row.accession, detail)
+            conn.execute(update(audit_table).where(audit_table.c.id == row.id).values(
+                detail=detail, prev_hash=prev, hash=digest))
+            prev = digest
+    assert verify(engine) == (1, rows[0].id)
 
 
 def test_rolled_back_append_leaves_the_chain_intact_when_transaction_fails(engine):

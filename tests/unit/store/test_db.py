@@ -8,21 +8,21 @@ from connector.domain.errors import StoreUnavailable
 from connector.store import schema
 from connector.store.migrations import MIGRATIONS
 from connector.store.db import make_engine, migrate
-from tests.support.store_samples import stamp
+from tests.support.store_samples import TEST_AUDIT_KEY, stamp
 
 LATEST = MIGRATIONS[-1][0]
 
 
 def test_make_engine_creates_the_folder_when_it_is_missing(tmp_path):
     path = tmp_path / "deep" / "er" / "telederm.db"
-    engine = make_engine(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}", TEST_AUDIT_KEY)
     migrate(engine)
     engine.dispose()
     assert path.is_file()
 
 
 def test_sqlite_connection_uses_wal_and_foreign_keys_when_made_by_make_engine(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'telederm.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'telederm.db'}", TEST_AUDIT_KEY)
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
@@ -31,7 +31,7 @@ def test_sqlite_connection_uses_wal_and_foreign_keys_when_made_by_make_engine(tm
 
 
 def test_migrate_creates_every_table_when_database_is_new(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}", TEST_AUDIT_KEY)
     assert migrate(engine) == LATEST
     names = set(inspect(engine).get_table_names())
     engine.dispose()
@@ -41,7 +41,7 @@ def test_migrate_creates_every_table_when_database_is_new(tmp_path):
 
 
 def test_migrate_adds_the_forwarded_table_when_the_database_predates_it(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}", TEST_AUDIT_KEY)
     migrate(engine)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE forwarded"))
@@ -76,7 +76,7 @@ def test_migrate_keeps_existing_rows_when_run_again(engine):
 def test_migrate_raises_store_unavailable_when_database_path_is_a_folder(tmp_path):
     folder = tmp_path / "db-is-a-folder"
     folder.mkdir()
-    engine = make_engine(f"sqlite:///{folder}")
+    engine = make_engine(f"sqlite:///{folder}", TEST_AUDIT_KEY)
     with pytest.raises(StoreUnavailable) as exc:
         migrate(engine)
     engine.dispose()

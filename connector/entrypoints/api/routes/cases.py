@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 from ....bootstrap import Services
 from ....domain.errors import NotFound
 from ....domain.model import MAX_REASON
-from ....workflow import refuse_order
-from ....workflow.commands import CancelCase, DeclineCase
+from ....workflow import record_read, refuse_order
+from ....workflow.commands import CancelCase, DeclineCase, RecordRead
 from ..auth import Principal, require
 from ..deps import services
 
@@ -66,13 +66,17 @@ def list_cases(request: Request, response: Response, status: str | None = None,
 
 
 @router.get("/api/cases/{accession}")
-def get_case(accession: str, _: Principal = Depends(reader),
+def get_case(accession: str, request: Request, who: Principal = Depends(reader),
              svc: Services = Depends(services)):
+    """One case, patient included; the read is in the audit trail before it is answered."""
     with svc.reading() as uow:
         case = uow.queries.case_detail(accession, svc.moment().iso)
     if case is None:
         raise NotFound(f"no case with accession {accession}", where="accession",
                        hint="list cases with GET /api/cases")
+    with svc.unit() as uow:
+        record_read.handle(RecordRead(case["accession"], who.actor, "api",
+                                      request.client.host if request.client else ""), uow)
     return case
 
 
