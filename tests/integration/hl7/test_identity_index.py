@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import socket
 
+import requests
+
 from sqlalchemy import select
 
 from connector.archive.client import ArchiveClient
@@ -220,4 +222,6 @@ def test_every_identifier_finds_the_patient_and_identity_events_reach_orthanc(
         assert [i["control_id"] for i in identity["latest_conflicts"]] == [
             "A47-TWO", "ORD-PL-E", "ORD-PL-D", "A08-TWO"]
         assert any("identity incident" in p for p in c.health()["problems"])
+        served = requests.get(f"http://127.0.0.1:{running.http_port}/api/health", timeout=10)
+        assert served.json()["identity"] == {**identity, "unknown_patient_events": 1}
         c.sock.close()
