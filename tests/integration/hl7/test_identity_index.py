@@ -225,3 +225,31 @@ def test_every_identifier_finds_the_patient_and_identity_events_reach_orthanc(
         served = requests.get(f"http://127.0.0.1:{running.http_port}/api/health", timeout=10)
         assert served.json()["identity"] == {**identity, "unknown_patient_events": 1}
         c.sock.close()
+
+
+def test_identity_status_transitions_move_the_identifier_between_ipp_and_ins(inbound):
+    """PROV -> QUAL makes the INS the identifier (the IPP alongside), QUAL -> VALI makes the INS
+    unusable again (kept, sent nowhere) and the IPP the identifier; each queues the archive
+    update of the case, whose PatientID changes."""
+    def send(raw: bytes) -> None:
+        ack = inbound.send(raw)
+        assert ack.code == "AA", [e.text for e in ack.errors]
+
+    send(order("PL-S", f"{ipp('IPP-S')}~{INS}", "DUPONT^Hélène", status="PROV"))
+    accession = inbound.accession("PL-S")
+    with inbound.services.store.engine.connect() as conn:
+        attached = cases.load(conn, accession).order.patient
+    assert (attached.id, attached.ins, attached.ins_usable) == ("IPP-S", NIR, False)
+    attach_image.attach(inbound.services, [AttachImage(accession, demo_photo(False), "test")])
+    seen = []
+    for n, (status, ids, identifier, usable) in enumerate([
+            ("QUAL", f"{ipp('IPP-S')}~{INS}", NIR, True),
+            ("VALI", ipp("IPP-S"), "IPP-S", False),  # the INS left out: kept, unusable
+            ("QUAL", INS, NIR, True)]):
+        send(adt("A31", f"A31-S{n}", ids, "DUPONT^Hélène", status=status))
+        with inbound.services.store.engine.connect() as conn:
+            p = cases.load(conn, accession).order.patient
+        assert (p.id, p.ins, p.identity_status, p.ins_usable) == (identifier, NIR, status,
+                                                                  usable), status
+        seen.append(len(inbound.outbox("archive.update_patient", accession)))
+    assert seen == [1, 2, 3]
