@@ -18,7 +18,7 @@ from ..domain.states import AWAITING_ANSWER
 from . import identity, inbox
 from . import outbox as outbox_store
 from .schema import audit as audit_table
-from .schema import cases, charges, images, outbox, patients, reports
+from .schema import cases, charges, images, outbox, patient_identifiers, patients, reports
 from .schema import inbox as inbox_table
 
 
@@ -101,8 +101,10 @@ def _filtered(query, *, status, priority, placer_order_number, patient_id, overd
         query = query.where(cases.c.priority == priority)
     if placer_order_number:
         query = query.where(cases.c.placer_order_number == placer_order_number)
-    if patient_id:
-        query = query.where(patients.c.patient_id == patient_id)
+    if patient_id:  # any identifier of the patient (IPP, INS, other ids): the index
+        query = query.where(patients.c.id.in_(
+            select(patient_identifiers.c.patient_pk)
+            .where(patient_identifiers.c.identifier == patient_id)))
     return query
 
 
