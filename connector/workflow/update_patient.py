@@ -5,7 +5,8 @@ snapshot, as a new order's PID already is), which updates every case of that pat
 point at one patients row); then, for each case that has something in the archive (an image or
 a report, stored or queued), an `archive.update_patient` job is queued, and the worklist entries
 of the cases that still take images are rewritten. A patient nobody ordered for is answered AA
-and nothing changes (the audit row says so, without patient data).
+and nothing changes (the audit row says so, without patient data; the HL7 route counts it as
+an identity event about an unknown patient, shown by `telederm status`).
 
 The record is found by any identifier the message sends (the identifier index: IPP, INS, other
 PID-3 repetitions), so an update from a system that holds only the IPP reaches a patient keyed
