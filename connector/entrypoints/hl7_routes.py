@@ -14,7 +14,10 @@ carries a teleconsultation code, records a teleconsultation done and bills it
 (`record_teleconsultation`); CA cancels the case named by ORC-2 and/or ORC-3, whatever else
 the message carries (`cancel_order`); XO changes it
 (`change_order`). ADT A08/A31 update the patient (`update_patient`), A40 merges
-(`merge_patients`). ORU^R01 and MDM^T02/T10 go to the report path (`receive_report`).
+(`merge_patients`), A47 changes an identifier (`change_identifier`). An identity event about a
+patient unknown here is AA and counted; a message whose identity contradicts a known patient
+(`IdentityConflict`) is AE at the PID field at fault and recorded as an identity incident, with
+nothing else it wrote kept. ORU^R01 and MDM^T02/T10 go to the report path (`receive_report`).
 Images embedded in an order (OBX value type ED) are attached in the order's transaction; a bad
 one refuses the whole order with ERR at its OBX (`OBX^n^5`).
 """
@@ -27,17 +30,20 @@ from typing import Any, Callable
 
 from ..bootstrap import Services
 from ..domain.errors import ConnectorError, StoreUnavailable
+from ..domain.identity import IdentityConflict
 from ..domain.model import Case
 from ..hl7 import adt, report_in
 from ..hl7.errors import Hl7Error, is_erl
 from ..hl7.orm import (OrderImage, cancel_from_orm, images_from_orm, order_control,
-                       order_from_orm, teleconsultation_from_orm)
+                       order_from_orm, patient_location, teleconsultation_from_orm)
 from ..hl7.parse import ParsedMessage
 from ..store.uow import UnitOfWork
-from ..workflow import (attach_image, cancel_order, change_order, merge_patients, open_case,
-                        receive_report, record_teleconsultation, update_patient)
-from ..workflow.commands import (AttachImage, CancelOrder, ChangeOrder, MergePatients, OpenCase,
-                                 ReceiveReport, RecordTeleconsultation, UpdatePatient)
+from ..workflow import (attach_image, cancel_order, change_identifier, change_order,
+                        merge_patients, open_case, receive_report, record_teleconsultation,
+                        update_patient)
+from ..workflow.commands import (AttachImage, CancelOrder, ChangeIdentifier, ChangeOrder,
+                                 MergePatients, OpenCase, ReceiveReport, RecordTeleconsultation,
+                                 UpdatePatient)
 from ..workflow.study import of_case as study_facts
 
 
@@ -136,13 +142,27 @@ def read_adt(services: Services, msg: ParsedMessage):
 def apply_adt(uow: UnitOfWork, msg: ParsedMessage, change) -> None:
     key = update_patient.message_key(msg.sender, msg.control_id)
     if isinstance(change, adt.PatientMerge):
-        merge_patients.handle(MergePatients(change.surviving, change.prior_id,
-                                            change.prior_issuer, change.event, key,
-                                            actor_of(msg)), uow)
+        accessions = merge_patients.handle(MergePatients(
+            change.surviving, change.prior_id, change.prior_issuer, change.event, key,
+            actor_of(msg)), uow)
+    elif isinstance(change, adt.IdentifierChange):
+        accessions = change_identifier.handle(ChangeIdentifier(
+            change.patient, change.prior_id, change.prior_issuer, change.event, key,
+            actor_of(msg)), uow)
     else:
-        update_patient.handle(UpdatePatient(change.patient, change.event, key, actor_of(msg)),
-                              uow)
+        accessions = update_patient.handle(UpdatePatient(change.patient, change.event, key,
+                                                         actor_of(msg)), uow)
+    if accessions is None:
+        _incident(uow, msg, "unknown-patient", "no case names this patient")
     return None  # one patient, possibly several cases: each is audited
+
+
+def _incident(uow: UnitOfWork, msg: ParsedMessage, kind: str, reason: str,
+              location: str = "") -> None:
+    uow.identity.record_incident(at=uow.moment.iso, kind=kind,
+                                 message_type=f"{msg.message_type}^{msg.trigger}",
+                                 sender=msg.sender, control_id=msg.control_id, reason=reason,
+                                 location=location)
 
 
 def read_report(services: Services, msg: ParsedMessage):
@@ -197,8 +217,9 @@ def as_hl7(err: ConnectorError) -> Hl7Error:
 def route(uow: UnitOfWork, msg: ParsedMessage,
           read: Any = None) -> tuple[str | None, list[Hl7Error]]:
     """Apply the message in a savepoint: (accession, []) when applied; (None, [the ERR]) when
-    refused, with nothing it wrote kept. `read` is its route's `read` result when the caller
-    has it. The store being unavailable is raised (try again later)."""
+    refused, with nothing it wrote kept (an identity conflict is then recorded as an identity
+    incident). `read` is its route's `read` result when the caller has it. The store being
+    unavailable is raised (try again later)."""
     try:
         with uow.savepoint():
             chosen = route_of(msg)
@@ -207,5 +228,10 @@ def route(uow: UnitOfWork, msg: ParsedMessage,
             return chosen.apply(uow, msg, read), []
     except StoreUnavailable:
         raise
+    except IdentityConflict as err:
+        location = patient_location(msg, uow.services.mappings.orm, err.where, err.identifier)
+        _incident(uow, msg, "conflict", err.text, location)
+        return None, [Hl7Error(err.text, hl7_code="205" if err.where == "patient.id" else "207",
+                               location=location, ack_code="AE", hint=err.hint)]
     except ConnectorError as err:
         return None, [as_hl7(err)]

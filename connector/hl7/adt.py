@@ -1,4 +1,5 @@
-"""ADT identity messages -> a patient update (A08, A31) or a merge (A40), as domain patients.
+"""ADT identity messages -> a patient update (A08, A31), a merge (A40) or a change of identifier
+(A47), as domain patients.
 
 Which trigger does what, and where the prior identifier of a merge is, are data
 (`mappings/hl7/adt.toml`). The patient in PID is read by `orm.patient_from_message`, with the
@@ -35,6 +36,11 @@ class AdtMapping:
     update_events: frozenset[str]
     merge_events: frozenset[str]
     prior_patient_id: Location
+    change_identifier_events: frozenset[str] = frozenset()
+
+    @property
+    def all_events(self) -> frozenset[str]:
+        return self.update_events | self.merge_events | self.change_identifier_events
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,17 @@ class PatientMerge:
     prior_location: str  # ERR-2 of the prior identifier (`MRG^1^1`)
 
 
+@dataclass(frozen=True)
+class IdentifierChange:
+    """A47: the patient's identifier in MRG (prior) is replaced by the one in PID."""
+
+    event: str
+    patient: Patient
+    prior_id: str
+    prior_issuer: str
+    prior_location: str
+
+
 def _triggers(codes: tuple[str, ...]) -> tuple[str, ...]:
     if any(len(c) != 3 or not c[0].isalpha() or not c[1:].isdigit() for c in codes):
         raise ValueError("must list ADT trigger events like A08")
@@ -68,6 +85,7 @@ _Triggers = Annotated[Codes, NonEmpty, AfterValidator(_triggers)]
 class _Events(SiteModel):
     update: _Triggers
     merge: _Triggers
+    change_identifier: _Triggers
 
 
 class _Merge(SiteModel):
@@ -86,33 +104,39 @@ def load_mapping(path: Path = MAPPING_FILE) -> AdtMapping:
     problems = Problems(str(path))
     f = problems.validate(_File, read_toml(path, "ADT mapping"))
     if f is not None:
-        both = sorted(set(f.events.update) & set(f.events.merge))
-        if both:
-            problems.add(f"{both[0]} is listed both as update and as merge", key="events")
+        lists = {"update": f.events.update, "merge": f.events.merge,
+                 "change_identifier": f.events.change_identifier}
+        seen: dict[str, str] = {}
+        for name, codes in lists.items():
+            for code in codes:
+                if code in seen:
+                    problems.add(f"{code} is listed both as {seen[code]} and as {name}",
+                                 key="events")
+                seen.setdefault(code, name)
     problems.raise_any()
     return AdtMapping(frozenset(f.events.update), frozenset(f.events.merge),
-                      f.merge.prior_patient_id)
+                      f.merge.prior_patient_id, frozenset(f.events.change_identifier))
 
 
 def events(mapping: AdtMapping | None = None) -> frozenset[tuple[str, str]]:
     """The (MSH-9.1, MSH-9.2) pairs this mapper takes."""
     m = mapping or load_mapping()
-    return frozenset((MESSAGE_TYPE, e) for e in m.update_events | m.merge_events)
+    return frozenset((MESSAGE_TYPE, e) for e in m.all_events)
 
 
 def read_adt(msg: ParsedMessage, mapping: AdtMapping | None = None, *,
-             orm: OrmMapping | None = None) -> PatientUpdate | PatientMerge:
+             orm: OrmMapping | None = None) -> PatientUpdate | PatientMerge | IdentifierChange:
     """The update or merge an ADT message carries; PID is read with `orm` (the order mapping
     the site runs with, test mode included), or the shipped one.
 
     Raises `Hl7Error`: 201 (AR) for an event the mapping does not list; from PID, what
     `patient_from_message` raises (101 missing identifier or name, 102 malformed, 103 sex code);
-    for a merge, 100 when the MRG segment is missing, 101 when its identifier is empty, 102 when
+    for a merge or a change of identifier, 100 when the MRG segment is missing, 101 when its identifier is empty, 102 when
     it is longer than 64 characters.
     """
     m = mapping or load_mapping()
     event = msg.trigger.upper()
-    if msg.message_type.upper() != MESSAGE_TYPE or event not in m.update_events | m.merge_events:
+    if msg.message_type.upper() != MESSAGE_TYPE or event not in m.all_events:
         raise Hl7Error(f"event {msg.trigger} is not supported for {msg.message_type}",
                        hl7_code="201", location="MSH^1^9^2", ack_code="AR")
     patient = patient_from_message(msg, orm)
@@ -131,4 +155,5 @@ def read_adt(msg: ParsedMessage, mapping: AdtMapping | None = None, *,
     if len(prior_id) > _MAX_ID:
         raise Hl7Error(f"prior patient identifier is longer than {_MAX_ID} characters",
                        hl7_code="102", location=where)
-    return PatientMerge(event, patient, prior_id, authority_of(msg, loc, 4), where)
+    kind = IdentifierChange if event in m.change_identifier_events else PatientMerge
+    return kind(event, patient, prior_id, authority_of(msg, loc, 4), where)

@@ -431,6 +431,24 @@ def _patient(r: _Reader) -> Patient:
                       "patient.identity_status": m.identity.reliability})
 
 
+def patient_location(msg: ParsedMessage, mapping: OrmMapping, where: str,
+                     identifier: tuple[str, str] = ("", "")) -> str:
+    """ERR-2 of a patient trait a refusal names (`patient.id`, `patient.name`,
+    `patient.birth_date`, `patient.sex`): for an identifier, its PID-3 repetition
+    (`PID^1^3^2`) when the message carries it there, else the field."""
+    r = _Reader(msg, mapping)
+    if where != "patient.id":
+        key = {"patient.name": "patient_name", "patient.birth_date": "birth_date",
+               "patient.sex": "sex"}[where]
+        return r.first_field(key).erl()
+    loc = r.first_field("patient_id")
+    for rep in range(1, len(msg.repetitions(loc)) + 1):
+        here = loc.at(repetition=rep)
+        if (msg.part(here, 1), authority_of(msg, here, 4)) == identifier:
+            return f"{loc.erl()}^{rep}"
+    return loc.erl()
+
+
 def _requester(r: _Reader) -> Practitioner:
     return _practitioner(r, r.first_field("requester"), "requester")
 

@@ -13,10 +13,11 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from ..domain.errors import NotFound
+from ..domain.identity import keys as identity_keys
 from ..domain.model import (Answer, Case, Consent, Facility, Order, Patient, PersonName,
                             Practitioner, Priority, Triage)
 from ..domain.states import CaseStatus
-from . import counters, driver
+from . import counters, driver, identity
 from .schema import cases, images, patients, reports
 
 
@@ -24,11 +25,11 @@ from .schema import cases, images, patients, reports
 # statements go to the driver (`driver.execute`), their SQL written once from the tables.
 _PATIENT_COLUMNS = ("family", "given", "birth_date", "sex", "ins", "ins_oid", "identity_status",
                     "identity_flags", "other_ids", "id_details")
-_PATIENT_PK = "SELECT id FROM patients WHERE patient_id = ? AND issuer = ?"
 _PATIENT_INSERT = driver.insert_sql(patients, ("patient_id", "issuer") + _PATIENT_COLUMNS,
                                     returning="id")
-_PATIENT_UPDATE = (f"UPDATE patients SET {', '.join(f'{c} = ?' for c in _PATIENT_COLUMNS)}"
-                   " WHERE id = ?")
+_PATIENT_UPDATE = ("UPDATE patients SET "
+                   + ", ".join(f"{c} = ?" for c in ("patient_id", "issuer") + _PATIENT_COLUMNS)
+                   + " WHERE id = ?")
 _CASE_COLUMNS = ("accession", "sender", "placer_order_number", "study_uid", "status", "priority",
                  "patient_pk", "requester_id", "requester_family", "requester_given",
                  "requester_authority", "question", "ordered_at", "patient_hospitalised",
@@ -45,16 +46,22 @@ def next_accession(conn: Connection, prefix: str = "TD") -> str:
     return f"{prefix}{counters.next_value(conn, 'accession'):08d}"
 
 
-def _save_patient(conn: Connection, patient: Patient) -> int:
+def _save_patient(conn: Connection, patient: Patient, pk: int | None = None) -> int:
+    """Write `patient` to record `pk` (when None, the record one of its identifiers finds, else
+    a new one) and index its identifiers. Nothing is compared here: the workflow has checked
+    that the identity is theirs (`workflow/update_patient.identify`)."""
+    if pk is None:
+        pk = next(iter(identity.find(conn, identity_keys(patient)).values()), None)
     named = {"family": patient.name.family, "given": patient.name.given,
              "birth_date": patient.birth_date, "sex": patient.sex, **identity_values(patient)}
     values = tuple(named[column] for column in _PATIENT_COLUMNS)
-    row = driver.execute(conn, _PATIENT_PK, (patient.id, patient.issuer)).fetchone()
-    if row is None:
-        return driver.execute(conn, _PATIENT_INSERT,
-                              (patient.id, patient.issuer, *values)).fetchone()[0]
-    driver.execute(conn, _PATIENT_UPDATE, (*values, row[0]))
-    return row[0]
+    if pk is None:
+        pk = driver.execute(conn, _PATIENT_INSERT,
+                            (patient.id, patient.issuer, *values)).fetchone()[0]
+    else:
+        driver.execute(conn, _PATIENT_UPDATE, (patient.id, patient.issuer, *values, pk))
+    identity.index(conn, pk, patient)
+    return pk
 
 
 def identity_values(patient: Patient) -> dict:
@@ -91,12 +98,14 @@ def answers_from_json(text: str) -> tuple[Answer, ...]:
                  for a in json.loads(text or "[]"))
 
 
-def insert(conn: Connection, case: Case, now: str) -> None:
+def insert(conn: Connection, case: Case, now: str, patient_pk: int | None = None) -> None:
+    """Store a new case; its patient is record `patient_pk` (given the order's patient), or a
+    new record when None."""
     order = case.order
     facility = order.facility or Facility()
     consent = (json.dumps({"source": order.consent.source, "given_at": order.consent.given_at})
                if order.consent else "")
-    patient_pk = _save_patient(conn, order.patient)
+    patient_pk = _save_patient(conn, order.patient, patient_pk)
     requester = order.requester
     driver.execute(conn, _CASE_INSERT, (
         case.accession, order.sender, order.placer_order_number, case.study_uid,
@@ -160,21 +169,22 @@ def accession_for_study(conn: Connection, study_uid: str) -> str | None:
 # row updates the patient of every case.
 
 def find_patient(conn: Connection, patient_id: str, issuer: str) -> int | None:
-    """The patients row of (identifier, issuer), or None when no case ever named them (every
-    ADT of a patient administration feed asks: straight to the driver)."""
-    row = driver.execute(conn, _PATIENT_PK, (patient_id, issuer)).fetchone()
-    return row[0] if row is not None else None
+    """The record any of whose identifiers is (identifier, issuer), or None when no case ever
+    named them."""
+    return identity.find(conn, [(patient_id, issuer)]).get((patient_id, issuer))
+
+
+def patient(conn: Connection, pk: int) -> Patient:
+    """The patient of record `pk`, as stored."""
+    return patient_from_row(conn.execute(select(patients).where(patients.c.id == pk))
+                            .mappings().one())
 
 
 def update_patient(conn: Connection, pk: int, patient: Patient) -> list[str]:
-    """Give record `pk` the identifier, issuer and every value `patient` carries (as a new
-    order does, `_save_patient`); returns the names of the columns that changed (never their
-    values). No other record may hold `patient`'s identifier and issuer."""
+    """Give record `pk` the identifier, issuer and every value `patient` carries, and index its
+    identifiers; returns the names of the columns that changed (never their values)."""
     before = conn.execute(select(patients).where(patients.c.id == pk)).mappings().one()
-    if (before["patient_id"], before["issuer"]) != (patient.id, patient.issuer):
-        conn.execute(update(patients).where(patients.c.id == pk)
-                     .values(patient_id=patient.id, issuer=patient.issuer))
-    _save_patient(conn, patient)
+    _save_patient(conn, patient, pk)
     after = conn.execute(select(patients).where(patients.c.id == pk)).mappings().one()
     return [k for k in after.keys() if k != "id" and before[k] != after[k]]
 
@@ -186,12 +196,13 @@ def patient_accessions(conn: Connection, pk: int) -> list[str]:
 
 
 def move_cases(conn: Connection, from_pk: int, to_pk: int, now: str) -> list[str]:
-    """Give every case of patient `from_pk` to patient `to_pk` and delete `from_pk` (a merge);
-    returns the accessions moved."""
+    """Give every case and identifier of patient `from_pk` to patient `to_pk` and delete
+    `from_pk` (a merge); returns the accessions moved."""
     moved = patient_accessions(conn, from_pk)
     if moved:
         conn.execute(update(cases).where(cases.c.patient_pk == from_pk)
                      .values(patient_pk=to_pk, updated_at=now))
+    identity.move(conn, from_pk, to_pk)
     conn.execute(patients.delete().where(patients.c.id == from_pk))
     return moved
 

@@ -15,10 +15,10 @@ from sqlalchemy.engine import Connection
 
 from ..domain.errors import DomainError
 from ..domain.states import AWAITING_ANSWER
-from . import inbox
+from . import identity, inbox
 from . import outbox as outbox_store
 from .schema import audit as audit_table
-from .schema import cases, charges, images, outbox, patients, reports
+from .schema import cases, charges, images, outbox, patient_identifiers, patients, reports
 from .schema import inbox as inbox_table
 
 
@@ -101,8 +101,10 @@ def _filtered(query, *, status, priority, placer_order_number, patient_id, overd
         query = query.where(cases.c.priority == priority)
     if placer_order_number:
         query = query.where(cases.c.placer_order_number == placer_order_number)
-    if patient_id:
-        query = query.where(patients.c.patient_id == patient_id)
+    if patient_id:  # any identifier of the patient (IPP, INS, other ids): the index
+        query = query.where(patients.c.id.in_(
+            select(patient_identifiers.c.patient_pk)
+            .where(patient_identifiers.c.identifier == patient_id)))
     return query
 
 
@@ -395,7 +397,8 @@ def oldest_pending(conn: Connection) -> dict | None:
 def health(conn: Connection, orthanc_reachable: bool) -> dict:
     """What `GET /api/health` and `telederm status` report: outbox depths and its oldest pending
     item, each destination's last success and failure, the inbox (messages stored but not
-    applied yet, and those that could not be applied), Orthanc reachability, and `problems`."""
+    applied yet, and those that could not be applied), Orthanc reachability, the identity
+    events (`identity.summary`: about unknown patients, conflicts refused), and `problems`."""
     depth = stats(conn)["outbox"]
     depth["oldest_pending_item"] = oldest_pending(conn)
     peers = outbox_store.destinations(conn)
@@ -406,9 +409,15 @@ def health(conn: Connection, orthanc_reachable: bool) -> dict:
     if failed:
         problems.append(f"{failed} HL7 message(s) acknowledged but not applied "
                         "(inbox state failed; see the audit trail)")
+    identities = identity.summary(conn)
+    if identities["conflicts"]:
+        problems.append(f"{identities['conflicts']} identity incident(s): messages refused "
+                        "because their identity contradicts a known patient (for the "
+                        "identity-vigilance team; see identity.latest_conflicts)")
     return {"outbox": depth, "destinations": peers,
             "inbox": {"pending": waiting, "oldest_pending_at": oldest, "failed": failed},
-            "orthanc": {"reachable": orthanc_reachable}, "problems": problems}
+            "orthanc": {"reachable": orthanc_reachable}, "identity": identities,
+            "problems": problems}
 
 
 def health_problems(queue: dict, destinations: dict[str, dict], orthanc_reachable: bool) -> list[str]:

@@ -42,6 +42,37 @@ patients = Table(
     UniqueConstraint("patient_id", "issuer"),
 )
 
+# The identifier index (0012): every identifier a patient is known by (the identifier, the
+# other PID-3 repetitions, the INS whatever its status), each belonging to one patient. The
+# patients row keeps how messages write them back (`other_ids`, `id_details`); this finds them.
+patient_identifiers = Table(
+    "patient_identifiers", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("patient_pk", Integer, ForeignKey("patients.id"), nullable=False),
+    Column("identifier", String(64), nullable=False),
+    Column("authority", String(64), nullable=False, default=""),  # OID, else namespace id
+    Column("namespace", String(64), nullable=False, default=""),  # CX-4.1 beside an OID
+    Column("type", String(10), nullable=False, default=""),       # CX-5 (PI, INS, ...)
+    UniqueConstraint("identifier", "authority"),
+)
+Index("ix_patient_identifiers_patient", patient_identifiers.c.patient_pk)
+
+# Identity events the identity-vigilance team must see (0012): `unknown-patient` (an ADT about
+# a patient no case names: AA, nothing changed) and `conflict` (a message refused because its
+# identity contradicts a known patient). No patient data: the message, the rule, the field.
+identity_incidents = Table(
+    "identity_incidents", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", String(32), nullable=False),
+    Column("kind", String(20), nullable=False),        # unknown-patient | conflict
+    Column("message_type", String(20), nullable=False),  # ADT^A08, ORM^O01 ...
+    Column("sender", String(200), nullable=False),
+    Column("control_id", String(64), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("location", String(40), nullable=False, default=""),  # ERR-2 of a conflict
+)
+Index("ix_identity_incidents_kind", identity_incidents.c.kind)
+
 cases = Table(
     "cases", metadata,
     Column("accession", String(16), primary_key=True),

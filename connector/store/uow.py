@@ -21,8 +21,8 @@ from sqlalchemy.exc import OperationalError
 
 from ..domain.errors import StoreUnavailable
 from ..domain.moment import Moment
-from . import (audit, cases, charges, counters, forwarded, images, inbox, outbox, queries,
-               reports, routing, tokens, users)
+from . import (audit, cases, charges, counters, forwarded, identity, images, inbox, outbox,
+               queries, reports, routing, tokens, users)
 from .db import WriterGate, engine_and_gate
 
 
@@ -67,6 +67,7 @@ class UnitOfWork:
         self.users = Repository(users, conn)
         self.routing = Repository(routing, conn)
         self.tokens = Repository(tokens, conn)
+        self.identity = Repository(identity, conn)
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator["UnitOfWork"]:

@@ -14,6 +14,7 @@ order again).
 
 from __future__ import annotations
 
+from ..domain import identity
 from ..domain.errors import NotFound, StateConflict
 from ..domain.model import Case
 from ..domain.states import CaseStatus
@@ -39,7 +40,7 @@ def handle(cmd: ChangeOrder, uow: UnitOfWork) -> Case:
                             where="case.status",
                             hint="the opinion was given or the order ended: send a new order")
     known = case.order.patient
-    if (known.id, known.issuer) not in update_patient.identity_keys(order.patient):
+    if (known.id, known.issuer) not in identity.keys(order.patient):
         raise Hl7Error("the change names another patient than the order", hl7_code=207,
                        location="PID^1^3", ack_code="AE",
                        hint="merge the patients (ADT^A40), or cancel and order again")

@@ -139,6 +139,18 @@ class MergePatients:
 
 
 @dataclass(frozen=True)
+class ChangeIdentifier:
+    """A47: the patient's identifier `prior_id`/`prior_issuer` (MRG-1) becomes the one in PID."""
+
+    patient: Patient
+    prior_id: str
+    prior_issuer: str
+    event: str
+    key: str
+    actor: str
+
+
+@dataclass(frozen=True)
 class AssignCase:
     """A specialist takes a case (`specialist` is their IdNatPS), or an admin gives it to one."""
 

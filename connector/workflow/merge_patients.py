@@ -3,7 +3,8 @@ surviving one (PID).
 
 In the message's transaction (`update_patient.apply`):
 - both known: the surviving record takes the message's demographics, the prior patient's cases
-  move to it and the prior record is deleted;
+  and identifiers move to it (the prior identifier still finds the patient) and the prior
+  record is deleted; PID identifiers naming a third record are refused (`IdentityConflict`);
 - prior patient known, surviving patient unknown: the prior record takes the surviving identity
   and demographics (its cases keep their record);
 - then every case whose patient changed gets the follow-up of an A08: an
@@ -19,18 +20,18 @@ already written keep the identifier they were billed with.
 
 from __future__ import annotations
 
+from ..domain import identity
 from ..store.uow import UnitOfWork
 from . import update_patient
 from .commands import MergePatients
 
 
-def handle(cmd: MergePatients, uow: UnitOfWork) -> list[str]:
-    """Merge; returns the accessions whose patient is now `cmd.surviving`."""
+def handle(cmd: MergePatients, uow: UnitOfWork) -> list[str] | None:
+    """Merge; returns the accessions whose patient is now `cmd.surviving`, None when neither
+    patient has a record here."""
     prior = (cmd.prior_id, cmd.prior_issuer)
-    if prior not in update_patient.identity_keys(cmd.surviving) and uow.cases.find_patient(
-            *prior) is None:
+    if prior not in identity.keys(cmd.surviving) and uow.cases.find_patient(*prior) is None:
         uow.audit.append(at=uow.moment.iso, actor=cmd.actor, action="patient.merge_ignored",
                          detail={"event": cmd.event, "outcome": "prior patient has no case"})
-    accessions = update_patient.apply(uow, cmd.surviving, event=cmd.event, key=cmd.key,
-                                      actor=cmd.actor, merged=(prior,))
-    return accessions or []
+    return update_patient.apply(uow, cmd.surviving, event=cmd.event, key=cmd.key,
+                                actor=cmd.actor, prior=prior)

@@ -8,16 +8,24 @@ triage and where the consent came from, never the answers themselves."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..dicom import uids
 from ..domain.errors import DomainError
 from ..domain.model import Case
 from ..store.uow import UnitOfWork
-from . import assign_case, notify_status, publish_worklist
+from . import assign_case, notify_status, publish_worklist, update_patient
 from .commands import OpenCase
 
 
 def handle(cmd: OpenCase, uow: UnitOfWork) -> Case:
     """Persist a new case for the order.
+
+    The patient is found by any of their identifiers (`update_patient.identify`): an order
+    whose identity contradicts the known patient (identifiers of two patients, another
+    identifier of one authority, another name, birth date or sex) raises `IdentityConflict`
+    and opens nothing; identifiers it brings (an INS now qualified) join the record, and the
+    earlier cases follow (archive, worklist) as after an A08.
 
     The Study Instance UID derives from (sender, placer order number), so the same order
     always maps to the same study, even if it were re-created after a restore. The worklist
@@ -32,10 +40,14 @@ def handle(cmd: OpenCase, uow: UnitOfWork) -> Case:
         raise DomainError("this placer order number already has a case", code="duplicate-order",
                           where="placer_order_number",
                           hint="send a new placer order number, or ORC-1 XO to change the order")
+    patient_pk, patient = update_patient.identify(uow, order.patient)
+    earlier = uow.cases.patient_accessions(patient_pk) if patient_pk is not None else []
     case = Case(accession=uow.cases.next_accession(),
                 study_uid=uids.study_uid(order.sender, order.placer_order_number),
-                order=order)
-    uow.cases.insert(case, now)
+                order=dataclasses.replace(order, patient=patient))
+    if earlier and uow.cases.update_patient(patient_pk, patient):
+        update_patient.propagate(uow, earlier, key=f"order:{case.accession}")
+    uow.cases.insert(case, now, patient_pk)
     if cmd.worklist and uow.services.config.worklist.enabled:
         publish_worklist.enqueue(uow, case.accession)
     detail = {"priority": order.priority.value}

@@ -5,13 +5,15 @@ snapshot, as a new order's PID already is), which updates every case of that pat
 point at one patients row); then, for each case that has something in the archive (an image or
 a report, stored or queued), an `archive.update_patient` job is queued, and the worklist entries
 of the cases that still take images are rewritten. A patient nobody ordered for is answered AA
-and nothing changes (the audit row says so, without patient data).
+and nothing changes (the audit row says so, without patient data; the HL7 route counts it as
+an identity event about an unknown patient, shown by `telederm status`).
 
-The record is found by the message's patient identifier, else by the other identifiers it
-sends (PID-3 repetitions) or its INS: when an identity becomes qualified the INS becomes the
-identifier and the IPP comes alongside, and the record kept under the IPP takes the INS. Records
-of several of these identifiers are one person by the message's word: their cases join the
-first one (audited `patient.merged`).
+The record is found by any identifier the message sends (the identifier index: IPP, INS, other
+PID-3 repetitions), so an update from a system that holds only the IPP reaches a patient keyed
+on the INS; identifiers the message does not send are kept, and so is the INS (with the status
+the message gives: QUAL -> VALI makes the IPP the identifier again). A message whose
+identifiers name two records, or that brings a second identifier of one authority, is refused
+(`IdentityConflict`, domain/identity.py) and changes nothing: only a merge joins records.
 
 The archive job (`perform`) runs in the outbox on the archive's line, so after every store
 queued before it. It reads the patient from the store when it runs (a later update wins, a
@@ -40,6 +42,7 @@ import json
 import logging
 
 from ..archive.errors import ArchiveUnavailable
+from ..domain import identity
 from ..domain.model import Patient
 from ..store.files import write_durably
 from ..store.uow import UnitOfWork
@@ -59,43 +62,60 @@ def message_key(sender: str, control_id: str) -> str:
     return hashlib.sha256(f"{sender}|{control_id}".encode()).hexdigest()[:20]
 
 
-def handle(cmd: UpdatePatient, uow: UnitOfWork) -> list[str]:
-    """Store the patient's demographics on their record; returns the accessions of their cases
-    ([] when the patient has none). `cmd.key` identifies the message (`message_key`)."""
+def handle(cmd: UpdatePatient, uow: UnitOfWork) -> list[str] | None:
+    """Store the patient's demographics on their record; returns the accessions of their cases,
+    None when no record has any of the message's identifiers (nothing changes). `cmd.key`
+    identifies the message (`message_key`). Raises `IdentityConflict` (nothing written) when
+    the identifiers name two records or bring a second identifier of one authority."""
     accessions = apply(uow, cmd.patient, event=cmd.event, key=cmd.key, actor=cmd.actor)
     if accessions is None:
         uow.audit.append(at=uow.moment.iso, actor=cmd.actor, action="patient.unknown",
                          detail={"event": cmd.event, "outcome": "no case for this patient"})
-        return []
     return accessions
 
 
-def identity_keys(patient: Patient) -> list[tuple[str, str]]:
-    """Every (identifier, issuer) this message says is the patient: the identifier first, then
-    the other identifiers sent alongside (PID-3 repetitions) and the INS, so a record keyed on
-    the IPP is found when the identity becomes qualified and the INS becomes the identifier
-    (or the other way round)."""
-    keys = [(patient.id, patient.issuer), *patient.other_ids]
-    if patient.ins:
-        keys.append((patient.ins, patient.ins_oid))
-    return list(dict.fromkeys(keys))
+def identify(uow: UnitOfWork, patient: Patient) -> tuple[int | None, Patient]:
+    """For an order: the record its patient is (None when new to the connector) and what that
+    record becomes. Raises `IdentityConflict` when the identifiers name two records, bring a
+    second identifier of one authority, or the record's name, birth date or sex differ."""
+    pk = identity.one_record(uow.identity.find(identity.keys(patient)))
+    if pk is None:
+        return None, patient
+    stored = uow.cases.patient(pk)
+    identity.check(stored, uow.identity.held(pk), patient, traits=True)
+    return pk, identity.combine(stored, patient)
 
 
 def apply(uow: UnitOfWork, patient: Patient, *, event: str, key: str, actor: str,
-          merged: tuple[tuple[str, str], ...] = ()) -> list[str] | None:
-    """Give the patient's record the message's identity and demographics; the records of the
-    `merged` identifiers (a merge's prior patient), and any other record this message names
-    (`identity_keys`), give it their cases and are deleted. Returns the accessions of the
-    patient's cases, or None when no record matches (nothing is created)."""
+          prior: tuple[str, str] | None = None,
+          change_identifier: bool = False) -> list[str] | None:
+    """Give the patient's record the message's demographics and identifiers
+    (`domain.identity.combine`). `prior` is a merge's prior patient (A40: its record gives the
+    surviving one its cases and identifiers and is deleted, or becomes the surviving one when
+    that is unknown) or, with `change_identifier` (A47), the identifier being replaced (it
+    finds nobody afterwards). Returns the accessions of the patient's cases, or None when no
+    record matches (nothing is created). Raises `IdentityConflict` before writing anything."""
     now = uow.moment.iso
-    found = [uow.cases.find_patient(*k) for k in [*identity_keys(patient), *merged]]
-    records = list(dict.fromkeys(pk for pk in found if pk is not None))
-    if not records:
+    prior_pk = uow.cases.find_patient(*prior) if prior else None
+    found = {k: pk for k, pk in uow.identity.find(identity.keys(patient)).items()
+             if pk != prior_pk}
+    if change_identifier and prior_pk is not None and found:
+        raise identity.IdentityConflict("the new identifier already belongs to another patient "
+                                        "here", where="patient.id", identifier=next(iter(found)))
+    target = identity.one_record(found)
+    if target is None:
+        target, prior_pk = prior_pk, None
+    if target is None:
         return None
-    target, others = records[0], records[1:]
+    retired = frozenset([prior]) if prior else frozenset()
+    held = uow.identity.held(target) | (uow.identity.held(prior_pk) if prior_pk else set())
+    stored = uow.cases.patient(target)
+    identity.check(stored, held, patient, traits=False, ignore=retired)
     own = uow.cases.patient_accessions(target)
-    moved = [a for pk in others for a in uow.cases.move_cases(pk, target, now)]
-    changed = uow.cases.update_patient(target, patient)
+    moved = uow.cases.move_cases(prior_pk, target, now) if prior_pk else []
+    if change_identifier:
+        uow.identity.retire(*prior)
+    changed = uow.cases.update_patient(target, identity.combine(stored, patient, retired))
     propagate(uow, moved + (own if changed else []), key=key)
     for accession in moved:
         uow.audit.append(at=now, actor=actor, action="patient.merged", accession=accession,

@@ -7,7 +7,8 @@ A migration is never edited once released: later changes add a new numbered modu
 from . import (m0001_initial, m0002_image_quality, m0003_billing,
                m0004_identity_questionnaire, m0005_patient_identity,
                m0006_inbox_state, m0007_users, m0008_case_procedure, m0009_forwarded,
-               m0010_identifier_forms, m0011_routing, m0012_api_tokens)
+               m0010_identifier_forms, m0011_routing, m0012_api_tokens,
+               m0013_identifier_index)
 
 MIGRATIONS = [
     (1, "initial", m0001_initial.upgrade),
@@ -22,4 +23,5 @@ MIGRATIONS = [
     (10, "identifier forms", m0010_identifier_forms.upgrade),
     (11, "care network", m0011_routing.upgrade),
     (12, "api tokens", m0012_api_tokens.upgrade),
+    (13, "identifier index", m0013_identifier_index.upgrade),
 ]

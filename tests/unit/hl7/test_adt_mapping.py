@@ -1,4 +1,4 @@
-"""ADT^A08 / A31 / A40 -> PatientUpdate / PatientMerge (connector/hl7/adt.py) and the checks on
+"""ADT^A08 / A31 / A40 / A47 -> PatientUpdate / PatientMerge / IdentifierChange (connector/hl7/adt.py) and the checks on
 mappings/hl7/adt.toml."""
 
 from pathlib import Path
@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from connector.domain.errors import ConfigError
-from connector.hl7.adt import (MAPPING_FILE, PatientMerge, PatientUpdate, events, load_mapping,
-                               read_adt)
+from connector.hl7.adt import (MAPPING_FILE, IdentifierChange, PatientMerge, PatientUpdate,
+                               events, load_mapping, read_adt)
 from connector.hl7.errors import Hl7Error
 from connector.hl7.parse import parse
 
@@ -72,23 +72,38 @@ def test_an_event_not_in_the_mapping_is_unsupported_ar():
     assert (err.hl7_code, err.location, err.ack_code) == ("201", "MSH^1^9^2", "AR")
 
 
-def test_shipped_mapping_takes_a08_a31_a40():
+def test_shipped_mapping_takes_a08_a31_a40_a47():
     m = load_mapping(MAPPING_FILE)
     assert m.update_events == {"A08", "A31"} and m.merge_events == {"A40"}
-    assert events(m) == {("ADT", "A08"), ("ADT", "A31"), ("ADT", "A40")}
+    assert m.change_identifier_events == {"A47"}
+    assert events(m) == {("ADT", "A08"), ("ADT", "A31"), ("ADT", "A40"), ("ADT", "A47")}
+
+
+def test_change_of_identifier_gives_the_new_patient_and_the_replaced_identifier():
+    got = read_adt(parse(adt("A47", PID, "MRG|IPP-OLD^^^CHU_DEMO&1.2.250.1.999.1&ISO^PI",
+                             structure="ADT_A30")))
+    assert isinstance(got, IdentifierChange) and got.event == "A47"
+    assert (got.patient.id, got.prior_id, got.prior_issuer) == (
+        "IPP-7", "IPP-OLD", "1.2.250.1.999.1")
 
 
 @pytest.mark.parametrize("body,key", [
-    ('[events]\nupdate = ["A08"]\n[merge]\nprior_patient_id = "MRG-1"\n', "events.merge"),
-    ('[events]\nupdate = ["A08"]\nmerge = ["A08"]\n[merge]\nprior_patient_id = "MRG-1"\n',
-     "events"),
-    ('[events]\nupdate = ["ADT08"]\nmerge = ["A40"]\n[merge]\nprior_patient_id = "MRG-1"\n',
+    ('[events]\nupdate = ["A08"]\nchange_identifier = ["A47"]\n[merge]\n'
+     'prior_patient_id = "MRG-1"\n', "events.merge"),
+    ('[events]\nupdate = ["A08"]\nmerge = ["A08"]\nchange_identifier = ["A47"]\n[merge]\n'
+     'prior_patient_id = "MRG-1"\n', "events"),
+    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\nchange_identifier = ["A40"]\n[merge]\n'
+     'prior_patient_id = "MRG-1"\n', "events"),
+    ('[events]\nupdate = ["ADT08"]\nmerge = ["A40"]\nchange_identifier = ["A47"]\n[merge]\n'
+     'prior_patient_id = "MRG-1"\n',
      "events.update"),
-    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\n[merge]\nprior_patient_id = "MRG-1.1"\n',
+    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\nchange_identifier = ["A47"]\n[merge]\n'
+     'prior_patient_id = "MRG-1.1"\n',
      "merge.prior_patient_id"),
-    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\n[merge]\nprior_patient_id = "PID-3"\n',
+    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\nchange_identifier = ["A47"]\n[merge]\n'
+     'prior_patient_id = "PID-3"\n',
      "merge.prior_patient_id"),
-    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\n', "merge"),
+    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\nchange_identifier = ["A47"]\n', "merge"),
 ])
 def test_a_bad_mapping_file_names_the_key(tmp_path: Path, body, key):
     path = tmp_path / "adt.toml"
@@ -108,7 +123,8 @@ def test_an_unreadable_mapping_file_names_the_file(tmp_path: Path):
 
 def test_a_bad_mapping_file_names_every_bad_key_at_once(tmp_path: Path):
     path = tmp_path / "adt.toml"
-    path.write_text('[events]\nupdate = ["ADT08"]\nmerge = []\n[merge]\n'
+    path.write_text('[events]\nupdate = ["ADT08"]\nmerge = []\nchange_identifier = ["A47"]\n'
+                    '[merge]\n'
                     'prior_patient_id = "PID-3"\n', encoding="utf-8")
     with pytest.raises(ConfigError) as exc:
         load_mapping(path)

@@ -69,9 +69,11 @@ def test_case_without_a_request_loads_as_before(engine):
 def test_case_detail_shows_the_request_and_hides_an_unusable_ins(engine):
     with engine.begin() as conn:
         qualified = open_case(conn, full_order("P-Q"))
-        provisional = open_case(conn, full_order("P-V", qualified=False))
     with engine.connect() as conn:
         q = queries.case_detail(conn, qualified.accession)
+    with engine.begin() as conn:  # the same patient (one record), identity no longer qualified
+        provisional = open_case(conn, full_order("P-V", qualified=False))
+    with engine.connect() as conn:
         v = queries.case_detail(conn, provisional.accession)
     assert q["patient"]["ins"] == {"value": NIR, "oid": INS_OID, "usable": True}
     assert q["patient"]["other_ids"] == [{"id": "IPP0012345", "issuer": "CHU_NIMES"}]

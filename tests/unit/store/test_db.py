@@ -37,7 +37,8 @@ def test_migrate_creates_every_table_when_database_is_new(tmp_path):
     engine.dispose()
     assert names == {"schema_version", "counters", "patients", "cases", "images", "reports",
                      "charges", "inbox", "outbox", "audit", "users", "sessions", "forwarded",
-                     "timers", "absences", "api_tokens"}
+                     "timers", "absences", "api_tokens", "patient_identifiers",
+                     "identity_incidents"}
 
 
 def test_migrate_adds_the_forwarded_table_when_the_database_predates_it(tmp_path):
@@ -142,3 +143,40 @@ def test_migrate_adds_the_care_network_when_the_database_is_at_version_10(engine
     assert (row.accession, row.pool, row.assigned_to, row.due_at, row.escalations) == (
         case.accession, "", "", "", 0)
     assert {"timers", "absences"} <= set(inspect(engine).get_table_names())
+
+
+def test_migrate_indexes_every_identifier_of_existing_patients_when_at_version_12(engine):
+    """0013: each patients row gives the index its identifier, INS and other identifiers (with
+    the namespace and type it kept); one that two rows held stays with the older row and
+    becomes an identity incident."""
+    import json
+
+    from connector.store import cases, identity
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE patient_identifiers"))
+        conn.execute(text("DROP TABLE identity_incidents"))
+        conn.execute(text("DELETE FROM schema_version WHERE version > 12"))
+        first = conn.execute(schema.patients.insert().values(
+            patient_id="279035121518989", issuer="1.2.250.1.213.1.4.8", family="CŒUR",
+            ins="279035121518989", ins_oid="1.2.250.1.213.1.4.8", identity_status="QUAL",
+            other_ids=json.dumps([["IPP-1", "1.2.250.1.999.1"]]),
+            id_details=json.dumps([["IPP-1", "1.2.250.1.999.1", "CHU_DEMO", "PI"]]))
+        ).inserted_primary_key[0]
+        second = conn.execute(schema.patients.insert().values(
+            patient_id="IPP-2", issuer="1.2.250.1.999.1", family="MARTIN",
+            other_ids=json.dumps([["IPP-1", "1.2.250.1.999.1"], ["X-9", "LAB"]]))
+        ).inserted_primary_key[0]
+    assert migrate(engine) == LATEST
+    with engine.connect() as conn:
+        rows = {(r.identifier, r.authority): (r.patient_pk, r.namespace, r.type)
+                for r in conn.execute(select(schema.patient_identifiers))}
+        incidents = conn.execute(select(schema.identity_incidents)).all()
+        assert cases.find_patient(conn, "IPP-1", "1.2.250.1.999.1") == first
+        assert cases.find_patient(conn, "X-9", "LAB") == second
+        assert identity.summary(conn)["conflicts"] == 1
+    assert rows == {("279035121518989", "1.2.250.1.213.1.4.8"): (first, "", "INS"),
+                    ("IPP-1", "1.2.250.1.999.1"): (first, "CHU_DEMO", "PI"),
+                    ("IPP-2", "1.2.250.1.999.1"): (second, "", ""),
+                    ("X-9", "LAB"): (second, "", "")}
+    assert [(i.kind, i.message_type) for i in incidents] == [("conflict", "migration")]
+    assert "IPP" not in incidents[0].reason

@@ -59,6 +59,17 @@ def test_list_cases_finds_one_case_when_placer_number_is_given(engine):
         assert accessions(queries.list_cases(conn, placer_order_number="P-1").items) == [a]
 
 
+def test_list_cases_finds_the_patient_by_any_of_their_identifiers(engine):
+    order = make_order("P-OTHER", patient_id="IPP9")
+    patient = dataclasses.replace(order.patient, other_ids=(("LAB-9", "LAB"),))
+    with engine.begin() as conn:
+        case = open_case(conn, dataclasses.replace(order, patient=patient))
+    with engine.connect() as conn:
+        for identifier in ("IPP9", "LAB-9"):
+            assert accessions(queries.list_cases(conn, patient_id=identifier).items) == [
+                case.accession]
+
+
 def test_list_cases_keeps_the_patients_cases_when_patient_id_is_given(engine):
     a, _, c = three_cases(engine)
     with engine.connect() as conn:

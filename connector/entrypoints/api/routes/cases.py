@@ -35,7 +35,8 @@ _PAGE_HEADERS = {
 @router.get("/api/cases", responses={200: {"headers": _PAGE_HEADERS}})
 def list_cases(request: Request, response: Response, status: str | None = None,
                priority: str | None = None, placer_order_number: str | None = None,
-               patient_id: str | None = None,
+               patient_id: str | None = Query(None, description="any identifier of the patient "
+                                                "(IPP, INS, other PID-3 identifiers)"),
                overdue: bool | None = Query(None, description="true: only the cases past "
                                             "their deadline and still waiting for an answer; "
                                             "false: only the others"),
