@@ -55,8 +55,8 @@ def cmd_demo(args) -> int:
 
 def cmd_wrap(args) -> int:
     from ..dicom.sites import load_sites, lookup
-    from ..dicom.uids import image_uid, series_uid, wrap_study_uid
-    from ..dicom.wrap import check_kind, wrap_image
+    from ..dicom.uids import wrap_study_uid
+    from ..dicom.wrap import check_kind
     from ..config import default_mappings_dir
     from ..domain.model import Patient, PersonName
     from ..domain.moment import hl7_dt
@@ -84,27 +84,39 @@ def cmd_wrap(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     now = hl7_dt(dt.datetime.now(dt.timezone.utc))
     study_uid = wrap_study_uid(args.accession or patient.id)
-    for number, name in enumerate(args.files, start=1):
-        path = Path(name)
-        if not path.is_file():
-            raise ImageError(f"{name} is not a readable file", where=name, hint="check the path")
-        data = path.read_bytes()
-        sop_uid = image_uid(study_uid, args.kind, hashlib.sha256(data).hexdigest())
-        try:
-            wrapped = wrap_image(data, kind=args.kind, patient=patient, study_uid=study_uid,
-                                 accession=args.accession or "",
-                                 series_uid=series_uid(study_uid, args.kind),
-                                 sop_uid=sop_uid, instance_number=number, study_datetime=now,
-                                 content_datetime=now, site=site,
-                                 laterality=args.laterality or "", dermoscope=dermoscope)
-        except ImageError as err:
-            raise ImageError(err.text, where=name, hint=err.hint, code=err.code) from None
-        target = out / f"{path.stem}.dcm"
-        partial = target.with_name(target.name + ".tmp")  # a failed write leaves no .dcm behind
-        partial.write_bytes(wrapped.to_bytes())
-        partial.replace(target)
-        print(target)
+    with progress() as bar:
+        task = bar.add_task("wrap", total=len(args.files))
+        for number, name in enumerate(args.files, start=1):
+            print(_wrap_one(name, number, args, patient=patient, site=site, out=out,
+                            study_uid=study_uid, now=now, dermoscope=dermoscope), flush=True)
+            bar.advance(task)
     return 0
+
+
+def _wrap_one(name: str, number: int, args, *, patient, site, out: Path, study_uid: str,
+              now: str, dermoscope) -> Path:
+    """Wrap one file of `telederm wrap` and write it atomically; the path written."""
+    from ..dicom.uids import image_uid, series_uid
+    from ..dicom.wrap import wrap_image
+    path = Path(name)
+    if not path.is_file():
+        raise ImageError(f"{name} is not a readable file", where=name, hint="check the path")
+    data = path.read_bytes()
+    sop_uid = image_uid(study_uid, args.kind, hashlib.sha256(data).hexdigest())
+    try:
+        wrapped = wrap_image(data, kind=args.kind, patient=patient, study_uid=study_uid,
+                             accession=args.accession or "",
+                             series_uid=series_uid(study_uid, args.kind),
+                             sop_uid=sop_uid, instance_number=number, study_datetime=now,
+                             content_datetime=now, site=site,
+                             laterality=args.laterality or "", dermoscope=dermoscope)
+    except ImageError as err:
+        raise ImageError(err.text, where=name, hint=err.hint, code=err.code) from None
+    target = out / f"{path.stem}.dcm"
+    partial = target.with_name(target.name + ".tmp")  # a failed write leaves no .dcm behind
+    partial.write_bytes(wrapped.to_bytes())
+    partial.replace(target)
+    return target
 
 
 def cmd_import(args) -> int:
@@ -140,7 +152,8 @@ def cmd_import(args) -> int:
 def progress():
     """The progress bar of a long command, on stderr (stdout keeps what scripts read): done
     and total counts, the rate, the time left. Drawn on a terminal only: a script reading
-    stderr gets the error lines alone."""
+    stderr gets the error lines alone. What the command prints on stdout goes through the bar
+    (drawn above it) only when stdout is that terminal too: piped, it stays on stdout."""
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
                                TextColumn, TimeRemainingColumn)
@@ -156,7 +169,7 @@ def progress():
     console = Console(stderr=True)
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TaskProgressColumn(), _Rate(), TimeRemainingColumn(), console=console,
-                    disable=not console.is_terminal)
+                    disable=not console.is_terminal, redirect_stdout=sys.stdout.isatty())
 
 
 def cmd_hl7_send(args) -> int:
@@ -176,13 +189,16 @@ def cmd_hl7_send(args) -> int:
                               hint="check MSH-18 against the file's encoding") from None
         messages.append((name, text.replace("\r\n", "\r").replace("\n", "\r").strip("\r") + "\r"))
     refused = []
-    for name, text in messages:
-        ack = send_message(host, port, text, timeout=args.timeout)
-        print(f"{name}: {ack.code} {ack.control_id_acked} {ack.text}".rstrip(), flush=True)
-        for err in ack.errors:
-            print(f"  ERR {err}")
-        if ack.code not in ACCEPTED:
-            refused.append((name, ack.code))
+    with progress() as bar:
+        task = bar.add_task("send", total=len(messages))
+        for name, text in messages:
+            ack = send_message(host, port, text, timeout=args.timeout)
+            print(f"{name}: {ack.code} {ack.control_id_acked} {ack.text}".rstrip(), flush=True)
+            for err in ack.errors:
+                print(f"  ERR {err}", flush=True)
+            if ack.code not in ACCEPTED:
+                refused.append((name, ack.code))
+            bar.advance(task)
     for name, code in refused:  # a script sees the refusal in the exit status
         print(f"telederm: {name} refused by the peer ({args.to}): it answered {code}, see the "
               "ERR lines above", file=sys.stderr)
