@@ -254,6 +254,22 @@ def cmd_status(args) -> int:
     return 1 if report["problems"] else 0
 
 
+def cmd_doctor(args) -> int:
+    from ..bootstrap import build
+    from ..runtime.doctor import examine
+    findings = examine(build(_config(args)))
+    problems = [f for f in findings if f.level == "problem"]
+    warnings = [f for f in findings if f.level == "warning"]
+    for f in findings:
+        if f.level == "problem":
+            print(f"telederm: {f.check}: {f.text}", file=sys.stderr)
+        else:
+            print(f"{f.level:<8}{f.check}: {f.text}")
+    print(f"doctor: {len(findings)} check(s), {len(problems)} problem(s), "
+          f"{len(warnings)} warning(s)" + ("" if problems else ": all is well"))
+    return 1 if problems else 0
+
+
 def cmd_cases(args) -> int:
     from ..bootstrap import build
     services = build(_config(args))
@@ -578,6 +594,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stats)
     with_config(sub.add_parser("status", help="queue depths, peers, Orthanc reachability")).set_defaults(
         func=cmd_status)
+    with_config(sub.add_parser(
+        "doctor", help="check Orthanc, peers, certificates, disk, queues and clock",
+        description="Connects to each peer without sending anything. Exits 1 with one line "
+                    "per problem on stderr, 0 when all is well.")).set_defaults(func=cmd_doctor)
     queue = sub.add_parser("queue", help="the outbox: list, retry or discard items")
     queue_sub = queue.add_subparsers(dest="queue_command", required=True, parser_class=_Parser)
     p = with_config(queue_sub.add_parser("list", help="list outbox items, newest first"))

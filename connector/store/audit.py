@@ -70,3 +70,9 @@ def verify(conn: Connection) -> tuple[int, int | None]:
             return count, row.id
         prev = row.hash
     return count, None
+
+
+def newest_at(conn: Connection) -> str | None:
+    """When the last row was written (the store's format), or None for an empty trail: a
+    clock that is behind it has been set back."""
+    return conn.execute(select(audit.c.at).order_by(audit.c.id.desc()).limit(1)).scalar()
