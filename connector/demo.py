@@ -5,13 +5,21 @@ for the requesting EHR and the accounting system (real sockets; they print what 
 sends an order, uploads two photos (one carrying an EXIF block with GPS and a serial number,
 which must not reach the archive), waits for the study to be stable, posts the report, waits
 for the ORU and the DFT to be acknowledged, prints what happened, and stops what it started.
+
+With `--keep` it then opens a second case that waits for an answer, prints an admin API token
+and the logins of a demo dermatologist and a demo admin for the /ui/ pages, and runs until
+Ctrl-C. SIGTERM and SIGHUP (`kill`, a closed terminal, a service manager) end it as Ctrl-C
+does, at any point, so the Orthanc it started never outlives it; the stopping itself is not
+interrupted by a second signal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import secrets
+import signal
 import tempfile
 import threading
 import time
@@ -20,6 +28,7 @@ from pathlib import Path
 import httpx
 
 from .config import ApiSection, ApiToken, Config, Destination, load_config
+from .entrypoints.ui import passwords
 from .hl7.ack import build_ack
 from .hl7.client import send_message
 from .hl7.listener import MllpListener
@@ -143,7 +152,68 @@ def wait_for(predicate, timeout: float, what: str):
     raise TimeoutError(f"timed out waiting for {what}")
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+# The dermatologist who signs the demo's report and logs in to /ui/ with --keep.
+DERMATOLOGIST = ("810001234567", "LEROY^Claire")
+# /ui/ users of --keep: (login, role, FAMILY^GIVEN, practitioner id)
+DEMO_USERS = (("dermato", "specialist", DERMATOLOGIST[1], DERMATOLOGIST[0]),
+              ("admin", "admin", "ADMIN^Demo", ""))
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _uninterrupted():
+    """Ctrl-C, SIGTERM and SIGHUP ignored while the block runs (stopping what was started)."""
+    caught = (signal.SIGINT, *STOP_SIGNALS)
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in caught}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def run_demo(*, keep: bool = False) -> int:
+    """The demo from the command line (the main thread: it takes SIGTERM and SIGHUP)."""
+    previous = {s: signal.signal(s, _interrupt) for s in STOP_SIGNALS}
+    try:
+        return _run(keep)
+    except KeyboardInterrupt:
+        print("\nInterrupted before the end of the demo.", flush=True)
+        return 130
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _demo_users(running: RunningConnector) -> list[tuple[str, str, str]]:
+    """Add the /ui/ users of DEMO_USERS with fresh passwords: (login, role, password)."""
+    out = []
+    with running.services.unit() as uow:
+        for login, role, name, practitioner_id in DEMO_USERS:
+            password = secrets.token_urlsafe(12)
+            uow.users.add(login=login, name=name, role=role, practitioner_id=practitioner_id,
+                          password=passwords.hash_password(password), now=uow.moment.iso)
+            out.append((login, role, password))
+    return out
+
+
+def _waiting_case(api: httpx.Client, running: RunningConnector) -> str:
+    """A second order with one photo, left waiting for the dermatologist's answer."""
+    send_message("127.0.0.1", running.hl7_port, demo_order("ORD0002", "CMD-2026-0002"))
+    accession = api.get("/api/cases", params={"placer_order_number": "CMD-2026-0002"}
+                        ).json()[0]["accession"]
+    api.post(f"/api/cases/{accession}/images",
+             files={"file": ("lesion.jpg", demo_photo(False), "image/jpeg")},
+             data={"kind": "photo", "site": "66643007", "laterality": "U",
+                   "description": "Dos, lésion pigmentée"}).raise_for_status()
+    return accession
+
+
+def _run(keep: bool) -> int:
     work = Path(tempfile.mkdtemp(prefix="telederm-demo-"))
     token = secrets.token_urlsafe(16)
     ehr = RecordingPeer("ehr", echo=True).start()
@@ -183,7 +253,7 @@ def run_demo(*, keep: bool = False) -> int:
             "text": "Lésion pigmentée asymétrique de 12 mm, polychrome.\n"
                     "Aspect suspect : exérèse à programmer rapidement.",
             "conduct": "biopsy",
-            "specialist": {"id": "810001234567", "name": "LEROY^Claire"}})
+            "specialist": {"id": DERMATOLOGIST[0], "name": DERMATOLOGIST[1]}})
         r.raise_for_status()
         print(f"   report v{r.json()['version']} signed, digest {r.json()['digest'][:16]}…")
         wait_for(lambda: ehr.messages and accounting.messages, 60, "the ORU and the DFT to be delivered")
@@ -205,7 +275,14 @@ def run_demo(*, keep: bool = False) -> int:
             print(f"   charge {line['transaction_id']}: {line['code']} ({line['role']}) "
                   f"{line['amount']} EUR {line['type']}, {line['status']}")
         if keep:
-            print("\nRunning until Ctrl-C ...")
+            waiting = _waiting_case(api, running)
+            base = f"http://127.0.0.1:{running.http_port}"
+            print(f"\nCase {waiting} waits for an answer. Pages for people: {base}/ui/")
+            for login, role, password in _demo_users(running):
+                print(f"   login {login} ({role}), password {password}")
+            print(f"Admin token: {token}  (API: Authorization: Bearer …, or Authorize on "
+                  f"{base}/docs)")
+            print("Running until Ctrl-C (or SIGTERM) ...", flush=True)
             try:
                 while True:
                     time.sleep(1)
@@ -213,7 +290,8 @@ def run_demo(*, keep: bool = False) -> int:
                 pass
         return 0
     finally:
-        running.stop()
-        ehr.stop()
-        accounting.stop()
-        print("\nStopped Orthanc, the connector and the peers.")
+        with _uninterrupted():
+            running.stop()
+            ehr.stop()
+            accounting.stop()
+            print("\nStopped Orthanc, the connector and the peers.", flush=True)

@@ -51,6 +51,11 @@ class Pool:
     fallback: str  # the pool a late case escalates to, "" for none
     destination: str  # the specialist destination, "" for every specialist destination
 
+    def admits(self, practitioner_id: str) -> bool:
+        """Whether this specialist reads the pool's cases: its members, or anyone when it
+        lists none (the site has not said who reads it, as in the shipped file)."""
+        return not self.members or practitioner_id in self.members
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -94,6 +99,10 @@ class Routing:
         """The pool of the first rule the order matches, else the default pool."""
         rule = next((r for r in self.rules if r.matches(order)), None)
         return self.pools[rule.pool if rule is not None else self.default_pool]
+
+    def pools_of(self, practitioner_id: str) -> tuple[str, ...]:
+        """The pools whose cases this specialist reads (`Pool.admits`)."""
+        return tuple(p.id for p in self.pools.values() if p.admits(practitioner_id))
 
     def pick(self, pool: Pool, day: dt.date, open_cases: dict[str, int],
              absences: tuple[Absence, ...] = (), exclude: str = "") -> str:

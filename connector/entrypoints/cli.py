@@ -549,7 +549,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = sub.add_parser("demo", help="run one tele-expertise case end to end on a local Orthanc")
-    p.add_argument("--keep", action="store_true", help="keep running until Ctrl-C to browse the study")
+    p.add_argument("--keep", action="store_true",
+                   help="keep running until Ctrl-C or SIGTERM to browse the study and try the "
+                        "/ui/ pages (prints an admin token and demo logins)")
     p.set_defaults(func=cmd_demo)
 
     p = with_config(sub.add_parser("serve", help="run the connector (listeners, API, workers)"))

@@ -1,10 +1,11 @@
 """The care network's assignment (`mappings/routing.toml`, `connector/routing.py`): a new case
 gets a pool, a specialist and a deadline (`route`, called by `open_case`); a specialist takes a
 case (`handle`) or hands it back (`release`). Every assignment is audited (`case.assigned`,
-`case.taken`, `case.released`).
+`case.taken`, `case.released`); a cancelled or declined case leaves the network (`withdraw`).
 
 The specialist side is told through the outbox (`connector/hl7/assignment.py`): ORC-1 NW when
-the case reaches a destination, XO when its assignee changes there, CA when it leaves it. A
+the case reaches a destination, XO when its assignee changes there, CA when it leaves it
+(moved to another pool's destination, or withdrawn). A
 specialist taking a case tells the requesters that take order status messages that the work
 has started (SC/IP, `notify_status.in_progress`, once per case whether READY came first or not).
 
@@ -76,11 +77,11 @@ def pick(uow: UnitOfWork, pool: Pool, *, exclude: str = "") -> str:
 
 
 def handle(cmd: AssignCase, uow: UnitOfWork) -> Assignment:
-    """`cmd.specialist` takes the case: they must be a member of its pool, and the case still
-    waits for an answer. Taking a case one already holds changes nothing."""
+    """`cmd.specialist` takes the case: they must read its pool (`Pool.admits`), and the case
+    still waits for an answer. Taking a case one already holds changes nothing."""
     before = _waiting(uow, cmd.accession)
     pool = routing_of(uow).pools.get(before.pool)
-    if pool is None or cmd.specialist not in pool.members:
+    if pool is None or not pool.admits(cmd.specialist):
         raise DomainError(f"{cmd.specialist} is not a member of pool {before.pool or '-'}",
                           code="not-in-pool", where="specialist",
                           hint=f"add them to the pool's members in {routing_of(uow).source}")
@@ -138,13 +139,25 @@ def destinations_of(uow: UnitOfWork, pool_id: str) -> tuple[str, ...]:
     return tuple(d.name for d in config.destinations_for("specialist"))
 
 
-def tell(uow: UnitOfWork, case: Case, *, before: Assignment | None, after: Assignment,
+def withdraw(uow: UnitOfWork, case: Case) -> str | None:
+    """The case leaves the care network (cancelled, declined): its pending timers are
+    cancelled and its pool's specialist side gets ORC-1 CA. A case that never had a pool (opened
+    before the care network) was never sent there. Returns the CA's MSH-10, or None."""
+    uow.routing.cancel(case.accession)
+    before = uow.routing.assignment(case.accession)
+    if not before.pool:
+        return None
+    return tell(uow, case, before=before, after=None)
+
+
+def tell(uow: UnitOfWork, case: Case, *, before: Assignment | None, after: Assignment | None,
          reminder: bool = False) -> str | None:
-    """Queue what the specialist side must hear of a change from `before` to `after`: NW where
-    the case arrives, XO where it stays, CA where it leaves (SC with `reminder`). Returns the
-    MSH-10, or None when no specialist destination is concerned."""
+    """Queue what the specialist side must hear of a change from `before` to `after` (None:
+    the case is withdrawn): NW where the case arrives, XO where it stays, CA where it leaves
+    (SC with `reminder`). Returns the MSH-10, or None when no specialist destination is
+    concerned."""
     old = destinations_of(uow, before.pool) if before is not None else ()
-    new = destinations_of(uow, after.pool)
+    new = destinations_of(uow, after.pool) if after is not None else ()
     controls = ([(d, "SC") for d in new] if reminder else
                 [(d, "CA") for d in old if d not in new]
                 + [(d, "XO" if d in old else "NW") for d in new])
@@ -154,7 +167,8 @@ def tell(uow: UnitOfWork, case: Case, *, before: Assignment | None, after: Assig
     sequence = f"spec:{case.accession}"
     number = uow.counters.read(sequence) + 1
     uow.counters.write(sequence, number)
-    due = hl7_dt(Moment.from_iso(after.due_at).utc) if after.due_at else ""
+    shown = after or before
+    due = hl7_dt(Moment.from_iso(shown.due_at).utc) if shown.due_at else ""
     control_id = f"SP{case.accession}{'R' if reminder else 'A'}{number}"
     kinds = {d.name: d.order_message for d in config.destinations_for("specialist")}
     for name, control in controls:

@@ -1,6 +1,8 @@
 """Step 8: the requester cancels an order (ORC-1 CA). The case is CANCELLED; when its act was
 already charged (an answered tele-expertise, a teleconsultation reported as done), what was
-charged is credited (CD lines, one DFT^P03 / CSV batch) in the same transaction.
+charged is credited (CD lines, one DFT^P03 / CSV batch) in the same transaction, and the case
+leaves the care network (pending timers cancelled, ORC-1 CA to its pool's specialist side,
+`assign_case.withdraw`).
 
 The order is named by the placer's number (ORC-2, scoped by the sender), by our accession
 (ORC-3, as our status messages gave it), or both: then both must name the same case. A cancel
@@ -16,7 +18,7 @@ from ..domain.errors import NotFound
 from ..domain.model import Case
 from ..domain.states import CaseEvent, CaseStatus
 from ..store.uow import UnitOfWork
-from . import notify_status, post_charges
+from . import assign_case, notify_status, post_charges
 from .commands import CancelOrder
 
 REASON = "act cancelled by the requester (ORC-1 CA)"
@@ -31,8 +33,9 @@ def handle(cmd: CancelOrder, uow: UnitOfWork) -> Case:
     case.apply(CaseEvent.CANCEL)
     uow.cases.save_status(case, now)
     dft = post_charges.credit_case(uow, case, reason=REASON)
+    withdrawn = assign_case.withdraw(uow, case)
     uow.audit.append(at=now, actor=cmd.actor, action="case.cancelled", accession=accession,
-                     detail={"dft": dft})
+                     detail={"dft": dft, "specialist": withdrawn})
     notify_status.cancelled_as_requested(uow, case)  # ORC-1 CR
     return case
 

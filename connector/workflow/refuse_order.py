@@ -8,7 +8,9 @@
   CANCELLED (also an answered one: what its act charged is then credited, as for a cancel
   from the requester). ORC-16 `CANCELLED^<reason>^L`.
 
-The worklist entries of the case are withdrawn by the worker's sweep (`publish_worklist.retire`).
+Either way the case leaves the care network: its pending timers are cancelled and its pool's
+specialist side gets ORC-1 CA (`assign_case.withdraw`). The worklist entries of the case are
+withdrawn by the worker's sweep (`publish_worklist.retire`).
 HTTP: `POST /api/cases/{accession}/decline` (specialist) and `.../cancel` (admin).
 """
 
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from ..domain.model import Practitioner, reason_text
 from ..domain.states import CaseEvent
 from ..store.uow import UnitOfWork
-from . import notify_status, post_charges
+from . import assign_case, notify_status, post_charges
 from .commands import CancelCase, DeclineCase
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ def _refuse(uow: UnitOfWork, accession: str, event: CaseEvent, code: str, *, rea
     if event is CaseEvent.CANCEL:
         dft = post_charges.credit_case(uow, case, reason=f"case cancelled: {reason}")
     sent = notify_status.refused(uow, case, code=code, text=reason, action_by=action_by)
+    withdrawn = assign_case.withdraw(uow, case)
     uow.audit.append(at=now, actor=actor, action=action, accession=accession,
-                     detail={"reason": reason, "status": sent, "dft": dft})
+                     detail={"reason": reason, "status": sent, "dft": dft,
+                             "specialist": withdrawn})
     return RefusedOrder(accession, case.status.value, sent, dft)

@@ -1,10 +1,12 @@
 """The /ui/ pages: login, the specialist's worklist, the case page with its photos, and the
-answer and decline forms, which go through the same steps as the API
-(`record_report.handle`, `refuse_order.decline`).
+answer, decline, take and hand-back forms, which go through the same steps as the API
+(`record_report.handle`, `refuse_order.decline`, `assign_case.handle` and `.release`).
 
 Every page needs a session (else a redirect to /ui/login) and a role: the worklist, the case
-and its photos are for specialists and admins; answering and declining for specialists, who
-sign with their own RPPS-based id and name (never typed in the form). Pages with patient data
+and its photos are for specialists and admins; answering, declining and taking for
+specialists, who sign with their own RPPS-based id and name (never typed in the form); handing
+back for the case's assignee or an admin. A specialist sees the cases of the pools they read
+(`Pool.admits`, `mappings/routing.toml`), an admin every case. Pages with patient data
 are sent with `Cache-Control: no-store`. A form carries the case's status and report version
 as it was shown: when they changed before the form came back (someone else answered, the case
 was cancelled), nothing is recorded and the page says so.
@@ -24,10 +26,10 @@ from ...archive.errors import ArchiveError
 from ...archive.client import viewer_url
 from ...domain.errors import DomainError, NotFound, StateConflict
 from ...domain.model import PersonName, Practitioner
-from ...domain.moment import Moment
+from ...domain.moment import Moment, iso
 from ...domain.states import AWAITING_ANSWER
-from ...workflow import record_report, refuse_order
-from ...workflow.commands import DeclineCase, RecordReport
+from ...workflow import assign_case, record_report, refuse_order
+from ...workflow.commands import AssignCase, DeclineCase, RecordReport, ReleaseCase
 from . import i18n, passwords, session
 from .session import PageDenied, Person
 
@@ -63,6 +65,14 @@ def _day(text: str, lang: str) -> str:
     return f"{d}/{m}/{y}" if lang == "fr" else f"{y}-{m}-{d}"
 
 
+def _when(text: str, lang: str) -> str:
+    """A stored instant (ISO UTC) as the site's local date and time, to the minute."""
+    if not text:
+        return ""
+    local = Moment.from_iso(text).local
+    return local.strftime("%d/%m/%Y %H:%M" if lang == "fr" else "%Y-%m-%d %H:%M")
+
+
 _templates.filters["person_name"] = _person_name
 
 
@@ -74,7 +84,7 @@ def render(request: Request, template: str, *, who: Person | None = None, status
     labels = i18n.labels()[lang]
     html = _templates.get_template(template).render(
         t=labels, lang=lang, who=who, csrf=csrf or (who.csrf if who else ""),
-        day=lambda text: _day(text, lang), **context)
+        day=lambda text: _day(text, lang), when=lambda text: _when(text, lang), **context)
     return HTMLResponse(html, status_code=status, headers={**NO_STORE, **SECURITY})
 
 
@@ -166,14 +176,33 @@ def _age(created_at: str, now: dt.datetime, labels: dict) -> str:
     return labels["age_days"].format(n=minutes // (24 * 60))
 
 
+def _pools_read(request: Request, who: Person) -> tuple[str, ...] | None:
+    """The pools whose cases `who` sees: None (all) for an admin."""
+    if who.role == "admin":
+        return None
+    return request.app.state.services.mappings.routing.pools_of(who.practitioner_id)
+
+
+def _practitioners(uow) -> dict[str, str]:
+    """IdNatPS -> FAMILY^GIVEN of the users who have one (to name assignees)."""
+    return {u["practitioner_id"]: u["name"] for u in uow.users.listing() if u["practitioner_id"]}
+
+
+def _pool_labels(request: Request) -> dict[str, str]:
+    return {p.id: p.label for p in request.app.state.services.mappings.routing.pools.values()}
+
+
 @router.get("/ui/")
 def worklist(request: Request, status: str = "", who: Person = Depends(session.person(*READERS))):
     services = request.app.state.services
-    with services.reading() as uow:
-        cases = uow.queries.worklist(status=status or None)
     now = services.now()
+    with services.reading() as uow:
+        cases = uow.queries.worklist(status=status or None, now=iso(now),
+                                     pools=_pools_read(request, who))
+        names = _practitioners(uow)
     return render(request, "worklist.html", who=who, cases=cases, statuses=WAITING,
-                  selected=status if status in WAITING else "",
+                  selected=status if status in WAITING else "", names=names,
+                  pools=_pool_labels(request),
                   age=lambda created: _age(created, now, i18n.labels()[_lang(request)]))
 
 
@@ -182,25 +211,31 @@ def _lang(request: Request) -> str:
                        request.app.state.services.config.reports.language)
 
 
-def _case(request: Request, accession: str) -> dict:
+def _case(request: Request, who: Person, accession: str) -> tuple[dict, dict[str, str]]:
+    """The case as its page shows it, and the names of the practitioners; NotFound also for a
+    case of a pool `who` does not read (its existence is not theirs to know)."""
     services = request.app.state.services
+    pools = _pools_read(request, who)
     with services.reading() as uow:
-        case = uow.queries.case_with_context(accession, services.mappings.sites)
-    if case is None:
+        case = uow.queries.case_with_context(accession, services.mappings.sites,
+                                             iso(services.now()))
+        names = _practitioners(uow)
+    if case is None or (pools is not None and case["pool"] and case["pool"] not in pools):
         raise NotFound(f"no case with accession {accession}", where="accession")
-    return case
+    return case, names
 
 
 def _case_page(request: Request, who: Person, accession: str, *, status: int = 200,
                notice: str = "", error: str = "", text: str = "", conduct: str = "",
                reason: str = "") -> HTMLResponse:
     try:
-        case = _case(request, accession)
+        case, names = _case(request, who, accession)
     except NotFound:
         labels = i18n.labels()[_lang(request)]
         return _message(request, who, 404, "not_found_title",
                         labels["not_found"].format(accession=accession), back="/ui/")
     services = request.app.state.services
+    pool = services.mappings.routing.pools.get(case["pool"] or "")
     images = [{**shown, "n": n, "archived": stored["archived"]} for n, (shown, stored)
               in enumerate(zip(case["context"]["images"], case["images"]), start=1)]
     return render(
@@ -208,7 +243,13 @@ def _case_page(request: Request, who: Person, accession: str, *, status: int = 2
         viewer=viewer_url(services.config.orthanc.url, case["patient"]["id"],
                           case["study_instance_uid"]),
         conducts=list(services.mappings.conducts.values()),
-        answerable=case["status"] in WAITING,
+        answerable=case["status"] in WAITING, names=names,
+        pool_label=pool.label if pool is not None else (case["pool"] or ""),
+        may_take=(who.role == "specialist" and bool(who.practitioner_id) and pool is not None
+                  and pool.admits(who.practitioner_id)
+                  and case["assigned_to"] != who.practitioner_id),
+        may_release=bool(case["assigned_to"]) and (
+            who.role == "admin" or case["assigned_to"] == who.practitioner_id),
         version=len(case["reports"]), notice=notice, error=error, text=text,
         conduct=conduct, reason=reason)
 
@@ -217,7 +258,8 @@ def _case_page(request: Request, who: Person, accession: str, *, status: int = 2
 def case_page(request: Request, accession: str, done: str = "",
               who: Person = Depends(session.person(*READERS))):
     labels = i18n.labels()[_lang(request)]
-    notice = {"answered": labels["answered_ok"], "declined": labels["declined_ok"]}.get(done, "")
+    notice = {"answered": labels["answered_ok"], "declined": labels["declined_ok"],
+              "taken": labels["taken_ok"], "released": labels["released_ok"]}.get(done, "")
     return _case_page(request, who, accession, notice=notice)
 
 
@@ -311,6 +353,46 @@ async def decline(request: Request, accession: str,
         return _case_page(request, who, accession, status=422, reason=reason,
                           error=err.one_line())
     return RedirectResponse(f"/ui/cases/{accession}?done=declined", status_code=303)
+
+
+@router.post("/ui/cases/{accession}/take")
+def take(request: Request, accession: str, who: Person = Depends(session.poster("specialist"))):
+    """The specialist takes the case, as `POST /api/cases/{acc}/assign` with their own id."""
+    labels = i18n.labels()[_lang(request)]
+    if not who.practitioner_id:
+        return _case_page(request, who, accession, status=403,
+                          error=labels["no_practitioner_id"])
+    return _assignment(request, who, accession, "taken", lambda uow: assign_case.handle(
+        AssignCase(accession, who.practitioner_id, who.actor), uow))
+
+
+@router.post("/ui/cases/{accession}/release")
+def hand_back(request: Request, accession: str,
+              who: Person = Depends(session.poster("specialist", "admin"))):
+    """The assignee (or an admin, for whoever holds it) hands the case back, as
+    `POST /api/cases/{acc}/release`."""
+    specialist = "" if who.role == "admin" else who.practitioner_id
+    if who.role != "admin" and not specialist:
+        labels = i18n.labels()[_lang(request)]
+        return _case_page(request, who, accession, status=403,
+                          error=labels["no_practitioner_id"])
+    return _assignment(request, who, accession, "released", lambda uow: assign_case.release(
+        ReleaseCase(accession, specialist, who.actor), uow))
+
+
+def _assignment(request: Request, who: Person, accession: str, done: str, step) -> Response:
+    """Run a take or hand-back step; its refusal is shown on the case page (409 for a case
+    whose state moved on, 403 for a pool the specialist does not read)."""
+    try:
+        with request.app.state.services.unit() as uow:
+            step(uow)
+    except NotFound:
+        return _case_page(request, who, accession)
+    except StateConflict as err:
+        return _case_page(request, who, accession, status=409, error=err.one_line())
+    except DomainError as err:
+        return _case_page(request, who, accession, status=403, error=err.one_line())
+    return RedirectResponse(f"/ui/cases/{accession}?done={done}", status_code=303)
 
 
 def _stale(request: Request, who: Person, accession: str, exc: Exception) -> HTMLResponse:

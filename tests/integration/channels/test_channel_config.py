@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from connector.config import DEFAULT_WATCH_PATTERN, HttpSection, load_config
+from tests.support.cli import EXAMPLE_DEVICES
 from connector.domain.errors import ConfigError, ConnectorError
 from connector.ports import free_port
 from connector.runtime.server import RunningConnector
@@ -82,7 +83,7 @@ def test_bad_channel_value_is_refused_naming_the_key(tmp_path, text, where):
 
 
 def test_connector_refuses_to_start_naming_dicom_listen_when_the_port_is_taken(tmp_path):
-    config = load_config(None, {"TELEDERM_DATA_DIR": str(tmp_path)})
+    config = load_config(None, {"TELEDERM_DATA_DIR": str(tmp_path), **EXAMPLE_DEVICES})
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()

@@ -16,7 +16,7 @@ from connector.bootstrap import build
 from connector.config import load_config
 from connector.runtime import worker
 from connector.store.schema import audit
-from tests.support.cli import one_error_line, telederm, write_config
+from tests.support.cli import EXAMPLE_DEVICES, one_error_line, telederm, write_config
 from tests.support.inbound import Inbound, msh, order, segment, wire
 from tests.support.peers import IntakePeer, RecordingPeer
 from tests.support.wait import wait_until
@@ -36,7 +36,7 @@ role = "requester"
 address = "127.0.0.1:{ehr.port}"
 order_status = "ORM^O01"
 """)
-    services = build(load_config(config, environ={}))
+    services = build(load_config(config, environ=EXAMPLE_DEVICES))
     intake = IntakePeer(services).start()
     yield config, services, intake, ehr
     intake.stop()

@@ -488,3 +488,36 @@ def test_a_peer_slower_than_its_ack_timeout_is_retried_later(tmp_path):
     finally:
         for sock in (*held, silent):
             sock.close()
+
+
+# --- the specialist side when a case is cancelled or declined -----------------------------------
+
+def timer_statuses(services, accession: str) -> list[str]:
+    with services.reading() as uow:
+        return [t["status"] for t in uow.routing.timers_of(accession)]
+
+
+def test_a_cancelled_or_declined_case_gets_ca_on_the_specialist_side_and_loses_its_timers(
+        tmp_path, peers):
+    peer, spec = peers(RecordingPeer("ehr")), peers(RecordingPeer("spec"))
+    services = services_for(tmp_path, ehr(peer, order_status="ORM^O01"),
+                            Destination(name="spec", role="specialist",
+                                        address=f"127.0.0.1:{spec.port}"))
+    assert read_ack(hl7_intake.handle(services, orm("PL-OUT-9", "NW"), "test")).code == "AA"
+    with services.reading() as uow:
+        cancelled = uow.cases.find_by_placer("DPI_HOPITAL|CHU_DEMO", "PL-OUT-9")
+    declined = open_ready_case(services, "PL-OUT-10")
+    assert timer_statuses(services, cancelled) == timer_statuses(services, declined) == [
+        "pending"]  # the shipped routing.toml's reminder
+
+    assert read_ack(hl7_intake.handle(services, orm("PL-OUT-9", "CA"), "test")).code == "AA"
+    with services.unit() as uow:
+        refuse_order.decline(DeclineCase(declined, "Hors champ", "dermato",
+                                         specialist=SPECIALIST), uow)
+    drain(services, "spec")
+    got = [(str(m.segment("ORC")(3)), str(m.segment("ORC")(1)), str(m.segment("MSH")(10)))
+           for m in spec.parsed()]
+    assert got == [(cancelled, "NW", f"SP{cancelled}A1"), (declined, "NW", f"SP{declined}A1"),
+                   (cancelled, "CA", f"SP{cancelled}A2"), (declined, "CA", f"SP{declined}A2")]
+    assert timer_statuses(services, cancelled) == timer_statuses(services, declined) == [
+        "cancelled"]

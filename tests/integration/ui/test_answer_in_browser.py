@@ -193,10 +193,17 @@ def test_specialist_answers_a_case_and_a_second_one_gets_the_stale_form_message(
     first.screenshot(path=str(ARTIFACTS / "case.png"), full_page=True)
     print(f"screenshots: {ARTIFACTS / 'worklist.png'}, {ARTIFACTS / 'case.png'}")
 
+    # the shipped routing.toml's pool lists no members: the case waits there, anyone takes it
+    assert "personne" in first.locator("#assignee").inner_text()
+    first.click("#take")
+    first.wait_for_url("**/ui/cases/*?done=taken", timeout=PAGE_TIMEOUT_MS)
+    assert "Demande prise" in first.locator("#notice").inner_text()
+    assert first.locator("#assignee").inner_text() == "DUPONT Jean (vous)"
+
     first.fill("#text", "Naevus atypique : exérèse conseillée.")
     first.select_option("#conduct", "biopsy")
     first.click("#sign-send")
-    first.wait_for_selector("#notice", timeout=PAGE_TIMEOUT_MS)
+    first.wait_for_url("**/ui/cases/*?done=answered", timeout=PAGE_TIMEOUT_MS)
     assert "Réponse signée et envoyée" in first.locator("#notice").inner_text()
     assert first.locator("#case-status").inner_text() == "Répondue"
 

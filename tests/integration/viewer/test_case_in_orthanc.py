@@ -124,7 +124,8 @@ def test_context_route_answers_the_case_of_a_study(env):
                                                                              "1 à 6 mois")]
     assert c["consent"] == {"source": "OBX", "given_at": "20261115"}
     assert c["requester"]["id"] == "801234567897"
-    assert c["assigned_specialist"] is None and c["deadline"] is None
+    # the shipped routing.toml: a deadline per priority, a pool with no member yet
+    assert c["assigned_specialist"] is None and c["deadline"] > c["created_at"]
     (image,) = c["images"]
     assert image["kind"] == "photo" and image["laterality"] == "L"
     assert image["site"]["code"] == "66643007" and image["site"]["label"]["fr"]
