@@ -37,10 +37,20 @@ class ArchiveClient:
     def is_alive(self) -> bool:
         """True if Orthanc answers `/system` with our credentials."""
         try:
-            self._request("get", "system")
+            self.system()
         except (ArchiveUnavailable, ArchiveRejected):
             return False
         return True
+
+    def system(self) -> dict:
+        """Orthanc's `/system` (Version, Name, ...); an ArchiveError saying why when it cannot
+        be had (unreachable, credentials refused)."""
+        return self._request("get", "system").json()
+
+    def plugins(self) -> list[str]:
+        """The ids of the plugins Orthanc has loaded (`/plugins`: "python", "web-viewer",
+        "dicom-web", "worklists", ...)."""
+        return list(self._request("get", "plugins").json())
 
     def store(self, dicom_bytes: bytes) -> str:
         """Store one DICOM Part-10 file; return its Orthanc instance id.

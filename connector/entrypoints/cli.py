@@ -108,11 +108,14 @@ def cmd_wrap(args) -> int:
         pool = ProcessPoolExecutor(workers)
         results = pool.map(_wrap_file, jobs)
     try:
-        for target, refusal in results:
-            if refusal is not None:
-                text, hint, code = refusal
-                raise ImageError(text, where=target, hint=hint, code=code)
-            print(target, flush=True)
+        with progress() as bar:
+            task = bar.add_task("wrap", total=len(jobs))
+            for target, refusal in results:
+                if refusal is not None:
+                    text, hint, code = refusal
+                    raise ImageError(text, where=target, hint=hint, code=code)
+                print(target, flush=True)
+                bar.advance(task)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -179,7 +182,8 @@ def cmd_import(args) -> int:
 def progress():
     """The progress bar of a long command, on stderr (stdout keeps what scripts read): done
     and total counts, the rate, the time left. Drawn on a terminal only: a script reading
-    stderr gets the error lines alone."""
+    stderr gets the error lines alone. What the command prints on stdout goes through the bar
+    (drawn above it) only when stdout is that terminal too: piped, it stays on stdout."""
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
                                TextColumn, TimeRemainingColumn)
@@ -195,7 +199,7 @@ def progress():
     console = Console(stderr=True)
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TaskProgressColumn(), _Rate(), TimeRemainingColumn(), console=console,
-                    disable=not console.is_terminal)
+                    disable=not console.is_terminal, redirect_stdout=sys.stdout.isatty())
 
 
 def cmd_hl7_send(args) -> int:
@@ -215,13 +219,16 @@ def cmd_hl7_send(args) -> int:
                               hint="check MSH-18 against the file's encoding") from None
         messages.append((name, text.replace("\r\n", "\r").replace("\n", "\r").strip("\r") + "\r"))
     refused = []
-    for name, text in messages:
-        ack = send_message(host, port, text, timeout=args.timeout)
-        print(f"{name}: {ack.code} {ack.control_id_acked} {ack.text}".rstrip(), flush=True)
-        for err in ack.errors:
-            print(f"  ERR {err}")
-        if ack.code not in ACCEPTED:
-            refused.append((name, ack.code))
+    with progress() as bar:
+        task = bar.add_task("send", total=len(messages))
+        for name, text in messages:
+            ack = send_message(host, port, text, timeout=args.timeout)
+            print(f"{name}: {ack.code} {ack.control_id_acked} {ack.text}".rstrip(), flush=True)
+            for err in ack.errors:
+                print(f"  ERR {err}", flush=True)
+            if ack.code not in ACCEPTED:
+                refused.append((name, ack.code))
+            bar.advance(task)
     for name, code in refused:  # a script sees the refusal in the exit status
         print(f"telederm: {name} refused by the peer ({args.to}): it answered {code}, see the "
               "ERR lines above", file=sys.stderr)
@@ -275,6 +282,22 @@ def cmd_status(args) -> int:
     for problem in report["problems"]:
         print(f"telederm: {problem}", file=sys.stderr)
     return 1 if report["problems"] else 0
+
+
+def cmd_doctor(args) -> int:
+    from ..bootstrap import build
+    from ..runtime.doctor import examine
+    findings = examine(build(_config(args)))
+    problems = [f for f in findings if f.level == "problem"]
+    warnings = [f for f in findings if f.level == "warning"]
+    for f in findings:
+        if f.level == "problem":
+            print(f"telederm: {f.check}: {f.text}", file=sys.stderr)
+        else:
+            print(f"{f.level:<8}{f.check}: {f.text}")
+    print(f"doctor: {len(findings)} check(s), {len(problems)} problem(s), "
+          f"{len(warnings)} warning(s)" + ("" if problems else ": all is well"))
+    return 1 if problems else 0
 
 
 def cmd_cases(args) -> int:
@@ -689,6 +712,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stats)
     with_config(sub.add_parser("status", help="queue depths, peers, Orthanc reachability")).set_defaults(
         func=cmd_status)
+    with_config(sub.add_parser(
+        "doctor", help="check Orthanc, peers, certificates, disk, queues and clock",
+        description="Connects to each peer without sending anything. Exits 1 with one line "
+                    "per problem on stderr, 0 when all is well.")).set_defaults(func=cmd_doctor)
     queue = sub.add_parser("queue", help="the outbox: list, retry or discard items")
     queue_sub = queue.add_subparsers(dest="queue_command", required=True, parser_class=_Parser)
     p = with_config(queue_sub.add_parser("list", help="list outbox items, newest first"))

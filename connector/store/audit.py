@@ -116,3 +116,9 @@ def listing(conn: Connection, *, accession: str | None = None, since: str | None
         query = query.where(audit.c.at >= since)
     return [{**row, "detail": json.loads(row["detail"])}
             for row in conn.execute(query).mappings()]
+
+
+def newest_at(conn: Connection) -> str | None:
+    """When the last row was written (the store's format), or None for an empty trail: a
+    clock that is behind it has been set back."""
+    return conn.execute(select(audit.c.at).order_by(audit.c.id.desc()).limit(1)).scalar()

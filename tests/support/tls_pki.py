@@ -2,7 +2,8 @@
 
 `make_pki(folder)` writes a test CA, a server certificate for `127.0.0.1` and `mllp.test`, a
 client certificate signed by that CA, and a client certificate signed by another ("rogue") CA
-the listener does not trust.
+the listener does not trust. `self_signed(folder, name, not_before=, not_after=)` makes a
+certificate of any validity period (an expired one) with `cryptography`.
 """
 
 from __future__ import annotations
@@ -58,3 +59,30 @@ def make_pki(folder: Path) -> Pki:
     client = _leaf(folder, "ehr-client", ca, "extendedKeyUsage=clientAuth")
     rogue_client = _leaf(folder, "rogue-client", rogue, "extendedKeyUsage=clientAuth")
     return Pki(ca[0], *server, *client, rogue[0], *rogue_client)
+
+
+def self_signed(folder: Path, name: str, *, not_before, not_after) -> tuple[Path, Path]:
+    """A self-signed certificate for `127.0.0.1` valid between two aware datetimes (an
+    expired one when both are past: `openssl req` cannot date one back), and its key, made
+    with `cryptography`: (certificate PEM, key PEM)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(not_before).not_valid_after(not_after)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path

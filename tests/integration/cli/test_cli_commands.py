@@ -23,10 +23,11 @@ from tests.support.dciodvfy import dciodvfy_errors
 from tests.support.cli import EXAMPLE_DEVICES
 
 COMMANDS = ("demo", "serve", "wrap", "import", "hl7", "stats", "audit", "config", "billing",
-            "orthanc")
+            "orthanc", "doctor")
 SUBCOMMAND_HELP = [("demo",), ("serve",), ("wrap",), ("import",), ("hl7",), ("hl7", "send"),
                    ("stats",), ("audit",), ("audit", "verify"), ("config",), ("config", "check"),
-                   ("billing",), ("billing", "explain"), ("billing", "report"), ("orthanc",)]
+                   ("billing",), ("billing", "explain"), ("billing", "report"), ("orthanc",),
+                   ("doctor",)]
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 VL_PHOTO = "1.2.840.10008.5.1.4.1.1.77.1.4"
 SKIN_OF_BACK = "66643007"
