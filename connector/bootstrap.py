@@ -11,6 +11,7 @@ from typing import Callable, ContextManager
 from .archive.client import ArchiveClient
 from .config import Config
 from .mappings import Mappings, load_mappings
+from .reports.signing import ReportSigner
 from .domain.moment import Moment
 from .store.db import migrate
 from .store.uow import Store, UnitOfWork
@@ -32,6 +33,8 @@ class Services:
     clock: Callable[[], dt.datetime] = utcnow
     # Token the managed Orthanc's plugin uses to notify us (kept in the data folder).
     internal_token: str = ""
+    # Signs each report PDF with the facility's key ([reports] signing_key); None: unsigned.
+    signer: ReportSigner | None = None
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -54,7 +57,15 @@ def build(config: Config) -> Services:
     migrate(store.engine)
     archive = ArchiveClient(config.orthanc.url, config.orthanc.username, config.orthanc.password)
     return Services(config=config, store=store, mappings=load_mappings(config), archive=archive,
-                    internal_token=internal_token(config.data_dir))
+                    internal_token=internal_token(config.data_dir), signer=signer(config))
+
+
+def signer(config: Config) -> ReportSigner | None:
+    """The report signer from `[reports]`, loaded at start-up so a bad key stops it there."""
+    reports = config.reports
+    if reports.signing_key is None or reports.signing_cert is None:
+        return None
+    return ReportSigner(reports.signing_key, reports.signing_cert, reports.key_password)
 
 
 def internal_token(data_dir: Path) -> str:

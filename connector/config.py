@@ -283,7 +283,39 @@ class FacilitySection(SiteModel):
 
 
 class ReportsSection(SiteModel):
+    """The report PDF: its language, and the facility's PEM key and certificate that sign it
+    PAdES (`telederm keys init` makes a trial pair). Without them the PDF is unsigned, which
+    `telederm config check` warns of; the key's password is read from the environment
+    variable `signing_key_password_env` names, never from the file."""
+
     language: Literal["fr", "en"] = "fr"
+    signing_key: Path | None = None
+    signing_cert: Path | None = None
+    signing_key_password_env: str = ""
+    _key_password: str = PrivateAttr("")
+
+    @field_validator("signing_key", "signing_cert")
+    @classmethod
+    def _existing(cls, value, info: ValidationInfo):
+        return _tls_file(value, info)
+
+    @model_validator(mode="after")
+    def _pair(self, info: ValidationInfo):
+        if (self.signing_key is None) != (self.signing_cert is None):
+            raise ValueError("signing_key and signing_cert go together: give both (the key "
+                             "and its certificate, PEM) or neither")
+        if self.signing_key_password_env:
+            self._key_password = _environ(info).get(self.signing_key_password_env, "")
+            if not self._key_password:
+                raise ValueError(f"signing_key_password_env: environment variable "
+                                 f"{self.signing_key_password_env} is not set; export the "
+                                 "key's password, never write it in the file")
+        return self
+
+    @property
+    def key_password(self) -> str:
+        """The signing key's password read from the environment when the config was loaded."""
+        return self._key_password
 
 
 class UiSection(SiteModel):

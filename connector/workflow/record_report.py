@@ -1,11 +1,12 @@
-"""Step 4: the dermatologist's answer becomes a signed read-only PDF, an Encapsulated PDF in the
-case's study, an ORU for the requester and the act's charges, all in one unit of work.
+"""Step 4: the dermatologist's answer becomes a PDF signed PAdES with the facility's key
+(`Services.signer`; unsigned when none is configured), an Encapsulated PDF in the case's study,
+an ORU for the requester and the act's charges, all in one unit of work.
 
 `handle` runs in the caller's unit of work (the API request's, or the HL7 message's, so a
 report received over HL7 commits with its ACK). A correction (`RecordReport.correction`,
 OBX-11 C) of an answered case is a new version with status C: the case becomes AMENDED, the
-requester gets the corrected ORU, and nothing is charged again (the act was billed by the final
-report)."""
+requester gets the corrected ORU, its Encapsulated PDF references the one it replaces, and
+nothing is charged again (the act was billed by the final report)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,9 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
     pdf = render_report_pdf(order=case.order, accession=accession, report=report,
                             conduct_label=conduct_label, labels=services.mappings.labels,
                             lang=lang, images=len(references),
-                            now_text=uow.moment.local.strftime("%d/%m/%Y %H:%M"))
+                            created=uow.moment.local)
+    if services.signer is not None:
+        pdf = services.signer.sign(pdf, reason=services.mappings.labels[lang]["title"])
     sop_uid = report_uid(case.study_uid, version)
     series_uid = report_series_uid(case.study_uid)
     ds = encapsulate_pdf(
@@ -63,7 +66,8 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
         series_uid=series_uid, series_number=uow.counters.series_number(accession, series_uid),
         sop_uid=sop_uid, instance_number=version,
         title=services.mappings.labels[lang]["title"], content_datetime=signed_at,
-        source_images=references)
+        source_images=references,
+        replaces=uow.reports.latest(accession).sop_uid if correction else "")
     path = services.config.data_dir / "reports" / accession / f"{sop_uid}.dcm"
     write_durably(path, to_bytes(ds))
     uow.reports.insert(
