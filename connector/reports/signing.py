@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,15 @@ class ReportSigner:
         self.cert_file = cert_file
 
     def sign(self, pdf: bytes, *, reason: str) -> bytes:
-        """`pdf` with a PAdES B-B signature covering the whole file."""
+        """`pdf` with a PAdES B-B signature covering the whole file.
+
+        pyhanko signs through `asyncio.run`, which cannot run on a thread with a running
+        event loop (an async web route, the HL7 listener), so it signs on a thread of its own.
+        """
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(self._sign, pdf, reason).result()
+
+    def _sign(self, pdf: bytes, reason: str) -> bytes:
         meta = signers.PdfSignatureMetadata(
             field_name=FIELD, md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES,
             reason=reason)

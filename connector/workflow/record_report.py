@@ -16,7 +16,8 @@ from ..dicom.pdf import encapsulate_pdf
 from ..dicom.uids import report_series_uid, report_uid
 from ..dicom.wrap import to_bytes
 from ..domain.model import Report, ResultStatusValues
-from ..domain.states import CaseEvent
+from ..domain.errors import StateConflict
+from ..domain.states import CaseEvent, CaseStatus
 from ..reports.conducts import conduct as find_conduct
 from ..reports.pdf import render_report_pdf, report_digest
 from ..store.files import write_durably
@@ -47,6 +48,11 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
                     status=ResultStatusValues.CORRECTED if correction
                     else ResultStatusValues.FINAL)
     case = uow.cases.load(accession)
+    _check_answerable(case.status, correction)
+    replaced = uow.reports.latest(accession) if correction else None
+    if correction and replaced is None:
+        raise StateConflict("this case has no report to correct", where="case.status",
+                            hint="a teleconsultation reported as done has no report")
     # REPORT_FINAL refuses a second final report or a cancelled case; REPORT_CORRECTED
     # takes an answered (or already amended) case only.
     case.apply(CaseEvent.REPORT_CORRECTED if correction else CaseEvent.REPORT_FINAL)
@@ -67,7 +73,7 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
         sop_uid=sop_uid, instance_number=version,
         title=services.mappings.labels[lang]["title"], content_datetime=signed_at,
         source_images=references,
-        replaces=uow.reports.latest(accession).sop_uid if correction else "")
+        replaces=replaced.sop_uid if replaced is not None else "")
     path = services.config.data_dir / "reports" / accession / f"{sop_uid}.dcm"
     write_durably(path, to_bytes(ds))
     uow.reports.insert(
@@ -80,12 +86,22 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
     uow.outbox.enqueue(kind="archive.store", destination="archive", key=f"archive:{sop_uid}",
                        payload=str(path).encode(), accession=accession, now=now)
     oru = send_report.queue(uow, case, report, version=version, conduct_label=conduct_label,
-                            pdf=pdf)
+                            pdf=pdf, reason=cmd.reason)
     dft = None if correction else post_charges.handle(uow, case, specialist,
                                                       act_date=uow.moment.day)
     uow.audit.append(at=now, actor=cmd.actor,
                      action="report.corrected" if correction else "report.final",
                      accession=accession,
                      detail={"version": version, "digest": digest, "conduct": conduct,
-                             "oru": oru, "dft": dft})
+                             "oru": oru, "dft": dft, "signed": services.signer is not None}
+                     | ({"reason": cmd.reason} if cmd.reason else {}))
     return RecordedReport(accession, version, case.status.value, digest, oru, dft)
+
+
+def _check_answerable(status: CaseStatus, correction: bool) -> None:
+    """A correction needs an answer to correct; said in words rather than as a refused
+    transition."""
+    if correction and status not in (CaseStatus.ANSWERED, CaseStatus.AMENDED):
+        raise StateConflict(f"this case has no answer to correct (it is {status.value})",
+                            where="case.status",
+                            hint="send the report first (POST /api/cases/{accession}/report)")

@@ -94,7 +94,7 @@ def _ui_posts() -> list[str]:
 def test_every_form_post_is_refused_without_the_session_csrf_token(app, services):
     posts = _ui_posts()
     assert posts == ["/ui/cases/{accession}/decline", "/ui/cases/{accession}/report",
-                     "/ui/logout"]
+                     "/ui/cases/{accession}/report/correct", "/ui/logout"]
     client, token = ui.logged_in(app, "spec")
     for path in posts:
         url = path.replace("{accession}", "TD00000001")
