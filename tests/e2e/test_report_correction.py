@@ -1,8 +1,8 @@
-"""A correction over the API end to end (issue 14 item 3), on real Orthanc and MLLP peers: the
-requester's EHR receives the corrected ORU (OBX-11 C) with a new PAdES-signed PDF that
-pyhanko's validator finds intact (and not after one byte changes), Orthanc holds a second
-Encapsulated PDF that references the one it replaces and passes dciodvfy, and nothing is
-charged again."""
+"""Corrections end to end (issue 14 item 3), on real Orthanc and MLLP peers, over the API and
+over HL7 (ORU OBX-11 C, MDM^T10): the requester's EHR receives the corrected ORU (OBX-11 C)
+with a new PAdES-signed PDF that pyhanko's validator finds intact (and not after one byte
+changes), Orthanc holds a second Encapsulated PDF that references the one it replaces and
+passes dciodvfy, and nothing is charged again."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from connector.demo import demo_order, demo_photo, local_config
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
 from tests.support.dciodvfy import dciodvfy_errors
+from tests.support.inbound import mdm, order, oru
 from tests.support.peers import RecordingPeer
 from tests.support.wait import wait_until
 
@@ -103,7 +104,17 @@ def test_correction_over_the_api_reaches_ehr_and_orthanc_signed_and_not_billed(e
     broken = _pades(pdf[:i] + bytes([pdf[i] ^ 0x01]) + pdf[i + 1:], cert)
     assert not broken.intact and not broken.bottom_line
 
-    # Orthanc: two Encapsulated PDFs, version 2 naming version 1 as the report it replaces.
+    pdfs = _archived_reports(running, study_uid, work)
+    stored = bytes(pdfs[2].EncapsulatedDocument)[:int(pdfs[2].EncapsulatedDocumentLength)]
+    assert stored == pdf  # the archive holds the very PDF the EHR got
+
+    # No new charge: still the one DFT of the final report.
+    assert len(accounting.messages) == 1
+
+
+def _archived_reports(running, study_uid: str, work) -> dict:
+    """The study's Encapsulated PDFs in Orthanc by version, each passing dciodvfy; version 2
+    names version 1 as the report it replaces."""
     config = running.services.config
     pdfs = {}
     for inst in running.services.archive.study_instances(study_uid):
@@ -122,11 +133,46 @@ def test_correction_over_the_api_reaches_ehr_and_orthanc_signed_and_not_billed(e
     assert ref.ReferencedSOPInstanceUID == pdfs[1].SOPInstanceUID
     assert ref.PurposeOfReferenceCodeSequence[0].CodeValue == "121360"
     assert "ReferencedInstanceSequence" not in pdfs[1]
-    stored = bytes(pdfs[2].EncapsulatedDocument)[:int(pdfs[2].EncapsulatedDocumentLength)]
-    assert stored == pdf  # the archive holds the very PDF the EHR got
+    return pdfs
 
-    # No new charge: still the one DFT of the final report.
-    assert len(accounting.messages) == 1
+
+@pytest.mark.parametrize("way", ["ORU^R01 OBX-11 C", "MDM^T10"])
+def test_correction_over_hl7_reaches_ehr_and_orthanc_signed_and_not_billed(env, way):
+    running, api, ehr, accounting, work = env
+    placer = f"PL-COR-{way[:3]}"
+    assert send_message("127.0.0.1", running.hl7_port,
+                        order(placer).decode()).code == "AA"
+    [case] = api.get("/api/cases", params={"placer_order_number": placer}).json()
+    accession = case["accession"]
+    r = api.post(f"/api/cases/{accession}/images",
+                 files={"file": ("p.jpg", demo_photo(False), "image/jpeg")})
+    assert r.status_code == 201, r.text
+    wait_until(lambda: api.get(f"/api/cases/{accession}").json()["status"] == "READY", 60,
+               "the case to be READY")
+    before_ehr, before_dft = len(ehr.messages), len(accounting.messages)
+    if way == "MDM^T10":
+        final, correction = mdm("T02", accession=accession), mdm(
+            "T10", accession=accession, text="Naevus dysplasique.")
+    else:
+        final = oru(accession=accession)
+        correction = oru(accession=accession, status="C", text=("Naevus dysplasique.",))
+    assert send_message("127.0.0.1", running.hl7_port, final.decode()).code == "AA"
+    assert send_message("127.0.0.1", running.hl7_port, correction.decode()).code == "AA"
+    wait_until(lambda: len(ehr.messages) >= before_ehr + 2, 60, "the two ORUs")
+    _drained(api)
+    assert api.get(f"/api/cases/{accession}").json()["status"] == "AMENDED"
+
+    corrected = ehr.parsed()[-1]
+    assert str(corrected.segment("OBR")[3]) == accession
+    obx = list(corrected.segments("OBX"))
+    assert {str(s[11]) for s in obx} == {"C"}
+    (ed,) = [s for s in obx if str(s[2]) == "ED"]
+    pdf = base64.b64decode(str(ed[5][0][4]))
+    cert = load_cert_from_pemder(str(running.services.config.reports.signing_cert))
+    assert _pades(pdf, cert).bottom_line
+    pdfs = _archived_reports(running, case["study_instance_uid"], work)
+    assert bytes(pdfs[2].EncapsulatedDocument)[:len(pdf)] == pdf
+    assert len(accounting.messages) == before_dft + 1  # the final report's DFT only
 
 
 def test_correction_refused_before_an_answer_and_without_a_reason(env):
