@@ -459,7 +459,7 @@ class Destination(SiteModel):
     connector/billing/csvfeed.py). The fields are in the order their checks read each other."""
 
     name: Name
-    role: Literal["requester", "accounting", "specialist"]
+    role: Literal["requester", "accounting", "specialist", "scheduling"]
     transport: Literal["mllp", "https", "file"] = "mllp"
     address: str
     api_key_env: str = ""          # https: the variable holding the key sent in api_key_header
@@ -481,6 +481,9 @@ class Destination(SiteModel):
     # specialist destinations (the reporting side): the case as an order (ORC-1 NW, XO when
     # reassigned, CA when it leaves them), as ORM^O01 or OMG^O19 (connector/hl7/assignment.py)
     order_message: Literal["ORM^O01", "OMG^O19"] = "ORM^O01"
+    # scheduling destinations: the in-person follow-up a report's conduct calls for, as an
+    # appointment notification or an order (connector/hl7/follow_up.py).
+    follow_up_message: Literal["SIU^S12", "ORM^O01", "OMG^O19"] = "SIU^S12"
     # mllp, https: seconds to wait for the peer's ACK (or HTTP answer) before retrying later
     ack_timeout: float = 0.0  # 0: the transport's default (DEFAULT_ACK_TIMEOUT)
     _api_key: str = PrivateAttr("")
@@ -545,6 +548,9 @@ class Destination(SiteModel):
         if "order_message" in given and self.role != "specialist":
             raise ValueError('order_message applies to specialist destinations: remove it, '
                              'or use role = "specialist"')
+        if "follow_up_message" in given and self.role != "scheduling":
+            raise ValueError('follow_up_message applies to scheduling destinations: remove '
+                             'it, or use role = "scheduling"')
         requester = sorted(given & set(_REQUESTER_KEYS))
         if requester and self.role != "requester":
             raise ValueError(f"{', '.join(requester)} apply to requester destinations: remove "

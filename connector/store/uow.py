@@ -5,7 +5,8 @@ A step of the flow is `handle(command, uow)`: everything it changes (case state,
 report rows, outbox effects, audit rows) goes through `uow`'s repositories and commits
 together when the `with store.unit(...)` block ends, or not at all. Steps never see a
 connection or SQL: the repositories are the store modules (`cases`, `images`, `reports`,
-`charges`, `outbox`, `audit`, `inbox`, `counters`, `users`, `forwarded`, `routing`) with this
+`charges`, `outbox`, `audit`, `inbox`, `counters`, `users`, `forwarded`, `routing`,
+`follow_ups`) with this
 transaction bound as their first argument, so `uow.cases.load(accession)` is
 `cases.load(conn, accession)`.
 """
@@ -21,8 +22,8 @@ from sqlalchemy.exc import OperationalError
 
 from ..domain.errors import StoreUnavailable
 from ..domain.moment import Moment
-from . import (audit, cases, charges, counters, forwarded, images, inbox, outbox, queries,
-               reports, routing, users)
+from . import (audit, cases, charges, counters, follow_ups, forwarded, images, inbox, outbox,
+               queries, reports, routing, users)
 from .db import WriterGate, engine_and_gate
 
 
@@ -66,6 +67,7 @@ class UnitOfWork:
         self.queries = Repository(queries, conn)
         self.users = Repository(users, conn)
         self.routing = Repository(routing, conn)
+        self.follow_ups = Repository(follow_ups, conn)
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator["UnitOfWork"]:

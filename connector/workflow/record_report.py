@@ -6,7 +6,8 @@ an ORU for the requester and the act's charges, all in one unit of work.
 report received over HL7 commits with its ACK). A correction (`RecordReport.correction`,
 OBX-11 C) of an answered case is a new version with status C: the case becomes AMENDED, the
 requester gets the corrected ORU, its Encapsulated PDF references the one it replaces, and
-nothing is charged again (the act was billed by the final report)."""
+nothing is charged again (the act was billed by the final report). A conduct that calls for an
+in-person visit asks the scheduling systems for it (`request_follow_up`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from ..reports.conducts import conduct as find_conduct
 from ..reports.pdf import render_report_pdf, report_digest
 from ..store.files import write_durably
 from ..store.uow import UnitOfWork
-from . import post_charges, send_report, study
+from . import post_charges, request_follow_up, send_report, study
 from .commands import RecordReport
 
 
@@ -87,13 +88,15 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
                        payload=str(path).encode(), accession=accession, now=now)
     oru = send_report.queue(uow, case, report, version=version, conduct_label=conduct_label,
                             pdf=pdf, reason=cmd.reason)
+    follow_ups = request_follow_up.request(uow, case, report, conduct_entry, version=version)
     dft = None if correction else post_charges.handle(uow, case, specialist,
                                                       act_date=uow.moment.day)
     uow.audit.append(at=now, actor=cmd.actor,
                      action="report.corrected" if correction else "report.final",
                      accession=accession,
                      detail={"version": version, "digest": digest, "conduct": conduct,
-                             "oru": oru, "dft": dft, "signed": services.signer is not None}
+                             "oru": oru, "dft": dft, "signed": services.signer is not None,
+                             "follow_ups": follow_ups}
                      | ({"reason": cmd.reason} if cmd.reason else {}))
     return RecordedReport(accession, version, case.status.value, digest, oru, dft)
 

@@ -7,7 +7,7 @@ A migration is never edited once released: later changes add a new numbered modu
 from . import (m0001_initial, m0002_image_quality, m0003_billing,
                m0004_identity_questionnaire, m0005_patient_identity,
                m0006_inbox_state, m0007_users, m0008_case_procedure, m0009_forwarded,
-               m0010_identifier_forms, m0011_routing)
+               m0010_identifier_forms, m0011_routing, m0012_follow_ups)
 
 MIGRATIONS = [
     (1, "initial", m0001_initial.upgrade),
@@ -21,4 +21,5 @@ MIGRATIONS = [
     (9, "objects forwarded to a PACS", m0009_forwarded.upgrade),
     (10, "identifier forms", m0010_identifier_forms.upgrade),
     (11, "care network", m0011_routing.upgrade),
+    (12, "follow-up requests", m0012_follow_ups.upgrade),
 ]

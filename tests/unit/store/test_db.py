@@ -37,7 +37,7 @@ def test_migrate_creates_every_table_when_database_is_new(tmp_path):
     engine.dispose()
     assert names == {"schema_version", "counters", "patients", "cases", "images", "reports",
                      "charges", "inbox", "outbox", "audit", "users", "sessions", "forwarded",
-                     "timers", "absences"}
+                     "timers", "absences", "follow_ups"}
 
 
 def test_migrate_adds_the_forwarded_table_when_the_database_predates_it(tmp_path):
