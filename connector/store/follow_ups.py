@@ -20,16 +20,17 @@ def insert(conn: Connection, *, accession: str, version: int, destination: str,
         requested_at=now, updated_at=now))
 
 
-def mark(conn: Connection, control_id: str, status: str, *, now: str, reason: str = "") -> str:
-    """Set the status of the follow-up sent as `control_id`; returns its accession, or ""
-    when no follow-up was sent under this MSH-10 (any other message)."""
+def mark(conn: Connection, destination: str, control_id: str, status: str, *, now: str,
+         reason: str = "") -> str:
+    """Set the status of the follow-up sent to `destination` as `control_id`; returns its
+    accession, or "" when no follow-up went there under this MSH-10 (any other message)."""
     if status not in STATUSES:
         raise ValueError(f"follow-up status must be one of {STATUSES}, got {status!r}")
-    row = conn.execute(select(follow_ups.c.accession).where(
-        follow_ups.c.control_id == control_id)).first()
+    match = (follow_ups.c.destination == destination, follow_ups.c.control_id == control_id)
+    row = conn.execute(select(follow_ups.c.accession).where(*match)).first()
     if row is None:
         return ""
-    conn.execute(update(follow_ups).where(follow_ups.c.control_id == control_id).values(
+    conn.execute(update(follow_ups).where(*match).values(
         status=status, reason=reason[:200], updated_at=now))
     return row.accession
 

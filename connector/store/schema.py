@@ -225,7 +225,7 @@ follow_ups = Table(
     Column("reason", String(200), nullable=False, default=""),  # a refusal's codes
     Column("requested_at", String(32), nullable=False),
     Column("updated_at", String(32), nullable=False),
-    UniqueConstraint("control_id"),
+    UniqueConstraint("destination", "control_id"),
 )
 Index("ix_follow_ups_case", follow_ups.c.accession)
 

@@ -54,15 +54,16 @@ def request(uow: UnitOfWork, case: Case, report: Report, conduct: Conduct, *,
 def on_delivered(uow: UnitOfWork, item: Item) -> str:
     """The scheduling system accepted the request (AA/CA): acknowledged. Any other message
     delivered is not a follow-up and changes nothing."""
-    return uow.follow_ups.mark(_control_id(item), "acknowledged", now=uow.moment.iso)
+    return uow.follow_ups.mark(item.destination, _control_id(item), "acknowledged",
+                               now=uow.moment.iso)
 
 
 def on_dead(uow: UnitOfWork, item: Item, error: BaseException) -> str:
     """The scheduling system refused it (AE/AR, not retryable): refused, with its codes."""
     if not (isinstance(error, DeliveryError) and error.ack is not None and not error.retryable):
         return ""  # never answered: still requested, an operator re-queues it
-    return uow.follow_ups.mark(_control_id(item), "refused", now=uow.moment.iso,
-                               reason=f"refused: {error.text}")
+    return uow.follow_ups.mark(item.destination, _control_id(item), "refused",
+                               now=uow.moment.iso, reason=f"refused: {error.text}")
 
 
 def _control_id(item: Item) -> str:
