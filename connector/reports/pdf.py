@@ -55,7 +55,8 @@ LANGS = ("fr", "en")
 LABEL_KEYS = (
     "title", "corrected", "patient", "born", "patient_id", "requester", "request", "accession",
     "images", "question", "answer", "conduct", "specialist", "signed_on", "integrity", "footer",
-    "generated", "page", "date_format", "datetime_format",
+    "generated", "page", "date_format", "datetime_format", "signed_note", "sex", "ins",
+    "requested_on", "priority", "triage", "questionnaire", "facility",
 )
 
 _DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
@@ -111,9 +112,10 @@ def report_digest(*, report: Report, accession: str) -> str:
 
 def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_label: str,
                       labels: dict, lang: str = "fr", images: int = 0,
-                      created: dt.datetime) -> bytes:
+                      created: dt.datetime, facility: str = "", signed: bool = False) -> bytes:
     """The report as A4 PDF bytes; `created` (timezone-aware) is its creation date and the
-    edition time its footer prints."""
+    edition time its footer prints; `facility` the issuing facility; `signed` adds the note
+    that the file is signed (only true when `reports.signing` signs it next)."""
     if lang not in labels:
         raise DomainError(f"no report labels for language {lang!r}", where="lang",
                           hint=f"use one of: {', '.join(sorted(labels))}")
@@ -134,6 +136,9 @@ def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_l
     )
     patient = order.patient
     patient_id = f"{patient.id} ({patient.issuer})" if patient.issuer else patient.id
+    # the INS only when the identity is qualified: otherwise it must not be used (RNIV)
+    ins = [(lab["ins"], patient.ins)] if patient.ins and patient.ins_usable else []
+    triage = order.triage.level + (f" ({order.triage.score})" if order.triage.level else "")
     story = [Paragraph(_text(lab["title"]), s["title"])]
     if report.status == ResultStatusValues.CORRECTED:
         story.append(Paragraph(_text(lab["corrected"]), s["strong"]))
@@ -142,14 +147,21 @@ def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_l
         _fields(s, [
             (lab["patient"], _name(patient.name)),
             (lab["born"], _date(patient.birth_date, lab["date_format"])),
+            (lab["sex"], patient.sex or "—"),
             (lab["patient_id"], patient_id),
+            *ins,
             (lab["requester"], f"{_name(order.requester.name)} ({order.requester.id})"),
             (lab["request"], order.placer_order_number),
+            (lab["requested_on"], _when(order.ordered_at, lab["datetime_format"]) or "—"),
+            (lab["priority"], order.priority.value),
+            *([(lab["triage"], triage)] if order.triage.level else []),
             (lab["accession"], accession),
             (lab["images"], str(images)),
+            *([(lab["facility"], facility)] if facility else []),
         ]),
         Paragraph(_text(lab["question"]), s["heading"]),
         *_paragraphs(order.question, s["body"]),
+        *_questionnaire(order, lab, lang, s),
         Paragraph(_text(lab["answer"]), s["heading"]),
         *_paragraphs(report.text, s["body"]),
         Paragraph(_text(lab["conduct"]), s["heading"]),
@@ -163,6 +175,7 @@ def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_l
                 value_style="digest"),
         Spacer(1, 3 * mm),
         Paragraph(_text(lab["footer"]), s["small"]),
+        *([Paragraph(_text(lab["signed_note"]), s["small"])] if signed else []),
     ]
     footer = (f"{accession} · {lab['generated']} {created.strftime(lab['datetime_format'])} · "
               f"{lab['page']}")
@@ -179,6 +192,19 @@ def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_l
 
     doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
     return buf.getvalue()
+
+
+def _questionnaire(order: Order, lab: dict, lang: str, s: dict) -> list:
+    """The structured request's answers, in the wording they were answered with."""
+    if not order.questionnaire:
+        return []
+    column = 0 if lang == "fr" else 1
+    rows = []
+    for answer in order.questionnaire:
+        shown = {v: labels[column] for v, *labels in answer.value_labels}
+        rows.append((answer.label[column] or answer.item,
+                     ", ".join(shown.get(v) or v for v in answer.values)))
+    return [Paragraph(_text(lab["questionnaire"]), s["heading"]), _fields(s, rows)]
 
 
 @functools.cache

@@ -63,7 +63,8 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
     pdf = render_report_pdf(order=case.order, accession=accession, report=report,
                             conduct_label=conduct_label, labels=services.mappings.labels,
                             lang=lang, images=len(references),
-                            created=uow.moment.local)
+                            created=uow.moment.local, facility=services.config.facility.name,
+                            signed=services.signer is not None)
     if services.signer is not None:
         pdf = services.signer.sign(pdf, reason=services.mappings.labels[lang]["title"])
     sop_uid = report_uid(case.study_uid, version)

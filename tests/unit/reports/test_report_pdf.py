@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from connector.domain.errors import DomainError
-from connector.domain.model import Order, Patient, PersonName, Practitioner, Report
+from connector.domain.model import Answer, Order, Patient, PersonName, Practitioner, Report
 from connector.reports.pdf import load_labels, render_report_pdf, report_digest
 
 CREATED = dt.datetime(2025, 3, 14, 15, 31, 5, tzinfo=dt.timezone(dt.timedelta(hours=1)))
@@ -151,7 +151,7 @@ _VERA_SCRIPT = """
 import datetime as dt
 import sys
 from pathlib import Path
-from connector.domain.model import Order, Patient, PersonName, Practitioner, Report
+from connector.domain.model import Answer, Order, Patient, PersonName, Practitioner, Report
 from connector.reports import pdf
 pdf._DEJAVU = Path("/nonexistent")  # as on a machine without fonts-dejavu-core
 order = Order("DPI", "DEM1", Patient("1", PersonName("DUPRÉ", "Hélène")),
@@ -173,3 +173,28 @@ def test_pdf_without_dejavu_uses_reportlabs_vera_and_keeps_accents(tmp_path):
     assert b"Vera" in pdf and b"DejaVu" not in pdf
     text = _text(pdf, tmp_path)
     assert "DUPRÉ Hélène" in text and "Œdème absent, à revoir." in text
+
+
+def test_pdf_holds_what_the_requesters_record_needs(order, report, tmp_path):
+    qualified = replace(order.patient, ins="279035121518989", ins_oid="1.2.250.1.213.1.4.10",
+                        identity_status="QUAL")
+    full = replace(order, patient=qualified, ordered_at="20250313094500",
+                   questionnaire=(Answer("duration", ("3m",), label=("Depuis quand ?", "Since?"),
+                                         value_labels=(("3m", "3 mois", "3 months"),)),))
+    text = _text(_render(full, report, facility="CHU de Nîmes", signed=True), tmp_path)
+    assert "Sexe F" in text
+    assert "INS (identifiant national de santé) 279035121518989" in text
+    assert "Demande du 13/03/2025 à 09:45" in text and "Priorité routine" in text
+    assert "Questionnaire Depuis quand ? 3 mois" in text
+    assert "Établissement émetteur CHU de Nîmes" in text
+    assert "Compte rendu d’un acte de télé-expertise" in text
+    assert "signé électroniquement (PAdES)" in text
+
+
+def test_pdf_keeps_an_unqualified_ins_out_and_claims_no_signature_unsigned(order, report,
+                                                                           tmp_path):
+    provisional = replace(order.patient, ins="279035121518989", ins_oid="1.2.250.1.213.1.4.10",
+                          identity_status="PROV")
+    text = _text(_render(replace(order, patient=provisional), report), tmp_path)
+    assert "279035121518989" not in text and "INS" not in text
+    assert "PAdES" not in text
