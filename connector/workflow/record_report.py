@@ -87,9 +87,10 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
     uow.cases.save_status(case, now)
     uow.outbox.enqueue(kind="archive.store", destination="archive", key=f"archive:{sop_uid}",
                        payload=str(path).encode(), accession=accession, now=now)
-    oru = send_report.queue(uow, case, report, version=version, conduct_label=conduct_label,
-                            pdf=pdf, reason=cmd.reason)
     follow_ups = request_follow_up.request(uow, case, report, conduct_entry, version=version)
+    oru = send_report.queue(uow, case, report, version=version, conduct_label=conduct_label,
+                            pdf=pdf, reason=cmd.reason,
+                            follow_up=conduct_entry.follow_up if follow_ups else "")
     dft = None if correction else post_charges.handle(uow, case, specialist,
                                                       act_date=uow.moment.day)
     uow.audit.append(at=now, actor=cmd.actor,

@@ -1,6 +1,6 @@
 """The in-person follow-up end to end (issue 14 item 4), on a real Orthanc and real MLLP peers:
 a report with conduct "urgent consultation" makes each scheduling peer receive its configured
-message once (SIU^S12 at one, OMG^O19 at the other), with the urgency, the patient, the
+message once, and the requester's ORU says the visit was asked for (SIU^S12 at one, OMG^O19 at the other), with the urgency, the patient, the
 requester, our accession and the dermatologist's text; the AA marks that follow-up
 acknowledged, the AE of the other refused; a correction does not ask again, and a conduct
 without a visit asks nothing."""
@@ -39,7 +39,7 @@ def env(tmp_path_factory):
     running = RunningConnector(config).start()
     api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
                        headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    yield running, api, rdv, agenda
+    yield running, api, rdv, agenda, ehr
     api.close()
     running.stop()
     for peer in (ehr, accounting, rdv, agenda):
@@ -68,7 +68,7 @@ def _follow_ups(api, accession: str) -> dict:
 
 
 def test_urgent_consultation_asks_each_scheduling_peer_once_and_records_its_answer(env):
-    running, api, rdv, agenda = env
+    running, api, rdv, agenda, ehr = env
     accession = _answered(running, api, "PL-FU-1", "urgent_visit")
     wait_until(lambda: {f["status"] for f in _follow_ups(api, accession).values()}
                == {"acknowledged", "refused"}, 60, "both scheduling answers")
@@ -87,6 +87,10 @@ def test_urgent_consultation_asks_each_scheduling_peer_once_and_records_its_answ
                                                       "Exérèse rapide."]
     (omg,) = [m for m in agenda.parsed() if str(m.segment("ORC")[2]).startswith(accession)]
     assert str(omg.segment("MSH")[9]) == "OMG^O19^OMG_O19" and str(omg.segment("TQ1")[9]) == "A"
+    (oru,) = [m for m in ehr.parsed() if str(m.segment("MSH")[9]).startswith("ORU")
+              and str(m.segment("OBR")[3]) == accession]
+    assert [str(o[5][0][0]) for o in oru.segments("OBX")
+            if str(o[3][0][0]) == "FOLLOWUP"] == ["requested-urgent"]
 
     # A correction keeps the visit already asked for: nothing new to the schedulers.
     before = len(rdv.messages), len(agenda.messages)
@@ -100,10 +104,13 @@ def test_urgent_consultation_asks_each_scheduling_peer_once_and_records_its_answ
 
 
 def test_a_conduct_without_a_visit_asks_nothing(env):
-    running, api, rdv, agenda = env
+    running, api, rdv, agenda, ehr = env
     before = len(rdv.messages), len(agenda.messages)
     accession = _answered(running, api, "PL-FU-2", "no_visit")
     wait_until(lambda: api.get("/api/stats").json()["outbox"]["pending"] == 0, 60,
                "outbox drained")
     assert _follow_ups(api, accession) == {}
+    (oru,) = [m for m in ehr.parsed() if str(m.segment("MSH")[9]).startswith("ORU")
+              and str(m.segment("OBR")[3]) == accession]
+    assert all(str(o[3][0][0]) != "FOLLOWUP" for o in oru.segments("OBX"))
     assert (len(rdv.messages), len(agenda.messages)) == before
