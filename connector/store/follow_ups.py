@@ -4,7 +4,7 @@ answer (requested -> acknowledged on AA/CA, refused on AE/AR/CE/CR)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from .schema import follow_ups
@@ -40,3 +40,17 @@ def of_case(conn: Connection, accession: str) -> list[dict]:
     return [dict(r._mapping) for r in conn.execute(
         select(follow_ups).where(follow_ups.c.accession == accession)
         .order_by(follow_ups.c.id))]
+
+
+def counts(conn: Connection, *, start: str, end: str) -> dict:
+    """The follow-ups asked in [start, end) (stored timestamps), per status and per urgency."""
+    rows = conn.execute(select(follow_ups.c.status, follow_ups.c.urgency, func.count())
+                        .where(follow_ups.c.requested_at >= start,
+                               follow_ups.c.requested_at < end)
+                        .group_by(follow_ups.c.status, follow_ups.c.urgency)).all()
+    out = {"total": sum(n for *_, n in rows), "by_status": dict.fromkeys(STATUSES, 0),
+           "by_urgency": {"routine": 0, "urgent": 0}}
+    for status, urgency, n in rows:
+        out["by_status"][status] += n
+        out["by_urgency"][urgency] = out["by_urgency"].get(urgency, 0) + n
+    return out

@@ -92,6 +92,10 @@ def test_urgent_consultation_asks_each_scheduling_peer_once_and_records_its_answ
     assert [str(o[5][0][0]) for o in oru.segments("OBX")
             if str(o[3][0][0]) == "FOLLOWUP"] == ["requested-urgent"]
 
+    got = api.get("/api/stats").json()["follow_ups"]
+    assert got["by_status"]["acknowledged"] >= 1 and got["by_status"]["refused"] >= 1
+    assert got["by_urgency"]["urgent"] >= 2
+
     # A correction keeps the visit already asked for: nothing new to the schedulers.
     before = len(rdv.messages), len(agenda.messages)
     r = api.post(f"/api/cases/{accession}/report/correct", json={
