@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from connector.config import ApiSection, ApiToken, Destination
 from connector.demo import demo_order, demo_photo, local_config
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
+from tests.support.cli import clean_env
 from tests.support.peers import RecordingPeer
 from tests.support.wait import wait_until
 
@@ -246,7 +246,7 @@ def test_billing_report_totals_match_what_the_peer_acknowledged(env):
                        for c in env.case(a)["charges"])
     config = env.work / "telederm.toml"
     config.write_text(f'data_dir = "{env.work}"\n', encoding="utf-8")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("TELEDERM_")}
+    environ = clean_env()  # the shipped mappings, their example dermatoscope accepted
     result = subprocess.run([sys.executable, "-m", "connector.entrypoints.cli", "billing", "report",
                              "--from", "2000-01-01", "--to", "2099-12-31", "--config",
                              str(config)], capture_output=True, text=True, env=environ,
