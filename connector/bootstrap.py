@@ -13,6 +13,7 @@ from .archive.client import ArchiveClient
 from .audit import AuditAnchor
 from .config import Config
 from .mappings import Mappings, load_mappings
+from .reports.signing import ReportSigner
 from .domain.moment import Moment
 from .store.db import migrate
 from .store.uow import Store, UnitOfWork
@@ -35,6 +36,8 @@ class Services:
     clock: Callable[[], dt.datetime] = utcnow
     # Token the managed Orthanc's plugin uses to notify us (kept in the data folder).
     internal_token: str = ""
+    # Signs each report PDF with the facility's key ([reports] signing_key); None: unsigned.
+    signer: ReportSigner | None = None
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -61,7 +64,16 @@ def build(config: Config) -> Services:
     anchor = AuditAnchor(key, config.audit.checkpoint_file
                          or config.data_dir / "audit-checkpoints.jsonl")
     return Services(config=config, store=store, mappings=load_mappings(config), archive=archive,
-                    anchor=anchor, internal_token=internal_token(config.data_dir))
+                    anchor=anchor, internal_token=internal_token(config.data_dir),
+                    signer=signer(config))
+
+
+def signer(config: Config) -> ReportSigner | None:
+    """The report signer from `[reports]`, loaded at start-up so a bad key stops it there."""
+    reports = config.reports
+    if reports.signing_key is None or reports.signing_cert is None:
+        return None
+    return ReportSigner(reports.signing_key, reports.signing_cert, reports.key_password)
 
 
 def internal_token(data_dir: Path) -> str:

@@ -313,7 +313,39 @@ class FacilitySection(SiteModel):
 
 
 class ReportsSection(SiteModel):
+    """The report PDF: its language, and the facility's PEM key and certificate that sign it
+    PAdES (`telederm keys init` makes a trial pair). Without them the PDF is unsigned, which
+    `telederm config check` warns of; the key's password is read from the environment
+    variable `signing_key_password_env` names, never from the file."""
+
     language: Literal["fr", "en"] = "fr"
+    signing_key: Path | None = None
+    signing_cert: Path | None = None
+    signing_key_password_env: str = ""
+    _key_password: str = PrivateAttr("")
+
+    @field_validator("signing_key", "signing_cert")
+    @classmethod
+    def _existing(cls, value, info: ValidationInfo):
+        return _tls_file(value, info)
+
+    @model_validator(mode="after")
+    def _pair(self, info: ValidationInfo):
+        if (self.signing_key is None) != (self.signing_cert is None):
+            raise ValueError("signing_key and signing_cert go together: give both (the key "
+                             "and its certificate, PEM) or neither")
+        if self.signing_key_password_env:
+            self._key_password = _environ(info).get(self.signing_key_password_env, "")
+            if not self._key_password:
+                raise ValueError(f"signing_key_password_env: environment variable "
+                                 f"{self.signing_key_password_env} is not set; export the "
+                                 "key's password, never write it in the file")
+        return self
+
+    @property
+    def key_password(self) -> str:
+        """The signing key's password read from the environment when the config was loaded."""
+        return self._key_password
 
 
 class UiSection(SiteModel):
@@ -469,7 +501,7 @@ class Destination(SiteModel):
     connector/billing/csvfeed.py). The fields are in the order their checks read each other."""
 
     name: Name
-    role: Literal["requester", "accounting", "specialist"]
+    role: Literal["requester", "accounting", "specialist", "scheduling"]
     transport: Literal["mllp", "https", "file"] = "mllp"
     address: str
     api_key_env: str = ""          # https: the variable holding the key sent in api_key_header
@@ -491,6 +523,9 @@ class Destination(SiteModel):
     # specialist destinations (the reporting side): the case as an order (ORC-1 NW, XO when
     # reassigned, CA when it leaves them), as ORM^O01 or OMG^O19 (connector/hl7/assignment.py)
     order_message: Literal["ORM^O01", "OMG^O19"] = "ORM^O01"
+    # scheduling destinations: the in-person follow-up a report's conduct calls for, as an
+    # appointment notification or an order (connector/hl7/follow_up.py).
+    follow_up_message: Literal["SIU^S12", "ORM^O01", "OMG^O19"] = "SIU^S12"
     # mllp, https: seconds to wait for the peer's ACK (or HTTP answer) before retrying later
     ack_timeout: float = 0.0  # 0: the transport's default (DEFAULT_ACK_TIMEOUT)
     _api_key: str = PrivateAttr("")
@@ -555,6 +590,9 @@ class Destination(SiteModel):
         if "order_message" in given and self.role != "specialist":
             raise ValueError('order_message applies to specialist destinations: remove it, '
                              'or use role = "specialist"')
+        if "follow_up_message" in given and self.role != "scheduling":
+            raise ValueError('follow_up_message applies to scheduling destinations: remove '
+                             'it, or use role = "scheduling"')
         requester = sorted(given & set(_REQUESTER_KEYS))
         if requester and self.role != "requester":
             raise ValueError(f"{', '.join(requester)} apply to requester destinations: remove "

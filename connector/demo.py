@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import io
 import secrets
 import signal
@@ -34,6 +35,7 @@ from .hl7.client import send_message
 from .hl7.listener import MllpListener
 from .hl7.parse import encode, parse
 from .ports import free_port
+from .reports.signing import CERT_FILE, KEY_FILE, make_trial_pair
 from .runtime.server import RunningConnector
 
 
@@ -129,7 +131,13 @@ def local_config(work: Path, *, ehr_port: int, accounting_port: int, token: str,
     for _ in range(4):
         taken.append(free_port(tuple(taken)))
     http_port, hl7_port, orthanc_port, dicom_port = taken
+    keys = work / "keys"
+    if not (keys / CERT_FILE).is_file():  # a restart in the same folder keeps its pair
+        make_trial_pair(keys, common_name="TeleDerm demo facility",
+                        now=dt.datetime.now(dt.timezone.utc))
     base = load_config(None, environ={
+        "TELEDERM_REPORTS_SIGNING_KEY": str(keys / KEY_FILE),
+        "TELEDERM_REPORTS_SIGNING_CERT": str(keys / CERT_FILE),
         "TELEDERM_DATA_DIR": str(work),
         "TELEDERM_HTTP_LISTEN": f"127.0.0.1:{http_port}",
         "TELEDERM_HL7_LISTEN": f"127.0.0.1:{hl7_port}",

@@ -1,6 +1,7 @@
 """The figures a site's medical direction and IT read: turnaround, outcomes, volumes, photo
-quality, billing, incidents, over a period. `telederm stats`, `GET /api/stats` and
-`/ui/dashboard` show the same ones (`figures`); `mappings/statistics.toml` says which conducts
+quality, billing, incidents, the in-person follow-ups asked, over a period. `telederm stats`,
+`GET /api/stats` and `/ui/dashboard` show the same ones (`figures`);
+`mappings/statistics.toml` says which conducts
 count as "without an in-person visit" and as urgent referrals, and the turnaround targets.
 
 Periods are whole days in UTC: `--from 2026-01-01 --to 2026-01-31` holds the cases opened from
@@ -81,6 +82,7 @@ def figures(uow, start: str, end: str) -> dict:
                         date_from=first, date_to=last).to_dict()
     out["billing"] = {k: billing[k] for k in ("by_code", "total", "not_delivered", "refused")}
     out["deadlines"] = uow.queries.deadlines(start=start, end=end)
+    out["follow_ups"] = uow.follow_ups.counts(start=start, end=end)
     out["outbox"] = uow.queries.stats()["outbox"]
     return out
 

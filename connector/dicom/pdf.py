@@ -2,7 +2,10 @@
 
 Why: the PDF is what most viewers and EHRs display, and storing it in the same study as the
 photos keeps the answer next to the images in the archive. Source Instance Sequence names the
-photos the report was made from, so the link survives outside our database.
+photos the report was made from, so the link survives outside our database. A corrected
+version names the version it replaces in Referenced Instance Sequence (0008,114A) with purpose
+(DCM, 121360, "Replaced report"), so an archive or viewer that holds both knows which one is
+superseded; its Instance Number (the version) and Content Date/Time sort it last.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Sequence as SequenceABC
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.sr.codedict import codes
 from pydicom.uid import EncapsulatedPDFStorage, ExplicitVRLittleEndian
 
 from connector.domain.errors import DomainError
@@ -40,8 +44,10 @@ def encapsulate_pdf(
     series_number: int = 1,
     study_description: str = "",
     study_id: str = "",
+    replaces: str = "",
 ) -> Dataset:
-    """Build an Encapsulated PDF dataset; `source_images` are (SOP Class UID, SOP Instance UID).
+    """Build an Encapsulated PDF dataset; `source_images` are (SOP Class UID, SOP Instance UID);
+    `replaces` is the SOP Instance UID of the report (Encapsulated PDF) this one corrects.
 
     Raises DomainError when `pdf` is not a PDF or an argument is malformed.
     """
@@ -57,6 +63,10 @@ def encapsulate_pdf(
     for k, (sop_class, sop_instance) in enumerate(source_images):
         check_uid(sop_class, f"source_images[{k}].sop_class")
         check_uid(sop_instance, f"source_images[{k}].sop_uid")
+    if replaces:
+        check_uid(replaces, "replaces")
+        if replaces == sop_uid:
+            raise DomainError("a report cannot replace itself", where="replaces")
 
     ds = patient_and_study(patient=patient, study_uid=study_uid, accession=accession,
                            study_datetime=study_datetime, referring=referring,
@@ -82,6 +92,8 @@ def encapsulate_pdf(
         ds.SourceInstanceSequence = Sequence(
             [_reference(sop_class, sop_instance) for sop_class, sop_instance in source_images]
         )
+    if replaces:
+        ds.ReferencedInstanceSequence = Sequence([_replaced(replaces)])
     ds.DocumentTitle = title
     ds.ConceptNameCodeSequence = Sequence()
     ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
@@ -96,4 +108,15 @@ def _reference(sop_class: str, sop_instance: str) -> Dataset:
     item = Dataset()
     item.ReferencedSOPClassUID = sop_class
     item.ReferencedSOPInstanceUID = sop_instance
+    return item
+
+
+def _replaced(sop_instance: str) -> Dataset:
+    item = _reference(EncapsulatedPDFStorage, sop_instance)
+    replaced = codes.DCM.ReplacedReport
+    purpose = Dataset()
+    purpose.CodeValue = replaced.value
+    purpose.CodingSchemeDesignator = replaced.scheme_designator
+    purpose.CodeMeaning = replaced.meaning
+    item.PurposeOfReferenceCodeSequence = Sequence([purpose])
     return item

@@ -461,7 +461,51 @@ def config_warnings(config) -> list[str]:
     if not config.destinations:
         out.append("no [[destinations]]: reports, order status and charges reach no system "
                    "(add the EHR and the accounting feed)")
+    if config.reports.signing_key is None:
+        out.append("no [reports] signing_key/signing_cert: report PDFs go out unsigned "
+                   "(telederm keys init makes a trial pair; use the facility's certificate)")
     return out
+
+
+def cmd_keys_init(args) -> int:
+    """A self-signed key pair for trials, printed as the [reports] lines that use it."""
+    from ..reports.signing import make_trial_pair
+    key, cert = make_trial_pair(Path(args.out), common_name=args.name,
+                                now=dt.datetime.now(dt.timezone.utc))
+    print(f"[reports]\nsigning_key = \"{key}\"\nsigning_cert = \"{cert}\"")
+    print("note: a self-signed certificate proves a report unchanged, not who signed it; "
+          "use the facility's certificate in production", file=sys.stderr)
+    return 0
+
+
+def cmd_report_verify(args) -> int:
+    """Signer, time and whether the PDF is intact; exit 1 when it is not (or not trusted,
+    with --trust)."""
+    from ..reports.signing import verify
+    path = Path(args.file)
+    if not path.is_file():
+        raise DomainError(f"{args.file} is not a readable file", where=args.file,
+                          hint="give the report PDF (GET /api/cases/<accession>/report.pdf)")
+    trust = tuple(Path(t) for t in args.trust)
+    for t in trust:
+        if not t.is_file():
+            raise DomainError(f"{t} is not a readable file", where="--trust",
+                              hint="give the signer's certificate or its CA (PEM)")
+    # its validator logs each untrusted chain with a traceback; the verdict says it in a line
+    logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
+    logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
+    got = verify(path.read_bytes(), trust=trust)
+    if got.problem and not got.signer:
+        print(f"{path}: {got.problem}")
+        return 1
+    print(f"signer: {got.signer}")
+    print(f"signed at: {got.signed_at or 'not stated'}")
+    intact = got.intact and got.valid
+    print("intact: yes" if intact else
+          f"intact: NO, {got.problem or 'the signature does not match the signer key'}")
+    if trust:
+        print(f"trusted: {'yes' if got.trusted else 'NO, the signer is not one of --trust'}")
+    return 0 if intact and (got.trusted or not trust) else 1
 
 
 def cmd_billing_explain(args) -> int:
@@ -818,6 +862,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(tokens_sub.add_parser("revoke", help="revoke a token at once"))
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=cmd_tokens)
+    keys = sub.add_parser("keys", help="the report signing key")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
+    p = keys_sub.add_parser("init", help="make a self-signed key and certificate for trials")
+    p.add_argument("--out", required=True, help="folder to write signing-key.pem and "
+                   "signing-cert.pem into (never overwritten)")
+    p.add_argument("--name", default="TeleDerm trial signer",
+                   help="the certificate's common name (the facility)")
+    p.set_defaults(func=cmd_keys_init)
+    report = sub.add_parser("report", help="report PDFs")
+    report_sub = report.add_subparsers(dest="report_command", required=True, parser_class=_Parser)
+    p = report_sub.add_parser("verify", help="check a report PDF's signature: signer, time, "
+                              "intact (exit 1 when not)")
+    p.add_argument("file", help="the report PDF")
+    p.add_argument("--trust", action="append", default=[], metavar="CERT",
+                   help="a certificate (PEM) the signer must chain to; repeatable")
+    p.set_defaults(func=cmd_report_verify)
     p = with_config(sub.add_parser("orthanc", help="the managed Orthanc"))
     p.add_argument("action", choices=["start", "stop", "status"])
     p.set_defaults(func=cmd_orthanc)

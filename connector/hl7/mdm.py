@@ -53,7 +53,7 @@ def build_mdm(*, control_id: str, now: str, case_accession: str, study_uid: str,
               report: Report, conduct_label: str, pdf: bytes, document_id: str,
               parent_document_id: str = "", change_reason: str = "", viewer_url: str = "",
               pdf_url: str = "", namespace: str = "TELEDERM", sending: tuple[HD, HD] = ("TELEDERM", "TELEDERM"),
-              receiving: tuple[HD, HD] = ("", "")) -> str:
+              receiving: tuple[HD, HD] = ("", ""), follow_up: str = "") -> str:
     """The MDM text (segments separated by CR); encode it with `parse.encode`.
 
     `document_id` is this version's unique document number; `parent_document_id` the version it
@@ -82,6 +82,7 @@ def build_mdm(*, control_id: str, now: str, case_accession: str, study_uid: str,
         *order_segments(now=now, case_accession=case_accession, order=order, report=report),
         txa,
         *observation_segments(study_uid=study_uid, report=report, conduct_label=conduct_label,
-                              pdf=pdf, viewer_url=viewer_url, pdf_url=pdf_url),
+                              pdf=pdf, viewer_url=viewer_url, pdf_url=pdf_url,
+                              follow_up=follow_up),
     ]
     return "\r".join(lines) + "\r"

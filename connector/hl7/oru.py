@@ -1,7 +1,8 @@
 """The report going back to the requester: ORU^R01^ORU_R01, v2.5, UTF-8.
 
 One OBX TX per report line (receivers that show OBX-5 verbatim keep the layout), then the
-conduct (CE), the Study Instance UID, an optional viewer link (RP) and the signed PDF: embedded
+conduct (CE), when a visit was asked of the scheduling systems the follow-up (CE `FOLLOWUP`,
+`requested-routine` / `requested-urgent`), the Study Instance UID, an optional viewer link (RP) and the signed PDF: embedded
 (ED, base64, never wrapped), or by reference (RP: the URL of our API where the requester
 fetches it with its credentials), or left out. OBR-25 and every OBX-11 carry the report status
 (F final, C corrected).
@@ -32,6 +33,11 @@ CONDUCT = "CONDUCT^Conduite a tenir^L"
 STUDY_UID = "110180^Study Instance UID^DCM"
 VIEWER = "VIEWER^Visualiseur d'images^L"
 PDF = "PDF^Compte rendu PDF^L"
+FOLLOW_UP = "FOLLOWUP^Suivi en consultation^L"
+# OBX-5 of the follow-up observation: the visit the conduct calls for was asked of the
+# scheduling systems, with this urgency (workflow/request_follow_up.py)
+FOLLOW_UP_VALUES = {"routine": "requested-routine^Consultation demandee^L",
+                    "urgent": "requested-urgent^Consultation urgente demandee^L"}
 MAX_FIELD = 65_536  # characters in one field (HL7 v2.5)
 _ED_PDF = "^AP^PDF^Base64^"  # OBX-5 ED: source application, type, subtype, encoding, data
 
@@ -44,7 +50,7 @@ def pdf_fits(pdf: bytes) -> bool:
 def build_oru(*, control_id: str, now: str, case_accession: str, study_uid: str, order: Order,
               report: Report, conduct_label: str, pdf: bytes, viewer_url: str = "",
               pdf_url: str = "", sending: tuple[HD, HD] = ("TELEDERM", "TELEDERM"),
-              receiving: tuple[HD, HD] = ("", "")) -> str:
+              receiving: tuple[HD, HD] = ("", ""), follow_up: str = "") -> str:
     """The ORU text (segments separated by CR); encode it with `parse.encode`. The PDF goes by
     reference when `pdf_url` is given, embedded when `pdf` is, else not at all."""
     lines = [
@@ -54,7 +60,8 @@ def build_oru(*, control_id: str, now: str, case_accession: str, study_uid: str,
         pv1_outpatient(),
         *order_segments(now=now, case_accession=case_accession, order=order, report=report),
         *observation_segments(study_uid=study_uid, report=report, conduct_label=conduct_label,
-                              pdf=pdf, viewer_url=viewer_url, pdf_url=pdf_url),
+                              pdf=pdf, viewer_url=viewer_url, pdf_url=pdf_url,
+                              follow_up=follow_up),
     ]
     return "\r".join(lines) + "\r"
 
@@ -76,13 +83,16 @@ def order_segments(*, now: str, case_accession: str, order: Order, report: Repor
 
 
 def observation_segments(*, study_uid: str, report: Report, conduct_label: str, pdf: bytes,
-                         viewer_url: str = "", pdf_url: str = "") -> list[str]:
+                         viewer_url: str = "", pdf_url: str = "",
+                         follow_up: str = "") -> list[str]:
     """The OBX: report lines (TX), conduct (CE), Study Instance UID (ST), viewer link (RP, when
     given) and the PDF (RP to `pdf_url` when given, else ED when `pdf` is not empty); OBX-11 is
     the report status (F, C or D). A PDF too large for one field (`pdf_fits`) is a ValueError:
     send it by reference."""
     observations = [("TX", REPORT_TEXT, escape(line)) for line in _lines(report.text)]
     observations.append(("CE", CONDUCT, f"{escape(report.conduct)}^{escape(conduct_label)}^L"))
+    if follow_up:
+        observations.append(("CE", FOLLOW_UP, FOLLOW_UP_VALUES[follow_up]))
     if study_uid:
         observations.append(("ST", STUDY_UID, escape(study_uid)))
     if viewer_url:

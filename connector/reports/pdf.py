@@ -1,22 +1,17 @@
-"""The dermatologist's answer as a read-only PDF, plus the digest that makes it checkable.
+"""The dermatologist's answer as a PDF, before `reports.signing` signs it PAdES.
 
 French rules for tele-expertise ask for a non-modifiable document (PDF) that identifies the
-doctor. What this module does today:
-
-- the PDF is encrypted with an empty user password and a random owner password, allowing
-  print and copy but not modification or annotation. Those permission bits are advisory (a
-  viewer honours them, a determined tool ignores them): they state intent, they do not protect;
-- the integrity line prints `report_digest()`, a SHA-256 over the canonical report content,
-  so anyone holding the recorded report can recompute it and compare.
-
-That digest is not an electronic signature (no PAdES signature with the site's certificate is
-made), so nothing here claims to sign.
+doctor. The signature (`reports.signing`, with the facility's key) is what makes any change
+detectable; this module renders the document it covers. The PDF is not encrypted: permission
+bits protect nothing, RC4 encryption blocks PDF/A, and a signed document needs neither. The
+integrity line prints `report_digest()`, a SHA-256 over the canonical report content, so anyone
+holding the recorded report can also compare the content itself.
 
 Text comes from `mappings/reports/labels.toml` (per site, per language); the font is a TrueType
 font so that accents and names from other European languages render: DejaVu Sans from Debian's
 `fonts-dejavu-core` when installed (wider coverage: Polish, Czech...), else Bitstream Vera,
 which reportlab ships (Latin-1 plus French ligatures). For given inputs on one machine the
-output is identical except for the encryption key, which is random per document.
+output is identical byte for byte (reportlab's invariant mode, with the creation date given).
 
 Size: the PDF travels base64 in one HL7 field (ORU OBX-5 ED), whose v2.5 limit is 65,536
 characters. reportlab embeds a subset of each font (the glyphs a document uses), but copies
@@ -35,7 +30,6 @@ import hashlib
 import io
 import json
 import re
-import secrets
 from pathlib import Path
 from typing import Annotated
 from xml.sax.saxutils import escape
@@ -46,7 +40,6 @@ from fontTools.ttLib import TTFont as FontFile
 from pydantic import AfterValidator, StrictStr, create_model
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
-from reportlab.lib.pdfencrypt import StandardEncryption
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
@@ -62,7 +55,8 @@ LANGS = ("fr", "en")
 LABEL_KEYS = (
     "title", "corrected", "patient", "born", "patient_id", "requester", "request", "accession",
     "images", "question", "answer", "conduct", "specialist", "signed_on", "integrity", "footer",
-    "generated", "page", "date_format", "datetime_format",
+    "generated", "page", "date_format", "datetime_format", "signed_note", "sex", "ins",
+    "requested_on", "priority", "triage", "questionnaire", "facility",
 )
 
 _DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
@@ -117,8 +111,11 @@ def report_digest(*, report: Report, accession: str) -> str:
 
 
 def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_label: str,
-                      labels: dict, lang: str = "fr", images: int = 0, now_text: str) -> bytes:
-    """The report as A4 PDF bytes, encrypted read-only; `now_text` is printed as edition time."""
+                      labels: dict, lang: str = "fr", images: int = 0,
+                      created: dt.datetime, facility: str = "", signed: bool = False) -> bytes:
+    """The report as A4 PDF bytes; `created` (timezone-aware) is its creation date and the
+    edition time its footer prints; `facility` the issuing facility; `signed` adds the note
+    that the file is signed (only true when `reports.signing` signs it next)."""
     if lang not in labels:
         raise DomainError(f"no report labels for language {lang!r}", where="lang",
                           hint=f"use one of: {', '.join(sorted(labels))}")
@@ -126,6 +123,8 @@ def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_l
         raise DomainError("accession is empty", where="accession")
     if images < 0:
         raise DomainError("image count is negative", where="images")
+    if created.utcoffset() is None:
+        raise DomainError("the creation date has no time zone", where="created")
     lab = labels[lang]
     s = _styles()
     buf = io.BytesIO()
@@ -134,12 +133,12 @@ def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_l
         bottomMargin=20 * mm, title=f"{lab['title']} {accession}",
         author=_name(report.specialist.name), creator="TeleDerm Connector", lang=lang,
         invariant=1,
-        encrypt=StandardEncryption(userPassword="", ownerPassword=secrets.token_urlsafe(24),
-                                   canPrint=1, canModify=0, canCopy=1, canAnnotate=0,
-                                   strength=128),
     )
     patient = order.patient
     patient_id = f"{patient.id} ({patient.issuer})" if patient.issuer else patient.id
+    # the INS only when the identity is qualified: otherwise it must not be used (RNIV)
+    ins = [(lab["ins"], patient.ins)] if patient.ins and patient.ins_usable else []
+    triage = order.triage.level + (f" ({order.triage.score})" if order.triage.level else "")
     story = [Paragraph(_text(lab["title"]), s["title"])]
     if report.status == ResultStatusValues.CORRECTED:
         story.append(Paragraph(_text(lab["corrected"]), s["strong"]))
@@ -148,14 +147,21 @@ def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_l
         _fields(s, [
             (lab["patient"], _name(patient.name)),
             (lab["born"], _date(patient.birth_date, lab["date_format"])),
+            (lab["sex"], patient.sex or "—"),
             (lab["patient_id"], patient_id),
+            *ins,
             (lab["requester"], f"{_name(order.requester.name)} ({order.requester.id})"),
             (lab["request"], order.placer_order_number),
+            (lab["requested_on"], _when(order.ordered_at, lab["datetime_format"]) or "—"),
+            (lab["priority"], order.priority.value),
+            *([(lab["triage"], triage)] if order.triage.level else []),
             (lab["accession"], accession),
             (lab["images"], str(images)),
+            *([(lab["facility"], facility)] if facility else []),
         ]),
         Paragraph(_text(lab["question"]), s["heading"]),
         *_paragraphs(order.question, s["body"]),
+        *_questionnaire(order, lab, lang, s),
         Paragraph(_text(lab["answer"]), s["heading"]),
         *_paragraphs(report.text, s["body"]),
         Paragraph(_text(lab["conduct"]), s["heading"]),
@@ -169,10 +175,15 @@ def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_l
                 value_style="digest"),
         Spacer(1, 3 * mm),
         Paragraph(_text(lab["footer"]), s["small"]),
+        *([Paragraph(_text(lab["signed_note"]), s["small"])] if signed else []),
     ]
-    footer = f"{accession} · {lab['generated']} {now_text} · {lab['page']}"
+    footer = (f"{accession} · {lab['generated']} {created.strftime(lab['datetime_format'])} · "
+              f"{lab['page']}")
+    stamp = _pdf_date(created)
 
     def on_page(canvas, doc_):
+        # invariant mode would date the document 2000-01-01: it carries `created` instead
+        canvas._doc.setDateFormatter(lambda *_: stamp)
         canvas.saveState()
         canvas.setFont(_FONT, 8)
         canvas.setFillColor(colors.grey)
@@ -181,6 +192,19 @@ def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_l
 
     doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
     return buf.getvalue()
+
+
+def _questionnaire(order: Order, lab: dict, lang: str, s: dict) -> list:
+    """The structured request's answers, in the wording they were answered with."""
+    if not order.questionnaire:
+        return []
+    column = 0 if lang == "fr" else 1
+    rows = []
+    for answer in order.questionnaire:
+        shown = {v: labels[column] for v, *labels in answer.value_labels}
+        rows.append((answer.label[column] or answer.item,
+                     ", ".join(shown.get(v) or v for v in answer.values)))
+    return [Paragraph(_text(lab["questionnaire"]), s["heading"]), _fields(s, rows)]
 
 
 @functools.cache
@@ -264,6 +288,13 @@ def _date(text: str, fmt: str) -> str:
         return dt.datetime.strptime(text, "%Y%m%d").strftime(fmt)
     except ValueError:
         return text
+
+
+def _pdf_date(when: dt.datetime) -> str:
+    """A PDF date string (ISO 32000 7.9.4): D:YYYYMMDDHHmmSS+HH'mm'."""
+    offset = int(when.utcoffset().total_seconds()) // 60
+    sign, offset = ("+" if offset >= 0 else "-"), abs(offset)
+    return f"D:{when:%Y%m%d%H%M%S}{sign}{offset // 60:02d}'{offset % 60:02d}'"
 
 
 def _when(text: str, fmt: str) -> str:

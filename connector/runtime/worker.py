@@ -25,7 +25,8 @@ and once when it stops, it anchors the audit chain's head outside the database
 
 What follows an item's outcome is kept out of the worker: `ON_DONE` and `ON_DEAD` map an outbox
 kind to hooks run in the unit of work that marks the item done or dead (e.g. charges
-acknowledged or refused, `charges_delivered`).
+acknowledged or refused, `charges_delivered`; a follow-up request acknowledged or refused by
+the scheduling system, `request_follow_up`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from ..hl7.parse import salvage_header
 from ..store.outbox import Item
 from ..store.uow import UnitOfWork
 from ..workflow import (charges_delivered, escalate_case, forward_study, post_charges,
-                        publish_worklist, update_patient)
+                        publish_worklist, request_follow_up, update_patient)
 from ..workflow.commands import FireTimer
 from . import catch_up
 
@@ -128,12 +129,21 @@ def _charges_refused(services: Services, uow: UnitOfWork, item: Item,
     charges_delivered.on_dead(uow, item, error)
 
 
+def _follow_up_delivered(services: Services, uow: UnitOfWork, item: Item) -> None:
+    request_follow_up.on_delivered(uow, item)
+
+
+def _follow_up_refused(services: Services, uow: UnitOfWork, item: Item,
+                       error: BaseException) -> None:
+    request_follow_up.on_dead(uow, item, error)
+
+
 ON_DONE = {
     "archive.store": (_archived, _forward_report),
-    "hl7.send": (_charges_delivered,),
+    "hl7.send": (_charges_delivered, _follow_up_delivered),
 }
 ON_DEAD = {
-    "hl7.send": (_charges_refused,),
+    "hl7.send": (_charges_refused, _follow_up_refused),
 }
 
 

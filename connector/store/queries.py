@@ -18,7 +18,8 @@ from ..domain.states import AWAITING_ANSWER
 from . import identity, inbox
 from . import outbox as outbox_store
 from .schema import audit as audit_table
-from .schema import cases, charges, images, outbox, patient_identifiers, patients, reports
+from .schema import (cases, charges, follow_ups, images, outbox, patient_identifiers, patients,
+                     reports)
 from .schema import inbox as inbox_table
 
 
@@ -227,6 +228,12 @@ def case_detail(conn: Connection, accession: str, now: str = "") -> dict | None:
          "specialist": r.specialist_id, "digest": r.digest}
         for r in conn.execute(select(reports).where(reports.c.accession == accession)
                               .order_by(reports.c.version))]
+    out["follow_ups"] = [
+        {"destination": r.destination, "version": r.version, "message_type": r.message_type,
+         "urgency": r.urgency, "status": r.status, "reason": r.reason,
+         "requested_at": r.requested_at, "updated_at": r.updated_at}
+        for r in conn.execute(select(follow_ups).where(follow_ups.c.accession == accession)
+                              .order_by(follow_ups.c.id))]
     out["charges"] = [
         {"transaction_id": r.transaction_id, "code": r.code, "role": r.role, "type": r.type,
          "amount": f"{r.amount_cents / 100:.2f}", "act_date": r.act_date, "status": r.status,

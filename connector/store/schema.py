@@ -241,6 +241,25 @@ forwarded = Table(
 )
 Index("ix_forwarded_case", forwarded.c.destination, forwarded.c.accession)
 
+# The in-person follow-up a report's conduct calls for, one row per scheduling destination:
+# requested when queued, then acknowledged or refused by what that system answered.
+follow_ups = Table(
+    "follow_ups", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("accession", String(16), nullable=False),
+    Column("version", Integer, nullable=False),             # the report version that asked
+    Column("destination", String(50), nullable=False),      # the [[destinations]] name
+    Column("control_id", String(50), nullable=False),       # MSH-10 of the message sent
+    Column("message_type", String(10), nullable=False),     # SIU^S12, ORM^O01, OMG^O19
+    Column("urgency", String(10), nullable=False),          # routine | urgent
+    Column("status", String(12), nullable=False),           # requested|acknowledged|refused
+    Column("reason", String(200), nullable=False, default=""),  # a refusal's codes
+    Column("requested_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    UniqueConstraint("destination", "control_id"),
+)
+Index("ix_follow_ups_case", follow_ups.c.accession)
+
 audit = Table(
     "audit", metadata,
     Column("id", Integer, primary_key=True),

@@ -6,8 +6,8 @@ report rows, outbox effects, audit rows) goes through `uow`'s repositories and c
 together when the `with store.unit(...)` block ends, or not at all. Steps never see a
 connection or SQL: the repositories are the store modules (`cases`, `images`, `reports`,
 `charges`, `outbox`, `audit`, `inbox`, `counters`, `users`, `tokens`, `forwarded`,
-`routing`) with this transaction bound as their first argument, so `uow.cases.load(accession)`
-is `cases.load(conn, accession)`.
+`routing`, `identity`, `follow_ups`) with this transaction bound as their first argument, so
+`uow.cases.load(accession)` is `cases.load(conn, accession)`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from sqlalchemy.exc import OperationalError
 
 from ..domain.errors import StoreUnavailable
 from ..domain.moment import Moment
-from . import (audit, cases, charges, counters, forwarded, identity, images, inbox, outbox,
-               queries, reports, routing, tokens, users)
+from . import (audit, cases, charges, counters, follow_ups, forwarded, identity, images, inbox,
+               outbox, queries, reports, routing, tokens, users)
 from .db import WriterGate, engine_and_gate
 
 
@@ -68,6 +68,7 @@ class UnitOfWork:
         self.routing = Repository(routing, conn)
         self.tokens = Repository(tokens, conn)
         self.identity = Repository(identity, conn)
+        self.follow_ups = Repository(follow_ups, conn)
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator["UnitOfWork"]:

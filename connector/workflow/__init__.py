@@ -17,6 +17,8 @@ In flow order:
 3. `mark_ready` — the archive holds the stable study: the case is READY.
 4. `record_report` — the answer: signed PDF, Encapsulated PDF, report to the requester, charges;
    `receive_report` — the same from a reporting system (ORU / MDM).
+   `request_follow_up` — the in-person visit the conduct calls for, asked of each
+   scheduling destination (SIU^S12 / ORM / OMG), acknowledged or refused by its answer.
 5. `send_report` — the report to each requester destination (ORU^R01 or MDM);
    `forward_study` — the study (images, then the report's PDF) to each hospital PACS by
    C-STORE, when the case is ready or answered (`[[dicom.forward]]`).

@@ -103,6 +103,7 @@ class RecordReport:
     specialist: Practitioner
     actor: str
     correction: bool = False
+    reason: str = ""  # why a correction is made (API, web form); HL7 carries none
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,13 @@
-"""Step 4: the dermatologist's answer becomes a signed read-only PDF, an Encapsulated PDF in the
-case's study, an ORU for the requester and the act's charges, all in one unit of work.
+"""Step 4: the dermatologist's answer becomes a PDF signed PAdES with the facility's key
+(`Services.signer`; unsigned when none is configured), an Encapsulated PDF in the case's study,
+an ORU for the requester and the act's charges, all in one unit of work.
 
 `handle` runs in the caller's unit of work (the API request's, or the HL7 message's, so a
 report received over HL7 commits with its ACK). A correction (`RecordReport.correction`,
 OBX-11 C) of an answered case is a new version with status C: the case becomes AMENDED, the
-requester gets the corrected ORU, and nothing is charged again (the act was billed by the final
-report)."""
+requester gets the corrected ORU, its Encapsulated PDF references the one it replaces, and
+nothing is charged again (the act was billed by the final report). A conduct that calls for an
+in-person visit asks the scheduling systems for it (`request_follow_up`)."""
 
 from __future__ import annotations
 
@@ -15,12 +17,13 @@ from ..dicom.pdf import encapsulate_pdf
 from ..dicom.uids import report_series_uid, report_uid
 from ..dicom.wrap import to_bytes
 from ..domain.model import Report, ResultStatusValues
-from ..domain.states import CaseEvent
+from ..domain.errors import StateConflict
+from ..domain.states import CaseEvent, CaseStatus
 from ..reports.conducts import conduct as find_conduct
 from ..reports.pdf import render_report_pdf, report_digest
 from ..store.files import write_durably
 from ..store.uow import UnitOfWork
-from . import post_charges, send_report, study
+from . import post_charges, request_follow_up, send_report, study
 from .commands import RecordReport
 
 
@@ -46,6 +49,11 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
                     status=ResultStatusValues.CORRECTED if correction
                     else ResultStatusValues.FINAL)
     case = uow.cases.load(accession)
+    _check_answerable(case.status, correction)
+    replaced = uow.reports.latest(accession) if correction else None
+    if correction and replaced is None:
+        raise StateConflict("this case has no report to correct", where="case.status",
+                            hint="a teleconsultation reported as done has no report")
     # REPORT_FINAL refuses a second final report or a cancelled case; REPORT_CORRECTED
     # takes an answered (or already amended) case only.
     case.apply(CaseEvent.REPORT_CORRECTED if correction else CaseEvent.REPORT_FINAL)
@@ -55,7 +63,10 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
     pdf = render_report_pdf(order=case.order, accession=accession, report=report,
                             conduct_label=conduct_label, labels=services.mappings.labels,
                             lang=lang, images=len(references),
-                            now_text=uow.moment.local.strftime("%d/%m/%Y %H:%M"))
+                            created=uow.moment.local, facility=services.config.facility.name,
+                            signed=services.signer is not None)
+    if services.signer is not None:
+        pdf = services.signer.sign(pdf, reason=services.mappings.labels[lang]["title"])
     sop_uid = report_uid(case.study_uid, version)
     series_uid = report_series_uid(case.study_uid)
     ds = encapsulate_pdf(
@@ -63,7 +74,8 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
         series_uid=series_uid, series_number=uow.counters.series_number(accession, series_uid),
         sop_uid=sop_uid, instance_number=version,
         title=services.mappings.labels[lang]["title"], content_datetime=signed_at,
-        source_images=references)
+        source_images=references,
+        replaces=replaced.sop_uid if replaced is not None else "")
     path = services.config.data_dir / "reports" / accession / f"{sop_uid}.dcm"
     write_durably(path, to_bytes(ds))
     uow.reports.insert(
@@ -75,13 +87,26 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
     uow.cases.save_status(case, now)
     uow.outbox.enqueue(kind="archive.store", destination="archive", key=f"archive:{sop_uid}",
                        payload=str(path).encode(), accession=accession, now=now)
+    follow_ups = request_follow_up.request(uow, case, report, conduct_entry, version=version)
     oru = send_report.queue(uow, case, report, version=version, conduct_label=conduct_label,
-                            pdf=pdf)
+                            pdf=pdf, reason=cmd.reason,
+                            follow_up=conduct_entry.follow_up if follow_ups else "")
     dft = None if correction else post_charges.handle(uow, case, specialist,
                                                       act_date=uow.moment.day)
     uow.audit.append(at=now, actor=cmd.actor,
                      action="report.corrected" if correction else "report.final",
                      accession=accession,
                      detail={"version": version, "digest": digest, "conduct": conduct,
-                             "oru": oru, "dft": dft})
+                             "oru": oru, "dft": dft, "signed": services.signer is not None,
+                             "follow_ups": follow_ups}
+                     | ({"reason": cmd.reason} if cmd.reason else {}))
     return RecordedReport(accession, version, case.status.value, digest, oru, dft)
+
+
+def _check_answerable(status: CaseStatus, correction: bool) -> None:
+    """A correction needs an answer to correct; said in words rather than as a refused
+    transition."""
+    if correction and status not in (CaseStatus.ANSWERED, CaseStatus.AMENDED):
+        raise StateConflict(f"this case has no answer to correct (it is {status.value})",
+                            where="case.status",
+                            hint="send the report first (POST /api/cases/{accession}/report)")

@@ -34,10 +34,11 @@ log = logging.getLogger("connector.reports")
 
 
 def queue(uow: UnitOfWork, case: Case, report: Report, *, version: int, conduct_label: str,
-          pdf: bytes, reason: str = "") -> str | None:
+          pdf: bytes, reason: str = "", follow_up: str = "") -> str | None:
     """Queue the report for each requester destination; returns the MSH-10 sent to the first
     one, or None when no requester is configured. `reason` (a withdrawal's) goes into the MDM
-    form (TXA-21)."""
+    form (TXA-21); `follow_up` (the urgency of a visit just asked of the scheduling systems)
+    into an OBX the requester reads."""
     config = uow.services.config
     dests = config.destinations_for("requester")
     if not dests:
@@ -48,7 +49,7 @@ def queue(uow: UnitOfWork, case: Case, report: Report, *, version: int, conduct_
                   viewer_url=viewer_url(config.orthanc.url, case.order.patient.id,
                                         case.study_uid),
                   sending=(config.facility.name, config.facility.id),
-                  receiving=requester_of(case))
+                  receiving=requester_of(case), follow_up=follow_up)
     first = None
     for dest in dests:
         common["pdf_url"] = _pdf_url(uow, case, dest, version=version, pdf=pdf)

@@ -21,6 +21,7 @@ from connector.hl7.ack import build_ack
 from connector.hl7.assignment import build_specialist_order
 from connector.hl7.dft import build_dft
 from connector.hl7.errors import Hl7Error
+from connector.hl7.follow_up import build_follow_up
 from connector.hl7.mdm import build_mdm
 from connector.hl7.order_status import build_order_status
 from connector.hl7.oru import build_oru
@@ -109,6 +110,17 @@ def _specialist(message_type: str, control: str, suffix: str, assignee: str = AS
         due=DUE, reminder=control == "SC", sending=SENDING, receiving=("spec-chu", ""))
 
 
+FOLLOW_UP_TEXT = "Lésion suspecte de mélanome.\nExérèse à programmer rapidement."
+
+
+def _follow_up(message_type: str) -> str:
+    return build_follow_up(
+        control_id=f"FU{ACCESSION}V1", now=NOW, message_type=message_type, urgency="urgent",
+        case_accession=ACCESSION, order=ORDER, specialist=SPECIALIST,
+        conduct=("urgent_visit", "Consultation de dermatologie urgente, dans les jours à venir"),
+        text=FOLLOW_UP_TEXT, sending=SENDING, receiving=("rdv-chu", ""))
+
+
 def _charges(kind: str) -> list[Charge]:
     te2 = transaction_id(ACCESSION, "TE2", "CG")
     rqd = transaction_id(ACCESSION, "RQD", "CG")
@@ -162,6 +174,9 @@ FORMS = {
     "out_orm_o01_specialist_ca.hl7": lambda: _specialist("ORM^O01", "CA", "A3"),
     "out_orm_o01_specialist_reminder.hl7": lambda: _specialist("ORM^O01", "SC", "R4"),
     "out_omg_o19_specialist_nw.hl7": lambda: _specialist("OMG^O19", "NW", "A1"),
+    "out_siu_s12_follow_up.hl7": lambda: _follow_up("SIU^S12"),
+    "out_orm_o01_follow_up.hl7": lambda: _follow_up("ORM^O01"),
+    "out_omg_o19_follow_up.hl7": lambda: _follow_up("OMG^O19"),
     "out_dft_p03_charge.hl7": lambda: _dft("CG", f"DFT{ACCESSION}N1"),
     "out_dft_p03_credit.hl7": lambda: _dft("CD", f"DFT{ACCESSION}N2"),
 }

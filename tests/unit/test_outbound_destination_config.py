@@ -115,3 +115,21 @@ def test_a_bad_ack_timeout_is_refused_with_the_key_and_a_hint(tmp_path, line, tr
         load_config(_ack_timeout_config(tmp_path, line, transport, address), environ={})
     assert said in err.value.text
     assert err.value.where.endswith(" [destinations[0].ack_timeout]") and err.value.hint
+
+
+SCHEDULING = ('[[destinations]]\nname = "rdv"\nrole = "scheduling"\n'
+              'address = "127.0.0.1:6663"\n')
+
+
+@pytest.mark.parametrize("line, form", [("", "SIU^S12"), ('follow_up_message = "OMG^O19"\n',
+                                                           "OMG^O19")])
+def test_scheduling_destinations_take_a_follow_up_form(tmp_path, line, form):
+    config = load(tmp_path, SCHEDULING + line)
+    (rdv,) = config.destinations_for("scheduling")
+    assert rdv.follow_up_message == form
+
+
+def test_follow_up_message_is_for_scheduling_destinations_only(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        load(tmp_path, EHR + 'follow_up_message = "SIU^S12"\n')
+    assert "scheduling" in exc.value.text

@@ -26,9 +26,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from ...archive.errors import ArchiveError
 from ...archive.client import viewer_url
 from ...domain.errors import DomainError, NotFound, StateConflict
-from ...domain.model import PersonName, Practitioner
+from ...domain.model import PersonName, Practitioner, reason_text
 from ...domain.moment import Moment, iso
-from ...domain.states import AWAITING_ANSWER
+from ...domain.states import AWAITING_ANSWER, CaseStatus
 from ...workflow import assign_case, record_read, record_report, refuse_order
 from ...workflow.commands import AssignCase, DeclineCase, RecordRead, RecordReport, ReleaseCase
 from . import i18n, passwords, session
@@ -38,6 +38,7 @@ router = APIRouter(include_in_schema=False)
 READERS = ("specialist", "admin")
 MANAGERS = ("manager", "admin")
 WAITING = tuple(s.value for s in AWAITING_ANSWER)
+CORRECTABLE = (CaseStatus.ANSWERED.value, CaseStatus.AMENDED.value)
 THUMB_HEIGHT = 240
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # The pages load nothing from elsewhere and run no script; nobody may frame them.
@@ -269,8 +270,10 @@ def _case_page(request: Request, who: Person, accession: str, *, status: int = 2
                   and case["assigned_to"] != who.practitioner_id),
         may_release=bool(case["assigned_to"]) and (
             who.role == "admin" or case["assigned_to"] == who.practitioner_id),
+        correctable=case["status"] in CORRECTABLE and bool(case["reports"]),
         version=len(case["reports"]), notice=notice, error=error, text=text,
-        conduct=conduct, reason=reason)
+        conduct=conduct or (case["reports"][-1]["conduct"] if case["reports"] else ""),
+        reason=reason)
 
 
 @router.get("/ui/cases/{accession}")
@@ -278,7 +281,8 @@ def case_page(request: Request, accession: str, done: str = "",
               who: Person = Depends(session.person(*READERS))):
     labels = i18n.labels()[_lang(request)]
     notice = {"answered": labels["answered_ok"], "declined": labels["declined_ok"],
-              "taken": labels["taken_ok"], "released": labels["released_ok"]}.get(done, "")
+              "taken": labels["taken_ok"], "released": labels["released_ok"],
+              "corrected": labels["corrected_ok"]}.get(done, "")
     return _case_page(request, who, accession, notice=notice)
 
 
@@ -352,6 +356,36 @@ async def answer(request: Request, accession: str,
         return _case_page(request, who, accession, status=422, text=text, conduct=conduct,
                           error=err.one_line())
     return RedirectResponse(f"/ui/cases/{accession}?done=answered", status_code=303)
+
+
+@router.post("/ui/cases/{accession}/report/correct")
+async def correct(request: Request, accession: str,
+                  who: Person = Depends(session.poster("specialist"))):
+    """The answered case's correction: the path of POST /api/cases/{accession}/report/correct."""
+    form = await request.form()
+    text, conduct = str(form.get("text", "")).strip(), str(form.get("conduct", ""))
+    reason = str(form.get("reason", ""))
+    labels = i18n.labels()[_lang(request)]
+    specialist = _specialist(who)
+    if specialist is None:
+        return _case_page(request, who, accession, status=403, text=text, conduct=conduct,
+                          reason=reason, error=labels["no_practitioner_id"])
+    try:
+        with request.app.state.services.unit() as uow:
+            _check_fresh(uow, accession, form)
+            if not text:
+                raise DomainError("the opinion is empty", where="text")
+            record_report.handle(RecordReport(
+                accession, text, conduct, specialist, who.actor, correction=True,
+                reason=reason_text(reason, hint="say why the answer is corrected")), uow)
+    except (_Stale, StateConflict) as exc:
+        return _stale(request, who, accession, exc)
+    except NotFound:
+        return _case_page(request, who, accession)
+    except DomainError as err:
+        return _case_page(request, who, accession, status=422, text=text, conduct=conduct,
+                          reason=reason, error=err.one_line())
+    return RedirectResponse(f"/ui/cases/{accession}?done=corrected", status_code=303)
 
 
 @router.post("/ui/cases/{accession}/decline")

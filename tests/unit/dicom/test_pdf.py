@@ -107,3 +107,28 @@ def test_encapsulate_pdf_raises_domain_error_when_source_uid_is_bad(encapsulate)
     with pytest.raises(DomainError) as caught:
         encapsulate(source_images=[(VLPhotographicImageStorage, "photo-1")])
     assert caught.value.where == "source_images[0].sop_uid"
+
+
+def test_encapsulate_pdf_correction_references_the_replaced_report_and_passes_dciodvfy(
+        encapsulate, dciodvfy, tmp_path):
+    replaced = uid_from("report", "ACC-42", "1")
+    ds = encapsulate(sop_uid=uid_from("report", "ACC-42", "2"), instance_number=2,
+                     replaces=replaced)
+    read = dcmread(_write(tmp_path, ds))
+    (ref,) = read.ReferencedInstanceSequence
+    assert (ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID) == (
+        EncapsulatedPDFStorage, replaced)
+    (purpose,) = ref.PurposeOfReferenceCodeSequence
+    assert (purpose.CodeValue, purpose.CodingSchemeDesignator, purpose.CodeMeaning) == (
+        "121360", "DCM", "Replaced report")
+    assert [line for line in dciodvfy(_write(tmp_path, ds)) if "Error" in line] == []
+
+
+def test_encapsulate_pdf_first_version_references_no_report(encapsulate, tmp_path):
+    assert "ReferencedInstanceSequence" not in dcmread(_write(tmp_path, encapsulate()))
+
+
+def test_encapsulate_pdf_raises_domain_error_when_it_would_replace_itself(encapsulate):
+    with pytest.raises(DomainError) as err:
+        encapsulate(replaces=uid_from("report", "ACC-42", "1"))
+    assert err.value.where == "replaces"

@@ -14,6 +14,7 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from connector.domain.model import Patient, PersonName, Practitioner, Report
+from connector.hl7.follow_up import build_follow_up
 from connector.hl7.mdm import build_mdm, trigger_for
 from connector.hl7.order_status import build_order_status
 from connector.hl7.parse import parse
@@ -85,6 +86,14 @@ EXPECTED = {
                                             ["MSH", "PID", "PV1", "ORC", "OBR", "NTE"], "ORM_O01"),
     "out_omg_o19_specialist_nw.hl7": ("OMG^O19^OMG_O19", "SPTD00000042A1",
                                       ["MSH", "PID", "PV1", "ORC", "TQ1", "OBR"], "OMG_O19"),
+    "out_siu_s12_follow_up.hl7": ("SIU^S12^SIU_S12", "FUTD00000042V1",
+                                  ["MSH", "SCH", "TQ1", "NTE", "NTE", "PID", "PV1", "RGS",
+                                   "AIS"], "SIU_S12"),
+    "out_orm_o01_follow_up.hl7": ("ORM^O01^ORM_O01", "FUTD00000042V1",
+                                  ["MSH", "PID", "PV1", "ORC", "OBR", "NTE", "NTE"], "ORM_O01"),
+    "out_omg_o19_follow_up.hl7": ("OMG^O19^OMG_O19", "FUTD00000042V1",
+                                  ["MSH", "PID", "PV1", "ORC", "TQ1", "OBR", "NTE", "NTE"],
+                                  "OMG_O19"),
     "out_dft_p03_charge.hl7": ("DFT^P03^DFT_P03", "DFTTD00000042N1",
                                ["MSH", "EVN", "PID", "PV1", "FT1", "FT1"], "DFT_P03"),
     "out_dft_p03_credit.hl7": ("DFT^P03^DFT_P03", "DFTTD00000042N2",
@@ -125,7 +134,9 @@ def test_form_parses_with_hl7apy_tolerant_into_its_structure(name):
         order = msg.ORM_O01_ORDER
         assert order.orc.orc_1.to_er7() in ("OK", "SC", "CR", "OC", "UA", "NW", "XO", "CA")
         assert "ORM_O01_ORDER_DETAIL" in [c.name for c in order.children]
-        filler = "" if order.orc.orc_1.to_er7() == "UA" else forms.ACCESSION  # no case: none
+        # no case (UA), or a follow-up, where we are the placer: no filler number
+        ours = order.orc.orc_1.to_er7() == "UA" or name.endswith("_follow_up.hl7")
+        filler = "" if ours else forms.ACCESSION
         assert order.ORM_O01_ORDER_DETAIL.children[0].obr.obr_3.to_er7() == filler
     else:
         assert valid(msg)
@@ -363,3 +374,37 @@ def test_specialist_order_refuses_a_reminder_without_sc():
         build_specialist_order(control_id="X", now=forms.NOW, message_type="ORM^O01",
                                order_control="NW", case_accession=forms.ACCESSION,
                                order=forms.ORDER, assignee="", due="", reminder=True)
+
+
+@pytest.mark.parametrize("name", ["out_siu_s12_follow_up.hl7", "out_orm_o01_follow_up.hl7",
+                                  "out_omg_o19_follow_up.hl7"])
+def test_follow_up_carries_urgency_patient_requester_accession_and_the_text(name):
+    msg = hl7.parse(FORMS[name]())
+    assert str(msg.segment("PID")[3][0][0]) == "IPP0012345"
+    assert [str(s[3]) for s in msg.segments("NTE")] == forms.FOLLOW_UP_TEXT.split("\n")
+    priority = msg.segment("TQ1")[9] if name != "out_orm_o01_follow_up.hl7" else \
+        msg.segment("ORC")[7][0][5]
+    assert str(priority) == "A"
+    if name.startswith("out_siu"):
+        sch = msg.segment("SCH")
+        assert str(sch[1]) == "TD00000042^TELEDERM" and str(sch[7][0][0]) == "EMERGENCY"
+        assert str(sch[12][0][0]) == "801234567897" and str(sch[20][0][0]) == "810000000001"
+        assert str(sch[26]) == "CMD-2026-0042"
+        assert str(msg.segment("AIS")[3][0][0]) == "urgent_visit"
+    else:
+        assert str(msg.segment("ORC")[2]) == "TD00000042^TELEDERM"
+        assert str(msg.segment("ORC")[12][0][0]) == "801234567897"
+        assert str(msg.segment("OBR")[4][0][0]) == "urgent_visit"
+        assert str(msg.segment("OBR")[32]) == "810000000001"
+
+
+def test_follow_up_refuses_an_unknown_form_or_urgency():
+    with pytest.raises(ValueError, match="SIU"):
+        build_follow_up(**{**FOLLOW_UP_ARGS, "message_type": "SRM^S01"})
+    with pytest.raises(ValueError, match="urgency"):
+        build_follow_up(**{**FOLLOW_UP_ARGS, "urgency": "soon"})
+
+
+FOLLOW_UP_ARGS = dict(control_id="FU1", now=forms.NOW, message_type="SIU^S12", urgency="routine",
+                      case_accession="TD1", order=forms.ORDER, specialist=forms.SPECIALIST,
+                      conduct=("biopsy", "Biopsie"), text="x")

@@ -55,3 +55,17 @@ def test_load_conducts_when_file_empty_or_not_toml_names_file(tmp_path, body):
     with pytest.raises(ConfigError) as err:
         load_conducts(path)
     assert err.value.where == str(path)
+
+
+def test_shipped_conducts_that_call_for_a_visit_say_with_which_urgency():
+    conducts = load_conducts(SHIPPED)
+    assert {c.code: c.follow_up for c in conducts.values() if c.follow_up} == {
+        "routine_visit": "routine", "urgent_visit": "urgent", "biopsy": "routine"}
+
+
+def test_conduct_with_an_unknown_follow_up_urgency_is_refused_naming_it(tmp_path):
+    path = tmp_path / "conducts.toml"
+    path.write_text('[urgent_visit]\nfr = "Urgent"\nen = "Urgent"\nfollow_up = "soon"\n')
+    with pytest.raises(ConfigError) as err:
+        load_conducts(path)
+    assert "[urgent_visit.follow_up]" in err.value.problems[0].one_line()

@@ -1,3 +1,4 @@
+import datetime as dt
 import os
 import re
 import shutil
@@ -9,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from connector.domain.errors import DomainError
-from connector.domain.model import Order, Patient, PersonName, Practitioner, Report
+from connector.domain.model import Answer, Order, Patient, PersonName, Practitioner, Report
 from connector.reports.pdf import load_labels, render_report_pdf, report_digest
 
+CREATED = dt.datetime(2025, 3, 14, 15, 31, 5, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 LABELS = load_labels(Path(__file__).parents[3] / "mappings" / "reports" / "labels.toml")
 ANSWER = ("Lésion pigmentée d'aspect bénin : réseau régulier, pas de critère de mélanome.\n\n"
           "À revoir dans un an ; photographier à nouveau si la lésion évolue (forme, couleur, "
@@ -60,7 +62,7 @@ def report():
 def _render(order, report, **kw):
     args = dict(order=order, accession="ACC00042", report=report,
                 conduct_label="Consultation de dermatologie à prévoir dans les semaines à venir",
-                labels=LABELS, images=3, now_text="14/03/2025 15:31")
+                labels=LABELS, images=3, created=CREATED)
     return render_report_pdf(**{**args, **kw})
 
 
@@ -79,18 +81,25 @@ def test_pdf_shows_answer_patient_and_digest_with_french_accents(order, report, 
     assert report_digest(report=report, accession="ACC00042") in text
 
 
-def test_pdf_is_encrypted_read_only_a4(order, report, tmp_path):
-    info = _info(_render(order, report), tmp_path)
-    assert info["Encrypted"].startswith("yes")
-    assert "change:no" in info["Encrypted"] and "addNotes:no" in info["Encrypted"]
-    assert "print:yes" in info["Encrypted"] and "copy:yes" in info["Encrypted"]
+def test_pdf_is_a4_unencrypted_and_dated_when_created(order, report, tmp_path):
+    pdf = _render(order, report)
+    info = _info(pdf, tmp_path)
+    assert info["Encrypted"] == "no" and b"/Encrypt" not in pdf
     assert info["Page size"].endswith("(A4)")
+    assert b"(D:20250314153105+01'00')" in pdf  # CreationDate and ModDate, not 2000-01-01
+    assert b"D:2000" not in pdf
+
+
+def test_pdf_without_time_zone_on_its_creation_date_raises_domain_error(order, report):
+    with pytest.raises(DomainError) as err:
+        _render(order, report, created=dt.datetime(2025, 3, 14, 15, 31))
+    assert err.value.where == "created"
 
 
 def test_pdf_when_answer_is_long_wraps_onto_more_pages_and_loses_nothing(order, report, tmp_path):
     long_answer = " ".join(f"phrase{i} sur l'évolution." for i in range(900))
     pdf = _render(order, replace(report, text=long_answer))
-    footers = r" ?ACC00042 · Édité le 14/03/2025 15:31 · Page \d+"
+    footers = r" ?ACC00042 · Édité le 14/03/2025 à 15:31 · Page \d+"
     assert long_answer in re.sub(footers, "", _text(pdf, tmp_path))
     assert int(_info(pdf, tmp_path)["Pages"]) > 1
 
@@ -113,8 +122,8 @@ def test_pdf_when_report_is_corrected_says_so(order, report, tmp_path):
     assert "Avis rectificatif" in text
 
 
-def test_pdf_text_is_the_same_for_the_same_inputs(order, report, tmp_path):
-    assert _text(_render(order, report), tmp_path) == _text(_render(order, report), tmp_path)
+def test_pdf_is_the_same_bytes_for_the_same_inputs(order, report):
+    assert _render(order, report) == _render(order, report)
 
 
 def test_pdf_when_language_has_no_labels_raises_domain_error(order, report):
@@ -139,9 +148,10 @@ def test_report_digest_changes_with_each_signed_field(report):
 
 
 _VERA_SCRIPT = """
+import datetime as dt
 import sys
 from pathlib import Path
-from connector.domain.model import Order, Patient, PersonName, Practitioner, Report
+from connector.domain.model import Answer, Order, Patient, PersonName, Practitioner, Report
 from connector.reports import pdf
 pdf._DEJAVU = Path("/nonexistent")  # as on a machine without fonts-dejavu-core
 order = Order("DPI", "DEM1", Patient("1", PersonName("DUPRÉ", "Hélène")),
@@ -150,7 +160,8 @@ report = Report("Œdème absent, à revoir.", "no_visit",
                 Practitioner("810009876543", PersonName("LEFÈVRE", "François")), "20250314153000")
 labels = pdf.load_labels("mappings/reports/labels.toml")
 sys.stdout.buffer.write(pdf.render_report_pdf(order=order, accession="ACC1", report=report,
-    conduct_label="Pas de consultation", labels=labels, now_text="14/03/2025"))
+    conduct_label="Pas de consultation", labels=labels,
+    created=dt.datetime(2025, 3, 14, tzinfo=dt.timezone.utc)))
 """
 
 
@@ -162,3 +173,28 @@ def test_pdf_without_dejavu_uses_reportlabs_vera_and_keeps_accents(tmp_path):
     assert b"Vera" in pdf and b"DejaVu" not in pdf
     text = _text(pdf, tmp_path)
     assert "DUPRÉ Hélène" in text and "Œdème absent, à revoir." in text
+
+
+def test_pdf_holds_what_the_requesters_record_needs(order, report, tmp_path):
+    qualified = replace(order.patient, ins="279035121518989", ins_oid="1.2.250.1.213.1.4.10",
+                        identity_status="QUAL")
+    full = replace(order, patient=qualified, ordered_at="20250313094500",
+                   questionnaire=(Answer("duration", ("3m",), label=("Depuis quand ?", "Since?"),
+                                         value_labels=(("3m", "3 mois", "3 months"),)),))
+    text = _text(_render(full, report, facility="CHU de Nîmes", signed=True), tmp_path)
+    assert "Sexe F" in text
+    assert "INS (identifiant national de santé) 279035121518989" in text
+    assert "Demande du 13/03/2025 à 09:45" in text and "Priorité routine" in text
+    assert "Questionnaire Depuis quand ? 3 mois" in text
+    assert "Établissement émetteur CHU de Nîmes" in text
+    assert "Compte rendu d’un acte de télé-expertise" in text
+    assert "signé électroniquement (PAdES)" in text
+
+
+def test_pdf_keeps_an_unqualified_ins_out_and_claims_no_signature_unsigned(order, report,
+                                                                           tmp_path):
+    provisional = replace(order.patient, ins="279035121518989", ins_oid="1.2.250.1.213.1.4.10",
+                          identity_status="PROV")
+    text = _text(_render(replace(order, patient=provisional), report), tmp_path)
+    assert "279035121518989" not in text and "INS" not in text
+    assert "PAdES" not in text

@@ -1,5 +1,6 @@
 """The case page's forms without a browser: decline, a refused answer shown again with what
-was typed, and two specialists declining the same case (the second gets the stale page)."""
+was typed, two specialists declining the same case (the second gets the stale page), and the
+correction of an answered case."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import re
 
 import pytest
 
+from connector.domain.states import CaseEvent
+from connector.reports.signing import verify
 from connector.workflow import open_case
 from connector.workflow.commands import OpenCase
 from tests.support import ui
@@ -83,3 +86,53 @@ def test_a_refused_answer_keeps_what_was_typed_and_records_nothing(app, services
     assert fields["text"].strip() in r.text
     with services.reading() as uow:
         assert uow.reports.count(accession) == 0
+
+
+@pytest.fixture
+def answered(app, services, accession) -> str:
+    """The case answered through its page's form (its images counted as received)."""
+    with services.unit() as uow:
+        case = uow.cases.load(accession)
+        case.apply(CaseEvent.IMAGE_RECEIVED)
+        uow.cases.save_status(case, uow.moment.iso)
+    browser, _ = ui.logged_in(app, "spec")
+    page = browser.get(f"/ui/cases/{accession}").text
+    r = browser.post(f"/ui/cases/{accession}/report", data={
+        **_form(page, "answer-form"), "text": "Naevus bénin.", "conduct": "no_visit"})
+    assert r.status_code == 303, r.text
+    return accession
+
+
+def test_an_answered_case_shows_the_correction_form_and_a_correction_is_a_new_signed_version(
+        app, services, answered):
+    browser, _ = ui.logged_in(app, "spec")
+    page = browser.get(f"/ui/cases/{answered}").text
+    assert 'id="correct-form"' in page and 'id="answer-form"' not in page
+    r = browser.post(f"/ui/cases/{answered}/report/correct", data={
+        **_form(page, "correct-form"), "text": "Naevus dysplasique, exérèse.",
+        "conduct": "no_visit", "reason": "relecture des photos"})
+    assert r.status_code == 303 and r.headers["location"].endswith("?done=corrected")
+    assert "Correction signée et envoyée" in browser.get(r.headers["location"]).text
+    with services.reading() as uow:
+        row = uow.reports.latest(answered)
+        assert (row.version, row.status, row.text) == (2, "C", "Naevus dysplasique, exérèse.")
+        assert uow.queries.case_detail(answered)["status"] == "AMENDED"
+    got = verify(row.pdf, trust=(services.config.reports.signing_cert,))
+    assert got.intact and got.valid and got.trusted
+    # The same form posted again is stale: version 2 exists now.
+    again = browser.post(f"/ui/cases/{answered}/report/correct", data={
+        **_form(page, "correct-form"), "text": "autre", "conduct": "no_visit", "reason": "x"})
+    assert again.status_code == 409
+
+
+def test_a_correction_without_a_reason_shows_the_form_again_and_records_nothing(
+        app, services, answered):
+    browser, _ = ui.logged_in(app, "spec")
+    page = browser.get(f"/ui/cases/{answered}").text
+    r = browser.post(f"/ui/cases/{answered}/report/correct", data={
+        **_form(page, "correct-form"), "text": "Naevus dysplasique.", "conduct": "no_visit",
+        "reason": "  "})
+    assert r.status_code == 422 and "reason is empty" in r.text
+    assert "Naevus dysplasique." in r.text and 'id="correct-form"' in r.text
+    with services.reading() as uow:
+        assert uow.reports.count(answered) == 1

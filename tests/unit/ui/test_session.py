@@ -94,8 +94,8 @@ def _ui_posts() -> list[str]:
 def test_every_form_post_is_refused_without_the_session_csrf_token(app, services):
     posts = _ui_posts()
     assert posts == ["/ui/cases/{accession}/decline", "/ui/cases/{accession}/release",
-                     "/ui/cases/{accession}/report", "/ui/cases/{accession}/take",
-                     "/ui/logout"]
+                     "/ui/cases/{accession}/report", "/ui/cases/{accession}/report/correct",
+                     "/ui/cases/{accession}/take", "/ui/logout"]
     client, token = ui.logged_in(app, "spec")
     for path in posts:
         url = path.replace("{accession}", "TD00000001")

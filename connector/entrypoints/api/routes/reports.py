@@ -1,4 +1,5 @@
-"""The dermatologist's answer: `POST /api/cases/{accession}/report` and `.../report/withdraw`;
+"""The dermatologist's answer: `POST /api/cases/{accession}/report`, `.../report/correct` and
+`.../report/withdraw`;
 the signed PDF of a version: `GET /api/cases/{accession}/report.pdf?version=N`, where a report
 message sent by reference (OBX RP) points the requester."""
 
@@ -9,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from ....bootstrap import Services
 from ....domain.errors import NotFound
-from ....domain.model import MAX_REASON, PersonName, practitioner_by_id
+from ....domain.model import MAX_REASON, PersonName, practitioner_by_id, reason_text
 from ....workflow import record_report, withdraw_report
 from ....workflow.commands import RecordReport, WithdrawReport
 from ..auth import Principal, require
@@ -29,6 +30,12 @@ class ReportIn(BaseModel):
     specialist: SpecialistIn
 
 
+class CorrectionIn(ReportIn):
+    reason: str = Field(min_length=1, max_length=MAX_REASON,
+                        description="why the answer is corrected (kept in the audit trail, "
+                                    "sent in MDM^T10)")
+
+
 class WithdrawIn(BaseModel):
     reason: str = Field(min_length=1, max_length=MAX_REASON,
                         description="why the report is withdrawn (kept in the audit trail)")
@@ -37,12 +44,32 @@ class WithdrawIn(BaseModel):
 @router.post("/api/cases/{accession}/report", status_code=201)
 def post_report(accession: str, body: ReportIn, who: Principal = Depends(require("specialist")),
                 svc: Services = Depends(services)):
-    specialist = practitioner_by_id(
-        body.specialist.id, PersonName.parse(body.specialist.name),
-        idnatps_authority=svc.mappings.orm.identity.idnatps_authority)
     with svc.unit() as uow:
-        got = record_report.handle(RecordReport(accession, body.text, body.conduct, specialist,
-                                                who.actor), uow)
+        got = record_report.handle(RecordReport(accession, body.text, body.conduct,
+                                                _specialist(body, svc), who.actor), uow)
+    return _recorded(got)
+
+
+@router.post("/api/cases/{accession}/report/correct", status_code=201)
+def correct(accession: str, body: CorrectionIn, who: Principal = Depends(require("specialist")),
+            svc: Services = Depends(services)):
+    """Correct an answered case: a new version (status C) with a new signed PDF, a new
+    Encapsulated PDF referencing the one it replaces, an ORU with OBX-11 C (or MDM^T10), and
+    no new charge. A case not answered yet is 409: it takes a report first."""
+    reason = reason_text(body.reason, hint="say why the answer is corrected")
+    with svc.unit() as uow:
+        got = record_report.handle(RecordReport(accession, body.text, body.conduct,
+                                                _specialist(body, svc), who.actor,
+                                                correction=True, reason=reason), uow)
+    return _recorded(got)
+
+
+def _specialist(body: ReportIn, svc: Services):
+    return practitioner_by_id(body.specialist.id, PersonName.parse(body.specialist.name),
+                              idnatps_authority=svc.mappings.orm.identity.idnatps_authority)
+
+
+def _recorded(got) -> dict:
     return {"accession": got.accession, "status": got.status, "version": got.version,
             "digest": got.digest, "oru_control_id": got.oru_control_id,
             "dft_control_id": got.dft_control_id}
