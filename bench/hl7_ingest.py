@@ -134,7 +134,8 @@ def connector(mode: str):
         "TELEDERM_DATA_DIR": str(work), "TELEDERM_ORTHANC_MANAGED": "false",
         "TELEDERM_HL7_LISTEN": f"127.0.0.1:{free_port()}",
         "TELEDERM_HTTP_LISTEN": f"127.0.0.1:{free_port()}",
-        "TELEDERM_WORKLIST_ENABLED": "false", "TELEDERM_HL7_ACK_MODE": mode})
+        "TELEDERM_WORKLIST_ENABLED": "false", "TELEDERM_HL7_ACK_MODE": mode,
+        "TELEDERM_IMAGES_EXAMPLE_DEVICES": "true"})  # the shipped mappings, as the demo
     return RunningConnector(config)
 
 
