@@ -186,12 +186,16 @@ def test_config_check_warns_of_a_known_password_no_device_and_no_destination(tmp
     result = telederm("config", "check", "--config", config)
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
-    assert len(warnings) == 3, result.stdout
+    assert len(warnings) == 4, result.stdout
     assert "orthanc.password is 'change-me'" in warnings[0]
     assert "no [[orthanc.modalities]]" in warnings[1]
     assert "no [[destinations]]" in warnings[2]
+    assert "no [reports] signing_key/signing_cert" in warnings[3]
 
-    fixed = write_config(tmp_path / "fixed.toml", tmp_path / "data", """
+    keys = tmp_path / "keys"
+    assert telederm("keys", "init", "--out", keys).returncode == 0
+
+    fixed = write_config(tmp_path / "fixed.toml", tmp_path / "data", f"""
 [[orthanc.modalities]]
 name = "dermatoscope"
 ae_title = "DERMOCAM"
@@ -201,6 +205,9 @@ port = 104
 name = "ehr"
 role = "requester"
 address = "127.0.0.1:6661"
+[reports]
+signing_key = "{keys / 'signing-key.pem'}"
+signing_cert = "{keys / 'signing-cert.pem'}"
 """)
     quiet = telederm("config", "check", "--config", fixed)
     assert [line for line in quiet.stdout.splitlines() if line.startswith("warning: ")] == []
