@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import secrets
 
 import httpx
 import pytest
@@ -18,33 +17,14 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
-from connector.demo import demo_order, demo_photo, local_config
+from connector.demo import demo_order, demo_photo
 from connector.hl7.client import send_message
-from connector.runtime.server import RunningConnector
 from tests.support.dciodvfy import dciodvfy_errors
 from tests.support.inbound import mdm, order, oru
-from tests.support.peers import RecordingPeer
 from tests.support.wait import wait_until
 
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 SPECIALIST = {"id": "810001234567", "name": "LEROY^Claire"}
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    work = tmp_path_factory.mktemp("correction")
-    token = secrets.token_urlsafe(16)
-    ehr, accounting = RecordingPeer("ehr").start(), RecordingPeer("accounting").start()
-    config = local_config(work, ehr_port=ehr.port, accounting_port=accounting.port, token=token,
-                          stable_age=1)
-    running = RunningConnector(config).start()
-    api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
-                       headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    yield running, api, ehr, accounting, work
-    api.close()
-    running.stop()
-    ehr.stop()
-    accounting.stop()
 
 
 def _ready_case(running, api, placer: str) -> dict:
