@@ -361,12 +361,18 @@ MAX_CONTROL_ID = 64
 MAX_FIELD_LENGTHS: dict[tuple[str, int], int | None] = {
     ("MSH", 10): MAX_CONTROL_ID, ("OBR", 13): 300, ("OBX", 5): None}
 MAX_ANY_FIELD = 65_536
+# A segment ID is three upper-case letters or digits, the first a letter (Z-segments included).
+_SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}")
 
 
 def _check_content(tree: "_Tree") -> None:
-    """Refuse (AE, 102 at the field) control characters and fields beyond their length."""
+    """Refuse (AE, 100) a line that is not a segment and (AE, 102 at the field) control
+    characters and fields beyond their length."""
     counts: dict[str, int] = {}
-    for seg_id, fields in tree.segments:
+    for index, (seg_id, fields) in enumerate(tree.segments, start=1):
+        if not _SEGMENT_ID.fullmatch(seg_id):
+            raise Hl7Error(f"line {index} does not start with a segment ID", hl7_code=100,
+                           hint="start every segment with its three-character ID (PID, OBR...)")
         counts[seg_id] = occurrence = counts.get(seg_id, 0) + 1
         for number, value in enumerate(fields):
             if not number:

@@ -59,3 +59,10 @@ def test_any_field_beyond_the_largest_hl7_length_is_refused():
 def test_an_obx_5_document_may_be_longer_than_any_other_field():
     text = demo_order("CTRL-7", "PL-7") + "\rOBX|1|ED|PDF^Report||^AP^PDF^Base64^" + "A" * 200_000
     assert parse(text.encode("utf-8")).control_id == "CTRL-7"
+
+
+@pytest.mark.parametrize("line", ["|\x1c", "pid|1", "P|1", "1PI|x"])
+def test_a_line_without_a_segment_id_is_refused_before_its_fields(line):
+    err, ack = _refused(demo_order("CTRL-8", "PL-8") + "\r" + line)
+    assert (err.hl7_code, ack.code) == ("100", "AE")
+    assert "line" in err.text and ack.control_id_acked == "CTRL-8"
