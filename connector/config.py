@@ -284,6 +284,9 @@ class OrthancSection(SiteModel):
     username: str = "telederm"
     password: str = ""
     stable_age: int = 60
+    # Seconds `serve` lets the managed Orthanc stop cleanly on exit before killing it (it
+    # takes ~5 s); 0 kills it at once, for trial folders thrown away afterwards.
+    stop_seconds: float = Field(20, ge=0)
     modalities: tuple[OrthancModality, ...] = ()
 
     @field_validator("modalities")

@@ -107,6 +107,7 @@ class ManagedOrthanc:
         site_packages: list[str] | None = None,
         worklist_folder: Path | None = None,
         modalities: Sequence[Modality] = (),
+        stop_timeout: float = 20,
     ):
         self.folder = Path(folder).resolve()
         self.http_port = http_port
@@ -118,6 +119,10 @@ class ManagedOrthanc:
         self.connector_url = connector_url
         self.connector_token = connector_token
         self.modalities = tuple(modalities)
+        # Seconds a SIGTERM gets before SIGKILL. Orthanc 1.10 takes ~5 s to wind down (its HTTP
+        # and DICOM servers and the web viewer each stop on a poll); 0 kills at once, for
+        # throwaway folders whose index nobody reopens.
+        self.stop_timeout = stop_timeout
         # Where the ModalityWorklists plugin reads `*.wl` entries (the connector writes them).
         self.worklist_folder = Path(worklist_folder or self.folder / WORKLIST_FOLDER).resolve()
         # The plugin runs in Debian's embedded Python; give it our interpreter's packages.
@@ -264,8 +269,10 @@ class ManagedOrthanc:
             return False
         return self._running_pid() is not None and not self._alive(owner)
 
-    def stop(self, timeout: float = 20) -> bool:
-        """Stop the Orthanc named by the pid file (SIGTERM, then SIGKILL); False if none was running."""
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop the Orthanc named by the pid file (SIGTERM, then SIGKILL after `timeout`, by
+        default `stop_timeout`); False if none was running."""
+        timeout = self.stop_timeout if timeout is None else timeout
         self.owner_path.unlink(missing_ok=True)
         pid = self._running_pid()
         if pid is None:

@@ -44,7 +44,8 @@ def managed_orthanc(config: Config) -> ManagedOrthanc:
         stable_age=config.orthanc.stable_age, connector_url=f"http://{host}:{port}",
         connector_token=internal_token(config.data_dir), worklist_folder=config.worklist_folder,
         modalities=[Modality(m.name, m.ae_title, m.host, m.port)
-                    for m in config.orthanc.modalities])
+                    for m in config.orthanc.modalities],
+        stop_timeout=config.orthanc.stop_seconds)
 
 
 def _bind_error(key: str, address: str, exc: OSError) -> ConnectorError:

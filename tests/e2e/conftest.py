@@ -11,6 +11,7 @@ import pytest
 
 from connector.demo import local_config
 from connector.runtime.server import RunningConnector
+from tests.support.orthanc import throwaway
 from tests.support.peers import RecordingPeer
 
 
@@ -19,8 +20,8 @@ def env(tmp_path_factory):
     work = tmp_path_factory.mktemp("e2e")
     token = secrets.token_urlsafe(16)
     ehr, accounting = RecordingPeer("ehr").start(), RecordingPeer("accounting").start()
-    config = local_config(work, ehr_port=ehr.port, accounting_port=accounting.port, token=token,
-                          stable_age=1)
+    config = throwaway(local_config(work, ehr_port=ehr.port, accounting_port=accounting.port,
+                                    token=token, stable_age=1))
     running = RunningConnector(config).start()
     api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
                        headers={"Authorization": f"Bearer {token}"}, timeout=30)

@@ -22,6 +22,7 @@ from connector.demo import demo_order, demo_photo, local_config
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
 from tests.support.cli import clean_env
+from tests.support.orthanc import throwaway
 from tests.support.peers import RecordingPeer
 from tests.support.wait import wait_until
 
@@ -36,8 +37,8 @@ def env(tmp_path_factory):
     token, requester_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     ehr, accounting = RecordingPeer("ehr").start(), RecordingPeer("accounting").start()
     drop = work / "drop"
-    config = local_config(work, ehr_port=ehr.port, accounting_port=accounting.port, token=token,
-                          stable_age=1)
+    config = throwaway(local_config(work, ehr_port=ehr.port, accounting_port=accounting.port,
+                                    token=token, stable_age=1))
     config = config.model_copy(update={"destinations": config.destinations + (
         Destination(name="accounting-files", role="accounting", transport="file",
                     address=str(drop)),),

@@ -17,6 +17,7 @@ from connector.demo import demo_order, demo_photo, local_config
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
 from tests.support.billing import RefusingPeer
+from tests.support.orthanc import throwaway
 from tests.support.peers import RecordingPeer
 from tests.support.wait import wait_until
 
@@ -29,8 +30,8 @@ def env(tmp_path_factory):
     token = secrets.token_urlsafe(16)
     ehr, accounting = RecordingPeer("ehr").start(), RecordingPeer("accounting").start()
     rdv, agenda = RecordingPeer("rdv").start(), RefusingPeer("agenda").start()
-    config = local_config(work, ehr_port=ehr.port, accounting_port=accounting.port, token=token,
-                          stable_age=1)
+    config = throwaway(local_config(work, ehr_port=ehr.port, accounting_port=accounting.port,
+                                    token=token, stable_age=1))
     config = config.model_copy(update={"destinations": config.destinations + (
         Destination(name="rdv", role="scheduling", address=f"127.0.0.1:{rdv.port}"),
         Destination(name="agenda", role="scheduling", address=f"127.0.0.1:{agenda.port}",

@@ -73,6 +73,7 @@ url = "http://127.0.0.1:{orthanc}"
 dicom_port = {dicom}
 password = "cli-test-secret"
 stable_age = 1
+stop_seconds = 0
 {body}""", encoding="utf-8")
     return path
 
@@ -93,6 +94,7 @@ url = "http://127.0.0.1:{orthanc_port}"
 dicom_port = {dicom_port}
 password = "{password}"
 stable_age = 1
+stop_seconds = 0
 {extra}
 [[destinations]]
 name = "ehr"

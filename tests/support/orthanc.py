@@ -7,6 +7,7 @@ from pathlib import Path
 
 from connector.archive.client import ArchiveClient
 from connector.archive.managed import ManagedOrthanc, Modality
+from connector.config import Config
 from connector.demo import DEMO_DEVICE_AE
 from connector.ports import free_port
 from tests.support.net import unused_url
@@ -15,6 +16,15 @@ ORTHANC_USER = "telederm"
 ORTHANC_PASSWORD = "test-secret"
 # The one device the test Orthanc lets store and query its worklist (DCMTK tools call as it).
 TEST_DEVICE = Modality("dermatoscope", DEMO_DEVICE_AE, "127.0.0.1", 104)
+# A test's Orthanc lives in a folder deleted after it: killed at once rather than given the
+# ~5 s a clean stop takes (archive/test_managed.py's lifecycle test stops one cleanly).
+THROWAWAY_STOP = 0
+
+
+def throwaway(config: Config) -> Config:
+    """`config` with its managed Orthanc killed at once on stop (see THROWAWAY_STOP)."""
+    return config.model_copy(update={
+        "orthanc": config.orthanc.model_copy(update={"stop_seconds": THROWAWAY_STOP})})
 
 
 @dataclass
@@ -53,6 +63,7 @@ def start_orthanc(folder: Path, **settings) -> RunningOrthanc:
         "connector_url": unused_url(),
         "connector_token": "test-token",
         "modalities": (TEST_DEVICE,),
+        "stop_timeout": THROWAWAY_STOP,
     }
     options.update(settings)
     managed = ManagedOrthanc(folder, **options)

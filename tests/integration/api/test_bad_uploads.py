@@ -31,6 +31,7 @@ from connector.runtime.server import RunningConnector
 from tests.support.peers import RecordingPeer
 from tests.support.upload_corpus import (CASES, MAX_MB, MAX_MEGAPIXELS, PATIENT_MARKERS,
                                          UPLOAD_CAP, BadUpload)
+from tests.support.orthanc import throwaway
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
@@ -101,8 +102,8 @@ def env(tmp_path_factory):
     work = tmp_path_factory.mktemp("bad-uploads")
     token = secrets.token_urlsafe(16)
     ehr, accounting = RecordingPeer("ehr").start(), RecordingPeer("accounting").start()
-    config = local_config(work, ehr_port=ehr.port, accounting_port=accounting.port,
-                          token=token, stable_age=1)
+    config = throwaway(local_config(work, ehr_port=ehr.port, accounting_port=accounting.port,
+                                    token=token, stable_age=1))
     config = config.model_copy(update={"images": config.images.model_copy(
         update={"max_mb": MAX_MB, "max_megapixels": MAX_MEGAPIXELS})})
     running = RunningConnector(config, http_limits=LIMITS).start()

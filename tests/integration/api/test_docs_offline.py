@@ -12,6 +12,7 @@ from connector.entrypoints.api.app import create_app
 from connector.demo import local_config
 from connector.ports import free_port
 from connector.bootstrap import build
+from tests.support.orthanc import throwaway
 
 # src=, href=, spec-url= attributes and Swagger's `url:` option: what the browser fetches.
 _REFERENCE = re.compile(r"""(?:src|href|spec-url)\s*=\s*["']([^"']+)["']|url\s*:\s*["']([^"']+)["']""")
@@ -19,8 +20,8 @@ _REFERENCE = re.compile(r"""(?:src|href|spec-url)\s*=\s*["']([^"']+)["']|url\s*:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    config = local_config(tmp_path_factory.mktemp("docs"), ehr_port=free_port(),
-                          accounting_port=free_port(), token=secrets.token_urlsafe(8))
+    config = throwaway(local_config(tmp_path_factory.mktemp("docs"), ehr_port=free_port(),
+                                    accounting_port=free_port(), token=secrets.token_urlsafe(8)))
     with TestClient(create_app(build(config))) as api:
         yield api
 

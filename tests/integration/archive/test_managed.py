@@ -93,6 +93,7 @@ def test_lifecycle_over_a_stale_pid_file_then_stop_from_another_process(orthanc_
         [sys.executable, "-c", stopper], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
     assert result.stdout.strip() == "True", result.stderr
+    assert "Orthanc has stopped" in managed.log_path.read_text()  # clean, not killed
 
     assert not managed.pid_path.exists()
     assert managed.status()["running"] is False

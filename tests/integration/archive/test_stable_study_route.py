@@ -14,14 +14,15 @@ from connector.bootstrap import build
 from connector.demo import local_config
 from connector.entrypoints.api.app import create_app
 from connector.ports import free_port
+from tests.support.orthanc import throwaway
 
 ROUTE = "/api/internal/orthanc/stable-study"
 
 
 @pytest.fixture
 def api(tmp_path, orthanc):
-    config = local_config(tmp_path, ehr_port=free_port(), accounting_port=free_port(),
-                          token=secrets.token_urlsafe(8))
+    config = throwaway(local_config(tmp_path, ehr_port=free_port(), accounting_port=free_port(),
+                                    token=secrets.token_urlsafe(8)))
     services = build(config)
     services.archive = ArchiveClient(orthanc.url, orthanc.username, orthanc.password)
     with TestClient(create_app(services), raise_server_exceptions=False) as client:

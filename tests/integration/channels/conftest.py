@@ -14,14 +14,15 @@ from connector.demo import local_config
 from connector.ports import free_port
 from connector.runtime.server import RunningConnector
 from tests.support.channels import Channels
+from tests.support.orthanc import throwaway
 
 
 @pytest.fixture(scope="module")
 def channels(tmp_path_factory):
     work = tmp_path_factory.mktemp("channels")
     token = secrets.token_urlsafe(16)
-    base = local_config(work, ehr_port=free_port(), accounting_port=free_port(), token=token,
-                        stable_age=1)
+    base = throwaway(local_config(work, ehr_port=free_port(), accounting_port=free_port(),
+                                  token=token, stable_age=1))
     config = base.model_copy(update={
         "destinations": (),
         "dicom": DicomSection(listen=f"127.0.0.1:{free_port()}", ae_title="TELEDERM_SCP"),

@@ -31,6 +31,7 @@ from tests.support.wait import wait_until
 from connector.entrypoints.cli import main as telederm
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
+from tests.support.orthanc import throwaway
 
 REPO = Path(__file__).resolve().parents[3]
 ORDER = REPO / "conformance" / "samples" / "orm_o01_nw_questionnaire.hl7"
@@ -89,8 +90,8 @@ def env(tmp_path_factory):
     work = tmp_path_factory.mktemp("ui")
     token = secrets.token_urlsafe(16)
     ehr, accounting = RecordingPeer("ehr").start(), RecordingPeer("accounting").start()
-    config = local_config(work, ehr_port=ehr.port, accounting_port=accounting.port,
-                          token=token, stable_age=1)
+    config = throwaway(local_config(work, ehr_port=ehr.port, accounting_port=accounting.port,
+                                    token=token, stable_age=1))
     running = RunningConnector(config).start()
     base = f"http://127.0.0.1:{running.http_port}"
     api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)

@@ -22,6 +22,7 @@ from connector.entrypoints.cli import main as telederm
 from connector.demo import local_config
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector, managed_orthanc
+from tests.support.orthanc import throwaway
 from tests.support.peers import RecordingPeer
 from tests.support.wait import wait_until
 
@@ -62,8 +63,8 @@ def env(tmp_path_factory):
     work = tmp_path_factory.mktemp("case-in-orthanc")
     token = secrets.token_urlsafe(16)
     ehr, accounting = RecordingPeer("ehr").start(), RecordingPeer("accounting").start()
-    config = local_config(work, ehr_port=ehr.port, accounting_port=accounting.port,
-                          token=token, stable_age=1)
+    config = throwaway(local_config(work, ehr_port=ehr.port, accounting_port=accounting.port,
+                                    token=token, stable_age=1))
     orthanc = managed_orthanc(config)
     orthanc.start()
     running = RunningConnector(config).start()
