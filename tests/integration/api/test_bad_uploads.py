@@ -28,10 +28,10 @@ from connector.entrypoints.api.guard import HttpLimits
 from connector.demo import demo_order, local_config
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
+from tests.support.orthanc import throwaway
 from tests.support.peers import RecordingPeer
 from tests.support.upload_corpus import (CASES, MAX_MB, MAX_MEGAPIXELS, PATIENT_MARKERS,
                                          UPLOAD_CAP, BadUpload)
-from tests.support.orthanc import throwaway
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[3]

@@ -26,12 +26,12 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 from connector.demo import local_config
-from tests.support.peers import RecordingPeer
-from tests.support.wait import wait_until
 from connector.entrypoints.cli import main as telederm
 from connector.hl7.client import send_message
 from connector.runtime.server import RunningConnector
 from tests.support.orthanc import throwaway
+from tests.support.peers import RecordingPeer
+from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 ORDER = REPO / "conformance" / "samples" / "orm_o01_nw_questionnaire.hl7"
