@@ -7,16 +7,18 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ContextManager
+from typing import TYPE_CHECKING, Callable, ContextManager
 
 from .archive.client import ArchiveClient
 from .audit import AuditAnchor
 from .config import Config
 from .mappings import Mappings, load_mappings
-from .reports.signing import ReportSigner
 from .domain.moment import Moment
 from .store.db import migrate
 from .store.uow import Store, UnitOfWork
+
+if TYPE_CHECKING:  # pyhanko costs every command ~0.4 s to import: only a signing site pays it
+    from .reports.signing import ReportSigner
 
 
 def utcnow() -> dt.datetime:
@@ -73,6 +75,8 @@ def signer(config: Config) -> ReportSigner | None:
     reports = config.reports
     if reports.signing_key is None or reports.signing_cert is None:
         return None
+    from .reports.signing import ReportSigner
+
     return ReportSigner(reports.signing_key, reports.signing_cert, reports.key_password)
 
 
