@@ -527,23 +527,37 @@ def cmd_keys_rotate(args) -> int:
 
 def cmd_keys_encrypt_store(args) -> int:
     """Encrypt an existing plain SQLite store in place with the configured database key."""
-    from ..bootstrap import database_key
     from ..store.db import encrypt_sqlite
-    config = _config(args)
-    if not config.db_url.startswith("sqlite:///"):
-        raise ConfigError("keys encrypt-store is for the SQLite store; PostgreSQL is encrypted "
-                          "by its server (docs/operations.md)", where="database.url")
-    key = database_key(config)
-    if key is None:
-        raise ConfigError("no database key: set [database] key_file (or TELEDERM_DATABASE_KEY)"
-                          " first", where="database.key_file")
-    path = Path(config.db_url[len("sqlite:///"):])
+    path, key = _keyed_sqlite(_config(args), "encrypt-store")
     if not path.is_file():
         raise ConfigError(f"no database at {path}: a new store is made encrypted on first start",
                           where="database.url")
     encrypt_sqlite(path, key)
     print(f"database encrypted: {path} (it now opens only with the configured key)")
     return 0
+
+
+def cmd_keys_backup_store(args) -> int:
+    """An online, encrypted copy of the SQLite store (the connector may keep running)."""
+    from ..store.db import backup_sqlite
+    config = _config(args)
+    path, key = _keyed_sqlite(config, "backup-store")
+    backup_sqlite(path, key, Path(args.to))
+    print(f"database copied to {args.to} (encrypted with the same key)")
+    return 0
+
+
+def _keyed_sqlite(config, command: str) -> tuple[Path, bytes]:
+    """The SQLite store's file and key, or the one-line refusal of `keys <command>`."""
+    from ..bootstrap import database_key
+    if not config.db_url.startswith("sqlite:///"):
+        raise ConfigError(f"keys {command} is for the SQLite store; PostgreSQL is encrypted "
+                          "by its server (docs/operations.md)", where="database.url")
+    key = database_key(config)
+    if key is None:
+        raise ConfigError("no database key: set [database] key_file (or TELEDERM_DATABASE_KEY)"
+                          " first", where="database.key_file")
+    return Path(config.db_url[len("sqlite:///"):]), key
 
 
 def cmd_report_verify(args) -> int:
@@ -946,6 +960,10 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(keys_sub.add_parser("encrypt-store", help="encrypt a plain SQLite store with "
                                     "the database key (connector stopped)")
                 ).set_defaults(func=cmd_keys_encrypt_store)
+    p = with_config(keys_sub.add_parser("backup-store", help="an online copy of the encrypted "
+                                        "SQLite store, encrypted with the same key"))
+    p.add_argument("--to", required=True, help="the new file to copy the store into")
+    p.set_defaults(func=cmd_keys_backup_store)
     report = sub.add_parser("report", help="report PDFs")
     report_sub = report.add_subparsers(dest="report_command", required=True, parser_class=_Parser)
     p = report_sub.add_parser("verify", help="check a report PDF's signature: signer, time, "

@@ -190,6 +190,23 @@ def encrypt_sqlite(path: Path, db_key: bytes) -> None:
     os.replace(encrypted, path)
 
 
+def backup_sqlite(path: Path, db_key: bytes, target: Path) -> None:
+    """An online copy of the encrypted store at `path` into the new file `target`, encrypted
+    with the same key (SQLite's backup API, consistent while the connector runs; plain
+    `sqlite3 .backup` cannot read the store, and a `cp` of a WAL database is not a copy)."""
+    if target.exists():
+        raise StoreUnavailable("the backup file exists already", where=str(target),
+                               hint="give a new file name")
+    make_folder(target.parent)
+    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    source, copy = _keyed_connection(path, db_key), _keyed_connection(target, db_key)
+    try:
+        source.backup(copy)
+    finally:
+        copy.close()
+        source.close()
+
+
 def _release_after(engine: Engine, gate: WriterGate) -> None:
     """Open the gate once COMMIT or ROLLBACK has run (SQLAlchemy's events fire before)."""
     dialect = engine.dialect

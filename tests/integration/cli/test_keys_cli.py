@@ -51,7 +51,7 @@ def test_rotate_refuses_a_key_ring_from_the_environment_or_none(tmp_path):
     assert "keys rotate writes [storage] key_file" in line
 
 
-def test_encrypt_store_encrypts_a_plain_store_in_place_once(tmp_path):
+def test_encrypt_store_encrypts_a_plain_store_in_place_once_and_backup_store_copies_it(tmp_path):
     data = tmp_path / "data"
     config_path = write_config(tmp_path / "telederm.toml", data,
                                f'[database]\nkey_file = "{tmp_path / "keys" / "db.key"}"\n')
@@ -72,6 +72,16 @@ def test_encrypt_store_encrypts_a_plain_store_in_place_once(tmp_path):
     with keyed.connect() as conn:
         assert conn.execute(text("SELECT value FROM counters")).scalar() == 3
     keyed.dispose()
+
+    copy = tmp_path / "backup" / "telederm-copy.db"
+    backed = telederm("keys", "backup-store", "--to", copy, "--config", config_path)
+    assert backed.returncode == 0, backed.stderr
+    assert b"QUIVERLANDE" not in copy.read_bytes() and copy.stat().st_mode & 0o777 == 0o600
+    restored = make_engine(f"sqlite:///{copy}", TEST_AUDIT_KEY,
+                           database_key(load_config(config_path, environ={})))
+    with restored.connect() as conn:
+        assert conn.execute(text("SELECT value FROM counters")).scalar() == 3
+    restored.dispose()
 
     again = one_error_line(telederm("keys", "encrypt-store", "--config", config_path), 1)
     assert "not a plain SQLite file" in again
