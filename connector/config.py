@@ -303,13 +303,9 @@ def _key_path(value: Path | None, info: ValidationInfo) -> Path | None:
     return value if value.is_absolute() else (_base(info) / value).resolve()
 
 
-class DatabaseSection(SiteModel):
-    """`url` empty: SQLite in data_dir (Config.db_url). A SQLite store is encrypted whole
-    (SQLCipher) when a key is given: `key` (normally TELEDERM_DATABASE_KEY), else the file
-    `key_file` (made on first start, mode 0600). No key: plain SQLite, which `telederm config
-    check` warns of. PostgreSQL relies on the server's own encryption (docs/operations.md)."""
+class _KeySource(SiteModel):
+    """A secret given as `key` (normally from the environment) or kept in the file `key_file`."""
 
-    url: str = ""
     key: str = ""
     key_file: Path | None = None
 
@@ -317,6 +313,15 @@ class DatabaseSection(SiteModel):
     @classmethod
     def _key_resolved(cls, value, info: ValidationInfo):
         return _key_path(value, info)
+
+
+class DatabaseSection(_KeySource):
+    """`url` empty: SQLite in data_dir (Config.db_url). A SQLite store is encrypted whole
+    (SQLCipher) when a key is given: `key` (normally TELEDERM_DATABASE_KEY), else the file
+    `key_file` (made on first start, mode 0600). No key: plain SQLite, which `telederm config
+    check` warns of. PostgreSQL relies on the server's own encryption (docs/operations.md)."""
+
+    url: str = ""
 
     @field_validator("url")
     @classmethod
@@ -326,20 +331,12 @@ class DatabaseSection(SiteModel):
         return url
 
 
-class StorageSection(SiteModel):
+class StorageSection(_KeySource):
     """The keys the files spooled in data_dir (images waiting for the archive, report objects,
     patient updates) are encrypted with, AES-GCM (connector/store/files.py): `key`
     (normally TELEDERM_STORAGE_KEY), else the file `key_file`; either holds a key ring, one
     `id:base64` entry a line, the last the current one (`telederm keys rotate` adds one).
     No key: files are written in clear, which `telederm config check` warns of."""
-
-    key: str = ""
-    key_file: Path | None = None
-
-    @field_validator("key_file")
-    @classmethod
-    def _key_resolved(cls, value, info: ValidationInfo):
-        return _key_path(value, info)
 
 
 class FacilitySection(SiteModel):

@@ -88,3 +88,18 @@ def test_encrypt_store_encrypts_a_plain_store_in_place_once_and_backup_store_cop
     no_key = write_config(tmp_path / "nokey.toml", data)
     assert "no database key" in one_error_line(
         telederm("keys", "encrypt-store", "--config", no_key), 2)
+
+
+def test_keys_come_from_the_environment_before_the_files(tmp_path):
+    from connector.store.files import new_key_entry
+    entry = new_key_entry()
+    config = load_config(None, environ={
+        "TELEDERM_DATA_DIR": str(tmp_path), "TELEDERM_DATABASE_KEY": "from-the-vault",
+        "TELEDERM_DATABASE_KEY_FILE": str(tmp_path / "unused.key"),
+        "TELEDERM_STORAGE_KEY": entry})
+    key = database_key(config)
+    assert len(key) == 32 and key == database_key(config)
+    assert storage_keyring(config).current == entry.split(":")[0]
+    assert not (tmp_path / "unused.key").exists()
+    plain = load_config(None, environ={"TELEDERM_DATA_DIR": str(tmp_path)})
+    assert database_key(plain) is None and storage_keyring(plain) is None
