@@ -13,6 +13,7 @@ from typing import Callable, ContextManager
 from .archive.client import ArchiveClient
 from .audit import AuditAnchor
 from .config import Config
+from .domain.errors import ConfigError
 from .mappings import Mappings, load_mappings
 from .reports.signing import ReportSigner
 from .domain.moment import Moment
@@ -122,6 +123,28 @@ def storage_keyring(config: Config) -> Keyring | None:
     if not storage.key_file.exists():
         write_secret(storage.key_file, new_key_entry() + "\n")
     return Keyring.parse(storage.key_file.read_text(), where=str(storage.key_file))
+
+
+def rotate_storage_key(config: Config) -> tuple[Keyring, bool]:
+    """A new current key at the end of `[storage] key_file`, the others kept (files sealed
+    with them still open); the key file is made with one key when missing (`made` True).
+    Refuses a key ring from the environment, which the connector cannot write."""
+    storage = config.storage
+    if storage.key or storage.key_file is None:
+        raise ConfigError("keys rotate writes [storage] key_file" + (
+            "; the key ring comes from TELEDERM_STORAGE_KEY: append a new id:base64 entry "
+            "to it yourself" if storage.key else ": set it (a file outside data_dir)"),
+            where="storage.key_file")
+    if not storage.key_file.exists():
+        return storage_keyring(config), True
+    text = storage.key_file.read_text()
+    tmp = storage.key_file.with_name(storage.key_file.name + ".new")
+    tmp.unlink(missing_ok=True)
+    write_secret(tmp, text + ("\n" if text and not text.endswith("\n") else "")
+                 + new_key_entry() + "\n")
+    ring = Keyring.parse(tmp.read_text(), where=str(tmp))  # the new ring reads, or nothing moves
+    os.replace(tmp, storage.key_file)
+    return ring, False
 
 
 def with_orthanc_password(config: Config) -> Config:

@@ -495,28 +495,12 @@ def cmd_keys_rotate(args) -> int:
     """A new current storage key at the end of the key file; the old ones stay, so files
     sealed with them still open. `--rewrite` seals every spooled file again with the new one
     (the connector stopped: a running one knows its key ring as it was when it started)."""
-    from ..bootstrap import storage_keyring, write_secret
-    from ..store.files import DataFiles, Keyring, new_key_entry
+    from ..bootstrap import rotate_storage_key
+    from ..store.files import DataFiles
     config = _config(args)
-    storage = config.storage
-    if storage.key or storage.key_file is None:
-        raise ConfigError("keys rotate writes [storage] key_file" + (
-            "; the key ring comes from TELEDERM_STORAGE_KEY: append a new id:base64 entry "
-            "to it yourself" if storage.key else ": set it (a file outside data_dir)"),
-            where="storage.key_file")
-    made = not storage.key_file.exists()
-    ring = storage_keyring(config)
-    if not made:
-        text = storage.key_file.read_text()
-        entry = new_key_entry()
-        tmp = storage.key_file.with_name(storage.key_file.name + ".new")
-        tmp.unlink(missing_ok=True)
-        write_secret(tmp, text + ("" if text.endswith("\n") or not text else "\n")
-                     + entry + "\n")
-        ring = Keyring.parse(tmp.read_text(), where=str(tmp))  # the new ring opens, or stop
-        os.replace(tmp, storage.key_file)
+    ring, made = rotate_storage_key(config)
     print(f"storage key {ring.current} is current ({len(ring.keys)} key(s) in "
-          f"{storage.key_file}){'; the file was made' if made else ''}")
+          f"{config.storage.key_file}){'; the file was made' if made else ''}")
     if args.rewrite:
         count = DataFiles(ring).rewrite([config.data_dir / f for f in SPOOLED_FOLDERS])
         print(f"{count} file(s) sealed again with {ring.current}")
