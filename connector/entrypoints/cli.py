@@ -69,7 +69,6 @@ def cmd_wrap(args) -> int:
     from ..config import default_mappings_dir
     from ..domain.model import Patient, PersonName
     from ..domain.moment import hl7_dt
-    import os
 
     check_kind(args.kind, where="--kind")
     dermoscope = None
