@@ -18,6 +18,7 @@ what a machine whose senders are elsewhere would reach. Results are appended to
 bench/RESULTS.md.
 
 Run: .venv/bin/python bench/hl7_ingest.py [--messages 4000] [--rate 300] [--adt 100000]
+[--encrypted] (the store encrypted by SQLCipher, to compare with the same run without)
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def _warm(_):
 
 # --- the connector -----------------------------------------------------------------------------
 
-def connector(mode: str):
+def connector(mode: str, encrypted: bool = False):
     from connector.config import load_config
     from connector.ports import free_port
     from connector.runtime.server import RunningConnector
@@ -135,7 +136,8 @@ def connector(mode: str):
         "TELEDERM_HL7_LISTEN": f"127.0.0.1:{free_port()}",
         "TELEDERM_HTTP_LISTEN": f"127.0.0.1:{free_port()}",
         "TELEDERM_WORKLIST_ENABLED": "false", "TELEDERM_HL7_ACK_MODE": mode,
-        "TELEDERM_IMAGES_EXAMPLE_DEVICES": "true"})  # the shipped mappings, as the demo
+        "TELEDERM_IMAGES_EXAMPLE_DEVICES": "true",  # the shipped mappings, as the demo
+        **({"TELEDERM_DATABASE_KEY": "bench-only-key"} if encrypted else {})})
     return RunningConnector(config)
 
 
@@ -171,6 +173,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=4000)
     parser.add_argument("--rate", type=float, default=300)
     parser.add_argument("--adt", type=int, default=100_000)
+    parser.add_argument("--encrypted", action="store_true",
+                        help="the SQLite store encrypted with SQLCipher ([database] key)")
     args = parser.parse_args()
     n = args.messages
     reference = parse_only_rate(2000)
@@ -187,7 +191,7 @@ def main() -> None:
     senders = Senders()
     try:
         for mode in ("processing", "storage"):
-            with connector(mode) as running:
+            with connector(mode, args.encrypted) as running:
                 port = running.hl7_port
                 for conns in (1, 4):
                     cpu = time.process_time()
@@ -210,7 +214,7 @@ def main() -> None:
                 if mode == "storage":
                     wait_applied(running)
         if args.adt:
-            with connector("storage") as running:
+            with connector("storage", args.encrypted) as running:
                 cpu = time.process_time()
                 start, end, _ = senders.run(running.hl7_port, "adt", "R", 4, args.adt // 4)
                 rate_row(f"ADT^A08 backlog replay, 4 connections, {args.adt} msgs: ACKed",
@@ -225,7 +229,8 @@ def main() -> None:
     lines = [
         f"\n## hl7_ingest — {dt.datetime.now().isoformat(timespec='seconds')} "
         f"({platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, SQLite WAL "
-        "synchronous=FULL, senders in separate processes)\n",
+        f"synchronous=FULL{', SQLCipher' if args.encrypted else ''}, senders in separate "
+        "processes)\n",
         "| measure | value | ratio to python-hl7 parse-only |",
         "|---|---|---|",
         *[f"| {a} | {b} | {c} |" for a, b, c in rows],

@@ -299,8 +299,32 @@ class OrthancSection(SiteModel):
         return modalities
 
 
-class DatabaseSection(SiteModel):
-    url: str = ""  # empty: SQLite in data_dir (Config.db_url)
+def _key_path(value: Path | None, info: ValidationInfo) -> Path | None:
+    """A key or anchor file setting, resolved against the config's folder; empty means "not set"."""
+    if value is None or str(value) in ("", "."):
+        return None
+    return value if value.is_absolute() else (_base(info) / value).resolve()
+
+
+class _KeySource(SiteModel):
+    """A secret given as `key` (normally from the environment) or kept in the file `key_file`."""
+
+    key: str = ""
+    key_file: Path | None = None
+
+    @field_validator("key_file")
+    @classmethod
+    def _key_resolved(cls, value, info: ValidationInfo):
+        return _key_path(value, info)
+
+
+class DatabaseSection(_KeySource):
+    """`url` empty: SQLite in data_dir (Config.db_url). A SQLite store is encrypted whole
+    (SQLCipher) when a key is given: `key` (normally TELEDERM_DATABASE_KEY), else the file
+    `key_file` (made on first start, mode 0600). No key: plain SQLite, which `telederm config
+    check` warns of. PostgreSQL relies on the server's own encryption (docs/operations.md)."""
+
+    url: str = ""
 
     @field_validator("url")
     @classmethod
@@ -308,6 +332,14 @@ class DatabaseSection(SiteModel):
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             return f"sqlite:///{(_base(info) / url[len('sqlite:///'):]).resolve()}"
         return url
+
+
+class StorageSection(_KeySource):
+    """The keys the files spooled in data_dir (images waiting for the archive, report objects,
+    patient updates) are encrypted with, AES-GCM (connector/store/files.py): `key`
+    (normally TELEDERM_STORAGE_KEY), else the file `key_file`; either holds a key ring, one
+    `id:base64` entry a line, the last the current one (`telederm keys rotate` adds one).
+    No key: files are written in clear, which `telederm config check` warns of."""
 
 
 class FacilitySection(SiteModel):
@@ -370,9 +402,7 @@ class AuditSection(SiteModel):
     @field_validator("key_file", "checkpoint_file")
     @classmethod
     def _resolved(cls, value, info: ValidationInfo):
-        if value is None or str(value) in ("", "."):
-            return None
-        return value if value.is_absolute() else (_base(info) / value).resolve()
+        return _key_path(value, info)
 
 
 class LogSection(SiteModel):
@@ -666,6 +696,7 @@ class Config(SiteModel):
     hl7: Hl7Section = Hl7Section()
     orthanc: OrthancSection = OrthancSection()
     database: DatabaseSection = DatabaseSection()
+    storage: StorageSection = StorageSection()
     facility: FacilitySection = FacilitySection()
     reports: ReportsSection = ReportsSection()
     ui: UiSection = UiSection()

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -68,7 +69,6 @@ def cmd_wrap(args) -> int:
     from ..config import default_mappings_dir
     from ..domain.model import Patient, PersonName
     from ..domain.moment import hl7_dt
-    import os
 
     check_kind(args.kind, where="--kind")
     dermoscope = None
@@ -464,6 +464,14 @@ def config_warnings(config) -> list[str]:
     if config.reports.signing_key is None:
         out.append("no [reports] signing_key/signing_cert: report PDFs go out unsigned "
                    "(telederm keys init makes a trial pair; use the facility's certificate)")
+    if (config.db_url.startswith("sqlite:") and not config.database.key
+            and config.database.key_file is None):
+        out.append("no [database] key_file (or TELEDERM_DATABASE_KEY): the SQLite store is not "
+                   "encrypted (name a key file outside data_dir, then telederm keys "
+                   "encrypt-store)")
+    if not config.storage.key and config.storage.key_file is None:
+        out.append("no [storage] key_file (or TELEDERM_STORAGE_KEY): images and report objects "
+                   "waiting in data_dir are written in clear")
     return out
 
 
@@ -476,6 +484,63 @@ def cmd_keys_init(args) -> int:
     print("note: a self-signed certificate proves a report unchanged, not who signed it; "
           "use the facility's certificate in production", file=sys.stderr)
     return 0
+
+
+# The data_dir folders whose files are sealed with the storage keys (store/files.py).
+SPOOLED_FOLDERS = ("images", "reports", "archive-updates")
+
+
+def cmd_keys_rotate(args) -> int:
+    """A new current storage key at the end of the key file; the old ones stay, so files
+    sealed with them still open. `--rewrite` seals every spooled file again with the new one
+    (the connector stopped: a running one knows its key ring as it was when it started)."""
+    from ..bootstrap import rotate_storage_key
+    from ..store.files import DataFiles
+    config = _config(args)
+    ring, made = rotate_storage_key(config)
+    print(f"storage key {ring.current} is current ({len(ring.keys)} key(s) in "
+          f"{config.storage.key_file}){'; the file was made' if made else ''}")
+    if args.rewrite:
+        count = DataFiles(ring).rewrite([config.data_dir / f for f in SPOOLED_FOLDERS])
+        print(f"{count} file(s) sealed again with {ring.current}")
+    else:
+        print("restart telederm serve so that new files are sealed with it")
+    return 0
+
+
+def cmd_keys_encrypt_store(args) -> int:
+    """Encrypt an existing plain SQLite store in place with the configured database key."""
+    from ..store.db import encrypt_sqlite
+    path, key = _keyed_sqlite(_config(args), "encrypt-store")
+    if not path.is_file():
+        raise ConfigError(f"no database at {path}: a new store is made encrypted on first start",
+                          where="database.url")
+    encrypt_sqlite(path, key)
+    print(f"database encrypted: {path} (it now opens only with the configured key)")
+    return 0
+
+
+def cmd_keys_backup_store(args) -> int:
+    """An online, encrypted copy of the SQLite store (the connector may keep running)."""
+    from ..store.db import backup_sqlite
+    config = _config(args)
+    path, key = _keyed_sqlite(config, "backup-store")
+    backup_sqlite(path, key, Path(args.to))
+    print(f"database copied to {args.to} (encrypted with the same key)")
+    return 0
+
+
+def _keyed_sqlite(config, command: str) -> tuple[Path, bytes]:
+    """The SQLite store's file and key, or the one-line refusal of `keys <command>`."""
+    from ..bootstrap import database_key
+    if not config.db_url.startswith("sqlite:///"):
+        raise ConfigError(f"keys {command} is for the SQLite store; PostgreSQL is encrypted "
+                          "by its server (docs/operations.md)", where="database.url")
+    key = database_key(config)
+    if key is None:
+        raise ConfigError("no database key: set [database] key_file (or TELEDERM_DATABASE_KEY)"
+                          " first", where="database.key_file")
+    return Path(config.db_url[len("sqlite:///"):]), key
 
 
 def cmd_report_verify(args) -> int:
@@ -862,7 +927,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(tokens_sub.add_parser("revoke", help="revoke a token at once"))
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=cmd_tokens)
-    keys = sub.add_parser("keys", help="the report signing key")
+    keys = sub.add_parser("keys", help="the report signing key, the keys of data at rest")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
     p = keys_sub.add_parser("init", help="make a self-signed key and certificate for trials")
     p.add_argument("--out", required=True, help="folder to write signing-key.pem and "
@@ -870,6 +935,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="TeleDerm trial signer",
                    help="the certificate's common name (the facility)")
     p.set_defaults(func=cmd_keys_init)
+    p = with_config(keys_sub.add_parser("rotate", help="add a new current storage key (old "
+                                        "files stay readable)"))
+    p.add_argument("--rewrite", action="store_true",
+                   help="seal every spooled file again with the new key (connector stopped)")
+    p.set_defaults(func=cmd_keys_rotate)
+    with_config(keys_sub.add_parser("encrypt-store", help="encrypt a plain SQLite store with "
+                                    "the database key (connector stopped)")
+                ).set_defaults(func=cmd_keys_encrypt_store)
+    p = with_config(keys_sub.add_parser("backup-store", help="an online copy of the encrypted "
+                                        "SQLite store, encrypted with the same key"))
+    p.add_argument("--to", required=True, help="the new file to copy the store into")
+    p.set_defaults(func=cmd_keys_backup_store)
     report = sub.add_parser("report", help="report PDFs")
     report_sub = report.add_subparsers(dest="report_command", required=True, parser_class=_Parser)
     p = report_sub.add_parser("verify", help="check a report PDF's signature: signer, time, "

@@ -64,9 +64,7 @@ LANE_STOP_SECONDS = 25.0
 
 def _perform(services: Services, item: Item) -> None:
     if item.kind == "archive.store":
-        path = item.payload.decode()
-        with open(path, "rb") as fh:
-            services.archive.store(fh.read())
+        services.archive.store(services.files.read(item.payload.decode()))
         return
     if item.kind == "hl7.send":
         body = json.loads(item.payload)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import sqlcipher3
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from ..domain.errors import StoreUnavailable
 from . import audit, schema
+from .files import make_folder
 from .migrations import MIGRATIONS
 
 
@@ -85,17 +88,28 @@ def _raw(connection):
     return getattr(connection, "dbapi_connection", connection)
 
 
-def make_engine(url: str, audit_key: bytes) -> Engine:
+def make_engine(url: str, audit_key: bytes, db_key: bytes | None = None) -> Engine:
     """The engine of `open_store` (store tests and migrations work on it directly)."""
-    return engine_and_gate(url, audit_key)[0]
+    return engine_and_gate(url, audit_key, db_key)[0]
 
 
-def engine_and_gate(url: str, audit_key: bytes) -> tuple[Engine, WriterGate | None]:
-    """The audit rows are chained with `audit_key` (store/audit.py). SQLite gets WAL, a busy timeout, foreign keys and a `WriterGate`; its folder is created
-    if missing. PostgreSQL needs no gate (row locks, several writers)."""
+def engine_and_gate(url: str, audit_key: bytes,
+                    db_key: bytes | None = None) -> tuple[Engine, WriterGate | None]:
+    """The audit rows are chained with `audit_key` (store/audit.py). SQLite gets WAL, a busy
+    timeout, foreign keys and a `WriterGate`; its folder is created if missing (mode 0700) and
+    its file mode 0600. With `db_key` (32 bytes) the SQLite file is encrypted whole by
+    SQLCipher, keyed first thing on each connection. PostgreSQL needs no gate (row locks,
+    several writers) and takes no key (the server encrypts, if the site set it up)."""
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        path = Path(url[len("sqlite:///"):])
+        make_folder(path.parent)
+        if not path.exists():  # SQLite gives its -wal and -shm files the database's mode
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        if db_key is None:
+            engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        else:
+            engine = create_engine(url, module=sqlcipher3,
+                                   creator=lambda: _keyed_connection(path, db_key))
         gate = WriterGate(timeout=30)
 
         @event.listens_for(engine, "connect")
@@ -127,6 +141,70 @@ def engine_and_gate(url: str, audit_key: bytes) -> tuple[Engine, WriterGate | No
     engine = create_engine(url, pool_pre_ping=True)
     audit.track(engine, audit_key)
     return engine, None
+
+
+def _keyed_connection(path: Path, db_key: bytes):
+    """A SQLCipher connection to `path`, keyed before anything reads the file (SQLAlchemy's
+    own first queries included). The raw key skips SQLCipher's per-connection key derivation
+    (bootstrap.database_key derives it once); a wrong key or a plain file fails here, clearly."""
+    conn = sqlcipher3.connect(str(path), timeout=30, check_same_thread=False)
+    conn.execute("PRAGMA cipher_log_level = NONE")  # a wrong key is our one-line error, not its
+    conn.execute(f"PRAGMA key = \"x'{db_key.hex()}'\"")
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher3.DatabaseError:
+        conn.close()
+        raise StoreUnavailable("the database does not open with the configured key",
+                               where=str(path),
+                               hint="a plain database is encrypted with `telederm keys "
+                                    "encrypt-store`; else give the key it was made with") from None
+    return conn
+
+
+def encrypt_sqlite(path: Path, db_key: bytes) -> None:
+    """Encrypt the plain SQLite database at `path` in place with `db_key` (SQLCipher's
+    `sqlcipher_export` into a new file that then replaces it). Nothing may have it open:
+    the connector is stopped first. Refuses a file that is not a plain database."""
+    encrypted = path.with_name(path.name + ".encrypting")
+    encrypted.unlink(missing_ok=True)
+    conn = sqlcipher3.connect(str(path))
+    try:
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlcipher3.DatabaseError:
+            raise StoreUnavailable("the database is not a plain SQLite file (already "
+                                   "encrypted?)", where=str(path)) from None
+        os.close(os.open(encrypted, os.O_WRONLY | os.O_CREAT, 0o600))
+        conn.execute(f"ATTACH DATABASE ? AS encrypted KEY \"x'{db_key.hex()}'\"",
+                     (str(encrypted),))
+        conn.execute("SELECT sqlcipher_export('encrypted')")
+        conn.execute(f"PRAGMA encrypted.user_version = {int(version)}")
+        conn.execute("DETACH DATABASE encrypted")
+    finally:
+        conn.close()
+    with open(encrypted, "rb+") as fh:
+        os.fsync(fh.fileno())
+    for leftover in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    os.replace(encrypted, path)
+
+
+def backup_sqlite(path: Path, db_key: bytes, target: Path) -> None:
+    """An online copy of the encrypted store at `path` into the new file `target`, encrypted
+    with the same key (SQLite's backup API, consistent while the connector runs; plain
+    `sqlite3 .backup` cannot read the store, and a `cp` of a WAL database is not a copy)."""
+    if target.exists():
+        raise StoreUnavailable("the backup file exists already", where=str(target),
+                               hint="give a new file name")
+    make_folder(target.parent)
+    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    source, copy = _keyed_connection(path, db_key), _keyed_connection(target, db_key)
+    try:
+        source.backup(copy)
+    finally:
+        copy.close()
+        source.close()
 
 
 def _release_after(engine: Engine, gate: WriterGate) -> None:

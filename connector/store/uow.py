@@ -91,8 +91,8 @@ class Store:
         self.gate = gate
 
     @classmethod
-    def open(cls, url: str, audit_key: bytes) -> "Store":
-        return cls(*engine_and_gate(url, audit_key))
+    def open(cls, url: str, audit_key: bytes, db_key: bytes | None = None) -> "Store":
+        return cls(*engine_and_gate(url, audit_key, db_key))
 
     def close(self) -> None:
         """Close the pooled connections (the process is stopping)."""

@@ -28,7 +28,6 @@ from ..dicom.wrap import WrappedImage, check_kind, wrap_image
 from ..domain.errors import ImageError, StateConflict
 from ..domain.model import Case, ImageKind, LateralityValues
 from ..domain.states import CaseEvent, next_status
-from ..store.files import write_durably
 from ..store.uow import UnitOfWork
 from .commands import AttachImage
 from .study import MODALITY_LABEL, StudyFacts, of_case
@@ -191,7 +190,7 @@ def handle(prepared: Prepared, uow: UnitOfWork) -> AttachedImage:
     # numbered here, in the transaction that records it: distinct and stable per case
     p.wrapped.dataset.SeriesNumber = uow.counters.series_number(p.accession, p.series_uid)
     path = uow.services.config.data_dir / "images" / p.accession / f"{p.sop_uid}.dcm"
-    write_durably(path, p.wrapped.to_bytes())
+    uow.services.files.write(path, p.wrapped.to_bytes())
     uow.images.insert(
         accession=p.accession, sop_uid=p.sop_uid, series_uid=p.series_uid,
         sop_class_uid=p.wrapped.sop_class_uid, kind=p.kind, source_sha256=p.sha256,

@@ -45,7 +45,6 @@ from ..dicom.scp import SOP_CLASSES
 from ..domain.errors import ConnectorError, DomainError, ImageError, NotFound, StoreUnavailable
 from ..domain.model import Case, ImageKind, LateralityValues
 from ..domain.states import CaseEvent
-from ..store.files import write_durably
 from ..store.uow import UnitOfWork
 from .commands import ReceiveObject
 from . import study
@@ -112,7 +111,7 @@ def handle(cmd: ReceiveObject, uow: UnitOfWork) -> ReceivedImage:
                      modified_at=uow.moment.hl7, system=config.facility.name)
     path = config.data_dir / "images" / case.accession / f"{sop_uid}.dcm"
     try:
-        write_durably(path, to_bytes(ds))
+        uow.services.files.write(path, to_bytes(ds))
     except OSError as exc:
         raise StoreUnavailable(f"cannot write the object: {exc.strerror or exc}",
                                hint="check the data folder's space and permissions") from None

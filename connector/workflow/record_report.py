@@ -21,7 +21,6 @@ from ..domain.errors import StateConflict
 from ..domain.states import CaseEvent, CaseStatus
 from ..reports.conducts import conduct as find_conduct
 from ..reports.pdf import render_report_pdf, report_digest
-from ..store.files import write_durably
 from ..store.uow import UnitOfWork
 from . import post_charges, request_follow_up, send_report, study
 from .commands import RecordReport
@@ -77,7 +76,7 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
         source_images=references,
         replaces=replaced.sop_uid if replaced is not None else "")
     path = services.config.data_dir / "reports" / accession / f"{sop_uid}.dcm"
-    write_durably(path, to_bytes(ds))
+    services.files.write(path, to_bytes(ds))
     uow.reports.insert(
         accession=accession, version=version, status=report.status, text=text,
         conduct=conduct, specialist_id=specialist.id,

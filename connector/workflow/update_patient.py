@@ -44,7 +44,6 @@ import logging
 from ..archive.errors import ArchiveUnavailable
 from ..domain import identity
 from ..domain.model import Patient
-from ..store.files import write_durably
 from ..store.uow import UnitOfWork
 from . import publish_worklist
 from ..bootstrap import Services
@@ -171,7 +170,7 @@ def perform(services: Services, payload: bytes) -> str:
     archive = services.archive
     spool = services.config.data_dir / SPOOL / accession
     for leftover in sorted(spool.glob("*.dcm")) if spool.is_dir() else ():
-        archive.store(leftover.read_bytes())  # its source was deleted by an interrupted attempt
+        archive.store(services.files.read(leftover))  # its source was deleted by an interrupted attempt
         leftover.unlink()
     stored = archive.study_patient_tags(case.study_uid)
     if stored is None:
@@ -181,7 +180,7 @@ def perform(services: Services, payload: bytes) -> str:
         data = archive.modified_instance(entry["orthanc_id"], target)
         if entry["PatientID"] == target["PatientID"]:
             path = spool / f"{entry['SOPInstanceUID']}.dcm"
-            write_durably(path, data)
+            services.files.write(path, data)
             archive.delete_instance(entry["orthanc_id"])
             archive.store(data)
             path.unlink()

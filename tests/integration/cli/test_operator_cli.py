@@ -186,11 +186,13 @@ def test_config_check_warns_of_a_known_password_no_device_and_no_destination(tmp
     result = telederm("config", "check", "--config", config)
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
-    assert len(warnings) == 4, result.stdout
+    assert len(warnings) == 6, result.stdout
     assert "orthanc.password is 'change-me'" in warnings[0]
     assert "no [[orthanc.modalities]]" in warnings[1]
     assert "no [[destinations]]" in warnings[2]
     assert "no [reports] signing_key/signing_cert" in warnings[3]
+    assert "the SQLite store is not encrypted" in warnings[4]
+    assert "written in clear" in warnings[5]
 
     keys = tmp_path / "keys"
     assert telederm("keys", "init", "--out", keys).returncode == 0
@@ -208,6 +210,10 @@ address = "127.0.0.1:6661"
 [reports]
 signing_key = "{keys / 'signing-key.pem'}"
 signing_cert = "{keys / 'signing-cert.pem'}"
+[database]
+key_file = "{keys / 'database.key'}"
+[storage]
+key_file = "{keys / 'storage.keys'}"
 """)
     quiet = telederm("config", "check", "--config", fixed)
     assert [line for line in quiet.stdout.splitlines() if line.startswith("warning: ")] == []

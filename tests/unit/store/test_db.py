@@ -180,3 +180,52 @@ def test_migrate_indexes_every_identifier_of_existing_patients_when_at_version_1
                     ("X-9", "LAB"): (second, "", "")}
     assert [(i.kind, i.message_type) for i in incidents] == [("conflict", "migration")]
     assert "IPP" not in incidents[0].reason
+
+
+DB_KEY = bytes(range(32))
+
+
+def test_a_keyed_sqlite_store_is_encrypted_whole_mode_0600_and_opens_with_its_key_only(tmp_path):
+    import sqlite3
+    path = tmp_path / "keyed" / "telederm.db"
+    engine = make_engine(f"sqlite:///{path}", TEST_AUDIT_KEY, DB_KEY)
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO counters (name, value) VALUES ('QUIVERLANDE', 1)"))
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    engine.dispose()
+    assert b"QUIVERLANDE" not in b"".join(p.read_bytes() for p in path.parent.iterdir())
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    with pytest.raises(sqlite3.DatabaseError, match="not a database"):
+        sqlite3.connect(path).execute("SELECT * FROM sqlite_master").fetchall()
+    with pytest.raises(StoreUnavailable, match="does not open with the configured key"):
+        make_engine(f"sqlite:///{path}", TEST_AUDIT_KEY, bytes(32)).connect()
+    again = make_engine(f"sqlite:///{path}", TEST_AUDIT_KEY, DB_KEY)
+    with again.connect() as conn:
+        assert conn.execute(text("SELECT value FROM counters WHERE name = 'QUIVERLANDE'")
+                            ).scalar() == 1
+    again.dispose()
+
+
+def test_a_plain_store_is_encrypted_in_place_and_a_keyed_one_is_refused_a_second_time(tmp_path):
+    from connector.store.db import encrypt_sqlite
+    path = tmp_path / "telederm.db"
+    plain = make_engine(f"sqlite:///{path}", TEST_AUDIT_KEY)
+    migrate(plain)
+    with plain.begin() as conn:
+        conn.execute(text("INSERT INTO counters (name, value) VALUES ('QUIVERLANDE', 7)"))
+    plain.dispose()
+    with pytest.raises(StoreUnavailable, match="does not open with the configured key"):
+        make_engine(f"sqlite:///{path}", TEST_AUDIT_KEY, DB_KEY).connect()
+
+    encrypt_sqlite(path, DB_KEY)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["telederm.db"]
+    assert b"QUIVERLANDE" not in path.read_bytes()
+    keyed = make_engine(f"sqlite:///{path}", TEST_AUDIT_KEY, DB_KEY)
+    assert migrate(keyed) == LATEST
+    with keyed.connect() as conn:
+        assert conn.execute(text("SELECT value FROM counters WHERE name = 'QUIVERLANDE'")
+                            ).scalar() == 7
+    keyed.dispose()
+    with pytest.raises(StoreUnavailable, match="not a plain SQLite file"):
+        encrypt_sqlite(path, DB_KEY)
