@@ -4,6 +4,12 @@ Any identifier a patient is known by finds their record (`find`); each (identifi
 authority) belongs to one record, which the table's unique constraint holds even if a caller
 forgot to check (`connector/domain/identity.py` checks first, so a message is refused with an
 ERR rather than failing here).
+
+The table is the one place a patient's identifiers live: the other identifiers of a `Patient`
+and how the sender wrote each (`other_ids`, `id_details`) are read from it (`of`), and
+writing a patient writes them to it (`index`). An identifier that still finds the record but
+is no longer the patient's own (the prior identifier of a merge) is kept `active = false`:
+it is found, and written in no message nor object.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from ..domain.identity import keys
 from ..domain.model import Patient
 from .schema import identity_incidents, patient_identifiers as ids
 
@@ -35,20 +42,38 @@ def held(conn: Connection, pk: int) -> set[tuple[str, str]]:
 
 
 def index(conn: Connection, pk: int, patient: Patient) -> None:
-    """Add to record `pk` the identifiers of `patient` it is not known by yet, with the
-    namespace and type the sender gave them."""
-    have = held(conn, pk)
-    found = [(patient.id, patient.issuer), *patient.other_ids]
-    if patient.ins:
-        found.append((patient.ins, patient.ins_oid))
-    for identifier, authority in dict.fromkeys(found):
-        if (identifier, authority) in have:
-            continue
-        namespace, kind = patient.details_of(identifier, authority)
-        if not kind and (identifier, authority) == (patient.ins, patient.ins_oid):
+    """Make the identifiers of `patient` the active identifiers of record `pk`, with the
+    namespace and type the sender gave them (a detail it leaves empty is kept); the record's
+    other identifiers stay, inactive: they still find it."""
+    rows = {(r.identifier, r.authority): r for r in conn.execute(
+        select(ids).where(ids.c.patient_pk == pk))}
+    own = keys(patient)
+    for key in own:
+        namespace, kind = patient.details_of(*key)
+        if not kind and key == (patient.ins, patient.ins_oid):
             kind = "INS"
-        conn.execute(ids.insert().values(patient_pk=pk, identifier=identifier,
-                                         authority=authority, namespace=namespace, type=kind))
+        row = rows.get(key)
+        if row is None:
+            conn.execute(ids.insert().values(patient_pk=pk, identifier=key[0], authority=key[1],
+                                             namespace=namespace, type=kind, active=True))
+            continue
+        wanted = dict(namespace=namespace or row.namespace, type=kind or row.type, active=True)
+        if any(getattr(row, k) != v for k, v in wanted.items()):
+            conn.execute(ids.update().where(ids.c.id == row.id).values(**wanted))
+    stale = [row.id for key, row in rows.items() if key not in own and row.active]
+    if stale:
+        conn.execute(ids.update().where(ids.c.id.in_(stale)).values(active=False))
+
+
+def of(conn: Connection, pks: list[int]) -> dict[int, list[tuple[str, str, str, str]]]:
+    """The active identifiers of each record, as (identifier, authority, namespace, type), in
+    the order they became known."""
+    found: dict[int, list[tuple[str, str, str, str]]] = {pk: [] for pk in pks}
+    if pks:
+        for r in conn.execute(select(ids).where(ids.c.patient_pk.in_(pks), ids.c.active)
+                              .order_by(ids.c.id)):
+            found[r.patient_pk].append((r.identifier, r.authority, r.namespace, r.type))
+    return found
 
 
 def move(conn: Connection, from_pk: int, to_pk: int) -> None:
