@@ -127,6 +127,12 @@ def patient_of(instances: list[dict]) -> set[tuple[str, str, str, str]]:
             for i in instances}
 
 
+def others_of(instances: list[dict]) -> set[tuple[tuple[str, str], ...]]:
+    """The Other Patient IDs Sequence of each instance, as (PatientID, IssuerOfPatientID)."""
+    return {tuple((item["PatientID"], item.get("IssuerOfPatientID", ""))
+                  for item in i["OtherPatientIDsSequence"]) for i in instances}
+
+
 def test_every_identifier_finds_the_patient_and_identity_events_reach_orthanc(
         orthanc_factory, tmp_path):
     running, archive = start(orthanc_factory, tmp_path)
@@ -143,6 +149,7 @@ def test_every_identifier_finds_the_patient_and_identity_events_reach_orthanc(
         uids = c.uids(first)
         assert len(uids) == 2
         assert patient_of(c.study(first)) == {(NIR, "DUPONT^Hélène", "19790321", "F")}
+        assert others_of(c.study(first)) == {(("IPP-A", "1.2.250.1.999.1"),)}
 
         def after(control_id: str, raw: bytes, expected: tuple[str, str, str, str]) -> None:
             c.accepted(raw)
@@ -150,6 +157,7 @@ def test_every_identifier_finds_the_patient_and_identity_events_reach_orthanc(
             p = c.case("PL-A").order.patient
             assert (p.id, p.name.hl7(), p.birth_date, p.sex) == expected, control_id
             assert patient_of(c.study(first)) == {expected}, control_id
+            assert others_of(c.study(first)) == {p.other_ids}, control_id
             assert c.uids(first) == uids, control_id
 
         # A08 from a system that holds only the IPP: found through the index, INS kept.
@@ -184,6 +192,8 @@ def test_every_identifier_finds_the_patient_and_identity_events_reach_orthanc(
         p = c.case("PL-B").order.patient
         assert (p.id, p.name.hl7(), p.birth_date, p.sex) == merged
         assert patient_of(c.study(second)) == {merged}
+        # the prior IPP finds the patient and is sent nowhere: not in the merged study
+        assert others_of(c.study(second)) == {(("IPP-A2", "1.2.250.1.999.1"),)}
         assert c.uids(second) == second_uids
         # The prior IPP still finds the surviving patient.
         after("A08-B", adt("A08", "A08-B", ipp("IPP-B"), "DURAND^Hélène Marie", birth="19790312",
