@@ -20,8 +20,9 @@ from .model import QUALIFIED, Patient
 
 class IdentityConflict(DomainError):
     """What a message says about a patient contradicts what is known of them. `where` is the
-    trait at fault (`patient.id`, `patient.name`, `patient.birth_date`, `patient.sex`) and
-    `identifier` the (identifier, authority) at fault for `patient.id`."""
+    trait at fault (`patient.id`, `patient.name`, `patient.birth_date`, `patient.sex`),
+    `identifier` the (identifier, authority) at fault for `patient.id`, and `party` which of
+    the message's patients it is about (2: the other patient of a link)."""
 
     code = "identity-conflict"
     http_status = 409
@@ -31,6 +32,7 @@ class IdentityConflict(DomainError):
                          hint="the identity-vigilance team must check both identities; "
                               "merge them (ADT^A40) if they are one person")
         self.identifier = identifier
+        self.party = 1
 
 
 def keys(patient: Patient) -> list[tuple[str, str]]:

@@ -14,12 +14,12 @@ it is found, and written in no message nor object.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, union
 from sqlalchemy.engine import Connection
 
 from ..domain.identity import keys
 from ..domain.model import Patient
-from .schema import identity_incidents, patient_identifiers as ids
+from .schema import identity_incidents, patient_identifiers as ids, patient_links as links
 
 INCIDENT_KINDS = ("unknown-patient", "conflict")
 
@@ -77,8 +77,57 @@ def of(conn: Connection, pks: list[int]) -> dict[int, list[tuple[str, str, str, 
 
 
 def move(conn: Connection, from_pk: int, to_pk: int) -> None:
-    """A merge: the identifiers of `from_pk` now find `to_pk`."""
+    """A merge: the identifiers of `from_pk` now find `to_pk`, and its links are `to_pk`'s."""
     conn.execute(ids.update().where(ids.c.patient_pk == from_pk).values(patient_pk=to_pk))
+    others = linked(conn, from_pk, direct=True)
+    conn.execute(links.delete().where(or_(links.c.patient_pk == from_pk,
+                                          links.c.linked_pk == from_pk)))
+    for other in others - {to_pk}:
+        link(conn, to_pk, other)
+
+
+def link(conn: Connection, pk: int, other: int) -> bool:
+    """Record that records `pk` and `other` are one person (A24); False when they already were
+    linked."""
+    low, high = sorted((pk, other))
+    if conn.execute(select(links.c.id).where(links.c.patient_pk == low,
+                                             links.c.linked_pk == high)).first():
+        return False
+    conn.execute(links.insert().values(patient_pk=low, linked_pk=high))
+    return True
+
+
+def unlink(conn: Connection, pk: int, other: int) -> bool:
+    """Undo a link (A37); False when the two records were not linked."""
+    low, high = sorted((pk, other))
+    return conn.execute(links.delete().where(links.c.patient_pk == low,
+                                             links.c.linked_pk == high)).rowcount > 0
+
+
+def linked(conn: Connection, pk: int, *, direct: bool = False) -> set[int]:
+    """The other records of `pk`'s linked group (links followed from record to record), or
+    only those linked to it when `direct`."""
+    found, todo = set(), [pk]
+    while todo:
+        step = todo.pop()
+        for a, b in conn.execute(select(links.c.patient_pk, links.c.linked_pk).where(
+                or_(links.c.patient_pk == step, links.c.linked_pk == step))):
+            other = b if a == step else a
+            if other != pk and other not in found:
+                found.add(other)
+                if not direct:
+                    todo.append(other)
+    return found
+
+
+def group_of(records):
+    """A query of the records in the linked groups of `records` (a query of record ids) — the
+    records themselves included — for the case list's patient filter."""
+    edges = union(select(links.c.patient_pk.label("a"), links.c.linked_pk.label("b")),
+                  select(links.c.linked_pk.label("a"), links.c.patient_pk.label("b"))).cte("edges")
+    group = select(records.subquery().c[0].label("pk")).cte("grp", recursive=True)
+    group = group.union(select(edges.c.b).join(group, edges.c.a == group.c.pk))
+    return select(group.c.pk)
 
 
 def retire(conn: Connection, identifier: str, authority: str) -> None:

@@ -102,10 +102,11 @@ def _filtered(query, *, status, priority, placer_order_number, patient_id, overd
         query = query.where(cases.c.priority == priority)
     if placer_order_number:
         query = query.where(cases.c.placer_order_number == placer_order_number)
-    if patient_id:  # any identifier of the patient (IPP, INS, other ids): the index
-        query = query.where(patients.c.id.in_(
+    if patient_id:  # any identifier of the patient (IPP, INS, other ids): the index, and the
+        # records linked to theirs (A24): one person's cases, each on its own record
+        query = query.where(patients.c.id.in_(identity.group_of(
             select(patient_identifiers.c.patient_pk)
-            .where(patient_identifiers.c.identifier == patient_id)))
+            .where(patient_identifiers.c.identifier == patient_id))))
     return query
 
 
@@ -203,7 +204,10 @@ def case_detail(conn: Connection, accession: str, now: str = "") -> dict | None:
         if row.ins else None,
         identity_flags=row.identity_flags.split(),
         other_ids=[{"id": i, "issuer": s}
-                   for i, s in cases_store.patient(conn, row.patient_pk).other_ids])
+                   for i, s in cases_store.patient(conn, row.patient_pk).other_ids],
+        linked=[{"id": p.id, "issuer": p.issuer, "name": p.name.hl7()}
+                for p in (cases_store.patient(conn, pk)
+                          for pk in sorted(identity.linked(conn, row.patient_pk)))])
     out["requester"].update(authority=row.requester_authority, id_type=row.requester_id_type,
                             rpps=row.requester_rpps)
     out["facility"] = ({"finess": row.facility_finess, "name": row.facility_name,

@@ -56,6 +56,18 @@ patient_identifiers = Table(
 )
 Index("ix_patient_identifiers_patient", patient_identifiers.c.patient_pk)
 
+# Patient records the identity server says are one person without merging them (ADT^A24,
+# undone by A37; 0015): each case stays on its record, lookups find the linked group. One row per
+# pair, the lower record first.
+patient_links = Table(
+    "patient_links", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("patient_pk", Integer, ForeignKey("patients.id"), nullable=False),
+    Column("linked_pk", Integer, ForeignKey("patients.id"), nullable=False),
+    UniqueConstraint("patient_pk", "linked_pk"),
+)
+Index("ix_patient_links_linked", patient_links.c.linked_pk)
+
 # Identity events the identity-vigilance team must see (0012): `unknown-patient` (an ADT about
 # a patient no case names: AA, nothing changed) and `conflict` (a message refused because its
 # identity contradicts a known patient). No patient data: the message, the rule, the field.

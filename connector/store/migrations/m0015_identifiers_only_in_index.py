@@ -5,12 +5,15 @@ wrote each one (`id_details`), as JSON beside the index. Each row's JSON is fold
 index: an identifier the row lists and the index lacks is added (unless another record holds
 it: the index decides), the namespace and type it kept fill the index's empty ones, and an
 identifier the index gives the record that the row no longer lists (the prior identifier of a
-merge) becomes inactive: it finds the patient and is sent nowhere. Then both columns go."""
+merge) becomes inactive: it finds the patient and is sent nowhere. Then both columns go.
+
+And `patient_links`: records the identity server links as one person (ADT^A24 / A37)."""
 
 import json
 
 from sqlalchemy import inspect, text
 
+from .. import schema
 from .ops import add_column, drop_column
 
 
@@ -22,6 +25,9 @@ def upgrade(conn) -> None:
         _fold(conn, columns)
     for column in columns:
         drop_column(conn, "patients", column)
+    schema.patient_links.create(conn, checkfirst=True)
+    for index in schema.patient_links.indexes:
+        index.create(conn, checkfirst=True)
 
 
 def _fold(conn, columns: set[str]) -> None:

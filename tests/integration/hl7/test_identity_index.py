@@ -8,8 +8,6 @@ about unknown patients in the health report."""
 
 from __future__ import annotations
 
-import socket
-
 import requests
 
 from sqlalchemy import select
@@ -18,8 +16,7 @@ from connector.archive.client import ArchiveClient
 from connector.bootstrap import build
 from connector.config import load_config
 from connector.demo import demo_photo
-from connector.hl7.ack import AckResult, read_ack
-from connector.hl7.mllp import FrameReader, frame
+from connector.hl7.ack import AckResult
 from connector.runtime.server import RunningConnector
 from connector.store import cases
 from connector.store.schema import outbox
@@ -27,7 +24,7 @@ from connector.workflow import attach_image
 from connector.workflow.commands import AttachImage
 from tests.support.cli import EXAMPLE_DEVICES
 from tests.support.dciodvfy import dciodvfy_errors
-from tests.support.inbound import CONSENT, REQUESTER, msh, segment, wire
+from tests.support.inbound import CONSENT, REQUESTER, MllpSocket, msh, segment, wire
 from tests.support.wait import wait_until
 
 NIR = "279035121518989"
@@ -66,15 +63,10 @@ class Connector:
     def __init__(self, running: RunningConnector, archive: ArchiveClient, tmp_path):
         self.running, self.services, self.archive = running, running.services, archive
         self.tmp_path = tmp_path
-        self.sock = socket.create_connection(("127.0.0.1", running.hl7_port))
-        self.reader = FrameReader()
+        self.sock = MllpSocket(running.hl7_port)
 
     def send(self, raw: bytes) -> AckResult:
-        self.sock.sendall(frame(raw))
-        acks: list = []
-        while not acks:
-            acks = self.reader.feed(self.sock.recv(65536))
-        return read_ack(acks[0])
+        return self.sock.send(raw)
 
     def accepted(self, raw: bytes) -> None:
         ack = self.send(raw)
