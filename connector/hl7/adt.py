@@ -80,13 +80,12 @@ class IdentifierChange:
 @dataclass(frozen=True)
 class PatientLink:
     """A24 (`link`) / A37 (not `link`): the two patients are one person, or no longer said to
-    be; `other` is read from the PID at occurrence `other_occurrence`."""
+    be; `other` is read from the PID at the mapping's `second_patient` occurrence."""
 
     event: str
     patient: Patient
     other: Patient
     link: bool
-    other_occurrence: int
 
 
 def _triggers(codes: tuple[str, ...]) -> tuple[str, ...]:
@@ -192,7 +191,7 @@ def read_adt(msg: ParsedMessage, mapping: AdtMapping | None = None, *,
             other = patient_from_message(msg.with_first("PID", n), orm)
         except Hl7Error as err:
             raise relocated(err, "PID", n) from None
-        return PatientLink(event, patient, other, event in m.link_events, n)
+        return PatientLink(event, patient, other, event in m.link_events)
     loc = m.prior_patient_id
     if loc.segment not in msg.segment_ids():
         raise Hl7Error(f"a merge needs an {loc.segment} segment naming the prior patient",
