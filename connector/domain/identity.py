@@ -89,7 +89,8 @@ def combine(stored: Patient, incoming: Patient,
     kept), its INS and identity status when it sends an INS, else the stored INS with the
     status it sends (a system that does not hold the INS may still lower the status); the
     identifier is the INS only while that stays qualified and was or becomes the identifier.
-    Other identifiers are the union of both, less the `retired` ones."""
+    Other identifiers are the union of both, less the `retired` ones (a retired identifier is
+    never the identifier either: the message's, else the stored one, takes its place)."""
     if incoming.ins:
         ins, oid, status = incoming.ins, incoming.ins_oid, incoming.identity_status
         flags, primary = incoming.identity_flags, (incoming.id, incoming.issuer)
@@ -101,7 +102,8 @@ def combine(stored: Patient, incoming: Patient,
         primary = ((stored.id, stored.issuer) if keyed_on_ins and status == QUALIFIED
                    else (incoming.id, incoming.issuer))
     if primary in retired:
-        primary = (incoming.id, incoming.issuer)
+        primary = ((incoming.id, incoming.issuer) if (incoming.id, incoming.issuer) not in retired
+                   else (stored.id, stored.issuer))
     usable_ins = (ins, oid) if ins and status == QUALIFIED else None
     others = [k for k in [*keys(incoming), *keys(stored)]
               if k != primary and k not in retired and (k != (ins, oid) or usable_ins)]

@@ -41,6 +41,13 @@ def held(conn: Connection, pk: int) -> set[tuple[str, str]]:
         select(ids.c.identifier, ids.c.authority).where(ids.c.patient_pk == pk))}
 
 
+def inactive(conn: Connection, pk: int) -> frozenset[tuple[str, str]]:
+    """The identifiers that find record `pk` but are no longer its own (a merged record's)."""
+    return frozenset(tuple(r) for r in conn.execute(
+        select(ids.c.identifier, ids.c.authority).where(ids.c.patient_pk == pk,
+                                                        ids.c.active.is_(False))))
+
+
 def index(conn: Connection, pk: int, patient: Patient) -> None:
     """Make the identifiers of `patient` the active identifiers of record `pk`, with the
     namespace and type the sender gave them (a detail it leaves empty is kept); the record's

@@ -109,7 +109,8 @@ def apply(uow: UnitOfWork, patient: Patient, *, event: str, key: str, actor: str
         target, prior_pk = prior_pk, None
     if target is None:
         return None
-    retired = frozenset([prior]) if prior else frozenset()
+    # a merged record's identifiers find the patient but stay retired, whoever still sends them
+    retired = (frozenset([prior]) if prior else frozenset()) | uow.identity.inactive(target)
     held = uow.identity.held(target) | (uow.identity.held(prior_pk) if prior_pk else set())
     stored = uow.cases.patient(target)
     identity.check(stored, held, patient, traits=False, ignore=retired)

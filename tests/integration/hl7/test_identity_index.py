@@ -192,6 +192,8 @@ def test_every_identifier_finds_the_patient_and_identity_events_reach_orthanc(
                            status=""),
               (NIR, "DURAND^Hélène Marie", "19790312", "F"))
         assert c.case("PL-B").order.patient.name.hl7() == "DURAND^Hélène Marie"
+        # ... and stays retired: the message that still names it does not make it sent again
+        assert c.case("PL-B").order.patient.other_ids == (("IPP-A2", "1.2.250.1.999.1"),)
 
         # Collisions: refused AE at the field at fault, nothing changed, incidents recorded.
         c.accepted(order("PL-C", ipp("IPP-C"), "LEROY^Anne", birth="19800101", status="PROV"))
