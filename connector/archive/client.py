@@ -20,8 +20,10 @@ from connector.domain.errors import NotFound
 
 # Read per instance by `study_instances`; TransferSyntaxUID comes from Orthanc's metadata.
 INSTANCE_TAGS = ("SOPClassUID", "SOPInstanceUID", "AccessionNumber", "Modality")
-# The Patient module tags a patient update (ADT) rewrites on stored instances.
+# The Patient module tags a patient update (ADT) rewrites on stored instances, and the sequence
+# of the patient's other identifiers (items as Orthanc's simplified tags give them).
 PATIENT_TAGS = ("PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate", "PatientSex")
+OTHER_IDS = "OtherPatientIDsSequence"
 # What a patient update keeps as it is (the modification is otherwise free to make new UIDs).
 KEPT_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
@@ -97,8 +99,8 @@ class ArchiveClient:
 
     def study_patient_tags(self, study_uid: str) -> list[dict] | None:
         """The patient of each stored instance of a study, as the instance itself says:
-        `orthanc_id`, `SOPInstanceUID` and each of `PATIENT_TAGS` ("" when absent); None when
-        the archive does not hold the study."""
+        `orthanc_id`, `SOPInstanceUID`, each of `PATIENT_TAGS` ("" when absent) and `OTHER_IDS`
+        (a list of items, empty when absent); None when the archive does not hold the study."""
         study_id = self.find_study(study_uid)
         if study_id is None:
             return None
@@ -107,21 +109,23 @@ class ArchiveClient:
             tags = self._request("get", f"instances/{instance['ID']}/tags",
                                  params={"simplify": ""}).json()
             entry = {name: str(tags.get(name) or "").strip() for name in PATIENT_TAGS}
+            entry[OTHER_IDS] = tags.get(OTHER_IDS) or []
             entry["SOPInstanceUID"] = tags.get("SOPInstanceUID", "")
             entry["orthanc_id"] = instance["ID"]
             found.append(entry)
         return sorted(found, key=lambda entry: entry["SOPInstanceUID"])
 
-    def modified_instance(self, orthanc_id: str, patient: dict[str, str]) -> bytes:
+    def modified_instance(self, orthanc_id: str, patient: dict) -> bytes:
         """The stored instance with its patient tags replaced, as a Part-10 file (Orthanc's
         `POST /instances/{id}/modify`, which stores nothing). Every UID is kept: Study, Series
         and SOP Instance UIDs identify our objects (images, reports, their references). An
-        empty `IssuerOfPatientID` removes the tag. `Force` is required to keep the UIDs and to
-        change PatientID."""
-        replace = {k: v for k, v in patient.items() if k != "IssuerOfPatientID" or v}
+        empty `IssuerOfPatientID` or `OTHER_IDS` removes the tag. `Force` is required to keep
+        the UIDs and to change PatientID."""
+        emptied = [k for k in ("IssuerOfPatientID", OTHER_IDS) if k in patient and not patient[k]]
+        replace = {k: v for k, v in patient.items() if k not in emptied}
         body = {"Replace": replace, "Keep": list(KEPT_UIDS), "Force": True}
-        if not patient.get("IssuerOfPatientID"):
-            body["Remove"] = ["IssuerOfPatientID"]
+        if emptied:
+            body["Remove"] = emptied
         return self._request("post", f"instances/{orthanc_id}/modify", json=body).content
 
     def delete_instance(self, orthanc_id: str) -> bool:

@@ -103,6 +103,18 @@ def add_patient(ds: Dataset, patient: Patient) -> None:
     ds.PatientSex = patient.sex
 
 
+def other_patient_ids(patient: Patient) -> list[dict]:
+    """The patient's Other Patient IDs Sequence, items as nested {keyword: value} (the form
+    Orthanc's simplified tags show and its `/modify` `Replace` takes), built as `add_patient`
+    builds it, so an identity update leaves a stored object as a new one would be."""
+    return [_simple(_other_id(value, issuer)) for value, issuer in patient.other_ids]
+
+
+def _simple(ds: Dataset) -> dict:
+    return {e.keyword: [_simple(item) for item in e.value] if e.VR == "SQ" else str(e.value)
+            for e in ds}
+
+
 def _qualifiers(oid: str) -> Dataset:
     item = Dataset()
     item.UniversalEntityID = oid

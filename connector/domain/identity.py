@@ -20,8 +20,9 @@ from .model import QUALIFIED, Patient
 
 class IdentityConflict(DomainError):
     """What a message says about a patient contradicts what is known of them. `where` is the
-    trait at fault (`patient.id`, `patient.name`, `patient.birth_date`, `patient.sex`) and
-    `identifier` the (identifier, authority) at fault for `patient.id`."""
+    trait at fault (`patient.id`, `patient.name`, `patient.birth_date`, `patient.sex`),
+    `identifier` the (identifier, authority) at fault for `patient.id`, and `party` which of
+    the message's patients it is about (2: the other patient of a link)."""
 
     code = "identity-conflict"
     http_status = 409
@@ -31,6 +32,7 @@ class IdentityConflict(DomainError):
                          hint="the identity-vigilance team must check both identities; "
                               "merge them (ADT^A40) if they are one person")
         self.identifier = identifier
+        self.party = 1
 
 
 def keys(patient: Patient) -> list[tuple[str, str]]:
@@ -87,7 +89,8 @@ def combine(stored: Patient, incoming: Patient,
     kept), its INS and identity status when it sends an INS, else the stored INS with the
     status it sends (a system that does not hold the INS may still lower the status); the
     identifier is the INS only while that stays qualified and was or becomes the identifier.
-    Other identifiers are the union of both, less the `retired` ones."""
+    Other identifiers are the union of both, less the `retired` ones (a retired identifier is
+    never the identifier either: the message's, else the stored one, takes its place)."""
     if incoming.ins:
         ins, oid, status = incoming.ins, incoming.ins_oid, incoming.identity_status
         flags, primary = incoming.identity_flags, (incoming.id, incoming.issuer)
@@ -99,7 +102,8 @@ def combine(stored: Patient, incoming: Patient,
         primary = ((stored.id, stored.issuer) if keyed_on_ins and status == QUALIFIED
                    else (incoming.id, incoming.issuer))
     if primary in retired:
-        primary = (incoming.id, incoming.issuer)
+        primary = ((incoming.id, incoming.issuer) if (incoming.id, incoming.issuer) not in retired
+                   else (stored.id, stored.issuer))
     usable_ins = (ins, oid) if ins and status == QUALIFIED else None
     others = [k for k in [*keys(incoming), *keys(stored)]
               if k != primary and k not in retired and (k != (ins, oid) or usable_ins)]

@@ -14,7 +14,8 @@ carries a teleconsultation code, records a teleconsultation done and bills it
 (`record_teleconsultation`); CA cancels the case named by ORC-2 and/or ORC-3, whatever else
 the message carries (`cancel_order`); XO changes it
 (`change_order`). ADT A08/A31 update the patient (`update_patient`), A40 merges
-(`merge_patients`), A47 changes an identifier (`change_identifier`). An identity event about a
+(`merge_patients`), A47 changes an identifier (`change_identifier`), A24 / A37 link and unlink
+two records of one person (`link_patients`). An identity event about a
 patient unknown here is AA and counted; a message whose identity contradicts a known patient
 (`IdentityConflict`) is AE at the PID field at fault and recorded as an identity incident, with
 nothing else it wrote kept. ORU^R01 and MDM^T02/T10 go to the report path (`receive_report`).
@@ -39,11 +40,11 @@ from ..hl7.orm import (OrderImage, cancel_from_orm, images_from_orm, order_contr
 from ..hl7.parse import ParsedMessage
 from ..store.uow import UnitOfWork
 from ..workflow import (attach_image, cancel_order, change_identifier, change_order,
-                        merge_patients, open_case, receive_report, record_teleconsultation,
-                        update_patient)
+                        link_patients, merge_patients, open_case, receive_report,
+                        record_teleconsultation, update_patient)
 from ..workflow.commands import (AttachImage, CancelOrder, ChangeIdentifier, ChangeOrder,
-                                 MergePatients, OpenCase, ReceiveReport, RecordTeleconsultation,
-                                 UpdatePatient)
+                                 LinkPatients, MergePatients, OpenCase, ReceiveReport,
+                                 RecordTeleconsultation, UpdatePatient)
 from ..workflow.study import of_case as study_facts
 
 
@@ -145,6 +146,9 @@ def apply_adt(uow: UnitOfWork, msg: ParsedMessage, change) -> None:
         accessions = merge_patients.handle(MergePatients(
             change.surviving, change.prior_id, change.prior_issuer, change.event, key,
             actor_of(msg)), uow)
+    elif isinstance(change, adt.PatientLink):
+        accessions = link_patients.handle(LinkPatients(
+            change.patient, change.other, change.link, change.event, actor_of(msg)), uow)
     elif isinstance(change, adt.IdentifierChange):
         accessions = change_identifier.handle(ChangeIdentifier(
             change.patient, change.prior_id, change.prior_issuer, change.event, key,
@@ -229,7 +233,14 @@ def route(uow: UnitOfWork, msg: ParsedMessage,
     except StoreUnavailable:
         raise
     except IdentityConflict as err:
-        location = patient_location(msg, uow.services.mappings.orm, err.where, err.identifier)
+        if err.party == 1:
+            location = patient_location(msg, uow.services.mappings.orm, err.where,
+                                        err.identifier)
+        else:  # the other patient of a link: its own PID
+            n = adt.load_mapping().second_patient
+            location = adt.erl_at(patient_location(msg.with_first("PID", n),
+                                                   uow.services.mappings.orm, err.where,
+                                                   err.identifier), "PID", n)
         _incident(uow, msg, "conflict", err.text, location)
         return None, [Hl7Error(err.text, hl7_code="205" if err.where == "patient.id" else "207",
                                location=location, ack_code="AE", hint=err.hint)]

@@ -136,6 +136,23 @@ class ParsedMessage:
         loc = location if isinstance(location, Location) else Location.parse(location)
         return self.tree.components(loc)
 
+    def with_first(self, segment: str, occurrence: int) -> "ParsedMessage":
+        """The message read as if occurrence `occurrence` of `segment` came first: how the
+        second patient of an ADT^A24 (its second PID) is read by the mappers that read PID.
+        Positions of errors raised from it say occurrence 1."""
+        tree = object.__new__(_Tree)
+        for name in _Tree.__slots__:
+            setattr(tree, name, getattr(self.tree, name))
+        found = self.tree._by_id.get(segment, [])
+        if occurrence <= len(found):
+            chosen = found[occurrence - 1]
+            tree._by_id = {**self.tree._by_id,
+                           segment: [chosen, *(f for f in found if f is not chosen)]}
+        else:
+            tree._by_id = {**self.tree._by_id, segment: []}
+        tree._split_cache = {}
+        return ParsedMessage(tree, self.header)
+
     def repetitions(self, location: str | Location) -> list[str]:
         """Every repetition's value at a position, e.g. all lines of `NTE[2]-3`."""
         loc = location if isinstance(location, Location) else Location.parse(location)

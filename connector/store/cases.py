@@ -14,8 +14,8 @@ from sqlalchemy.engine import Connection
 
 from ..domain.errors import NotFound
 from ..domain.identity import keys as identity_keys
-from ..domain.model import (Answer, Case, Consent, Facility, Order, Patient, PersonName,
-                            Practitioner, Priority, Triage)
+from ..domain.model import (QUALIFIED, Answer, Case, Consent, Facility, Order, Patient,
+                            PersonName, Practitioner, Priority, Triage)
 from ..domain.states import CaseStatus
 from . import counters, driver, identity
 from .schema import cases, images, patients, reports
@@ -24,7 +24,7 @@ from .schema import cases, images, patients, reports
 # Opening a case is the hot path of processing-mode intake (the ACK waits for it): its
 # statements go to the driver (`driver.execute`), their SQL written once from the tables.
 _PATIENT_COLUMNS = ("family", "given", "birth_date", "sex", "ins", "ins_oid", "identity_status",
-                    "identity_flags", "other_ids", "id_details")
+                    "identity_flags")
 _PATIENT_INSERT = driver.insert_sql(patients, ("patient_id", "issuer") + _PATIENT_COLUMNS,
                                     returning="id")
 _PATIENT_UPDATE = ("UPDATE patients SET "
@@ -65,23 +65,29 @@ def _save_patient(conn: Connection, patient: Patient, pk: int | None = None) -> 
 
 
 def identity_values(patient: Patient) -> dict:
-    """The patients-table columns of the French identity (INS, status, other identifiers)."""
+    """The patients-table columns of the French identity (INS, status and flags)."""
     return dict(ins=patient.ins, ins_oid=patient.ins_oid,
                 identity_status=patient.identity_status,
-                identity_flags=" ".join(patient.identity_flags),
-                other_ids=json.dumps([list(pair) for pair in patient.other_ids]),
-                id_details=json.dumps([list(d) for d in patient.id_details]))
+                identity_flags=" ".join(patient.identity_flags))
 
 
-def patient_from_row(row) -> Patient:
-    """A Patient from a row holding the patients-table columns."""
+def patient_from_row(row, identifiers: list[tuple[str, str, str, str]]) -> Patient:
+    """A Patient from a row holding the patients-table columns and the record's active
+    identifiers (`identity.of`): every one but the identifier is another identifier, except an
+    INS the identity status does not allow sending. The index types the INS `INS` when the
+    sender did not; that goes without saying, so it is no detail of how the sender wrote it."""
+    ins = (row["ins"], row["ins_oid"]) if row["ins"] else None
+    usable = ins is not None and row["identity_status"] == QUALIFIED
+    primary = (row["patient_id"], row["issuer"])
     return Patient(id=row["patient_id"], issuer=row["issuer"],
                    name=PersonName(row["family"], row["given"]),
                    birth_date=row["birth_date"], sex=row["sex"], ins=row["ins"],
                    ins_oid=row["ins_oid"], identity_status=row["identity_status"],
                    identity_flags=tuple(row["identity_flags"].split()),
-                   other_ids=tuple(tuple(pair) for pair in json.loads(row["other_ids"] or "[]")),
-                   id_details=tuple(tuple(d) for d in json.loads(row["id_details"] or "[]")))
+                   other_ids=tuple((i, a) for i, a, _, _ in identifiers
+                                   if (i, a) != primary and ((i, a) != ins or usable)),
+                   id_details=tuple(d for d in identifiers
+                                    if d[2] or d[3] and d != (*(ins or ("", "")), "", "INS")))
 
 
 def answers_json(answers: tuple[Answer, ...]) -> str:
@@ -128,7 +134,7 @@ def load(conn: Connection, accession: str) -> Case:
     if row is None:
         raise NotFound(f"no case with accession {accession}", where="accession",
                        hint="list cases with telederm cases list (or GET /api/cases)")
-    patient = patient_from_row(row)
+    patient = patient_from_row(row, identity.of(conn, [row["patient_pk"]])[row["patient_pk"]])
     requester = Practitioner(row["requester_id"],
                              PersonName(row["requester_family"], row["requester_given"]),
                              row["requester_authority"], id_type=row["requester_id_type"],
@@ -177,16 +183,21 @@ def find_patient(conn: Connection, patient_id: str, issuer: str) -> int | None:
 def patient(conn: Connection, pk: int) -> Patient:
     """The patient of record `pk`, as stored."""
     return patient_from_row(conn.execute(select(patients).where(patients.c.id == pk))
-                            .mappings().one())
+                            .mappings().one(), identity.of(conn, [pk])[pk])
 
 
 def update_patient(conn: Connection, pk: int, patient: Patient) -> list[str]:
     """Give record `pk` the identifier, issuer and every value `patient` carries, and index its
-    identifiers; returns the names of the columns that changed (never their values)."""
+    identifiers; returns the names of what changed (never their values): patients-table
+    columns, and `identifiers` when the active identifiers or their details did."""
     before = conn.execute(select(patients).where(patients.c.id == pk)).mappings().one()
+    identifiers = identity.of(conn, [pk])[pk]
     _save_patient(conn, patient, pk)
     after = conn.execute(select(patients).where(patients.c.id == pk)).mappings().one()
-    return [k for k in after.keys() if k != "id" and before[k] != after[k]]
+    changed = [k for k in after.keys() if k != "id" and before[k] != after[k]]
+    if identity.of(conn, [pk])[pk] != identifiers:
+        changed.append("identifiers")
+    return changed
 
 
 def patient_accessions(conn: Connection, pk: int) -> list[str]:

@@ -4,15 +4,22 @@ Any identifier a patient is known by finds their record (`find`); each (identifi
 authority) belongs to one record, which the table's unique constraint holds even if a caller
 forgot to check (`connector/domain/identity.py` checks first, so a message is refused with an
 ERR rather than failing here).
+
+The table is the one place a patient's identifiers live: the other identifiers of a `Patient`
+and how the sender wrote each (`other_ids`, `id_details`) are read from it (`of`), and
+writing a patient writes them to it (`index`). An identifier that still finds the record but
+is no longer the patient's own (the prior identifier of a merge) is kept `active = false`:
+it is found, and written in no message nor object.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, union
 from sqlalchemy.engine import Connection
 
+from ..domain.identity import keys
 from ..domain.model import Patient
-from .schema import identity_incidents, patient_identifiers as ids
+from .schema import identity_incidents, patient_identifiers as ids, patient_links as links
 
 INCIDENT_KINDS = ("unknown-patient", "conflict")
 
@@ -34,26 +41,100 @@ def held(conn: Connection, pk: int) -> set[tuple[str, str]]:
         select(ids.c.identifier, ids.c.authority).where(ids.c.patient_pk == pk))}
 
 
+def inactive(conn: Connection, pk: int) -> frozenset[tuple[str, str]]:
+    """The identifiers that find record `pk` but are no longer its own (a merged record's)."""
+    return frozenset(tuple(r) for r in conn.execute(
+        select(ids.c.identifier, ids.c.authority).where(ids.c.patient_pk == pk,
+                                                        ids.c.active.is_(False))))
+
+
 def index(conn: Connection, pk: int, patient: Patient) -> None:
-    """Add to record `pk` the identifiers of `patient` it is not known by yet, with the
-    namespace and type the sender gave them."""
-    have = held(conn, pk)
-    found = [(patient.id, patient.issuer), *patient.other_ids]
-    if patient.ins:
-        found.append((patient.ins, patient.ins_oid))
-    for identifier, authority in dict.fromkeys(found):
-        if (identifier, authority) in have:
-            continue
-        namespace, kind = patient.details_of(identifier, authority)
-        if not kind and (identifier, authority) == (patient.ins, patient.ins_oid):
+    """Make the identifiers of `patient` the active identifiers of record `pk`, with the
+    namespace and type the sender gave them (a detail it leaves empty is kept); the record's
+    other identifiers stay, inactive: they still find it."""
+    rows = {(r.identifier, r.authority): r for r in conn.execute(
+        select(ids).where(ids.c.patient_pk == pk))}
+    own = keys(patient)
+    for key in own:
+        namespace, kind = patient.details_of(*key)
+        if not kind and key == (patient.ins, patient.ins_oid):
             kind = "INS"
-        conn.execute(ids.insert().values(patient_pk=pk, identifier=identifier,
-                                         authority=authority, namespace=namespace, type=kind))
+        row = rows.get(key)
+        if row is None:
+            conn.execute(ids.insert().values(patient_pk=pk, identifier=key[0], authority=key[1],
+                                             namespace=namespace, type=kind, active=True))
+            continue
+        wanted = dict(namespace=namespace or row.namespace, type=kind or row.type, active=True)
+        if any(getattr(row, k) != v for k, v in wanted.items()):
+            conn.execute(ids.update().where(ids.c.id == row.id).values(**wanted))
+    stale = [row.id for key, row in rows.items() if key not in own and row.active]
+    if stale:
+        conn.execute(ids.update().where(ids.c.id.in_(stale)).values(active=False))
+
+
+def of(conn: Connection, pks: list[int]) -> dict[int, list[tuple[str, str, str, str]]]:
+    """The active identifiers of each record, as (identifier, authority, namespace, type), in
+    the order they became known."""
+    found: dict[int, list[tuple[str, str, str, str]]] = {pk: [] for pk in pks}
+    if pks:
+        for r in conn.execute(select(ids).where(ids.c.patient_pk.in_(pks), ids.c.active)
+                              .order_by(ids.c.id)):
+            found[r.patient_pk].append((r.identifier, r.authority, r.namespace, r.type))
+    return found
 
 
 def move(conn: Connection, from_pk: int, to_pk: int) -> None:
-    """A merge: the identifiers of `from_pk` now find `to_pk`."""
+    """A merge: the identifiers of `from_pk` now find `to_pk`, and its links are `to_pk`'s."""
     conn.execute(ids.update().where(ids.c.patient_pk == from_pk).values(patient_pk=to_pk))
+    others = linked(conn, from_pk, direct=True)
+    conn.execute(links.delete().where(or_(links.c.patient_pk == from_pk,
+                                          links.c.linked_pk == from_pk)))
+    for other in others - {to_pk}:
+        link(conn, to_pk, other)
+
+
+def link(conn: Connection, pk: int, other: int) -> bool:
+    """Record that records `pk` and `other` are one person (A24); False when they already were
+    linked."""
+    low, high = sorted((pk, other))
+    if conn.execute(select(links.c.id).where(links.c.patient_pk == low,
+                                             links.c.linked_pk == high)).first():
+        return False
+    conn.execute(links.insert().values(patient_pk=low, linked_pk=high))
+    return True
+
+
+def unlink(conn: Connection, pk: int, other: int) -> bool:
+    """Undo a link (A37); False when the two records were not linked."""
+    low, high = sorted((pk, other))
+    return conn.execute(links.delete().where(links.c.patient_pk == low,
+                                             links.c.linked_pk == high)).rowcount > 0
+
+
+def linked(conn: Connection, pk: int, *, direct: bool = False) -> set[int]:
+    """The other records of `pk`'s linked group (links followed from record to record), or
+    only those linked to it when `direct`."""
+    found, todo = set(), [pk]
+    while todo:
+        step = todo.pop()
+        for a, b in conn.execute(select(links.c.patient_pk, links.c.linked_pk).where(
+                or_(links.c.patient_pk == step, links.c.linked_pk == step))):
+            other = b if a == step else a
+            if other != pk and other not in found:
+                found.add(other)
+                if not direct:
+                    todo.append(other)
+    return found
+
+
+def group_of(records):
+    """A query of the records in the linked groups of `records` (a query of record ids) — the
+    records themselves included — for the case list's patient filter."""
+    edges = union(select(links.c.patient_pk.label("a"), links.c.linked_pk.label("b")),
+                  select(links.c.linked_pk.label("a"), links.c.patient_pk.label("b"))).cte("edges")
+    group = select(records.subquery().c[0].label("pk")).cte("grp", recursive=True)
+    group = group.union(select(edges.c.b).join(group, edges.c.a == group.c.pk))
+    return select(group.c.pk)
 
 
 def retire(conn: Connection, identifier: str, authority: str) -> None:

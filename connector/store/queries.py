@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from ..domain.errors import DomainError
 from ..domain.states import AWAITING_ANSWER
+from . import cases as cases_store
 from . import identity, inbox
 from . import outbox as outbox_store
 from .schema import audit as audit_table
@@ -63,8 +64,7 @@ def _base(now: str = ""):
     flag = when((_overdue(now), True), else_=False) if now else literal(False)
     return select(cases, flag.label("overdue"), patients.c.patient_id, patients.c.issuer, patients.c.family,
                   patients.c.given, patients.c.birth_date, patients.c.sex, patients.c.ins,
-                  patients.c.ins_oid, patients.c.identity_status, patients.c.identity_flags,
-                  patients.c.other_ids).join(
+                  patients.c.ins_oid, patients.c.identity_status, patients.c.identity_flags).join(
         patients, cases.c.patient_pk == patients.c.id)
 
 
@@ -102,10 +102,11 @@ def _filtered(query, *, status, priority, placer_order_number, patient_id, overd
         query = query.where(cases.c.priority == priority)
     if placer_order_number:
         query = query.where(cases.c.placer_order_number == placer_order_number)
-    if patient_id:  # any identifier of the patient (IPP, INS, other ids): the index
-        query = query.where(patients.c.id.in_(
+    if patient_id:  # any identifier of the patient (IPP, INS, other ids): the index, and the
+        # records linked to theirs (A24): one person's cases, each on its own record
+        query = query.where(patients.c.id.in_(identity.group_of(
             select(patient_identifiers.c.patient_pk)
-            .where(patient_identifiers.c.identifier == patient_id)))
+            .where(patient_identifiers.c.identifier == patient_id))))
     return query
 
 
@@ -202,7 +203,11 @@ def case_detail(conn: Connection, accession: str, now: str = "") -> dict | None:
         ins={"value": row.ins if usable else None, "oid": row.ins_oid, "usable": usable}
         if row.ins else None,
         identity_flags=row.identity_flags.split(),
-        other_ids=[{"id": i, "issuer": s} for i, s in json.loads(row.other_ids or "[]")])
+        other_ids=[{"id": i, "issuer": s}
+                   for i, s in cases_store.patient(conn, row.patient_pk).other_ids],
+        linked=[{"id": p.id, "issuer": p.issuer, "name": p.name.hl7()}
+                for p in (cases_store.patient(conn, pk)
+                          for pk in sorted(identity.linked(conn, row.patient_pk)))])
     out["requester"].update(authority=row.requester_authority, id_type=row.requester_id_type,
                             rpps=row.requester_rpps)
     out["facility"] = ({"finess": row.facility_finess, "name": row.facility_name,

@@ -4,7 +4,7 @@ Migrations in `migrations/` bring an existing database to this shape; `db.migrat
 """
 
 from sqlalchemy import (Boolean, Column, ForeignKey, Index, Integer, LargeBinary, MetaData,
-                        String, Table, Text, UniqueConstraint)
+                        String, Table, Text, UniqueConstraint, true)
 
 metadata = MetaData()
 
@@ -31,20 +31,18 @@ patients = Table(
     Column("birth_date", String(8), nullable=False, default=""),
     Column("sex", String(1), nullable=False, default=""),
     # French identity (0004): the INS whatever its status, its OID, the identity status and the
-    # other PID-32 codes (space-separated), other identifiers sent alongside (JSON [[id, issuer]])
+    # other PID-32 codes (space-separated); every identifier is in `patient_identifiers` (0015)
     Column("ins", String(15), nullable=False, default=""),
     Column("ins_oid", String(64), nullable=False, default=""),
     Column("identity_status", String(5), nullable=False, default=""),
     Column("identity_flags", String(200), nullable=False, default=""),
-    Column("other_ids", Text, nullable=False, default="[]"),
-    # [[id, issuer, namespace beside the OID, identifier type]] as PID-3 carried them (m0007)
-    Column("id_details", Text, nullable=False, default="[]"),
     UniqueConstraint("patient_id", "issuer"),
 )
 
 # The identifier index (0012): every identifier a patient is known by (the identifier, the
-# other PID-3 repetitions, the INS whatever its status), each belonging to one patient. The
-# patients row keeps how messages write them back (`other_ids`, `id_details`); this finds them.
+# other PID-3 repetitions, the INS whatever its status), each belonging to one patient, with how
+# the sender wrote it; the one source of a patient's identifiers (0015). Inactive: it finds the
+# patient but is no longer theirs to send (a merged record's identifier).
 patient_identifiers = Table(
     "patient_identifiers", metadata,
     Column("id", Integer, primary_key=True),
@@ -53,9 +51,22 @@ patient_identifiers = Table(
     Column("authority", String(64), nullable=False, default=""),  # OID, else namespace id
     Column("namespace", String(64), nullable=False, default=""),  # CX-4.1 beside an OID
     Column("type", String(10), nullable=False, default=""),       # CX-5 (PI, INS, ...)
+    Column("active", Boolean, nullable=False, default=True, server_default=true()),
     UniqueConstraint("identifier", "authority"),
 )
 Index("ix_patient_identifiers_patient", patient_identifiers.c.patient_pk)
+
+# Patient records the identity server says are one person without merging them (ADT^A24,
+# undone by A37; 0015): each case stays on its record, lookups find the linked group. One row per
+# pair, the lower record first.
+patient_links = Table(
+    "patient_links", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("patient_pk", Integer, ForeignKey("patients.id"), nullable=False),
+    Column("linked_pk", Integer, ForeignKey("patients.id"), nullable=False),
+    UniqueConstraint("patient_pk", "linked_pk"),
+)
+Index("ix_patient_links_linked", patient_links.c.linked_pk)
 
 # Identity events the identity-vigilance team must see (0012): `unknown-patient` (an ADT about
 # a patient no case names: AA, nothing changed) and `conflict` (a message refused because its

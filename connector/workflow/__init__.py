@@ -25,8 +25,9 @@ In flow order:
 6. `post_charges` — billing lines and DFT^P03 / CSV batches; `charges_delivered` — what the
    accounting feed answered.
 7. `withdraw_report` — a final answer withdrawn (OBX-11 D, credits).
-8. `update_patient`, `merge_patients`, `change_identifier` — identity messages (ADT
-   A08/A31, A40, A47); `domain/identity.py` says which are refused as conflicts.
+8. `update_patient`, `merge_patients`, `change_identifier`, `link_patients` — identity
+   messages (ADT A08/A31, A40, A47, A24/A37); `domain/identity.py` says which are refused as
+   conflicts.
 Shared by several steps: `notify_status` (order status to the requester), `outbound` (queueing
 an HL7 message). Beside the flow: `record_read` — a case shown to someone (audit trail).
 

@@ -2,14 +2,18 @@
 
 The case's order details take the message's values: the question (OBR-13 and the NTE after the
 OBR, as for a new order), the priority, the requester and the inpatient flag (PV1-2). The
-patient's demographics in PID are applied as a new order's are (`update_patient`, with its
-archive and worklist follow-up); the worklist entries are rewritten when the case still takes
+patient in PID is checked as a new order's is (`update_patient.identify`): an order is no
+identity feed, so its identifiers may add to the record (an INS, its status) but its name,
+birth date and sex must be the record's; what it adds is applied with the archive and worklist
+follow-up of an identity update. The worklist entries are rewritten when the case still takes
 images. Everything commits with the ACK and is audited (the names of what changed, no values).
 
 Refused: an order no case has (unknown-order -> ERR 204 at ORC-2); a case already answered,
 amended, closed, cancelled or rejected (state-conflict -> AE 207 at ORC-1: send a new order);
 a change naming another patient (AE 207 at PID-3: merge the patients with ADT^A40, or cancel and
-order again).
+order again); a change whose name, birth date or sex differ from the record's
+(`IdentityConflict`: AE 207 at PID-5, PID-7 or PID-8, recorded as an identity incident by the
+HL7 route: the identity server corrects demographics, with ADT^A08).
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ def handle(cmd: ChangeOrder, uow: UnitOfWork) -> Case:
         raise Hl7Error("the change names another patient than the order", hl7_code=207,
                        location="PID^1^3", ack_code="AE",
                        hint="merge the patients (ADT^A40), or cancel and order again")
+    update_patient.identify(uow, order.patient)  # raises IdentityConflict: nothing written
     changed = uow.cases.update_order(accession, order, now)
-    if order.patient != known:  # same person, demographics updated
+    if order.patient != known:  # same person, identifiers added
         update_patient.handle(UpdatePatient(order.patient, "XO", key, cmd.actor), uow)
     if changed:
         update_patient.refresh_worklist(uow, accession, key=key)

@@ -140,6 +140,17 @@ class MergePatients:
 
 
 @dataclass(frozen=True)
+class LinkPatients:
+    """A24 (`link`) / A37: the records of `patient` and `other` are one person, or no longer."""
+
+    patient: Patient
+    other: Patient
+    link: bool
+    event: str
+    actor: str
+
+
+@dataclass(frozen=True)
 class ChangeIdentifier:
     """A47: the patient's identifier `prior_id`/`prior_issuer` (MRG-1) becomes the one in PID."""
 

@@ -41,7 +41,9 @@ import hashlib
 import json
 import logging
 
+from ..archive.client import OTHER_IDS
 from ..archive.errors import ArchiveUnavailable
+from ..dicom.common import other_patient_ids
 from ..domain import identity
 from ..domain.model import Patient
 from ..store.uow import UnitOfWork
@@ -106,7 +108,8 @@ def apply(uow: UnitOfWork, patient: Patient, *, event: str, key: str, actor: str
         target, prior_pk = prior_pk, None
     if target is None:
         return None
-    retired = frozenset([prior]) if prior else frozenset()
+    # a merged record's identifiers find the patient but stay retired, whoever still sends them
+    retired = (frozenset([prior]) if prior else frozenset()) | uow.identity.inactive(target)
     held = uow.identity.held(target) | (uow.identity.held(prior_pk) if prior_pk else set())
     stored = uow.cases.patient(target)
     identity.check(stored, held, patient, traits=False, ignore=retired)
@@ -152,11 +155,13 @@ def refresh_worklist(uow: UnitOfWork, accession: str, *, key: str) -> None:
                            accession=accession, now=uow.moment.iso)
 
 
-def archive_tags(patient: Patient) -> dict[str, str]:
-    """The Patient module as our objects carry it (connector/dicom/common.py)."""
+def archive_tags(patient: Patient) -> dict:
+    """The Patient module as our objects carry it (connector/dicom/common.py), the other
+    identifiers included: they come from the identifier index, so a change of identifier or a
+    merge reaches the archive as a new object would carry it."""
     return {"PatientID": patient.id, "IssuerOfPatientID": patient.issuer,
             "PatientName": patient.name.hl7(), "PatientBirthDate": patient.birth_date,
-            "PatientSex": patient.sex}
+            "PatientSex": patient.sex, OTHER_IDS: other_patient_ids(patient)}
 
 
 def perform(services: Services, payload: bytes) -> str:
@@ -199,5 +204,5 @@ def perform(services: Services, payload: bytes) -> str:
     return "updated"
 
 
-def _differs(entry: dict[str, str], target: dict[str, str]) -> bool:
+def _differs(entry: dict, target: dict) -> bool:
     return any(entry.get(name, "") != value for name, value in target.items())

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from connector.demo import demo_photo
 from connector.hl7.ack import AckResult, read_ack
+from connector.hl7.mllp import FrameReader, frame
 from connector.store import cases, queries
 from connector.store.schema import audit, outbox
 from connector.runtime import worker
@@ -33,6 +35,26 @@ DERMATOLOGIST = "810001234567&LEROY&Claire&&&&&&&1.2.250.1.71.4.2.1&ISO"
 SENDER = "DPI_HOPITAL|CHU_DEMO"
 CONSENT = "OBX|1|CWE|CONSENT^Consentement du patient à la télé-expertise^L||Y^Oui^HL70136||||||F"
 _ids = itertools.count(1)
+
+
+class MllpSocket:
+    """One MLLP connection to a listener on this machine: each message sent waits for its ACK."""
+
+    def __init__(self, port: int, timeout: float = 10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.reader = FrameReader()
+
+    def send(self, raw: bytes) -> AckResult:
+        self.sock.sendall(frame(raw))
+        acks: list = []
+        while not acks:
+            data = self.sock.recv(65536)
+            assert data, "the listener closed the connection"
+            acks = self.reader.feed(data)
+        return read_ack(acks[0])
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def segment(name: str, fields: dict[int, str]) -> str:

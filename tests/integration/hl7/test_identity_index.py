@@ -8,8 +8,6 @@ about unknown patients in the health report."""
 
 from __future__ import annotations
 
-import socket
-
 import requests
 
 from sqlalchemy import select
@@ -18,8 +16,7 @@ from connector.archive.client import ArchiveClient
 from connector.bootstrap import build
 from connector.config import load_config
 from connector.demo import demo_photo
-from connector.hl7.ack import AckResult, read_ack
-from connector.hl7.mllp import FrameReader, frame
+from connector.hl7.ack import AckResult
 from connector.runtime.server import RunningConnector
 from connector.store import cases
 from connector.store.schema import outbox
@@ -27,7 +24,7 @@ from connector.workflow import attach_image
 from connector.workflow.commands import AttachImage
 from tests.support.cli import EXAMPLE_DEVICES
 from tests.support.dciodvfy import dciodvfy_errors
-from tests.support.inbound import CONSENT, REQUESTER, msh, segment, wire
+from tests.support.inbound import CONSENT, REQUESTER, MllpSocket, msh, segment, wire
 from tests.support.wait import wait_until
 
 NIR = "279035121518989"
@@ -66,15 +63,10 @@ class Connector:
     def __init__(self, running: RunningConnector, archive: ArchiveClient, tmp_path):
         self.running, self.services, self.archive = running, running.services, archive
         self.tmp_path = tmp_path
-        self.sock = socket.create_connection(("127.0.0.1", running.hl7_port))
-        self.reader = FrameReader()
+        self.sock = MllpSocket(running.hl7_port)
 
     def send(self, raw: bytes) -> AckResult:
-        self.sock.sendall(frame(raw))
-        acks: list = []
-        while not acks:
-            acks = self.reader.feed(self.sock.recv(65536))
-        return read_ack(acks[0])
+        return self.sock.send(raw)
 
     def accepted(self, raw: bytes) -> None:
         ack = self.send(raw)
@@ -127,6 +119,12 @@ def patient_of(instances: list[dict]) -> set[tuple[str, str, str, str]]:
             for i in instances}
 
 
+def others_of(instances: list[dict]) -> set[tuple[tuple[str, str], ...]]:
+    """The Other Patient IDs Sequence of each instance, as (PatientID, IssuerOfPatientID)."""
+    return {tuple((item["PatientID"], item.get("IssuerOfPatientID", ""))
+                  for item in i["OtherPatientIDsSequence"]) for i in instances}
+
+
 def test_every_identifier_finds_the_patient_and_identity_events_reach_orthanc(
         orthanc_factory, tmp_path):
     running, archive = start(orthanc_factory, tmp_path)
@@ -143,6 +141,7 @@ def test_every_identifier_finds_the_patient_and_identity_events_reach_orthanc(
         uids = c.uids(first)
         assert len(uids) == 2
         assert patient_of(c.study(first)) == {(NIR, "DUPONT^Hélène", "19790321", "F")}
+        assert others_of(c.study(first)) == {(("IPP-A", "1.2.250.1.999.1"),)}
 
         def after(control_id: str, raw: bytes, expected: tuple[str, str, str, str]) -> None:
             c.accepted(raw)
@@ -150,6 +149,7 @@ def test_every_identifier_finds_the_patient_and_identity_events_reach_orthanc(
             p = c.case("PL-A").order.patient
             assert (p.id, p.name.hl7(), p.birth_date, p.sex) == expected, control_id
             assert patient_of(c.study(first)) == {expected}, control_id
+            assert others_of(c.study(first)) == {p.other_ids}, control_id
             assert c.uids(first) == uids, control_id
 
         # A08 from a system that holds only the IPP: found through the index, INS kept.
@@ -184,12 +184,16 @@ def test_every_identifier_finds_the_patient_and_identity_events_reach_orthanc(
         p = c.case("PL-B").order.patient
         assert (p.id, p.name.hl7(), p.birth_date, p.sex) == merged
         assert patient_of(c.study(second)) == {merged}
+        # the prior IPP finds the patient and is sent nowhere: not in the merged study
+        assert others_of(c.study(second)) == {(("IPP-A2", "1.2.250.1.999.1"),)}
         assert c.uids(second) == second_uids
         # The prior IPP still finds the surviving patient.
         after("A08-B", adt("A08", "A08-B", ipp("IPP-B"), "DURAND^Hélène Marie", birth="19790312",
                            status=""),
               (NIR, "DURAND^Hélène Marie", "19790312", "F"))
         assert c.case("PL-B").order.patient.name.hl7() == "DURAND^Hélène Marie"
+        # ... and stays retired: the message that still names it does not make it sent again
+        assert c.case("PL-B").order.patient.other_ids == (("IPP-A2", "1.2.250.1.999.1"),)
 
         # Collisions: refused AE at the field at fault, nothing changed, incidents recorded.
         c.accepted(order("PL-C", ipp("IPP-C"), "LEROY^Anne", birth="19800101", status="PROV"))

@@ -100,11 +100,29 @@ def test_change_in_orm_reads_the_priority_from_obr27_and_can_change_nothing(inbo
     assert [a["detail"]["changed"] for a in inbound.audit("order.changed")] == [["priority"], []]
 
 
-def test_change_with_new_demographics_updates_the_patient(inbound):
+def test_change_with_other_demographics_is_refused_as_an_identity_conflict(inbound):
+    """An order is no identity feed: an XO whose name or birth date differ from the patient's
+    record is AE at that PID field, changes nothing and is an identity incident."""
     accession = inbound.open_case("PL-XO3")
-    ack = inbound.send(order("PL-XO3", control="XO", name="DUPONT-MOREL^Hélène"))
-    assert ack.code == "AA"
-    assert inbound.case(accession)["patient"]["name"] == "DUPONT-MOREL^Hélène"
+    refused = [(order("PL-XO3", control="XO", name="DUPONT-MOREL^Hélène", question="autre",
+                      control_id="XO3-NAME"), "PID^1^5"),
+               (wire(msh("ORM^O01^ORM_O01", "XO3-BIRTH"),
+                     pid("IPP-1", birth="19580313"),
+                     *order("PL-XO3", control="XO", question="autre").decode()
+                     .split("\r")[2:]), "PID^1^7")]
+    for raw, location in refused:
+        assert err(inbound.send(raw)) == ("AE", "207", location)
+    case = inbound.case(accession)
+    assert (case["patient"]["name"], case["patient"]["birth_date"], case["question"]) == (
+        "DUPONT^Hélène", "19580312", "Lésion pigmentée")
+    assert inbound.audit("order.changed") == []
+    with inbound.services.reading() as uow:
+        identity = uow.queries.health(True)["identity"]
+    assert [(i["control_id"], i["location"]) for i in identity["latest_conflicts"]] == [
+        ("XO3-BIRTH", "PID^1^7"), ("XO3-NAME", "PID^1^5")]
+    # The same traits: the change is applied.
+    assert inbound.send(order("PL-XO3", control="XO", question="autre")).code == "AA"
+    assert inbound.case(accession)["question"] == "autre"
 
 
 def test_change_attaches_the_images_it_embeds(inbound):

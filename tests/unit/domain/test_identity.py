@@ -81,3 +81,9 @@ def test_a_changed_identifier_is_dropped_and_a_merged_one_is_not_sent_back():
     assert changed.id_details == ()
     renamed = combine(by_ipp("IPP-OLD"), by_ipp("IPP-NEW"), frozenset({("IPP-OLD", CHU)}))
     assert (renamed.id, renamed.other_ids) == ("IPP-NEW", ())
+
+
+def test_a_retired_identifier_a_message_still_sends_is_never_the_identifier():
+    """A message naming the patient only by a merged record's IPP keeps the stored one."""
+    got = combine(by_ipp("IPP-A"), by_ipp("IPP-MERGED"), frozenset({("IPP-MERGED", CHU)}))
+    assert (got.id, got.other_ids) == ("IPP-A", ())

@@ -1,16 +1,18 @@
-"""ADT^A08 / A31 / A40 / A47 -> PatientUpdate / PatientMerge / IdentifierChange (connector/hl7/adt.py) and the checks on
-mappings/hl7/adt.toml."""
+"""ADT^A08 / A31 / A40 / A47 / A24 / A37 -> PatientUpdate / PatientMerge / IdentifierChange /
+PatientLink (connector/hl7/adt.py) and the checks on mappings/hl7/adt.toml."""
 
 from pathlib import Path
 
 import pytest
 
 from connector.domain.errors import ConfigError
-from connector.hl7.adt import (MAPPING_FILE, IdentifierChange, PatientMerge, PatientUpdate,
-                               events, load_mapping, read_adt)
+from connector.hl7.adt import (MAPPING_FILE, IdentifierChange, PatientLink, PatientMerge,
+                               PatientUpdate, events, load_mapping, read_adt)
 from connector.hl7.errors import Hl7Error
 from connector.hl7.parse import parse
 
+LINKS = 'link = ["A24"]\nunlink = ["A37"]\n'
+LINK = '[link]\nsecond_patient = 2\n'
 PID = "PID|1||IPP-7^^^CHU_DEMO&1.2.250.1.999.1&ISO^PI||DURAND^Éloïse^^^^^L||19610203|F"
 
 
@@ -72,11 +74,27 @@ def test_an_event_not_in_the_mapping_is_unsupported_ar():
     assert (err.hl7_code, err.location, err.ack_code) == ("201", "MSH^1^9^2", "AR")
 
 
-def test_shipped_mapping_takes_a08_a31_a40_a47():
+def test_shipped_mapping_takes_a08_a31_a40_a47_a24_a37():
     m = load_mapping(MAPPING_FILE)
     assert m.update_events == {"A08", "A31"} and m.merge_events == {"A40"}
     assert m.change_identifier_events == {"A47"}
-    assert events(m) == {("ADT", "A08"), ("ADT", "A31"), ("ADT", "A40"), ("ADT", "A47")}
+    assert (m.link_events, m.unlink_events, m.second_patient) == ({"A24"}, {"A37"}, 2)
+    assert events(m) == {("ADT", e) for e in ("A08", "A31", "A40", "A47", "A24", "A37")}
+
+
+@pytest.mark.parametrize("trigger,structure,linked", [("A24", "ADT_A24", True),
+                                                      ("A37", "ADT_A37", False)])
+def test_link_events_give_both_patients(trigger, structure, linked):
+    other = "PID|2||IPP-8^^^CHU_DEMO&1.2.250.1.999.1&ISO^PI||DURAND^Eloise^^^^^L||19610203|F"
+    got = read_adt(parse(adt(trigger, PID, "PV1|1|N", other, structure=structure)))
+    assert isinstance(got, PatientLink) and (got.event, got.link) == (trigger, linked)
+    assert (got.patient.id, got.other.id, got.other.name.given) == ("IPP-7", "IPP-8", "Eloise")
+
+
+def test_a_link_whose_second_pid_is_bad_is_refused_at_that_pid():
+    other = "PID|2||IPP-8^^^CHU_DEMO&1.2.250.1.999.1&ISO^PI||DURAND^Eloise^^^^^L||1961|F"
+    err = error_of(adt("A24", PID, other, structure="ADT_A24"))
+    assert (err.hl7_code, err.location) == ("102", "PID^2^7")
 
 
 def test_change_of_identifier_gives_the_new_patient_and_the_replaced_identifier():
@@ -87,27 +105,47 @@ def test_change_of_identifier_gives_the_new_patient_and_the_replaced_identifier(
         "IPP-7", "IPP-OLD", "1.2.250.1.999.1")
 
 
+@pytest.mark.parametrize("link,key", [("", "link"), (LINK.replace("2", "1"),
+                                                      "link.second_patient")])
+def test_a_bad_link_section_names_the_key(tmp_path: Path, link, key):
+    path = tmp_path / "adt.toml"
+    path.write_text('[events]\nupdate = ["A08"]\nmerge = ["A40"]\nchange_identifier = ["A47"]\n'
+                    + LINKS + '[merge]\nprior_patient_id = "MRG-1"\n' + link, encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_mapping(path)
+    assert exc.value.where == f"{path} [{key}]"
+
+
 @pytest.mark.parametrize("body,key", [
-    ('[events]\nupdate = ["A08"]\nchange_identifier = ["A47"]\n[merge]\n'
+    ('[events]\nupdate = ["A08"]\nchange_identifier = ["A47"]\n'
+     + LINKS + '[merge]\n'
      'prior_patient_id = "MRG-1"\n', "events.merge"),
-    ('[events]\nupdate = ["A08"]\nmerge = ["A08"]\nchange_identifier = ["A47"]\n[merge]\n'
+    ('[events]\nupdate = ["A08"]\nmerge = ["A08"]\nchange_identifier = ["A47"]\n'
+     + LINKS + '[merge]\n'
      'prior_patient_id = "MRG-1"\n', "events"),
-    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\nchange_identifier = ["A40"]\n[merge]\n'
+    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\nchange_identifier = ["A40"]\n'
+     + LINKS + '[merge]\n'
      'prior_patient_id = "MRG-1"\n', "events"),
-    ('[events]\nupdate = ["ADT08"]\nmerge = ["A40"]\nchange_identifier = ["A47"]\n[merge]\n'
+    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\nchange_identifier = ["A47"]\n'
+     'link = ["A24"]\nunlink = ["A24"]\n[merge]\nprior_patient_id = "MRG-1"\n', "events"),
+    ('[events]\nupdate = ["ADT08"]\nmerge = ["A40"]\nchange_identifier = ["A47"]\n'
+     + LINKS + '[merge]\n'
      'prior_patient_id = "MRG-1"\n',
      "events.update"),
-    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\nchange_identifier = ["A47"]\n[merge]\n'
+    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\nchange_identifier = ["A47"]\n'
+     + LINKS + '[merge]\n'
      'prior_patient_id = "MRG-1.1"\n',
      "merge.prior_patient_id"),
-    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\nchange_identifier = ["A47"]\n[merge]\n'
+    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\nchange_identifier = ["A47"]\n'
+     + LINKS + '[merge]\n'
      'prior_patient_id = "PID-3"\n',
      "merge.prior_patient_id"),
-    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\nchange_identifier = ["A47"]\n', "merge"),
+    ('[events]\nupdate = ["A08"]\nmerge = ["A40"]\nchange_identifier = ["A47"]\n'
+     + LINKS, "merge"),
 ])
 def test_a_bad_mapping_file_names_the_key(tmp_path: Path, body, key):
     path = tmp_path / "adt.toml"
-    path.write_text(body, encoding="utf-8")
+    path.write_text(body + LINK, encoding="utf-8")
     with pytest.raises(ConfigError) as exc:
         load_mapping(path)
     assert exc.value.where == f"{path} [{key}]"
@@ -124,8 +162,8 @@ def test_an_unreadable_mapping_file_names_the_file(tmp_path: Path):
 def test_a_bad_mapping_file_names_every_bad_key_at_once(tmp_path: Path):
     path = tmp_path / "adt.toml"
     path.write_text('[events]\nupdate = ["ADT08"]\nmerge = []\nchange_identifier = ["A47"]\n'
-                    '[merge]\n'
-                    'prior_patient_id = "PID-3"\n', encoding="utf-8")
+                    + LINKS + '[merge]\n'
+                    'prior_patient_id = "PID-3"\n' + LINK, encoding="utf-8")
     with pytest.raises(ConfigError) as exc:
         load_mapping(path)
     assert [p.where for p in exc.value.problems] == [

@@ -117,7 +117,7 @@ def test_migration_0004_adds_the_columns_to_a_database_at_version_3(engine):
     with engine.begin() as conn:
         case = open_case(conn, make_order("P-MIG4"))
         conn.execute(text("DROP INDEX ix_cases_triage"))
-        for column in ("ins", "ins_oid", "identity_status", "identity_flags", "other_ids"):
+        for column in ("ins", "ins_oid", "identity_status", "identity_flags"):
             conn.execute(text(f"ALTER TABLE patients DROP COLUMN {column}"))
         for column in ("requester_id_type", "requester_rpps", "facility_finess",
                        "facility_name", "facility_kind", "questionnaire", "consent",

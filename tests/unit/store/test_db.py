@@ -1,5 +1,7 @@
 """make_engine and migrate on a real SQLite file and a real PostgreSQL database."""
 
+import dataclasses
+
 import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +13,13 @@ from connector.store.db import make_engine, migrate
 from tests.support.store_samples import TEST_AUDIT_KEY, stamp
 
 LATEST = MIGRATIONS[-1][0]
+
+
+def _with_patient_json_columns(conn) -> None:
+    """Give `patients` back the JSON identifier columns it had before 0015, as a database at an
+    earlier version has them."""
+    conn.execute(text("ALTER TABLE patients ADD COLUMN other_ids TEXT NOT NULL DEFAULT '[]'"))
+    conn.execute(text("ALTER TABLE patients ADD COLUMN id_details TEXT NOT NULL DEFAULT '[]'"))
 
 
 def test_make_engine_creates_the_folder_when_it_is_missing(tmp_path):
@@ -38,7 +47,7 @@ def test_migrate_creates_every_table_when_database_is_new(tmp_path):
     assert names == {"schema_version", "counters", "patients", "cases", "images", "reports",
                      "charges", "inbox", "outbox", "audit", "users", "sessions", "forwarded",
                      "timers", "absences", "api_tokens", "patient_identifiers",
-                     "identity_incidents", "follow_ups"}
+                     "identity_incidents", "follow_ups", "patient_links"}
 
 
 def test_migrate_adds_the_forwarded_table_when_the_database_predates_it(tmp_path):
@@ -136,6 +145,7 @@ def test_migrate_adds_the_care_network_when_the_database_is_at_version_10(engine
         conn.execute(text("DROP INDEX ix_cases_due"))
         for column in ("pool", "assigned_to", "due_at", "answered_at", "escalations"):
             conn.execute(text(f"ALTER TABLE cases DROP COLUMN {column}"))
+        _with_patient_json_columns(conn)
         conn.execute(text("DELETE FROM schema_version WHERE version > 10"))
     assert migrate(engine) == LATEST
     with engine.connect() as conn:
@@ -156,16 +166,16 @@ def test_migrate_indexes_every_identifier_of_existing_patients_when_at_version_1
         conn.execute(text("DROP TABLE patient_identifiers"))
         conn.execute(text("DROP TABLE identity_incidents"))
         conn.execute(text("DELETE FROM schema_version WHERE version > 12"))
-        first = conn.execute(schema.patients.insert().values(
-            patient_id="279035121518989", issuer="1.2.250.1.213.1.4.8", family="CŒUR",
-            ins="279035121518989", ins_oid="1.2.250.1.213.1.4.8", identity_status="QUAL",
-            other_ids=json.dumps([["IPP-1", "1.2.250.1.999.1"]]),
-            id_details=json.dumps([["IPP-1", "1.2.250.1.999.1", "CHU_DEMO", "PI"]]))
-        ).inserted_primary_key[0]
-        second = conn.execute(schema.patients.insert().values(
-            patient_id="IPP-2", issuer="1.2.250.1.999.1", family="MARTIN",
-            other_ids=json.dumps([["IPP-1", "1.2.250.1.999.1"], ["X-9", "LAB"]]))
-        ).inserted_primary_key[0]
+        _with_patient_json_columns(conn)
+        first = _old_patient(conn, patient_id="279035121518989", issuer="1.2.250.1.213.1.4.8",
+                             family="CŒUR", ins="279035121518989", ins_oid="1.2.250.1.213.1.4.8",
+                             identity_status="QUAL",
+                             other_ids=json.dumps([["IPP-1", "1.2.250.1.999.1"]]),
+                             id_details=json.dumps([["IPP-1", "1.2.250.1.999.1", "CHU_DEMO",
+                                                     "PI"]]))
+        second = _old_patient(conn, patient_id="IPP-2", issuer="1.2.250.1.999.1",
+                              family="MARTIN", other_ids=json.dumps(
+                                  [["IPP-1", "1.2.250.1.999.1"], ["X-9", "LAB"]]))
     assert migrate(engine) == LATEST
     with engine.connect() as conn:
         rows = {(r.identifier, r.authority): (r.patient_pk, r.namespace, r.type)
@@ -229,3 +239,44 @@ def test_a_plain_store_is_encrypted_in_place_and_a_keyed_one_is_refused_a_second
     keyed.dispose()
     with pytest.raises(StoreUnavailable, match="not a plain SQLite file"):
         encrypt_sqlite(path, DB_KEY)
+
+
+def _old_patient(conn, **values) -> int:
+    """Insert a patients row as a database before 0015 held it (with its JSON columns)."""
+    values = {**dict.fromkeys(("given", "birth_date", "sex", "ins", "ins_oid", "identity_status",
+                               "identity_flags"), ""),
+              "other_ids": "[]", "id_details": "[]", **values}
+    names = ", ".join(values)
+    return conn.execute(text(f"INSERT INTO patients ({names}) VALUES "
+                             f"({', '.join(':' + k for k in values)}) RETURNING id"),
+                        values).scalar_one()
+
+
+def test_migrate_makes_the_index_the_only_source_of_identifiers_when_at_version_14(engine):
+    """0015: what a patients row listed (`other_ids`, `id_details`) is folded into the index —
+    a missing identifier added, an empty namespace or type filled, an identifier the row no
+    longer listed (a merge's prior one) kept inactive: it finds the patient, is sent nowhere —
+    and both columns are dropped."""
+    import json
+
+    from connector.store import cases
+    from connector.store.identity import index
+    from tests.support.store_samples import make_order, open_case
+    with engine.begin() as conn:
+        case = open_case(conn, make_order("P-15", patient_id="IPP-15"))
+        pk = cases.find_patient(conn, "IPP-15", case.order.patient.issuer)
+        index(conn, pk, dataclasses.replace(case.order.patient, other_ids=(("OLD-1", "LAB"),)))
+        _with_patient_json_columns(conn)
+        conn.execute(text("UPDATE patients SET other_ids = :ids, id_details = :details"),
+                     {"ids": json.dumps([["LAB-7", "LAB"]]),
+                      "details": json.dumps([["IPP-15", case.order.patient.issuer, "", "PI"],
+                                             ["LAB-7", "LAB", "", "MR"]])})
+        conn.execute(text("DELETE FROM schema_version WHERE version > 14"))
+    assert migrate(engine) == LATEST
+    assert not {"other_ids", "id_details"} & {c["name"] for c in
+                                              inspect(engine).get_columns("patients")}
+    with engine.connect() as conn:
+        patient = cases.load(conn, case.accession).order.patient
+        assert cases.find_patient(conn, "OLD-1", "LAB") == pk
+    assert patient.other_ids == (("LAB-7", "LAB"),)
+    assert set(patient.id_details) == {("IPP-15", case.order.patient.issuer, "", "PI"), ("LAB-7", "LAB", "", "MR")}
