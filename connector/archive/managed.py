@@ -104,6 +104,7 @@ class ManagedOrthanc:
         stable_age: int = 60,
         connector_url: str = "",
         connector_token: str = "",
+        connector_ca_file: Path | None = None,
         site_packages: list[str] | None = None,
         worklist_folder: Path | None = None,
         modalities: Sequence[Modality] = (),
@@ -117,6 +118,8 @@ class ManagedOrthanc:
         self.stable_age = stable_age
         self.connector_url = connector_url
         self.connector_token = connector_token
+        # over HTTPS: the connector's certificate, which the plugin pins (telederm_seat.py)
+        self.connector_ca_file = connector_ca_file
         self.modalities = tuple(modalities)
         # Where the ModalityWorklists plugin reads `*.wl` entries (the connector writes them).
         self.worklist_folder = Path(worklist_folder or self.folder / WORKLIST_FOLDER).resolve()
@@ -182,6 +185,7 @@ class ManagedOrthanc:
             "TeleDerm": {
                 "ConnectorUrl": self.connector_url,
                 "ConnectorToken": self.connector_token,
+                "ConnectorCaFile": str(self.connector_ca_file or ""),
                 "SitePackages": list(self.site_packages),
             },
         }

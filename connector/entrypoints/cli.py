@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import ipaddress
 import json
 import logging
 import re
@@ -464,7 +465,21 @@ def config_warnings(config) -> list[str]:
     if config.reports.signing_key is None:
         out.append("no [reports] signing_key/signing_cert: report PDFs go out unsigned "
                    "(telederm keys init makes a trial pair; use the facility's certificate)")
+    if not config.http.tls and not _loopback(config.http.listen.rpartition(":")[0]):
+        out.append(f"[http] listen = {config.http.listen} is reachable from the network over "
+                   "plain HTTP: tokens, passwords and patient data cross it in clear (set "
+                   "[http] cert_file and key_file, or listen on 127.0.0.1 behind a TLS proxy)")
     return out
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` is this machine only (a name other than localhost is not assumed so)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def cmd_keys_init(args) -> int:

@@ -41,8 +41,10 @@ def managed_orthanc(config: Config) -> ManagedOrthanc:
     return ManagedOrthanc(
         config.data_dir / "orthanc", http_port=http_port, dicom_port=config.orthanc.dicom_port,
         username=config.orthanc.username, password=config.orthanc.password,
-        stable_age=config.orthanc.stable_age, connector_url=f"http://{host}:{port}",
-        connector_token=internal_token(config.data_dir), worklist_folder=config.worklist_folder,
+        stable_age=config.orthanc.stable_age,
+        connector_url=f"{'https' if config.http.tls else 'http'}://{host}:{port}",
+        connector_token=internal_token(config.data_dir), connector_ca_file=config.http.cert_file,
+        worklist_folder=config.worklist_folder,
         modalities=[Modality(m.name, m.ae_title, m.host, m.port)
                     for m in config.orthanc.modalities])
 
@@ -199,17 +201,30 @@ class RunningConnector:
             hl7_io.close()
             raise _bind_error("http.listen", self.config.http.listen, exc) from None
         self.http_port = http_socket.getsockname()[1]
+        http = self.config.http
+        try:
+            # our context (TLS 1.2 at least, as the MLLP listeners'), not uvicorn's own
+            tls = None if not http.tls else server_context(
+                http.cert_file, http.key_file, client_ca_file=http.client_ca_file,
+                require_client_cert=http.require_client_cert, where="http")
+        except ConnectorError:
+            http_socket.close()
+            await hl7_io.run(_stop_all(listeners))
+            hl7_io.close()
+            raise
         server = uvicorn.Server(uvicorn.Config(
             create_app(self.services, limits=self.http_limits), log_level="warning",
-            lifespan="off", http=header_timeout_protocol(self.http_limits.header_timeout)))
+            lifespan="off", http=header_timeout_protocol(self.http_limits.header_timeout),
+            ssl_context_factory=None if tls is None else lambda _config, _default: tls))
         api = asyncio.create_task(server.serve(sockets=[http_socket]))
         while not server.started:
             if api.done():
                 await api
             await asyncio.sleep(0.05)
-        log.info("listening: HL7 %s, HTTP %s:%s",
+        log.info("listening: HL7 %s, HTTP %s:%s%s",
                  ", ".join(f"{item.name} {item.host}:{item.port}{' (TLS)' if item.ssl else ''}"
-                           for item in listeners), http_host, self.http_port)
+                           for item in listeners), http_host, self.http_port,
+                 " (TLS)" if tls else "")
         self._ready.set()
         await self._shutdown.wait()
         server.should_exit = True
