@@ -15,6 +15,7 @@ from .config import Config
 from .mappings import Mappings, load_mappings
 from .reports.signing import ReportSigner
 from .domain.moment import Moment
+from .store.audit import ATNA_LINE
 from .store.db import migrate
 from .store.uow import Store, UnitOfWork
 
@@ -59,6 +60,8 @@ def build(config: Config) -> Services:
     config = with_orthanc_password(config)
     key = audit_key(config)
     store = Store.open(config.db_url, key)
+    if config.audit.syslog:
+        store.audit_line = ATNA_LINE
     migrate(store.engine)
     archive = ArchiveClient(config.orthanc.url, config.orthanc.username, config.orthanc.password)
     anchor = AuditAnchor(key, config.audit.checkpoint_file

@@ -366,6 +366,15 @@ class AuditSection(SiteModel):
     key: str = ""
     key_file: Path | None = None
     checkpoint_file: Path | None = None
+    # IHE ATNA: every audit event also goes, through the outbox, as a DICOM PS3.15 audit
+    # message over syslog to this Audit Record Repository: tcp://HOST:PORT (RFC 6587 octet
+    # counting), tls://HOST:PORT (RFC 5425) or udp://HOST:PORT (RFC 5426); empty: nowhere.
+    syslog: str = ""
+    # tls://: the CA that signed the repository's certificate (else the system's CAs), and
+    # our certificate and key when it asks for one (ATNA nodes authenticate each other).
+    syslog_ca_file: Path | None = None
+    syslog_cert_file: Path | None = None
+    syslog_key_file: Path | None = None
 
     @field_validator("key_file", "checkpoint_file")
     @classmethod
@@ -373,6 +382,29 @@ class AuditSection(SiteModel):
         if value is None or str(value) in ("", "."):
             return None
         return value if value.is_absolute() else (_base(info) / value).resolve()
+
+    @field_validator("syslog_ca_file", "syslog_cert_file", "syslog_key_file")
+    @classmethod
+    def _existing(cls, value, info: ValidationInfo):
+        return _tls_file(value, info)
+
+    @field_validator("syslog")
+    @classmethod
+    def _syslog_url(cls, url: str) -> str:
+        scheme, sep, address = url.partition("://")
+        if url and (not sep or scheme not in ("tcp", "tls", "udp")
+                    or _parse_address(address) is None):
+            raise ValueError("must be tcp://HOST:PORT, tls://HOST:PORT or udp://HOST:PORT "
+                             "(the Audit Record Repository's syslog port)")
+        return url
+
+    @model_validator(mode="after")
+    def _tls_keys_for_tls(self):
+        given = [k for k in ("syslog_ca_file", "syslog_cert_file", "syslog_key_file")
+                 if getattr(self, k) is not None]
+        if given and not self.syslog.startswith("tls://"):
+            raise ValueError(f"{', '.join(given)} apply to syslog = \"tls://HOST:PORT\" only")
+        return self
 
 
 class LogSection(SiteModel):
@@ -418,7 +450,8 @@ class ForwardDestination(SiteModel):
 class DicomSection(_ListenerTls):
     """DICOM C-STORE SCP for DICOM capture devices (off unless `listen` is set), with TLS
     when `cert_file` is set (see `_ListenerTls`), the connector's AE title, and the PACS each
-    study is forwarded to (`[[dicom.forward]]`)."""
+    study is forwarded to (`[[dicom.forward]]`). When the site declares capture devices
+    (`[[orthanc.modalities]]`), only their AE titles may call the SCP."""
 
     listen: OptionalAddress = ""
     ae_title: AeTitle = "TELEDERM_SCP"

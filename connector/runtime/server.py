@@ -116,8 +116,19 @@ class RunningConnector:
         config = self.config
         if config.dicom.listen:
             host, port = split_address(config.dicom.listen, "dicom.listen")
-            scp = StoreScp(host, port, config.dicom.ae_title,
-                           lambda received: dicom_scp.answer(self.services, received))
+            dicom = config.dicom
+            try:
+                tls = None if not dicom.tls else server_context(
+                    dicom.cert_file, dicom.key_file, client_ca_file=dicom.client_ca_file,
+                    require_client_cert=dicom.require_client_cert, where="dicom")
+            except ConnectorError:
+                self.stop()
+                raise
+            # the declared capture devices, when the site lists them, are the only callers
+            scp = StoreScp(host, port, dicom.ae_title,
+                           lambda received: dicom_scp.answer(self.services, received),
+                           calling_aes=[m.ae_title for m in config.orthanc.modalities],
+                           ssl_context=tls)
             try:
                 scp.start()
             except OSError as exc:
