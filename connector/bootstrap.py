@@ -35,7 +35,9 @@ class Services:
     archive: ArchiveClient
     anchor: AuditAnchor  # the audit chain's signed checkpoints (connector/audit.py)
     clock: Callable[[], dt.datetime] = utcnow
-    # Token the managed Orthanc's plugin uses to notify us (kept in the data folder).
+    # Token the managed Orthanc's plugin uses to notify us: made fresh by each start, kept in
+    # memory and in the config of the Orthanc that start launches (runtime/server.py), never
+    # carried over to the next run.
     internal_token: str = ""
     # Signs each report PDF with the facility's key ([reports] signing_key); None: unsigned.
     signer: ReportSigner | None = None
@@ -67,7 +69,7 @@ def build(config: Config) -> Services:
     anchor = AuditAnchor(key, config.audit.checkpoint_file
                          or config.data_dir / "audit-checkpoints.jsonl")
     return Services(config=config, store=store, mappings=load_mappings(config), archive=archive,
-                    anchor=anchor, internal_token=internal_token(config.data_dir),
+                    anchor=anchor, internal_token=secrets.token_urlsafe(32),
                     signer=signer(config))
 
 
@@ -77,11 +79,6 @@ def signer(config: Config) -> ReportSigner | None:
     if reports.signing_key is None or reports.signing_cert is None:
         return None
     return ReportSigner(reports.signing_key, reports.signing_cert, reports.key_password)
-
-
-def internal_token(data_dir: Path) -> str:
-    """The secret shared with the managed Orthanc's plugin, made once, readable by us only."""
-    return secret_file(data_dir / "internal_token")
 
 
 def audit_key(config: Config) -> bytes:

@@ -190,6 +190,15 @@ class ManagedOrthanc:
             },
         }
 
+    def written_token(self) -> str:
+        """The connector token in the written `orthanc.json`: the one the plugin of a running
+        Orthanc was started with ("" when there is none)."""
+        try:
+            settings = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return ""
+        return str((settings.get("TeleDerm") or {}).get("ConnectorToken") or "")
+
     def write_config(self) -> Path:
         """Write `folder/orthanc.json` (owner-readable only: it holds passwords and a token)."""
         self.folder.mkdir(parents=True, exist_ok=True)

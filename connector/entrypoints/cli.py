@@ -689,14 +689,15 @@ def _new_user(args) -> dict:
 
 
 def cmd_orthanc(args) -> int:
+    import secrets
     from ..runtime.server import managed_orthanc
     config = _config(args)
     if not config.orthanc.managed:
         raise ConfigError("this config uses an external Orthanc", where="orthanc.managed",
                           hint="set orthanc.managed = true to let telederm start one")
-    orthanc = managed_orthanc(config)
+    # a token for this Orthanc's run: the `serve` that uses it takes it from its config
+    orthanc = managed_orthanc(config, secrets.token_urlsafe(32))
     if args.action == "start":
-        orthanc.write_config()
         orthanc.start()
         print(f"Orthanc running at {orthanc.url} (DICOM port {config.orthanc.dicom_port})")
     elif args.action == "stop":

@@ -25,7 +25,7 @@ from ..domain.errors import ConnectorError
 from ..hl7.client import close_connections
 from ..hl7.listener import MllpListener
 from ..hl7.tls import server_context
-from ..bootstrap import Services, build, internal_token, with_orthanc_password
+from ..bootstrap import Services, build, with_orthanc_password
 from ..entrypoints import dicom_scp, hl7_intake
 from ..entrypoints.watch_folder import FolderWatcher
 from . import hl7_applier, worker
@@ -33,8 +33,9 @@ from . import hl7_applier, worker
 log = logging.getLogger("connector.server")
 
 
-def managed_orthanc(config: Config) -> ManagedOrthanc:
-    """The Orthanc this config manages, its plugin pointed back at our HTTP API."""
+def managed_orthanc(config: Config, token: str = "") -> ManagedOrthanc:
+    """The Orthanc this config manages, its plugin pointed back at our HTTP API with `token`
+    (written in its config when it is started; status and stop need none)."""
     config = with_orthanc_password(config)
     http_port = urlparse(config.orthanc.url).port or 8042
     host, port = split_address(config.http.listen, "http.listen")
@@ -43,7 +44,7 @@ def managed_orthanc(config: Config) -> ManagedOrthanc:
         username=config.orthanc.username, password=config.orthanc.password,
         stable_age=config.orthanc.stable_age,
         connector_url=f"{'https' if config.http.tls else 'http'}://{host}:{port}",
-        connector_token=internal_token(config.data_dir), connector_ca_file=config.http.cert_file,
+        connector_token=token, connector_ca_file=config.http.cert_file,
         worklist_folder=config.worklist_folder,
         modalities=[Modality(m.name, m.ae_title, m.host, m.port)
                     for m in config.orthanc.modalities])
@@ -81,15 +82,18 @@ class RunningConnector:
     # --- lifecycle -----------------------------------------------------------------------
     def start(self, timeout: float = 60) -> "RunningConnector":
         if self.config.orthanc.managed:
-            self.orthanc = managed_orthanc(self.config)
+            self.orthanc = managed_orthanc(self.config, self.services.internal_token)
             if not self.orthanc.status()["running"]:
-                self.orthanc.write_config()
-                self.orthanc.start()
+                self.orthanc.start()  # with this run's internal token
                 self._started_orthanc = True
-            elif self.orthanc.orphaned():  # a serve killed before it could stop it
-                log.warning("using the Orthanc a previous run left running; it is stopped on exit")
-                self._started_orthanc = True
-            # else an Orthanc of `telederm orthanc start` (or of another serve): theirs to stop
+            else:  # its plugin holds the token of the run that started it: take that one
+                self.services.internal_token = (self.orthanc.written_token()
+                                                or self.services.internal_token)
+                if self.orthanc.orphaned():  # a serve killed before it could stop it
+                    log.warning("using the Orthanc a previous run left running; it is stopped "
+                                "on exit")
+                    self._started_orthanc = True
+                # else an Orthanc of `telederm orthanc start` (or of another serve): theirs
             if self._started_orthanc:
                 self.orthanc.claim(os.getpid())
         self._thread = threading.Thread(target=self._run_loop, name="connector-io", daemon=True)
