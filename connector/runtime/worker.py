@@ -1,6 +1,7 @@
 """Outbox worker: performs archive stores, archive patient updates (ADT, `update_patient`), HL7
-sends, worklist publications, CSV drops for the accounting feed and C-STORE forwards to the
-hospital PACS (`forward_study`), with retries and dead letters. Between passes it withdraws the worklist entries of cases that no longer take images
+sends, worklist publications, CSV drops for the accounting feed, C-STORE forwards to the
+hospital PACS (`forward_study`) and audit events to the ATNA repository (`connector/atna/`),
+with retries and dead letters. Between passes it withdraws the worklist entries of cases that no longer take images
 (`publish_worklist.retire`).
 
 Each effect is idempotent on the other side (Orthanc keeps one instance per SOP Instance UID;
