@@ -7,11 +7,14 @@ import ssl
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from connector.bootstrap import build
 from connector.config import load_config
+from connector.entrypoints.api.app import create_app
 from connector.runtime.server import RunningConnector
 from tests.support.cli import EXAMPLE_DEVICES
-from tests.support.net import free_port
+from tests.support.net import free_port, unused_url
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +78,18 @@ def test_tls_1_1_is_refused(https, pki):
     old.set_ciphers("ALL:@SECLEVEL=0")
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{https}/api/health", verify=old, timeout=30)
+
+
+def test_plain_http_answers_carry_the_security_headers_but_no_hsts(tmp_path):
+    services = build(load_config(None, environ={
+        "TELEDERM_DATA_DIR": str(tmp_path), "TELEDERM_ORTHANC_URL": unused_url(),
+        **EXAMPLE_DEVICES}))
+    try:
+        with TestClient(create_app(services)) as client:
+            answer = client.get("/api/cases")  # a refusal too carries them
+        assert answer.status_code == 401
+        assert answer.headers["cache-control"] == "no-store"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert "strict-transport-security" not in answer.headers
+    finally:
+        services.store.close()
