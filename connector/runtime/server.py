@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import threading
 from urllib.parse import urlparse
 
@@ -19,7 +20,7 @@ import uvicorn
 from ..entrypoints.api.app import create_app
 from ..entrypoints.api.guard import HttpLimits, header_timeout_protocol
 from ..archive.managed import ManagedOrthanc, Modality
-from ..config import Config, split_address
+from ..config import Config, DicomSection, Hl7Listener, HttpSection, split_address
 from ..dicom.scp import StoreScp
 from ..domain.errors import ConnectorError
 from ..hl7.client import close_connections
@@ -48,6 +49,14 @@ def managed_orthanc(config: Config, token: str = "") -> ManagedOrthanc:
         worklist_folder=config.worklist_folder,
         modalities=[Modality(m.name, m.ae_title, m.host, m.port)
                     for m in config.orthanc.modalities])
+
+
+def _tls_context(spec: Hl7Listener | HttpSection | DicomSection, where: str) -> ssl.SSLContext | None:
+    """The server TLS context of a listener's settings (MLLP, HTTP, DICOM), None without TLS."""
+    if not spec.tls:
+        return None
+    return server_context(spec.cert_file, spec.key_file, client_ca_file=spec.client_ca_file,
+                          require_client_cert=spec.require_client_cert, where=where)
 
 
 def _bind_error(key: str, address: str, exc: OSError) -> ConnectorError:
@@ -122,9 +131,7 @@ class RunningConnector:
             host, port = split_address(config.dicom.listen, "dicom.listen")
             dicom = config.dicom
             try:
-                tls = None if not dicom.tls else server_context(
-                    dicom.cert_file, dicom.key_file, client_ca_file=dicom.client_ca_file,
-                    require_client_cert=dicom.require_client_cert, where="dicom")
+                tls = _tls_context(dicom, "dicom")
             except ConnectorError:
                 self.stop()
                 raise
@@ -218,10 +225,7 @@ class RunningConnector:
         self.http_port = http_socket.getsockname()[1]
         http = self.config.http
         try:
-            # our context (TLS 1.2 at least, as the MLLP listeners'), not uvicorn's own
-            tls = None if not http.tls else server_context(
-                http.cert_file, http.key_file, client_ca_file=http.client_ca_file,
-                require_client_cert=http.require_client_cert, where="http")
+            tls = _tls_context(http, "http")  # ours (TLS 1.2 at least), not uvicorn's own
         except ConnectorError:
             http_socket.close()
             await hl7_io.run(_stop_all(listeners))
@@ -263,9 +267,7 @@ class RunningConnector:
         try:
             for spec in config.hl7.mllp_listeners:
                 host, port = spec.host_port
-                context = None if not spec.tls else server_context(
-                    spec.cert_file, spec.key_file, client_ca_file=spec.client_ca_file,
-                    require_client_cert=spec.require_client_cert, where=spec.where)
+                context = _tls_context(spec, spec.where)
                 listener = MllpListener(
                     host, port, handle, max_size=int(config.hl7.max_message_mb * 1024 * 1024),
                     idle_timeout=config.hl7.idle_timeout, read_timeout=config.hl7.read_timeout,
