@@ -16,6 +16,7 @@ from .config import Config
 from .domain.errors import ConfigError
 from .mappings import Mappings, load_mappings
 from .domain.moment import Moment
+from .store.audit import ATNA_LINE
 from .store.db import migrate
 from .store.files import DataFiles, Keyring, new_key_entry
 from .store.uow import Store, UnitOfWork
@@ -39,7 +40,9 @@ class Services:
     archive: ArchiveClient
     anchor: AuditAnchor  # the audit chain's signed checkpoints (connector/audit.py)
     clock: Callable[[], dt.datetime] = utcnow
-    # Token the managed Orthanc's plugin uses to notify us (kept in the data folder).
+    # Token the managed Orthanc's plugin uses to notify us: made fresh by each start, kept in
+    # memory and in the config of the Orthanc that start launches (runtime/server.py), never
+    # carried over to the next run.
     internal_token: str = ""
     # Signs each report PDF with the facility's key ([reports] signing_key); None: unsigned.
     signer: ReportSigner | None = None
@@ -66,12 +69,14 @@ def build(config: Config) -> Services:
     config = with_orthanc_password(config)
     key = audit_key(config)
     store = Store.open(config.db_url, key, database_key(config))
+    if config.audit.syslog:
+        store.audit_line = ATNA_LINE
     migrate(store.engine)
     archive = ArchiveClient(config.orthanc.url, config.orthanc.username, config.orthanc.password)
     anchor = AuditAnchor(key, config.audit.checkpoint_file
                          or config.data_dir / "audit-checkpoints.jsonl")
     return Services(config=config, store=store, mappings=load_mappings(config), archive=archive,
-                    anchor=anchor, internal_token=internal_token(config.data_dir),
+                    anchor=anchor, internal_token=secrets.token_urlsafe(32),
                     signer=signer(config), files=DataFiles(storage_keyring(config)))
 
 
@@ -83,11 +88,6 @@ def signer(config: Config) -> ReportSigner | None:
     from .reports.signing import ReportSigner
 
     return ReportSigner(reports.signing_key, reports.signing_cert, reports.key_password)
-
-
-def internal_token(data_dir: Path) -> str:
-    """The secret shared with the managed Orthanc's plugin, made once, readable by us only."""
-    return secret_file(data_dir / "internal_token")
 
 
 def audit_key(config: Config) -> bytes:

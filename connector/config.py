@@ -141,6 +141,10 @@ class _ListenerTls(SiteModel):
     def _existing(cls, value, info: ValidationInfo):
         return _tls_file(value, info)
 
+    @property
+    def tls(self) -> bool:
+        return self.cert_file is not None
+
     @field_validator("client_ca_file")
     @classmethod
     def _client_ca_when_required(cls, value, info: ValidationInfo):
@@ -170,10 +174,6 @@ class Hl7Listener(_ListenerTls):
     @property
     def where(self) -> str:
         return self._where
-
-    @property
-    def tls(self) -> bool:
-        return self.cert_file is not None
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -238,7 +238,10 @@ class Hl7Section(_ListenerTls):
                             require_client_cert=self.require_client_cert),)
 
 
-class HttpSection(SiteModel):
+class HttpSection(_ListenerTls):
+    """The HTTP API and the /ui/ pages: HTTPS (TLS 1.2 at least) when `cert_file` is set,
+    with client certificates checked against `client_ca_file` (see `_ListenerTls`)."""
+
     listen: Address = "127.0.0.1:8780"
     # The API's address as requesters reach it (behind a proxy, by name): the base of the URLs
     # we send them, such as a report's PDF sent by reference. Empty: http://<listen>.
@@ -253,8 +256,8 @@ class HttpSection(SiteModel):
 
     @property
     def base_url(self) -> str:
-        """`public_url`, else the listen address over plain HTTP."""
-        return self.public_url or f"http://{self.listen}"
+        """`public_url`, else the listen address (https when TLS is on)."""
+        return self.public_url or f"{'https' if self.tls else 'http'}://{self.listen}"
 
 
 def _tcp_port(port: int) -> int:
@@ -398,11 +401,43 @@ class AuditSection(SiteModel):
     key: str = ""
     key_file: Path | None = None
     checkpoint_file: Path | None = None
+    # IHE ATNA: every audit event also goes, through the outbox, as a DICOM PS3.15 audit
+    # message over syslog to this Audit Record Repository: tcp://HOST:PORT (RFC 6587 octet
+    # counting), tls://HOST:PORT (RFC 5425) or udp://HOST:PORT (RFC 5426); empty: nowhere.
+    syslog: str = ""
+    # tls://: the CA that signed the repository's certificate (else the system's CAs), and
+    # our certificate and key when it asks for one (ATNA nodes authenticate each other).
+    syslog_ca_file: Path | None = None
+    syslog_cert_file: Path | None = None
+    syslog_key_file: Path | None = None
 
     @field_validator("key_file", "checkpoint_file")
     @classmethod
     def _resolved(cls, value, info: ValidationInfo):
         return _key_path(value, info)
+
+    @field_validator("syslog_ca_file", "syslog_cert_file", "syslog_key_file")
+    @classmethod
+    def _existing(cls, value, info: ValidationInfo):
+        return _tls_file(value, info)
+
+    @field_validator("syslog")
+    @classmethod
+    def _syslog_url(cls, url: str) -> str:
+        scheme, sep, address = url.partition("://")
+        if url and (not sep or scheme not in ("tcp", "tls", "udp")
+                    or _parse_address(address) is None):
+            raise ValueError("must be tcp://HOST:PORT, tls://HOST:PORT or udp://HOST:PORT "
+                             "(the Audit Record Repository's syslog port)")
+        return url
+
+    @model_validator(mode="after")
+    def _tls_keys_for_tls(self):
+        given = [k for k in ("syslog_ca_file", "syslog_cert_file", "syslog_key_file")
+                 if getattr(self, k) is not None]
+        if given and not self.syslog.startswith("tls://"):
+            raise ValueError(f"{', '.join(given)} apply to syslog = \"tls://HOST:PORT\" only")
+        return self
 
 
 class LogSection(SiteModel):
@@ -445,9 +480,11 @@ class ForwardDestination(SiteModel):
         return f"dicom:{self.name}"
 
 
-class DicomSection(SiteModel):
-    """DICOM C-STORE SCP for DICOM capture devices (off unless `listen` is set), the
-    connector's AE title, and the PACS each study is forwarded to (`[[dicom.forward]]`)."""
+class DicomSection(_ListenerTls):
+    """DICOM C-STORE SCP for DICOM capture devices (off unless `listen` is set), with TLS
+    when `cert_file` is set (see `_ListenerTls`), the connector's AE title, and the PACS each
+    study is forwarded to (`[[dicom.forward]]`). When the site declares capture devices
+    (`[[orthanc.modalities]]`), only their AE titles may call the SCP."""
 
     listen: OptionalAddress = ""
     ae_title: AeTitle = "TELEDERM_SCP"
@@ -728,6 +765,16 @@ class Config(SiteModel):
     @model_validator(mode="after")
     def _bootstrap_token_from_environment(self, info: ValidationInfo):
         self._bootstrap_token = _environ(info).get("TELEDERM_BOOTSTRAP_TOKEN", "")
+        return self
+
+    @model_validator(mode="after")
+    def _plugin_reaches_the_api(self):
+        """The managed Orthanc's plugin calls the API with a token, never with a client
+        certificate: an API that requires one would refuse it."""
+        if self.orthanc.managed and self.http.require_client_cert:
+            raise ValueError("[http] require_client_cert cannot be used with a managed Orthanc "
+                             "(its plugin presents no client certificate): set client_ca_file "
+                             "alone, which checks the certificates clients do present")
         return self
 
     @property

@@ -16,6 +16,7 @@ Changes Log catch-up (`/changes?since=N` from a cursor saved in the store;
 Configuration, in the "TeleDerm" section of Orthanc's configuration:
   ConnectorUrl    base URL of the connector (e.g. http://127.0.0.1:8780); empty = drop events
   ConnectorToken  bearer token sent with every notification
+  ConnectorCaFile the connector's certificate (PEM) when its URL is https://
   SitePackages    folders prepended to sys.path (the connector's virtualenv site-packages)
 """
 
@@ -43,8 +44,7 @@ for _path in reversed(_settings.get("SitePackages") or []):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-# The connector is on loopback: never route its notifications through an http_proxy variable.
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_opener = telederm_seat.connector_opener(_settings.get("ConnectorCaFile") or "")
 _events = queue.Queue()
 _STOP = object()
 _worker = None
@@ -143,4 +143,4 @@ def _on_status(output, uri, **request):
 orthanc.RegisterOnChangeCallback(_on_change)
 orthanc.RegisterRestCallback("/telederm/status", _on_status)
 # The case beside its photos: context route, Orthanc Explorer panel, worklist page.
-telederm_seat.Seat(_connector_url, _connector_token).register()
+telederm_seat.Seat(_connector_url, _connector_token, _opener).register()

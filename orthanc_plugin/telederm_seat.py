@@ -25,6 +25,7 @@ import datetime
 import html
 import json
 import os
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -38,8 +39,24 @@ ANSWER_PAGE = "/ui/cases/%s"  # the connector's answer page for a case
 OPEN_STATUSES = ("OPEN", "IMAGES_PENDING", "READY", "IN_REVIEW")
 EXPLORER_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "explorer.js")
 
-# The connector is on loopback: never route these calls through an http_proxy variable.
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def connector_opener(ca_file=""):
+    """The opener that reaches the connector. It is on loopback: never through an http_proxy
+    variable. Over HTTPS (`TeleDerm.ConnectorCaFile` set: the connector's own certificate),
+    that certificate is the trust anchor (a partial chain: no CA needed for a site's own
+    certificate), and its host name is not checked: the plugin calls the listen address,
+    which a certificate made for the site's name need not carry, and the pinned certificate
+    already says who answers."""
+    handlers = [urllib.request.ProxyHandler({})]
+    if ca_file:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.check_hostname = False
+        context.load_verify_locations(cafile=ca_file)
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    return urllib.request.build_opener(*handlers)
 
 
 class _Problem(Exception):
@@ -55,9 +72,10 @@ class _Problem(Exception):
 class Seat:
     """The routes and the explorer extension, for one connector URL and token."""
 
-    def __init__(self, connector_url, connector_token):
+    def __init__(self, connector_url, connector_token, opener):
         self.connector_url = connector_url
         self.connector_token = connector_token
+        self.opener = opener
 
     def register(self):
         orthanc.RegisterRestCallback("/telederm/studies/([^/]+)", self.on_study)
@@ -128,7 +146,7 @@ class Seat:
             headers["Authorization"] = "Bearer " + self.connector_token
         request = urllib.request.Request(self.connector_url + path, headers=headers)
         try:
-            with _opener.open(request, timeout=CONNECTOR_TIMEOUT) as response:
+            with self.opener.open(request, timeout=CONNECTOR_TIMEOUT) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as error:
             if error.code == 404:

@@ -104,6 +104,7 @@ class ManagedOrthanc:
         stable_age: int = 60,
         connector_url: str = "",
         connector_token: str = "",
+        connector_ca_file: Path | None = None,
         site_packages: list[str] | None = None,
         worklist_folder: Path | None = None,
         modalities: Sequence[Modality] = (),
@@ -118,6 +119,8 @@ class ManagedOrthanc:
         self.stable_age = stable_age
         self.connector_url = connector_url
         self.connector_token = connector_token
+        # over HTTPS: the connector's certificate, which the plugin pins (telederm_seat.py)
+        self.connector_ca_file = connector_ca_file
         self.modalities = tuple(modalities)
         # Seconds a SIGTERM gets before SIGKILL. Orthanc 1.10 takes ~5 s to wind down (its HTTP
         # and DICOM servers and the web viewer each stop on a poll); 0 kills at once, for
@@ -187,9 +190,19 @@ class ManagedOrthanc:
             "TeleDerm": {
                 "ConnectorUrl": self.connector_url,
                 "ConnectorToken": self.connector_token,
+                "ConnectorCaFile": str(self.connector_ca_file or ""),
                 "SitePackages": list(self.site_packages),
             },
         }
+
+    def written_token(self) -> str:
+        """The connector token in the written `orthanc.json`: the one the plugin of a running
+        Orthanc was started with ("" when there is none)."""
+        try:
+            settings = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return ""
+        return str((settings.get("TeleDerm") or {}).get("ConnectorToken") or "")
 
     def write_config(self) -> Path:
         """Write `folder/orthanc.json` (owner-readable only: it holds passwords and a token)."""

@@ -15,7 +15,10 @@ Handler contract (EVT_C_STORE), written once here:
 - an exception in the receiver becomes 0xA700 (Refused: out of resources, the sender may
   retry later) with a generic comment; it never reaches pynetdicom (which would answer 0xC211).
 
-Associations calling another AE title than ours are rejected (called AE title not recognised).
+Associations calling another AE title than ours are rejected (called AE title not recognised),
+and so are those from a calling AE title not in `calling_aes` when the site lists any (calling
+AE title not recognised). AE titles are names, not proof: with `ssl_context` the SCP speaks
+DICOM over TLS (PS3.15 B.1), which can also require a client certificate.
 Presentation contexts: VL Photographic Image, Dermoscopic Photography Image (added explicitly:
 it is not in pynetdicom's default storage contexts) and Secondary Capture Image, each with JPEG
 Baseline, Explicit VR Little Endian, Implicit VR Little Endian and RLE Lossless. Accepted
@@ -26,8 +29,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
@@ -101,15 +105,18 @@ class StoreScp:
     `stop()` closes the listening socket and waits for running associations to finish."""
 
     def __init__(self, host: str, port: int, ae_title: str, receiver: Receiver, *,
+                 calling_aes: Sequence[str] = (), ssl_context: ssl.SSLContext | None = None,
                  max_associations: int = 10, network_timeout: float = 60):
         self.host, self.port = host, port
         self.ae_title = ae_title
         self.receiver = receiver
+        self.ssl_context = ssl_context
         self._ae = AE(ae_title=ae_title)
         self._ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID  # the connector's
         self._ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
         self._ae.maximum_associations = max_associations
         self._ae.require_called_aet = True  # a peer calling another AE title is rejected
+        self._ae.require_calling_aet = list(calling_aes)  # empty: any calling AE title
         self._ae.network_timeout = network_timeout
         self._ae.add_supported_context(Verification)
         for sop_class in SOP_CLASSES:
@@ -120,14 +127,15 @@ class StoreScp:
     def start(self) -> StoreScp:
         """Bind and serve; raises OSError when the address cannot be bound."""
         self._server = self._ae.make_server(
-            (self.host, self.port), evt_handlers=[(evt.EVT_C_STORE, self._on_store)],
-            server_class=_NoDelayServer)
+            (self.host, self.port), ssl_context=self.ssl_context,
+            evt_handlers=[(evt.EVT_C_STORE, self._on_store)], server_class=_NoDelayServer)
         self._ae._servers.append(self._server)  # as AE.start_server does; shutdown() removes it
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name=f"dicom-scp-{self.port}", daemon=True)
         self._thread.start()
-        log.info("DICOM C-STORE SCP %s on %s:%s", self.ae_title, self.host, self.port)
+        log.info("DICOM C-STORE SCP %s on %s:%s%s", self.ae_title, self.host, self.port,
+                 " (TLS)" if self.ssl_context else "")
         return self
 
     def stop(self) -> None:

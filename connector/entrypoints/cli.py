@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -472,7 +473,21 @@ def config_warnings(config) -> list[str]:
     if not config.storage.key and config.storage.key_file is None:
         out.append("no [storage] key_file (or TELEDERM_STORAGE_KEY): images and report objects "
                    "waiting in data_dir are written in clear")
+    if not config.http.tls and not _loopback(config.http.listen.rpartition(":")[0]):
+        out.append(f"[http] listen = {config.http.listen} is reachable from the network over "
+                   "plain HTTP: tokens, passwords and patient data cross it in clear (set "
+                   "[http] cert_file and key_file, or listen on 127.0.0.1 behind a TLS proxy)")
     return out
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` is this machine only (a name other than localhost is not assumed so)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def cmd_keys_init(args) -> int:
@@ -739,14 +754,15 @@ def _new_user(args) -> dict:
 
 
 def cmd_orthanc(args) -> int:
+    import secrets
     from ..runtime.server import managed_orthanc
     config = _config(args)
     if not config.orthanc.managed:
         raise ConfigError("this config uses an external Orthanc", where="orthanc.managed",
                           hint="set orthanc.managed = true to let telederm start one")
-    orthanc = managed_orthanc(config)
+    # a token for this Orthanc's run: the `serve` that uses it takes it from its config
+    orthanc = managed_orthanc(config, secrets.token_urlsafe(32))
     if args.action == "start":
-        orthanc.write_config()
         orthanc.start()
         print(f"Orthanc running at {orthanc.url} (DICOM port {config.orthanc.dicom_port})")
     elif args.action == "stop":

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import threading
 from urllib.parse import urlparse
 
@@ -19,13 +20,13 @@ import uvicorn
 from ..entrypoints.api.app import create_app
 from ..entrypoints.api.guard import HttpLimits, header_timeout_protocol
 from ..archive.managed import ManagedOrthanc, Modality
-from ..config import Config, split_address
+from ..config import Config, DicomSection, Hl7Listener, HttpSection, split_address
 from ..dicom.scp import StoreScp
 from ..domain.errors import ConnectorError
 from ..hl7.client import close_connections
 from ..hl7.listener import MllpListener
 from ..hl7.tls import server_context
-from ..bootstrap import Services, build, internal_token, with_orthanc_password
+from ..bootstrap import Services, build, with_orthanc_password
 from ..entrypoints import dicom_scp, hl7_intake
 from ..entrypoints.watch_folder import FolderWatcher
 from . import hl7_applier, worker
@@ -33,19 +34,30 @@ from . import hl7_applier, worker
 log = logging.getLogger("connector.server")
 
 
-def managed_orthanc(config: Config) -> ManagedOrthanc:
-    """The Orthanc this config manages, its plugin pointed back at our HTTP API."""
+def managed_orthanc(config: Config, token: str = "") -> ManagedOrthanc:
+    """The Orthanc this config manages, its plugin pointed back at our HTTP API with `token`
+    (written in its config when it is started; status and stop need none)."""
     config = with_orthanc_password(config)
     http_port = urlparse(config.orthanc.url).port or 8042
     host, port = split_address(config.http.listen, "http.listen")
     return ManagedOrthanc(
         config.data_dir / "orthanc", http_port=http_port, dicom_port=config.orthanc.dicom_port,
         username=config.orthanc.username, password=config.orthanc.password,
-        stable_age=config.orthanc.stable_age, connector_url=f"http://{host}:{port}",
-        connector_token=internal_token(config.data_dir), worklist_folder=config.worklist_folder,
+        stable_age=config.orthanc.stable_age,
+        connector_url=f"{'https' if config.http.tls else 'http'}://{host}:{port}",
+        connector_token=token, connector_ca_file=config.http.cert_file,
+        worklist_folder=config.worklist_folder,
         modalities=[Modality(m.name, m.ae_title, m.host, m.port)
                     for m in config.orthanc.modalities],
         stop_timeout=config.orthanc.stop_seconds)
+
+
+def _tls_context(spec: Hl7Listener | HttpSection | DicomSection, where: str) -> ssl.SSLContext | None:
+    """The server TLS context of a listener's settings (MLLP, HTTP, DICOM), None without TLS."""
+    if not spec.tls:
+        return None
+    return server_context(spec.cert_file, spec.key_file, client_ca_file=spec.client_ca_file,
+                          require_client_cert=spec.require_client_cert, where=where)
 
 
 def _bind_error(key: str, address: str, exc: OSError) -> ConnectorError:
@@ -80,15 +92,18 @@ class RunningConnector:
     # --- lifecycle -----------------------------------------------------------------------
     def start(self, timeout: float = 60) -> "RunningConnector":
         if self.config.orthanc.managed:
-            self.orthanc = managed_orthanc(self.config)
+            self.orthanc = managed_orthanc(self.config, self.services.internal_token)
             if not self.orthanc.status()["running"]:
-                self.orthanc.write_config()
-                self.orthanc.start()
+                self.orthanc.start()  # with this run's internal token
                 self._started_orthanc = True
-            elif self.orthanc.orphaned():  # a serve killed before it could stop it
-                log.warning("using the Orthanc a previous run left running; it is stopped on exit")
-                self._started_orthanc = True
-            # else an Orthanc of `telederm orthanc start` (or of another serve): theirs to stop
+            else:  # its plugin holds the token of the run that started it: take that one
+                self.services.internal_token = (self.orthanc.written_token()
+                                                or self.services.internal_token)
+                if self.orthanc.orphaned():  # a serve killed before it could stop it
+                    log.warning("using the Orthanc a previous run left running; it is stopped "
+                                "on exit")
+                    self._started_orthanc = True
+                # else an Orthanc of `telederm orthanc start` (or of another serve): theirs
             if self._started_orthanc:
                 self.orthanc.claim(os.getpid())
         self._thread = threading.Thread(target=self._run_loop, name="connector-io", daemon=True)
@@ -115,8 +130,17 @@ class RunningConnector:
         config = self.config
         if config.dicom.listen:
             host, port = split_address(config.dicom.listen, "dicom.listen")
-            scp = StoreScp(host, port, config.dicom.ae_title,
-                           lambda received: dicom_scp.answer(self.services, received))
+            dicom = config.dicom
+            try:
+                tls = _tls_context(dicom, "dicom")
+            except ConnectorError:
+                self.stop()
+                raise
+            # the declared capture devices, when the site lists them, are the only callers
+            scp = StoreScp(host, port, dicom.ae_title,
+                           lambda received: dicom_scp.answer(self.services, received),
+                           calling_aes=[m.ae_title for m in config.orthanc.modalities],
+                           ssl_context=tls)
             try:
                 scp.start()
             except OSError as exc:
@@ -200,17 +224,27 @@ class RunningConnector:
             hl7_io.close()
             raise _bind_error("http.listen", self.config.http.listen, exc) from None
         self.http_port = http_socket.getsockname()[1]
+        http = self.config.http
+        try:
+            tls = _tls_context(http, "http")  # ours (TLS 1.2 at least), not uvicorn's own
+        except ConnectorError:
+            http_socket.close()
+            await hl7_io.run(_stop_all(listeners))
+            hl7_io.close()
+            raise
         server = uvicorn.Server(uvicorn.Config(
             create_app(self.services, limits=self.http_limits), log_level="warning",
-            lifespan="off", http=header_timeout_protocol(self.http_limits.header_timeout)))
+            lifespan="off", http=header_timeout_protocol(self.http_limits.header_timeout),
+            ssl_context_factory=None if tls is None else lambda _config, _default: tls))
         api = asyncio.create_task(server.serve(sockets=[http_socket]))
         while not server.started:
             if api.done():
                 await api
             await asyncio.sleep(0.05)
-        log.info("listening: HL7 %s, HTTP %s:%s",
+        log.info("listening: HL7 %s, HTTP %s:%s%s",
                  ", ".join(f"{item.name} {item.host}:{item.port}{' (TLS)' if item.ssl else ''}"
-                           for item in listeners), http_host, self.http_port)
+                           for item in listeners), http_host, self.http_port,
+                 " (TLS)" if tls else "")
         self._ready.set()
         await self._shutdown.wait()
         server.should_exit = True
@@ -234,9 +268,7 @@ class RunningConnector:
         try:
             for spec in config.hl7.mllp_listeners:
                 host, port = spec.host_port
-                context = None if not spec.tls else server_context(
-                    spec.cert_file, spec.key_file, client_ca_file=spec.client_ca_file,
-                    require_client_cert=spec.require_client_cert, where=spec.where)
+                context = _tls_context(spec, spec.where)
                 listener = MllpListener(
                     host, port, handle, max_size=int(config.hl7.max_message_mb * 1024 * 1024),
                     idle_timeout=config.hl7.idle_timeout, read_timeout=config.hl7.read_timeout,

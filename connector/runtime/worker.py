@@ -1,6 +1,7 @@
 """Outbox worker: performs archive stores, archive patient updates (ADT, `update_patient`), HL7
-sends, worklist publications, CSV drops for the accounting feed and C-STORE forwards to the
-hospital PACS (`forward_study`), with retries and dead letters. Between passes it withdraws the worklist entries of cases that no longer take images
+sends, worklist publications, CSV drops for the accounting feed, C-STORE forwards to the
+hospital PACS (`forward_study`) and audit events to the ATNA repository (`connector/atna/`),
+with retries and dead letters. Between passes it withdraws the worklist entries of cases that no longer take images
 (`publish_worklist.retire`).
 
 Each effect is idempotent on the other side (Orthanc keeps one instance per SOP Instance UID;
@@ -33,18 +34,22 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 
+from ..atna import message as atna_message, syslog as atna_syslog
 from ..billing import csvfeed
 from ..audit import CHECKPOINT_SECONDS
 from ..bootstrap import Services
 from ..config import Destination
-from ..domain.errors import ConnectorError
+from ..domain.errors import ConnectorError, NotFound
 from ..hl7.client import check_delivery, send_to
 from ..hl7.errors import DeliveryError
 from ..hl7.https import post_message
+from ..hl7.tls import client_context
 from ..hl7.parse import salvage_header
+from ..store.audit import ATNA_KIND
 from ..store.outbox import Item
 from ..store.uow import UnitOfWork
 from ..workflow import (charges_delivered, escalate_case, forward_study, post_charges,
@@ -89,12 +94,51 @@ def _perform(services: Services, item: Item) -> None:
     if item.kind == forward_study.KIND:
         forward_study.perform(services, item)
         return
+    if item.kind == ATNA_KIND:
+        _send_audit_event(services, item)
+        return
     if item.kind == post_charges.CSV_KIND:
         body = json.loads(item.payload)
         csvfeed.drop(_destination(services, item, "file").folder, control_id=body["control_id"],
                      text=body["text"])
         return
     raise ConnectorError(f"unknown outbox kind {item.kind}")
+
+
+def _send_audit_event(services: Services, item: Item) -> None:
+    """An audit row as a DICOM audit message to `[audit] syslog` (connector/atna/), with the
+    case's patient ID and study looked up now (the row holds the accession only)."""
+    settings = services.config.audit
+    if not settings.syslog:
+        raise DeliveryError("[audit] syslog is not configured", retryable=False)
+    row = json.loads(item.payload)
+    detail = row.get("detail") or {}
+    patient_id = study_uid = ""
+    if row["accession"]:
+        with services.reading() as uow:
+            try:
+                case = uow.cases.load(row["accession"])
+            except NotFound:  # an accession refused before any case had it
+                case = None
+        if case is not None:
+            patient_id, study_uid = case.order.patient.id, case.study_uid
+    peer = str(detail.get("peer") or detail.get("client") or "")
+    if not peer and "@" in row["actor"]:  # dicom:AE@host:port
+        peer = row["actor"].rpartition("@")[2]
+    event = atna_message.AuditEvent(
+        at=row["at"], actor=row["actor"], action=row["action"],
+        outcome_ok=row["action"] not in atna_message.FAILED_ACTIONS, peer=peer,
+        accession=row["accession"], patient_id=patient_id, study_uid=study_uid)
+    host = socket.gethostname()
+    source = atna_message.AuditSource(site_id=services.config.facility.id,
+                                      source_id=services.config.facility.name, host=host)
+    target = atna_syslog.Target.parse(settings.syslog)
+    tls = None if target.scheme != "tls" else client_context(
+        settings.syslog_ca_file, settings.syslog_cert_file, settings.syslog_key_file,
+        where="audit.syslog")
+    message = atna_syslog.frame(atna_message.build(event, source), timestamp=row["at"],
+                                hostname=host)
+    atna_syslog.send(target, message, tls=tls)
 
 
 def _destination(services: Services, item: Item, *transports: str) -> Destination:

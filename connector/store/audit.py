@@ -18,7 +18,7 @@ import weakref
 from sqlalchemy import event, select
 from sqlalchemy.engine import Connection, Engine
 
-from . import driver
+from . import driver, outbox
 from .schema import audit
 
 GENESIS = "0" * 64
@@ -66,9 +66,15 @@ def track(engine: Engine, key: bytes) -> None:
         event.listen(engine, name, forget)
 
 
+ATNA_KIND = "atna.send"  # the outbox kind of an audit event bound for the ATNA repository
+ATNA_LINE = "atna"       # ... and its outbox destination ([audit] syslog)
+
+
 def append(conn: Connection, *, at: str, actor: str, action: str, accession: str | None = None,
-           detail: dict | None = None) -> None:
-    """Add one row in the caller's transaction, so the audit commits with the change it records."""
+           detail: dict | None = None, forward_to: str = "") -> None:
+    """Add one row in the caller's transaction, so the audit commits with the change it records;
+    with `forward_to` (an outbox destination), the event is also queued there, in the same
+    transaction, keyed by its hash (connector/atna/)."""
     prev = conn.info.get(_LAST)
     if prev is None:
         driver.execute(conn, _TAKE_CHAIN, ())
@@ -78,6 +84,12 @@ def append(conn: Connection, *, at: str, actor: str, action: str, accession: str
     digest = _digest(_key(conn), prev, at, actor, action, accession, text)
     driver.execute(conn, _INSERT, (at, actor, action, accession, text, prev, digest))
     conn.info[_LAST] = digest
+    if forward_to:
+        event = {"at": at, "actor": actor, "action": action, "accession": accession or "",
+                 "detail": detail or {}}
+        outbox.enqueue(conn, kind=ATNA_KIND, destination=forward_to, key=f"atna:{digest}",
+                       payload=json.dumps(event, ensure_ascii=False).encode("utf-8"),
+                       accession=accession, now=at)
 
 
 def verify(conn: Connection) -> tuple[int, int | None]:

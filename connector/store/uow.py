@@ -13,6 +13,7 @@ connection or SQL: the repositories are the store modules (`cases`, `images`, `r
 from __future__ import annotations
 
 import contextlib
+import functools
 from types import ModuleType
 from typing import Any, Iterator
 
@@ -50,16 +51,20 @@ class UnitOfWork:
     `services` is what the composition root gives the steps (configuration, mappings, the
     archive client): the store holds it for them and never looks inside."""
 
-    def __init__(self, conn: Connection, moment: Moment | None, services: Any = None):
+    def __init__(self, conn: Connection, moment: Moment | None, services: Any = None,
+                 audit_line: str = ""):
         self._conn = conn
         self.moment = moment
         self.services = services
+        self._audit_line = audit_line
         self.cases = Repository(cases, conn)
         self.images = Repository(images, conn)
         self.reports = Repository(reports, conn)
         self.charges = Repository(charges, conn)
         self.outbox = Repository(outbox, conn)
         self.audit = Repository(audit, conn)
+        if audit_line:  # every audit row also goes to the ATNA repository's outbox line
+            self.audit.append = functools.partial(audit.append, conn, forward_to=audit_line)
         self.inbox = Repository(inbox, conn)
         self.counters = Repository(counters, conn)
         self.forwarded = Repository(forwarded, conn)
@@ -79,7 +84,7 @@ class UnitOfWork:
     def at(self, moment: Moment) -> "UnitOfWork":
         """The same transaction at another moment (a stored message applied as of when it
         was received)."""
-        return UnitOfWork(self._conn, moment, self.services)
+        return UnitOfWork(self._conn, moment, self.services, self._audit_line)
 
 
 class Store:
@@ -89,6 +94,9 @@ class Store:
     def __init__(self, engine: Engine, gate: WriterGate | None = None):
         self.engine = engine
         self.gate = gate
+        # The outbox line every audit row is also queued on ([audit] syslog, set by the
+        # composition root); empty: the trail stays in the database.
+        self.audit_line = ""
 
     @classmethod
     def open(cls, url: str, audit_key: bytes, db_key: bytes | None = None) -> "Store":
@@ -111,7 +119,7 @@ class Store:
         The database being unreachable or locked is StoreUnavailable (callers retry later)."""
         with _unavailable_as_domain(), self.urgent() if urgent else contextlib.nullcontext():
             with self.engine.begin() as conn:
-                yield UnitOfWork(conn, moment, services)
+                yield UnitOfWork(conn, moment, services, self.audit_line)
 
     @contextlib.contextmanager
     def reading(self, services: Any = None) -> Iterator[UnitOfWork]:

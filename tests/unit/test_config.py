@@ -388,3 +388,27 @@ def test_lists_of_tables_and_secrets_are_not_taken_from_the_environment(tmp_path
      'address="https://e.example/hl7"\napi_key="k"\n', "destinations[0].api_key")])
 def test_a_secret_written_in_the_file_is_refused(tmp_path, text, key):
     assert key_of(refused(write(tmp_path, text))) == key
+
+
+def test_http_and_dicom_tls_files_resolve_and_must_exist(tmp_path):
+    (tmp_path / "etc").mkdir()
+    for name in ("api.pem", "api.key"):
+        (tmp_path / "etc" / name).write_text("-", encoding="ascii")
+    config = load_config(write(tmp_path, '[http]\ncert_file = "api.pem"\nkey_file = "api.key"\n'
+                               '[dicom]\ncert_file = "api.pem"\nkey_file = "api.key"\n'), {})
+    assert config.http.tls and config.http.cert_file == tmp_path / "etc" / "api.pem"
+    assert config.http.base_url.startswith("https://") and config.dicom.tls
+    error = refused(write(tmp_path, '[dicom]\ncert_file = "missing.pem"\n'))
+    assert key_of(error) == "dicom.cert_file" and "does not exist" in error.text
+    error = refused(write(tmp_path, '[http]\nkey_file = "api.key"\n'))
+    assert key_of(error) == "http.cert_file"
+
+
+def test_an_api_requiring_client_certificates_is_refused_with_a_managed_orthanc(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "api.pem").write_text("-", encoding="ascii")
+    text = ('[http]\ncert_file = "api.pem"\nclient_ca_file = "api.pem"\n'
+            'require_client_cert = true\n')
+    error = refused(write(tmp_path, text))
+    assert "presents no client certificate" in error.text
+    assert load_config(write(tmp_path, text + "[orthanc]\nmanaged = false\n"), {}).http.tls

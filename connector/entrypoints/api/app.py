@@ -15,6 +15,7 @@ from ...domain.errors import ConnectorError
 from . import errors
 from .auth import token_table
 from .guard import MIB, HttpLimits, RequestGuard
+from .headers import SecurityHeaders
 from ..ui import pages
 from ..ui.session import PageDenied
 from ..ui.throttle import LoginThrottle
@@ -36,6 +37,7 @@ def create_app(services: Services, *, limits: HttpLimits | None = None) -> FastA
     app.add_middleware(RequestGuard, limits=limits,
                        upload_limit=services.config.images.max_mb * MIB
                        + limits.upload_overhead_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: refusals of the guard get them too
     app.add_exception_handler(ConnectorError, errors.connector_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.add_exception_handler(HTTPException, errors.http_error)

@@ -41,11 +41,11 @@ WAITING = tuple(s.value for s in AWAITING_ANSWER)
 CORRECTABLE = (CaseStatus.ANSWERED.value, CaseStatus.AMENDED.value)
 THUMB_HEIGHT = 240
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-# The pages load nothing from elsewhere and run no script; nobody may frame them.
+# The pages load nothing from elsewhere and run no script; nobody may frame them (the other
+# security headers are every response's: entrypoints/api/headers.py).
 SECURITY = {"Content-Security-Policy": "default-src 'none'; img-src 'self'; "
                                        "style-src 'unsafe-inline'; form-action 'self'; "
-                                       "frame-ancestors 'none'; base-uri 'none'",
-            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+                                       "frame-ancestors 'none'; base-uri 'none'"}
 MAX_LOGIN = 64
 
 _templates = jinja2.Environment(

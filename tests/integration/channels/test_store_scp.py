@@ -136,6 +136,17 @@ def test_association_calling_another_ae_title_is_rejected(channels):
     ours.release()
 
 
+def test_association_from_an_undeclared_calling_ae_title_is_rejected(channels):
+    stranger = AE(ae_title="STRANGER")
+    stranger.add_requested_context(VLPhotographicImageStorage, JPEGBaseline8Bit)
+    assoc = stranger.associate("127.0.0.1", channels.running.dicom_port,
+                               ae_title="TELEDERM_SCP")
+    assert assoc.is_rejected
+    # result 1 (rejected-permanent), source 1 (service user), reason 3: calling AE not known
+    rejection = assoc.acceptor.primitive
+    assert (rejection.result, rejection.result_source, rejection.diagnostic) == (1, 1, 3)
+
+
 def _without(keyword):
     def edit(ds):
         delattr(ds, keyword)

@@ -217,3 +217,19 @@ key_file = "{keys / 'storage.keys'}"
 """)
     quiet = telederm("config", "check", "--config", fixed)
     assert [line for line in quiet.stdout.splitlines() if line.startswith("warning: ")] == []
+
+
+def test_config_check_warns_of_an_api_on_the_network_over_plain_http(tmp_path, pki):
+    plain = tmp_path / "plain.toml"
+    plain.write_text(f'data_dir = "{tmp_path / "data"}"\n[http]\nlisten = "0.0.0.0:8780"\n',
+                     encoding="utf-8")
+    result = telederm("config", "check", "--config", plain)
+    assert result.returncode == 0, result.stderr
+    assert "[http] listen = 0.0.0.0:8780 is reachable from the network over plain HTTP" in (
+        result.stdout)
+    tls = tmp_path / "tls.toml"
+    tls.write_text(plain.read_text(encoding="utf-8") + f'cert_file = "{pki.server_cert}"\n'
+                   f'key_file = "{pki.server_key}"\n', encoding="utf-8")
+    result = telederm("config", "check", "--config", tls)
+    assert result.returncode == 0, result.stderr
+    assert "plain HTTP" not in result.stdout

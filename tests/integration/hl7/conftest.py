@@ -1,6 +1,6 @@
 """Fixtures for the HL7 integration tests: `listener_on` (a real MllpListener on a free
-localhost port), `pki` (a throwaway PKI per test module, tests/support/tls_pki.py) and
-`inbound` (the connector's services with real MLLP peers, tests/support/inbound.py)."""
+localhost port) and `inbound` (the connector's services with real MLLP peers,
+tests/support/inbound.py); `pki` is tests/integration/conftest.py's."""
 
 import asyncio
 import threading
@@ -12,7 +12,6 @@ from connector.hl7.listener import MllpListener
 from tests.support.inbound import Inbound
 from tests.support.peers import RecordingPeer
 from tests.support.services import make_services
-from tests.support.tls_pki import Pki, make_pki
 
 
 @pytest.fixture
@@ -36,11 +35,6 @@ def listener_on():
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture

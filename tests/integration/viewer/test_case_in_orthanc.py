@@ -65,7 +65,7 @@ def env(tmp_path_factory):
     ehr, accounting = RecordingPeer("ehr").start(), RecordingPeer("accounting").start()
     config = throwaway(local_config(work, ehr_port=ehr.port, accounting_port=accounting.port,
                                     token=token, stable_age=1))
-    orthanc = managed_orthanc(config)
+    orthanc = managed_orthanc(config, secrets.token_urlsafe(32))  # as `telederm orthanc start`
     orthanc.start()
     running = RunningConnector(config).start()
     api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
