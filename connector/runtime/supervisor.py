@@ -8,7 +8,8 @@ Shared work is claimed in the store (store/outbox.py, store/inbox.py, store/leas
 is done once whichever worker takes it. Worker 0 also runs the DICOM C-STORE SCP and the
 watched folder (one port, one folder). This process, the supervisor, migrates the store,
 starts the managed Orthanc (when the config has one) before the workers and stops it after
-them, restarts a worker that exits (unless it exits at start: then serve fails), and stops
+them, restarts a worker that exits once serving (one that exits before it could serve ends
+serve with an error: the cause, a port or the store, will not go away on its own), and stops
 every worker on SIGTERM or Ctrl-C. Each worker dies with it (PR_SET_PDEATHSIG).
 
 SO_REUSEPORT rather than one listening process handing connections to workers: no extra hop,
@@ -39,7 +40,6 @@ from .server import start_managed
 log = logging.getLogger("connector.server")
 
 READY_SECONDS = 120.0   # a worker announces itself within this (store, listeners)
-AT_START_SECONDS = 10.0  # a worker exiting sooner after its start is a failure, not a crash
 RESTART_SECONDS = 1.0   # pause before a worker that exited is started again
 STOP_SECONDS = 60.0     # SIGTERM, then SIGKILL
 
@@ -78,7 +78,6 @@ class Supervisor:
         if config_path:
             self.command += ["--config", config_path]
         self.procs: dict[int, subprocess.Popen] = {}
-        self.started_at: dict[int, float] = {}
         self.ready = [threading.Event() for _ in range(workers)]
         self.stopping = threading.Event()
         self.orthanc: ManagedOrthanc | None = None
@@ -88,7 +87,8 @@ class Supervisor:
         proc = subprocess.Popen([*self.command, "--worker-index", str(index)],
                                 stdout=subprocess.PIPE, text=True, bufsize=1,
                                 preexec_fn=_die_with_parent)
-        self.procs[index], self.started_at[index] = proc, time.monotonic()
+        self.ready[index].clear()
+        self.procs[index] = proc
         threading.Thread(target=self._relay, args=(index, proc), daemon=True,
                          name=f"worker-{index}-out").start()
 
@@ -129,7 +129,7 @@ class Supervisor:
                 code = proc.poll()
                 if code is None:
                     continue
-                if time.monotonic() - self.started_at[index] < AT_START_SECONDS:
+                if not self.ready[index].is_set():  # it could not start: nor will it again
                     self.stop()
                     raise ConnectorError(f"worker {index} exited at start with code {code}",
                                          where="serve --workers", hint="see its output above")

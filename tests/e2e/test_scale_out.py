@@ -6,15 +6,16 @@ the clients); they share the data folder (the audit key, the Orthanc password) a
 one machine do. Orders are acknowledged once stored (`ack_mode = "storage"`), so the inbox
 applier's claim is exercised: a message applied by one process must never be applied, or
 failed, by another. Three HL7 senders each push their orders to "their" listener, three HTTP
-clients upload each case's photo to "their" API and post every third case's report to the
-next process's API. When half the orders are acknowledged, process 0 (the first started: it
+clients upload each case's photo to "their" API, post every third case's report to the next
+process's API and correct every sixth one on process 1 or 2. When half the orders are acknowledged, process 0 (the first started: it
 holds the timers' and the Changes Log's leases) is SIGKILLed; its clients move to process 1
 and resend what got no answer (same MSH-10, same file), as real clients do.
 
 Then: every order opened one case and was applied once (inbox `done`, none `failed`); Orthanc
 holds each photo and report PDF once; each ORU and each DFT charge line is carried by one
-MSH-10 and none is missing; per destination, messages first arrived in the order they were
-queued (at most the head in flight when process 0 died arrives twice); the outbox is drained
+MSH-10 and none is missing (at most the head in flight when process 0 died arrives twice);
+per destination, a case's messages (its report's ORU, then its correction's) first arrived in
+the order they were queued, whichever processes queued and delivered them; the outbox is drained
 (the items process 0 had leased were taken by the others once `[worker] lease_seconds`
 expired) and its leases are held by a live process.
 """
@@ -22,7 +23,11 @@ expired) and its leases are held by a live process.
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -35,16 +40,16 @@ from sqlalchemy import create_engine, text
 from connector.hl7.client import MllpConnection
 from connector.hl7.errors import DeliveryError
 from connector.ports import free_port
+from tests.support.cli import clean_env, one_error_line, process_alive, telederm
 from tests.support.reliability import (Peer, ServeProcess, first_arrivals, logical_effects,
                                        order, orthanc_sop_uids, photo, redelivered,
                                        report_body)
 from tests.support.wait import wait_until
 
-pytestmark = pytest.mark.postgres
-
 PROCESSES = 3
 PER_PROCESS = 30        # orders sent to each listener: 90 cases
 REPORT_EVERY = 3        # 30 reports: 30 ORU, 30 DFT, 30 PDFs
+CORRECT_EVERY = 6       # 15 of them corrected: an ORU (OBX-11 C) and a PDF more each
 KILL_AFTER = 45         # orders acknowledged when process 0 is killed
 LEASE_SECONDS = 3       # how long process 0's claims outlive it
 DEADLINE = 120          # for any one wait on a loaded machine; the test takes ~30 s here
@@ -170,6 +175,14 @@ class Clients:
                                  f"/api/cases/{accession}/report", json=report_body())
                 # 409: a first try recorded by process 0 just before it was killed
                 assert got.status_code in (201, 409), got.text
+            if case % CORRECT_EVERY == 0:
+                # never to process 0: a correction repeated after its answer was lost with
+                # the process would be a second correction
+                got = self._call(2 if process == 0 else 1, "POST",
+                                 f"/api/cases/{accession}/report/correct",
+                                 json={**report_body("Naevus bénin, corrigé."),
+                                       "reason": "latéralité"})
+                assert got.status_code == 201, got.text
 
 
 @pytest.fixture
@@ -212,6 +225,7 @@ def _pid_of(owner: str) -> int:
     return int(owner.split(":")[1])  # "<host>:<pid>:<nonce>", runtime/worker.py
 
 
+@pytest.mark.postgres
 def test_three_processes_do_each_thing_once_when_one_is_killed_mid_stream(nodes, orthanc):
     procs, hl7_ports, http_ports, token, ehr, accounting, engine = nodes
     wait_until(lambda: len(_rows(engine, "SELECT name FROM leases")) == 2, DEADLINE,
@@ -232,8 +246,10 @@ def test_three_processes_do_each_thing_once_when_one_is_killed_mid_stream(nodes,
 
     cases = PROCESSES * PER_PROCESS
     reports = len(range(0, cases, REPORT_EVERY))
+    corrections = len(range(0, cases, CORRECT_EVERY))
     wait_until(lambda: _rows(engine, "SELECT count(*) FROM outbox WHERE status <> 'done'")
-               == [(0,)] and len(ehr.accepted()) >= reports, DEADLINE, "the outbox drained")
+               == [(0,)] and len(ehr.accepted()) >= reports + corrections, DEADLINE,
+               "the outbox drained")
     logs = "\n".join(proc.logs() for proc in procs)
 
     # inbound: one case per order, every stored message applied once, none failed
@@ -241,26 +257,96 @@ def test_three_processes_do_each_thing_once_when_one_is_killed_mid_stream(nodes,
     assert len(per_placer) == cases and set(per_placer.values()) == {1}
     assert _rows(engine, "SELECT state, count(*) FROM inbox GROUP BY state") == [
         ("done", cases)], logs
-    assert _rows(engine, "SELECT count(*) FROM cases WHERE status = 'ANSWERED'") == [(reports,)]
+    assert _rows(engine, "SELECT status, count(*) FROM cases WHERE status IN "
+                 "('ANSWERED', 'AMENDED') GROUP BY status ORDER BY status") == [
+        ("AMENDED", corrections), ("ANSWERED", reports - corrections)]
 
-    # archive: each photo and each report PDF once
+    # archive: each photo and each report PDF (and corrected PDF) once
     sop_uids = orthanc_sop_uids(orthanc.url, (orthanc.username, orthanc.password))
     stored = [uid for (uid,) in _rows(engine, "SELECT sop_uid FROM images")]
     assert len(stored) == cases
     assert Counter(sop_uids)[stored[0]] == 1 and len(set(sop_uids)) == len(sop_uids)
-    assert set(stored) <= set(sop_uids) and len(sop_uids) == cases + reports
+    assert set(stored) <= set(sop_uids) and len(sop_uids) == cases + reports + corrections
 
-    # outbound: each logical effect carried by one MSH-10, none missing, in queue order
-    for peer, kind in ((ehr, "ORU"), (accounting, "FT1")):  # a report's DFT: FT1 per act
+    # outbound: each logical effect carried by one MSH-10, none missing; a case's messages
+    # in the order they were queued (a report's ORU before its correction's), whichever
+    # processes queued and delivered them
+    for peer, kind, messages in ((ehr, "ORU", reports + corrections),
+                                 (accounting, "FT1", reports)):  # a DFT: an FT1 per act
         effects = {k: v for k, v in logical_effects(peer.messages).items() if k[0] == kind}
         assert all(len(v) == 1 for v in effects.values()), peer.name
-        assert len(set().union(*effects.values())) == reports, peer.name
+        assert len(set().union(*effects.values())) == messages, peer.name
         assert sum(redelivered(peer.messages).values()) <= 1, redelivered(peer.messages)
-        queued = [json.loads(bytes(payload))["control_id"] for (payload,) in _rows(
-            engine, "SELECT payload FROM outbox WHERE destination = :d ORDER BY id",
-            d=peer.name)]
-        assert first_arrivals(peer.messages) == queued, peer.name
+        queued: dict[str, list[str]] = {}
+        for accession, payload in _rows(engine, "SELECT accession, payload FROM outbox "
+                                        "WHERE destination = :d ORDER BY id", d=peer.name):
+            queued.setdefault(accession, []).append(json.loads(bytes(payload))["control_id"])
+        arrived = first_arrivals(peer.messages)
+        assert sorted(arrived) == sorted(sum(queued.values(), [])), peer.name
+        for ids in queued.values():
+            assert [cid for cid in arrived if cid in ids] == ids, peer.name
 
     # process 0's leases are held by a live process now
     owners = {_pid_of(owner) for (owner,) in _rows(engine, "SELECT owner FROM leases")}
     assert owners and owners <= {procs[1].proc.pid, procs[2].proc.pid}
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _listening(port: int) -> set[int]:
+    """Pids of the processes listening on `port` (ss -ltnp)."""
+    out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True,
+                         check=True).stdout
+    return {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
+
+
+@pytest.mark.postgres
+def test_serve_workers_listen_on_one_address_and_a_killed_worker_is_started_again(
+        tmp_path, postgres_server, orthanc):
+    ehr, accounting = Peer("ehr").start(), Peer("accounting").start()
+    hl7_port = free_port((ehr.port, accounting.port))
+    http_port = free_port((ehr.port, accounting.port, hl7_port))
+    config = _config(tmp_path / "telederm.toml", data_dir=tmp_path / "data",
+                     db_url=postgres_server.fresh_url(), orthanc=orthanc, http_port=http_port,
+                     hl7_port=hl7_port, ehr=ehr.port, accounting=accounting.port,
+                     token=secrets.token_urlsafe(16))
+    out = tmp_path / "serve.out"
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "connector.entrypoints.cli", "serve",
+                                 "--config", str(config), "--workers", "2"], stdout=sink,
+                                stderr=subprocess.STDOUT, env=clean_env())
+    try:
+        wait_until(lambda: proc.poll() is not None or "2 workers serving" in out.read_text(),
+                   DEADLINE, "serve --workers 2 to announce itself")
+        assert proc.poll() is None, out.read_text()
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        assert _listening(hl7_port) == _listening(http_port) == set(workers)
+        for n in range(4):  # a connection each: whichever worker the kernel picks answers
+            connection = MllpConnection("127.0.0.1", hl7_port)
+            assert connection.send(order(f"WK{n}", f"PL-WK-{n}", 300000 + n),
+                                   timeout=30).code == "AA"
+            connection.close()
+
+        subprocess.run(["kill", "-KILL", str(workers[0])], check=True)
+        wait_until(lambda: len(set(_children(proc.pid)) - {workers[0]}) == 2, DEADLINE,
+                   "the killed worker started again")
+        restarted = (set(_children(proc.pid)) - set(workers)).pop()
+        wait_until(lambda: restarted in _listening(hl7_port), DEADLINE,
+                   "the new worker listening")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(DEADLINE)
+        ehr.stop()
+        accounting.stop()
+    assert code == 0, out.read_text()
+    assert not any(process_alive(pid) for pid in (*workers, restarted))
+
+
+def test_serve_workers_refuses_a_sqlite_store_in_one_line(tmp_path):
+    config = tmp_path / "telederm.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n', encoding="utf-8")
+    line = one_error_line(telederm("serve", "--config", config, "--workers", "3"), 2)
+    assert "several workers need a PostgreSQL store (database.url)" in line
