@@ -119,3 +119,23 @@ def test_inbox_messages_claimed_by_another_transaction_are_skipped_until_it_ends
         inbox.finish(applying, claimed[0].id, "done", accession=None)
     with second.begin() as other:  # the first one's, finished, is never taken again
         assert [row.id for row in inbox.pending(other, 10)] == [claimed[1].id]
+
+
+@pytest.mark.postgres
+def test_a_case_loaded_by_one_transaction_waits_for_it_in_another(pair):
+    """A step's load-decide-save on a case is not interleaved with another process's: the
+    second load waits for the first transaction (here: gives up after a second)."""
+    from sqlalchemy.exc import OperationalError
+
+    from connector.store import cases
+    from tests.support.store_samples import open_case
+
+    first, second = pair
+    with first.begin() as conn:
+        case = open_case(conn)
+    with first.begin() as holding:
+        cases.load(holding, case.accession)
+        with second.begin() as other:
+            _no_waiting(other)
+            with pytest.raises(OperationalError, match="lock timeout"):
+                cases.load(other, case.accession)
