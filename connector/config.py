@@ -451,6 +451,10 @@ class LogSection(SiteModel):
 class WorkerSection(SiteModel):
     poll_seconds: float = 0.5
     max_attempts: int = 20  # outbox deliveries before an item is dead
+    # How long a claim lasts: an outbox item in delivery, and the work one process owns at a
+    # time (the Orthanc changes cursor, the timers). A process that dies holds them this long;
+    # it must exceed the longest delivery (a destination's answer timeout).
+    lease_seconds: Annotated[float, Field(gt=0)] = 60.0
 
 
 MAX_FORWARD_NAME = 40  # outbox lines are named "dicom:<name>", at most 50 characters

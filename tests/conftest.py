@@ -2,7 +2,8 @@
 
 `orthanc` is one Debian Orthanc (with the TeleDerm plugin and DICOMweb) per test module;
 `orthanc_factory` starts extra instances with their own settings (e.g. a `connector_url`) and
-stops them when the test ends. They are here, at the root, so that a test in any folder can
+stops them when the test ends; `postgres_server` is a throwaway PostgreSQL cluster for the
+session (tests marked `postgres`). They are here, at the root, so that a test in any folder can
 ask for them. Fixtures used by one folder only are in that folder's conftest.py; plain helpers
 are in `tests.support`.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.orthanc import RunningOrthanc, start_orthanc
+from tests.support.postgres import running_postgres
 
 
 @pytest.fixture(scope="module")
@@ -38,3 +40,10 @@ def orthanc_factory(tmp_path_factory):
     yield start
     for running in started:
         running.managed.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster for the session; `fresh_url()` gives each test a database."""
+    with running_postgres() as server:
+        yield server

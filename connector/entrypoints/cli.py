@@ -37,7 +37,14 @@ def cmd_serve(args) -> int:
     from ..runtime.logs import configure
     from ..runtime.server import RunningConnector
     config = _config(args)
-    running = RunningConnector(config).start()  # a start-up failure stays one line
+    if args.worker_index is None and args.workers != 1:
+        return _serve_workers(args, config)
+    if args.worker_index is None:
+        running = RunningConnector(config)
+    else:  # one of `--workers N` (runtime/supervisor.py)
+        running = RunningConnector(config, reuse_port=True, channels=args.worker_index == 0,
+                                   manage_orthanc=False)
+    running.start()  # a start-up failure stays one line
     if not args.debug:
         configure(config.log.level, config.log.format)
     print(f"telederm: serving HL7 on {config.hl7.listen}, HTTP on {config.http.listen}, "
@@ -45,6 +52,27 @@ def cmd_serve(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: running.stop())
     try:
         running.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.stop()
+    return 0
+
+
+def _serve_workers(args, config) -> int:
+    """`serve --workers N`: N serving processes on the same addresses (runtime/supervisor.py)."""
+    from ..runtime import supervisor
+    from ..runtime.logs import configure
+    supervisor.check(config, args.workers)
+    if not args.debug:
+        configure(config.log.level, config.log.format)
+    running = supervisor.Supervisor(config, args.workers, args.config, debug=args.debug)
+    signal.signal(signal.SIGTERM, lambda *_: running.stopping.set())
+    try:
+        running.start()
+        print(f"telederm: {args.workers} workers serving HL7 on {config.hl7.listen}, HTTP on "
+              f"{config.http.listen}", flush=True)
+        running.run()
     except KeyboardInterrupt:
         pass
     finally:
@@ -796,6 +824,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = with_config(sub.add_parser("serve", help="run the connector (listeners, API, workers)"))
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="serving processes on this machine, sharing the listening addresses "
+                        "(SO_REUSEPORT) and the store (PostgreSQL when N > 1)")
+    p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("wrap", help="offline: wrap images as DICOM Part-10 files")

@@ -65,8 +65,11 @@ class MllpListener:
                  max_size: int = 20 * 1024 * 1024, idle_timeout: float | None = 300.0,
                  read_timeout: float | None = 60.0, ssl: ssl_module.SSLContext | None = None,
                  name: str = "hl7", sending: tuple[str, str] = ("TELEDERM", "TELEDERM"),
-                 batch_handler: BatchHandler | None = None):
+                 batch_handler: BatchHandler | None = None, reuse_port: bool = False):
         self.host, self.port = host, port
+        # SO_REUSEPORT: several processes listen on one address, the kernel spreads the
+        # connections between them (`telederm serve --workers N`).
+        self.reuse_port = reuse_port
         self.handler = handler
         self.max_size = max_size
         self.idle_timeout = idle_timeout  # silent seconds between frames before closing
@@ -85,6 +88,7 @@ class MllpListener:
     async def start(self) -> None:
         self._server = await asyncio.get_running_loop().create_server(
             lambda: _Connection(self), self.host, self.port, ssl=self.ssl,
+            reuse_port=self.reuse_port or None,
             ssl_handshake_timeout=(self.read_timeout or None) if self.ssl else None)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("HL7 listener %s on %s:%s%s", self.name, self.host, self.port,

@@ -1,5 +1,9 @@
 """Storage mode (`[hl7] ack_mode = "storage"`): messages acknowledged once stored are applied
-here, in arrival order, by one thread.
+here, in arrival order, by one thread; with several processes on one PostgreSQL store, by one
+of them at a time (each pass holds a transaction-scoped advisory lock, and claims its rows
+`FOR UPDATE SKIP LOCKED`), so a message applied by one process is never applied, or failed,
+again by another. A process that dies mid-pass rolls back: its messages stay pending and the
+next pass, of any process, takes them.
 
 Each stored message is routed as the intake would have (`entrypoints.hl7_routes.route`), as of
 when it was received, marked `done`, or `failed` with the ERR its ACK would have carried in
@@ -24,6 +28,10 @@ from ..workflow import notify_status, update_patient
 
 log = logging.getLogger("connector.hl7.inbound")
 
+# The lock a pass holds for its transaction (store/leases.py `exclusive`), so that with several
+# processes on one PostgreSQL store one applier at a time takes the oldest messages, in order.
+APPLIER = "inbox-applier"
+
 # While messages keep arriving (an intake transaction in the last QUIET seconds), the applier
 # waits: answering senders comes first, and stored messages are applied in the gaps, at most
 # DEFER seconds after they stopped being applied.
@@ -32,13 +40,16 @@ QUIET, DEFER = 0.02, 5.0
 
 def process_pending(services: Services, limit: int = 500) -> int:
     """Apply messages acknowledged once stored, oldest first, in one transaction; return how
-    many were taken (fewer than `limit` when an intake transaction asks to pass).
+    many were taken (fewer than `limit` when an intake transaction asks to pass; 0 when
+    another process's pass is running).
 
     A message whose content the case store refuses (a cancel for an unknown order, a change to
     an answered case ...) is marked `failed` with the HL7 error its ACK would have carried; the
     next ones go on. The database being unavailable stops the pass (retried)."""
     taken = 0
     with services.unit() as uow:
+        if not uow.leases.exclusive(APPLIER):
+            return 0  # another process's applier is at work: arrival order is one line
         for row in uow.inbox.pending(limit):
             _apply_pending(uow.at(Moment.from_iso(row.received_at)), row)
             taken += 1

@@ -2,7 +2,8 @@
 points at an existing Orthanc) a managed Orthanc, run together in one process; with them, when
 configured, the DICOM C-STORE SCP (`[dicom] listen`) and the watched folder (`[watch] folder`).
 
-`RunningConnector` runs the same thing on a background thread for the demo and the tests.
+`RunningConnector` runs the same thing on a background thread for the demo and the tests;
+`telederm serve --workers N` runs N of them in child processes (runtime/supervisor.py).
 """
 
 from __future__ import annotations
@@ -60,6 +61,26 @@ def _tls_context(spec: Hl7Listener | HttpSection | DicomSection, where: str) -> 
                           require_client_cert=spec.require_client_cert, where=where)
 
 
+def start_managed(config: Config, token: str) -> tuple[ManagedOrthanc, bool, str]:
+    """The managed Orthanc, running: started here with this run's internal `token` (True: this
+    process stops it on exit), or already running. Also the token its plugin calls us with:
+    `token`, or the one of the run that started it."""
+    orthanc = managed_orthanc(config, token)
+    started = False
+    if not orthanc.status()["running"]:
+        orthanc.start()
+        started = True
+    else:
+        token = orthanc.written_token() or token
+        if orthanc.orphaned():  # a serve killed before it could stop it
+            log.warning("using the Orthanc a previous run left running; it is stopped on exit")
+            started = True
+        # else an Orthanc of `telederm orthanc start` (or of another serve): theirs to stop
+    if started:
+        orthanc.claim(os.getpid())
+    return orthanc, started, token
+
+
 def _bind_error(key: str, address: str, exc: OSError) -> ConnectorError:
     return ConnectorError(f"cannot listen on {address}: {exc.strerror or exc}", where=key,
                           hint=f"free that port or change {key} in the config")
@@ -69,8 +90,16 @@ class RunningConnector:
     """Start everything, wait until it answers, stop it in reverse order."""
 
     def __init__(self, config: Config, services: Services | None = None, *,
-                 http_limits: HttpLimits | None = None):
+                 http_limits: HttpLimits | None = None, reuse_port: bool = False,
+                 channels: bool = True, manage_orthanc: bool = True):
         self.config = with_orthanc_password(config)
+        # One of several processes on the same addresses (runtime/supervisor.py): the MLLP and
+        # HTTP sockets are bound with SO_REUSEPORT; the DICOM SCP and the watched folder run
+        # in the process given `channels` only (one port, one folder to drain), and the
+        # supervisor, not they, starts and stops the managed Orthanc (`manage_orthanc` False).
+        self.reuse_port = reuse_port
+        self.channels = channels
+        self.manage_orthanc = manage_orthanc
         self.services = services or build(config)
         self.http_limits = http_limits or HttpLimits()  # body size, slow-client timeouts
         self.orthanc: ManagedOrthanc | None = None
@@ -91,21 +120,12 @@ class RunningConnector:
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self, timeout: float = 60) -> "RunningConnector":
-        if self.config.orthanc.managed:
-            self.orthanc = managed_orthanc(self.config, self.services.internal_token)
-            if not self.orthanc.status()["running"]:
-                self.orthanc.start()  # with this run's internal token
-                self._started_orthanc = True
-            else:  # its plugin holds the token of the run that started it: take that one
-                self.services.internal_token = (self.orthanc.written_token()
-                                                or self.services.internal_token)
-                if self.orthanc.orphaned():  # a serve killed before it could stop it
-                    log.warning("using the Orthanc a previous run left running; it is stopped "
-                                "on exit")
-                    self._started_orthanc = True
-                # else an Orthanc of `telederm orthanc start` (or of another serve): theirs
-            if self._started_orthanc:
-                self.orthanc.claim(os.getpid())
+        if self.config.orthanc.managed and self.manage_orthanc:
+            self.orthanc, self._started_orthanc, self.services.internal_token = start_managed(
+                self.config, self.services.internal_token)
+        elif self.config.orthanc.managed:  # a worker of `serve --workers`: the supervisor's
+            self.services.internal_token = (managed_orthanc(self.config).written_token()
+                                            or self.services.internal_token)
         self._thread = threading.Thread(target=self._run_loop, name="connector-io", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout) or self._error:
@@ -122,7 +142,8 @@ class RunningConnector:
                                          args=(self.services, self._stop_worker),
                                          name="inbox-applier", daemon=True)
         self._applier.start()
-        self._start_channels()
+        if self.channels:
+            self._start_channels()
         return self
 
     def _start_channels(self) -> None:
@@ -216,6 +237,8 @@ class RunningConnector:
             raise
         http_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         http_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.reuse_port:
+            http_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             http_socket.bind((http_host, http_port))
         except OSError as exc:
@@ -272,7 +295,8 @@ class RunningConnector:
                 listener = MllpListener(
                     host, port, handle, max_size=int(config.hl7.max_message_mb * 1024 * 1024),
                     idle_timeout=config.hl7.idle_timeout, read_timeout=config.hl7.read_timeout,
-                    ssl=context, name=spec.name, batch_handler=handle_batch)
+                    ssl=context, name=spec.name, batch_handler=handle_batch,
+                    reuse_port=self.reuse_port)
                 try:
                     await listener.start()
                 except OSError as exc:

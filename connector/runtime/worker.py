@@ -20,7 +20,12 @@ still makes its case READY.
 
 Every pass also fires the care network's timers that are due (`fire_timers`: reminders and
 escalations, `escalate_case`); they are rows in the store, so a restart loses none, and each
-is claimed in the transaction that performs it, so none fires twice. Every CHECKPOINT_SECONDS,
+is claimed in the transaction that performs it, so none fires twice.
+
+Several processes may share one PostgreSQL store (`telederm serve --workers N`, or nodes):
+outbox items are leased (`[worker] lease_seconds`; the leases of a process that died run out
+and its items are claimed by the others), and the timers and the Changes Log cursor are each
+followed by the one process holding their lease (`_Owned`, store/leases.py). Every CHECKPOINT_SECONDS,
 and once when it stops, it anchors the audit chain's head outside the database
 (connector/audit.py).
 
@@ -34,6 +39,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import secrets
 import socket
 import threading
 import time
@@ -63,6 +70,11 @@ log = logging.getLogger("connector.worker")
 WORKLIST_SWEEP_SECONDS = 5.0
 # How often it reads Orthanc's Changes Log for stable studies it was not told about.
 CATCH_UP_SECONDS = 10.0
+# The work one process at a time does when several share a PostgreSQL store (leases).
+TIMERS = "routing-timers"
+CHANGES = catch_up.LEASE
+OWNED = (TIMERS, CHANGES)
+RENEW_SECONDS = 5.0
 # How long, when stopping, the lanes may take to finish the item in hand (an ACK being waited for).
 LANE_STOP_SECONDS = 25.0
 
@@ -216,7 +228,8 @@ def _claim(services: Services, *, exclude: tuple[str, ...] = ()) -> list[Item]:
     """Lease the due head item of each destination (not of those in `exclude`), in a
     transaction of its own."""
     with services.unit() as uow:
-        return uow.outbox.claim_in(uow.moment.utc, exclude=exclude)
+        return uow.outbox.claim_in(uow.moment.utc, services.config.worker.lease_seconds,
+                                   exclude=exclude)
 
 
 def attempt(services: Services, item: Item, *, claim_next: bool = False) -> Item | None:
@@ -237,8 +250,9 @@ def attempt(services: Services, item: Item, *, claim_next: bool = False) -> Item
                 for hook in ON_DEAD.get(item.kind, ()):
                     hook(services, uow, item, exc)
             if claim_next:
-                following = uow.outbox.claim_in(uow.moment.utc, limit=1,
-                                                destination=item.destination)
+                following = uow.outbox.claim_in(uow.moment.utc,
+                                                services.config.worker.lease_seconds,
+                                                limit=1, destination=item.destination)
         log.warning("outbox %s %s (%s) failed, now %s: %s", item.id, item.kind,
                     item.accession or "-", status, exc)
         return following[0] if following else None
@@ -247,7 +261,8 @@ def attempt(services: Services, item: Item, *, claim_next: bool = False) -> Item
         for hook in ON_DONE.get(item.kind, ()):
             hook(services, uow, item)
         if claim_next:
-            following = uow.outbox.claim_in(uow.moment.utc, limit=1,
+            following = uow.outbox.claim_in(uow.moment.utc,
+                                            services.config.worker.lease_seconds, limit=1,
                                             destination=item.destination)
     if item.kind == "hl7.send":  # type and control id only: the message holds patient data
         header = salvage_header(json.loads(item.payload)["message"].encode("utf-8"))
@@ -274,6 +289,49 @@ def _lane(services: Services, item: Item, stop: threading.Event) -> None:
             return
 
 
+class _Owned:
+    """The work one process at a time does (store/leases.py `hold`): the leases of OWNED this
+    process holds, taken or renewed every third of `[worker] lease_seconds` (at most every
+    RENEW_SECONDS), so a holder that keeps running never loses them and one that died loses
+    them once they expire."""
+
+    def __init__(self, services: Services):
+        self.services = services
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.seconds = services.config.worker.lease_seconds
+        self.held: frozenset[str] = frozenset()
+        self._renewed: float | None = None
+
+    def refresh(self) -> frozenset[str]:
+        if (self._renewed is not None
+                and time.monotonic() - self._renewed < min(self.seconds / 3, RENEW_SECONDS)):
+            return self.held
+        self._renewed = time.monotonic()
+        try:
+            with self.services.unit() as uow:
+                held = frozenset(name for name in OWNED if uow.leases.hold(
+                    name, self.owner, uow.moment.utc, self.seconds))
+        except Exception:  # noqa: BLE001 - the database briefly down: nothing held meanwhile
+            log.exception("leases not renewed")
+            held = frozenset()
+        for name in sorted(held - self.held):
+            log.info("lease %s taken (%s)", name, self.owner)
+        for name in sorted(self.held - held):
+            log.warning("lease %s lost to another process", name)
+        self.held = held
+        return held
+
+    def release(self) -> None:
+        """Give the leases up (a clean stop): another process takes them at its next renewal."""
+        try:
+            with self.services.unit() as uow:
+                for name in self.held:
+                    uow.leases.release(name, self.owner)
+        except Exception:  # noqa: BLE001 - they then expire on their own
+            log.exception("leases not released")
+        self.held = frozenset()
+
+
 def _release_leases(services: Services) -> None:
     """Void the leases of a worker that died (SQLite only: there, the serving process is the
     only worker; several workers share a PostgreSQL store and keep their leases)."""
@@ -292,6 +350,7 @@ def run_forever(services: Services, stop: threading.Event) -> None:
         _release_leases(services)
     except Exception:  # noqa: BLE001 - the leases then run out on their own
         log.exception("outbox: could not release old leases")
+    owned = _Owned(services)
     lanes: dict[str, threading.Thread] = {}
     last_sweep = last_catch_up = last_checkpoint = None
     catch_up_failing = False
@@ -308,8 +367,10 @@ def run_forever(services: Services, stop: threading.Event) -> None:
                                     name=f"outbox-{item.destination}")
             lanes[item.destination] = lane
             lane.start()
+        held = owned.refresh()
         try:
-            fire_timers(services)
+            if TIMERS in held:
+                fire_timers(services)
         except Exception:  # noqa: BLE001 - e.g. database briefly locked: the next pass
             log.exception("timers pass failed")
         if last_checkpoint is None or time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
@@ -321,10 +382,11 @@ def run_forever(services: Services, stop: threading.Event) -> None:
                 publish_worklist.retire(services)
             except Exception:  # noqa: BLE001 - a full disk or locked database: next sweep
                 log.exception("worklist sweep failed")
-        if last_catch_up is None or time.monotonic() - last_catch_up >= CATCH_UP_SECONDS:
+        if CHANGES in held and (last_catch_up is None
+                                or time.monotonic() - last_catch_up >= CATCH_UP_SECONDS):
             last_catch_up = time.monotonic()
             try:
-                catch_up.run_once(services)
+                catch_up.run_once(services, owner=owned.owner, lease_seconds=owned.seconds)
                 if catch_up_failing:
                     log.info("Orthanc changes catch-up works again")
                 catch_up_failing = False
@@ -339,6 +401,7 @@ def run_forever(services: Services, stop: threading.Event) -> None:
     deadline = time.monotonic() + LANE_STOP_SECONDS
     for lane in lanes.values():
         lane.join(max(deadline - time.monotonic(), 0))
+    owned.release()
     _checkpoint(services)  # what this run appended is anchored before the process ends
 
 

@@ -129,8 +129,13 @@ def find_by_placer(conn: Connection, sender: str, placer_order_number: str) -> s
 
 
 def load(conn: Connection, accession: str) -> Case:
+    """The case, its row locked until the caller's transaction ends (PostgreSQL; SQLite has one
+    writer): a step loads, decides on the state it read, and saves, so two steps on one case
+    (a report and a stable-study notice, in two processes) go one after the other and the
+    second sees what the first saved, instead of writing over it."""
     row = conn.execute(select(cases, patients).join(patients, cases.c.patient_pk == patients.c.id)
-                       .where(cases.c.accession == accession)).mappings().first()
+                       .where(cases.c.accession == accession)
+                       .with_for_update(of=cases)).mappings().first()
     if row is None:
         raise NotFound(f"no case with accession {accession}", where="accession",
                        hint="list cases with telederm cases list (or GET /api/cases)")

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlcipher3
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -241,10 +241,17 @@ def _plain_savepoints(engine: Engine) -> None:
                                                               f"ROLLBACK TO SAVEPOINT {name}")
 
 
+_MIGRATING = 0x74656c6564657201  # the advisory lock key of `migrate` ("telederm", 1)
+
+
 def migrate(engine: Engine) -> int:
     """Apply pending migrations; return the schema version now in force."""
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Processes starting together on one database (`serve --workers N`, nodes)
+                # migrate one after the other: the next sees the versions the first applied.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATING})
             schema.schema_version.create(conn, checkfirst=True)
             done = {row.version for row in conn.execute(select(schema.schema_version.c.version))}
             for version, name, upgrade in MIGRATIONS:

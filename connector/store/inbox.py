@@ -22,8 +22,12 @@ from .schema import inbox
 _STORED_ACK = "SELECT ack FROM inbox WHERE sender = ? AND control_id = ?"
 _INSERT = ("INSERT INTO inbox (sender, control_id, message_type, received_at, raw, ack, ack_code,"
            " accession, state, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '')")
+# PostgreSQL: the rows are locked until the applying transaction ends (committed `done` or
+# `failed`, or rolled back when its process dies), and rows another transaction holds are
+# skipped: a message is applied once. SQLite renders no FOR UPDATE (one writer at a time).
 _PENDING = (select(inbox.c.id, inbox.c.raw, inbox.c.received_at, inbox.c.ack_code)
-            .where(inbox.c.state == "pending").order_by(inbox.c.id).limit(bindparam("n")))
+            .where(inbox.c.state == "pending").order_by(inbox.c.id).limit(bindparam("n"))
+            .with_for_update(skip_locked=True))
 _FINISH = "UPDATE inbox SET state = ?, outcome = ?, accession = ? WHERE id = ?"
 
 
@@ -48,7 +52,8 @@ def record(conn: Connection, *, sender: str, control_id: str, message_type: str,
 
 
 def pending(conn: Connection, limit: int) -> list[Pending]:
-    """The oldest messages stored but not applied yet, in arrival order."""
+    """Claim the oldest messages stored but not applied yet, in arrival order, for the rest
+    of the caller's transaction (PostgreSQL: none another transaction has claimed)."""
     return [Pending(row.id, row.raw, row.received_at, row.ack_code)
             for row in conn.execute(_PENDING, {"n": limit})]
 

@@ -2,8 +2,11 @@
 transaction as the state change that causes them, then performed by workers.
 
 Order is kept per destination: only the oldest pending item of a destination is ever claimed,
-so a later message never overtakes an earlier one. A claim takes a lease; a worker that dies
-loses its lease and the item is claimed again. Failures back off exponentially with jitter and
+so a later message never overtakes an earlier one. A claim takes a lease (`lease_until`); a
+worker that dies (even SIGKILLed) renews nothing, and once the lease has expired the item is
+claimed again, by any process sharing the store. On PostgreSQL the claim reads the heads
+`FOR UPDATE SKIP LOCKED`, so processes claiming at the same moment take different
+destinations instead of queueing on one row. Failures back off exponentially with jitter and
 become `dead` (with the reason) after the configured attempts, which unblocks the destination.
 Each item has a unique idempotency key: enqueuing the same effect twice is a no-op.
 
@@ -78,15 +81,17 @@ def claim_in(conn: Connection, now: dt.datetime, lease_seconds: float = 60, limi
     if exclude:
         heads = heads.where(outbox.c.destination.not_in(exclude))
     heads = heads.group_by(outbox.c.destination)
+    # PostgreSQL: the heads another process is claiming right now (row-locked by its claim)
+    # are skipped, not waited for; SQLite renders no FOR UPDATE (one writer at a time).
     rows = conn.execute(select(outbox).where(
         outbox.c.id.in_(heads),
         outbox.c.next_attempt_at <= now_s,
         or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now_s),
-    ).order_by(outbox.c.id).limit(limit)).all()
+    ).order_by(outbox.c.id).limit(limit).with_for_update(skip_locked=True)).all()
     items = []
     for row in rows:
-        # Checked again as the row is now (not as the read above saw it): with several
-        # workers (PostgreSQL), another may have leased it, or delivered it, meanwhile.
+        # Checked again as the row is now (not as the read above saw it): another process
+        # may have leased it, or delivered it, between its commit and our lock.
         got = conn.execute(update(outbox).where(and_(
             outbox.c.id == row.id,
             outbox.c.status == "pending",

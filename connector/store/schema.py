@@ -354,3 +354,15 @@ absences = Table(
     Column("note", Text, nullable=False, default=""),
     Column("created_at", String(32), nullable=False),
 )
+
+# Work that one process at a time does (the Orthanc Changes Log cursor, the routing timers),
+# owned by the process that last renewed the lease; another takes it once `expires_at` passed
+# (a holder SIGKILLed renews nothing). Used on PostgreSQL only: on SQLite one process serves
+# (connector/store/leases.py).
+leases = Table(
+    "leases", metadata,
+    Column("name", String(50), primary_key=True),
+    Column("owner", String(120), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+    Column("renewed_at", String(32), nullable=False),
+)

@@ -6,7 +6,7 @@ report rows, outbox effects, audit rows) goes through `uow`'s repositories and c
 together when the `with store.unit(...)` block ends, or not at all. Steps never see a
 connection or SQL: the repositories are the store modules (`cases`, `images`, `reports`,
 `charges`, `outbox`, `audit`, `inbox`, `counters`, `users`, `tokens`, `forwarded`,
-`routing`, `identity`, `follow_ups`) with this transaction bound as their first argument, so
+`routing`, `identity`, `follow_ups`, `leases`) with this transaction bound as their first argument, so
 `uow.cases.load(accession)` is `cases.load(conn, accession)`.
 """
 
@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from ..domain.errors import StoreUnavailable
 from ..domain.moment import Moment
 from . import (audit, cases, charges, counters, follow_ups, forwarded, identity, images, inbox,
-               outbox, queries, reports, routing, tokens, users)
+               leases, outbox, queries, reports, routing, tokens, users)
 from .db import WriterGate, engine_and_gate
 
 
@@ -74,6 +74,7 @@ class UnitOfWork:
         self.tokens = Repository(tokens, conn)
         self.identity = Repository(identity, conn)
         self.follow_ups = Repository(follow_ups, conn)
+        self.leases = Repository(leases, conn)
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator["UnitOfWork"]:

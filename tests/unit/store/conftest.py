@@ -1,21 +1,13 @@
 """Fixtures for store tests: `engine`, a migrated store, once as a SQLite file in tmp_path (the
 embedded default) and once as a database of a throwaway PostgreSQL cluster (the scaled mode's
-store, marked `postgres`), so that every store test runs on both; `postgres_server`, that
-cluster, started once for the session (tests/support/postgres.py).
+store, marked `postgres`), so that every store test runs on both (`postgres_server`, that
+cluster, is in tests/conftest.py).
 """
 
 import pytest
 
 from connector.store.db import make_engine, migrate
-from tests.support.postgres import running_postgres
 from tests.support.store_samples import TEST_AUDIT_KEY
-
-
-@pytest.fixture(scope="session")
-def postgres_server():
-    """A throwaway PostgreSQL cluster for the session; `fresh_url()` gives each test a database."""
-    with running_postgres() as server:
-        yield server
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -47,7 +47,7 @@ def test_migrate_creates_every_table_when_database_is_new(tmp_path):
     assert names == {"schema_version", "counters", "patients", "cases", "images", "reports",
                      "charges", "inbox", "outbox", "audit", "users", "sessions", "forwarded",
                      "timers", "absences", "api_tokens", "patient_identifiers",
-                     "identity_incidents", "follow_ups", "patient_links"}
+                     "identity_incidents", "follow_ups", "patient_links", "leases"}
 
 
 def test_migrate_adds_the_forwarded_table_when_the_database_predates_it(tmp_path):
