@@ -8,7 +8,7 @@ from . import (m0001_initial, m0002_image_quality, m0003_billing,
                m0004_identity_questionnaire, m0005_patient_identity,
                m0006_inbox_state, m0007_users, m0008_case_procedure, m0009_forwarded,
                m0010_identifier_forms, m0011_routing, m0012_api_tokens,
-               m0013_identifier_index, m0014_follow_ups)
+               m0013_identifier_index, m0014_follow_ups, m0015_scopes)
 
 MIGRATIONS = [
     (1, "initial", m0001_initial.upgrade),
@@ -25,4 +25,5 @@ MIGRATIONS = [
     (12, "api tokens", m0012_api_tokens.upgrade),
     (13, "identifier index", m0013_identifier_index.upgrade),
     (14, "follow-up requests", m0014_follow_ups.upgrade),
+    (15, "requesting service and scopes", m0015_scopes.upgrade),
 ]
