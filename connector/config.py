@@ -642,19 +642,16 @@ class ApiToken(SiteModel):
 
     @field_validator("scopes")
     @classmethod
-    def _scopes_valid(cls, scopes: tuple[str, ...]) -> tuple[str, ...]:
+    def _scopes_valid(cls, scopes: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        role = info.data.get("role")
+        if scopes and role is not None and role not in SCOPED_ROLES:
+            raise ValueError(f"scopes limit {' and '.join(SCOPED_ROLES)} tokens only; role "
+                             f"{role} reaches cases by its role")
         try:
             parse_scopes(scopes)
         except DomainError as err:
             raise ValueError(err.one_line()) from None
         return scopes
-
-    @model_validator(mode="after")
-    def _scoped_role(self):
-        if self.scopes and self.role not in SCOPED_ROLES:
-            raise ValueError(f"scopes limit {' and '.join(SCOPED_ROLES)} tokens only; a "
-                             f"{self.role} reaches cases by its role")
-        return self
 
     @property
     def reach_scopes(self) -> tuple[Scope, ...] | None:

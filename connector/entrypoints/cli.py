@@ -652,7 +652,7 @@ def _scopes(args) -> str:
     from ..domain.roles import SCOPED_ROLES, parse_scopes
     given = args.scope or []
     if given and args.role not in SCOPED_ROLES:
-        raise DomainError(f"--scope limits {' and '.join(SCOPED_ROLES)} only; a {args.role} "
+        raise DomainError(f"--scope limits {' and '.join(SCOPED_ROLES)} only; role {args.role} "
                           "reaches cases by its role", where="--scope")
     if args.role == "requester" and not given:
         raise DomainError("a requester needs the facilities and services it reaches",

@@ -388,3 +388,23 @@ def test_lists_of_tables_and_secrets_are_not_taken_from_the_environment(tmp_path
      'address="https://e.example/hl7"\napi_key="k"\n', "destinations[0].api_key")])
 def test_a_secret_written_in_the_file_is_refused(tmp_path, text, key):
     assert key_of(refused(write(tmp_path, text))) == key
+
+
+def test_api_token_scopes_are_read_and_none_means_every_case(tmp_path):
+    path = write(tmp_path, '[[api.tokens]]\nname="ehr"\nrole="requester"\ntoken="a"\n'
+                           'scopes=["750712184/DERMATO", "750712184"]\n'
+                           '[[api.tokens]]\nname="old"\nrole="requester"\ntoken="b"\n')
+    scoped, unscoped = load_config(path, {}).api.tokens
+    assert [str(s) for s in scoped.reach_scopes] == ["750712184/DERMATO", "750712184/*"]
+    assert unscoped.reach_scopes is None
+
+
+@pytest.mark.parametrize("body", [
+    'role="requester"\nscopes=["750712184 DERMATO"]\n',
+    'role="requester"\nscopes=["/"]\n',
+    'role="admin"\nscopes=["750712184/DERMATO"]\n',
+    'role="specialist"\nscopes=["750712184/DERMATO"]\n',
+], ids=["space", "empty-parts", "admin", "specialist"])
+def test_api_token_scopes_are_refused_when_malformed_or_on_an_unscoped_role(tmp_path, body):
+    error = refused(write(tmp_path, '[[api.tokens]]\nname="a"\ntoken="x"\n' + body))
+    assert [key_of(p) for p in error.problems] == ["api.tokens[0].scopes"]
