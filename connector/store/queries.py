@@ -363,12 +363,12 @@ def deadlines(conn: Connection, *, start: str = "", end: str = "") -> dict:
     return out
 
 
-def overdue_digest(conn: Connection, now: str) -> dict:
-    """The cases past their deadline, per pool, for a site's notification tooling: no patient
-    data, the accession leads to the case."""
-    rows = conn.execute(select(cases.c.pool, cases.c.accession, cases.c.priority,
-                               cases.c.status, cases.c.assigned_to, cases.c.due_at,
-                               cases.c.escalations).where(_overdue(now))
+def overdue_digest(conn: Connection, now: str, reach: Reach = EVERYTHING) -> dict:
+    """The cases past their deadline within `reach`, per pool, for a site's notification
+    tooling: no patient data, the accession leads to the case."""
+    rows = conn.execute(_reached(select(cases.c.pool, cases.c.accession, cases.c.priority,
+                                        cases.c.status, cases.c.assigned_to, cases.c.due_at,
+                                        cases.c.escalations).where(_overdue(now)), reach)
                         .order_by(cases.c.pool, cases.c.due_at, cases.c.accession)).all()
     pools: dict[str, list] = {}
     for r in rows:

@@ -13,6 +13,7 @@ The real app on a real SQLite store, in-process (no Orthanc: no route here reach
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 import secrets
 import shutil
@@ -271,3 +272,19 @@ def test_every_ui_page_for_every_role_and_reach(site):
                                "version": "0", "status": "OPEN"})
     assert answered.status_code == 409
     assert re.search("another dermatologist|autre dermatologue", answered.text)
+
+
+def test_the_overdue_digest_holds_the_specialists_pools_only(site):
+    services, api, tokens = site["services"], ui.client(site["app"]), site["tokens"]
+    started = services.clock.now
+    services.clock.now = started + dt.timedelta(hours=3)  # both cases past their deadline
+    try:
+        def pools(token: str) -> dict[str, list[str]]:
+            got = api.get("/api/digest/overdue", headers={"Authorization": f"Bearer {token}"})
+            assert got.status_code == 200, got.text
+            return {p["pool"]: [c["accession"] for c in p["cases"]] for p in got.json()["pools"]}
+
+        assert pools(tokens["specialist"]) == {"derm": [site["in"]]}
+        assert pools(tokens["admin"]) == {"derm": [site["in"]], "urgences": [site["out"]]}
+    finally:
+        services.clock.now = started

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, model_validator
 from starlette.exceptions import HTTPException
 
@@ -15,7 +15,7 @@ from ....bootstrap import Services
 from ....domain.errors import NotFound
 from ....workflow import assign_case
 from ....workflow.commands import AssignCase, ReleaseCase
-from ..auth import Principal, on_case, require
+from ..auth import Principal, on_case, reach, require
 from ..deps import services
 
 router = APIRouter()
@@ -115,9 +115,10 @@ def remove_absence(absence_id: int, who: Principal = Depends(require("admin")),
 
 
 @router.get("/api/digest/overdue")
-def overdue_digest(_: Principal = Depends(require("specialist")),
+def overdue_digest(request: Request, who: Principal = Depends(require("specialist")),
                    svc: Services = Depends(services)):
     """The cases past their deadline and still waiting, per pool (no patient data): what a
-    site's daily notification job reads."""
+    site's daily notification job reads (an admin token: every pool; a specialist's: the
+    pools they read)."""
     with svc.reading() as uow:
-        return uow.queries.overdue_digest(svc.moment().iso)
+        return uow.queries.overdue_digest(svc.moment().iso, reach(request, who))
