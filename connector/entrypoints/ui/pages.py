@@ -8,8 +8,8 @@ specialists, who sign with their own RPPS-based id and name (never typed in the 
 back for the case's assignee or an admin. A specialist sees the cases of the pools they read
 (`Pool.admits`, `mappings/routing.toml`; `domain/roles.Reach`), an admin every case; a case
 out of reach is "not found", on its page, its photos and its forms alike. A specialist may not
-answer or decline a case assigned to another member (409, the page says why). Pages with patient data
-are sent with `Cache-Control: no-store`. A form carries the case's status and report version
+answer or decline a case assigned to another member (409, the page says why). Pages with
+patient data are sent with `Cache-Control: no-store`. A form carries the case's status and report version
 as it was shown: when they changed before the form came back (someone else answered, the case
 was cancelled), nothing is recorded and the page says so.
 """
@@ -452,8 +452,9 @@ def hand_back(request: Request, accession: str,
 
 
 def _assignment(request: Request, who: Person, accession: str, done: str, step) -> Response:
-    """Run a take or hand-back step; its refusal is shown on the case page (409 for a case
-    whose state moved on, 403 for a pool the specialist does not read)."""
+    """Run a take or hand-back step on a case within `who`'s reach (else the not-found page);
+    its refusal is shown on the case page (409 for a case whose state moved on, 403 for a
+    member the step refuses)."""
     try:
         with request.app.state.services.unit() as uow:
             _ensure_reach(uow, request, who, accession)
