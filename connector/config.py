@@ -24,7 +24,8 @@ from typing import Annotated, Any, Literal
 from pydantic import (AfterValidator, BaseModel, Field, PrivateAttr, ValidationError,
                       ValidationInfo, field_validator, model_validator)
 
-from .domain.errors import ConfigError
+from .domain.errors import ConfigError, DomainError
+from .domain.roles import SCOPED_ROLES, Scope, parse_scopes
 from .validation import Problems, SiteModel, key_path, render
 
 DEFAULT_WATCH_PATTERN = r"^(?P<accession>[A-Z]{2}\d{8})[_-]"
@@ -709,6 +710,26 @@ class ApiToken(SiteModel):
     # specialist tokens: the IdNatPS of the dermatologist using it, who may then take and hand
     # back cases (`POST /api/cases/{acc}/assign`, `.../release`) as themselves
     practitioner_id: str = ""
+    # requester and device tokens: the FACILITY/SERVICE scopes whose cases it reaches (see
+    # conformance/security.md); none (or "*") is every case, as before scopes existed
+    scopes: tuple[str, ...] = ()
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes_valid(cls, scopes: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        role = info.data.get("role")
+        if scopes and role is not None and role not in SCOPED_ROLES:
+            raise ValueError(f"scopes limit {' and '.join(SCOPED_ROLES)} tokens only; role "
+                             f"{role} reaches cases by its role")
+        try:
+            parse_scopes(scopes)
+        except DomainError as err:
+            raise ValueError(err.one_line()) from None
+        return scopes
+
+    @property
+    def reach_scopes(self) -> tuple[Scope, ...] | None:
+        return parse_scopes(self.scopes)
 
     @model_validator(mode="before")
     @classmethod

@@ -61,7 +61,7 @@ class Pool:
 class Rule:
     pool: str
     facilities: tuple[str, ...]  # FINESS of the requesting facility (ORC-21, ORC-17, MSH-4)
-    services: tuple[str, ...]  # PV1-3.1, the requesting service (point of care)
+    services: tuple[str, ...]  # the requesting service (ORC-17.1, else PV1-3.1)
     codes: tuple[str, ...]  # OBR-4.1, the order's code
     priorities: tuple[str, ...]
     triage: tuple[str, ...]

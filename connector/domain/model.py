@@ -393,7 +393,7 @@ class Order:
     triage: Triage = Triage()                # level "" when never assessed
     facility: Facility | None = None         # the requesting facility, when the order names it
     procedure: str = ""  # the requested procedure's label (OBR-4.2), the study's description
-    service: str = ""     # the requesting service (PV1-3.1 point of care), for routing
+    service: str = ""     # the requesting service (ORC-17.1, else PV1-3.1): routing, scopes
     procedure_code: str = ""  # the order's code (OBR-4.1), for routing
 
     def __post_init__(self):

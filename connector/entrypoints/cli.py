@@ -679,7 +679,8 @@ def cmd_users(args) -> int:
         if args.users_command == "add":
             uow.users.add(**user, now=uow.moment.iso)
             uow.audit.append(at=uow.moment.iso, actor="cli:users", action="user.added",
-                             detail={"login": args.login, "role": args.role})
+                             detail={"login": args.login, "role": args.role,
+                                     "scopes": user["scopes"]})
             print(f"user {args.login} added ({args.role})")
         elif args.users_command == "disable":
             if not uow.users.disable(args.login):
@@ -693,7 +694,7 @@ def cmd_users(args) -> int:
             for u in rows:
                 print(f"{u['login']:<20} {u['role']:<10} {u['name']:<30} "
                       f"{u['practitioner_id'] or '-':<14} "
-                      f"{'disabled' if u['disabled'] else 'active'}")
+                      f"{'disabled' if u['disabled'] else 'active':<8} {u['scopes'] or '*'}")
             print(f"{len(rows)} user(s)")
     return 0
 
@@ -715,6 +716,7 @@ def cmd_tokens(args) -> int:
                               hint="give the IdNatPS (8 + RPPS number)")
         if not 1 <= args.days <= 3650:
             raise DomainError("--days must be between 1 and 3650", where="--days")
+        scopes = _scopes(args)
     services = build(_config(args))
     with services.unit() as uow:
         now = uow.moment
@@ -723,10 +725,10 @@ def cmd_tokens(args) -> int:
             expires = Moment(now.utc + dt.timedelta(days=args.days)).iso
             uow.tokens.create(name=args.name, role=args.role,
                               practitioner_id=args.practitioner_id, secret=secret,
-                              now=now.iso, expires_at=expires)
+                              now=now.iso, expires_at=expires, scopes=scopes)
             uow.audit.append(at=now.iso, actor="cli:tokens", action="token.created",
                              detail={"name": args.name, "role": args.role,
-                                     "expires_at": expires})
+                                     "expires_at": expires, "scopes": scopes})
             print(secret)
             print(f"token {args.name} created ({args.role}, expires {expires[:10]}): "
                   "copy it now, it is not shown again", file=sys.stderr)
@@ -743,9 +745,29 @@ def cmd_tokens(args) -> int:
                 state = ("revoked" if t["revoked_at"] else
                          "expired" if t["expires_at"] <= now.iso else "active")
                 print(f"{t['name']:<24} {t['role']:<10} {t['practitioner_id'] or '-':<14} "
-                      f"{t['expires_at'][:10]:<10} {state}")
+                      f"{t['expires_at'][:10]:<10} {state:<8} {t['scopes'] or '*'}")
             print(f"{len(rows)} token(s)")
     return 0
+
+
+def _scopes(args) -> str:
+    """The --scope options of `users add` / `tokens create`, checked, as stored (space-separated).
+
+    A requester must say which cases it reaches (`--scope '*'` for every one), so that a new
+    person or token never reaches every service by omission; other roles take none (a
+    specialist reaches its routing pools, an admin or manager everything; a device may be
+    limited)."""
+    from ..domain.roles import SCOPED_ROLES, parse_scopes
+    given = args.scope or []
+    if given and args.role not in SCOPED_ROLES:
+        raise DomainError(f"--scope limits {' and '.join(SCOPED_ROLES)} only; role {args.role} "
+                          "reaches cases by its role", where="--scope")
+    if args.role == "requester" and not given:
+        raise DomainError("a requester needs the facilities and services it reaches",
+                          where="--scope", hint="give --scope FINESS/SERVICE (repeatable), "
+                                                "or --scope '*' for every case")
+    scopes = parse_scopes(given)
+    return "" if scopes is None else " ".join(str(s) for s in scopes)
 
 
 def _new_user(args) -> dict:
@@ -766,6 +788,7 @@ def _new_user(args) -> dict:
     if args.role == "specialist" and not args.id:
         raise DomainError("a specialist needs the id they sign with", where="--id",
                           hint="give --id with the IdNatPS (8 + RPPS number)")
+    scopes = _scopes(args)
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -778,7 +801,8 @@ def _new_user(args) -> dict:
     if refused:
         raise DomainError(refused, where="password", hint="choose a longer passphrase")
     return {"login": args.login, "name": name.hl7(), "role": args.role,
-            "practitioner_id": args.id or "", "password": hash_password(password)}
+            "practitioner_id": args.id or "", "password": hash_password(password),
+            "scopes": scopes}
 
 
 def cmd_orthanc(args) -> int:
@@ -952,6 +976,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", required=True, choices=list(USER_ROLES))
     p.add_argument("--name", required=True, metavar="FAMILY^GIVEN")
     p.add_argument("--id", metavar="RPPS", help="IdNatPS the specialist signs with (8 + RPPS)")
+    p.add_argument("--scope", action="append", metavar="FAC/SERVICE",
+                   help="FINESS/SERVICE a requester reaches (FINESS alone: all its services; '*': every case); repeatable, required for a requester")
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from the first line of standard input")
     p.set_defaults(func=cmd_users)
@@ -969,6 +995,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--practitioner-id", default="",
                    help="a specialist token: the IdNatPS its holder signs with")
     p.add_argument("--days", type=int, default=365, help="valid for this many days (365)")
+    p.add_argument("--scope", action="append", metavar="FAC/SERVICE",
+                   help="FINESS/SERVICE a requester reaches (FINESS alone: all its services; '*': every case); repeatable, required for a requester")
     p.set_defaults(func=cmd_tokens)
     with_config(tokens_sub.add_parser("list", help="list tokens (never their secret)")
                 ).set_defaults(func=cmd_tokens)

@@ -36,7 +36,7 @@ _CASE_COLUMNS = ("accession", "sender", "placer_order_number", "study_uid", "sta
                  "created_at", "updated_at", "requester_id_type", "requester_rpps",
                  "facility_finess", "facility_name", "facility_kind", "questionnaire", "consent",
                  "triage_score", "triage_level", "procedure", "pool", "assigned_to", "due_at",
-                 "answered_at", "escalations")
+                 "answered_at", "escalations", "service")
 _CASE_INSERT = driver.insert_sql(cases, _CASE_COLUMNS)
 _BY_PLACER = "SELECT accession FROM cases WHERE sender = ? AND placer_order_number = ?"
 
@@ -120,7 +120,7 @@ def insert(conn: Connection, case: Case, now: str, patient_pk: int | None = None
         order.ordered_at, order.patient_hospitalised, now, now, requester.id_type,
         requester.rpps, facility.finess, facility.name, facility.kind,
         answers_json(order.questionnaire), consent, order.triage.score, order.triage.level,
-        order.procedure, "", "", "", "", 0))
+        order.procedure, "", "", "", "", 0, order.service[:40]))
 
 
 def find_by_placer(conn: Connection, sender: str, placer_order_number: str) -> str | None:
@@ -156,7 +156,7 @@ def load(conn: Connection, accession: str) -> Case:
                   consent=Consent(consent["source"], consent["given_at"]) if consent else None,
                   triage=Triage(row["triage_score"], row["triage_level"],
                                 tuple(f"{a.item}:{v}" for a in answers for v in a.red_flags)),
-                  facility=facility, procedure=row["procedure"])
+                  facility=facility, procedure=row["procedure"], service=row["service"])
     return Case(accession=row["accession"], study_uid=row["study_uid"], order=order,
                 status=CaseStatus(row["status"]))
 

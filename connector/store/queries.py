@@ -14,6 +14,7 @@ from sqlalchemy import and_, case as when, func, literal, or_, select
 from sqlalchemy.engine import Connection
 
 from ..domain.errors import DomainError
+from ..domain.roles import ANY, EVERYTHING, Reach
 from ..domain.states import AWAITING_ANSWER
 from . import cases as cases_store
 from . import identity, inbox
@@ -42,6 +43,7 @@ def _case_dict(row) -> dict:
                       "name": _pn(row.requester_family, row.requester_given)},
         "question": row.question,
         "triage": {"level": row.triage_level, "score": row.triage_score},
+        "service": row.service or None,
         "pool": row.pool or None,
         "assigned_to": row.assigned_to or None,
         "due_at": row.due_at or None,
@@ -88,8 +90,39 @@ def _sort_keys(sort: str) -> tuple[tuple[Any, bool], ...]:
     raise ValueError(f"sort must be one of {', '.join(SORTS)}")
 
 
+def within(reach: Reach):
+    """The SQL form of `Reach.sees`: the cases of the reach's scopes (facility/service pairs)
+    and pools (or assigned to its practitioner, or routed to no pool); None for everything."""
+    if reach.everything:
+        return None
+    parts = []
+    if reach.scopes is not None:
+        parts.append(or_(literal(False), *(and_(
+            *(() if s.facility == ANY else (cases.c.facility_finess == s.facility,)),
+            *(() if s.service == ANY else (cases.c.service == s.service,)), literal(True))
+            for s in reach.scopes)))
+    if reach.pools is not None:
+        pooled = [cases.c.pool == "", cases.c.pool.in_(reach.pools)]
+        if reach.practitioner_id:
+            pooled.append(cases.c.assigned_to == reach.practitioner_id)
+        parts.append(or_(*pooled))
+    return and_(*parts)
+
+
+def _reached(query, reach: Reach):
+    condition = within(reach)
+    return query if condition is None else query.where(condition)
+
+
+def in_reach(conn: Connection, accession: str, reach: Reach = EVERYTHING) -> bool:
+    """Whether the case exists and is within `reach` (callers answer 404 alike otherwise)."""
+    query = _reached(select(cases.c.accession).where(cases.c.accession == accession), reach)
+    return conn.execute(query).first() is not None
+
+
 def _filtered(query, *, status, priority, placer_order_number, patient_id, overdue=None,
-              now="", pool=None, assigned_to=None):
+              now="", pool=None, assigned_to=None, reach: Reach = EVERYTHING):
+    query = _reached(query, reach)
     if overdue is not None and now:
         query = query.where(_overdue(now) if overdue else ~_overdue(now))
     if pool:
@@ -151,14 +184,15 @@ def list_cases(conn: Connection, *, status: str | None = None, priority: str | N
                placer_order_number: str | None = None, patient_id: str | None = None,
                limit: int = 100, sort: str = "created", cursor: str | None = None,
                overdue: bool | None = None, pool: str | None = None,
-               assigned_to: str | None = None, now: str = "") -> CasePage:
-    """One page of the cases matching the filters, in the order of `sort` (see `_sort_keys`),
-    starting after `cursor` (the previous page's `next_cursor`). `now` (stored form) is when
-    `overdue` is judged: past `due_at` and still waiting for an answer."""
+               assigned_to: str | None = None, now: str = "",
+               reach: Reach = EVERYTHING) -> CasePage:
+    """One page of the cases matching the filters and within `reach`, in the order of `sort`
+    (see `_sort_keys`), starting after `cursor` (the previous page's `next_cursor`). `now`
+    (stored form) is when `overdue` is judged: past `due_at` and still waiting for an answer."""
     keys = _sort_keys(sort)
     filters = dict(status=status, priority=priority, placer_order_number=placer_order_number,
                    patient_id=patient_id, overdue=overdue, now=now, pool=pool,
-                   assigned_to=assigned_to)
+                   assigned_to=assigned_to, reach=reach)
     query = _filtered(_base(now).add_columns(*(e.label(f"sort_key_{i}") for i, (e, _) in enumerate(keys))),
                       **filters)
     if cursor is not None:
@@ -174,15 +208,13 @@ def list_cases(conn: Connection, *, status: str | None = None, priority: str | N
 
 
 def worklist(conn: Connection, *, status: str | None = None, limit: int = 500, now: str = "",
-             pools: tuple[str, ...] | None = None) -> list[dict]:
+             reach: Reach = EVERYTHING) -> list[dict]:
     """The cases still waiting for an answer (`AWAITING_ANSWER`, or the one of them given),
     most urgent first (`_sort_keys("triage")`: triage level, score, priority, then the oldest),
-    flagged overdue as of `now`; of the pools in `pools` only, when given (a specialist's)."""
+    flagged overdue as of `now`; within `reach` only (a specialist's pools)."""
     waiting = _WAITING
     wanted = (status,) if status in waiting else waiting
-    query = _base(now).where(cases.c.status.in_(wanted))
-    if pools is not None:
-        query = query.where(cases.c.pool.in_(pools))
+    query = _reached(_base(now).where(cases.c.status.in_(wanted)), reach)
     rows = conn.execute(query
                         .order_by(*(e.desc() if descending else e
                                     for e, descending in _sort_keys("triage")))
@@ -336,12 +368,12 @@ def deadlines(conn: Connection, *, start: str = "", end: str = "") -> dict:
     return out
 
 
-def overdue_digest(conn: Connection, now: str) -> dict:
-    """The cases past their deadline, per pool, for a site's notification tooling: no patient
-    data, the accession leads to the case."""
-    rows = conn.execute(select(cases.c.pool, cases.c.accession, cases.c.priority,
-                               cases.c.status, cases.c.assigned_to, cases.c.due_at,
-                               cases.c.escalations).where(_overdue(now))
+def overdue_digest(conn: Connection, now: str, reach: Reach = EVERYTHING) -> dict:
+    """The cases past their deadline within `reach`, per pool, for a site's notification
+    tooling: no patient data, the accession leads to the case."""
+    rows = conn.execute(_reached(select(cases.c.pool, cases.c.accession, cases.c.priority,
+                                        cases.c.status, cases.c.assigned_to, cases.c.due_at,
+                                        cases.c.escalations).where(_overdue(now)), reach)
                         .order_by(cases.c.pool, cases.c.due_at, cases.c.accession)).all()
     pools: dict[str, list] = {}
     for r in rows:

@@ -124,6 +124,8 @@ cases = Table(
     Column("due_at", String(32), nullable=False, default=""),
     Column("answered_at", String(32), nullable=False, default=""),
     Column("escalations", Integer, nullable=False, default=0),
+    # 0015: the requesting service (ORC-17.1, else PV1-3.1), which requesters' scopes name
+    Column("service", String(40), nullable=False, default=""),
     UniqueConstraint("sender", "placer_order_number"),
 )
 Index("ix_cases_status", cases.c.status)
@@ -296,6 +298,8 @@ users = Table(
     Column("password", Text, nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", String(32), nullable=False),
+    # 0015: FACILITY/SERVICE scopes of a requester, space-separated ("" or "*": every case)
+    Column("scopes", Text, nullable=False, default=""),
 )
 
 # Logged-in browsers (0007): the SHA-256 of the cookie's random id (a copy of the database
@@ -323,6 +327,7 @@ api_tokens = Table(
     Column("created_at", String(32), nullable=False),
     Column("expires_at", String(32), nullable=False),
     Column("revoked_at", String(32), nullable=False, default=""),
+    Column("scopes", Text, nullable=False, default=""),  # 0015, as users.scopes
 )
 
 # Timers of the care network (0008): a reminder before a case's deadline, its escalation

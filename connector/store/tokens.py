@@ -18,22 +18,23 @@ def digest(secret: str) -> str:
 
 
 def create(conn: Connection, *, name: str, role: str, practitioner_id: str, secret: str,
-           now: str, expires_at: str) -> None:
-    """Record a token by its digest; a name already used is a DomainError (nothing written)."""
+           now: str, expires_at: str, scopes: str = "") -> None:
+    """Record a token by its digest; a name already used is a DomainError (nothing written).
+    `scopes` as `users.add`'s."""
     try:
         with conn.begin_nested():
             conn.execute(api_tokens.insert().values(
                 name=name, role=role, practitioner_id=practitioner_id, digest=digest(secret),
-                created_at=now, expires_at=expires_at, revoked_at=""))
+                created_at=now, expires_at=expires_at, revoked_at="", scopes=scopes))
     except IntegrityError:
         raise DomainError(f"token name {name!r} is already used", where="NAME",
                           hint="choose another name, or see telederm tokens list") from None
 
 
 def active(conn: Connection, secret: str, now: str) -> dict | None:
-    """The live token of this secret (name, role, practitioner_id), or None."""
+    """The live token of this secret (name, role, practitioner_id, scopes), or None."""
     row = conn.execute(select(api_tokens.c.name, api_tokens.c.role,
-                              api_tokens.c.practitioner_id)
+                              api_tokens.c.practitioner_id, api_tokens.c.scopes)
                        .where(api_tokens.c.digest == digest(secret),
                               api_tokens.c.revoked_at == "",
                               api_tokens.c.expires_at > now)).mappings().first()

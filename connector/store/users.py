@@ -21,18 +21,19 @@ from .schema import sessions, users
 def _public(row) -> dict:
     """A user without the password record."""
     return {"id": row.id, "login": row.login, "name": row.name, "role": row.role,
-            "practitioner_id": row.practitioner_id, "disabled": row.disabled,
-            "created_at": row.created_at}
+            "practitioner_id": row.practitioner_id, "scopes": row.scopes,
+            "disabled": row.disabled, "created_at": row.created_at}
 
 
 def add(conn: Connection, *, login: str, name: str, role: str, practitioner_id: str,
-        password: str, now: str) -> int:
-    """Insert a user; a login already taken is a DomainError (nothing written)."""
+        password: str, now: str, scopes: str = "") -> int:
+    """Insert a user; a login already taken is a DomainError (nothing written). `scopes`:
+    a requester's FACILITY/SERVICE scopes, space-separated ("" or "*": every case)."""
     try:
         with conn.begin_nested():
             return conn.execute(users.insert().values(
                 login=login, name=name, role=role, practitioner_id=practitioner_id,
-                password=password, disabled=False, created_at=now)).inserted_primary_key[0]
+                password=password, disabled=False, created_at=now, scopes=scopes)).inserted_primary_key[0]
     except IntegrityError:
         raise DomainError(f"login {login!r} is already taken", where="LOGIN",
                           hint="choose another login, or see telederm users list") from None

@@ -181,3 +181,15 @@ def tell(uow: UnitOfWork, case: Case, *, before: Assignment | None, after: Assig
         enqueue_hl7(uow, destination=name, control_id=control_id, message=message,
                     accession=case.accession)
     return control_id
+
+
+def ensure_answerer(uow: UnitOfWork, accession: str, practitioner_id: str) -> None:
+    """A specialist answers (reports, corrects, withdraws, declines) a case waiting in their
+    pool or assigned to them, never one assigned to another member: StateConflict (409) then,
+    naming what to do. Admins and the reporting system's HL7 messages do not pass here."""
+    assignee = uow.routing.assignment(accession).assigned_to
+    if assignee and assignee != practitioner_id:
+        raise StateConflict(f"case {accession} is assigned to another specialist",
+                            where="assigned_to", code="assigned-elsewhere",
+                            hint=f"ask its assignee or an admin to hand it back "
+                                 f"(POST /api/cases/{accession}/release), then take it")

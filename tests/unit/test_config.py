@@ -412,3 +412,23 @@ def test_an_api_requiring_client_certificates_is_refused_with_a_managed_orthanc(
     error = refused(write(tmp_path, text))
     assert "presents no client certificate" in error.text
     assert load_config(write(tmp_path, text + "[orthanc]\nmanaged = false\n"), {}).http.tls
+
+
+def test_api_token_scopes_are_read_and_none_means_every_case(tmp_path):
+    path = write(tmp_path, '[[api.tokens]]\nname="ehr"\nrole="requester"\ntoken="a"\n'
+                           'scopes=["750712184/DERMATO", "750712184"]\n'
+                           '[[api.tokens]]\nname="old"\nrole="requester"\ntoken="b"\n')
+    scoped, unscoped = load_config(path, {}).api.tokens
+    assert [str(s) for s in scoped.reach_scopes] == ["750712184/DERMATO", "750712184/*"]
+    assert unscoped.reach_scopes is None
+
+
+@pytest.mark.parametrize("body", [
+    'role="requester"\nscopes=["750712184 DERMATO"]\n',
+    'role="requester"\nscopes=["/"]\n',
+    'role="admin"\nscopes=["750712184/DERMATO"]\n',
+    'role="specialist"\nscopes=["750712184/DERMATO"]\n',
+], ids=["space", "empty-parts", "admin", "specialist"])
+def test_api_token_scopes_are_refused_when_malformed_or_on_an_unscoped_role(tmp_path, body):
+    error = refused(write(tmp_path, '[[api.tokens]]\nname="a"\ntoken="x"\n' + body))
+    assert [key_of(p) for p in error.problems] == ["api.tokens[0].scopes"]

@@ -5,6 +5,10 @@ the internal token handed to the managed Orthanc's plugin (device), and the stor
 The presented token is compared, by digest and in constant time, with every configured one
 (no early exit, so the time taken says nothing of which or how many matched), then looked up
 by digest in the store.
+
+A principal reaches part of the cases (`domain/roles.Reach`): a requester or device token its
+scopes, a specialist its routing pools. `on_case` guards every route of one case: a case out of
+reach answers the same 404 as one that does not exist, so its existence is not disclosed.
 """
 
 from __future__ import annotations
@@ -17,12 +21,16 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
+from ...domain.errors import NotFound
+from ...domain.roles import Reach, Scope, parse_scopes, reach_of
+
 
 @dataclass(frozen=True)
 class Principal:
     name: str
     role: str
     practitioner_id: str = ""  # a specialist token's IdNatPS (`[[api.tokens]] practitioner_id`)
+    scopes: tuple[Scope, ...] | None = None  # a requester's or device's; None: every case
 
     @property
     def actor(self) -> str:
@@ -31,7 +39,7 @@ class Principal:
 
 def token_table(services) -> list[tuple[bytes, Principal]]:
     """The configured tokens, by the digest of their secret."""
-    table = [(t.token, Principal(t.name, t.role, t.practitioner_id))
+    table = [(t.token, Principal(t.name, t.role, t.practitioner_id, t.reach_scopes))
              for t in services.config.api.tokens]
     if services.config.bootstrap_token:
         table.append((services.config.bootstrap_token, Principal("bootstrap", "admin")))
@@ -58,7 +66,10 @@ def _principal(request: Request, secret: str) -> Principal | None:
     services = request.app.state.services
     with services.reading() as uow:
         row = uow.tokens.active(secret, services.moment().iso)
-    return Principal(row["name"], row["role"], row["practitioner_id"]) if row else None
+    if row is None:
+        return None
+    return Principal(row["name"], row["role"], row["practitioner_id"],
+                     parse_scopes(row["scopes"].split()))
 
 
 def require(*roles: str):
@@ -75,5 +86,29 @@ def require(*roles: str):
         if principal.role == "admin" or principal.role in roles:
             return principal
         raise HTTPException(403, f"role {principal.role} may not do this")
+
+    return dependency
+
+
+def reach(request: Request, who: Principal) -> Reach:
+    """The cases `who` may see and act on."""
+    routing = request.app.state.services.mappings.routing
+    return reach_of(who.role, who.practitioner_id, who.scopes, routing.pools_of)
+
+
+def on_case(*roles: str):
+    """Dependency of a route on one case (`{accession}` in its path): `require(*roles)`, then
+    the case must be within the caller's reach, else 404 exactly as for an absent case."""
+    allowed = require(*roles)
+
+    def dependency(accession: str, request: Request,
+                   who: Principal = Depends(allowed)) -> Principal:
+        services = request.app.state.services
+        with services.reading() as uow:
+            found = uow.queries.in_reach(accession, reach(request, who))
+        if not found:
+            raise NotFound(f"no case with accession {accession}", where="accession",
+                           hint="list cases with GET /api/cases")
+        return who
 
     return dependency

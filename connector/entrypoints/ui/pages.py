@@ -6,8 +6,10 @@ Every page needs a session (else a redirect to /ui/login) and a role: the workli
 and its photos are for specialists and admins; answering, declining and taking for
 specialists, who sign with their own RPPS-based id and name (never typed in the form); handing
 back for the case's assignee or an admin. A specialist sees the cases of the pools they read
-(`Pool.admits`, `mappings/routing.toml`), an admin every case. Pages with patient data
-are sent with `Cache-Control: no-store`. A form carries the case's status and report version
+(`Pool.admits`, `mappings/routing.toml`; `domain/roles.Reach`), an admin every case; a case
+out of reach is "not found", on its page, its photos and its forms alike. A specialist may not
+answer or decline a case assigned to another member (409, the page says why). Pages with
+patient data are sent with `Cache-Control: no-store`. A form carries the case's status and report version
 as it was shown: when they changed before the form came back (someone else answered, the case
 was cancelled), nothing is recorded and the page says so.
 """
@@ -28,6 +30,7 @@ from ...archive.client import viewer_url
 from ...domain.errors import DomainError, NotFound, StateConflict
 from ...domain.model import PersonName, Practitioner, reason_text
 from ...domain.moment import Moment, iso
+from ...domain.roles import Reach, reach_of
 from ...domain.states import AWAITING_ANSWER, CaseStatus
 from ...workflow import assign_case, record_read, record_report, refuse_order
 from ...workflow.commands import AssignCase, DeclineCase, RecordRead, RecordReport, ReleaseCase
@@ -187,11 +190,16 @@ def _age(created_at: str, now: dt.datetime, labels: dict) -> str:
     return labels["age_days"].format(n=minutes // (24 * 60))
 
 
-def _pools_read(request: Request, who: Person) -> tuple[str, ...] | None:
-    """The pools whose cases `who` sees: None (all) for an admin."""
-    if who.role == "admin":
-        return None
-    return request.app.state.services.mappings.routing.pools_of(who.practitioner_id)
+def _reach(request: Request, who: Person) -> Reach:
+    """The cases `who` sees: a specialist their pools', an admin every one."""
+    routing = request.app.state.services.mappings.routing
+    return reach_of(who.role, who.practitioner_id, who.scopes, routing.pools_of)
+
+
+def _ensure_reach(uow, request: Request, who: Person, accession: str) -> None:
+    """NotFound for a case that is absent or out of `who`'s reach alike."""
+    if not uow.queries.in_reach(accession, _reach(request, who)):
+        raise NotFound(f"no case with accession {accession}", where="accession")
 
 
 def _practitioners(uow) -> dict[str, str]:
@@ -209,7 +217,7 @@ def worklist(request: Request, status: str = "", who: Person = Depends(session.p
     now = services.now()
     with services.reading() as uow:
         cases = uow.queries.worklist(status=status or None, now=iso(now),
-                                     pools=_pools_read(request, who))
+                                     reach=_reach(request, who))
         names = _practitioners(uow)
     return render(request, "worklist.html", who=who, cases=cases, statuses=WAITING,
                   selected=status if status in WAITING else "", names=names,
@@ -226,13 +234,11 @@ def _case(request: Request, who: Person, accession: str) -> tuple[dict, dict[str
     """The case as its page shows it, and the names of the practitioners; NotFound also for a
     case of a pool `who` does not read (its existence is not theirs to know)."""
     services = request.app.state.services
-    pools = _pools_read(request, who)
     with services.reading() as uow:
+        _ensure_reach(uow, request, who, accession)
         case = uow.queries.case_with_context(accession, services.mappings.sites,
                                              iso(services.now()))
         names = _practitioners(uow)
-    if case is None or (pools is not None and case["pool"] and case["pool"] not in pools):
-        raise NotFound(f"no case with accession {accession}", where="accession")
     return case, names
 
 
@@ -293,7 +299,8 @@ def thumbnail(request: Request, accession: str, number: int,
     fetched with the connector's own credentials; nothing else of the archive is reachable."""
     services = request.app.state.services
     with services.reading() as uow:
-        case = uow.queries.case_detail(accession)
+        reached = uow.queries.in_reach(accession, _reach(request, who))
+        case = uow.queries.case_detail(accession) if reached else None
     images = case["images"] if case is not None else []
     if not 1 <= number <= len(images):
         return Response(status_code=404, headers=NO_STORE)
@@ -324,6 +331,13 @@ def _check_fresh(uow, accession: str, form) -> None:
         raise _Stale(status)
 
 
+def _may_answer(uow, request: Request, who: Person, accession: str) -> None:
+    """The case is within `who`'s reach (else NotFound) and not assigned to another member
+    (else StateConflict, `assign_case.ensure_answerer`)."""
+    _ensure_reach(uow, request, who, accession)
+    assign_case.ensure_answerer(uow, accession, who.practitioner_id)
+
+
 def _specialist(who: Person) -> Practitioner | None:
     if not who.practitioner_id:
         return None
@@ -343,6 +357,7 @@ async def answer(request: Request, accession: str,
     services = request.app.state.services
     try:
         with services.unit() as uow:
+            _may_answer(uow, request, who, accession)
             _check_fresh(uow, accession, form)
             if not text:
                 raise DomainError("the opinion is empty", where="text")
@@ -372,6 +387,7 @@ async def correct(request: Request, accession: str,
                           reason=reason, error=labels["no_practitioner_id"])
     try:
         with request.app.state.services.unit() as uow:
+            _may_answer(uow, request, who, accession)
             _check_fresh(uow, accession, form)
             if not text:
                 raise DomainError("the opinion is empty", where="text")
@@ -396,6 +412,7 @@ async def decline(request: Request, accession: str,
     services = request.app.state.services
     try:
         with services.unit() as uow:
+            _may_answer(uow, request, who, accession)
             _check_fresh(uow, accession, form)
             refuse_order.decline(DeclineCase(accession, reason, who.actor,
                                              specialist=_specialist(who)), uow)
@@ -435,10 +452,12 @@ def hand_back(request: Request, accession: str,
 
 
 def _assignment(request: Request, who: Person, accession: str, done: str, step) -> Response:
-    """Run a take or hand-back step; its refusal is shown on the case page (409 for a case
-    whose state moved on, 403 for a pool the specialist does not read)."""
+    """Run a take or hand-back step on a case within `who`'s reach (else the not-found page);
+    its refusal is shown on the case page (409 for a case whose state moved on, 403 for a
+    member the step refuses)."""
     try:
         with request.app.state.services.unit() as uow:
+            _ensure_reach(uow, request, who, accession)
             step(uow)
     except NotFound:
         return _case_page(request, who, accession)
@@ -451,6 +470,9 @@ def _assignment(request: Request, who: Person, accession: str, done: str, step) 
 
 def _stale(request: Request, who: Person, accession: str, exc: Exception) -> HTMLResponse:
     labels = i18n.labels()[_lang(request)]
+    if isinstance(exc, StateConflict) and exc.code == "assigned-elsewhere":
+        return _case_page(request, who, accession, status=409,
+                          error=labels["assigned_elsewhere"])
     with request.app.state.services.reading() as uow:
         status = uow.cases.statuses([accession]).get(accession, "")
     text = labels["stale"].format(status=labels["status"].get(status, status))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from ...domain.moment import iso
+from ...domain.roles import Scope, parse_scopes
 
 SESSION_COOKIE = "telederm_session"
 LOGIN_CSRF_COOKIE = "telederm_login_csrf"
@@ -37,6 +38,7 @@ class Person:
     role: str
     practitioner_id: str
     csrf: str
+    scopes: tuple[Scope, ...] | None = None  # a requester's; None: every case
 
     @property
     def actor(self) -> str:
@@ -66,7 +68,7 @@ def current(request: Request) -> Person | None:
         return None
     user = found["user"]
     return Person(user["id"], user["login"], user["name"], user["role"],
-                  user["practitioner_id"], found["csrf"])
+                  user["practitioner_id"], found["csrf"], parse_scopes(user["scopes"].split()))
 
 
 def person(*roles: str):

@@ -9,7 +9,7 @@ from . import (m0001_initial, m0002_image_quality, m0003_billing,
                m0006_inbox_state, m0007_users, m0008_case_procedure, m0009_forwarded,
                m0010_identifier_forms, m0011_routing, m0012_api_tokens,
                m0013_identifier_index, m0014_follow_ups,
-               m0015_identifiers_only_in_index, m0016_leases)
+               m0015_identifiers_only_in_index, m0016_leases, m0017_scopes)
 
 MIGRATIONS = [
     (1, "initial", m0001_initial.upgrade),
@@ -28,4 +28,5 @@ MIGRATIONS = [
     (14, "follow-up requests", m0014_follow_ups.upgrade),
     (15, "identifiers only in the index", m0015_identifiers_only_in_index.upgrade),
     (16, "leases", m0016_leases.upgrade),
+    (17, "requesting service and scopes", m0017_scopes.upgrade),
 ]

@@ -39,20 +39,20 @@ def _status(config, secret: str, path: str = "/api/cases", *, days_later: float 
 
 
 def test_a_created_token_works_with_its_role_until_revoked(config, tmp_path):
-    secret = _create(config, "ehr-cardio", "--role", "requester")
+    secret = _create(config, "ehr-cardio", "--role", "requester", "--scope", "*")
     assert secret.startswith("tdt_") and len(secret) > 40
     assert _status(config, secret) == 200
     assert _status(config, secret, "/api/stats") == 403  # a requester does not read stats
     assert secret.encode() not in (tmp_path / "data" / "telederm.db").read_bytes()
 
     (row, total) = telederm("tokens", "list", "--config", config).stdout.splitlines()
-    assert row.split()[:2] == ["ehr-cardio", "requester"] and row.split()[-1] == "active"
+    assert row.split()[:2] == ["ehr-cardio", "requester"] and row.split()[-2:] == ["active", "*"]
     assert secret not in row and total == "1 token(s)"
 
     revoked = telederm("tokens", "revoke", "ehr-cardio", "--config", config)
     assert revoked.returncode == 0, revoked.stderr
     assert _status(config, secret) == 401
-    assert telederm("tokens", "list", "--config", config).stdout.split()[-3] == "revoked"
+    assert telederm("tokens", "list", "--config", config).stdout.split()[-4] == "revoked"
     audited = telederm("audit", "list", "--config", config).stdout
     assert "token.created" in audited and "token.revoked" in audited and secret not in audited
 
@@ -68,7 +68,12 @@ def test_a_token_is_refused_once_expired(config):
     (["spec", "--role", "specialist"], "(--practitioner-id)"),
     (["x", "--role", "admin", "--days", "0"], "(--days)"),
     (["x", "--role", "boss"], "--role"),
-], ids=["name", "specialist-without-id", "days", "role"])
+    (["ehr", "--role", "requester"], "(--scope)"),
+    (["ehr", "--role", "requester", "--scope", "750712184 DERM"], "(scope)"),
+    (["ehr", "--role", "requester", "--scope", "FAC/a b"], "(scope)"),
+    (["boss", "--role", "admin", "--scope", "750712184/DERM"], "(--scope)"),
+], ids=["name", "specialist-without-id", "days", "role", "requester-without-scope",
+        "scope-with-space", "bad-scope", "admin-with-scope"])
 def test_tokens_create_refuses_bad_input_with_one_line(config, args, where):
     line = one_error_line(telederm("tokens", "create", *args, "--config", config), 2)
     assert where in line

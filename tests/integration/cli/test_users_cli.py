@@ -28,12 +28,13 @@ def test_users_add_list_and_disable_when_input_is_good(config):
     assert added.returncode == 0, added.stderr
     assert added.stdout.strip() == "user jdupont added (specialist)"
     (row, total) = _users(config)
-    assert row.split() == ["jdupont", "specialist", "DUPONT^Jean", "810001234567", "active"]
+    assert row.split() == ["jdupont", "specialist", "DUPONT^Jean", "810001234567", "active",
+                           "*"]
     assert total == "1 user(s)"
     assert PASSWORD not in row
     disabled = telederm("users", "disable", "jdupont", "--config", config)
     assert disabled.returncode == 0, disabled.stderr
-    assert _users(config)[0].split()[-1] == "disabled"
+    assert _users(config)[0].split()[-2] == "disabled"
 
 
 @pytest.mark.parametrize("args, stdin, where", [
@@ -44,8 +45,11 @@ def test_users_add_list_and_disable_when_input_is_good(config):
     (["x", "--role", "admin", "--name", " "], PASSWORD, "(--name)"),
     (["x", "--role", "boss", "--name", "A"], PASSWORD, "--role"),
     (["x", "--role", "admin"], PASSWORD, "--name"),
+    (["x", "--role", "requester", "--name", "A"], PASSWORD, "(--scope)"),
+    (["x", "--role", "requester", "--name", "A", "--scope", "750712184/a b"], PASSWORD,
+     "(scope)"),
 ], ids=["login", "short-password", "specialist-without-id", "hl7-delimiter", "empty-name",
-        "unknown-role", "no-name"])
+        "unknown-role", "no-name", "requester-without-scope", "bad-scope"])
 def test_users_add_refuses_bad_input_with_one_line(config, args, stdin, where):
     result = telederm("users", "add", *args, "--password-stdin", "--config", config,
                       stdin=stdin + "\n")

@@ -54,6 +54,16 @@ def test_new_order_is_read_with_french_accents(orm):
     assert order.ordered_at == "20261115092500"
 
 
+@pytest.mark.parametrize("changes, service", [
+    ((), ""),
+    ((("PV1", 3, "DERMATO^^^CHU"),), "DERMATO"),
+    ((("PV1", 3, "DERMATO^^^CHU"), ("ORC", 17, "ONCO^Oncologie^L")), "ONCO"),
+    ((("ORC", 17, "ONCO^Oncologie^L"),), "ONCO"),
+], ids=["none", "pv1-3", "orc-17-first", "orc-17"])
+def test_the_requesting_service_is_orc_17_1_else_pv1_3_1(orm, changes, service):
+    assert orm(*changes)[1].service == service
+
+
 def test_omg_o19_with_requester_only_in_obr16_is_read(sample):
     control, order = order_from_orm(parse(sample("omg_o19_nw.hl7")))
     assert (control, order.placer_order_number, order.priority) == (

@@ -9,13 +9,14 @@ from pydantic import BaseModel, Field
 from ....bootstrap import Services
 from ....domain.errors import NotFound
 from ....domain.model import MAX_REASON
-from ....workflow import record_read, refuse_order
+from ....workflow import assign_case, record_read, refuse_order
 from ....workflow.commands import CancelCase, DeclineCase, RecordRead
-from ..auth import Principal, require
+from ..auth import Principal, on_case, reach, require
 from ..deps import services
 
 router = APIRouter()
-reader = require("requester", "specialist", "device")
+READERS = ("requester", "specialist", "device")
+reader = require(*READERS)
 
 
 class RefuseIn(BaseModel):
@@ -49,8 +50,9 @@ def list_cases(request: Request, response: Response, status: str | None = None,
                cursor: str | None = Query(None, max_length=512,
                                           description="where the page starts: the cursor of "
                                                       "the previous page's Link rel=next"),
-               _: Principal = Depends(reader), svc: Services = Depends(services)):
-    """One page of cases (a JSON list). `X-Total-Count` says how many match in all; while more
+               who: Principal = Depends(reader), svc: Services = Depends(services)):
+    """One page of the cases within the caller's reach (a JSON list): a requester's scopes, a
+    specialist's pools, every case for an admin. `X-Total-Count` says how many match in all; while more
     remain, `Link: <...>; rel="next"` gives the URL of the next page (same filters, its cursor).
     Paging is by key, so cases opened meanwhile neither repeat nor hide the remaining pages."""
     with svc.reading() as uow:
@@ -58,7 +60,8 @@ def list_cases(request: Request, response: Response, status: str | None = None,
                                       placer_order_number=placer_order_number,
                                       patient_id=patient_id, limit=limit, sort=sort,
                                       cursor=cursor, overdue=overdue, pool=pool,
-                                      assigned_to=assigned_to, now=svc.moment().iso)
+                                      assigned_to=assigned_to, now=svc.moment().iso,
+                                      reach=reach(request, who))
     response.headers["X-Total-Count"] = str(page.total)
     if page.next_cursor:
         url = request.url.include_query_params(cursor=page.next_cursor)
@@ -67,7 +70,7 @@ def list_cases(request: Request, response: Response, status: str | None = None,
 
 
 @router.get("/api/cases/{accession}")
-def get_case(accession: str, request: Request, who: Principal = Depends(reader),
+def get_case(accession: str, request: Request, who: Principal = Depends(on_case(*READERS)),
              svc: Services = Depends(services)):
     """One case, patient included; the read is in the audit trail before it is answered."""
     with svc.reading() as uow:
@@ -82,18 +85,20 @@ def get_case(accession: str, request: Request, who: Principal = Depends(reader),
 
 
 @router.post("/api/cases/{accession}/decline")
-def decline(accession: str, body: RefuseIn, who: Principal = Depends(require("specialist")),
+def decline(accession: str, body: RefuseIn, who: Principal = Depends(on_case("specialist")),
             svc: Services = Depends(services)):
     """The dermatologist declines the request (out of scope, unusable photos, needs a
     consultation): the case is REJECTED, nothing is billed, and the requester is told why
     (ORC-1 OC) when its destination takes order status messages."""
     with svc.unit() as uow:
+        if who.role == "specialist":
+            assign_case.ensure_answerer(uow, accession, who.practitioner_id)
         got = refuse_order.decline(DeclineCase(accession, body.reason, who.actor), uow)
     return _refusal(got)
 
 
 @router.post("/api/cases/{accession}/cancel")
-def cancel(accession: str, body: RefuseIn, who: Principal = Depends(require("admin")),
+def cancel(accession: str, body: RefuseIn, who: Principal = Depends(on_case("admin")),
            svc: Services = Depends(services)):
     """An operator cancels the case (duplicate request, wrong patient): CANCELLED, what an
     answered case charged is credited, and the requester is told why (ORC-1 OC)."""

@@ -10,7 +10,7 @@ from ....dicom.limits import TOO_LARGE
 from ....domain.errors import ImageError
 from ....workflow import attach_image
 from ....workflow.commands import AttachImage
-from ..auth import Principal, require
+from ..auth import Principal, on_case
 from ..deps import services
 from ..guard import MIB
 
@@ -22,7 +22,7 @@ def post_images(accession: str, file: list[UploadFile] = File(...),
                 kind: str = Form("photo"), site: str = Form(""), laterality: str = Form(""),
                 description: str = Form(""), device: str = Form(""),
                 tracking_id: str = Form(""),
-                who: Principal = Depends(require("requester", "device", "specialist")),
+                who: Principal = Depends(on_case("requester", "device", "specialist")),
                 svc: Services = Depends(services)):
     """All the files or none: each is read and checked, then all are recorded in one
     transaction, so a refusal (which names the file) leaves nothing stored."""

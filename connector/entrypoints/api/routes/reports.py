@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 from ....bootstrap import Services
 from ....domain.errors import NotFound
 from ....domain.model import MAX_REASON, PersonName, practitioner_by_id, reason_text
-from ....workflow import record_report, withdraw_report
+from ....workflow import assign_case, record_report, withdraw_report
 from ....workflow.commands import RecordReport, WithdrawReport
-from ..auth import Principal, require
+from ..auth import Principal, on_case
 from ..deps import services
 
 router = APIRouter()
@@ -42,26 +42,36 @@ class WithdrawIn(BaseModel):
 
 
 @router.post("/api/cases/{accession}/report", status_code=201)
-def post_report(accession: str, body: ReportIn, who: Principal = Depends(require("specialist")),
+def post_report(accession: str, body: ReportIn, who: Principal = Depends(on_case("specialist")),
                 svc: Services = Depends(services)):
     with svc.unit() as uow:
+        _answerer(uow, accession, who, body)
         got = record_report.handle(RecordReport(accession, body.text, body.conduct,
                                                 _specialist(body, svc), who.actor), uow)
     return _recorded(got)
 
 
 @router.post("/api/cases/{accession}/report/correct", status_code=201)
-def correct(accession: str, body: CorrectionIn, who: Principal = Depends(require("specialist")),
+def correct(accession: str, body: CorrectionIn, who: Principal = Depends(on_case("specialist")),
             svc: Services = Depends(services)):
     """Correct an answered case: a new version (status C) with a new signed PDF, a new
     Encapsulated PDF referencing the one it replaces, an ORU with OBX-11 C (or MDM^T10), and
     no new charge. A case not answered yet is 409: it takes a report first."""
     reason = reason_text(body.reason, hint="say why the answer is corrected")
     with svc.unit() as uow:
+        _answerer(uow, accession, who, body)
         got = record_report.handle(RecordReport(accession, body.text, body.conduct,
                                                 _specialist(body, svc), who.actor,
                                                 correction=True, reason=reason), uow)
     return _recorded(got)
+
+
+def _answerer(uow, accession: str, who: Principal, body: ReportIn | None) -> None:
+    """A specialist answers only a case not assigned to another member (409 otherwise): they
+    are the token's practitioner, else the one the body names. Admins answer any."""
+    if who.role == "specialist":
+        acting = who.practitioner_id or (body.specialist.id if body is not None else "")
+        assign_case.ensure_answerer(uow, accession, acting)
 
 
 def _specialist(body: ReportIn, svc: Services):
@@ -76,11 +86,12 @@ def _recorded(got) -> dict:
 
 
 @router.post("/api/cases/{accession}/report/withdraw")
-def withdraw(accession: str, body: WithdrawIn, who: Principal = Depends(require("specialist")),
+def withdraw(accession: str, body: WithdrawIn, who: Principal = Depends(on_case("specialist")),
              svc: Services = Depends(services)):
     """Withdraw the final answer: the case goes back to IN_REVIEW, the requester gets an ORU
     with OBX-11 D, and what the act charged is credited (CD) to the accounting feed."""
     with svc.unit() as uow:
+        _answerer(uow, accession, who, None)
         got = withdraw_report.handle(WithdrawReport(accession, body.reason, who.actor), uow)
     return {"accession": got.accession, "status": got.status, "version": got.version,
             "oru_control_id": got.oru_control_id, "dft_control_id": got.dft_control_id,
@@ -92,7 +103,7 @@ def withdraw(accession: str, body: WithdrawIn, who: Principal = Depends(require(
 def report_pdf(accession: str, version: int | None = Query(None, ge=1, description=(
                    "the report version (the number the report message carries); default: "
                    "the latest")),
-               who: Principal = Depends(require("requester", "specialist")),
+               who: Principal = Depends(on_case("requester", "specialist")),
                svc: Services = Depends(services)):
     """The report version's PDF exactly as signed (the bytes an embedded ED would carry). Each
     fetch is audited: it discloses a patient's medical document."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, model_validator
 from starlette.exceptions import HTTPException
 
@@ -15,7 +15,7 @@ from ....bootstrap import Services
 from ....domain.errors import NotFound
 from ....workflow import assign_case
 from ....workflow.commands import AssignCase, ReleaseCase
-from ..auth import Principal, require
+from ..auth import Principal, on_case, reach, require
 from ..deps import services
 
 router = APIRouter()
@@ -59,7 +59,7 @@ def _shown(got) -> dict:
 
 @router.post("/api/cases/{accession}/assign")
 def assign(accession: str, body: AssignIn | None = None,
-           who: Principal = Depends(require("specialist")), svc: Services = Depends(services)):
+           who: Principal = Depends(on_case("specialist")), svc: Services = Depends(services)):
     """The specialist takes the case (a member of its pool; the case still waits for an
     answer): audited, the specialist side gets ORC-1 XO, the requester SC/IP."""
     specialist = _themselves(who, body.specialist if body else "")
@@ -71,7 +71,7 @@ def assign(accession: str, body: AssignIn | None = None,
 
 
 @router.post("/api/cases/{accession}/release")
-def release(accession: str, who: Principal = Depends(require("specialist")),
+def release(accession: str, who: Principal = Depends(on_case("specialist")),
             svc: Services = Depends(services)):
     """The assignee hands the case back: it goes to another member present (fewest open
     cases), or waits in the pool. An admin may hand back anyone's."""
@@ -115,9 +115,10 @@ def remove_absence(absence_id: int, who: Principal = Depends(require("admin")),
 
 
 @router.get("/api/digest/overdue")
-def overdue_digest(_: Principal = Depends(require("specialist")),
+def overdue_digest(request: Request, who: Principal = Depends(require("specialist")),
                    svc: Services = Depends(services)):
     """The cases past their deadline and still waiting, per pool (no patient data): what a
-    site's daily notification job reads."""
+    site's daily notification job reads (an admin token: every pool; a specialist's: the
+    pools they read)."""
     with svc.reading() as uow:
-        return uow.queries.overdue_digest(svc.moment().iso)
+        return uow.queries.overdue_digest(svc.moment().iso, reach(request, who))
