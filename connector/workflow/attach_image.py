@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from ..bootstrap import Services
@@ -96,16 +96,17 @@ def attach(services: Services, commands: list[AttachImage]) -> list[AttachedImag
 def attach_each(services: Services, accession: str,
                 commands: Iterable[Callable[[], AttachImage]], *,
                 ahead: int = 2) -> Iterator[AttachedImage | ImageError]:
-    """Attach a batch file by file, each recorded in its own unit of work, for a channel where
-    a refused file must not stop the others (`telederm import`): yields, in order, each
-    file's AttachedImage or its ImageError. Each command is a callable that reads its file.
+    """Attach a batch file by file, for a channel where a refused file must not stop the
+    others (`telederm import`): yields, in order, each file's AttachedImage or its ImageError.
+    Each command is a callable that reads its file.
 
     While one image is recorded, the next `ahead` are read and prepared in threads (hashing,
     writing, and Pillow's decode and resize in the quality gate release the GIL), so a batch
     keeps both CPUs and the disk busy and the archive worker is fed sooner; at most `ahead` + 1
-    files are in memory. Instance numbers follow the batch order after the case's images. A
-    case that no longer takes images is handed to `attach` file by file, which answers for
-    files already attached and refuses the others.
+    files are in memory. The images already prepared when one is recorded share its unit of
+    work: one commit (and its fsync) for them, not one each. Instance numbers follow the batch
+    order after the case's images. A case that no longer takes images is handed to `attach`
+    file by file, which answers for files already attached and refuses the others.
     """
     with services.reading() as uow:
         case = uow.cases.load(accession)
@@ -124,22 +125,32 @@ def attach_each(services: Services, accession: str,
     def job(index: int, make: Callable[[], AttachImage]) -> Prepared:
         return prepare(services, case, make(), study=study, number=number + index + 1)
 
-    def record(future: Future) -> AttachedImage | ImageError:
-        try:
-            prepared = future.result()
-        except ImageError as exc:
-            return exc
+    def record(pending: deque[Future]) -> list[AttachedImage | ImageError]:
+        """The head of `pending` and the images after it that are ready too, recorded in one
+        unit of work (one commit for them all)."""
+        ready = [pending.popleft()]
+        wait(ready)
+        while pending and pending[0].done():
+            ready.append(pending.popleft())
+        outcomes: list[Prepared | ImageError] = []
+        for future in ready:
+            try:
+                outcomes.append(future.result())
+            except ImageError as exc:
+                outcomes.append(exc)
+        if not any(isinstance(o, Prepared) for o in outcomes):
+            return outcomes
         with services.unit() as uow:
-            return handle(prepared, uow)
+            return [o if isinstance(o, ImageError) else handle(o, uow) for o in outcomes]
 
     with ThreadPoolExecutor(ahead, thread_name_prefix="attach") as pool:
         pending: deque[Future] = deque()
         for index, make in enumerate(commands):
             pending.append(pool.submit(job, index, make))
             if len(pending) > ahead:
-                yield record(pending.popleft())
+                yield from record(pending)
         while pending:
-            yield record(pending.popleft())
+            yield from record(pending)
 
 
 def series_of(case: Case, cmd: AttachImage) -> str:
