@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..bootstrap import Services
 from ..dicom.dermoscopy import select_device
@@ -56,7 +57,7 @@ class Prepared:
     laterality: str
     description: str
     wrapped: WrappedImage
-    quality: QualityReport
+    quality: Future[QualityReport]  # the gate runs while the image is recorded
     actor: str
 
 
@@ -161,8 +162,9 @@ def series_of(case: Case, cmd: AttachImage) -> str:
 
 def prepare(services: Services, case: Case, cmd: AttachImage, *, study: StudyFacts,
             number: int) -> Prepared:
-    """Check the command, wrap the file as DICOM (instance `number` of the case) and run the
-    quality gate; writes nothing (the series is numbered when the image is recorded)."""
+    """Check the command, wrap the file as DICOM (instance `number` of the case) and start
+    the quality gate in the background (`handle` takes its verdict); writes nothing (the
+    series is numbered when the image is recorded)."""
     kind, laterality = cmd.kind, cmd.laterality
     check_kind(kind)
     if laterality and laterality not in {v.value for v in LateralityValues}:
@@ -185,7 +187,8 @@ def prepare(services: Services, case: Case, cmd: AttachImage, *, study: StudyFac
         max_bytes=config.images.max_mb * 1024 * 1024,
         max_pixels=config.images.max_megapixels * 1_000_000, sha256=sha)
     return Prepared(case.accession, kind, sha, sop_uid, series_uid, cmd.site, laterality,
-                    cmd.description, wrapped, assess_dataset(wrapped.dataset), cmd.actor)
+                    cmd.description, wrapped, _gate().submit(assess_dataset, wrapped.dataset),
+                    cmd.actor)
 
 
 def handle(prepared: Prepared, uow: UnitOfWork) -> AttachedImage:
@@ -202,12 +205,14 @@ def handle(prepared: Prepared, uow: UnitOfWork) -> AttachedImage:
     # numbered here, in the transaction that records it: distinct and stable per case
     p.wrapped.dataset.SeriesNumber = uow.counters.series_number(p.accession, p.series_uid)
     path = uow.services.config.data_dir / "images" / p.accession / f"{p.sop_uid}.dcm"
-    write_durably(path, p.wrapped.to_bytes())
+    data = p.wrapped.to_bytes()
+    quality = p.quality.result()  # a gate that fails leaves no file behind
+    write_durably(path, data)
     uow.images.insert(
         accession=p.accession, sop_uid=p.sop_uid, series_uid=p.series_uid,
         sop_class_uid=p.wrapped.sop_class_uid, kind=p.kind, source_sha256=p.sha256,
         path=str(path), site_code=p.site, laterality=p.laterality, description=p.description,
-        created_at=now, quality=json.dumps(p.quality.as_dict()))
+        created_at=now, quality=json.dumps(quality.as_dict()))
     uow.cases.save_status(case, now)
     uow.outbox.enqueue(kind="archive.store", destination="archive", key=f"archive:{p.sop_uid}",
                        payload=str(path).encode(), accession=p.accession, now=now)
@@ -217,8 +222,8 @@ def handle(prepared: Prepared, uow: UnitOfWork) -> AttachedImage:
                              "pixel_path": p.wrapped.pixel_path,
                              "orientation": p.wrapped.orientation,
                              "transfer_syntax": p.wrapped.transfer_syntax_uid,
-                             "quality": list(p.quality.flags)})
-    return AttachedImage(p.accession, p.sop_uid, p.kind, created=True, quality=p.quality.flags)
+                             "quality": list(quality.flags)})
+    return AttachedImage(p.accession, p.sop_uid, p.kind, created=True, quality=quality.flags)
 
 
 def attached(uow: UnitOfWork, case: Case, data: bytes, kind: str) -> AttachedImage | None:
@@ -257,6 +262,14 @@ def _series_label(services: Services, kind: str, site, laterality: str) -> str:
         side = _SIDE[language].get(laterality, "")
         label = f"{label} - {where} {side}".strip()
     return label[:64]
+
+
+@lru_cache(maxsize=1)
+def _gate() -> ThreadPoolExecutor:
+    """The threads the quality gate runs in: its decode and resize release the GIL, so it
+    measures an image while the caller serialises it and looks its case up in the store (one
+    HTTP upload, one file of an import)."""
+    return ThreadPoolExecutor(2, thread_name_prefix="quality")
 
 
 def _flags(quality: str) -> tuple[str, ...]:
