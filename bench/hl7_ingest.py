@@ -142,13 +142,18 @@ def connector(mode: str, encrypted: bool = False):
 
 
 def wait_applied(running, deadline: float = 900) -> float:
-    """Wall-clock time when no stored message is left to apply."""
+    """Wall-clock time when no stored message is left to apply. A look that finds the store
+    busy (the applier writing on a loaded machine) is repeated: the bench only watches."""
+    from connector.domain.errors import StoreUnavailable
     from connector.store import inbox
 
     limit = time.monotonic() + deadline
     while time.monotonic() < limit:
-        with running.services.store.engine.connect() as conn:
-            waiting, _ = inbox.backlog(conn)
+        try:
+            with running.services.store.engine.connect() as conn:
+                waiting, _ = inbox.backlog(conn)
+        except StoreUnavailable:
+            continue
         if not waiting:
             return time.time()
         time.sleep(0.05)

@@ -16,8 +16,9 @@ import hashlib
 import json
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..bootstrap import Services
 from ..dicom.dermoscopy import select_device
@@ -55,7 +56,7 @@ class Prepared:
     laterality: str
     description: str
     wrapped: WrappedImage
-    quality: QualityReport
+    quality: Future[QualityReport]  # the gate runs while the image is recorded
     actor: str
 
 
@@ -95,16 +96,17 @@ def attach(services: Services, commands: list[AttachImage]) -> list[AttachedImag
 def attach_each(services: Services, accession: str,
                 commands: Iterable[Callable[[], AttachImage]], *,
                 ahead: int = 2) -> Iterator[AttachedImage | ImageError]:
-    """Attach a batch file by file, each recorded in its own unit of work, for a channel where
-    a refused file must not stop the others (`telederm import`): yields, in order, each
-    file's AttachedImage or its ImageError. Each command is a callable that reads its file.
+    """Attach a batch file by file, for a channel where a refused file must not stop the
+    others (`telederm import`): yields, in order, each file's AttachedImage or its ImageError.
+    Each command is a callable that reads its file.
 
     While one image is recorded, the next `ahead` are read and prepared in threads (hashing,
     writing, and Pillow's decode and resize in the quality gate release the GIL), so a batch
     keeps both CPUs and the disk busy and the archive worker is fed sooner; at most `ahead` + 1
-    files are in memory. Instance numbers follow the batch order after the case's images. A
-    case that no longer takes images is handed to `attach` file by file, which answers for
-    files already attached and refuses the others.
+    files are in memory. The images already prepared when one is recorded share its unit of
+    work: one commit (and its fsync) for them, not one each. Instance numbers follow the batch
+    order after the case's images. A case that no longer takes images is handed to `attach`
+    file by file, which answers for files already attached and refuses the others.
     """
     with services.reading() as uow:
         case = uow.cases.load(accession)
@@ -123,22 +125,32 @@ def attach_each(services: Services, accession: str,
     def job(index: int, make: Callable[[], AttachImage]) -> Prepared:
         return prepare(services, case, make(), study=study, number=number + index + 1)
 
-    def record(future: Future) -> AttachedImage | ImageError:
-        try:
-            prepared = future.result()
-        except ImageError as exc:
-            return exc
+    def record(pending: deque[Future]) -> list[AttachedImage | ImageError]:
+        """The head of `pending` and the images after it that are ready too, recorded in one
+        unit of work (one commit for them all)."""
+        ready = [pending.popleft()]
+        wait(ready)
+        while pending and pending[0].done():
+            ready.append(pending.popleft())
+        outcomes: list[Prepared | ImageError] = []
+        for future in ready:
+            try:
+                outcomes.append(future.result())
+            except ImageError as exc:
+                outcomes.append(exc)
+        if not any(isinstance(o, Prepared) for o in outcomes):
+            return outcomes
         with services.unit() as uow:
-            return handle(prepared, uow)
+            return [o if isinstance(o, ImageError) else handle(o, uow) for o in outcomes]
 
     with ThreadPoolExecutor(ahead, thread_name_prefix="attach") as pool:
         pending: deque[Future] = deque()
         for index, make in enumerate(commands):
             pending.append(pool.submit(job, index, make))
             if len(pending) > ahead:
-                yield record(pending.popleft())
+                yield from record(pending)
         while pending:
-            yield record(pending.popleft())
+            yield from record(pending)
 
 
 def series_of(case: Case, cmd: AttachImage) -> str:
@@ -149,8 +161,9 @@ def series_of(case: Case, cmd: AttachImage) -> str:
 
 def prepare(services: Services, case: Case, cmd: AttachImage, *, study: StudyFacts,
             number: int) -> Prepared:
-    """Check the command, wrap the file as DICOM (instance `number` of the case) and run the
-    quality gate; writes nothing (the series is numbered when the image is recorded)."""
+    """Check the command, wrap the file as DICOM (instance `number` of the case) and start
+    the quality gate in the background (`handle` takes its verdict); writes nothing (the
+    series is numbered when the image is recorded)."""
     kind, laterality = cmd.kind, cmd.laterality
     check_kind(kind)
     if laterality and laterality not in {v.value for v in LateralityValues}:
@@ -173,7 +186,8 @@ def prepare(services: Services, case: Case, cmd: AttachImage, *, study: StudyFac
         max_bytes=config.images.max_mb * 1024 * 1024,
         max_pixels=config.images.max_megapixels * 1_000_000, sha256=sha)
     return Prepared(case.accession, kind, sha, sop_uid, series_uid, cmd.site, laterality,
-                    cmd.description, wrapped, assess_dataset(wrapped.dataset), cmd.actor)
+                    cmd.description, wrapped, _gate().submit(assess_dataset, wrapped.dataset),
+                    cmd.actor)
 
 
 def handle(prepared: Prepared, uow: UnitOfWork) -> AttachedImage:
@@ -190,12 +204,14 @@ def handle(prepared: Prepared, uow: UnitOfWork) -> AttachedImage:
     # numbered here, in the transaction that records it: distinct and stable per case
     p.wrapped.dataset.SeriesNumber = uow.counters.series_number(p.accession, p.series_uid)
     path = uow.services.config.data_dir / "images" / p.accession / f"{p.sop_uid}.dcm"
-    uow.services.files.write(path, p.wrapped.to_bytes())
+    data = p.wrapped.to_bytes()
+    quality = p.quality.result()  # a gate that fails leaves no file behind
+    uow.services.files.write(path, data)
     uow.images.insert(
         accession=p.accession, sop_uid=p.sop_uid, series_uid=p.series_uid,
         sop_class_uid=p.wrapped.sop_class_uid, kind=p.kind, source_sha256=p.sha256,
         path=str(path), site_code=p.site, laterality=p.laterality, description=p.description,
-        created_at=now, quality=json.dumps(p.quality.as_dict()))
+        created_at=now, quality=json.dumps(quality.as_dict()))
     uow.cases.save_status(case, now)
     uow.outbox.enqueue(kind="archive.store", destination="archive", key=f"archive:{p.sop_uid}",
                        payload=str(path).encode(), accession=p.accession, now=now)
@@ -205,8 +221,8 @@ def handle(prepared: Prepared, uow: UnitOfWork) -> AttachedImage:
                              "pixel_path": p.wrapped.pixel_path,
                              "orientation": p.wrapped.orientation,
                              "transfer_syntax": p.wrapped.transfer_syntax_uid,
-                             "quality": list(p.quality.flags)})
-    return AttachedImage(p.accession, p.sop_uid, p.kind, created=True, quality=p.quality.flags)
+                             "quality": list(quality.flags)})
+    return AttachedImage(p.accession, p.sop_uid, p.kind, created=True, quality=quality.flags)
 
 
 def attached(uow: UnitOfWork, case: Case, data: bytes, kind: str) -> AttachedImage | None:
@@ -245,6 +261,14 @@ def _series_label(services: Services, kind: str, site, laterality: str) -> str:
         side = _SIDE[language].get(laterality, "")
         label = f"{label} - {where} {side}".strip()
     return label[:64]
+
+
+@lru_cache(maxsize=1)
+def _gate() -> ThreadPoolExecutor:
+    """The threads the quality gate runs in: its decode and resize release the GIL, so it
+    measures an image while the caller serialises it and looks its case up in the store (one
+    HTTP upload, one file of an import)."""
+    return ThreadPoolExecutor(2, thread_name_prefix="quality")
 
 
 def _flags(quality: str) -> tuple[str, ...]:
