@@ -18,7 +18,7 @@ from ..dicom.uids import report_series_uid, report_uid
 from ..dicom.wrap import to_bytes
 from ..domain.model import Report, ResultStatusValues
 from ..domain.errors import StateConflict
-from ..domain.states import CaseEvent, CaseStatus
+from ..domain.states import IMAGES_NOT_STABLE, CaseEvent, CaseStatus
 from ..reports.conducts import conduct as find_conduct
 from ..reports.pdf import render_report_pdf, report_digest
 from ..store.files import write_durably
@@ -104,8 +104,14 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
 
 
 def _check_answerable(status: CaseStatus, correction: bool) -> None:
-    """A correction needs an answer to correct; said in words rather than as a refused
-    transition."""
+    """A report needs the case's images stable, a correction an answer to correct; both said
+    in words rather than as a refused transition."""
+    if not correction and status in IMAGES_NOT_STABLE:
+        raise StateConflict(
+            f"the case's images are not stable yet (it is {status.value}): a report is "
+            "accepted once the archive holds them all (READY or IN_REVIEW)",
+            where="case.status", code="images-not-stable",
+            hint="wait until GET /api/cases/{accession} shows READY, then send the report")
     if correction and status not in (CaseStatus.ANSWERED, CaseStatus.AMENDED):
         raise StateConflict(f"this case has no answer to correct (it is {status.value})",
                             where="case.status",
