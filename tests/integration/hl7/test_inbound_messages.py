@@ -345,6 +345,8 @@ def test_a_report_before_the_images_are_stable_is_ae_saying_why_and_taken_once_r
     assert archive_holds(inbound.services, accession) == "READY"
     assert inbound.send(oru(accession=accession, control_id="ORU-EARLY-2")).code == "AA"
     assert [r["status"] for r in inbound.case(accession)["reports"]] == ["F"]
+    with inbound.services.reading() as uow:  # the PDF shows the case's photo as a thumbnail
+        assert uow.reports.latest(accession).pdf.count(b"/Subtype /Image") == 1
 
 
 def test_report_errors(inbound):

@@ -198,3 +198,21 @@ def test_pdf_keeps_an_unqualified_ins_out_and_claims_no_signature_unsigned(order
     text = _text(_render(replace(order, patient=provisional), report), tmp_path)
     assert "279035121518989" not in text and "INS" not in text
     assert "PAdES" not in text
+
+
+def test_thumbnails_of_the_stored_images_are_in_the_pdf_and_small(order, report, tmp_path):
+    from tests.support.channels import jpeg_object, part10
+    from connector.dicom.images import preview_jpeg
+    paths = []
+    for seed in (1, 2):
+        path = tmp_path / f"image{seed}.dcm"
+        path.write_bytes(part10(jpeg_object(seed=seed)))
+        paths.append(path)
+    thumbnails = [preview_jpeg(p) for p in paths]
+    assert all(t[:2] == b"\xff\xd8" and len(t) < 8000 for t in thumbnails)
+    plain, shown = _render(order, report), _render(order, report, thumbnails=thumbnails)
+    def pictures(pdf: bytes) -> list[tuple[str, str]]:  # (width, height) per image
+        rows = _poppler(pdf, tmp_path, "pdfimages", "-list").splitlines()[2:]
+        return [(row.split()[3], row.split()[4]) for row in rows]
+    assert pictures(shown) == [("96", "64")] * 2 and pictures(plain) == []
+    assert len(shown) - len(plain) < 4 * 8000
