@@ -3,7 +3,8 @@
 French rules for tele-expertise ask for a non-modifiable document (PDF) that identifies the
 doctor. The signature (`reports.signing`, with the facility's key) is what makes any change
 detectable; this module renders the document it covers. The PDF is not encrypted: permission
-bits protect nothing, RC4 encryption blocks PDF/A, and a signed document needs neither. The
+bits protect nothing, RC4 encryption blocks PDF/A, and a signed document needs neither; the
+file is PDF/A-3b (`reports.pdfa`: XMP identification, sRGB output intent). The
 integrity line prints `report_digest()`, a SHA-256 over the canonical report content, so anyone
 holding the recorded report can also compare the content itself.
 
@@ -50,6 +51,8 @@ from connector.domain.errors import DomainError
 from connector.domain.model import Order, PersonName, Report, ResultStatusValues
 from connector.mapfile import read_toml
 from connector.validation import SiteModel, load
+
+from .pdfa import to_pdfa3
 
 LANGS = ("fr", "en")
 LABEL_KEYS = (
@@ -194,7 +197,7 @@ def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_l
         canvas.restoreState()
 
     doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
-    return buf.getvalue()
+    return to_pdfa3(buf.getvalue())
 
 
 THUMB_BOX = 28 * mm  # each thumbnail fits this square: six fit across the A4 frame

@@ -216,3 +216,15 @@ def test_thumbnails_of_the_stored_images_are_in_the_pdf_and_small(order, report,
         return [(row.split()[3], row.split()[4]) for row in rows]
     assert pictures(shown) == [("96", "64")] * 2 and pictures(plain) == []
     assert len(shown) - len(plain) < 4 * 8000
+
+
+def test_pdf_is_pdfa_3b_and_the_same_bytes_for_the_same_input(order, report):
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    import io
+    pdf = _render(order, report)
+    assert pdf == _render(order, report)
+    reader = PdfFileReader(io.BytesIO(pdf))
+    xmp = reader.root["/Metadata"].get_object().data.decode()
+    assert "<pdfaid:part>3</pdfaid:part><pdfaid:conformance>B</pdfaid:conformance>" in xmp
+    assert "<xmp:CreateDate>2025-03-14T15:31:05+01:00</xmp:CreateDate>" in xmp
+    assert reader.root["/OutputIntents"][0].get_object()["/S"] == "/GTS_PDFA1"
