@@ -517,3 +517,21 @@ def _ftyp_brands(data: bytes) -> set[bytes]:
     brands = {data[8:12]}
     brands.update(data[i : i + 4] for i in range(16, end - 3, 4))
     return brands
+
+
+def preview_jpeg(path: str | Path, *, longest: int = 128, quality: int = 60) -> bytes:
+    """A small JPEG of the first frame of the DICOM image file at `path` (`longest` pixels on
+    its longer side, a few KB), for the report PDF's thumbnails: the requester's record then
+    shows which images the answer was given on. ImageError when the file cannot be drawn."""
+    try:
+        ds = dcmread(path)
+        pixels = ds.pixel_array  # colour (YBR) frames come out as RGB
+        image = Image.fromarray(pixels[0] if pixels.ndim == 4 else pixels)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one ImageError
+        raise ImageError(f"the stored image cannot be drawn ({type(exc).__name__})",
+                         where=str(path)) from None
+    image = image.convert("RGB")
+    image.thumbnail((longest, longest))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality, optimize=True)
+    return out.getvalue()

@@ -57,8 +57,8 @@ TRANSITIONS: dict[tuple[CaseStatus, CaseEvent], CaseStatus] = {
     (S.READY, E.REVIEW_STARTED): S.IN_REVIEW,
     (S.IN_REVIEW, E.IMAGE_RECEIVED): S.IN_REVIEW,
     (S.IN_REVIEW, E.IMAGES_STABLE): S.IN_REVIEW,
-    # A dermatologist may answer as soon as images exist, without an explicit review step.
-    (S.IMAGES_PENDING, E.REPORT_FINAL): S.ANSWERED,
+    # A dermatologist answers once the images are stable (READY), with or without an explicit
+    # review step; while images are still arriving the answer could miss one of them.
     (S.READY, E.REPORT_FINAL): S.ANSWERED,
     (S.IN_REVIEW, E.REPORT_FINAL): S.ANSWERED,
     (S.ANSWERED, E.IMAGES_STABLE): S.ANSWERED,
@@ -73,6 +73,9 @@ TRANSITIONS: dict[tuple[CaseStatus, CaseEvent], CaseStatus] = {
     (S.AMENDED, E.CANCEL): S.CANCELLED,
     (S.OPEN, E.ACT_REPORTED): S.ANSWERED,
 }
+# Cases whose images may still be arriving: they take no report yet (an answer could miss an
+# image), only a decline or a cancel.
+IMAGES_NOT_STABLE = (S.OPEN, S.IMAGES_PENDING)
 # The cases a dermatologist still has to answer (or decline): the worklist's.
 AWAITING_ANSWER = (S.OPEN, S.IMAGES_PENDING, S.READY, S.IN_REVIEW)
 for _s in AWAITING_ANSWER:

@@ -3,7 +3,8 @@
 French rules for tele-expertise ask for a non-modifiable document (PDF) that identifies the
 doctor. The signature (`reports.signing`, with the facility's key) is what makes any change
 detectable; this module renders the document it covers. The PDF is not encrypted: permission
-bits protect nothing, RC4 encryption blocks PDF/A, and a signed document needs neither. The
+bits protect nothing, RC4 encryption blocks PDF/A, and a signed document needs neither; the
+file is PDF/A-3b (`reports.pdfa`: XMP identification, sRGB output intent). The
 integrity line prints `report_digest()`, a SHA-256 over the canonical report content, so anyone
 holding the recorded report can also compare the content itself.
 
@@ -31,7 +32,7 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Sequence
 from xml.sax.saxutils import escape
 
 import reportlab
@@ -44,12 +45,14 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from connector.domain.errors import DomainError
 from connector.domain.model import Order, PersonName, Report, ResultStatusValues
 from connector.mapfile import read_toml
 from connector.validation import SiteModel, load
+
+from .pdfa import to_pdfa3
 
 LANGS = ("fr", "en")
 LABEL_KEYS = (
@@ -112,10 +115,12 @@ def report_digest(*, report: Report, accession: str) -> str:
 
 def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_label: str,
                       labels: dict, lang: str = "fr", images: int = 0,
-                      created: dt.datetime, facility: str = "", signed: bool = False) -> bytes:
+                      created: dt.datetime, facility: str = "", signed: bool = False,
+                      thumbnails: Sequence[bytes] = ()) -> bytes:
     """The report as A4 PDF bytes; `created` (timezone-aware) is its creation date and the
     edition time its footer prints; `facility` the issuing facility; `signed` adds the note
-    that the file is signed (only true when `reports.signing` signs it next)."""
+    that the file is signed (only true when `reports.signing` signs it next); `thumbnails`
+    (small JPEGs, `dicom.images.preview_jpeg`) show the images the answer was given on."""
     if lang not in labels:
         raise DomainError(f"no report labels for language {lang!r}", where="lang",
                           hint=f"use one of: {', '.join(sorted(labels))}")
@@ -159,6 +164,7 @@ def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_l
             (lab["images"], str(images)),
             *([(lab["facility"], facility)] if facility else []),
         ]),
+        *_thumbnail_row(thumbnails),
         Paragraph(_text(lab["question"]), s["heading"]),
         *_paragraphs(order.question, s["body"]),
         *_questionnaire(order, lab, lang, s),
@@ -191,7 +197,22 @@ def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_l
         canvas.restoreState()
 
     doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
-    return buf.getvalue()
+    return to_pdfa3(buf.getvalue())
+
+
+THUMB_BOX = 28 * mm  # each thumbnail fits this square: six fit across the A4 frame
+
+
+def _thumbnail_row(thumbnails: Sequence[bytes]) -> list:
+    """The images as one row of small pictures, each scaled into THUMB_BOX."""
+    if not thumbnails:
+        return []
+    cells = [Image(io.BytesIO(data), width=THUMB_BOX, height=THUMB_BOX, kind="proportional")
+             for data in thumbnails]
+    row = Table([cells], colWidths=[THUMB_BOX + 2 * mm] * len(cells), hAlign="LEFT")
+    row.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0),
+                             ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
+    return [Spacer(1, 2 * mm), row]
 
 
 def _questionnaire(order: Order, lab: dict, lang: str, s: dict) -> list:

@@ -19,12 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from asn1crypto import cms
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pyhanko.keys import load_cert_from_pemder
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.metadata import xmp_xml
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.validation import validate_pdf_signature
@@ -74,8 +76,15 @@ class ReportSigner:
         meta = signers.PdfSignatureMetadata(
             field_name=FIELD, md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES,
             reason=reason)
-        out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta,
-                               signer=self._signer)
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+        if "/Metadata" in writer.root:
+            # pyhanko updates XMP it holds as a MetadataStream and replaces any other: handed
+            # the document's own packet, it keeps the PDF/A identification (`reports.pdfa`)
+            # and updates the modification date and producer in it
+            packet = xmp_xml.parse_xmp(io.BytesIO(writer.root["/Metadata"].data))
+            writer.root["/Metadata"] = writer.add_object(xmp_xml.MetadataStream.from_xmp(packet))
+            writer.update_root()
+        out = signers.sign_pdf(writer, meta, signer=self._signer)
         return out.getvalue()
 
 
@@ -119,12 +128,25 @@ def verify(pdf: bytes, *, trust: tuple[Path, ...] = ()) -> Verdict:
     except Exception as err:
         return Verdict("", "", False, False, False, f"the signature does not check: {err}")
     whole = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
-    intact = bool(status.intact) and whole
+    intact = bool(status.intact) and whole and _unsigned_parts_untouched(sig)
     when = status.signer_reported_dt.isoformat() if status.signer_reported_dt else ""
     problem = "" if intact else ("bytes were added after the signature" if status.intact
                                  else "the document changed after it was signed")
     return Verdict(status.signing_cert.subject.human_friendly, when, intact,
                    intact and bool(status.valid), bool(status.trusted), problem)
+
+
+def _unsigned_parts_untouched(sig) -> bool:
+    """Whether the bytes of /Contents that no hash covers are as the signer wrote them, so
+    that changing any byte of the file shows: the zeros reserved after the CMS, and the
+    SignedData's list of digest algorithms (which validators do not read), which must name
+    the one the signer used (RFC 5652, 5.1)."""
+    contents = bytes(sig.sig_object["/Contents"])
+    info = cms.ContentInfo.load(contents, strict=False)
+    signed_data = info["content"]
+    used = {a["algorithm"].dotted for a in signed_data["digest_algorithms"]}
+    signer = {s["digest_algorithm"]["algorithm"].dotted for s in signed_data["signer_infos"]}
+    return signer <= used and not contents[len(info.dump()):].strip(b"\x00")
 
 
 def make_trial_pair(out: Path, *, common_name: str, now: dt.datetime,

@@ -39,6 +39,12 @@ def mark_archived(conn: Connection, path: str, at: str) -> None:
     conn.execute(update(images).where(images.c.path == path).values(archived_at=at))
 
 
+def files(conn: Connection, accession: str) -> list[str]:
+    """The stored DICOM file of each image of the case, in the order they were received."""
+    return [r.path for r in conn.execute(select(images.c.path).where(
+        images.c.accession == accession).order_by(images.c.id))]
+
+
 def references(conn: Connection, accession: str) -> list[tuple[str, str]]:
     """(SOP Class UID, SOP Instance UID) of each image of the case, for the report's
     references to the images it answers."""

@@ -5,8 +5,8 @@ the act's charges, all committed with the ACK.
 
 - Which case: our accession (OBR-3 ...) else the placer order number (ORC-2 ...); when both
   are given they must name the same case. Unknown -> AE 204 where the number was read.
-- Final (OBX-11 F, TXA-17 AU/LA): the case must be answerable (images received, not answered,
-  not cancelled ...), else AE 207. The same report resent under a new MSH-10 (same text,
+- Final (OBX-11 F, TXA-17 AU/LA): the case must be answerable (images stable: READY or
+  IN_REVIEW; not answered, not cancelled ...), else AE 207 whose ERR text says why. The same report resent under a new MSH-10 (same text,
   conduct and dermatologist as the latest one) changes nothing and is answered AA.
 - Correction (OBX-11 C, or MDM^T10): for an answered case, an amended report (version n+1,
   status C, case AMENDED, corrected ORU, nothing charged again); for a case not answered yet it
@@ -46,9 +46,12 @@ def handle(cmd: ReceiveReport, uow: UnitOfWork) -> str:
         record_report.handle(RecordReport(accession, report.text, report.conduct,
                                           report.specialist, actor, correction=correction), uow)
     except StateConflict as err:
+        hint = ("send the report again once the case is READY (GET /api/cases/{accession})"
+                if err.code == "images-not-stable" else
+                "answered cases take a correction (OBX-11 C or MDM^T10); a case takes a report "
+                "once its images are stable and it is not cancelled")
         raise Hl7Error(err.text, hl7_code=207, ack_code="AE", location=report.accession_location,
-                       hint="answered cases take a correction (OBX-11 C or MDM^T10); a case "
-                            "takes a report once it has images and is not cancelled") from None
+                       hint=hint) from None
     return accession
 
 

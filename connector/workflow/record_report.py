@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..dicom.images import preview_jpeg
 from ..dicom.pdf import encapsulate_pdf
 from ..dicom.uids import report_series_uid, report_uid
 from ..dicom.wrap import to_bytes
 from ..domain.model import Report, ResultStatusValues
-from ..domain.errors import StateConflict
-from ..domain.states import CaseEvent, CaseStatus
+from ..domain.errors import ImageError, StateConflict
+from ..domain.states import IMAGES_NOT_STABLE, CaseEvent, CaseStatus
 from ..reports.conducts import conduct as find_conduct
 from ..reports.pdf import render_report_pdf, report_digest
 from ..store.uow import UnitOfWork
@@ -63,7 +64,8 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
                             conduct_label=conduct_label, labels=services.mappings.labels,
                             lang=lang, images=len(references),
                             created=uow.moment.local, facility=services.config.facility.name,
-                            signed=services.signer is not None)
+                            signed=services.signer is not None,
+                            thumbnails=_thumbnails(uow.images.files(accession)))
     if services.signer is not None:
         pdf = services.signer.sign(pdf, reason=services.mappings.labels[lang]["title"])
     sop_uid = report_uid(case.study_uid, version)
@@ -102,9 +104,33 @@ def handle(cmd: RecordReport, uow: UnitOfWork) -> RecordedReport:
     return RecordedReport(accession, version, case.status.value, digest, oru, dft)
 
 
+MAX_THUMBNAILS = 6  # one row in the PDF; the image count says how many there are in all
+
+
+def _thumbnails(paths: list[str]) -> list[bytes]:
+    """Small JPEGs of the case's first images from their stored files; a file gone (an
+    identity update rewrites them) or unreadable is left out rather than blocking the
+    answer."""
+    shown = []
+    for path in paths:
+        if len(shown) == MAX_THUMBNAILS:
+            break
+        try:
+            shown.append(preview_jpeg(path))
+        except ImageError:
+            continue
+    return shown
+
+
 def _check_answerable(status: CaseStatus, correction: bool) -> None:
-    """A correction needs an answer to correct; said in words rather than as a refused
-    transition."""
+    """A report needs the case's images stable, a correction an answer to correct; both said
+    in words rather than as a refused transition."""
+    if not correction and status in IMAGES_NOT_STABLE:
+        raise StateConflict(
+            f"the case's images are not stable yet (it is {status.value}): a report is "
+            "accepted once the archive holds them all (READY or IN_REVIEW)",
+            where="case.status", code="images-not-stable",
+            hint="wait until GET /api/cases/{accession} shows READY, then send the report")
     if correction and status not in (CaseStatus.ANSWERED, CaseStatus.AMENDED):
         raise StateConflict(f"this case has no answer to correct (it is {status.value})",
                             where="case.status",

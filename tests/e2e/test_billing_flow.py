@@ -71,6 +71,7 @@ class Env:
         r = self.api.post(f"/api/cases/{accession}/images",
                           files={"file": ("p.jpg", demo_photo(False), "image/jpeg")})
         assert r.status_code == 201, r.text
+        wait_until(lambda: self.case(accession)["status"] == "READY", 60, "the case to be READY")
         r = self.api.post(f"/api/cases/{accession}/report", json={
             "text": "Naevus bénin.", "conduct": "no_visit", "specialist": SPECIALIST})
         assert r.status_code == 201, r.text

@@ -4,7 +4,7 @@ A real serve process (managed Orthanc, SQLite file), two MLLP peers in this proc
 role requester; accounting, role accounting). An HL7 sender pushes 1,000 ORM^O01 NW; an HTTP
 client uploads 200 photos (one for every fifth case) and posts 100 reports (every tenth case),
 so ORU^R01 and DFT^P03 flow out while orders flow in (three HTTP clients, each with its own
-cases; a case's photo is sent once its order is acknowledged, its report after the photo). When 400 orders are acknowledged the
+cases; a case's photo is sent once its order is acknowledged, its report once the case is READY). When 400 orders are acknowledged the
 process is killed (SIGKILL: no shutdown code runs) and started again at once.
 
 Both clients behave as real ones do: the HL7 sender resends every message it has no ACK for,
@@ -147,6 +147,7 @@ class Traffic:
     def _http(self, client: int) -> None:
         """Client `client` of HTTP_CLIENTS takes every HTTP_CLIENTS-th photo case, in order."""
         self.local.api = self.client()
+        to_report: list[tuple[int, str]] = []
         for case in range(PHOTO_EVERY * client, ORDERS, PHOTO_EVERY * HTTP_CLIENTS):
             while not self.acked[case]:
                 if self.stop.wait(0.01):
@@ -161,10 +162,26 @@ class Traffic:
             with self.lock:
                 self.http_done += 1
             if case % REPORT_EVERY == 0:
-                got = self._report(case, accession)
-                self.reports[case] = got
-                with self.lock:
-                    self.http_done += 1
+                to_report.append((case, accession))
+            to_report = self._report_ready(to_report)
+        while to_report:
+            if self.stop.wait(0.2):
+                return
+            to_report = self._report_ready(to_report)
+
+    def _report_ready(self, waiting: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        """Report each case whose images are stable (READY: a report is refused before), as a
+        specialist would once it shows in the worklist; return the cases still waiting."""
+        left = []
+        for case, accession in waiting:
+            shown = self._call("GET", f"/api/cases/{accession}")
+            if shown.json()["status"] != "READY":
+                left.append((case, accession))
+                continue
+            self.reports[case] = self._report(case, accession)
+            with self.lock:
+                self.http_done += 1
+        return left
 
     def _upload(self, case: int, accession: str) -> httpx.Response:
         return self._call("POST", f"/api/cases/{accession}/images",

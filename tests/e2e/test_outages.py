@@ -65,7 +65,13 @@ class Env:
         assert r.status_code == 201, r.text
         return r.json()["images"][0]["sop_instance_uid"]
 
+    def wait_ready(self, accession: str) -> None:
+        wait_until(lambda: self.api.get(f"/api/cases/{accession}").json()["status"] == "READY",
+                   DEADLINE, f"case {accession} to be READY")
+
     def report(self, accession: str) -> dict:
+        """The specialist's report, once the case's images are stable (as it must be)."""
+        self.wait_ready(accession)
         r = self.api.post(f"/api/cases/{accession}/report", json=report_body())
         assert r.status_code == 201, r.text
         return r.json()
@@ -140,15 +146,17 @@ def test_orthanc_stopped_then_started_again_gets_every_image_once(env):
     env.accounting = Peer("accounting", env.accounting_port).start()
     first = env.new_case()
     wait_until(env.drained, DEADLINE, "the first image to be archived")
+    env.wait_ready(first)
     assert env.health()["orthanc"]["reachable"] is True
 
     env.running.orthanc.stop()
     wait_until(lambda: env.health()["orthanc"]["reachable"] is False, DEADLINE,
                "health to see Orthanc gone")
-    # Orders and photos keep coming; a report goes out to the peers meanwhile.
+    # Orders and photos keep coming; the report of the case that was ready goes out to the
+    # peers meanwhile.
     during = [env.new_case(photos=2) for _ in range(3)]
-    answered = env.report(during[0])
-    wait_until(lambda: f"ORU{during[0]}V1" in by_control_id(env.ehr.messages), DEADLINE,
+    answered = env.report(first)
+    wait_until(lambda: f"ORU{first}V1" in by_control_id(env.ehr.messages), DEADLINE,
                "the ORU to reach the EHR while Orthanc is down")
     wait_until(lambda: env.destination("archive")["last_error"], DEADLINE,
                "an archive store to fail")

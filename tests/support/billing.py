@@ -17,7 +17,6 @@ from pathlib import Path
 from sqlalchemy import select
 
 from connector.domain.model import PersonName, Practitioner
-from connector.domain.states import CaseEvent
 from connector.hl7.ack import AckResult, build_ack, read_ack
 from connector.hl7.errors import Hl7Error
 from connector.hl7.parse import encode, parse
@@ -29,6 +28,7 @@ from connector.workflow.commands import RecordReport
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import Services
 from tests.support.peers import RecordingPeer
+from tests.support.services import archive_holds
 from tests.support.wait import wait_until
 
 DEADLINE = 30
@@ -103,12 +103,12 @@ class Billing:
                                         placer)
 
     def answer(self, accession: str, specialist: Practitioner = SPECIALIST):
-        """The specialist answers (the case is first given an image, as an upload would)."""
-        with self.services.store.engine.begin() as conn:
-            case = cases.load(conn, accession)
-            if case.status.value in ("OPEN",):
-                case.apply(CaseEvent.IMAGE_RECEIVED)
-                cases.save_status(conn, case, "2026-11-24T08:00:00+00:00")
+        """The specialist answers (an open case is first given an image and its study called
+        stable, as an upload and the archive would)."""
+        with self.services.store.engine.connect() as conn:
+            status = cases.load(conn, accession).status.value
+        if status in ("OPEN", "IMAGES_PENDING"):
+            archive_holds(self.services, accession)
         with self.services.unit() as uow:
             return record_report.handle(
                 RecordReport(accession, "Naevus bénin.", "no_visit", specialist, "test"), uow)

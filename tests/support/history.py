@@ -12,12 +12,12 @@ import datetime as dt
 from dataclasses import dataclass
 
 from connector.domain.model import PersonName, Practitioner
-from connector.domain.states import CaseEvent
 from connector.entrypoints import hl7_intake
 from connector.store import cases
 from connector.workflow import record_report, refuse_order
 from connector.workflow.commands import DeclineCase, RecordReport
 from tests.support.inbound import order
+from tests.support.services import archive_holds
 
 START = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)  # a Monday: ISO week 2026-W02
 CASES = 240
@@ -82,10 +82,8 @@ def build_history(services) -> dict[int, str]:
             with services.unit() as uow:
                 refuse_order.decline(DeclineCase(accession, p.reason, "test", p.specialist), uow)
             continue
+        archive_holds(services, accession)
         with services.unit() as uow:
-            case = uow.cases.load(accession)
-            case.apply(CaseEvent.IMAGE_RECEIVED)
-            uow.cases.save_status(case, uow.moment.iso)
             record_report.handle(RecordReport(accession, "Avis.", p.conduct, p.specialist,
                                               "test"), uow)
     return accessions

@@ -1,6 +1,7 @@
 """What the inbound HL7 tests send and read: `Inbound` (the `inbound` fixture's services on a
 real SQLite file, with real MLLP peers for the requester's EHR and the accounting feed; no
-Orthanc: archive jobs stay queued, on their own line), and builders for what the hospital
+Orthanc: archive jobs stay queued, on their own line, and `open_case` says what the archive
+would once it held the images), and builders for what the hospital
 sends: orders (ORM/OMG/OMI, NW/CA/XO), identity messages (ADT A08/A31/A40) and reports
 (ORU^R01, MDM^T02/T10).
 
@@ -28,6 +29,7 @@ from connector.workflow.commands import AttachImage
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import Services
 from tests.support.peers import RecordingPeer
+from tests.support.services import archive_holds
 from tests.support.wait import wait_until
 
 REQUESTER = "801234567897^MARTIN^Jean^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO"
@@ -152,13 +154,18 @@ class Inbound:
     def send_raw(self, raw: bytes) -> bytes:
         return hl7_intake.handle(self.services, raw, "test")
 
-    def open_case(self, placer: str, *, images: int = 0, **kwargs) -> str:
+    def open_case(self, placer: str, *, images: int = 0, stable: bool = True,
+                  **kwargs) -> str:
+        """Open a case by its order; with `images`, attach them and (unless `stable` is
+        False) let the archive call the study stable, so the case is READY for a report."""
         ack = self.send(order(placer, **kwargs))
         assert ack.code == "AA", [e.text for e in ack.errors]
         accession = self.accession(placer)
         for n in range(images):
             attach_image.attach(self.services, [AttachImage(accession, demo_photo(n % 2 == 1),
                                                             "test")])
+        if images and stable:
+            assert archive_holds(self.services, accession) == "READY"
         return accession
 
     def accession(self, placer: str) -> str:

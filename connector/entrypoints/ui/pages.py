@@ -31,7 +31,7 @@ from ...domain.errors import DomainError, NotFound, StateConflict
 from ...domain.model import PersonName, Practitioner, reason_text
 from ...domain.moment import Moment, iso
 from ...domain.roles import Reach, reach_of
-from ...domain.states import AWAITING_ANSWER, CaseStatus
+from ...domain.states import AWAITING_ANSWER, IMAGES_NOT_STABLE, CaseStatus
 from ...workflow import assign_case, record_read, record_report, refuse_order
 from ...workflow.commands import AssignCase, DeclineCase, RecordRead, RecordReport, ReleaseCase
 from . import i18n, passwords, session
@@ -270,6 +270,7 @@ def _case_page(request: Request, who: Person, accession: str, *, status: int = 2
                           case["study_instance_uid"]),
         conducts=list(services.mappings.conducts.values()),
         answerable=case["status"] in WAITING, names=names,
+        images_stable=case["status"] not in IMAGES_NOT_STABLE,
         pool_label=pool.label if pool is not None else (case["pool"] or ""),
         may_take=(who.role == "specialist" and bool(who.practitioner_id) and pool is not None
                   and pool.admits(who.practitioner_id)
@@ -363,7 +364,12 @@ async def answer(request: Request, accession: str,
                 raise DomainError("the opinion is empty", where="text")
             record_report.handle(RecordReport(accession, text, conduct, specialist, who.actor),
                                  uow)
-    except (_Stale, StateConflict) as exc:
+    except StateConflict as exc:
+        if exc.code != "images-not-stable":
+            return _stale(request, who, accession, exc)
+        return _case_page(request, who, accession, status=409, text=text, conduct=conduct,
+                          error=labels["images_not_stable_posted"])
+    except _Stale as exc:
         return _stale(request, who, accession, exc)
     except NotFound:
         return _case_page(request, who, accession)

@@ -125,6 +125,8 @@ def env(tmp_path_factory):
         r = api.post(f"/api/cases/{answered}/images",
                      files={"file": ("a.jpg", valid_photo(60000), "image/jpeg")})
         assert r.status_code == 201, r.text
+        wait_until(lambda: api.get(f"/api/cases/{answered}").json()["status"] == "READY", 60,
+                   "the case to be READY")
         r = api.post(f"/api/cases/{answered}/report", json={
             "text": "Naevus bénin.", "conduct": "no_visit",
             "specialist": {"id": "810001234567", "name": "LEROY^Claire"}})

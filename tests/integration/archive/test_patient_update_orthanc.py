@@ -22,6 +22,7 @@ from connector.workflow.commands import AttachImage, RecordReport
 from connector.entrypoints import hl7_intake
 from connector.bootstrap import build
 from connector.store.files import write_durably
+from tests.support.services import archive_holds
 from tests.support.wait import wait_until
 from tests.support.cli import EXAMPLE_DEVICES
 
@@ -93,6 +94,8 @@ def test_patient_update_and_merge_rewrite_the_stored_study(orthanc_factory, tmp_
     for dermoscopy in (False, True):
         attach_image.attach(services, [AttachImage(case.accession, demo_photo(dermoscopy),
                                                    "test")])
+    drain()  # the photos stored; then the study's stable event, which no plugin sends here
+    assert archive_holds(services, case.accession) == "READY"
     with services.unit() as uow:
         record_report.handle(RecordReport(
             case.accession, "Naevus bénin.", "no_visit",

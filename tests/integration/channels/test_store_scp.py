@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 from connector.demo import DEMO_DEVICE_AE
 from connector.entrypoints.dicom_scp import UNMATCHED_COMMENT
 from connector.store.schema import images
-from tests.support.channels import jpeg_object, part10, storescu
+from tests.support.channels import DEADLINE, jpeg_object, part10, storescu
+from tests.support.wait import wait_until
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 
@@ -243,6 +244,8 @@ def test_object_is_refused_when_its_case_is_cancelled_or_answered(channels):
     case = channels.open_case()
     accession = case["accession"]
     assert send_pynetdicom(channels, jpeg_object(accession=accession, patient_id="", seed=5)).Status == 0
+    wait_until(lambda: channels.case(accession)["status"] == "READY", DEADLINE,
+               "the case to be READY")
     r = channels.api.post(f"/api/cases/{accession}/report", json={
         "text": "Naevus bénin.", "conduct": "no_visit",
         "specialist": {"id": "810001234567", "name": "LEROY^Claire"}})

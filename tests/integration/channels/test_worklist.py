@@ -72,6 +72,8 @@ def test_entries_are_withdrawn_when_the_case_is_answered(channels, tmp_path):
     r = channels.api.post(f"/api/cases/{accession}/images",
                           files={"file": ("p.jpg", demo_jpeg(), "image/jpeg")})
     assert r.status_code == 201, r.text
+    wait_until(lambda: channels.case(accession)["status"] == "READY", DEADLINE,
+               "the case to be READY")
     r = channels.api.post(f"/api/cases/{accession}/report", json={
         "text": "Naevus bénin.", "conduct": "no_visit",
         "specialist": {"id": "810001234567", "name": "LEROY^Claire"}})

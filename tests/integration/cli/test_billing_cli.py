@@ -12,7 +12,6 @@ from connector.billing.engine import explain
 from connector.billing.reconcile import reconcile
 from connector.config import load_config
 from connector.domain.model import PersonName, Practitioner
-from connector.domain.states import CaseEvent
 from connector.store import cases, queries
 from connector.workflow import record_report, withdraw_report
 from connector.workflow.commands import RecordReport, WithdrawReport
@@ -21,6 +20,7 @@ from connector.bootstrap import build
 from connector.runtime import worker
 from tests.support.cli import EXAMPLE_DEVICES, one_error_line, telederm, write_config
 from tests.support.peers import RecordingPeer
+from tests.support.services import archive_holds
 from tests.support.wait import wait_until
 
 ACT = {"kind": "teleexpertise", "date": "2026-03-02", "patient": "P1", "requester": "R1",
@@ -99,11 +99,9 @@ def _fill_store(config_path, deliver=None):
                f"ORC|NW|PL-CLI-{n}||||||||||801234567897^MARTIN^Jean\r"
                "OBX|1|CWE|CONSENT^Consentement^L||Y||||||F\r").encode()
         assert b"MSA|AA" in hl7_intake.handle(services, raw, "test")
-        with services.store.engine.begin() as conn:
+        with services.store.engine.connect() as conn:
             accession = cases.find_by_placer(conn, "DPI|CHU_DEMO", f"PL-CLI-{n}")
-            case = cases.load(conn, accession)
-            case.apply(CaseEvent.IMAGE_RECEIVED)
-            cases.save_status(conn, case, "2026-11-24T08:00:00+00:00")
+        archive_holds(services, accession)
         with services.unit() as uow:
             record_report.handle(RecordReport(accession, "Avis.", "no_visit", specialist, "test"),
                                  uow)

@@ -12,6 +12,7 @@ import pytest
 from connector.demo import demo_photo
 from connector.store.schema import patients
 from tests.support.inbound import REQUESTER, adt, mdm, msh, order, oru, pid, segment, wire
+from tests.support.services import archive_holds
 
 NEW_REQUESTER = "809876543210^BERNARD^Anne^^^DR^^^ASIP-SANTE-PS&1.2.250.1.71.4.2.1&ISO"
 
@@ -75,7 +76,7 @@ def test_change_updates_question_priority_requester_and_is_audited(inbound):
                              requester=NEW_REQUESTER, patient_class="I"))
     assert ack.code == "AA", ack.errors
     case = inbound.case(accession)
-    assert case["status"] == "IMAGES_PENDING"  # images and state untouched
+    assert case["status"] == "READY"  # images and state untouched
     assert case["question"] == "Lésion ulcérée depuis 2 semaines\nSaignement au contact."
     assert case["priority"] == "urgent"
     assert (case["requester"]["id"], case["requester"]["name"]) == ("809876543210",
@@ -350,6 +351,20 @@ def test_the_same_report_resent_changes_nothing(inbound):
     assert inbound.send(oru(accession=accession, control_id="ORU-DUP-2")).code == "AA"
     assert len(inbound.case(accession)["reports"]) == 1
     assert len(inbound.audit("report.resent")) == 1
+
+
+def test_a_report_before_the_images_are_stable_is_ae_saying_why_and_taken_once_ready(inbound):
+    accession = inbound.open_case("PL-ORU-EARLY", images=1, stable=False)
+    raw = oru(accession=accession, control_id="ORU-EARLY-1")
+    early = inbound.send(raw)
+    assert err(early) == ("AE", "207", "OBR^1^3")
+    assert "not stable yet (it is IMAGES_PENDING)" in early.errors[0].text
+    assert inbound.case(accession)["reports"] == []
+    assert archive_holds(inbound.services, accession) == "READY"
+    assert inbound.send(oru(accession=accession, control_id="ORU-EARLY-2")).code == "AA"
+    assert [r["status"] for r in inbound.case(accession)["reports"]] == ["F"]
+    with inbound.services.reading() as uow:  # the PDF shows the case's photo as a thumbnail
+        assert uow.reports.latest(accession).pdf.count(b"/Subtype /Image") == 1
 
 
 def test_report_errors(inbound):

@@ -19,7 +19,6 @@ ALLOWED = [
     (S.READY, E.REVIEW_STARTED, S.IN_REVIEW),
     (S.IN_REVIEW, E.IMAGE_RECEIVED, S.IN_REVIEW),
     (S.IN_REVIEW, E.IMAGES_STABLE, S.IN_REVIEW),
-    (S.IMAGES_PENDING, E.REPORT_FINAL, S.ANSWERED),
     (S.READY, E.REPORT_FINAL, S.ANSWERED),
     (S.IN_REVIEW, E.REPORT_FINAL, S.ANSWERED),
     (S.ANSWERED, E.IMAGES_STABLE, S.ANSWERED),
@@ -79,6 +78,12 @@ def test_state_conflict_is_a_domain_error_rendered_as_409_when_raised():
     assert (error.code, error.http_status) == ("state-conflict", 409)
     assert error.hint
     assert error.one_line().startswith("a case in state OPEN does not accept 'report_final' (case.status): ")
+
+
+@pytest.mark.parametrize("state", [S.OPEN, S.IMAGES_PENDING])
+def test_a_report_is_refused_while_the_images_are_not_stable(state):
+    with pytest.raises(StateConflict):
+        new_case(state).apply(E.REPORT_FINAL)
 
 
 def test_case_apply_leaves_status_and_events_unchanged_when_transition_is_refused():

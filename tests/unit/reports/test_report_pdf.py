@@ -198,3 +198,33 @@ def test_pdf_keeps_an_unqualified_ins_out_and_claims_no_signature_unsigned(order
     text = _text(_render(replace(order, patient=provisional), report), tmp_path)
     assert "279035121518989" not in text and "INS" not in text
     assert "PAdES" not in text
+
+
+def test_thumbnails_of_the_stored_images_are_in_the_pdf_and_small(order, report, tmp_path):
+    from tests.support.channels import jpeg_object, part10
+    from connector.dicom.images import preview_jpeg
+    paths = []
+    for seed in (1, 2):
+        path = tmp_path / f"image{seed}.dcm"
+        path.write_bytes(part10(jpeg_object(seed=seed)))
+        paths.append(path)
+    thumbnails = [preview_jpeg(p) for p in paths]
+    assert all(t[:2] == b"\xff\xd8" and len(t) < 8000 for t in thumbnails)
+    plain, shown = _render(order, report), _render(order, report, thumbnails=thumbnails)
+    def pictures(pdf: bytes) -> list[tuple[str, str]]:  # (width, height) per image
+        rows = _poppler(pdf, tmp_path, "pdfimages", "-list").splitlines()[2:]
+        return [(row.split()[3], row.split()[4]) for row in rows]
+    assert pictures(shown) == [("96", "64")] * 2 and pictures(plain) == []
+    assert len(shown) - len(plain) < 4 * 8000
+
+
+def test_pdf_is_pdfa_3b_and_the_same_bytes_for_the_same_input(order, report):
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    import io
+    pdf = _render(order, report)
+    assert pdf == _render(order, report)
+    reader = PdfFileReader(io.BytesIO(pdf))
+    xmp = reader.root["/Metadata"].get_object().data.decode()
+    assert "<pdfaid:part>3</pdfaid:part><pdfaid:conformance>B</pdfaid:conformance>" in xmp
+    assert "<xmp:CreateDate>2025-03-14T15:31:05+01:00</xmp:CreateDate>" in xmp
+    assert reader.root["/OutputIntents"][0].get_object()["/S"] == "/GTS_PDFA1"

@@ -121,3 +121,23 @@ def test_cli_keys_init_then_report_verify(tmp_path, signed):
 
     missing = telederm("report", "verify", tmp_path / "none.pdf")
     assert "not a readable file" in one_error_line(missing, 2)
+
+
+def test_signed_report_stays_pdfa_3b_xmp_and_srgb_output_intent(signed):
+    """veraPDF is not packaged for Debian: the PDF/A-3b parts are checked one by one."""
+    from pyhanko.pdf_utils.metadata import xmp_xml
+    reader = PdfFileReader(io.BytesIO(signed))
+    assert "/Encrypt" not in reader.trailer_view
+    (intent,) = reader.root["/OutputIntents"]
+    intent = intent.get_object()
+    assert (intent["/S"], intent["/OutputConditionIdentifier"]) == ("/GTS_PDFA1",
+                                                                    "sRGB IEC61966-2.1")
+    profile = intent["/DestOutputProfile"].get_object()
+    assert profile["/N"] == 3 and profile.data[36:40] == b"acsp"  # an ICC profile
+    (xmp,) = xmp_xml.parse_xmp(io.BytesIO(reader.root["/Metadata"].get_object().data))
+    fields = {(name.ns, name.local_name): value.value for name, value in xmp}
+    pdfaid = "http://www.aiim.org/pdfa/ns/id/"
+    assert (fields[(pdfaid, "part")], fields[(pdfaid, "conformance")]) == ("3", "B")
+    info = reader.trailer_view["/Info"].get_object()
+    assert fields[("http://ns.adobe.com/pdf/1.3/", "Producer")] == info["/Producer"]
+    assert fields[("http://purl.org/dc/elements/1.1/", "title")].entries[0].value == info["/Title"]

@@ -1,5 +1,5 @@
 """The case page's forms without a browser: decline, a refused answer shown again with what
-was typed, two specialists declining the same case (the second gets the stale page), and the
+was typed, an answer refused while the images are still arriving, two specialists declining the same case (the second gets the stale page), and the
 correction of an answered case."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from connector.domain.states import CaseEvent
 from connector.reports.signing import verify
 from connector.workflow import open_case
 from connector.workflow.commands import OpenCase
 from tests.support import ui
+from tests.support.services import archive_holds
 from tests.support.store_samples import make_order
 
 
@@ -88,13 +88,26 @@ def test_a_refused_answer_keeps_what_was_typed_and_records_nothing(app, services
         assert uow.reports.count(accession) == 0
 
 
+def test_an_answer_before_the_images_are_stable_is_refused_and_keeps_what_was_typed(
+        app, services, accession):
+    browser, _ = ui.logged_in(app, "spec")
+    page = browser.get(f"/ui/cases/{accession}").text
+    assert 'id="images-not-stable"' in page and '<button id="sign-send" disabled>' in page
+    r = browser.post(f"/ui/cases/{accession}/report", data={
+        **_form(page, "answer-form"), "text": "Naevus bénin, à revoir.", "conduct": "no_visit"})
+    assert r.status_code == 409 and "Avis non envoyé" in r.text
+    assert "Naevus bénin, à revoir." in r.text
+    with services.reading() as uow:
+        assert uow.reports.count(accession) == 0
+    assert archive_holds(services, accession) == "READY"
+    ready = browser.get(f"/ui/cases/{accession}").text
+    assert 'id="images-not-stable"' not in ready and '<button id="sign-send">' in ready
+
+
 @pytest.fixture
 def answered(app, services, accession) -> str:
-    """The case answered through its page's form (its images counted as received)."""
-    with services.unit() as uow:
-        case = uow.cases.load(accession)
-        case.apply(CaseEvent.IMAGE_RECEIVED)
-        uow.cases.save_status(case, uow.moment.iso)
+    """The case answered through its page's form (its images stored and stable)."""
+    archive_holds(services, accession)
     browser, _ = ui.logged_in(app, "spec")
     page = browser.get(f"/ui/cases/{accession}").text
     r = browser.post(f"/ui/cases/{accession}/report", data={
