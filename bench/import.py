@@ -89,7 +89,7 @@ def main() -> None:
         subprocess.run([str(TELEDERM), "wrap", "--out", str(wrapped), "--patient-id", "REF",
                         "--accession", "REF", *map(str, files)], check=True,
                        stdout=subprocess.DEVNULL)
-        with RunningConnector(config).start() as running:
+        with RunningConnector(config) as running:
             archive = running.services.archive
             api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
                                headers={"Authorization": f"Bearer {token}"}, timeout=120)

@@ -105,7 +105,7 @@ def main() -> None:
         config = local_config(work / "connector", ehr_port=ehr.port,
                               accounting_port=accounting.port, token=token)
         try:
-            with RunningConnector(config).start() as running:
+            with RunningConnector(config) as running:
                 import httpx
                 api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
                                    headers={"Authorization": f"Bearer {token}"}, timeout=120)

@@ -122,7 +122,7 @@ def main() -> None:
                         "--accession", "REF", *map(str, photos)], check=True,
                        stdout=subprocess.DEVNULL)
         wrapped = sorted(wrapped_dir.iterdir())
-        with RunningConnector(config).start() as running:
+        with RunningConnector(config) as running:
             api = httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}",
                                headers={"Authorization": f"Bearer {token}"}, timeout=120)
             orthanc = httpx.Client(base_url=running.orthanc.url, timeout=120,

@@ -48,6 +48,15 @@ class NotFound(ConnectorError):
     retryable = False
 
 
+class NotPermitted(ConnectorError):
+    """An act the caller is authenticated for but may not do as it asks (e.g. sign as another
+    practitioner than its token or login is bound to)."""
+
+    code = "forbidden"
+    http_status = 403
+    retryable = False
+
+
 class ImageError(ConnectorError):
     code = "bad-image"
     http_status = 422

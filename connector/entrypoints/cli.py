@@ -501,6 +501,11 @@ def config_warnings(config) -> list[str]:
     if not config.storage.key and config.storage.key_file is None:
         out.append("no [storage] key_file (or TELEDERM_STORAGE_KEY): images and report objects "
                    "waiting in data_dir are written in clear")
+    for token in config.api.tokens:
+        if token.role == "specialist" and not token.practitioner_id:
+            out.append(f"[[api.tokens]] {token.name} is a specialist token bound to no "
+                       "practitioner: it signs reports as whichever dermatologist they name "
+                       "(set its practitioner_id, or give each one a token of their own)")
     if not config.http.tls and not _loopback(config.http.listen.rpartition(":")[0]):
         out.append(f"[http] listen = {config.http.listen} is reachable from the network over "
                    "plain HTTP: tokens, passwords and patient data cross it in clear (set "

@@ -9,6 +9,7 @@ configured, the DICOM C-STORE SCP (`[dicom] listen`) and the watched folder (`[w
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import socket
@@ -81,6 +82,18 @@ def start_managed(config: Config, token: str) -> tuple[ManagedOrthanc, bool, str
     return orthanc, started, token
 
 
+def _record_configuration(services: Services) -> None:
+    """The configuration a start runs with is an event of the trail: its digest (the settings
+    as loaded, secrets included, so a changed password shows too) and the mappings folder, so
+    an auditor can tell when what the site set changed."""
+    config = services.config
+    digest = hashlib.sha256(config.model_dump_json().encode("utf-8")).hexdigest()
+    with services.unit() as uow:
+        uow.audit.append(at=uow.moment.iso, actor=f"connector:{os.getpid()}",
+                         action="config.loaded",
+                         detail={"sha256": digest, "mappings": str(config.mappings_dir)})
+
+
 def _bind_error(key: str, address: str, exc: OSError) -> ConnectorError:
     return ConnectorError(f"cannot listen on {address}: {exc.strerror or exc}", where=key,
                           hint=f"free that port or change {key} in the config")
@@ -120,6 +133,7 @@ class RunningConnector:
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self, timeout: float = 60) -> "RunningConnector":
+        _record_configuration(self.services)
         if self.config.orthanc.managed and self.manage_orthanc:
             self.orthanc, self._started_orthanc, self.services.internal_token = start_managed(
                 self.config, self.services.internal_token)

@@ -192,9 +192,19 @@ def _follow_up_refused(services: Services, uow: UnitOfWork, item: Item,
     request_follow_up.on_dead(uow, item, error)
 
 
+def _message_sent(services: Services, uow: UnitOfWork, item: Item) -> None:
+    """A message delivered is an event of the trail (its type, control id and destination,
+    not its content), committed with the item's completion."""
+    header = salvage_header(json.loads(item.payload)["message"].encode("utf-8"))
+    uow.audit.append(at=uow.moment.iso, actor="worker", action="message.sent",
+                     accession=item.accession,
+                     detail={"destination": item.destination, "control_id": header.control_id,
+                             "type": f"{header.message_type}^{header.trigger}"})
+
+
 ON_DONE = {
     "archive.store": (_archived, _forward_report),
-    "hl7.send": (_charges_delivered, _follow_up_delivered),
+    "hl7.send": (_charges_delivered, _follow_up_delivered, _message_sent),
 }
 ON_DEAD = {
     "hl7.send": (_charges_refused, _follow_up_refused),

@@ -29,7 +29,8 @@ In flow order:
    messages (ADT A08/A31, A40, A47, A24/A37); `domain/identity.py` says which are refused as
    conflicts.
 Shared by several steps: `notify_status` (order status to the requester), `outbound` (queueing
-an HL7 message). Beside the flow: `record_read` — a case shown to someone (audit trail).
+an HL7 message). Beside the flow: `record_read` — a case shown to someone, `record_listing` — a list of
+cases shown (audit trail).
 
 Channels that build the commands are in `connector/entrypoints/`; what runs in the background
 (the outbox worker, the Orthanc changes catch-up, the storage-mode applier, the server) in

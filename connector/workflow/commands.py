@@ -191,6 +191,18 @@ class FireTimer:
 
 
 @dataclass(frozen=True)
+class RecordListing:
+    """Someone was shown a list of cases: `count` of them, selected by the `filters` named
+    (their values stay out of the trail)."""
+
+    actor: str
+    via: str
+    count: int
+    filters: tuple[str, ...] = ()
+    peer: str = ""
+
+
+@dataclass(frozen=True)
 class RecordRead:
     """Someone was shown a case's data: `via` names the channel (api, ui, cli), `peer` where
     the request came from (an address), `what` the view (case, images...)."""

@@ -90,6 +90,17 @@ def test_case_runs_end_to_end_on_real_orthanc_and_sockets(env):
     assert [str(s[23]) for s in ft1] == [accession, accession]
     assert str(ft1[0][20][0][0]) == "810001234567"
 
+    # Each message delivered is in the audit trail: type, control id and destination only.
+    def sent():
+        with running.services.reading() as uow:
+            return [row["detail"] for row in uow.audit.listing(accession=accession)
+                    if row["action"] == "message.sent"]
+    wait_until(lambda: {d["type"] for d in sent()} >= {"ORU^R01", "DFT^P03"},
+               30, "the ORU and the DFT in the audit trail")
+    assert {(d["type"], d["destination"]) for d in sent()} >= {
+        ("ORU^R01", "ehr"), ("DFT^P03", "accounting")}
+    assert all(d["control_id"] for d in sent())
+
 
 def test_same_order_twice_opens_one_case_and_gets_the_same_ack(env):
     running, api, *_ = env
@@ -168,3 +179,12 @@ def test_dermatologist_declines_and_operator_cancels_with_a_reason_over_the_api(
     r = api.post(f"/api/cases/{accessions[1]}/cancel", json={"reason": "Demande en double"})
     assert r.status_code == 200 and r.json()["status"] == "CANCELLED"
     assert api.post("/api/cases/TD99999999/decline", json={"reason": "x"}).status_code == 404
+
+
+def test_the_configuration_a_start_runs_with_is_in_the_audit_trail(env):
+    running = env[0]
+    with running.services.reading() as uow:
+        loaded = [row for row in uow.audit.listing() if row["action"] == "config.loaded"]
+    assert loaded and len(loaded[0]["detail"]["sha256"]) == 64
+    assert loaded[0]["detail"]["mappings"] == str(running.config.mappings_dir)
+    assert running.config.orthanc.password not in str(loaded)

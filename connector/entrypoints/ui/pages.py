@@ -32,8 +32,9 @@ from ...domain.model import PersonName, Practitioner, reason_text
 from ...domain.moment import Moment, iso
 from ...domain.roles import Reach, reach_of
 from ...domain.states import AWAITING_ANSWER, IMAGES_NOT_STABLE, CaseStatus
-from ...workflow import assign_case, record_read, record_report, refuse_order
-from ...workflow.commands import AssignCase, DeclineCase, RecordRead, RecordReport, ReleaseCase
+from ...workflow import assign_case, record_listing, record_read, record_report, refuse_order
+from ...workflow.commands import (AssignCase, DeclineCase, RecordListing, RecordRead,
+                                 RecordReport, ReleaseCase)
 from . import i18n, passwords, session
 from .session import PageDenied, Person
 
@@ -219,6 +220,10 @@ def worklist(request: Request, status: str = "", who: Person = Depends(session.p
         cases = uow.queries.worklist(status=status or None, now=iso(now),
                                      reach=_reach(request, who))
         names = _practitioners(uow)
+    with services.unit() as uow:
+        record_listing.handle(RecordListing(who.actor, "ui", len(cases),
+                                            ("status",) if status else (),
+                                            request.client.host if request.client else ""), uow)
     return render(request, "worklist.html", who=who, cases=cases, statuses=WAITING,
                   selected=status if status in WAITING else "", names=names,
                   pools=_pool_labels(request),

@@ -234,6 +234,21 @@ def test_a_specialist_may_not_answer_a_case_assigned_to_another(site):
         assert uow.cases.statuses([site["in"]])[site["in"]] == "OPEN"
 
 
+def test_a_specialist_token_signs_as_its_own_practitioner_only(site):
+    api = ui.client(site["app"])
+    body = {"text": "Naevus bénin.", "conduct": "no_visit",
+            "specialist": {"id": SPEC2, "name": "LEROY^Marie"}}  # the token is SPEC's
+    for path in ("/report", "/report/correct"):
+        got = api.post(f"/api/cases/{site['in']}{path}", json={**body, "reason": "erreur"},
+                       headers={"Authorization": f"Bearer {site['tokens']['specialist']}"})
+        assert got.status_code == 403, got.text
+        problem = got.json()
+        assert problem["type"].endswith("/forbidden") and problem["field"] == "specialist.id"
+        assert SPEC in problem["detail"] and "own token" in problem["hint"]
+    with site["services"].reading() as uow:
+        assert uow.reports.count(site["in"]) == 0
+
+
 def test_every_ui_page_for_every_role_and_reach(site):
     app = site["app"]
     pages = {(method, route.path) for route in pages_router.routes for method in route.methods}

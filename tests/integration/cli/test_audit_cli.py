@@ -152,6 +152,21 @@ def test_a_case_read_through_the_api_is_listed_with_who_and_from_where(site):
     assert "DUPONT" not in listed.stdout + table.stdout
 
 
+def test_a_list_of_cases_is_in_the_trail_with_its_filters_named_not_their_values(site):
+    config, services, (accession, _) = site
+    with TestClient(create_app(services)) as api:
+        r = api.get("/api/cases", params={"patient_id": "IPP-SECRET-42", "status": "OPEN"},
+                    headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 200, r.text
+    listed = telederm("audit", "list", "--format", "json", "--config", config)
+    assert listed.returncode == 0, listed.stderr
+    row = [row for row in json.loads(listed.stdout) if row["action"] == "cases.listed"][-1]
+    assert row["actor"] == "requester:ehr-app" and row["accession"] in ("", None)
+    assert row["detail"] == {"via": "api", "count": 0, "filters": ["patient_id", "status"],
+                             "from": "testclient"}
+    assert "IPP-SECRET-42" not in listed.stdout
+
+
 def test_audit_list_refuses_a_since_that_is_no_date(site):
     config, _, _ = site
     line = one_error_line(telederm("audit", "list", "--since", "yesterday", "--config", config), 2)

@@ -233,3 +233,14 @@ def test_config_check_warns_of_an_api_on_the_network_over_plain_http(tmp_path, p
     result = telederm("config", "check", "--config", tls)
     assert result.returncode == 0, result.stderr
     assert "plain HTTP" not in result.stdout
+
+
+def test_config_check_warns_of_a_specialist_token_bound_to_no_practitioner(tmp_path):
+    tokens = ('[[api.tokens]]\nname = "shared-derm"\nrole = "specialist"\ntoken = "s1"\n'
+              '[[api.tokens]]\nname = "dr-leroy"\nrole = "specialist"\ntoken = "s2"\n'
+              'practitioner_id = "810001234567"\n')
+    config = write_config(tmp_path / "telederm.toml", tmp_path / "data", tokens)
+    result = telederm("config", "check", "--config", config)
+    assert result.returncode == 0, result.stderr
+    bound = [line for line in result.stdout.splitlines() if "bound to no practitioner" in line]
+    assert len(bound) == 1 and "shared-derm" in bound[0], result.stdout

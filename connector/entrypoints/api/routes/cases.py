@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 from ....bootstrap import Services
 from ....domain.errors import NotFound
 from ....domain.model import MAX_REASON
-from ....workflow import assign_case, record_read, refuse_order
-from ....workflow.commands import CancelCase, DeclineCase, RecordRead
+from ....workflow import assign_case, record_listing, record_read, refuse_order
+from ....workflow.commands import CancelCase, DeclineCase, RecordListing, RecordRead
 from ..auth import Principal, on_case, reach, require
 from ..deps import services
 
@@ -62,6 +62,14 @@ def list_cases(request: Request, response: Response, status: str | None = None,
                                       cursor=cursor, overdue=overdue, pool=pool,
                                       assigned_to=assigned_to, now=svc.moment().iso,
                                       reach=reach(request, who))
+    filters = {"status": status, "priority": priority, "placer_order_number": placer_order_number,
+               "patient_id": patient_id, "overdue": overdue, "pool": pool,
+               "assigned_to": assigned_to}
+    with svc.unit() as uow:  # in the trail before the list leaves
+        record_listing.handle(RecordListing(
+            who.actor, "api", len(page.items),
+            tuple(name for name, value in filters.items() if value is not None),
+            request.client.host if request.client else ""), uow)
     response.headers["X-Total-Count"] = str(page.total)
     if page.next_cursor:
         url = request.url.include_query_params(cursor=page.next_cursor)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from ....bootstrap import Services
-from ....domain.errors import NotFound
+from ....domain.errors import NotFound, NotPermitted
 from ....domain.model import MAX_REASON, PersonName, practitioner_by_id, reason_text
 from ....workflow import assign_case, record_report, withdraw_report
 from ....workflow.commands import RecordReport, WithdrawReport
@@ -47,7 +47,7 @@ def post_report(accession: str, body: ReportIn, who: Principal = Depends(on_case
     with svc.unit() as uow:
         _answerer(uow, accession, who, body)
         got = record_report.handle(RecordReport(accession, body.text, body.conduct,
-                                                _specialist(body, svc), who.actor), uow)
+                                                _specialist(body, who, svc), who.actor), uow)
     return _recorded(got)
 
 
@@ -61,7 +61,7 @@ def correct(accession: str, body: CorrectionIn, who: Principal = Depends(on_case
     with svc.unit() as uow:
         _answerer(uow, accession, who, body)
         got = record_report.handle(RecordReport(accession, body.text, body.conduct,
-                                                _specialist(body, svc), who.actor,
+                                                _specialist(body, who, svc), who.actor,
                                                 correction=True, reason=reason), uow)
     return _recorded(got)
 
@@ -74,7 +74,15 @@ def _answerer(uow, accession: str, who: Principal, body: ReportIn | None) -> Non
         assign_case.ensure_answerer(uow, accession, acting)
 
 
-def _specialist(body: ReportIn, svc: Services):
+def _specialist(body: ReportIn, who: Principal, svc: Services):
+    """Who signs: the practitioner the body names, which must be the one a specialist's token
+    is bound to (`practitioner_id`): a token cannot sign as another dermatologist."""
+    bound = who.practitioner_id if who.role == "specialist" else ""
+    if bound and body.specialist.id != bound:
+        raise NotPermitted(f"this token signs as practitioner {bound}, not as the one "
+                           "specialist.id names", where="specialist.id",
+                           hint="send the token's own practitioner id, or answer with the "
+                                "named practitioner's own token")
     return practitioner_by_id(body.specialist.id, PersonName.parse(body.specialist.name),
                               idnatps_authority=svc.mappings.orm.identity.idnatps_authority)
 
