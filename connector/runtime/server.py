@@ -133,6 +133,8 @@ class RunningConnector:
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self, timeout: float = 60) -> "RunningConnector":
+        if self._thread is not None:  # `with RunningConnector(...).start()` starts it once
+            return self
         _record_configuration(self.services)
         if self.config.orthanc.managed and self.manage_orthanc:
             self.orthanc, self._started_orthanc, self.services.internal_token = start_managed(
