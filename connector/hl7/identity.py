@@ -8,7 +8,8 @@ Rules (reference hl7-and-billing.md 9.2-9.4, FR Core, PAM-FR):
   mode. A CX-5 `INS` under any other authority is refused too (wrong OIDs circulate).
 - The local identifier (IPP) is the first other repetition with an identifier type (CX-5) of
   `local_types` (PI), else the first one without a type; `local_authorities`, when set,
-  restricts it to the facility's own authorities.
+  restricts it to the facility's own authorities. The further repetitions of those types (or
+  untyped), from any authority, are the patient's other identifiers: each finds the patient.
 - PID-32 (identity reliability, table 0445 of the French extension) repeats: the statuses PROV,
   VALI, RECUP, QUAL (the weakest wins when several are sent), attribute codes kept as flags, and
   "doubt" codes (doubtful, fictitious identity) that force the status to PROV.
@@ -192,13 +193,17 @@ def patient_ids(msg: ParsedMessage, positions: tuple[Location, ...], m: Identity
                        hint="send the IPP in PID-3 with identifier type "
                             + " or ".join(sorted(m.local_types)))
     ins_value, ins_oid = ins or ("", "")
+    # The patient's further identifiers of the same kind (an IPP of another facility of the
+    # network...), typed as local or untyped; account and visit numbers are not the patient's.
+    further = tuple(dict.fromkeys((c[0], c[1]) for c in local if c is not chosen
+                                  and (not c[2] or c[2] in m.local_types)))
     if usable and (m.qualified_patient_id == "ins" or chosen is None):
         others = ((chosen[0], chosen[1]),) if chosen else ()
-        return PatientIds(ins_value, ins_oid, ins_value, ins_oid, status, flags, others, loc,
-                          tuple(details))
+        return PatientIds(ins_value, ins_oid, ins_value, ins_oid, status, flags,
+                          others + further, loc, tuple(details))
     others = ((ins_value, ins_oid),) if usable else ()
-    return PatientIds(chosen[0], chosen[1], ins_value, ins_oid, status, flags, others, loc,
-                      tuple(details))
+    return PatientIds(chosen[0], chosen[1], ins_value, ins_oid, status, flags, others + further,
+                      loc, tuple(details))
 
 
 def _reliability(msg: ParsedMessage, m: IdentityMapping) -> tuple[str, tuple[str, ...]]:

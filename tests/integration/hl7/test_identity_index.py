@@ -257,3 +257,23 @@ def test_identity_status_transitions_move_the_identifier_between_ipp_and_ins(inb
                                                                   usable), status
         seen.append(len(inbound.outbox("archive.update_patient", accession)))
     assert seen == [1, 2, 3]
+
+
+def test_an_ipp_of_another_facility_finds_the_patient_and_an_account_number_does_not(inbound):
+    """PID-3 repetitions beyond the chosen IPP (another facility's IPP, untyped or PI) are the
+    patient's identifiers too: a later A08 carrying only that one updates the same case."""
+    other = "IPP-ALES^^^CH_ALES&1.2.250.1.999.2&ISO^PI"
+    account = "ACC-5^^^CHU_DEMO&1.2.250.1.999.1&ISO^AN"
+    ack = inbound.send(order("PL-O", f"{ipp('IPP-O')}~{other}~{account}", "BLANC^Anne",
+                             status="PROV"))
+    assert ack.code == "AA", [e.text for e in ack.errors]
+    accession = inbound.accession("PL-O")
+    with inbound.services.store.engine.connect() as conn:
+        pk = cases.find_patient(conn, "IPP-O", "1.2.250.1.999.1")
+        assert cases.find_patient(conn, "IPP-ALES", "1.2.250.1.999.2") == pk is not None
+        assert cases.find_patient(conn, "ACC-5", "1.2.250.1.999.1") is None
+    ack = inbound.send(adt("A08", "A08-O", "IPP-ALES^^^CH_ALES&1.2.250.1.999.2&ISO^PI",
+                           "BLANC^Anne-Marie", status="PROV"))
+    assert ack.code == "AA", [e.text for e in ack.errors]
+    with inbound.services.store.engine.connect() as conn:
+        assert cases.load(conn, accession).order.patient.name.given == "Anne-Marie"

@@ -74,6 +74,16 @@ def test_qualified_ins_identifies_the_patient_and_the_ipp_goes_alongside(edit):
     assert p.other_ids == (("IPP0012345", "CHU_NIMES"),)
 
 
+def test_an_ipp_of_another_facility_is_another_identifier_and_an_account_number_is_not(edit):
+    pid3 = f"{IPP}~IPP-77^^^CH_ALES^PI~ACC-1^^^CHU_NIMES^AN~LEGACY-9^^^OLD_PAS"
+    p = patient(edit, pid3)
+    assert (p.id, p.issuer) == ("IPP0012345", "CHU_NIMES")
+    assert p.other_ids == (("IPP-77", "CH_ALES"), ("LEGACY-9", "OLD_PAS"))
+    q = patient(edit, f"{pid3}~{INS_NIR}", "QUAL")
+    assert (q.id, q.other_ids) == (NIR, (("IPP0012345", "CHU_NIMES"), ("IPP-77", "CH_ALES"),
+                                         ("LEGACY-9", "OLD_PAS")))
+
+
 def test_qualified_nia_is_used_like_a_nir(edit):
     p = patient(edit, f"{INS_NIA}~{IPP}", "QUAL")
     assert (p.id, p.issuer) == (NIR, "1.2.250.1.213.1.4.9")
