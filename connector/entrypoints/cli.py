@@ -273,7 +273,10 @@ def cmd_stats(args) -> int:
         raise DomainError(err.text, where=f"--{err.where}", hint=err.hint) from None
     services = build(_config(args))
     with services.reading() as uow:
-        sys.stdout.write(render(figures(uow, start, end), args.format))
+        text = render(figures(uow, start, end), args.format)
+    _audit_disclosure(services, "stats.exported", period=[str(start), str(end)],
+                      format=args.format)
+    sys.stdout.write(text)
     return 0
 
 
@@ -655,6 +658,8 @@ def cmd_billing_report(args) -> int:
         rows = uow.queries.charge_rows(first_day=first.replace("-", ""),
                                        last_day=last.replace("-", ""))
     report = reconcile(rows, date_from=first, date_to=last)
+    _audit_disclosure(services, "billing.exported", period=[first, last], lines=len(rows),
+                      format="csv" if args.csv else "json")
     if args.csv:
         sys.stdout.write(render_csv(report))
     else:

@@ -116,6 +116,18 @@ def test_stats_of_one_week_count_only_the_cases_opened_in_it(history):
         [p for p in week if p.outcome == "answered"])
 
 
+def test_an_export_of_the_figures_is_in_the_audit_trail(history):
+    config, services = history
+    assert telederm("stats", "--from", "2026-01-12", "--to", "2026-01-18", "--format", "csv",
+                    "--config", config).returncode == 0
+    with services.reading() as uow:
+        today = dt.datetime.now(dt.timezone.utc).date().isoformat()  # the history is older
+        (row, *_) = [r for r in uow.audit.listing(since=today)
+                     if r["action"] == "stats.exported"]
+    assert row["actor"].startswith("cli:") and row["detail"]["format"] == "csv"
+    assert row["detail"]["period"][0].startswith("2026-01-12")
+
+
 def test_stats_csv_and_table_carry_the_same_figures(history):
     config, services = history
     with services.reading() as uow:
