@@ -170,7 +170,16 @@ class Clients:
                              files={"file": (f"c{case}.jpg", photo(case), "image/jpeg")},
                              data={"kind": "photo", "site": "66643007", "laterality": "L"})
             assert got.status_code in (200, 201), got.text
+        # Reports once every photo is up: each waits for its stable study (found by the
+        # Changes Log catch-up), and those waits overlap instead of adding up.
+        for case in self.cases_of(process):
+            accession = self.accessions[case]
             if case % REPORT_EVERY == 0:  # to the next process: reports go to any node
+                def stable():
+                    got = self._call(process, "GET", f"/api/cases/{accession}")
+                    return got.status_code == 200 and got.json()["status"] not in (
+                        "OPEN", "IMAGES_PENDING")
+                wait_until(stable, DEADLINE, f"case {case} READY")
                 got = self._call((process + 1) % PROCESSES, "POST",
                                  f"/api/cases/{accession}/report", json=report_body())
                 # 409: a first try recorded by process 0 just before it was killed
