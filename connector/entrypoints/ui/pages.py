@@ -337,10 +337,12 @@ def _check_fresh(uow, accession: str, form) -> None:
         raise _Stale(status)
 
 
-def _may_answer(uow, request: Request, who: Person, accession: str) -> None:
-    """The case is within `who`'s reach (else NotFound) and not assigned to another member
-    (else StateConflict, `assign_case.ensure_answerer`)."""
+def _may_answer(uow, request: Request, who: Person, accession: str, form) -> None:
+    """The case is within `who`'s reach (else NotFound), the form still shows it as it is
+    (else _Stale: a case answered meanwhile says so, rather than who holds it) and it is not
+    assigned to another member (else StateConflict, `assign_case.ensure_answerer`)."""
     _ensure_reach(uow, request, who, accession)
+    _check_fresh(uow, accession, form)
     assign_case.ensure_answerer(uow, accession, who.practitioner_id)
 
 
@@ -363,8 +365,7 @@ async def answer(request: Request, accession: str,
     services = request.app.state.services
     try:
         with services.unit() as uow:
-            _may_answer(uow, request, who, accession)
-            _check_fresh(uow, accession, form)
+            _may_answer(uow, request, who, accession, form)
             if not text:
                 raise DomainError("the opinion is empty", where="text")
             record_report.handle(RecordReport(accession, text, conduct, specialist, who.actor),
@@ -398,8 +399,7 @@ async def correct(request: Request, accession: str,
                           reason=reason, error=labels["no_practitioner_id"])
     try:
         with request.app.state.services.unit() as uow:
-            _may_answer(uow, request, who, accession)
-            _check_fresh(uow, accession, form)
+            _may_answer(uow, request, who, accession, form)
             if not text:
                 raise DomainError("the opinion is empty", where="text")
             record_report.handle(RecordReport(
@@ -423,8 +423,7 @@ async def decline(request: Request, accession: str,
     services = request.app.state.services
     try:
         with services.unit() as uow:
-            _may_answer(uow, request, who, accession)
-            _check_fresh(uow, accession, form)
+            _may_answer(uow, request, who, accession, form)
             refuse_order.decline(DeclineCase(accession, reason, who.actor,
                                              specialist=_specialist(who)), uow)
     except (_Stale, StateConflict) as exc:
