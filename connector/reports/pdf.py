@@ -36,8 +36,6 @@ from typing import Annotated, Sequence
 from xml.sax.saxutils import escape
 
 import reportlab
-from fontTools import subset as font_subset
-from fontTools.ttLib import TTFont as FontFile
 from pydantic import AfterValidator, StrictStr, create_model
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -52,7 +50,6 @@ from connector.domain.model import Order, PersonName, Report, ResultStatusValues
 from connector.mapfile import read_toml
 from connector.validation import SiteModel, load
 
-from .pdfa import to_pdfa3
 
 LANGS = ("fr", "en")
 LABEL_KEYS = (
@@ -197,6 +194,8 @@ def render_report_pdf(*, order: Order, accession: str, report: Report, conduct_l
         canvas.restoreState()
 
     doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
+    from .pdfa import to_pdfa3  # pyhanko: loaded by the process that renders, not every command
+
     return to_pdfa3(buf.getvalue())
 
 
@@ -260,6 +259,9 @@ def _register_fonts() -> None:
 def _lean_font(path: Path) -> io.BytesIO:
     """The TrueType font at `path` without what reportlab would copy into every document for
     nothing (see the module docstring), as a file reportlab reads."""
+    from fontTools import subset as font_subset  # only once per process, when fonts are set
+    from fontTools.ttLib import TTFont as FontFile
+
     font = FontFile(str(path))
     options = font_subset.Options()
     options.hinting = False
